@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything mixop's build, lab and test suite need on a fresh Debian machine.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+apt_pkgs=(openssh-server openssh-client iproute2 sudo hyperfine procps psmisc time util-linux python3-venv sshpass)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing apt packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The lab starts its own sshd per namespace; the distribution's service is not wanted.
+  (systemctl disable --now ssh 2>/dev/null || service ssh stop 2>/dev/null || true) >/dev/null 2>&1
+fi
+
+venv="$root/.venv"
+stamp="$venv/.requirements.sha"
+want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating Python virtualenv in .venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >/dev/null
+  "$venv/bin/pip" install -q -r tests/requirements.txt
+  echo "$want" > "$stamp"
+fi
+echo "setup: ok"

@@ -1,0 +1,120 @@
+//! Command-line definitions (clap). Nothing else lives here: `app` carries the commands out.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mixop",
+    version,
+    about = "Bring up, verify, tear down and rebuild mixed Linux + Windows Kubernetes labs",
+    long_about = "mixop runs Ansible-style playbooks against an Ansible inventory, in parallel, \
+                  over SSH (Linux) and WinRM (Windows), and verifies the result with a Kubernetes client."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook.
+    Run(RunArgs),
+    /// Load and validate a playbook and its inventory; connect to nothing.
+    Check(CheckArgs),
+    /// Show the inventory (like ansible-inventory).
+    Inventory(InventoryArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryOpt {
+    /// Inventory file or directory (may be given several times).
+    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    pub inventory: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The playbook to run.
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub inventory: InventoryOpt,
+    /// Limit the run to hosts matching this pattern.
+    #[arg(short = 'l', long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Only run tasks tagged with these tags (comma separated, may repeat).
+    #[arg(short = 't', long = "tags", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Skip tasks tagged with these tags.
+    #[arg(long = "skip-tags", value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+    /// Extra variables: `key=value`, YAML/JSON text, or `@file.yml` (highest precedence).
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Report what would change without changing anything.
+    #[arg(short = 'C', long)]
+    pub check: bool,
+    /// Show differences for files and templates that change.
+    #[arg(short = 'D', long)]
+    pub diff: bool,
+    /// Hosts handled at once (default: every host of the batch).
+    #[arg(short = 'f', long)]
+    pub forks: Option<usize>,
+    /// Start the playbook at the task with this name.
+    #[arg(long, value_name = "NAME")]
+    pub start_at_task: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// More detail (-v task results, -vv module arguments, -vvv transport).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Write a detailed log (tracing) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub inventory: InventoryOpt,
+    /// All hosts and groups as JSON (ansible-inventory --list).
+    #[arg(long, conflicts_with_all = ["graph", "host"])]
+    pub list: bool,
+    /// The group tree.
+    #[arg(long, conflicts_with_all = ["list", "host"])]
+    pub graph: bool,
+    /// One host's variables as JSON.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Show variables in the graph.
+    #[arg(long)]
+    pub vars: bool,
+    /// Group to start the graph from.
+    #[arg(value_name = "GROUP")]
+    pub group: Option<String>,
+}

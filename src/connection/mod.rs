@@ -1,0 +1,212 @@
+//! Transports: one trait, one live connection per host for the whole run.
+//!
+//! A connection is opened lazily by the engine the first time a task needs the host and reused by
+//! every later task; implementations must allow several `exec` calls at once (SSH channels,
+//! WinRM commands on one shell) and must never open a new handshake per task.
+
+pub mod local;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+/// Which transport a host uses (`ansible_connection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Local,
+    Ssh,
+    Winrm,
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Option<Transport> {
+        match s {
+            "local" => Some(Transport::Local),
+            "ssh" | "smart" | "paramiko" | "ansible.builtin.ssh" | "ansible.builtin.local" => {
+                if s.ends_with("local") {
+                    Some(Transport::Local)
+                } else {
+                    Some(Transport::Ssh)
+                }
+            }
+            "winrm" | "ansible.builtin.winrm" => Some(Transport::Winrm),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Local => "local",
+            Transport::Ssh => "ssh",
+            Transport::Winrm => "winrm",
+        }
+    }
+}
+
+/// Everything a transport needs to reach one host, resolved from the host's variables
+/// (`ansible_host`, `ansible_port`, `ansible_user`, `ansible_password`, and the transport's own
+/// `ansible_*` settings, which each implementation reads from `vars`).
+#[derive(Debug, Clone)]
+pub struct ConnSpec {
+    /// The inventory name (for messages).
+    pub host: String,
+    pub transport: Transport,
+    /// Address to connect to (`ansible_host`, defaulting to the inventory name).
+    pub address: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// All of the host's variables whose name starts with `ansible_`, already templated.
+    pub vars: Map<String, Value>,
+}
+
+impl ConnSpec {
+    pub fn var_str(&self, name: &str) -> Option<String> {
+        match self.vars.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+    pub fn var_bool(&self, name: &str) -> Option<bool> {
+        match self.vars.get(name)? {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => crate::value::parse_bool(s),
+            Value::Number(n) => Some(n.as_f64() != Some(0.0)),
+            _ => None,
+        }
+    }
+    pub fn var_u64(&self, name: &str) -> Option<u64> {
+        match self.vars.get(name)? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Privilege escalation for one command (`become`).
+#[derive(Debug, Clone)]
+pub struct Become {
+    /// `sudo` (only method supported on POSIX hosts for now).
+    pub method: String,
+    pub user: String,
+    /// Fed to sudo on stdin, never on a command line.
+    pub password: Option<String>,
+}
+
+/// A chunk of output as it arrives, for live progress.
+#[derive(Debug, Clone)]
+pub enum OutputChunk {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+/// One command to run on the target.
+#[derive(Debug, Clone, Default)]
+pub struct CommandSpec {
+    /// A command line for the target's shell: `sh -c` on POSIX hosts, a cmd.exe command line on
+    /// WinRM hosts (Windows modules build it with the PowerShell helper).
+    pub cmd: String,
+    pub stdin: Option<Vec<u8>>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub become_: Option<Become>,
+    /// Receives output as it is produced; the full output is still returned.
+    pub output: Option<mpsc::UnboundedSender<OutputChunk>>,
+}
+
+impl CommandSpec {
+    pub fn new(cmd: impl Into<String>) -> Self {
+        CommandSpec {
+            cmd: cmd.into(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CommandOutput {
+    pub rc: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnErrorKind {
+    /// Could not connect or authenticate: the host is UNREACHABLE.
+    Unreachable,
+    /// The command or transfer did not finish within its timeout.
+    Timeout,
+    /// The connection broke or the peer misbehaved during an operation.
+    Failed,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnError {
+    pub kind: ConnErrorKind,
+    pub message: String,
+}
+
+impl ConnError {
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        ConnError {
+            kind: ConnErrorKind::Unreachable,
+            message: message.into(),
+        }
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        ConnError {
+            kind: ConnErrorKind::Failed,
+            message: message.into(),
+        }
+    }
+    pub fn timeout(message: impl Into<String>) -> Self {
+        ConnError {
+            kind: ConnErrorKind::Timeout,
+            message: message.into(),
+        }
+    }
+}
+
+/// The one interface every transport implements.
+#[async_trait]
+pub trait Connection: Send + Sync {
+    fn transport(&self) -> Transport;
+
+    /// Runs one command. Several calls may be in flight at once on one connection.
+    async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError>;
+
+    /// Writes `data` to `dest` on the target atomically (temporary file in the same directory,
+    /// then rename), so an interrupted transfer never leaves a truncated file. `mode` is applied
+    /// before the rename.
+    async fn put_bytes(&self, data: &[u8], dest: &str, mode: Option<u32>) -> Result<(), ConnError>;
+
+    /// Like `put_bytes` for a local file, streamed in bounded memory.
+    async fn put_file(&self, src: &Path, dest: &str, mode: Option<u32>) -> Result<(), ConnError>;
+
+    /// Copies `src` from the target to the local path `dest` (atomically on the controller).
+    async fn get_file(&self, src: &str, dest: &Path) -> Result<(), ConnError>;
+
+    /// Closes the connection (deletes shells, ends sessions). Idempotent.
+    async fn close(&self);
+}
+
+/// Opens a connection for a host. Transports not built yet fail with a clear message.
+pub async fn connect(spec: &ConnSpec) -> Result<Box<dyn Connection>, ConnError> {
+    match spec.transport {
+        Transport::Local => Ok(Box::new(local::LocalConnection::new())),
+        Transport::Ssh => Err(ConnError::unreachable(format!(
+            "{}: the ssh transport is not available in this build",
+            spec.host
+        ))),
+        Transport::Winrm => Err(ConnError::unreachable(format!(
+            "{}: the winrm transport is not available in this build",
+            spec.host
+        ))),
+    }
+}
