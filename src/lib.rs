@@ -9,6 +9,7 @@ pub mod cli;
 pub mod connection;
 pub mod diag;
 pub mod inventory;
+pub mod modules;
 pub mod template;
 pub mod value;
 pub mod yaml;
