@@ -31,7 +31,7 @@ host_arg() {
 }
 anchor_pid() {
   local p
-  p=$(cat "$(lab_hdir "$1")/run/anchor.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null || lab_die "$1: host is not running"
+  p=$(cat "$(lab_hdir "$1")/run/anchor.pid" 2>/dev/null) && lab_alive "$p" || lab_die "$1: host is not running"
   echo "$p"
 }
 netlock() { exec 9>"$LAB_REG/net-$LAB_X.lock"; flock -w 120 9 || lab_die "timed out waiting for the lab lock"; }
@@ -56,7 +56,7 @@ case "$cmd" in
     [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
     for _ in $(seq 1 100); do
       alive=''
-      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      for p in "${pids[@]}"; do lab_alive "$p" && alive=1; done
       [ -z "$alive" ] && break
       sleep 0.02
     done

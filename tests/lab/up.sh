@@ -260,7 +260,7 @@ EOF
     bash "$lib/hostinit.sh" "$hdir" "$h" "$LAB_X" </dev/null >>"$hdir/init.log" 2>&1 7>&- 8>&- 9>&- &
   for ((i = 0; i < 50 * LAB_TIMEOUT; i++)); do
     [ -f "$hdir/run/.mixop-ready" ] && break
-    kill -0 $! 2>/dev/null || { echo "lab: $h: host init failed:" >&2; cat "$hdir/init.log" >&2; return 1; }
+    lab_alive $! || { echo "lab: $h: host init failed:" >&2; cat "$hdir/init.log" >&2; return 1; }
     sleep 0.02
   done
   [ -f "$hdir/run/.mixop-ready" ] || { echo "lab: $h: host init timed out" >&2; return 1; }

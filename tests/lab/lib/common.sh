@@ -71,10 +71,13 @@ lab_owner_alive() {
   [ "$st" = "$OWNER_START" ]
 }
 
-lab_lock() {  # lab_lock NAME: exclusive flock on fd 9 for the rest of the script
-  mkdir -p "$LAB_REG"
-  exec 9>"$LAB_REG/$1.lock"
-  flock -w 120 9 || lab_die "timed out waiting for lock $LAB_REG/$1.lock"
+# lab_alive PID: the process exists and is not a zombie (killed lab processes are orphans;
+# their reaper may take a while to collect them).
+lab_alive() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  [ "${s:0:1}" != Z ]
 }
 
 # lab_kill_net: kill every process of lab X (anything inside its network namespaces and
@@ -101,7 +104,7 @@ lab_kill_net() {
     local t
     for t in $(seq 1 40); do
       local alive=()
-      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive+=("$p"); done
+      for p in "${pids[@]}"; do lab_alive "$p" && alive+=("$p"); done
       [ ${#alive[@]} -eq 0 ] && break
       pids=("${alive[@]}")
       [ "$t" = 20 ] && kill -KILL "${pids[@]}" 2>/dev/null
@@ -114,7 +117,8 @@ lab_kill_net() {
       grep -E "^${LAB_VETH}[0-9]+\$" | sed 's/^/link del /' || true
     ip link show "$LAB_BRIDGE" >/dev/null 2>&1 && echo "link del $LAB_BRIDGE"
   } > "$LAB_REG/.batch.$$"
-  [ -s "$LAB_REG/.batch.$$" ] && ip -force -batch "$LAB_REG/.batch.$$" >/dev/null 2>&1
+  # (deleting a netns already takes its veth with it: errors here are expected)
+  [ -s "$LAB_REG/.batch.$$" ] && { ip -force -batch "$LAB_REG/.batch.$$" >/dev/null 2>&1 || true; }
   rm -f "$LAB_REG/.batch.$$" "$LAB_REG/net-$x.env"
   return 0
 }
@@ -130,7 +134,7 @@ lab_mark_down() {
 lab_start_sshd() {
   local h=$1 hdir ip anchor pid t deadline
   hdir=$(lab_hdir "$h"); ip=$(lab_ip "$h")
-  anchor=$(cat "$hdir/run/anchor.pid" 2>/dev/null) && kill -0 "$anchor" 2>/dev/null ||
+  anchor=$(cat "$hdir/run/anchor.pid" 2>/dev/null) && lab_alive "$anchor" ||
     { echo "lab: $h: host anchor is not running" >&2; return 1; }
   rm -f "$hdir/run/sshd.pid"
   # setsid: sshd leaves our session and process group, so a Ctrl-C aimed at the test run
@@ -141,7 +145,7 @@ lab_start_sshd() {
   deadline=$((SECONDS + ${LAB_TIMEOUT:-30}))
   for ((t = 0; ; t++)); do
     if (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! lab_alive "$pid"; then
       echo "lab: $h: sshd exited; last lines of $hdir/var/log/sshd.log and init.log:" >&2
       tail -n 5 "$hdir/var/log/sshd.log" "$hdir/init.log" >&2 2>/dev/null
       return 1
@@ -154,5 +158,5 @@ lab_start_sshd() {
 # lab_sshd_pid HOST: pid of the listening sshd, if running.
 lab_sshd_pid() {
   local p
-  p=$(cat "$(lab_hdir "$1")/run/sshd.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"
+  p=$(cat "$(lab_hdir "$1")/run/sshd.pid" 2>/dev/null) && lab_alive "$p" && echo "$p"
 }
