@@ -353,7 +353,8 @@ class Command:
         self.single_big = False
         self.synthetic = False
         self.record_info: dict | None = None
-        self.on_done = None  # callable run once when done (record-mode reboot)
+        self.on_done = None  # callable run once when done
+        self.reboot_after: float | None = None  # record mode: reboot this long after Done reaches the client
         self.created = time.time()
 
     # output side -------------------------------------------------------------------------
@@ -670,7 +671,7 @@ class Peer:
             if cmd.removed:
                 return
             if reboot_delay is not None:
-                cmd.on_done = lambda: self.schedule_reboot(reboot_delay, None)
+                cmd.reboot_after = reboot_delay
             cmd.push("stdout", out_b)
             cmd.push("stderr", err_b)
             cmd.finish(rc)
@@ -946,7 +947,7 @@ class Soap:
         try:
             if name == "Identify":
                 return 200, self.identify(req.message_id, True), name
-            if req.max_envelope > peer.max_env_bytes:
+            if peer.args.reject_large_max_envelope and req.max_envelope > peer.max_env_bytes:
                 raise Fault("s:Sender", "w:EncodingLimit",
                             "The WS-Management service cannot process the request because the request contained "
                             "a MaxEnvelopeSize that is larger than the service allows. ", CODE_MAX_ENVELOPE_SIZE,
@@ -1285,6 +1286,10 @@ class Soap:
                 cmd.done_delivered = True
             else:
                 parts.append('<rsp:CommandState CommandId="%s" State="%s"/>' % (cmd.id, STATE_RUNNING))
+            reboot_after, cmd.reboot_after = (cmd.reboot_after, None) if finished else (None, cmd.reboot_after)
+        if reboot_after is not None:
+            # Like `shutdown /r /t N`: the host goes down N seconds after the command returned.
+            peer.schedule_reboot(max(reboot_after, 0.2), None)
         body = "<rsp:ReceiveResponse>%s</rsp:ReceiveResponse>" % "".join(parts)
         return soap_envelope(NS_RSP + "/ReceiveResponse", req.message_id, body)
 
@@ -1305,6 +1310,9 @@ class Soap:
             cmd = sh.commands.get(cid)
             if cmd is None:
                 raise command_not_found()
+            if cmd.reboot_after is not None and cmd.done:
+                peer.schedule_reboot(max(cmd.reboot_after, 0.2), None)
+                cmd.reboot_after = None
             if kind == "terminate":
                 with peer.lock:
                     sh.commands.pop(cid, None)
@@ -1555,6 +1563,15 @@ class Connection:
             with peer.lock:
                 peer.conns.discard(self)
                 peer.stats["connections_open"] -= 1
+            try:
+                if self.rfile is not None:
+                    self.rfile.close()
+            except OSError:
+                pass
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 self.sock.close()
             except OSError:
@@ -2081,6 +2098,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record-log", help="record mode: append one JSON line per Command here")
     p.add_argument("--replies", help="record mode: JSON/YAML list of {match, stdout, stderr, rc} rules")
     p.add_argument("--max-envelope-kb", type=int, default=500, help="MaxEnvelopeSizekb (default 500)")
+    p.add_argument("--reject-large-max-envelope", action="store_true",
+                   help="fault (2150858823) when a request's w:MaxEnvelopeSize exceeds --max-envelope-kb "
+                        "(unverified against Windows, so off by default)")
     p.add_argument("--max-shells", type=int, default=30, help="MaxShellsPerUser (default 30)")
     p.add_argument("--operation-timeout-cap", type=float, default=60.0,
                    help="upper bound in seconds for a Receive's wait (MaxTimeoutms, default 60)")
