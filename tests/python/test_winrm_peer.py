@@ -469,7 +469,7 @@ def test_malformed_xml_and_identify(http_peer):
     raw = RawClient(http_peer.port)
     assert raw.handshake()[0] == 200
     st, _, body = raw.soap(b"<s:Envelope xmlns:s='http://www.w3.org/2003/05/soap-envelope'><s:Body><oops></s:Body>")
-    assert st in (400, 500) and b"<s:Fault>" in body and b"syntax error" in body
+    assert st == 500 and b"<s:Fault>" in body and b"syntax error" in body and wsman_code(body) == 2150858819
     ident = ('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
              'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
              '<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>').encode()
@@ -776,3 +776,18 @@ def test_drop_next_forces_reconnect_and_new_handshake(fresh_peer):
     assert run(q, shell, "echo survived")[0] == b"survived\n"
     st = peer.stats()
     assert st["handshakes"] == 2 and st["shells_created"] == 1
+
+
+def test_users_file_and_idle_keepalive_timeout(fresh_peer, tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("# local and domain accounts\nops:0ps-pw\nCORP\\svc:svc:pw\n")
+    peer = fresh_peer("--users-file", str(users), "--idle-timeout", "0.5", users=())
+    assert winrm.Session(peer.url, auth=("ops", "0ps-pw"), transport="ntlm").run_cmd("echo a").std_out == b"a\n"
+    assert winrm.Session(peer.url, auth=("CORP\\svc", "svc:pw"), transport="ntlm").run_cmd("echo b").std_out == b"b\n"
+    with pytest.raises(InvalidCredentialsError):  # domain account, wrong domain
+        winrm.Session(peer.url, auth=("OTHER\\svc", "svc:pw"), transport="ntlm").run_cmd("true")
+    raw = RawClient(peer.port, user="ops", password="0ps-pw")
+    assert raw.handshake()[0] == 200
+    time.sleep(1.0)
+    assert raw.rf.read(1) == b""  # the idle keep-alive connection was closed by the server
+    raw.close()
