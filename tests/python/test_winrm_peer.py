@@ -568,6 +568,24 @@ def test_signal_terminate_running_command(http_peer, tmp_path):
     assert "command identifier that does not exist" in ei.value.response
     p.close_shell(shell)
 
+    # pypsrp: ctrl_c interrupts a running command (sh exits 130), "Terminate" (its spelling) kills one
+    wsman = WSMan("127.0.0.1", port=http_peer.port, username=USER, password=PASSWORD, ssl=False,
+                  auth="negotiate", cert_validation=False)
+    with WinRS(wsman) as ws:
+        proc = Process(ws, "sleep 30; echo not-reached")
+        proc.begin_invoke()
+        t = time.monotonic()
+        proc.signal(SignalCode.CTRL_C)
+        proc.end_invoke()
+        assert proc.rc == 130 and proc.stdout == b"" and time.monotonic() - t < 5
+        proc = Process(ws, "sleep 30")
+        proc.begin_invoke()
+        proc.signal(SignalCode.TERMINATE)
+        with pytest.raises(PsrpFault) as ei:
+            proc.poll_invoke()
+        assert ei.value.code == SHELL_NOT_FOUND
+    assert http_peer.stats()["signals"].get("terminate", 0) >= 2
+
 
 def test_unknown_shell_and_too_many_shells(fresh_peer):
     peer = fresh_peer("--max-shells", "2")
