@@ -809,3 +809,43 @@ def test_users_file_and_idle_keepalive_timeout(fresh_peer, tmp_path):
     time.sleep(1.0)
     assert raw.rf.read(1) == b""  # the idle keep-alive connection was closed by the server
     raw.close()
+
+
+def test_bad_input_never_kills_the_peer(fresh_peer):
+    peer = fresh_peer("--basic", "--allow-unencrypted")
+    junk = [
+        b"\x00\x01\x02garbage\r\n\r\n",
+        b"GET /wsman HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /other HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nAuthorization: Negotiate !!!notbase64\r\nContent-Length: 0\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nAuthorization: Negotiate " + base64.b64encode(b"NTLMSSP\x00\x01\x00\x00\x00junk") + b"\r\nContent-Length: 0\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nAuthorization: Negotiate " + base64.b64encode(b"\x60\x05junk") + b"\r\nContent-Length: 0\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nAuthorization: Negotiate " + base64.b64encode(b"NTLMSSP\x00\x03\x00\x00\x00" + b"\xff" * 80) + b"\r\nContent-Length: 0\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nAuthorization: Basic " + base64.b64encode(b"\xff\xfe:\x00") + b"\r\nContent-Length: 0\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nAuthorization: Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()) +
+        b"\r\nContent-Type: application/soap+xml\r\nContent-Length: 9\r\n\r\n<a><b></a",
+        b"POST /wsman HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /wsman HTTP/1.1\r\n" + b"X: " + b"a" * 70000 + b"\r\n\r\n",
+    ]
+    for data in junk:
+        s = socket.create_connection(("127.0.0.1", peer.port), timeout=5)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+        s.close()
+    # sealed garbage after a real handshake
+    raw = RawClient(peer.port)
+    assert raw.handshake()[0] == 200
+    st, _, _ = raw.request(b"--Encrypted Boundary\r\nnonsense", {
+        "Content-Type": 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"'})
+    assert st == 400
+    raw.close()
+    assert peer.alive()
+    s = winrm.Session(peer.url, auth=(USER, PASSWORD), transport="ntlm")
+    assert s.run_cmd("echo still-alive").std_out == b"still-alive\n"
+    assert "crashed" not in peer.log() and "Traceback" not in peer.log()
