@@ -25,9 +25,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEER = os.path.join(ROOT, "tests", "support", "winrm_peer", "peer.py")
 
-winrm = pytest.importorskip("winrm")
-pypsrp_client = pytest.importorskip("pypsrp.client")
+import pypsrp.client as pypsrp_client  # noqa: E402
 import spnego  # noqa: E402
+import winrm  # noqa: E402
 from pypsrp.exceptions import AuthenticationError, WSManFaultError as PsrpFault  # noqa: E402
 from pypsrp.shell import Process, SignalCode, WinRS  # noqa: E402
 from pypsrp.wsman import WSMan  # noqa: E402

@@ -2026,7 +2026,9 @@ def apply_control(peer: Peer, op: str, body) -> object:
             peer.inj = Injections()
             return peer.inj.as_dict()
         if op == "reset_stats":
+            still_open = peer.stats["connections_open"]
             peer.stats = peer._fresh_stats()
+            peer.stats["connections_open"] = still_open
             return None
         if op == "rules":
             rules = body.get("rules") if isinstance(body, dict) else body
