@@ -129,6 +129,8 @@ pub struct Loader<'t> {
     templar: &'t Templar,
     /// Files being imported, to catch import cycles.
     stack: Vec<PathBuf>,
+    /// The playbook's directory (the root for `files/` and `templates/`).
+    root: Option<PathBuf>,
 }
 
 /// Loads a playbook and everything it imports, validating the whole plan.
@@ -136,6 +138,7 @@ pub fn load_playbook(path: &Path, templar: &Templar) -> Result<Playbook> {
     let mut loader = Loader {
         templar,
         stack: Vec::new(),
+        root: path.parent().map(Path::to_path_buf),
     };
     let plays = loader.playbook_file(path, &Map::new())?;
     Ok(Playbook {
@@ -153,6 +156,7 @@ pub fn load_task_file(
     let mut loader = Loader {
         templar,
         stack: Vec::new(),
+        root: None,
     };
     loader.task_file(path, inherited_tags, None)
 }
@@ -956,12 +960,87 @@ impl Loader<'_> {
         if let Some(a) = args_kw {
             self.check_node_templates(a)?;
         }
+        self.check_local_source(def.name, &args, &task.dir, &arg_loc)?;
         task.kind = TaskKind::Module {
             module,
             args,
             args_loc: args_node.loc.clone(),
         };
         Ok(())
+    }
+}
+
+impl Loader<'_> {
+    /// A `src` on the controller that is written literally must exist before anything runs.
+    fn check_local_source(
+        &self,
+        module: &str,
+        args: &modules::Args,
+        dir: &Path,
+        arg_loc: &dyn Fn(&str) -> Loc,
+    ) -> Result<()> {
+        let subdir = match module {
+            "template" => "templates",
+            "copy"
+                if !args
+                    .get("remote_src")
+                    .and_then(crate::value::as_bool)
+                    .unwrap_or(false) =>
+            {
+                "files"
+            }
+            _ => return Ok(()),
+        };
+        let Some(src) = args.get("src").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        if crate::template::is_template(src) {
+            return Ok(());
+        }
+        let path = Path::new(src);
+        let mut dirs = vec![dir.to_path_buf()];
+        if let Some(root) = self.root.as_ref().filter(|r| r.as_path() != dir) {
+            dirs.push(root.clone());
+        }
+        let candidates: Vec<PathBuf> = if path.is_absolute() {
+            vec![path.to_path_buf()]
+        } else {
+            dirs.iter()
+                .flat_map(|d| [d.join(subdir).join(path), d.join(path)])
+                .collect()
+        };
+        if candidates.iter().any(|c| c.exists()) {
+            return Ok(());
+        }
+        let what = if module == "template" {
+            "template source"
+        } else {
+            "copy source"
+        };
+        let mut loc = arg_loc("src");
+        // Point at the value rather than the key when we can.
+        if let Some(off) = loc.src.text[loc.offset..].find(src) {
+            let offset = loc.offset + off;
+            let (line, col) = loc.src.line_col(offset);
+            loc = Loc {
+                offset,
+                len: src.len(),
+                line,
+                col,
+                ..loc
+            };
+        }
+        Err(Diag::input(format!("{what} `{src}` not found"))
+            .at(&loc)
+            .label("no such file")
+            .hint(format!(
+                "looked in: {}",
+                candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
     }
 }
 
