@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import api as apimod  # noqa: E402
 import certs  # noqa: E402
+import kproto  # noqa: E402
 import controller as ctl  # noqa: E402
 import resources  # noqa: E402
 import scenario as scen  # noqa: E402
@@ -93,7 +94,16 @@ class World:
         for i, n in enumerate(self.sc.get("nodes") or []):
             obj = scen.build_node(self.sc, n, i, ts)
             mgr = d["win_manager"] if n["os"] == "windows" else d["linux_manager"]
-            self.api.create(NODES, "", obj, mgr)
+            node = self.api.create(NODES, "", obj, mgr)
+            nm = n["name"]
+            ev = self.controller.event
+            ev(node, NODES, "Normal", "Starting", "Starting kubelet.", "kubelet", nm)
+            for reason in ("NodeHasSufficientMemory", "NodeHasNoDiskPressure", "NodeHasSufficientPID"):
+                ev(node, NODES, "Normal", reason, "Node %s status is now: %s" % (nm, reason), "kubelet", nm)
+            ev(node, NODES, "Normal", "NodeAllocatableEnforced", "Updated Node Allocatable limit across pods", "kubelet", nm)
+            if scen.node_ready_initially(n) == "True":
+                ev(node, NODES, "Normal", "NodeReady", "Node %s status is now: NodeReady" % nm, "kubelet", nm)
+            ev(node, NODES, "Normal", "RegisteredNode", "Node %s event: Registered Node %s in Controller" % (nm, nm), "node-controller")
         if self.sc.get("systemPods") and any(n["os"] == "linux" for n in self.sc.get("nodes") or []):
             self.api.create(resources.BY_KEY[("apps", "deployments")], "kube-system", deepcopy(scen.COREDNS), d["linux_manager"])
         for i, o in enumerate(self.sc.get("objects") or []):
@@ -389,7 +399,7 @@ class Handler(BaseHTTPRequestHandler):
                 import yaml
                 return json.loads(json.dumps(yaml.safe_load(self.body.decode()), default=str))
             if ct == "application/vnd.kubernetes.protobuf":
-                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+                return kproto.decode(self.body)
             return json.loads(self.body)
         except ApiError:
             raise
@@ -449,7 +459,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.authorize("deletecollection", res, ns, None)
                 items, _ = self.select(res, ns)
                 dry = self.dry_run()
-                opts = json.loads(self.body) if self.body else {}
+                opts = self.json_body() if self.body else {}
                 for o in items:
                     try:
                         a.delete(res, o["metadata"].get("namespace"), o["metadata"]["name"], opts, dry)
@@ -465,7 +475,9 @@ class Handler(BaseHTTPRequestHandler):
             if m != "POST":
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             a.get(res, ns, name)
-            a.delete(res, ns, name, {}, self.dry_run())
+            ev = self.json_body() if self.body else {}
+            dopts = (ev.get("deleteOptions") or {}) if isinstance(ev, dict) else {}
+            a.delete(res, ns, name, dopts, self.dry_run() or "All" in (dopts.get("dryRun") or []))
             return self.send_json(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
         if sub == "binding":
             body = self.json_body()
@@ -503,15 +515,12 @@ class Handler(BaseHTTPRequestHandler):
             existed = out.get("metadata", {}).get("creationTimestamp") and out["metadata"].get("resourceVersion")
             return self.out_obj(res, out, 201 if (ct.startswith("application/apply-patch") and existed and self._created(out)) else 200)
         if m == "DELETE":
-            opts = {}
-            if self.body:
-                try:
-                    opts = json.loads(self.body)
-                except ValueError:
-                    raise err_bad_request("the body of the request was in an unknown format")
+            opts = self.json_body() if self.body else {}
+            if not isinstance(opts, dict):
+                raise err_bad_request("the body of the request was in an unknown format")
             if self.qs.get("propagationPolicy"):
                 opts["propagationPolicy"] = self.qs["propagationPolicy"]
-            out = a.delete(res, ns, name, opts, self.dry_run())
+            out = a.delete(res, ns, name, opts, self.dry_run() or "All" in (opts.get("dryRun") or []))
             return self.send_json(200, out)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
@@ -664,6 +673,8 @@ class Handler(BaseHTTPRequestHandler):
                             "resourceVersion": str(cur), "annotations": {"k8s.io/initial-events-end": "true"}}}))
                 else:
                     last = rv
+        if gone and w.sc.get("watchExpiredAsHttpError"):
+            raise ApiError(410, "Expired", "too old resource version: %d (%d)" % (rv, store.compacted_rv))
         self.send_response(200)
         self.send_header("Audit-Id", new_uid())
         self.send_header("Cache-Control", "no-cache, private")
@@ -849,6 +860,7 @@ def main(argv=None):
     for u in sc.get("users") or []:
         w.users_by_token[str(u["token"])] = {"name": u.get("name", "user"), "groups": u.get("groups", []),
                                              "readOnly": bool(u.get("readOnly", False))}
+    w.controller = ctl.Controller(w.api, sc, log)
     w.seed()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -867,7 +879,6 @@ def main(argv=None):
         "client-key-data": base64.b64encode(open(paths["client-admin.key"], "rb").read()).decode()}))
     write_file(os.path.join(args.state_dir, "kubeconfig-token"), kubeconfig(server_url, ca_pem, {"token": token}))
     write_file(os.path.join(args.state_dir, "kubeconfig-viewer"), kubeconfig(server_url, ca_pem, {"token": viewer_token}))
-    w.controller = ctl.Controller(w.api, sc, log)
     w.controller.start()
 
     def stop(signum, frame):
