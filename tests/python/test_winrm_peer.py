@@ -537,7 +537,7 @@ def test_timed_out_fault_then_success(http_peer):
     t = time.monotonic()
     with pytest.raises(WinRMOperationTimeoutError):
         p.get_command_output_raw(shell, cid)
-    assert 0.9 <= time.monotonic() - t < 1.5
+    assert 0.9 <= time.monotonic() - t < 3.0  # the fault comes after OperationTimeout, not at once
     out, err, rc = p.get_command_output(shell, cid)  # retries through TimedOut until Done
     assert (out, rc) == (b"finally\n", 0)
     p.cleanup_command(shell, cid)
