@@ -510,10 +510,12 @@ class Handler(BaseHTTPRequestHandler):
             ct = self.headers.get("Content-Type") or ""
             if force and not ct.startswith("application/apply-patch"):
                 raise err_bad_request("force: Forbidden: may not be specified for non-apply patch")
-            out = a.patch(res, ns, name, ct, self.body, self.manager() if ct.startswith("application/apply-patch") and not self.qs.get("fieldManager") is None or not ct.startswith("application/apply-patch") else None,
-                          self.dry_run(), force, sub)
-            existed = out.get("metadata", {}).get("creationTimestamp") and out["metadata"].get("resourceVersion")
-            return self.out_obj(res, out, 201 if (ct.startswith("application/apply-patch") and existed and self._created(out)) else 200)
+            is_apply = ct.split(";")[0].strip() == "application/apply-patch+yaml"
+            # apply requires an explicit fieldManager (the apiserver answers 400 without one)
+            mgr = self.qs.get("fieldManager") if is_apply else self.manager()
+            existed = w.store.get_ref(res.key, ns or "", name) is not None
+            out = a.patch(res, ns, name, ct, self.body, mgr, self.dry_run(), force, sub)
+            return self.out_obj(res, out, 201 if is_apply and not existed else 200)
         if m == "DELETE":
             opts = self.json_body() if self.body else {}
             if not isinstance(opts, dict):
@@ -523,9 +525,6 @@ class Handler(BaseHTTPRequestHandler):
             out = a.delete(res, ns, name, opts, self.dry_run() or "All" in (opts.get("dryRun") or []))
             return self.send_json(200, out)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-
-    def _created(self, out):
-        return False
 
     def scale(self, res, ns, name):
         a = self.world.api
