@@ -1807,7 +1807,7 @@ class Connection:
             if not req.body:
                 self.send(200, extra, b"")
                 return
-            if False:
+            if self.auth_via == "negotiate" and not self.tls and not peer.args.allow_unencrypted:
                 peer.bump("plaintext_refused")
                 vlog("plaintext SOAP on an NTLM HTTP connection refused (AllowUnencrypted=false)")
                 self.send(500, extra, b"")
