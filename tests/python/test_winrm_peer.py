@@ -23,7 +23,8 @@ import uuid
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PEER = os.path.join(ROOT, "tests", "support", "winrm_peer", "peer.py")
+# WINRM_PEER lets a mutated copy of the peer be checked against this suite without touching the tree.
+PEER = os.environ.get("WINRM_PEER") or os.path.join(ROOT, "tests", "support", "winrm_peer", "peer.py")
 
 import pypsrp.client as pypsrp_client  # noqa: E402
 import spnego  # noqa: E402
