@@ -893,3 +893,27 @@ def test_cmd_exe_command_line_limit(http_peer, record_peer):
     r = winrm.Session(record_peer.url, auth=(USER, PASSWORD), transport="ntlm").run_ps("Write-Output 1\n" * 400)
     assert r.status_code == 1 and b"The command line is too long." in r.std_err
     assert record_peer.records()[-1]["builtin"] == "command_line_too_long"
+
+
+def test_record_rules_at_run_time_with_upload_hash_placeholders(record_peer):
+    record_peer.control("rules", {"rules": [
+        {"match": r"\[IO\.File\]::Create", "stdout": '{"sha256": "{{stdin_b64_sha256}}", "bytes": {{stdin_b64_bytes}}}\r\n'},
+        {"match": "flaky", "rc": 1, "times": 1},
+    ]})
+    content = os.urandom(700000)
+    b64 = base64.b64encode(content).decode()
+    lines = "".join(b64[i:i + 76] + "\r\n" for i in range(0, len(b64), 76)).encode()
+    upload = ("begin { $fs = [IO.File]::Create('C:\\tmp\\x.bin') } "
+              "process { $b = [Convert]::FromBase64String($input); $fs.Write($b, 0, $b.Length) } end { $fs.Close() }")
+    p = protocol(record_peer)
+    shell = p.open_shell(codepage=65001)
+    cid = p.run_command(shell, "powershell.exe -EncodedCommand " + _ps_encode(upload))
+    for i in range(0, len(lines), 150000):  # several Send messages, End on the last
+        p.send_command_input(shell, cid, lines[i:i + 150000], end=i + 150000 >= len(lines))
+    out, err, rc = p.get_command_output(shell, cid)
+    p.cleanup_command(shell, cid)
+    res = json.loads(out)
+    assert rc == 0 and res == {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
+    assert record_peer.records()[-1]["stdin_bytes"] == len(lines)
+    assert [run(p, shell, "powershell -Command flaky")[2] for _ in range(2)] == [1, 0]
+    p.close_shell(shell)

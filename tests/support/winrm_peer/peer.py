@@ -600,6 +600,30 @@ class Peer:
         self.bump("records")
         vlog("record: %s" % json.dumps(record, ensure_ascii=False)[:400])
 
+    def expand(self, text: str, cmd: Command, stdin_text: str, script: str | None) -> str:
+        """Fill {{name}} placeholders in a rule's output (unknown names are left alone)."""
+        if "{{" not in text:
+            return text
+        raw = bytes(cmd.stdin_buf)
+        decoded = bytearray()
+        for line in raw.splitlines():  # Ansible-style uploads: base64 lines on stdin
+            line = line.strip()
+            if line:
+                try:
+                    decoded.extend(base64.b64decode(line, validate=False))
+                except Exception:
+                    pass
+        values = {
+            "stdin": stdin_text, "script": script or "", "command_line": cmd.cmdline,
+            "shell_id": cmd.shell.id, "command_id": cmd.id, "user": cmd.shell.owner,
+            "boot_time": str(self.boot_filetime), "stdin_bytes": str(len(raw)),
+            "stdin_sha1": hashlib.sha1(raw).hexdigest(), "stdin_sha256": hashlib.sha256(raw).hexdigest(),
+            "stdin_b64_bytes": str(len(decoded)),
+            "stdin_b64_sha1": hashlib.sha1(decoded).hexdigest(),
+            "stdin_b64_sha256": hashlib.sha256(decoded).hexdigest(),
+        }
+        return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: values.get(m.group(1), m.group(0)), text)
+
     def complete_record(self, cmd: Command) -> None:
         info = cmd.record_info or {}
         codec = codepage_codec(cmd.shell.codepage)
@@ -617,6 +641,9 @@ class Peer:
                 cpat = rule.get("command")
                 if cpat is not None and not re.search(cpat, cmd.cmdline):
                     continue
+                spat = rule.get("stdin_match")
+                if spat is not None and not re.search(spat, stdin_text, re.S | re.M):
+                    continue
                 times = rule.get("times")
                 if times is not None and self.rule_hits[i] >= int(times):
                     continue
@@ -624,8 +651,8 @@ class Peer:
                 log("bad rule regex %r: %s" % (rule, exc))
                 continue
             self.rule_hits[i] += 1
-            stdout = rule.get("stdout", "") or ""
-            stderr = rule.get("stderr", "") or ""
+            stdout = self.expand(str(rule.get("stdout", "") or ""), cmd, stdin_text, script)
+            stderr = self.expand(str(rule.get("stderr", "") or ""), cmd, stdin_text, script)
             rc = int(rule.get("rc", 0) or 0)
             delay_ms = int(rule.get("delay_ms", 0) or 0)
             rule_idx = i
