@@ -143,6 +143,73 @@ fn single_expr_candidate(s: &str) -> Option<&str> {
     Some(inner)
 }
 
+/// Ansible's `escape_backslashes` for templates written in YAML: backslashes in string
+/// constants inside `{{ }}` are doubled, so Jinja's unescaping gives back what YAML produced
+/// (`regex_replace('(\\d+)', '\\1')` written in a double-quoted YAML string means `\1`, not
+/// `\x01`). `{% %}` statements, conditionals and template files are left alone, as in Ansible.
+fn escape_backslashes(src: &str) -> std::borrow::Cow<'_, str> {
+    if !src.contains('\\') {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len() + 8);
+    let mut rest = src;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start + 2]);
+        rest = &rest[start + 2..];
+        // Inside a variable block: copy up to the closing `}}`, doubling backslashes in strings.
+        let mut quote: Option<char> = None;
+        let mut end = rest.len();
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match quote {
+                Some(q) => {
+                    if c == '\\' {
+                        out.push_str("\\\\");
+                        if let Some(&(_, n)) = chars.peek() {
+                            // The escaped character cannot close the string; quotes and
+                            // backslashes stay escaped so Jinja keeps them as written.
+                            chars.next();
+                            if n == '\\' || n == q {
+                                out.push('\\');
+                            }
+                            out.push(n);
+                        }
+                        continue;
+                    }
+                    if c == q {
+                        quote = None;
+                    }
+                    out.push(c);
+                }
+                None => {
+                    if c == '}' && rest[i..].starts_with("}}") {
+                        end = i;
+                        break;
+                    }
+                    if c == '\'' || c == '"' {
+                        quote = Some(c);
+                    }
+                    out.push(c);
+                }
+            }
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+#[test]
+fn backslashes_in_expression_strings_are_kept() {
+    assert_eq!(escape_backslashes("a\\b"), "a\\b");
+    assert_eq!(
+        escape_backslashes("x\\1 {{ f('\\1', \"\\d\") }} \\2"),
+        "x\\1 {{ f('\\\\1', \"\\\\d\") }} \\2"
+    );
+    assert_eq!(escape_backslashes("{{ 'it\\'s' }}"), "{{ 'it\\\\\\'s' }}");
+}
+
 /// Captured value of a typed template (stored as a state extension by the formatter).
 #[derive(Default)]
 struct Capture(Option<minijinja::Value>);
@@ -247,7 +314,7 @@ impl Inner {
                 let typed = single_expr_candidate(src).is_some_and(|inner| {
                     self.env.compile_expression_owned(inner.to_string()).is_ok()
                 });
-                (src.to_string(), typed)
+                (escape_backslashes(src).into_owned(), typed)
             }
             Mode::File => (src.to_string(), false),
         };
