@@ -71,20 +71,38 @@ const CASES: &[(&str, &str)] = &[
     ("sort", "{{ l | sort }}"),
     ("reverse", "{{ l | reverse | list }}"),
     ("min_max_sum", "{{ l | min }}{{ l | max }}{{ l | sum }}"),
-    ("selectattr_map", "{{ users | selectattr('admin') | map(attribute='name') | list }}"),
-    ("rejectattr_map", "{{ users | rejectattr('admin') | map(attribute='uid') | list }}"),
+    (
+        "selectattr_map",
+        "{{ users | selectattr('admin') | map(attribute='name') | list }}",
+    ),
+    (
+        "rejectattr_map",
+        "{{ users | rejectattr('admin') | map(attribute='uid') | list }}",
+    ),
     ("select", "{{ l | select('>', 1) | list }}"),
     ("reject", "{{ l | reject('>', 1) | list }}"),
-    ("map_join", "{{ users | map(attribute='name') | join(', ') }}"),
+    (
+        "map_join",
+        "{{ users | map(attribute='name') | join(', ') }}",
+    ),
     ("map_string", "{{ l | map('string') | list }}"),
     ("string_list", "{{ 'abc' | list }}"),
     ("flatten", "{{ [1, [2, [3, none]]] | flatten }}"),
     ("flatten_levels", "{{ [1, [2, [3]]] | flatten(levels=1) }}"),
     ("zip", "{{ [1, 2] | zip(['a', 'b']) | list }}"),
     ("dict2items", "{{ d | dict2items }}"),
-    ("items2dict", "{{ [{'key': 'a', 'value': 1}] | items2dict }}"),
-    ("combine_recursive", "{{ {'a': {'x': 1}} | combine({'a': {'y': 2}}, recursive=True) }}"),
-    ("combine_many", "{{ {'a': 1} | combine({'b': 2}, {'a': 3}) }}"),
+    (
+        "items2dict",
+        "{{ [{'key': 'a', 'value': 1}] | items2dict }}",
+    ),
+    (
+        "combine_recursive",
+        "{{ {'a': {'x': 1}} | combine({'a': {'y': 2}}, recursive=True) }}",
+    ),
+    (
+        "combine_many",
+        "{{ {'a': 1} | combine({'b': 2}, {'a': 3}) }}",
+    ),
     ("ternary", "{{ (n > 3) | ternary('big', 'small') }}"),
     ("b64encode", "{{ 'hello' | b64encode }}"),
     ("b64decode", "{{ 'aGVsbG8=' | b64decode }}"),
@@ -96,15 +114,33 @@ const CASES: &[(&str, &str)] = &[
     ("to_yaml", "{{ d | to_yaml }}"),
     ("to_nice_yaml", "{{ d | to_nice_yaml }}"),
     ("to_nice_yaml_list", "{{ users | to_nice_yaml }}"),
-    ("to_yaml_quoting", "{{ ['yes', '1.5', 'a: b', 'plain'] | to_yaml }}"),
+    (
+        "to_yaml_quoting",
+        "{{ ['yes', '1.5', 'a: b', 'plain'] | to_yaml }}",
+    ),
     ("from_yaml", "{{ 'a: [1, yes, 0.5]' | from_yaml }}"),
-    ("regex_replace", "{{ 'v1.2.3' | regex_replace('^v(\\d+)', 'V\\1') }}"),
-    ("regex_search", "{{ 'k3s v1.28.3' | regex_search('v[0-9.]+') }}"),
-    ("regex_search_groups", "{{ 'k=v' | regex_search('(\\w)=(\\w)', '\\2', '\\1') }}"),
-    ("regex_findall", "{{ 'a=1 b=2' | regex_findall('(\\w)=(\\d)') }}"),
+    (
+        "regex_replace",
+        "{{ 'v1.2.3' | regex_replace('^v(\\d+)', 'V\\1') }}",
+    ),
+    (
+        "regex_search",
+        "{{ 'k3s v1.28.3' | regex_search('v[0-9.]+') }}",
+    ),
+    (
+        "regex_search_groups",
+        "{{ 'k=v' | regex_search('(\\w)=(\\w)', '\\2', '\\1') }}",
+    ),
+    (
+        "regex_findall",
+        "{{ 'a=1 b=2' | regex_findall('(\\w)=(\\d)') }}",
+    ),
     ("regex_escape", "{{ 'a.b*c' | regex_escape }}"),
     ("quote", "{{ \"it's here\" | quote }}"),
-    ("basename_dirname", "{{ '/etc/rancher/k3s.yaml' | basename }} {{ '/etc/rancher/k3s.yaml' | dirname }}"),
+    (
+        "basename_dirname",
+        "{{ '/etc/rancher/k3s.yaml' | basename }} {{ '/etc/rancher/k3s.yaml' | dirname }}",
+    ),
     ("splitext", "{{ 'a/b.tar.gz' | splitext | list }}"),
     ("hash_sha1", "{{ 'abc' | hash('sha1') }}"),
     ("hash_md5", "{{ 'abc' | hash('md5') }}"),
@@ -113,11 +149,26 @@ const CASES: &[(&str, &str)] = &[
     ("difference", "{{ [1, 2, 3] | difference([2]) }}"),
     ("intersect", "{{ [1, 2, 3] | intersect([3, 2, 9]) }}"),
     ("union", "{{ [1, 2] | union([2, 5]) }}"),
-    ("result_tests", "{{ res_ok is succeeded }} {{ res_fail is failed }} {{ res_ok is changed }} {{ res_skip is skipped }} {{ res_fail is success }}"),
-    ("regex_tests", "{{ 'k3s-agent' is match('k3s') }} {{ 'x k3s' is match('k3s') }} {{ 'x k3s' is search('k3s') }}"),
-    ("version_tests", "{{ '1.28.3' is version('1.27', '>=') }} {{ '1.9' is version('1.10', 'lt') }}"),
-    ("misc_tests", "{{ l is contains(1) }} {{ 'x' is truthy }} {{ [1] is subset([1, 2]) }} {{ [1, 2] is superset([2]) }}"),
-    ("type_tests", "{{ n is number }} {{ s is string }} {{ d is mapping }} {{ l is sequence }} {{ s is sequence }} {{ f is float }} {{ n is integer }}"),
+    (
+        "result_tests",
+        "{{ res_ok is succeeded }} {{ res_fail is failed }} {{ res_ok is changed }} {{ res_skip is skipped }} {{ res_fail is success }}",
+    ),
+    (
+        "regex_tests",
+        "{{ 'k3s-agent' is match('k3s') }} {{ 'x k3s' is match('k3s') }} {{ 'x k3s' is search('k3s') }}",
+    ),
+    (
+        "version_tests",
+        "{{ '1.28.3' is version('1.27', '>=') }} {{ '1.9' is version('1.10', 'lt') }}",
+    ),
+    (
+        "misc_tests",
+        "{{ l is contains(1) }} {{ 'x' is truthy }} {{ [1] is subset([1, 2]) }} {{ [1, 2] is superset([2]) }}",
+    ),
+    (
+        "type_tests",
+        "{{ n is number }} {{ s is string }} {{ d is mapping }} {{ l is sequence }} {{ s is sequence }} {{ f is float }} {{ n is integer }}",
+    ),
     ("lookup_vars", "{{ lookup('vars', 'n') }}"),
     ("query_vars", "{{ query('vars', 'n', 's') }}"),
     ("lookup_env", "{{ lookup('env', 'HOME') }}"),
@@ -126,13 +177,22 @@ const CASES: &[(&str, &str)] = &[
     ("range_list", "{{ range(3) | list }}"),
     ("lazy_var", "{{ url }}"),
     ("lazy_typed_var", "{{ port + 1 }}"),
-    ("hostvars_access", "{{ hostvars['localhost'].inventory_hostname }}"),
+    (
+        "hostvars_access",
+        "{{ hostvars['localhost'].inventory_hostname }}",
+    ),
     ("dict_items", "{{ d.items() | list }}"),
     ("str_split_method", "{{ 'a,b'.split(',') }}"),
-    ("str_methods", "{{ s.startswith('ab') }} {{ ' x '.strip() }} {{ s.upper() }}"),
+    (
+        "str_methods",
+        "{{ s.startswith('ab') }} {{ ' x '.strip() }} {{ s.upper() }}",
+    ),
     ("default_undef", "{{ nope | default('dflt') }}"),
     ("default_bool", "{{ '' | default('e', true) }}"),
-    ("defined_tests", "{{ nope is defined }} {{ d.c is defined }} {{ d.zz is undefined }}"),
+    (
+        "defined_tests",
+        "{{ nope is defined }} {{ d.c is defined }} {{ d.zz is undefined }}",
+    ),
     ("if_block", "{% if n > 1 %}big{% else %}small{% endif %}"),
     ("for_block", "{% for x in l %}{{ x }},{% endfor %}"),
     ("in_operator", "{{ 'b' in s }} {{ 2 in l }}"),
@@ -234,7 +294,9 @@ fn templates_match_ansible() {
         let ours = match templar.render(expr, &ctx) {
             Ok(v) => v,
             Err(e) => {
-                failures.push(format!("{name}: {expr:?}\n    mixop error: {e}\n    ansible: {theirs}"));
+                failures.push(format!(
+                    "{name}: {expr:?}\n    mixop error: {e}\n    ansible: {theirs}"
+                ));
                 continue;
             }
         };
@@ -247,7 +309,9 @@ fn templates_match_ansible() {
             continue;
         }
         if ours != theirs {
-            failures.push(format!("{name}: {expr:?}\n    ansible: {theirs}\n    mixop:   {ours}"));
+            failures.push(format!(
+                "{name}: {expr:?}\n    ansible: {theirs}\n    mixop:   {ours}"
+            ));
         }
     }
     assert!(

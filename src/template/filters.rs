@@ -60,13 +60,21 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("splitext", splitext);
     env.add_filter("path_join", path_join);
     env.add_filter("hash", hash);
-    env.add_filter("checksum", |state: &State, v: Value| digest(state, &v, "sha1"));
+    env.add_filter("checksum", |state: &State, v: Value| {
+        digest(state, &v, "sha1")
+    });
     env.add_filter("sha1", |state: &State, v: Value| digest(state, &v, "sha1"));
     env.add_filter("md5", |state: &State, v: Value| digest(state, &v, "md5"));
     env.add_filter("mandatory", mandatory);
-    env.add_filter("difference", |s: &State, a: Value, b: Value| set_op(s, &a, &b, SetOp::Difference));
-    env.add_filter("intersect", |s: &State, a: Value, b: Value| set_op(s, &a, &b, SetOp::Intersect));
-    env.add_filter("union", |s: &State, a: Value, b: Value| set_op(s, &a, &b, SetOp::Union));
+    env.add_filter("difference", |s: &State, a: Value, b: Value| {
+        set_op(s, &a, &b, SetOp::Difference)
+    });
+    env.add_filter("intersect", |s: &State, a: Value, b: Value| {
+        set_op(s, &a, &b, SetOp::Intersect)
+    });
+    env.add_filter("union", |s: &State, a: Value, b: Value| {
+        set_op(s, &a, &b, SetOp::Union)
+    });
     env.add_filter("symmetric_difference", |s: &State, a: Value, b: Value| {
         set_op(s, &a, &b, SetOp::Symmetric)
     });
@@ -74,46 +82,83 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("type_debug", type_debug);
     env.add_filter("pow", |x: f64, y: f64| x.powf(y));
     env.add_filter("log", |x: f64, base: Option<f64>| match base {
-        Some(b) if b == 10.0 => x.log10(),
+        Some(10.0) => x.log10(),
         Some(b) => x.ln() / b.ln(),
         None => x.ln(),
     });
     env.add_filter("root", |x: f64, base: Option<f64>| match base {
         None => x.sqrt(),
-        Some(b) if b == 2.0 => x.sqrt(),
+        Some(2.0) => x.sqrt(),
         Some(b) => x.powf(1.0 / b),
     });
 
     env.add_test("failed", |s: &State, v: Value| result_flag(s, &v, "failed"));
-    env.add_test("failure", |s: &State, v: Value| result_flag(s, &v, "failed"));
-    env.add_test("succeeded", |s: &State, v: Value| result_flag(s, &v, "failed").map(|b| !b));
-    env.add_test("success", |s: &State, v: Value| result_flag(s, &v, "failed").map(|b| !b));
-    env.add_test("successful", |s: &State, v: Value| result_flag(s, &v, "failed").map(|b| !b));
+    env.add_test("failure", |s: &State, v: Value| {
+        result_flag(s, &v, "failed")
+    });
+    env.add_test("succeeded", |s: &State, v: Value| {
+        result_flag(s, &v, "failed").map(|b| !b)
+    });
+    env.add_test("success", |s: &State, v: Value| {
+        result_flag(s, &v, "failed").map(|b| !b)
+    });
+    env.add_test("successful", |s: &State, v: Value| {
+        result_flag(s, &v, "failed").map(|b| !b)
+    });
     env.add_test("changed", changed);
     env.add_test("change", changed);
-    env.add_test("skipped", |s: &State, v: Value| result_flag(s, &v, "skipped"));
+    env.add_test("skipped", |s: &State, v: Value| {
+        result_flag(s, &v, "skipped")
+    });
     env.add_test("skip", |s: &State, v: Value| result_flag(s, &v, "skipped"));
-    env.add_test("unreachable", |s: &State, v: Value| result_flag(s, &v, "unreachable"));
-    env.add_test("reachable", |s: &State, v: Value| result_flag(s, &v, "unreachable").map(|b| !b));
-    env.add_test("match", |s: &State, v: Value, p: String, k: Kwargs| regex_test(s, &v, &p, k, "match"));
-    env.add_test("search", |s: &State, v: Value, p: String, k: Kwargs| regex_test(s, &v, &p, k, "search"));
-    env.add_test("regex", |s: &State, v: Value, p: String, k: Kwargs| regex_test(s, &v, &p, k, ""));
+    env.add_test("unreachable", |s: &State, v: Value| {
+        result_flag(s, &v, "unreachable")
+    });
+    env.add_test("reachable", |s: &State, v: Value| {
+        result_flag(s, &v, "unreachable").map(|b| !b)
+    });
+    env.add_test("match", |s: &State, v: Value, p: String, k: Kwargs| {
+        regex_test(s, &v, &p, k, "match")
+    });
+    env.add_test("search", |s: &State, v: Value, p: String, k: Kwargs| {
+        regex_test(s, &v, &p, k, "search")
+    });
+    env.add_test("regex", |s: &State, v: Value, p: String, k: Kwargs| {
+        regex_test(s, &v, &p, k, "")
+    });
     env.add_test("contains", contains);
     env.add_test("version", version_test);
     env.add_test("version_compare", version_test);
     env.add_test("truthy", |s: &State, v: Value, k: Kwargs| truthy(s, &v, k));
-    env.add_test("falsy", |s: &State, v: Value, k: Kwargs| truthy(s, &v, k).map(|b| !b));
+    env.add_test("falsy", |s: &State, v: Value, k: Kwargs| {
+        truthy(s, &v, k).map(|b| !b)
+    });
     env.add_test("subset", |s: &State, a: Value, b: Value| subset(s, &a, &b));
-    env.add_test("issubset", |s: &State, a: Value, b: Value| subset(s, &a, &b));
-    env.add_test("superset", |s: &State, a: Value, b: Value| subset(s, &b, &a));
-    env.add_test("issuperset", |s: &State, a: Value, b: Value| subset(s, &b, &a));
-    env.add_test("any", |s: &State, v: Value| Ok::<_, Error>(items(s, &v)?.iter().any(Value::is_true)));
-    env.add_test("all", |s: &State, v: Value| Ok::<_, Error>(items(s, &v)?.iter().all(Value::is_true)));
+    env.add_test("issubset", |s: &State, a: Value, b: Value| {
+        subset(s, &a, &b)
+    });
+    env.add_test("superset", |s: &State, a: Value, b: Value| {
+        subset(s, &b, &a)
+    });
+    env.add_test("issuperset", |s: &State, a: Value, b: Value| {
+        subset(s, &b, &a)
+    });
+    env.add_test("any", |s: &State, v: Value| {
+        Ok::<_, Error>(items(s, &v)?.iter().any(Value::is_true))
+    });
+    env.add_test("all", |s: &State, v: Value| {
+        Ok::<_, Error>(items(s, &v)?.iter().all(Value::is_true))
+    });
     // Python's notions: strings and dicts are sequences, booleans are numbers.
     env.add_test("sequence", |v: Value| {
-        matches!(v.kind(), ValueKind::String | ValueKind::Seq | ValueKind::Map | ValueKind::Bytes)
+        matches!(
+            v.kind(),
+            ValueKind::String | ValueKind::Seq | ValueKind::Map | ValueKind::Bytes
+        )
     });
-    env.add_test("number", |v: Value| matches!(v.kind(), ValueKind::Number | ValueKind::Bool));
+    env.add_test("number", |v: Value| {
+        matches!(v.kind(), ValueKind::Number | ValueKind::Bool)
+    });
 
     env.add_function("dict", dict_fn);
 }
@@ -122,7 +167,10 @@ pub(super) fn register(env: &mut Environment<'static>) {
 fn items(state: &State, v: &Value) -> Result<Vec<Value>, Error> {
     check_defined(state, v)?;
     if v.kind() == ValueKind::String {
-        return Err(err(format!("expected a list, got a string ('{}')", pyfmt::short(v.as_str().unwrap_or_default()))));
+        return Err(err(format!(
+            "expected a list, got a string ('{}')",
+            pyfmt::short(v.as_str().unwrap_or_default())
+        )));
     }
     Ok(v.try_iter()?.collect())
 }
@@ -173,9 +221,11 @@ fn join(state: &State, v: Value, sep: Option<String>, kwargs: Kwargs) -> Result<
 fn flatten(state: &State, v: Value, levels: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let levels = match levels {
         Some(l) if !l.is_none() => Some(l),
-        _ => kwargs.get::<Option<Value>>("levels")?.filter(|l| !l.is_none()),
+        _ => kwargs
+            .get::<Option<Value>>("levels")?
+            .filter(|l| !l.is_none()),
     };
-    let levels = levels.map(|l| i64::try_from(l)).transpose()?;
+    let levels = levels.map(i64::try_from).transpose()?;
     let skip_nulls = kwargs.get::<Option<bool>>("skip_nulls")?.unwrap_or(true);
     kwargs.assert_all_used()?;
     fn go(list: &[Json], levels: Option<i64>, skip_nulls: bool, out: &mut Vec<Json>) {
@@ -199,12 +249,18 @@ fn flatten(state: &State, v: Value, levels: Option<Value>, kwargs: Kwargs) -> Re
 }
 
 fn dict2items(state: &State, v: Value, kwargs: Kwargs) -> Result<Value, Error> {
-    let key_name: String = kwargs.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
-    let value_name: String =
-        kwargs.get::<Option<String>>("value_name")?.unwrap_or_else(|| "value".into());
+    let key_name: String = kwargs
+        .get::<Option<String>>("key_name")?
+        .unwrap_or_else(|| "key".into());
+    let value_name: String = kwargs
+        .get::<Option<String>>("value_name")?
+        .unwrap_or_else(|| "value".into());
     kwargs.assert_all_used()?;
     let Json::Object(m) = json(state, &v)? else {
-        return Err(err(format!("dict2items requires a dictionary, got {}", v.kind())));
+        return Err(err(format!(
+            "dict2items requires a dictionary, got {}",
+            v.kind()
+        )));
     };
     let out: Vec<Json> = m
         .into_iter()
@@ -219,9 +275,12 @@ fn dict2items(state: &State, v: Value, kwargs: Kwargs) -> Result<Value, Error> {
 }
 
 fn items2dict(state: &State, v: Value, kwargs: Kwargs) -> Result<Value, Error> {
-    let key_name: String = kwargs.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
-    let value_name: String =
-        kwargs.get::<Option<String>>("value_name")?.unwrap_or_else(|| "value".into());
+    let key_name: String = kwargs
+        .get::<Option<String>>("key_name")?
+        .unwrap_or_else(|| "key".into());
+    let value_name: String = kwargs
+        .get::<Option<String>>("value_name")?
+        .unwrap_or_else(|| "value".into());
     kwargs.assert_all_used()?;
     let list = json_list(state, &v, "items2dict")?;
     let mut out = Map::new();
@@ -241,7 +300,12 @@ fn items2dict(state: &State, v: Value, kwargs: Kwargs) -> Result<Value, Error> {
     Ok(from_json(&Json::Object(out)))
 }
 
-fn merge_hash(x: &Map<String, Json>, y: &Map<String, Json>, recursive: bool, list_merge: &str) -> Map<String, Json> {
+fn merge_hash(
+    x: &Map<String, Json>,
+    y: &Map<String, Json>,
+    recursive: bool,
+    list_merge: &str,
+) -> Map<String, Json> {
     let mut out = x.clone();
     for (k, yv) in y {
         let merged = match (out.get(k), yv) {
@@ -256,7 +320,10 @@ fn merge_hash(x: &Map<String, Json>, y: &Map<String, Json>, recursive: bool, lis
                     "keep" => xa.clone(),
                     "append" => xa.iter().chain(ya).cloned().collect(),
                     "prepend" => ya.iter().chain(xa).cloned().collect(),
-                    "append_rp" => without(xa, ya).into_iter().chain(ya.iter().cloned()).collect(),
+                    "append_rp" => without(xa, ya)
+                        .into_iter()
+                        .chain(ya.iter().cloned())
+                        .collect(),
                     // prepend_rp
                     _ => ya.iter().cloned().chain(without(xa, ya)).collect(),
                 })
@@ -270,13 +337,18 @@ fn merge_hash(x: &Map<String, Json>, y: &Map<String, Json>, recursive: bool, lis
 
 fn combine(state: &State, v: Value, rest: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let recursive = kwargs.get::<Option<bool>>("recursive")?.unwrap_or(false);
-    let list_merge: String = kwargs.get::<Option<String>>("list_merge")?.unwrap_or_else(|| "replace".into());
-    if !matches!(list_merge.as_str(), "replace" | "keep" | "append" | "prepend" | "append_rp" | "prepend_rp") {
+    let list_merge: String = kwargs
+        .get::<Option<String>>("list_merge")?
+        .unwrap_or_else(|| "replace".into());
+    if !matches!(
+        list_merge.as_str(),
+        "replace" | "keep" | "append" | "prepend" | "append_rp" | "prepend_rp"
+    ) {
         return Err(err(format!("combine: unknown list_merge '{list_merge}'")));
     }
-    kwargs
-        .assert_all_used()
-        .map_err(|_| err("'recursive' and 'list_merge' are the only valid keyword arguments of combine"))?;
+    kwargs.assert_all_used().map_err(|_| {
+        err("'recursive' and 'list_merge' are the only valid keyword arguments of combine")
+    })?;
     let mut dicts = Vec::new();
     for term in std::iter::once(&v).chain(rest.0.iter()) {
         match json(state, term)? {
@@ -300,12 +372,18 @@ fn combine(state: &State, v: Value, rest: Rest<Value>, kwargs: Kwargs) -> Result
     Ok(from_json(&Json::Object(result)))
 }
 
-fn ternary(state: &State, v: Value, t: Value, f: Value, none: Option<Value>) -> Result<Value, Error> {
+fn ternary(
+    state: &State,
+    v: Value,
+    t: Value,
+    f: Value,
+    none: Option<Value>,
+) -> Result<Value, Error> {
     check_defined(state, &v)?;
-    if v.is_none() {
-        if let Some(n) = none.filter(|n| !n.is_none()) {
-            return Ok(n);
-        }
+    if v.is_none()
+        && let Some(n) = none.filter(|n| !n.is_none())
+    {
+        return Ok(n);
     }
     Ok(if v.is_true() { t } else { f })
 }
@@ -315,12 +393,21 @@ fn encode_text(s: &str, encoding: &str) -> Result<Vec<u8>, Error> {
         "utf-8" | "utf8" => Ok(s.as_bytes().to_vec()),
         "utf-16-le" | "utf-16le" => Ok(s.encode_utf16().flat_map(u16::to_le_bytes).collect()),
         "ascii" if s.is_ascii() => Ok(s.as_bytes().to_vec()),
-        other => Err(err(format!("unsupported encoding '{other}' (use utf-8 or utf-16-le)"))),
+        other => Err(err(format!(
+            "unsupported encoding '{other}' (use utf-8 or utf-16-le)"
+        ))),
     }
 }
 
-fn b64encode(state: &State, v: Value, encoding: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
-    let encoding = encoding.or(kwargs.get("encoding")?).unwrap_or_else(|| "utf-8".into());
+fn b64encode(
+    state: &State,
+    v: Value,
+    encoding: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let encoding = encoding
+        .or(kwargs.get("encoding")?)
+        .unwrap_or_else(|| "utf-8".into());
     let urlsafe = kwargs.get::<Option<bool>>("urlsafe")?.unwrap_or(false);
     kwargs.assert_all_used()?;
     let bytes = encode_text(&text(state, &v)?, &encoding)?;
@@ -331,11 +418,21 @@ fn b64encode(state: &State, v: Value, encoding: Option<String>, kwargs: Kwargs) 
     })
 }
 
-fn b64decode(state: &State, v: Value, encoding: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
-    let encoding = encoding.or(kwargs.get("encoding")?).unwrap_or_else(|| "utf-8".into());
+fn b64decode(
+    state: &State,
+    v: Value,
+    encoding: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let encoding = encoding
+        .or(kwargs.get("encoding")?)
+        .unwrap_or_else(|| "utf-8".into());
     let urlsafe = kwargs.get::<Option<bool>>("urlsafe")?.unwrap_or(false);
     kwargs.assert_all_used()?;
-    let input: String = text(state, &v)?.chars().filter(|c| !c.is_whitespace()).collect();
+    let input: String = text(state, &v)?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let engine = if urlsafe {
         base64::engine::general_purpose::URL_SAFE
     } else {
@@ -346,10 +443,14 @@ fn b64decode(state: &State, v: Value, encoding: Option<String>, kwargs: Kwargs) 
         .map_err(|e| err(format!("b64decode: invalid base64 input: {e}")))?;
     match encoding.to_ascii_lowercase().replace('_', "-").as_str() {
         "utf-16-le" | "utf-16le" => {
-            let units: Vec<u16> = bytes.chunks(2).map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
+            let units: Vec<u16> = bytes
+                .chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                .collect();
             String::from_utf16(&units).map_err(|_| err("b64decode: result is not valid UTF-16-LE"))
         }
-        _ => String::from_utf8(bytes).map_err(|_| err(format!("b64decode: result is not valid {encoding} text"))),
+        _ => String::from_utf8(bytes)
+            .map_err(|_| err(format!("b64decode: result is not valid {encoding} text"))),
     }
 }
 
@@ -358,20 +459,36 @@ fn to_json_filter(state: &State, v: Value, kwargs: Kwargs) -> Result<String, Err
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
     let ensure_ascii = kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(true);
     kwargs.assert_all_used()?;
-    Ok(pyfmt::json_dumps(&json(state, &v)?, indent, sort_keys, ensure_ascii))
+    Ok(pyfmt::json_dumps(
+        &json(state, &v)?,
+        indent,
+        sort_keys,
+        ensure_ascii,
+    ))
 }
 
-fn to_nice_json(state: &State, v: Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
+fn to_nice_json(
+    state: &State,
+    v: Value,
+    indent: Option<usize>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
     let indent = indent.or(kwargs.get("indent")?).unwrap_or(4);
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
     let ensure_ascii = kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(true);
     kwargs.assert_all_used()?;
-    Ok(pyfmt::json_dumps(&json(state, &v)?, Some(indent), sort_keys, ensure_ascii))
+    Ok(pyfmt::json_dumps(
+        &json(state, &v)?,
+        Some(indent),
+        sort_keys,
+        ensure_ascii,
+    ))
 }
 
 fn from_json_filter(state: &State, v: Value) -> Result<Value, Error> {
     let s = text(state, &v)?;
-    let parsed: Json = serde_json::from_str(&s).map_err(|e| err(format!("from_json: invalid JSON: {e}")))?;
+    let parsed: Json =
+        serde_json::from_str(&s).map_err(|e| err(format!("from_json: invalid JSON: {e}")))?;
     Ok(from_json(&parsed))
 }
 
@@ -383,7 +500,12 @@ fn to_yaml(state: &State, v: Value, kwargs: Kwargs) -> Result<String, Error> {
     Ok(pyfmt::yaml_dump(&json(state, &v)?, indent, flow))
 }
 
-fn to_nice_yaml(state: &State, v: Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
+fn to_nice_yaml(
+    state: &State,
+    v: Value,
+    indent: Option<usize>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
     let indent = indent.or(kwargs.get("indent")?).unwrap_or(4);
     let _ = kwargs.get::<Option<Value>>("width")?;
     kwargs.assert_all_used()?;
@@ -395,12 +517,16 @@ fn from_yaml(state: &State, v: Value) -> Result<Value, Error> {
     let Some(s) = v.as_str() else { return Ok(v) };
     let docs = crate::yaml::load_str(crate::diag::Source::new("<from_yaml>", s.to_string()))
         .map_err(|d| err(format!("from_yaml: {}", d.message)))?;
-    Ok(docs.first().map(|d| from_json(&d.to_value())).unwrap_or(Value::from(())))
+    Ok(docs
+        .first()
+        .map(|d| from_json(&d.to_value()))
+        .unwrap_or(Value::from(())))
 }
 
 /// Compiles a Python-syntax regular expression (cached: the same patterns run for every host).
 fn regex(pattern: &str, ignorecase: bool, multiline: bool) -> Result<regex::Regex, Error> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, bool, bool), regex::Regex>>> = OnceLock::new();
+    type Cache = Mutex<HashMap<(String, bool, bool), regex::Regex>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (pattern.to_string(), ignorecase, multiline);
     if let Some(r) = lock(cache).get(&key) {
@@ -478,7 +604,9 @@ fn regex_replace(
     kwargs: Kwargs,
 ) -> Result<String, Error> {
     let pattern = pattern.or(kwargs.get("pattern")?).unwrap_or_default();
-    let replacement = replacement.or(kwargs.get("replacement")?).unwrap_or_default();
+    let replacement = replacement
+        .or(kwargs.get("replacement")?)
+        .unwrap_or_default();
     let ignorecase = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
     let multiline = kwargs.get::<Option<bool>>("multiline")?.unwrap_or(false);
     let count = kwargs.get::<Option<usize>>("count")?.unwrap_or(0);
@@ -487,16 +615,28 @@ fn regex_replace(
     let value = text(state, &v)?;
     let re = regex(&pattern, ignorecase, multiline)?;
     let matches = re.find_iter(&value).count();
-    let subs = if count == 0 { matches } else { matches.min(count) };
+    let subs = if count == 0 {
+        matches
+    } else {
+        matches.min(count)
+    };
     if mandatory_count != 0 && mandatory_count != subs {
         return Err(err(format!(
             "'{pattern}' should match {mandatory_count} times, but matches {subs} times in '{value}'"
         )));
     }
-    Ok(re.replacen(&value, count, py_replacement(&replacement).as_str()).into_owned())
+    Ok(re
+        .replacen(&value, count, py_replacement(&replacement).as_str())
+        .into_owned())
 }
 
-fn regex_search(state: &State, v: Value, pattern: String, groups: Rest<String>, kwargs: Kwargs) -> Result<Value, Error> {
+fn regex_search(
+    state: &State,
+    v: Value,
+    pattern: String,
+    groups: Rest<String>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
     let ignorecase = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
     let multiline = kwargs.get::<Option<bool>>("multiline")?.unwrap_or(false);
     kwargs.assert_all_used()?;
@@ -518,7 +658,9 @@ fn regex_search(state: &State, v: Value, pattern: String, groups: Rest<String>, 
         } else if let Some(n) = g.strip_prefix('\\').and_then(|n| n.parse::<usize>().ok()) {
             caps.get(n)
         } else {
-            return Err(err(format!("regex_search: unknown argument '{g}' (use '\\\\1' or '\\\\g<name>')")));
+            return Err(err(format!(
+                "regex_search: unknown argument '{g}' (use '\\\\1' or '\\\\g<name>')"
+            )));
         };
         out.push(m.map_or(Value::from(()), |m| Value::from(m.as_str())));
     }
@@ -549,7 +691,11 @@ fn regex_escape(state: &State, v: Value, re_type: Option<String>) -> Result<Stri
     let special: &str = match re_type.as_deref().unwrap_or("python") {
         "python" => "()[]{}?*+-|^$\\.&~# \t\n\r\u{b}\u{c}",
         "posix_basic" => "].[^$*\\",
-        other => return Err(err(format!("regex_escape: unsupported regex type '{other}'"))),
+        other => {
+            return Err(err(format!(
+                "regex_escape: unsupported regex type '{other}'"
+            )));
+        }
     };
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -566,7 +712,9 @@ pub(super) fn shell_quote(s: &str) -> String {
     if s.is_empty() {
         return "''".into();
     }
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c))
+    {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', "'\"'\"'"))
@@ -601,11 +749,11 @@ fn dirname(state: &State, v: Value) -> Result<String, Error> {
 
 fn expanduser(state: &State, v: Value) -> Result<String, Error> {
     let p = text(state, &v)?;
-    if p == "~" || p.starts_with("~/") {
-        if let Ok(home) = std::env::var("HOME") {
-            let home = home.trim_end_matches('/');
-            return Ok(format!("{home}{}", &p[1..]));
-        }
+    if (p == "~" || p.starts_with("~/"))
+        && let Ok(home) = std::env::var("HOME")
+    {
+        let home = home.trim_end_matches('/');
+        return Ok(format!("{home}{}", &p[1..]));
     }
     Ok(p)
 }
@@ -616,7 +764,9 @@ fn splitext(state: &State, v: Value) -> Result<Value, Error> {
     let p = text(state, &v)?;
     let base_start = p.rfind('/').map_or(0, |i| i + 1);
     let base = &p[base_start..];
-    let split = base.rfind('.').filter(|&i| base[..i].chars().any(|c| c != '.'));
+    let split = base
+        .rfind('.')
+        .filter(|&i| base[..i].chars().any(|c| c != '.'));
     let (root, ext) = match split {
         Some(i) => (&p[..base_start + i], &p[base_start + i..]),
         None => (p.as_str(), ""),
@@ -694,18 +844,33 @@ fn set_op(state: &State, a: &Value, b: &Value, op: SetOp) -> Result<Value, Error
         }
     };
     match op {
-        SetOp::Difference => a.iter().filter(|x| !b.contains(x)).for_each(|x| push(x, &mut out)),
-        SetOp::Intersect => a.iter().filter(|x| b.contains(x)).for_each(|x| push(x, &mut out)),
+        SetOp::Difference => a
+            .iter()
+            .filter(|x| !b.contains(x))
+            .for_each(|x| push(x, &mut out)),
+        SetOp::Intersect => a
+            .iter()
+            .filter(|x| b.contains(x))
+            .for_each(|x| push(x, &mut out)),
         SetOp::Union => a.iter().chain(b.iter()).for_each(|x| push(x, &mut out)),
         SetOp::Symmetric => {
-            a.iter().filter(|x| !b.contains(x)).for_each(|x| push(x, &mut out));
-            b.iter().filter(|x| !a.contains(x)).for_each(|x| push(x, &mut out));
+            a.iter()
+                .filter(|x| !b.contains(x))
+                .for_each(|x| push(x, &mut out));
+            b.iter()
+                .filter(|x| !a.contains(x))
+                .for_each(|x| push(x, &mut out));
         }
     }
     Ok(from_json(&Json::Array(out)))
 }
 
-fn extract(state: &State, item: Value, container: Value, morekeys: Option<Value>) -> Result<Value, Error> {
+fn extract(
+    state: &State,
+    item: Value,
+    container: Value,
+    morekeys: Option<Value>,
+) -> Result<Value, Error> {
     check_defined(state, &container)?;
     let mut keys = vec![item];
     match morekeys {
@@ -713,7 +878,9 @@ fn extract(state: &State, item: Value, container: Value, morekeys: Option<Value>
         Some(m) if !m.is_none() => keys.push(m),
         _ => {}
     }
-    let is_hostvars = container.downcast_object_ref::<super::objects::Hostvars>().is_some();
+    let is_hostvars = container
+        .downcast_object_ref::<super::objects::Hostvars>()
+        .is_some();
     let mut v = container;
     for (i, k) in keys.iter().enumerate() {
         v = v.get_item(k)?;
@@ -722,7 +889,10 @@ fn extract(state: &State, item: Value, container: Value, morekeys: Option<Value>
             return Err(err(if is_hostvars && i == 0 {
                 format!("extract: hostvars has no host '{key}' (is it in the inventory?)")
             } else if is_hostvars {
-                format!("extract: hostvars['{}'] has no variable '{key}'", pyfmt::py_str(&keys[0]))
+                format!(
+                    "extract: hostvars['{}'] has no variable '{key}'",
+                    pyfmt::py_str(&keys[0])
+                )
             } else {
                 format!("extract: the container has no item '{key}'")
             }));
@@ -804,16 +974,30 @@ fn changed(state: &State, v: Value) -> Result<bool, Error> {
     Ok(false)
 }
 
-fn regex_test(state: &State, v: &Value, pattern: &str, kwargs: Kwargs, kind: &str) -> Result<bool, Error> {
+fn regex_test(
+    state: &State,
+    v: &Value,
+    pattern: &str,
+    kwargs: Kwargs,
+    kind: &str,
+) -> Result<bool, Error> {
     let ignorecase = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
     let multiline = kwargs.get::<Option<bool>>("multiline")?.unwrap_or(false);
-    let match_type: String = kwargs.get::<Option<String>>("match_type")?.unwrap_or_else(|| "search".into());
+    let match_type: String = kwargs
+        .get::<Option<String>>("match_type")?
+        .unwrap_or_else(|| "search".into());
     kwargs.assert_all_used()?;
-    let kind = if kind.is_empty() { match_type.as_str() } else { kind };
+    let kind = if kind.is_empty() {
+        match_type.as_str()
+    } else {
+        kind
+    };
     let value = text(state, v)?;
     match kind {
         "match" => Ok(regex(&format!(r"\A(?:{pattern})"), ignorecase, multiline)?.is_match(&value)),
-        "fullmatch" => Ok(regex(&format!(r"\A(?:{pattern})\z"), ignorecase, multiline)?.is_match(&value)),
+        "fullmatch" => {
+            Ok(regex(&format!(r"\A(?:{pattern})\z"), ignorecase, multiline)?.is_match(&value))
+        }
         "search" => Ok(regex(pattern, ignorecase, multiline)?.is_match(&value)),
         other => Err(err(format!("regex test: unknown match_type '{other}'"))),
     }
@@ -832,12 +1016,8 @@ fn truthy(state: &State, v: &Value, kwargs: Kwargs) -> Result<bool, Error> {
     let convert = kwargs.get::<Option<bool>>("convert_bool")?.unwrap_or(false);
     kwargs.assert_all_used()?;
     check_defined(state, v)?;
-    if convert {
-        if let Some(s) = v.as_str() {
-            if let Some(b) = crate::value::parse_bool(s) {
-                return Ok(b);
-            }
-        }
+    if convert && let Some(b) = v.as_str().and_then(crate::value::parse_bool) {
+        return Ok(b);
     }
     Ok(v.is_true())
 }
@@ -936,8 +1116,16 @@ fn cmp_semver(a: &str, b: &str, strict: bool) -> Result<std::cmp::Ordering, Erro
         Some((out, pre))
     }
     let what = if strict { "strict" } else { "semver" };
-    let pa = parse(a, strict).ok_or_else(|| err(format!("Version comparison failed: invalid {what} version '{a}'")))?;
-    let pb = parse(b, strict).ok_or_else(|| err(format!("Version comparison failed: invalid {what} version '{b}'")))?;
+    let pa = parse(a, strict).ok_or_else(|| {
+        err(format!(
+            "Version comparison failed: invalid {what} version '{a}'"
+        ))
+    })?;
+    let pb = parse(b, strict).ok_or_else(|| {
+        err(format!(
+            "Version comparison failed: invalid {what} version '{b}'"
+        ))
+    })?;
     Ok(pa.0.cmp(&pb.0).then_with(|| match (pa.1, pb.1) {
         (None, None) => std::cmp::Ordering::Equal,
         (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -961,8 +1149,16 @@ fn cmp_semver(a: &str, b: &str, strict: bool) -> Result<std::cmp::Ordering, Erro
     }))
 }
 
-fn version_test(state: &State, v: Value, other: Value, op: Option<String>, kwargs: Kwargs) -> Result<bool, Error> {
-    let op = op.or(kwargs.get("operator")?).unwrap_or_else(|| "eq".into());
+fn version_test(
+    state: &State,
+    v: Value,
+    other: Value,
+    op: Option<String>,
+    kwargs: Kwargs,
+) -> Result<bool, Error> {
+    let op = op
+        .or(kwargs.get("operator")?)
+        .unwrap_or_else(|| "eq".into());
     let strict = kwargs.get::<Option<bool>>("strict")?.unwrap_or(false);
     let version_type: Option<String> = kwargs.get("version_type")?;
     kwargs.assert_all_used()?;
@@ -1013,21 +1209,31 @@ fn arg_str<'a>(args: &'a [Value], i: usize, method: &str) -> Result<Option<&'a s
     }
 }
 
-pub(super) fn call_method(state: &mut State, value: &Value, name: &str, args: &[Value]) -> Result<Value, Error> {
+pub(super) fn call_method(
+    state: &mut State,
+    value: &Value,
+    name: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
     if let Some(s) = value.as_str() {
         return str_method(state, s, name, args);
     }
     match (value.kind(), name) {
-        (ValueKind::Map, "items") => state.apply_filter("items", &[value.clone()]),
+        (ValueKind::Map, "items") => state.apply_filter("items", std::slice::from_ref(value)),
         (ValueKind::Map, "keys") => Ok(Value::from(value.try_iter()?.collect::<Vec<_>>())),
         (ValueKind::Map, "values") => {
-            let vals: Result<Vec<Value>, Error> = value.try_iter()?.map(|k| value.get_item(&k)).collect();
+            let vals: Result<Vec<Value>, Error> =
+                value.try_iter()?.map(|k| value.get_item(&k)).collect();
             Ok(Value::from(vals?))
         }
         (ValueKind::Map, "get") => {
             let key = args.first().ok_or_else(|| err("get() needs a key"))?;
             let v = value.get_item(key)?;
-            Ok(if v.is_undefined() { args.get(1).cloned().unwrap_or(Value::from(())) } else { v })
+            Ok(if v.is_undefined() {
+                args.get(1).cloned().unwrap_or(Value::from(()))
+            } else {
+                v
+            })
         }
         (ValueKind::Seq, "index") => {
             let needle = args.first().ok_or_else(|| err("index() needs a value"))?;
@@ -1039,7 +1245,9 @@ pub(super) fn call_method(state: &mut State, value: &Value, name: &str, args: &[
         }
         (ValueKind::Seq, "count") => {
             let needle = args.first().ok_or_else(|| err("count() needs a value"))?;
-            Ok(Value::from(value.try_iter()?.filter(|x| x == needle).count()))
+            Ok(Value::from(
+                value.try_iter()?.filter(|x| x == needle).count(),
+            ))
         }
         _ => Err(Error::from(ErrorKind::UnknownMethod)),
     }
@@ -1062,16 +1270,31 @@ fn str_method(state: &mut State, s: &str, name: &str, args: &[Value]) -> Result<
                 _ => s.trim_end_matches(pred),
             })
         }
-        "split" => state.apply_filter("split", &[Value::from(s)].iter().chain(args).cloned().collect::<Vec<_>>())?,
+        "split" => state.apply_filter(
+            "split",
+            &[Value::from(s)]
+                .iter()
+                .chain(args)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )?,
         "splitlines" => Value::from(s.lines().map(Value::from).collect::<Vec<_>>()),
         "startswith" | "endswith" => {
-            let arg = args.first().ok_or_else(|| err(format!("{name}() needs an argument")))?;
+            let arg = args
+                .first()
+                .ok_or_else(|| err(format!("{name}() needs an argument")))?;
             let candidates: Vec<String> = if let Some(p) = arg.as_str() {
                 vec![p.to_string()]
             } else {
                 arg.try_iter()?.map(|v| pyfmt::py_str(&v)).collect()
             };
-            Value::from(candidates.iter().any(|p| if name == "startswith" { s.starts_with(p.as_str()) } else { s.ends_with(p.as_str()) }))
+            Value::from(candidates.iter().any(|p| {
+                if name == "startswith" {
+                    s.starts_with(p.as_str())
+                } else {
+                    s.ends_with(p.as_str())
+                }
+            }))
         }
         "replace" => {
             let old = chars_arg(0)?.ok_or_else(|| err("replace() needs 2 arguments"))?;
@@ -1087,10 +1310,16 @@ fn str_method(state: &mut State, s: &str, name: &str, args: &[Value]) -> Result<
         }
         "count" => {
             let sub = chars_arg(0)?.ok_or_else(|| err("count() needs an argument"))?;
-            Value::from(if sub.is_empty() { s.chars().count() + 1 } else { s.matches(sub).count() })
+            Value::from(if sub.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(sub).count()
+            })
         }
         "join" => {
-            let items = args.first().ok_or_else(|| err("join() needs an argument"))?;
+            let items = args
+                .first()
+                .ok_or_else(|| err("join() needs an argument"))?;
             let parts: Vec<String> = items.try_iter()?.map(|v| pyfmt::py_str(&v)).collect();
             Value::from(parts.join(s))
         }
@@ -1099,8 +1328,12 @@ fn str_method(state: &mut State, s: &str, name: &str, args: &[Value]) -> Result<
         "isdigit" => Value::from(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
         "isalpha" => Value::from(!s.is_empty() && s.chars().all(char::is_alphabetic)),
         "isalnum" => Value::from(!s.is_empty() && s.chars().all(char::is_alphanumeric)),
-        "islower" => Value::from(s.chars().any(char::is_lowercase) && !s.chars().any(char::is_uppercase)),
-        "isupper" => Value::from(s.chars().any(char::is_uppercase) && !s.chars().any(char::is_lowercase)),
+        "islower" => {
+            Value::from(s.chars().any(char::is_lowercase) && !s.chars().any(char::is_uppercase))
+        }
+        "isupper" => {
+            Value::from(s.chars().any(char::is_uppercase) && !s.chars().any(char::is_lowercase))
+        }
         _ => return Err(Error::from(ErrorKind::UnknownMethod)),
     })
 }

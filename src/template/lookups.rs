@@ -24,7 +24,11 @@ pub(super) fn find_file(search_paths: &[PathBuf], subdir: &str, name: &str) -> O
         return p.is_file().then(|| p.to_path_buf());
     }
     let cwd = [PathBuf::from(".")];
-    let bases = if search_paths.is_empty() { &cwd[..] } else { search_paths };
+    let bases = if search_paths.is_empty() {
+        &cwd[..]
+    } else {
+        search_paths
+    };
     bases
         .iter()
         .flat_map(|b| [b.join(subdir).join(name), b.join(name)])
@@ -45,7 +49,12 @@ fn searched(scope: &Scope, subdir: &str) -> String {
     }
     paths
         .iter()
-        .flat_map(|b| [b.join(subdir).display().to_string(), b.display().to_string()])
+        .flat_map(|b| {
+            [
+                b.join(subdir).display().to_string(),
+                b.display().to_string(),
+            ]
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -54,9 +63,12 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
     let plugin = name.strip_prefix("ansible.builtin.").unwrap_or(name);
     let term_str = |t: &Value| -> Result<String, Error> {
         super::objects::check_defined(state, t)?;
-        t.as_str()
-            .map(str::to_string)
-            .ok_or_else(|| err(format!("lookup('{plugin}') terms must be strings, got {}", t.kind())))
+        t.as_str().map(str::to_string).ok_or_else(|| {
+            err(format!(
+                "lookup('{plugin}') terms must be strings, got {}",
+                t.kind()
+            ))
+        })
     };
     let mut out = Vec::with_capacity(terms.len());
     match plugin {
@@ -78,9 +90,13 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             for t in terms {
                 let t = term_str(t)?;
-                let path = find_file(&scope.inner.opts.search_paths, "files", &t).ok_or_else(|| {
-                    err(format!("could not find file '{t}' (searched {})", searched(&scope, "files")))
-                })?;
+                let path =
+                    find_file(&scope.inner.opts.search_paths, "files", &t).ok_or_else(|| {
+                        err(format!(
+                            "could not find file '{t}' (searched {})",
+                            searched(&scope, "files")
+                        ))
+                    })?;
                 let mut text = std::fs::read_to_string(&path)
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
                 if rstrip {
@@ -96,12 +112,14 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             for t in terms {
                 let t = term_str(t)?;
-                let path = find_file(&scope.inner.opts.search_paths, "templates", &t).ok_or_else(|| {
-                    err(format!(
-                        "could not find template '{t}' (searched {})",
-                        searched(&scope, "templates")
-                    ))
-                })?;
+                let path = find_file(&scope.inner.opts.search_paths, "templates", &t).ok_or_else(
+                    || {
+                        err(format!(
+                            "could not find template '{t}' (searched {})",
+                            searched(&scope, "templates")
+                        ))
+                    },
+                )?;
                 let src = std::fs::read_to_string(&path)
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
                 let text = scope
@@ -137,7 +155,9 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 if let Some(dir) = scope.inner.opts.search_paths.first() {
                     c.current_dir(dir);
                 }
-                let o = c.output().map_err(|e| err(format!("cannot run '{cmd}': {e}")))?;
+                let o = c
+                    .output()
+                    .map_err(|e| err(format!("cannot run '{cmd}': {e}")))?;
                 if !o.status.success() {
                     return Err(err(format!(
                         "lookup_plugin.pipe({cmd}) returned {}",
@@ -166,9 +186,17 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
     Ok(out)
 }
 
-fn invoke(state: &State, name: &str, terms: Rest<Value>, kwargs: Kwargs, query: bool) -> Result<Value, Error> {
+fn invoke(
+    state: &State,
+    name: &str,
+    terms: Rest<Value>,
+    kwargs: Kwargs,
+    query: bool,
+) -> Result<Value, Error> {
     let wantlist = kwargs.get::<Option<bool>>("wantlist")?.unwrap_or(false) || query;
-    let errors: String = kwargs.get::<Option<String>>("errors")?.unwrap_or_else(|| "strict".into());
+    let errors: String = kwargs
+        .get::<Option<String>>("errors")?
+        .unwrap_or_else(|| "strict".into());
     let result = run(state, name, &terms.0, &kwargs).and_then(|r| {
         kwargs.assert_all_used()?;
         Ok(r)
@@ -176,10 +204,17 @@ fn invoke(state: &State, name: &str, terms: Rest<Value>, kwargs: Kwargs, query: 
     let items = match result {
         Ok(items) => items,
         Err(_) if errors == "ignore" || errors == "warn" => {
-            return Ok(if wantlist { Value::from(Vec::<Value>::new()) } else { Value::from(()) });
+            return Ok(if wantlist {
+                Value::from(Vec::<Value>::new())
+            } else {
+                Value::from(())
+            });
         }
         Err(e) => {
-            let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.to_string());
+            let detail = e
+                .detail()
+                .map(str::to_string)
+                .unwrap_or_else(|| e.to_string());
             return Err(err(format!("lookup('{name}') failed: {detail}")));
         }
     };

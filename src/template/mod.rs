@@ -214,7 +214,10 @@ fn backslashes_in_expression_strings_are_kept() {
 #[derive(Default)]
 struct Capture(Option<minijinja::Value>);
 
-fn build_env(sources: Arc<Mutex<HashMap<String, String>>>, opts: Arc<TemplarOptions>) -> Environment<'static> {
+fn build_env(
+    sources: Arc<Mutex<HashMap<String, String>>>,
+    opts: Arc<TemplarOptions>,
+) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Debug mode makes minijinja remember which expression produced an undefined value; that is
@@ -376,10 +379,16 @@ impl Inner {
     }
 
     /// Renders template file content as text.
-    pub(crate) fn render_text(&self, src: &str, scope: &Arc<Scope>) -> Result<String, TemplateError> {
+    pub(crate) fn render_text(
+        &self,
+        src: &str,
+        scope: &Arc<Scope>,
+    ) -> Result<String, TemplateError> {
         let c = self.compile(src, Mode::File)?;
         let v = self.run(&c, src, scope)?;
-        Ok(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+        Ok(v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string()))
     }
 
     fn eval_mj(&self, expr: &str, scope: &Arc<Scope>) -> Result<minijinja::Value, TemplateError> {
@@ -482,7 +491,12 @@ impl Templar {
         };
         // `when: "{{ x }}"` is accepted for compatibility and means the same as `when: x`.
         let bare = single_expr_candidate(expr)
-            .filter(|inner| self.inner.env.compile_expression_owned(inner.to_string()).is_ok())
+            .filter(|inner| {
+                self.inner
+                    .env
+                    .compile_expression_owned(inner.to_string())
+                    .is_ok()
+            })
             .unwrap_or(expr)
             .trim();
         if bare.is_empty() {
@@ -527,7 +541,12 @@ impl Templar {
     /// Syntax check of a bare expression.
     pub fn check_expr(&self, expr: &str) -> Result<(), TemplateError> {
         let bare = single_expr_candidate(expr)
-            .filter(|inner| self.inner.env.compile_expression_owned(inner.to_string()).is_ok())
+            .filter(|inner| {
+                self.inner
+                    .env
+                    .compile_expression_owned(inner.to_string())
+                    .is_ok()
+            })
             .unwrap_or(expr);
         if bare.trim().is_empty() {
             return Err(TemplateError::new("empty expression"));

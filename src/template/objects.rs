@@ -420,7 +420,8 @@ impl Object for LazyNode {
             Target::List(a) => {
                 let i = key.as_i64()?;
                 let idx = if i < 0 {
-                    a.len().checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+                    a.len()
+                        .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
                 } else {
                     usize::try_from(i).ok()?
                 };
@@ -549,7 +550,10 @@ pub(crate) fn to_json(v: &minijinja::Value) -> Result<Json, Error> {
 pub(crate) fn check_defined(state: &State, value: &minijinja::Value) -> Result<(), Error> {
     if value.is_undefined() {
         <Cow<'_, str> as ArgType>::from_state_and_value(Some(state), Some(value))?;
-        if matches!(state.undefined_behavior(), minijinja::UndefinedBehavior::Strict) {
+        if matches!(
+            state.undefined_behavior(),
+            minijinja::UndefinedBehavior::Strict
+        ) {
             return Err(Error::new(ErrorKind::UndefinedError, "undefined value"));
         }
     }
@@ -690,11 +694,11 @@ pub(crate) fn map_error(e: &Error, src: &str, scope: &Scope) -> TemplateError {
     if let Some(expr) = described_undefined(detail) {
         let (name, what) = match parse_described(expr) {
             Some((mut root, mut segs)) => {
-                if root.is_empty() || segs.contains(&Seg::Unknown) {
-                    if let Some((r, filled)) = scope.fill_unknown(&root, &segs) {
-                        root = r;
-                        segs = filled;
-                    }
+                if (root.is_empty() || segs.contains(&Seg::Unknown))
+                    && let Some((r, filled)) = scope.fill_unknown(&root, &segs)
+                {
+                    root = r;
+                    segs = filled;
                 }
                 if root.is_empty() {
                     root = "(...)".into();
@@ -785,10 +789,7 @@ mod tests {
             segs,
             vec![Seg::Key("srv".into()), Seg::Key("k3s_token".into())]
         );
-        assert_eq!(
-            display_described(&root, &segs),
-            "hostvars['srv'].k3s_token"
-        );
+        assert_eq!(display_described(&root, &segs), "hostvars['srv'].k3s_token");
         let (root, segs) = parse_described(r#"cfg["a b"][2].x[...]"#).unwrap();
         assert_eq!(display_described(&root, &segs), "cfg['a b'][2].x[...]");
         let (root, segs) = parse_described("(...).x").unwrap();

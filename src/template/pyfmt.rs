@@ -84,7 +84,11 @@ pub(crate) fn py_float(f: f64) -> String {
 
 /// Python's `repr(str)`.
 pub(crate) fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -161,7 +165,11 @@ fn dump_into(
             out.push_str(&if f.is_nan() {
                 "NaN".to_string()
             } else if f.is_infinite() {
-                if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+                if f > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                }
             } else {
                 py_float(f)
             });
@@ -386,7 +394,11 @@ fn yaml_scalar(v: &Json, in_flow: bool) -> (String, bool) {
             let s = if f.is_nan() {
                 ".nan".to_string()
             } else if f.is_infinite() {
-                if f > 0.0 { ".inf".into() } else { "-.inf".into() }
+                if f > 0.0 {
+                    ".inf".into()
+                } else {
+                    "-.inf".into()
+                }
             } else {
                 let s = py_float(f);
                 match s.split_once('e') {
@@ -516,7 +528,10 @@ mod tests {
     #[test]
     fn json_dumps_like_python() {
         let v = json!({"b": 1, "a": ["é", 1.0]});
-        assert_eq!(json_dumps(&v, None, false, true), r#"{"b": 1, "a": ["\u00e9", 1.0]}"#);
+        assert_eq!(
+            json_dumps(&v, None, false, true),
+            r#"{"b": 1, "a": ["\u00e9", 1.0]}"#
+        );
         assert_eq!(
             json_dumps(&v, Some(4), true, true),
             "{\n    \"a\": [\n        \"\\u00e9\",\n        1.0\n    ],\n    \"b\": 1\n}"
@@ -533,6 +548,9 @@ mod tests {
         );
         assert_eq!(yaml_dump(&json!("abc"), 2, None), "abc\n...\n");
         assert_eq!(yaml_dump(&json!("yes"), 2, None), "'yes'\n");
-        assert_eq!(yaml_dump(&json!(["a: b", "1.5"]), 2, None), "['a: b', '1.5']\n");
+        assert_eq!(
+            yaml_dump(&json!(["a: b", "1.5"]), 2, None),
+            "['a: b', '1.5']\n"
+        );
     }
 }
