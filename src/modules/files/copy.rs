@@ -103,7 +103,9 @@ fn preserve_mode(c: &Content, remote_mode: Option<u32>) -> Option<u32> {
     match c {
         Content::Local(p) => {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o7777)
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| m.permissions().mode() & 0o7777)
         }
         Content::Remote(_) => remote_mode,
         Content::Bytes(_) => None,
@@ -140,7 +142,12 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
             let sum = sha1_file(p)
                 .map_err(|e| ModError::msg(format!("cannot read {}: {e}", p.display())))?;
             let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-            (sum, size, None, remote::probe(ctx, &first, &dest_opts).await?)
+            (
+                sum,
+                size,
+                None,
+                remote::probe(ctx, &first, &dest_opts).await?,
+            )
         }
         Content::Remote(src) => {
             let src_opts = ProbeOpts {
@@ -209,7 +216,8 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         (Some(t), true) => t.clone(),
         _ => path.clone(),
     };
-    let same = probe.checksum.as_deref() == Some(src_sum.as_str()) && !(is_link && !req.follow);
+    // Without `follow`, a symlink at dest is always replaced by a file (Ansible).
+    let same = (req.follow || !is_link) && probe.checksum.as_deref() == Some(src_sum.as_str());
 
     if same {
         let st = current.ok_or_else(|| ModError::msg(format!("{path}: cannot read it")))?;
@@ -381,14 +389,23 @@ impl Module for Copy {
             return Err(ModError::msg("src (or content) is required"));
         }
         if arg_bool(&args, "remote_src", false) {
-            return copy_remote(ctx, &src, base(Content::Remote(src.clone()), None, src.clone()))
-                .await;
+            return copy_remote(
+                ctx,
+                &src,
+                base(Content::Remote(src.clone()), None, src.clone()),
+            )
+            .await;
         }
         let trailing = src.ends_with('/');
         let found = ctx.find_local(src.trim_end_matches('/'), "files")?;
         if found.is_dir() {
-            return copy_tree(ctx, &found, trailing, base(Content::Bytes(vec![]), None, src.clone()))
-                .await;
+            return copy_tree(
+                ctx,
+                &found,
+                trailing,
+                base(Content::Bytes(vec![]), None, src.clone()),
+            )
+            .await;
         }
         let name = file_name(&found);
         let label = found.display().to_string();
@@ -513,7 +530,11 @@ pub fn tree_base(dest: &str, src_name: &str, trailing_slash: bool) -> String {
         d
     };
     if trailing_slash {
-        if d.is_empty() { "/".into() } else { d.to_string() }
+        if d.is_empty() {
+            "/".into()
+        } else {
+            d.to_string()
+        }
     } else {
         format!("{d}/{src_name}")
     }
@@ -538,11 +559,7 @@ async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequ
     .await?;
     let base = probe.path.clone();
     let remote_kind = |rel: &str| -> Option<&FileStat> {
-        probe
-            .tree
-            .iter()
-            .find(|(n, _)| n == rel)
-            .map(|(_, st)| st)
+        probe.tree.iter().find(|(n, _)| n == rel).map(|(_, st)| st)
     };
     match probe.lstat.as_ref().map(FileStat::kind) {
         None | Some(Kind::Dir) => {}
@@ -587,8 +604,22 @@ async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequ
                                 .map(|m| format!("{m:04o}"))
                                 .unwrap_or_default(),
                         ),
-                        ("down", dir_wanted.owner.as_deref().map(posix::quote).unwrap_or_default()),
-                        ("dgrp", dir_wanted.group.as_deref().map(posix::quote).unwrap_or_default()),
+                        (
+                            "down",
+                            dir_wanted
+                                .owner
+                                .as_deref()
+                                .map(posix::quote)
+                                .unwrap_or_default(),
+                        ),
+                        (
+                            "dgrp",
+                            dir_wanted
+                                .group
+                                .as_deref()
+                                .map(posix::quote)
+                                .unwrap_or_default(),
+                        ),
                     ],
                     "_mkdirs \"$d\" || exit 0",
                 ));
@@ -669,7 +700,10 @@ async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequ
             dir_mode: None,
         };
         uploads.push((path.clone(), upload));
-        frags.push(remote::fragment(&remote::install_vars(&install), remote::INSTALL));
+        frags.push(remote::fragment(
+            &remote::install_vars(&install),
+            remote::INSTALL,
+        ));
     }
     let mut r = outcome(changed);
     r.insert("dest".into(), req.dest.clone().into());
@@ -753,10 +787,31 @@ async fn copy_remote(ctx: &ModuleCtx<'_>, src: &str, req: PutRequest) -> ModResu
         &[
             ("s", remote::sh_path(&probe.path)),
             ("b", remote::sh_path(&base)),
-            ("chk", if ctx.check_mode { "1".into() } else { String::new() }),
+            (
+                "chk",
+                if ctx.check_mode {
+                    "1".into()
+                } else {
+                    String::new()
+                },
+            ),
             ("mode", mode),
-            ("own", req.wanted.owner.as_deref().map(posix::quote).unwrap_or_default()),
-            ("grp", req.wanted.group.as_deref().map(posix::quote).unwrap_or_default()),
+            (
+                "own",
+                req.wanted
+                    .owner
+                    .as_deref()
+                    .map(posix::quote)
+                    .unwrap_or_default(),
+            ),
+            (
+                "grp",
+                req.wanted
+                    .group
+                    .as_deref()
+                    .map(posix::quote)
+                    .unwrap_or_default(),
+            ),
             (
                 "dmode",
                 req.directory_mode

@@ -73,7 +73,9 @@ pub fn parse_stamp(v: Option<&str>, format: Option<&str>, state: &str) -> Result
             let local = chrono::Local
                 .from_local_datetime(&naive)
                 .earliest()
-                .ok_or_else(|| ModError::msg(format!("{t} does not exist in the local time zone")))?;
+                .ok_or_else(|| {
+                    ModError::msg(format!("{t} does not exist in the local time zone"))
+                })?;
             Ok(Stamp::At(local.timestamp()))
         }
     }
@@ -162,7 +164,9 @@ impl Module for File {
         let wanted = Wanted::from_args(&args, false)?;
         let req_state = arg_str(&args, "state");
         if recurse && req_state.is_some_and(|s| s != "directory") {
-            return Err(ModError::msg("recurse option requires state to be 'directory'"));
+            return Err(ModError::msg(
+                "recurse option requires state to be 'directory'",
+            ));
         }
         if src.is_some() && req_state.is_some_and(|s| s != "link" && s != "hard") {
             return Err(ModError::msg(
@@ -246,20 +250,23 @@ impl Module for File {
                         changed: false,
                     }
                 } else {
-                    let cmd = if prev == "directory" { "rm -rf" } else { "rm -f" };
+                    let cmd = if prev == "directory" {
+                        "rm -rf"
+                    } else {
+                        "rm -f"
+                    };
                     Plan {
-                        script: format!(
-                            "e=$({cmd} -- {p} 2>&1) || {{ _err \"$e\"; exit 0; }}\n"
-                        ),
+                        script: format!("e=$({cmd} -- {p} 2>&1) || {{ _err \"$e\"; exit 0; }}\n"),
                         changed: true,
                     }
                 }
             }
             "file" => {
                 let (target, st) = match (&probe.lstat, follow) {
-                    (Some(l), true) if l.kind() == Kind::Link => {
-                        (probe.lnk_source.clone().unwrap_or_default(), probe.tstat.clone())
-                    }
+                    (Some(l), true) if l.kind() == Kind::Link => (
+                        probe.lnk_source.clone().unwrap_or_default(),
+                        probe.tstat.clone(),
+                    ),
                     _ => (probe.path.clone(), probe.lstat.clone()),
                 };
                 let tstate = match &st {
@@ -275,7 +282,9 @@ impl Module for File {
                         &[("state", tstate.into())],
                     );
                 }
-                let st = st.unwrap_or_else(|| unreachable_stat());
+                let Some(st) = st else {
+                    return fail(format!("cannot read the status of {target}"), &[]);
+                };
                 let ch = wanted.change_for(&st, probe.umask)?;
                 let w = quote(&target);
                 report_path = target.clone();
@@ -286,9 +295,10 @@ impl Module for File {
             }
             "directory" => {
                 let (target, st) = match (&probe.lstat, follow) {
-                    (Some(l), true) if l.kind() == Kind::Link => {
-                        (probe.lnk_source.clone().unwrap_or_default(), probe.tstat.clone())
-                    }
+                    (Some(l), true) if l.kind() == Kind::Link => (
+                        probe.lnk_source.clone().unwrap_or_default(),
+                        probe.tstat.clone(),
+                    ),
                     _ => (probe.path.clone(), probe.lstat.clone()),
                 };
                 report_path = target.clone();
@@ -388,8 +398,10 @@ impl Module for File {
                 let changed = match prev {
                     "link" => match &src {
                         Some(s) if probe.lnk_target.as_deref() != Some(s) => {
-                            diff_before
-                                .insert("src".into(), probe.lnk_target.clone().unwrap_or_default().into());
+                            diff_before.insert(
+                                "src".into(),
+                                probe.lnk_target.clone().unwrap_or_default().into(),
+                            );
                             diff_after.insert("src".into(), s.clone().into());
                             true
                         }
@@ -621,27 +633,6 @@ fn recursive_script(w: &str, ch: &AttrChange, wanted: &Wanted) -> String {
     };
     s.push_str(&attr_lines(w, &own, false, true));
     s
-}
-
-/// Only reachable if a probe reported a file type without a stat line.
-fn unreachable_stat() -> FileStat {
-    FileStat {
-        raw_mode: 0o100000,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        atime: 0,
-        mtime: 0,
-        ctime: 0,
-        inode: 0,
-        nlink: 1,
-        dev: 0,
-        blocks: 0,
-        block_size: 0,
-        rdev: 0,
-        owner: None,
-        group: None,
-    }
 }
 
 #[cfg(test)]

@@ -63,8 +63,15 @@ pub fn stat_output(path: &str, probe: &Probe, st: &FileStat) -> Map<String, Valu
     o.insert("dev".into(), st.dev.into());
     o.insert("nlink".into(), st.nlink.into());
     // Ansible reports float seconds; the target's `stat` gives whole seconds.
-    for (key, t) in [("atime", st.atime), ("mtime", st.mtime), ("ctime", st.ctime)] {
-        o.insert(key.into(), serde_json::Number::from_f64(t as f64).map_or(Value::Null, Value::Number));
+    for (key, t) in [
+        ("atime", st.atime),
+        ("mtime", st.mtime),
+        ("ctime", st.ctime),
+    ] {
+        o.insert(
+            key.into(),
+            serde_json::Number::from_f64(t as f64).map_or(Value::Null, Value::Number),
+        );
     }
     for (key, b) in [
         ("wusr", 0o200),
@@ -328,9 +335,11 @@ pub fn fetch_dest(
             root.join(name)
         } else {
             if root.is_dir() {
-                return Err("dest is an existing directory, use a trailing slash if you want \
+                return Err(
+                    "dest is an existing directory, use a trailing slash if you want \
                             to fetch src into that directory"
-                    .into());
+                        .into(),
+                );
             }
             root.clone()
         }
@@ -407,7 +416,10 @@ impl Module for Fetch {
                     result,
                 })
             } else {
-                result.insert("msg".into(), format!("{msg}, not transferring, ignored").into());
+                result.insert(
+                    "msg".into(),
+                    format!("{msg}, not transferring, ignored").into(),
+                );
                 Ok(result)
             }
         };
@@ -455,8 +467,9 @@ impl Module for Fetch {
         }
         let new_sum = match &probe.content {
             Some(d) => sha1_hex(d),
-            None => sha1_file(&local)
-                .map_err(|e| ModError::msg(format!("{}: {e}", local.display())))?,
+            None => {
+                sha1_file(&local).map_err(|e| ModError::msg(format!("{}: {e}", local.display())))?
+            }
         };
         r.insert("checksum".into(), new_sum.clone().into());
         r.insert("remote_checksum".into(), remote_sum.clone().into());
@@ -507,7 +520,10 @@ mod tests {
 
     #[test]
     fn normpaths() {
-        assert_eq!(normpath(Path::new("/a/./b/../c//d")), PathBuf::from("/a/c/d"));
+        assert_eq!(
+            normpath(Path::new("/a/./b/../c//d")),
+            PathBuf::from("/a/c/d")
+        );
         assert_eq!(normpath(Path::new("/../a")), PathBuf::from("/a"));
         assert_eq!(normpath(Path::new("../a")), PathBuf::from("../a"));
     }

@@ -10,9 +10,7 @@ use serde_json::Value;
 
 use super::pyre::PyRegex;
 use super::remote::{self, Install, ProbeOpts, Staged};
-use super::{
-    BUILTIN, Wanted, attrs_differ, content_diff, ensure_posix, validate_command,
-};
+use super::{BUILTIN, Wanted, attrs_differ, content_diff, ensure_posix, validate_command};
 use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
@@ -493,6 +491,7 @@ mod tests {
     use super::*;
 
     /// One lineinfile case: (file content, options) → (new content, changed).
+    #[derive(Default)]
     struct Case<'a> {
         regexp: Option<&'a str>,
         search: Option<&'a str>,
@@ -501,20 +500,6 @@ mod tests {
         before: Option<&'a str>,
         backrefs: bool,
         firstmatch: bool,
-    }
-
-    impl Default for Case<'_> {
-        fn default() -> Self {
-            Case {
-                regexp: None,
-                search: None,
-                line: "",
-                after: None,
-                before: None,
-                backrefs: false,
-                firstmatch: false,
-            }
-        }
     }
 
     fn run(data: &str, c: Case<'_>) -> (String, bool, String) {
@@ -553,10 +538,13 @@ mod tests {
             line: "c",
             ..Default::default()
         };
-        assert_eq!(run("a\nb\n", c()), ("a\nb\nc\n".into(), true, "line added".into()));
-        assert_eq!(run("a\nb\nc\n", c()).1, false);
+        assert_eq!(
+            run("a\nb\n", c()),
+            ("a\nb\nc\n".into(), true, "line added".into())
+        );
+        assert!(!run("a\nb\nc\n", c()).1);
         // A line already present anywhere counts.
-        assert_eq!(run("c\na\n", c()).1, false);
+        assert!(!run("c\na\n", c()).1);
         // Missing final newline: one is added before the new line.
         assert_eq!(run("a", c()).0, "a\nc\n");
         assert_eq!(run("", c()).0, "c\n");
@@ -571,7 +559,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!((out.as_str(), changed, msg.as_str()), ("a\nc\n", true, "line replaced"));
+        assert_eq!(
+            (out.as_str(), changed, msg.as_str()),
+            ("a\nc\n", true, "line replaced")
+        );
     }
 
     #[test]
@@ -582,9 +573,15 @@ mod tests {
             firstmatch: first,
             ..Default::default()
         };
-        assert_eq!(run("port=1\nx\nport=2\n", c(false)).0, "port=1\nx\nport=22\n");
-        assert_eq!(run("port=1\nx\nport=2\n", c(true)).0, "port=22\nx\nport=2\n");
-        assert_eq!(run("port=22\n", c(false)).1, false);
+        assert_eq!(
+            run("port=1\nx\nport=2\n", c(false)).0,
+            "port=1\nx\nport=22\n"
+        );
+        assert_eq!(
+            run("port=1\nx\nport=2\n", c(true)).0,
+            "port=22\nx\nport=2\n"
+        );
+        assert!(!run("port=22\n", c(false)).1);
         // No match: appended at EOF.
         assert_eq!(run("x\n", c(false)).0, "x\nport=22\n");
     }
@@ -618,7 +615,7 @@ mod tests {
         // Anchor not found: EOF.
         assert_eq!(run("x\n", c(false)).0, "x\nnew\n");
         // The line after the anchor already is the line (but the line is also "present").
-        assert_eq!(run("#1\nnew\n", c(false)).1, false);
+        assert!(!run("#1\nnew\n", c(false)).1);
     }
 
     #[test]
@@ -629,13 +626,22 @@ mod tests {
             firstmatch: first,
             ..Default::default()
         };
-        assert_eq!(run("a\n#1\nb\n#2\n", c("^#", false)).0, "a\n#1\nb\nnew\n#2\n");
-        assert_eq!(run("a\n#1\nb\n#2\n", c("^#", true)).0, "a\nnew\n#1\nb\n#2\n");
+        assert_eq!(
+            run("a\n#1\nb\n#2\n", c("^#", false)).0,
+            "a\n#1\nb\nnew\n#2\n"
+        );
+        assert_eq!(
+            run("a\n#1\nb\n#2\n", c("^#", true)).0,
+            "a\nnew\n#1\nb\n#2\n"
+        );
         assert_eq!(run("#1\n", c("^#", false)).0, "new\n#1\n");
         assert_eq!(run("a\nb\n", c("BOF", false)).0, "new\na\nb\n");
         assert_eq!(run("a\nb\n", c("^zzz", false)).0, "a\nb\nnew\n");
         // insertbefore=EOF is not a keyword in Ansible: it is a regex that matches "EOF".
-        assert_eq!(run("a\nEOF here\n", c("EOF", false)).0, "a\nnew\nEOF here\n");
+        assert_eq!(
+            run("a\nEOF here\n", c("EOF", false)).0,
+            "a\nnew\nEOF here\n"
+        );
         let (out, ..) = run(
             "a\n",
             Case {
@@ -657,7 +663,10 @@ mod tests {
         };
         assert_eq!(run("  #Port 22\n", c(r"\1Port 2222")).0, "  Port 2222\n");
         // No match with backrefs: nothing happens (not even an append).
-        assert_eq!(run("x\n", c(r"\1Port 2222")), ("x\n".into(), false, "".into()));
+        assert_eq!(
+            run("x\n", c(r"\1Port 2222")),
+            ("x\n".into(), false, "".into())
+        );
         // Named and \g<0> references.
         let (out, ..) = run(
             "key = value\n",
@@ -726,7 +735,10 @@ mod tests {
     fn absent_removes_every_match() {
         let re = PyRegex::new("^#").unwrap();
         let e = absent(b"#a\nb\n#c\n", Some(&re), None, None);
-        assert_eq!((e.content.as_slice(), e.found, e.msg.as_str()), (&b"b\n"[..], 2, "2 line(s) removed"));
+        assert_eq!(
+            (e.content.as_slice(), e.found, e.msg.as_str()),
+            (&b"b\n"[..], 2, "2 line(s) removed")
+        );
         let e = absent(b"b\nb\r\nbb\n", None, None, Some(b"b"));
         assert_eq!((e.content.as_slice(), e.found), (&b"bb\n"[..], 2));
         let e = absent(b"xay\nz\n", None, Some(b"a"), None);

@@ -63,9 +63,7 @@ impl ModeSpec {
                     ))
                 }
             }
-            Value::String(s)
-                if !s.is_empty() && s.trim().bytes().any(|b| !b.is_ascii_digit()) =>
-            {
+            Value::String(s) if !s.is_empty() && s.trim().bytes().any(|b| !b.is_ascii_digit()) => {
                 let s = s.trim();
                 if s.starts_with("0o") {
                     return super::parse_mode(v)
@@ -170,13 +168,8 @@ fn perm_bits(user: u8, p: char, prev: u32, apply_x: bool, use_umask: bool, umask
             b'g' => 0o2000,
             _ => 0,
         },
-        't' => {
-            if user == b'o' {
-                0o1000
-            } else {
-                0
-            }
-        }
+        't' if user == b'o' => 0o1000,
+        't' => 0,
         'u' => triplet(6),
         'g' => triplet(3),
         'o' => triplet(0),
@@ -302,7 +295,9 @@ pub fn content_diff(
 /// for `%s` and `%%`).
 pub fn validate_command(validate: &str, path: &str) -> Result<String, ModError> {
     if !validate.contains("%s") {
-        return Err(ModError::msg(format!("validate must contain %s: {validate}")));
+        return Err(ModError::msg(format!(
+            "validate must contain %s: {validate}"
+        )));
     }
     Ok(validate
         .replace("%%", "\u{0}")

@@ -41,7 +41,9 @@ impl PyRegex {
 }
 
 fn unsupported(pattern: &str, what: &str) -> String {
-    format!("regular expression `{pattern}` uses {what}, which mixop's regex engine does not support")
+    format!(
+        "regular expression `{pattern}` uses {what}, which mixop's regex engine does not support"
+    )
 }
 
 /// Rewrites a Python pattern into an equivalent `regex` crate pattern.
@@ -55,7 +57,9 @@ pub fn translate(p: &str) -> Result<String, String> {
         match c {
             '\\' => {
                 let Some(&n) = chars.get(i + 1) else {
-                    return Err(format!("regular expression `{p}` ends with a lone backslash"));
+                    return Err(format!(
+                        "regular expression `{p}` ends with a lone backslash"
+                    ));
                 };
                 match n {
                     'Z' => out.push_str(r"\z"),
@@ -199,7 +203,9 @@ fn copy_class(chars: &[char], start: usize, out: &mut String, p: &str) -> Result
             }
         }
     }
-    Err(format!("regular expression `{p}` has an unterminated character set"))
+    Err(format!(
+        "regular expression `{p}` has an unterminated character set"
+    ))
 }
 
 /// Python's template expansion: `\1`..`\99`, `\g<n>`, `\g<name>`, `\n`-style escapes, octal
@@ -269,7 +275,8 @@ pub fn expand(re: &Regex, caps: &Captures<'_>, template: &[u8]) -> Result<Vec<u8
                     && octal(b)
                     && octal(c3)
                 {
-                    let v = u32::from(n - b'0') * 64 + u32::from(b - b'0') * 8 + u32::from(c3 - b'0');
+                    let v =
+                        u32::from(n - b'0') * 64 + u32::from(b - b'0') * 8 + u32::from(c3 - b'0');
                     if v > 0o377 {
                         return Err("octal escape value outside of range 0-0o377 in `line`".into());
                     }
@@ -346,14 +353,21 @@ mod tests {
     #[test]
     fn unsupported_features_are_named() {
         assert!(PyRegex::new("(?=a)").unwrap_err().contains("look-around"));
-        assert!(PyRegex::new(r"(a)\1").unwrap_err().contains("backreference"));
+        assert!(
+            PyRegex::new(r"(a)\1")
+                .unwrap_err()
+                .contains("backreference")
+        );
         assert!(PyRegex::new("[abc").unwrap_err().contains("unterminated"));
     }
 
     #[test]
     fn templates_expand_like_python() {
         assert_eq!(exp(r"^(\w+)=(.*)$", "key=val\n", r"\2=\1"), "val=key");
-        assert_eq!(exp(r"^(?P<k>\w+)=", "key=val\n", r"\g<k>:\g<0>"), "key:key=");
+        assert_eq!(
+            exp(r"^(?P<k>\w+)=", "key=val\n", r"\g<k>:\g<0>"),
+            "key:key="
+        );
         assert_eq!(exp(r"(a)(b)?", "a", r"[\2]\1"), "[]a");
         assert_eq!(exp("(a)", "a", r"\1\n\t\\"), "a\n\t\\");
         assert_eq!(exp("(a)", "a", r"\101\0"), "A\0");

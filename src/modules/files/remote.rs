@@ -533,7 +533,10 @@ pub async fn probe_pair(
     let two = probe_script(sh_path(second.0), second.1);
     let s = format!("( {one}\n) | sed 's/^/S:/'\n{two}");
     let reply = run(ctx, s).await?;
-    let (a, b): (Vec<_>, Vec<_>) = reply.pairs.into_iter().partition(|(k, _)| k.starts_with("S:"));
+    let (a, b): (Vec<_>, Vec<_>) = reply
+        .pairs
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("S:"));
     let a = Reply {
         pairs: a
             .into_iter()
@@ -713,21 +716,37 @@ pub fn install_vars(i: &Install) -> Vec<(&'static str, String)> {
     let oct = |m: Option<u32>| m.map(|m| format!("{m:04o}")).unwrap_or_default();
     vec![
         ("dest", quote(&i.dest)),
-            ("tmp", quote(&i.tmp)),
-            ("up", up),
-            ("how", how.into()),
-            ("bmode", oct(i.base_mode)),
-            ("keep", i.keep_owner.as_deref().map(quote).unwrap_or_default()),
-            ("mode", oct(i.attrs.mode)),
-            ("own", i.attrs.owner.as_deref().map(quote).unwrap_or_default()),
-            ("grp", i.attrs.group.as_deref().map(quote).unwrap_or_default()),
-            ("val", i.validate.as_deref().map(quote).unwrap_or_default()),
-            ("bak", if i.backup { "1".into() } else { String::new() }),
-            ("mkp", if i.make_parents { "1".into() } else { String::new() }),
-            ("dmode", oct(i.dir_mode)),
-            ("down", String::new()),
-            ("dgrp", String::new()),
-        ]
+        ("tmp", quote(&i.tmp)),
+        ("up", up),
+        ("how", how.into()),
+        ("bmode", oct(i.base_mode)),
+        (
+            "keep",
+            i.keep_owner.as_deref().map(quote).unwrap_or_default(),
+        ),
+        ("mode", oct(i.attrs.mode)),
+        (
+            "own",
+            i.attrs.owner.as_deref().map(quote).unwrap_or_default(),
+        ),
+        (
+            "grp",
+            i.attrs.group.as_deref().map(quote).unwrap_or_default(),
+        ),
+        ("val", i.validate.as_deref().map(quote).unwrap_or_default()),
+        ("bak", if i.backup { "1".into() } else { String::new() }),
+        (
+            "mkp",
+            if i.make_parents {
+                "1".into()
+            } else {
+                String::new()
+            },
+        ),
+        ("dmode", oct(i.dir_mode)),
+        ("down", String::new()),
+        ("dgrp", String::new()),
+    ]
 }
 
 pub async fn install(ctx: &ModuleCtx<'_>, i: &Install) -> Result<Installed, ModError> {
@@ -764,13 +783,20 @@ mod tests {
 
     #[test]
     fn stat_lines_parse() {
-        let st = FileStat::parse("81a4 0 0 12 1700000000 1700000001 1700000002 42 1 2049 8 4096 0 0 root root").unwrap();
+        let st = FileStat::parse(
+            "81a4 0 0 12 1700000000 1700000001 1700000002 42 1 2049 8 4096 0 0 root root",
+        )
+        .unwrap();
         assert_eq!(st.kind(), Kind::File);
         assert_eq!(st.mode_str(), "0644");
-        assert_eq!((st.uid, st.size, st.mtime, st.inode), (0, 12, 1700000001, 42));
+        assert_eq!(
+            (st.uid, st.size, st.mtime, st.inode),
+            (0, 12, 1700000001, 42)
+        );
         assert_eq!(st.owner.as_deref(), Some("root"));
         assert!(st.owner_is("root") && st.owner_is("0") && !st.owner_is("1"));
-        let d = FileStat::parse("41ed 1000 1000 4096 1 2 3 4 2 5 8 4096 0 0 UNKNOWN UNKNOWN").unwrap();
+        let d =
+            FileStat::parse("41ed 1000 1000 4096 1 2 3 4 2 5 8 4096 0 0 UNKNOWN UNKNOWN").unwrap();
         assert_eq!(d.kind(), Kind::Dir);
         assert_eq!(d.perm(), 0o755);
         assert_eq!(d.owner_name(), "1000");
@@ -822,7 +848,10 @@ mod tests {
     #[test]
     fn temporary_names_stay_beside_dest() {
         let t = tmp_beside("/etc/app/conf.yml");
-        assert!(t.starts_with("/etc/app/.conf.yml.mixop-") && t.ends_with(".tmp"), "{t}");
+        assert!(
+            t.starts_with("/etc/app/.conf.yml.mixop-") && t.ends_with(".tmp"),
+            "{t}"
+        );
         assert!(tmp_beside("/x").starts_with("/.x.mixop-"));
         assert!(tmp_beside("rel").starts_with("./.rel.mixop-"));
     }
