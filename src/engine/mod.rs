@@ -137,7 +137,9 @@ impl Engine {
         for play in &playbook.plays {
             self.run_play(play).await?;
             let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if !hosts.is_empty() && hosts.values().all(|h| !h.active()) {
+            if hosts.values().any(|h| h.played())
+                && hosts.values().filter(|h| h.played()).all(|h| !h.active())
+            {
                 break;
             }
         }
@@ -154,8 +156,11 @@ impl Engine {
             .cloned()
             .collect();
         join_all(hosts.iter().map(|h| h.close())).await;
-        let stats: IndexMap<String, Stats> =
-            hosts.iter().map(|h| (h.name.clone(), h.stats())).collect();
+        let stats: IndexMap<String, Stats> = hosts
+            .iter()
+            .filter(|h| h.played())
+            .map(|h| (h.name.clone(), h.stats()))
+            .collect();
         self.emit(Event::Recap {
             hosts: stats.clone(),
             elapsed_ms: t0.elapsed().as_millis() as u64,
@@ -189,6 +194,9 @@ impl Engine {
             return Ok(());
         }
         let play_vars = self.play_vars(play, &extra)?;
+        for h in &hosts {
+            self.host(h).mark_played();
+        }
         self.emit(Event::PlayStart {
             name: play.name.clone(),
             hosts: hosts.clone(),

@@ -377,11 +377,7 @@ impl Module for Copy {
                 return Err(ModError::msg("can not use content with a dir as dest"));
             }
             // Ansible writes structured content as JSON.
-            let bytes = match content {
-                Value::String(s) => s.clone().into_bytes(),
-                Value::Array(_) | Value::Object(_) => content.to_string().into_bytes(),
-                other => crate::value::to_text(other).into_bytes(),
-            };
+            let bytes = crate::value::arg_text(content).into_bytes();
             return put_content(ctx, base(Content::Bytes(bytes), None, String::new())).await;
         }
         let src = arg_str(&args, "src").unwrap_or_default().to_string();
