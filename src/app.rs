@@ -17,6 +17,20 @@ use crate::output::{Human, JsonLines, Tee};
 use crate::playbook::{Playbook, load_playbook};
 use crate::template::{Templar, TemplarOptions};
 
+/// Prints to stdout, ignoring a closed pipe (`mixop inventory --list | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! outn {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Exit codes (documented in README.md).
 pub mod exit {
     pub const OK: i32 = 0;
@@ -97,11 +111,16 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
         search_paths: vec![playbook_dir.clone()],
     }));
     let mut inventory = if args.inventory.inventory.is_empty() {
-        Inventory::default()
+        Inventory::empty()
     } else {
         Inventory::load(&args.inventory.inventory)?
     };
+    // group_vars/ and host_vars/ beside the playbook rank above the inventory's, as in Ansible.
+    inventory.load_vars_dirs(&playbook_dir)?;
     inventory.ensure_implicit_localhost();
+    for w in &inventory.warnings {
+        eprintln!("[WARNING]: {w}");
+    }
     let playbook = load_playbook(&args.playbook, &templar)?;
     // Patterns are checked now so a typo fails before anything runs.
     if let Some(limit) = &args.limit {
@@ -129,7 +148,7 @@ fn check_cmd(args: CheckArgs) -> Result<i32, Diag> {
                 + count_tasks(&p.handlers)
         })
         .sum();
-    println!(
+    out!(
         "{}: ok ({} play{}, {} task{}, {} inventory host{})",
         args.plan.playbook.display(),
         plan.playbook.plays.len(),
@@ -264,14 +283,14 @@ fn inventory_cmd(args: InventoryArgs) -> Result<i32, Diag> {
             )));
         }
         let vars = serde_json::Value::Object(inv.host_vars(host));
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&vars).unwrap_or_default()
         );
     } else if args.graph {
-        print!("{}", inv.graph(args.group.as_deref(), args.vars)?);
+        outn!("{}", inv.graph(args.group.as_deref(), args.vars)?);
     } else if args.list {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default()
         );

@@ -42,10 +42,16 @@ impl Human {
 }
 
 impl State {
+    /// Writes a line to stdout; a closed pipe (`mixop run ... | head`) is not an error.
     fn println(&self, line: String) {
+        let write = || {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        };
         match &self.multi {
-            Some(m) => m.suspend(|| println!("{line}")),
-            None => println!("{line}"),
+            Some(m) => m.suspend(write),
+            None => write(),
         }
     }
 
