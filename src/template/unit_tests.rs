@@ -781,7 +781,7 @@ mod no_panic {
 #[ignore]
 fn perf_many_hosts_many_vars() {
     let mut hostvars = BTreeMap::new();
-    let mut mk = |h: usize| {
+    let mk = |h: usize| {
         let mut m = serde_json::Map::new();
         m.insert("inventory_hostname".into(), json!(format!("h{h}")));
         m.insert("ansible_host".into(), json!(format!("10.231.0.{h}")));
