@@ -186,12 +186,20 @@ impl Inventory {
             }
             _ if looks_ini => return Err(ini_error(&src.path)),
             _ => {
+                let hint = if doc.as_str().is_some() {
+                    format!(
+                        "start with `all:` and put `hosts:`, `vars:` and `children:` below it; if this is an INI inventory, {INI_HINT}"
+                    )
+                } else {
+                    "start with `all:` and put `hosts:`, `vars:` and `children:` below it"
+                        .to_string()
+                };
                 return Err(Diag::input(format!(
                     "an inventory must be a mapping of group names, found {}",
                     doc.type_name()
                 ))
                 .at(&doc.loc)
-                .hint("start with `all:` and put `hosts:`, `vars:` and `children:` below it"));
+                .hint(hint));
             }
         };
         if let Some((key, _)) = pairs.iter().find(|(k, _)| k.as_str() == Some("plugin")) {
@@ -422,13 +430,17 @@ impl Inventory {
             self.hosts.insert(name.to_string(), host);
         }
         let Some(group) = group else { return };
-        if let Some(g) = self.groups.get_mut(group)
-            && !g.hosts.iter().any(|h| h == name)
-        {
+        // Membership is checked on the host's (short) group list, not the group's host list,
+        // so a group of many thousand hosts loads in linear time.
+        let Some(h) = self.hosts.get_mut(name) else {
+            return;
+        };
+        if h.groups.iter().any(|g| g == group) {
+            return;
+        }
+        if let Some(g) = self.groups.get_mut(group) {
             g.hosts.push(name.to_string());
-            if let Some(h) = self.hosts.get_mut(name) {
-                h.groups.push(group.to_string());
-            }
+            h.groups.push(group.to_string());
         }
     }
 

@@ -653,6 +653,30 @@ fn file_errors() {
 }
 
 #[test]
+fn ini_lines_that_yaml_reads_as_text_get_the_ini_hint() {
+    let e = err("web1 ansible_host=10.0.0.1:22\n");
+    assert!(
+        e.starts_with("inv.yml:1:1: an inventory must be a mapping of group names, found a string"),
+        "{e}"
+    );
+    assert!(
+        e.contains("if this is an INI inventory, convert with"),
+        "{e}"
+    );
+}
+
+#[test]
+fn large_ranges_load() {
+    let inv = inv("big:\n  hosts:\n    n[00001:20000]:\n      v: 1\n");
+    assert_eq!(inv.hosts.len(), 20000);
+    assert_eq!(inv.groups["big"].hosts.len(), 20000);
+    assert_eq!(inv.groups["big"].hosts[19999], "n20000");
+    assert_eq!(sel(&inv, "big[-1]"), ["n20000"]);
+    let e = err("big:\n  hosts:\n    n[1:200000]:\n");
+    assert!(e.contains("more than 100000 hosts"), "{e}");
+}
+
+#[test]
 fn group_key_hints() {
     for (typo, want) in [
         ("host", "hosts"),

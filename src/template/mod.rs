@@ -17,6 +17,20 @@
 //! - Compiled templates are cached by source text: the engine renders the same strings for every
 //!   host, so each is parsed once. Typed results ride on the formatter: a template that is a single
 //!   `{{ expr }}` records the emitted value instead of printing it.
+//!
+//! Where mixop differs from ansible-core 2.19 (checked by `tests/template_oracle.rs`):
+//! - `" {{ n }} "` (whitespace around one expression) yields the typed value when it is not a
+//!   string; Ansible renders text. A string result keeps the whitespace, as in Ansible.
+//! - An attribute of an undefined variable (`foo.bar | default(1)` with `foo` undefined) is an
+//!   error naming `foo`; Ansible chains undefined values there.
+//! - Every string inside variables is templated on access, registered results included; Ansible
+//!   only templates trusted (playbook/inventory) strings.
+//! - `difference`/`intersect`/`union` keep the first list's order (Python's set order is
+//!   unspecified); `range`, `zip`, `reverse` yield lists without `| list`.
+//! - `to_yaml`/`to_nice_yaml` follow PyYAML for common data, but write multi-line strings
+//!   double-quoted and do not fold lines at 80 columns.
+//! - Python methods on values are limited to common ones (`split`, `startswith`, `strip`,
+//!   `replace`, `items`, `keys`, `values`, `get`, ...).
 
 mod filters;
 mod lookups;

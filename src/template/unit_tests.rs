@@ -775,3 +775,89 @@ mod no_panic {
         }
     }
 }
+
+/// Measurement, not a pass/fail test: `cargo test --lib template::unit_tests::perf -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn perf_many_hosts_many_vars() {
+    let mut hostvars = BTreeMap::new();
+    let mk = |h: usize| {
+        let mut m = serde_json::Map::new();
+        m.insert("inventory_hostname".into(), json!(format!("h{h}")));
+        m.insert("ansible_host".into(), json!(format!("10.231.0.{h}")));
+        for i in 0..300 {
+            m.insert(
+                format!("var_{i}"),
+                json!({"nested": {"list": [1, 2, 3], "s": "x".repeat(50)}}),
+            );
+        }
+        m.insert("url".into(), json!("https://{{ ansible_host }}:6443"));
+        m.insert(
+            "ansible_facts".into(),
+            json!({"os_family": "Debian", "mounts": vec![json!({"mount": "/", "size": 1}); 50]}),
+        );
+        Arc::new(m)
+    };
+    for h in 0..64 {
+        hostvars.insert(format!("h{h}"), mk(h));
+    }
+    let ctx = Vars {
+        vars: hostvars["h0"].clone(),
+        hostvars: Arc::new(hostvars),
+    };
+    let tp = t();
+    let cases = [
+        "{{ ansible_facts.os_family == 'Debian' }}",
+        "{{ hostvars['h5'].url }}",
+        "k3s agent --server {{ hostvars['h1'].url }} --node-ip {{ ansible_host }}",
+        "{{ var_17.nested.list | length }}",
+        "plain string without templates",
+    ];
+    for c in cases {
+        let n = 20_000;
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(tp.render(c, &ctx).unwrap());
+        }
+        let per = start.elapsed() / n;
+        println!("{per:>10.2?} per render  {c}");
+    }
+    let start = std::time::Instant::now();
+    for _ in 0..20_000 {
+        std::hint::black_box(
+            tp.eval_bool(
+                &json!("ansible_facts.os_family == 'Debian' and var_3 is defined"),
+                &ctx,
+            )
+            .unwrap(),
+        );
+    }
+    println!("{:>10.2?} per eval_bool", start.elapsed() / 20_000);
+}
+
+/// Documented difference: minijinja's strict mode does not chain undefined values, so an
+/// attribute of an undefined variable is an error (naming the variable) even under `default`
+/// or `is defined`; Ansible yields undefined there. Write `(foo | default({})).bar` instead.
+#[test]
+fn attribute_of_undefined_is_an_error_naming_the_variable() {
+    let e = rerr("{{ foo.bar | default(1) }}");
+    assert_eq!(e.undefined.as_deref(), Some("foo"));
+    assert_eq!(r("{{ (foo | default({})).bar | default(1) }}"), json!(1));
+    assert_eq!(
+        r("{{ foo is defined and foo.bar is defined }}"),
+        json!(false)
+    );
+}
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_crash() {
+    let tp = t();
+    let c = base();
+    for (open, close) in [("(", ")"), ("[", "]"), ("{'a': ", "}")] {
+        let s = format!("{{{{ {}1{} }}}}", open.repeat(5000), close.repeat(5000));
+        assert!(tp.render(&s, &c).is_err());
+        assert!(tp.check_template(&s).is_err());
+    }
+    let s = "{% if true %}".repeat(3000);
+    assert!(tp.check_template(&s).is_err());
+}
