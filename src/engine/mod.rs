@@ -173,6 +173,7 @@ impl Engine {
         let extra = Vars {
             vars: Arc::new(self.opts.extra_vars.clone()),
             hostvars: Arc::default(),
+            data_vars: Arc::default(),
         };
         let pattern = self
             .templar
@@ -229,6 +230,7 @@ impl Engine {
             let ctx = Vars {
                 vars: Arc::new(ctx_map),
                 hostvars: extra.hostvars.clone(),
+                data_vars: Arc::default(),
             };
             let name = self
                 .templar

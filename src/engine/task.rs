@@ -1018,6 +1018,7 @@ fn local_spec(host: &str) -> ConnSpec {
 
 fn with_loop_vars(vars: &Vars, lc: &LoopControl, item: &Value, index: usize, len: usize) -> Vars {
     let mut m = (*vars.vars).clone();
+    let names = vec![lc.loop_var.clone(), "ansible_loop".to_string()];
     m.insert(lc.loop_var.clone(), item.clone());
     m.insert("ansible_loop_var".into(), lc.loop_var.clone().into());
     if let Some(iv) = &lc.index_var {
@@ -1037,18 +1038,33 @@ fn with_loop_vars(vars: &Vars, lc: &LoopControl, item: &Value, index: usize, len
     Vars {
         vars: Arc::new(m),
         hostvars: vars.hostvars.clone(),
+        data_vars: with_data(vars, &names),
     }
+}
+
+/// Marks variables of the evaluated host as data (see `Vars::data_vars`).
+fn with_data(
+    vars: &Vars,
+    names: &[String],
+) -> Arc<std::collections::BTreeMap<String, Arc<std::collections::BTreeSet<String>>>> {
+    let mut data = (*vars.data_vars).clone();
+    let mut own = data.get("").map(|d| (**d).clone()).unwrap_or_default();
+    own.extend(names.iter().cloned());
+    data.insert(String::new(), Arc::new(own));
+    Arc::new(data)
 }
 
 fn with_registered(vars: &Vars, name: Option<&str>, result: &Map<String, Value>) -> Vars {
     let Some(name) = name else {
         return vars.clone();
     };
+    let names = vec![name.to_string()];
     let mut m = (*vars.vars).clone();
     m.insert(name.to_string(), Value::Object(result.clone()));
     Vars {
         vars: Arc::new(m),
         hostvars: vars.hostvars.clone(),
+        data_vars: with_data(vars, &names),
     }
 }
 

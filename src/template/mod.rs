@@ -39,7 +39,7 @@ mod pyfmt;
 #[cfg(test)]
 mod unit_tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,6 +57,10 @@ pub const OMIT: &str = "__omit_place_holder__mixop";
 pub struct Vars {
     pub vars: Arc<Map<String, Value>>,
     pub hostvars: Arc<BTreeMap<String, Arc<Map<String, Value>>>>,
+    /// Top-level variables holding data rather than templates — registered results, facts,
+    /// loop items — by host (`""` is the host being evaluated). Strings inside them are never
+    /// rendered, so command output containing `{{` stays text (as in ansible-core 2.19).
+    pub data_vars: Arc<BTreeMap<String, Arc<BTreeSet<String>>>>,
 }
 
 #[derive(Debug, Clone, Default)]

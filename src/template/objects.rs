@@ -5,7 +5,7 @@
 //! map, so nothing is copied until a template reads a scalar or asks for a whole value.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -55,6 +55,9 @@ pub(crate) struct Scope {
     hostvars: Arc<BTreeMap<String, Arc<Map<String, Json>>>>,
     /// `Some(h)` when this scope is `hostvars[h]` seen from another host.
     host: Option<String>,
+    /// Top-level names whose values are data, never templates (see `Vars::data_vars`).
+    data: Arc<BTreeSet<String>>,
+    data_by_host: Arc<BTreeMap<String, Arc<BTreeSet<String>>>>,
     shared: Arc<Shared>,
 }
 
@@ -74,6 +77,8 @@ impl Scope {
             vars: ctx.vars.clone(),
             hostvars: ctx.hostvars.clone(),
             host: None,
+            data: ctx.data_vars.get("").cloned().unwrap_or_default(),
+            data_by_host: ctx.data_vars.clone(),
             shared: Arc::default(),
         })
     }
@@ -89,8 +94,15 @@ impl Scope {
             vars,
             hostvars: self.hostvars.clone(),
             host: Some(host.to_string()),
+            data: self.data_by_host.get(host).cloned().unwrap_or_default(),
+            data_by_host: self.data_by_host.clone(),
             shared: self.shared.clone(),
         }))
+    }
+
+    /// The value at `path` is data (under a registered result, fact or loop item).
+    fn is_data(&self, path: &[Seg]) -> bool {
+        matches!(path.first(), Some(Seg::Key(k)) if self.data.contains(k))
     }
 
     /// How a path reads in a template (`hostvars['srv'].k3s_token`, `cfg.items[0]`).
@@ -120,7 +132,9 @@ impl Scope {
             Json::Null => minijinja::Value::from(()),
             Json::Bool(b) => minijinja::Value::from(*b),
             Json::Number(n) => number(n),
-            Json::String(s) if is_template(s) => return self.template_var(&path, s),
+            Json::String(s) if is_template(s) && !self.is_data(&path) => {
+                return self.template_var(&path, s);
+            }
             Json::String(s) => minijinja::Value::from(s.as_str()),
             Json::Array(_) | Json::Object(_) => minijinja::Value::from_object(LazyNode {
                 scope: self.clone(),
@@ -355,13 +369,15 @@ impl LazyNode {
 
 fn resolve(scope: &Arc<Scope>, path: &mut Vec<Seg>, v: &Json) -> Result<Json, Error> {
     match v {
-        Json::String(s) if is_template(s) => match scope.template_var(path, s) {
-            Some(mv) => to_json(&mv),
-            None => Err(Error::new(
-                ErrorKind::UndefinedError,
-                format!("`{}` is undefined", scope.display(path)),
-            )),
-        },
+        Json::String(s) if is_template(s) && !scope.is_data(path) => {
+            match scope.template_var(path, s) {
+                Some(mv) => to_json(&mv),
+                None => Err(Error::new(
+                    ErrorKind::UndefinedError,
+                    format!("`{}` is undefined", scope.display(path)),
+                )),
+            }
+        }
         Json::Object(m) => resolve_map(scope, path, m),
         Json::Array(a) => resolve_list(scope, path, a),
         other => Ok(other.clone()),

@@ -32,6 +32,7 @@ fn ctx(vars: Json) -> Vars {
     Vars {
         vars: Arc::new(vars.as_object().cloned().unwrap_or_default()),
         hostvars: Arc::new(hv),
+        data_vars: Arc::default(),
     }
 }
 
@@ -804,6 +805,7 @@ fn perf_many_hosts_many_vars() {
     let ctx = Vars {
         vars: hostvars["h0"].clone(),
         hostvars: Arc::new(hostvars),
+        data_vars: Arc::default(),
     };
     let tp = t();
     let cases = [
@@ -860,4 +862,21 @@ fn deeply_nested_input_is_an_error_not_a_crash() {
     }
     let s = "{% if true %}".repeat(3000);
     assert!(tp.check_template(&s).is_err());
+}
+
+#[test]
+fn data_variables_are_never_rendered() {
+    let mut c = ctx(json!({"out": {"stdout": "{{ not_a_var }}"}, "tpl": "{{ 1 + 1 }}"}));
+    let mut data = BTreeMap::new();
+    data.insert(
+        String::new(),
+        Arc::new(std::collections::BTreeSet::from(["out".to_string()])),
+    );
+    c.data_vars = Arc::new(data);
+    let tp = t();
+    assert_eq!(
+        tp.render("{{ out.stdout }}", &c).unwrap(),
+        json!("{{ not_a_var }}")
+    );
+    assert_eq!(tp.render("{{ tpl }}", &c).unwrap(), json!(2));
 }
