@@ -282,6 +282,7 @@ fn templates_match_ansible() {
     let ctx = Vars {
         vars,
         hostvars: Arc::new(hostvars),
+        data_vars: Arc::default(),
     };
     let templar = Templar::new(TemplarOptions {
         search_paths: vec![dir.path().to_path_buf()],
