@@ -424,8 +424,16 @@ async fn file_modules_agree_with_ansible() {
     let mut problems = Vec::new();
     let mut ansible_runs = Vec::new();
     for run in 1..=2 {
+        let t0 = std::time::Instant::now();
         let ans = run_ansible(&a, &pb, work.path(), &cases);
+        let t1 = std::time::Instant::now();
         let ours = run_mixop(&b, &pb, &cases).await;
+        eprintln!(
+            "run {run}: {} tasks: ansible-playbook {:.1}s, mixop {:.3}s",
+            cases.len(),
+            (t1 - t0).as_secs_f64(),
+            t1.elapsed().as_secs_f64()
+        );
         for (i, (m, args)) in cases.iter().enumerate() {
             if ans[i] != ours[i] {
                 problems.push(format!(
