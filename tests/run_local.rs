@@ -656,3 +656,32 @@ fn registered_output_is_data_not_a_template() {
         "{{ undefined_thing }} {{ undefined_thing }} {{ undefined_thing }}"
     );
 }
+
+#[test]
+fn diff_shows_what_changes() {
+    let w = Work::new();
+    w.local_inventory(1);
+    std::fs::write(w.out().join("f"), "one\ntwo\n").unwrap();
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - copy: {dest: \"@OUT@/f\", content: \"one\\nthree\\n\"}\n",
+    );
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--check",
+        "--diff",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout.contains("-two") && r.stdout.contains("+three"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.out().join("f")).unwrap(),
+        "one\ntwo\n"
+    );
+}
