@@ -5,6 +5,7 @@
 //! Per-host state (facts, registered results, connections, counters) lives in `HostState` and
 //! persists across plays, like Ansible's.
 
+pub mod adhoc;
 pub mod events;
 mod host;
 mod task;

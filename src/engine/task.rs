@@ -681,65 +681,22 @@ impl Engine {
         } else {
             Map::new()
         };
-        let is_local_name = matches!(target, "localhost" | "127.0.0.1" | "::1");
-        let mut conn_vars = Map::new();
-        for (k, v) in &tvars {
-            if k.starts_with("ansible_")
-                && !k.starts_with("ansible_facts")
-                && !k.starts_with("ansible_play")
-            {
-                let rendered = self
-                    .templar
-                    .render_deep(v, vars)
-                    .map_err(|e| format!("{k}: {}", e.message))?;
-                conn_vars.insert(k.clone(), rendered);
-            }
-        }
-        let get = |k: &str| {
-            conn_vars
-                .get(k)
-                .filter(|v| !v.is_null())
-                .map(crate::value::to_text)
-        };
-        let transport_name = if delegated {
-            get("ansible_connection")
-                .or_else(|| (is_local_name && !in_inventory).then(|| "local".to_string()))
-        } else {
-            opts.connection
-                .clone()
-                .or_else(|| get("ansible_connection"))
-        }
-        .unwrap_or_else(|| {
-            if is_local_name && !in_inventory {
-                "local".into()
-            } else {
-                "ssh".into()
-            }
-        });
-        let transport = Transport::parse(&transport_name).ok_or_else(|| {
-            format!("unknown connection `{transport_name}` (use ssh, winrm or local)")
-        })?;
-        let port = match get("ansible_port") {
-            Some(p) => Some(
-                p.parse::<u16>()
-                    .map_err(|_| format!("ansible_port `{p}` is not a port number"))?,
-            ),
-            None => None,
-        };
-        let spec = ConnSpec {
-            host: target.to_string(),
-            transport,
-            address: get("ansible_host").unwrap_or_else(|| target.to_string()),
-            port,
-            user: if delegated {
+        let conn_vars = render_conn_vars(&self.templar, &tvars, vars)?;
+        let spec = crate::connection::spec_from_vars(
+            target,
+            conn_vars,
+            if delegated {
                 None
             } else {
-                opts.remote_user.clone()
-            }
-            .or_else(|| get("ansible_user")),
-            password: get("ansible_password").or_else(|| get("ansible_ssh_pass")),
-            vars: conn_vars,
-        };
+                opts.connection.as_deref()
+            },
+            if delegated {
+                None
+            } else {
+                opts.remote_user.as_deref()
+            },
+            in_inventory,
+        )?;
         Ok(self.host(target).slot(spec).await)
     }
 
@@ -1002,6 +959,27 @@ impl Engine {
             );
         }
     }
+}
+
+/// Renders a host's `ansible_*` variables (connection settings may be templates).
+pub(crate) fn render_conn_vars(
+    templar: &crate::template::Templar,
+    tvars: &Map<String, Value>,
+    vars: &Vars,
+) -> Result<Map<String, Value>, String> {
+    let mut conn_vars = Map::new();
+    for (k, v) in tvars {
+        if k.starts_with("ansible_")
+            && !k.starts_with("ansible_facts")
+            && !k.starts_with("ansible_play")
+        {
+            let rendered = templar
+                .render_deep(v, vars)
+                .map_err(|e| format!("{k}: {}", e.message))?;
+            conn_vars.insert(k.clone(), rendered);
+        }
+    }
+    Ok(conn_vars)
 }
 
 fn local_spec(host: &str) -> ConnSpec {
