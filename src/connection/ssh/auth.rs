@@ -172,6 +172,9 @@ pub async fn authenticate(
     let key_budget = if opts.password.is_some() { 4 } else { 6 };
     let mut rsa_hash: Option<Option<HashAlg>> = None;
 
+    if !opts.allow_publickey {
+        a.methods.retain(|m| *m != MethodKind::PublicKey);
+    }
     if a.allows(MethodKind::PublicKey) {
         for k in explicit {
             if try_key(h, user, k, &mut a, &mut rsa_hash)
@@ -182,7 +185,9 @@ pub async fn authenticate(
             }
         }
         if !opts.identities_only {
-            if let Some(ok) = try_agent(h, user, &mut a, &mut rsa_hash, key_budget).await {
+            if let Some(sock) = &opts.agent_socket
+                && let Some(ok) = try_agent(h, user, sock, &mut a, &mut rsa_hash, key_budget).await
+            {
                 return ok.map_err(lost);
             }
             if let Some(home) = &opts.home {
@@ -211,7 +216,7 @@ pub async fn authenticate(
     }
 
     if let Some(pw) = &opts.password {
-        if a.allows(MethodKind::Password) {
+        if opts.allow_password && a.allows(MethodKind::Password) {
             a.note_tried("password");
             let r = h
                 .authenticate_password(user, pw.as_str())
@@ -222,7 +227,7 @@ pub async fn authenticate(
             }
             a.update(&r);
         }
-        if a.allows(MethodKind::KeyboardInteractive) {
+        if opts.allow_keyboard_interactive && a.allows(MethodKind::KeyboardInteractive) {
             a.note_tried("keyboard-interactive");
             if keyboard_interactive(h, user, pw, &mut a)
                 .await
@@ -306,15 +311,16 @@ async fn try_key(
 async fn try_agent(
     h: &mut Handle<ClientHandler>,
     user: &str,
+    sock: &Path,
     a: &mut Attempts,
     rsa_hash: &mut Option<Option<HashAlg>>,
     budget: usize,
 ) -> Option<Result<&'static str, russh::Error>> {
-    std::env::var_os("SSH_AUTH_SOCK")?;
-    let mut agent = match AgentClient::connect_env().await {
+    let mut agent = match AgentClient::connect_uds(sock).await {
         Ok(ag) => ag,
         Err(e) => {
-            a.notes.push(format!("ssh-agent not usable: {e}"));
+            a.notes
+                .push(format!("ssh-agent at {} not usable: {e}", sock.display()));
             return None;
         }
     };

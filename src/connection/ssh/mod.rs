@@ -12,7 +12,7 @@ pub mod session;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +25,7 @@ use self::auth::LoadedKey;
 use self::options::SshOptions;
 use self::session::ClientHandler;
 use super::local::posix_argv;
-use super::{CommandOutput, CommandSpec, ConnError, Connection, OutputChunk, Transport};
+use super::{Become, CommandOutput, CommandSpec, ConnError, Connection, OutputChunk, Transport};
 
 /// Channels we run at once on one session. OpenSSH's sshd allows 10 sessions per connection
 /// (`MaxSessions`); one is kept for the SFTP channel.
@@ -190,7 +190,7 @@ impl SshConnection {
         input: Input,
         mut sink: Sink,
         output: Option<tokio::sync::mpsc::UnboundedSender<OutputChunk>>,
-        timeout: Option<Duration>,
+        deadline: Option<Deadline>,
     ) -> Result<RunResult, ConnError> {
         let _permit = self.permit(sess).await?;
         let ch = self.open_channel(sess).await?;
@@ -217,6 +217,9 @@ impl SshConnection {
             Ok::<(), russh::Error>(())
         };
 
+        // With a deadline the command announces its process group first (see PGID_PROLOGUE).
+        let pgid = AtomicU32::new(0);
+        let mut marker = deadline.as_ref().map(|_| Vec::new());
         let reader = async {
             tokio::pin!(writer);
             let mut writer_done = false;
@@ -249,8 +252,22 @@ impl SshConnection {
                             }
                         }
                         Some(ChannelMsg::ExtendedData { data, .. }) => {
+                            let data = match marker.as_mut() {
+                                None => data.to_vec(),
+                                Some(buf) => {
+                                    buf.extend_from_slice(&data);
+                                    match take_pgid_marker(buf) {
+                                        None => continue,
+                                        Some((id, rest)) => {
+                                            pgid.store(id.unwrap_or(0), Ordering::Relaxed);
+                                            marker = None;
+                                            rest
+                                        }
+                                    }
+                                }
+                            };
                             if let Some(o) = &output {
-                                let _ = o.send(OutputChunk::Stderr(data.to_vec()));
+                                let _ = o.send(OutputChunk::Stderr(data.clone()));
                             }
                             res.stderr.extend_from_slice(&data);
                         }
@@ -275,6 +292,9 @@ impl SshConnection {
                     }
                 }
             }
+            if let Some(buf) = marker.take() {
+                res.stderr.extend_from_slice(&buf);
+            }
             match status {
                 Some(rc) => {
                     res.rc = rc;
@@ -290,17 +310,23 @@ impl SshConnection {
             }
         };
 
-        let out = match timeout {
+        let out = match deadline {
             None => reader.await,
-            Some(t) => match tokio::time::timeout(t, reader).await {
+            Some(d) => match tokio::time::timeout(d.after, reader).await {
                 Ok(r) => r,
                 Err(_) => {
-                    // Ask sshd to stop the command, then drop the channel.
+                    // sshd refuses `signal` requests in many setups (root sessions, OpenSSH
+                    // before 7.9), so the process group the command announced is killed from a
+                    // second channel, with the same privileges, after the signal and close.
                     let _ = tx.signal(Sig::KILL).await;
                     let _ = tx.close().await;
+                    let id = pgid.load(Ordering::Relaxed);
+                    if id > 1 {
+                        self.kill_group(sess, id, d.kill_as).await;
+                    }
                     return Err(ConnError::timeout(format!(
                         "command timed out after {}s on {}",
-                        session::fmt_secs(t),
+                        session::fmt_secs(d.after),
                         self.opts.target()
                     )));
                 }
@@ -312,6 +338,55 @@ impl SshConnection {
                 .map_err(|e| ConnError::failed(format!("writing the local file: {e}")))?;
         }
         out
+    }
+}
+
+/// A per-command timeout, and the privileges needed to stop the command when it expires.
+pub(crate) struct Deadline {
+    pub after: Duration,
+    pub kill_as: Option<Become>,
+}
+
+/// Prepended to commands that have a timeout: prints the command's process group on stderr
+/// (read from /proc on Linux, else the shell's pid), which `run` strips from the output.
+const PGID_PROLOGUE: &str = "read -r _ _ _ _ __mixop_pg _ < /proc/$$/stat 2>/dev/null || __mixop_pg=$$; printf '\\001mixop-pgid:%s\\n' \"$__mixop_pg\" >&2; unset __mixop_pg; ";
+const PGID_MARK: &[u8] = b"\x01mixop-pgid:";
+
+/// Takes the marker line off the front of stderr: `None` while it may still be incomplete,
+/// else the process group (if the line was ours) and the bytes that follow it.
+fn take_pgid_marker(buf: &mut Vec<u8>) -> Option<(Option<u32>, Vec<u8>)> {
+    let n = buf.len().min(PGID_MARK.len());
+    if buf[..n] != PGID_MARK[..n] {
+        return Some((None, std::mem::take(buf)));
+    }
+    let nl = buf.iter().position(|&b| b == b'\n')?;
+    let id = std::str::from_utf8(&buf[PGID_MARK.len().min(nl)..nl])
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let rest = buf.split_off(nl + 1);
+    buf.clear();
+    Some((id, rest))
+}
+
+impl SshConnection {
+    /// Stops a timed-out command's process group: TERM (which sudo relays), then KILL.
+    async fn kill_group(&self, sess: &Session, pgid: u32, kill_as: Option<Become>) {
+        let spec = CommandSpec {
+            cmd: format!(
+                "kill -TERM -- -{pgid} 2>/dev/null; sleep 0.2; kill -KILL -- -{pgid} 2>/dev/null || kill -KILL {pgid} 2>/dev/null; true"
+            ),
+            become_: kill_as,
+            ..Default::default()
+        };
+        let Ok((cmdline, stdin)) = command_line(&spec) else {
+            return;
+        };
+        let input = stdin.map_or(Input::None, Input::Bytes);
+        // Boxed: `run` calls this function when a deadline passes.
+        let run = Box::pin(self.run(sess, &cmdline, input, Sink::Collect, None, None));
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), run).await {
+            tracing::debug!(error = %e, "could not stop a timed-out command");
+        }
     }
 }
 
@@ -413,7 +488,17 @@ impl Connection for SshConnection {
     }
 
     async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError> {
-        let (cmdline, stdin) = command_line(&spec)?;
+        let (cmdline, stdin) = if spec.timeout.is_some() {
+            let mut s = spec.clone();
+            s.cmd = format!("{PGID_PROLOGUE}{}", spec.cmd);
+            command_line(&s)?
+        } else {
+            command_line(&spec)?
+        };
+        let deadline = spec.timeout.map(|after| Deadline {
+            after,
+            kill_as: spec.become_.clone(),
+        });
         let input = match stdin {
             Some(b) => Input::Bytes(b),
             None => Input::None,
@@ -428,7 +513,7 @@ impl Connection for SshConnection {
                 input,
                 Sink::Collect,
                 spec.output.clone(),
-                spec.timeout,
+                deadline,
             )
             .await?;
         if let Some(e) = sudo_failure(&spec, &out) {
@@ -474,7 +559,6 @@ impl Connection for SshConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::Become;
 
     #[test]
     fn command_line_quotes_for_the_login_shell() {
@@ -528,6 +612,22 @@ mod tests {
             stderr: b"grep: nothing\n".to_vec(),
         };
         assert!(sudo_failure(&spec, &ok).is_none());
+    }
+
+    #[test]
+    fn pgid_marker_is_stripped_from_stderr() {
+        let mut buf = b"\x01mixop-pg".to_vec();
+        assert!(take_pgid_marker(&mut buf).is_none(), "incomplete: wait");
+        buf.extend_from_slice(b"id:4242\nreal stderr");
+        assert_eq!(
+            take_pgid_marker(&mut buf),
+            Some((Some(4242), b"real stderr".to_vec()))
+        );
+        let mut other = b"plain".to_vec();
+        assert_eq!(
+            take_pgid_marker(&mut other),
+            Some((None, b"plain".to_vec()))
+        );
     }
 
     #[test]

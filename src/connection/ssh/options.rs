@@ -66,6 +66,12 @@ pub struct SshOptions {
     pub key_passphrase: Option<String>,
     /// `IdentitiesOnly=yes`: only the explicit keys, no agent or default keys.
     pub identities_only: bool,
+    /// The ssh-agent socket (`IdentityAgent`, else `SSH_AUTH_SOCK`); `None` for no agent.
+    pub agent_socket: Option<PathBuf>,
+    /// `PubkeyAuthentication`, `PasswordAuthentication`, `KbdInteractiveAuthentication`.
+    pub allow_publickey: bool,
+    pub allow_password: bool,
+    pub allow_keyboard_interactive: bool,
     pub known_hosts: Vec<PathBuf>,
     pub host_key_policy: HostKeyPolicy,
     pub connect_timeout: Duration,
@@ -231,6 +237,14 @@ impl SshOptions {
             )));
         }
 
+        let agent_socket = match args.identity_agent.as_deref() {
+            Some(a) if a.eq_ignore_ascii_case("none") => None,
+            Some("SSH_AUTH_SOCK") | None => std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            Some(a) => Some(expand(a.trim_start_matches('$'))),
+        };
+
         Ok(SshOptions {
             host: spec.host.clone(),
             address: spec.address.clone(),
@@ -240,6 +254,10 @@ impl SshOptions {
             key_files,
             key_passphrase,
             identities_only: args.identities_only,
+            agent_socket,
+            allow_publickey: args.publickey.unwrap_or(true),
+            allow_password: args.password.unwrap_or(true),
+            allow_keyboard_interactive: args.kbd_interactive.unwrap_or(true),
             known_hosts,
             host_key_policy,
             connect_timeout: Duration::from_secs_f64(connect_timeout),
@@ -281,6 +299,10 @@ struct SshArgs {
     server_alive_count_max: Option<String>,
     port: Option<u16>,
     user: Option<String>,
+    identity_agent: Option<String>,
+    publickey: Option<bool>,
+    password: Option<bool>,
+    kbd_interactive: Option<bool>,
 }
 
 impl SshArgs {
@@ -343,9 +365,7 @@ impl SshArgs {
                 set_once(&mut self.proxy_command, val)
             }
             "identityfile" => self.identity_files.push(val),
-            "identitiesonly" => {
-                self.identities_only = matches!(val.to_ascii_lowercase().as_str(), "yes" | "true")
-            }
+            "identitiesonly" => self.identities_only = yes_no(&val)?,
             "connecttimeout" => set_once(&mut self.connect_timeout, val),
             "serveraliveinterval" => set_once(&mut self.server_alive_interval, val),
             "serveralivecountmax" => set_once(&mut self.server_alive_count_max, val),
@@ -354,9 +374,27 @@ impl SshArgs {
                 self.port.get_or_insert(p);
             }
             "user" => set_once(&mut self.user, val),
+            "identityagent" => set_once(&mut self.identity_agent, val),
+            "pubkeyauthentication" => {
+                self.publickey.get_or_insert(yes_no(&val)?);
+            }
+            "passwordauthentication" => {
+                self.password.get_or_insert(yes_no(&val)?);
+            }
+            "kbdinteractiveauthentication" | "challengeresponseauthentication" => {
+                self.kbd_interactive.get_or_insert(yes_no(&val)?);
+            }
             other => tracing::debug!(option = other, "ssh option ignored"),
         }
         Ok(())
+    }
+}
+
+fn yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        other => Err(format!("expected yes or no, got '{other}'")),
     }
 }
 
