@@ -111,7 +111,12 @@ impl SshOptions {
         let first = |names: &[&str]| names.iter().find_map(|n| spec.var_str(n));
 
         let mut args = SshArgs::default();
-        for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        // Ansible's order on the ssh command line; like ssh, the first value of an option wins.
+        for name in [
+            "ansible_ssh_args",
+            "ansible_ssh_common_args",
+            "ansible_ssh_extra_args",
+        ] {
             if let Some(a) = spec.var_str(name) {
                 args.parse(&a).map_err(|e| bad(format!("{name}: {e}")))?;
             }
