@@ -155,6 +155,14 @@ impl SshConnection {
         }
     }
 
+    fn timed_out(&self, after: Duration) -> ConnError {
+        ConnError::timeout(format!(
+            "command timed out after {}s on {}",
+            session::fmt_secs(after),
+            self.opts.target()
+        ))
+    }
+
     /// Opens a session channel, waiting briefly when the server is at its channel limit.
     async fn open_channel(&self, sess: &Session) -> Result<Channel<Msg>, ConnError> {
         let mut delay = Duration::from_millis(5);
@@ -192,12 +200,27 @@ impl SshConnection {
         output: Option<tokio::sync::mpsc::UnboundedSender<OutputChunk>>,
         deadline: Option<Deadline>,
     ) -> Result<RunResult, ConnError> {
-        let _permit = self.permit(sess).await?;
-        let ch = self.open_channel(sess).await?;
+        // The deadline covers waiting for a channel too (a server at its session limit, or a
+        // link that went silent), not just the command itself.
+        let deadline_at = deadline
+            .as_ref()
+            .map(|d| tokio::time::Instant::now() + d.after);
+        let start = async {
+            let permit = self.permit(sess).await?;
+            let ch = self.open_channel(sess).await?;
+            ch.exec(true, cmdline)
+                .await
+                .map_err(|e| self.lost(sess, "starting a command", e))?;
+            Ok::<_, ConnError>((permit, ch))
+        };
+        let started = match (deadline_at, &deadline) {
+            (Some(at), Some(d)) => tokio::time::timeout_at(at, start)
+                .await
+                .map_err(|_| self.timed_out(d.after))?,
+            _ => start.await,
+        };
+        let (_permit, ch) = started?;
         let (mut rx, tx) = ch.split();
-        tx.exec(true, cmdline)
-            .await
-            .map_err(|e| self.lost(sess, "starting a command", e))?;
 
         let writer = async {
             match input {
@@ -312,7 +335,12 @@ impl SshConnection {
 
         let out = match deadline {
             None => reader.await,
-            Some(d) => match tokio::time::timeout(d.after, reader).await {
+            Some(d) => match tokio::time::timeout_at(
+                deadline_at.unwrap_or_else(|| tokio::time::Instant::now() + d.after),
+                reader,
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(_) => {
                     // sshd refuses `signal` requests in many setups (root sessions, OpenSSH
@@ -324,11 +352,7 @@ impl SshConnection {
                     if id > 1 {
                         self.kill_group(sess, id, d.kill_as).await;
                     }
-                    return Err(ConnError::timeout(format!(
-                        "command timed out after {}s on {}",
-                        session::fmt_secs(d.after),
-                        self.opts.target()
-                    )));
+                    return Err(self.timed_out(d.after));
                 }
             },
         };
