@@ -5,6 +5,7 @@
 //! WinRM commands on one shell) and must never open a new handshake per task.
 
 pub mod local;
+pub mod ssh;
 
 use std::path::Path;
 use std::time::Duration;
@@ -249,10 +250,7 @@ pub trait Connection: Send + Sync {
 pub async fn connect(spec: &ConnSpec) -> Result<Box<dyn Connection>, ConnError> {
     match spec.transport {
         Transport::Local => Ok(Box::new(local::LocalConnection::new())),
-        Transport::Ssh => Err(ConnError::unreachable(format!(
-            "{}: the ssh transport is not available in this build",
-            spec.host
-        ))),
+        Transport::Ssh => Ok(Box::new(ssh::SshConnection::connect(spec).await?)),
         Transport::Winrm => Err(ConnError::unreachable(format!(
             "{}: the winrm transport is not available in this build",
             spec.host
