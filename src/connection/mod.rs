@@ -5,6 +5,7 @@
 //! WinRM commands on one shell) and must never open a new handshake per task.
 
 pub mod local;
+pub mod winrm;
 
 use std::path::Path;
 use std::time::Duration;
