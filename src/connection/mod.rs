@@ -205,9 +205,6 @@ pub async fn connect(spec: &ConnSpec) -> Result<Box<dyn Connection>, ConnError> 
             "{}: the ssh transport is not available in this build",
             spec.host
         ))),
-        Transport::Winrm => Err(ConnError::unreachable(format!(
-            "{}: the winrm transport is not available in this build",
-            spec.host
-        ))),
+        Transport::Winrm => Ok(Box::new(winrm::WinrmConnection::connect(spec).await?)),
     }
 }
