@@ -1,0 +1,769 @@
+//! Modules that run commands or act on the controller: command, shell, raw, debug, set_fact,
+//! assert, fail, pause, meta, wait_for.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::ParamType::*;
+use super::{
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, alias, arg_bool, arg_str,
+    choice, outcome, p, posix,
+};
+use crate::connection::Transport;
+use crate::value::to_text;
+
+pub static MODULES: &[&dyn Module] = &[
+    &Command, &Shell, &Raw, &Debug, &SetFact, &Assert, &Fail, &Pause, &Meta, &WaitFor, &Setup,
+];
+
+const BUILTIN: &[&str] = &["ansible.builtin"];
+
+const COMMAND_PARAMS: &[super::Param] = &[
+    p("cmd", Str),
+    p("argv", List),
+    p("chdir", Str),
+    p("creates", Str),
+    p("removes", Str),
+    p("stdin", Str),
+    p("stdin_add_newline", Bool),
+    p("strip_empty_ends", Bool),
+    p("executable", Str),
+];
+
+static COMMAND_DEF: ModuleDef = ModuleDef {
+    name: "command",
+    namespaces: BUILTIN,
+    params: COMMAND_PARAMS,
+    free_form: FreeForm::Command,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[&["cmd", "argv"]],
+    required_one_of: &[&["cmd", "argv"]],
+};
+static SHELL_DEF: ModuleDef = ModuleDef {
+    name: "shell",
+    mutually_exclusive: &[],
+    required_one_of: &[&["cmd"]],
+    ..COMMAND_DEF
+};
+
+struct Command;
+struct Shell;
+
+#[async_trait]
+impl Module for Command {
+    fn def(&self) -> &'static ModuleDef {
+        &COMMAND_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let line = match args.get("argv") {
+            Some(Value::Array(words)) => {
+                posix::join(&words.iter().map(to_text).collect::<Vec<_>>())
+            }
+            _ => {
+                let cmd = arg_str(&args, "cmd").unwrap_or_default();
+                // `command` never goes through a shell: split like a shell would, then quote each
+                // word so `|`, `>` and `$VAR` stay literal.
+                let words = shell_words::split(cmd)
+                    .map_err(|e| ModError::msg(format!("cannot parse command `{cmd}`: {e}")))?;
+                posix::join(&words)
+            }
+        };
+        run_command(ctx, &args, line).await
+    }
+}
+
+#[async_trait]
+impl Module for Shell {
+    fn def(&self) -> &'static ModuleDef {
+        &SHELL_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let cmd = arg_str(&args, "cmd").unwrap_or_default().to_string();
+        let line = match arg_str(&args, "executable") {
+            Some(exe) => format!("{} -c {}", posix::quote(exe), posix::quote(&cmd)),
+            None => cmd,
+        };
+        run_command(ctx, &args, line).await
+    }
+}
+
+/// Shared by command and shell: creates/removes, chdir, stdin, Ansible's return values.
+async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String) -> ModResult {
+    let display_cmd = match args.get("argv") {
+        Some(v) => v.clone(),
+        None => Value::String(arg_str(args, "cmd").unwrap_or_default().to_string()),
+    };
+    for (key, want_exists) in [("creates", true), ("removes", false)] {
+        if let Some(path) = arg_str(args, key) {
+            let probe = ctx
+                .exec(format!("test -e {}", posix::quote(path)), None)
+                .await?;
+            let exists = probe.rc == 0;
+            if exists == want_exists {
+                let mut r = outcome(false);
+                r.insert("cmd".into(), display_cmd);
+                r.insert("rc".into(), 0.into());
+                r.insert(
+                    "stdout".into(),
+                    format!(
+                        "skipped, since {path} {}",
+                        if want_exists {
+                            "exists"
+                        } else {
+                            "does not exist"
+                        }
+                    )
+                    .into(),
+                );
+                r.insert("msg".into(), r["stdout"].clone());
+                r.insert(
+                    "stdout_lines".into(),
+                    Value::Array(vec![r["stdout"].clone()]),
+                );
+                r.insert("stderr".into(), "".into());
+                r.insert("stderr_lines".into(), Value::Array(vec![]));
+                return Ok(r);
+            }
+        }
+    }
+    if ctx.check_mode {
+        let mut r = outcome(false);
+        r.insert("skipped".into(), true.into());
+        r.insert(
+            "msg".into(),
+            "Command would have run if not in check mode".into(),
+        );
+        return Ok(r);
+    }
+    let line = match arg_str(args, "chdir") {
+        Some(dir) => format!("cd {} && {line}", posix::quote(dir)),
+        None => line,
+    };
+    let stdin = arg_str(args, "stdin").map(|s| {
+        let mut data = s.as_bytes().to_vec();
+        if arg_bool(args, "stdin_add_newline", true) {
+            data.push(b'\n');
+        }
+        data
+    });
+    let strip = arg_bool(args, "strip_empty_ends", true);
+    let start = chrono::Local::now();
+    let t0 = Instant::now();
+    let out = ctx.exec(line, stdin).await?;
+    let mut r = command_result(out.rc, &out.stdout, &out.stderr, strip);
+    r.insert("cmd".into(), display_cmd);
+    r.insert(
+        "start".into(),
+        start.format("%Y-%m-%d %H:%M:%S%.6f").to_string().into(),
+    );
+    r.insert(
+        "end".into(),
+        chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string()
+            .into(),
+    );
+    r.insert("delta".into(), format_delta(t0.elapsed()).into());
+    finish_rc(r)
+}
+
+/// Ansible's `stdout`, `stdout_lines`, `stderr`, `stderr_lines`, `rc`, `changed: true`.
+pub fn command_result(rc: i32, stdout: &[u8], stderr: &[u8], strip: bool) -> Map<String, Value> {
+    let text = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b).into_owned();
+        if strip {
+            s.trim_end_matches(['\n', '\r']).to_string()
+        } else {
+            s
+        }
+    };
+    let (so, se) = (text(stdout), text(stderr));
+    let mut r = outcome(true);
+    r.insert("rc".into(), rc.into());
+    r.insert(
+        "stdout_lines".into(),
+        so.lines().map(|l| Value::String(l.to_string())).collect(),
+    );
+    r.insert(
+        "stderr_lines".into(),
+        se.lines().map(|l| Value::String(l.to_string())).collect(),
+    );
+    r.insert("stdout".into(), so.into());
+    r.insert("stderr".into(), se.into());
+    r
+}
+
+/// A non-zero rc fails the task, keeping the output in the result.
+pub fn finish_rc(r: Map<String, Value>) -> ModResult {
+    let rc = r.get("rc").and_then(Value::as_i64).unwrap_or(0);
+    if rc != 0 {
+        return Err(ModError::Failed {
+            msg: "non-zero return code".into(),
+            result: r,
+        });
+    }
+    Ok(r)
+}
+
+fn format_delta(d: Duration) -> String {
+    let s = d.as_secs();
+    format!(
+        "{}:{:02}:{:02}.{:06}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        d.subsec_micros()
+    )
+}
+
+static RAW_DEF: ModuleDef = ModuleDef {
+    name: "raw",
+    namespaces: BUILTIN,
+    params: &[p("cmd", Str), p("executable", Str)],
+    free_form: FreeForm::Command,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[],
+    required_one_of: &[&["cmd"]],
+};
+
+struct Raw;
+
+#[async_trait]
+impl Module for Raw {
+    fn def(&self) -> &'static ModuleDef {
+        &RAW_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        if ctx.check_mode {
+            let mut r = outcome(false);
+            r.insert("skipped".into(), true.into());
+            r.insert("msg".into(), "raw commands do not run in check mode".into());
+            return Ok(r);
+        }
+        let cmd = arg_str(&args, "cmd").unwrap_or_default().to_string();
+        let line = match arg_str(&args, "executable") {
+            Some(exe) if ctx.conn.transport != Transport::Winrm => {
+                format!("{} -c {}", posix::quote(exe), posix::quote(&cmd))
+            }
+            _ => cmd,
+        };
+        let out = ctx.exec(line, None).await?;
+        // raw keeps output exactly as received (no stripping), like Ansible.
+        finish_rc(command_result(out.rc, &out.stdout, &out.stderr, false))
+    }
+}
+
+static DEBUG_DEF: ModuleDef = ModuleDef {
+    name: "debug",
+    namespaces: BUILTIN,
+    params: &[p("msg", Any), p("var", Str), p("verbosity", Int)],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: true,
+    mutually_exclusive: &[&["msg", "var"]],
+    required_one_of: &[],
+};
+
+struct Debug;
+
+#[async_trait]
+impl Module for Debug {
+    fn def(&self) -> &'static ModuleDef {
+        &DEBUG_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let mut r = outcome(false);
+        if let Some(var) = arg_str(&args, "var") {
+            let value = match ctx.templar.eval(var, ctx.vars) {
+                Ok(v) => v,
+                Err(e) if e.undefined.is_some() => Value::String("VARIABLE IS NOT DEFINED!".into()),
+                Err(e) => return Err(ModError::msg(e.message)),
+            };
+            r.insert(var.to_string(), value);
+        } else {
+            r.insert(
+                "msg".into(),
+                args.get("msg")
+                    .cloned()
+                    .unwrap_or_else(|| "Hello world!".into()),
+            );
+        }
+        Ok(r)
+    }
+}
+
+static SET_FACT_DEF: ModuleDef = ModuleDef {
+    name: "set_fact",
+    namespaces: BUILTIN,
+    params: &[],
+    free_form: FreeForm::KeyValue,
+    open_args: true,
+    controller_only: true,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+struct SetFact;
+
+#[async_trait]
+impl Module for SetFact {
+    fn def(&self) -> &'static ModuleDef {
+        &SET_FACT_DEF
+    }
+    async fn run(&self, _ctx: &ModuleCtx<'_>, mut args: Args) -> ModResult {
+        args.remove("cacheable");
+        for k in args.keys() {
+            if !is_identifier(k) {
+                return Err(ModError::msg(format!("`{k}` is not a valid variable name")));
+            }
+        }
+        let mut r = outcome(false);
+        r.insert("ansible_facts".into(), Value::Object(args));
+        Ok(r)
+    }
+}
+
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+static ASSERT_DEF: ModuleDef = ModuleDef {
+    name: "assert",
+    namespaces: BUILTIN,
+    params: &[
+        super::req("that", Any),
+        alias(p("fail_msg", Any), &["msg"]),
+        p("success_msg", Any),
+        p("quiet", Bool),
+    ],
+    free_form: FreeForm::No,
+    open_args: false,
+    controller_only: true,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+struct Assert;
+
+#[async_trait]
+impl Module for Assert {
+    fn def(&self) -> &'static ModuleDef {
+        &ASSERT_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let conds: Vec<Value> = match args.get("that") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(v) => vec![v.clone()],
+            None => vec![],
+        };
+        for cond in conds {
+            let ok = ctx
+                .templar
+                .eval_bool(&cond, ctx.vars)
+                .map_err(|e| ModError::msg(e.message))?;
+            if !ok {
+                let mut result = outcome(false);
+                result.insert("assertion".into(), cond.clone());
+                result.insert("evaluated_to".into(), false.into());
+                let msg = args
+                    .get("fail_msg")
+                    .map(to_text)
+                    .unwrap_or_else(|| "Assertion failed".into());
+                return Err(ModError::Failed { msg, result });
+            }
+        }
+        let mut r = outcome(false);
+        r.insert(
+            "msg".into(),
+            args.get("success_msg")
+                .cloned()
+                .unwrap_or_else(|| "All assertions passed".into()),
+        );
+        Ok(r)
+    }
+}
+
+static FAIL_DEF: ModuleDef = ModuleDef {
+    name: "fail",
+    namespaces: BUILTIN,
+    params: &[p("msg", Any)],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: true,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+struct Fail;
+
+#[async_trait]
+impl Module for Fail {
+    fn def(&self) -> &'static ModuleDef {
+        &FAIL_DEF
+    }
+    async fn run(&self, _ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let msg = args
+            .get("msg")
+            .map(to_text)
+            .unwrap_or_else(|| "Failed as requested from task".into());
+        Err(ModError::msg(msg))
+    }
+}
+
+static PAUSE_DEF: ModuleDef = ModuleDef {
+    name: "pause",
+    namespaces: BUILTIN,
+    params: &[
+        p("seconds", Float),
+        p("minutes", Float),
+        p("prompt", Str),
+        p("echo", Bool),
+    ],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: true,
+    mutually_exclusive: &[&["seconds", "minutes"]],
+    required_one_of: &[&["seconds", "minutes"]],
+};
+
+struct Pause;
+
+#[async_trait]
+impl Module for Pause {
+    fn def(&self) -> &'static ModuleDef {
+        &PAUSE_DEF
+    }
+    async fn run(&self, _ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let secs = args
+            .get("seconds")
+            .and_then(Value::as_f64)
+            .or_else(|| {
+                args.get("minutes")
+                    .and_then(Value::as_f64)
+                    .map(|m| m * 60.0)
+            })
+            .unwrap_or(0.0)
+            .max(0.0);
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        let mut r = outcome(false);
+        r.insert(
+            "delta".into(),
+            (t0.elapsed().as_secs_f64().round() as i64).into(),
+        );
+        r.insert("echo".into(), true.into());
+        r.insert("stdout".into(), format!("Paused for {secs} seconds").into());
+        Ok(r)
+    }
+}
+
+pub const META_ACTIONS: &[&str] = &[
+    "flush_handlers",
+    "noop",
+    "end_play",
+    "end_host",
+    "end_batch",
+    "clear_facts",
+    "clear_host_errors",
+    "reset_connection",
+];
+
+static META_DEF: ModuleDef = ModuleDef {
+    name: "meta",
+    namespaces: BUILTIN,
+    params: &[p("cmd", Str)],
+    free_form: FreeForm::Command,
+    open_args: false,
+    controller_only: true,
+    mutually_exclusive: &[],
+    required_one_of: &[&["cmd"]],
+};
+
+/// `meta` is carried out by the engine; this only exists for validation.
+struct Meta;
+
+#[async_trait]
+impl Module for Meta {
+    fn def(&self) -> &'static ModuleDef {
+        &META_DEF
+    }
+    async fn run(&self, _ctx: &ModuleCtx<'_>, _args: Args) -> ModResult {
+        Ok(outcome(false))
+    }
+}
+
+static WAIT_FOR_DEF: ModuleDef = ModuleDef {
+    name: "wait_for",
+    namespaces: BUILTIN,
+    params: &[
+        p("host", Str),
+        p("port", Int),
+        p("path", Str),
+        choice(
+            "state",
+            &["started", "stopped", "present", "absent", "drained"],
+        ),
+        p("timeout", Int),
+        p("delay", Int),
+        p("sleep", Int),
+        p("connect_timeout", Int),
+        p("search_regex", Str),
+        p("msg", Str),
+    ],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[&["port", "path"]],
+    required_one_of: &[],
+};
+
+struct WaitFor;
+
+#[async_trait]
+impl Module for WaitFor {
+    fn def(&self) -> &'static ModuleDef {
+        &WAIT_FOR_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let int = |k: &str, d: i64| args.get(k).and_then(Value::as_i64).unwrap_or(d).max(0) as u64;
+        let timeout = Duration::from_secs(int("timeout", 300));
+        let sleep = Duration::from_secs(int("sleep", 1)).max(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_secs(int("delay", 0))).await;
+        let state = arg_str(&args, "state").unwrap_or("started").to_string();
+        let want_present = matches!(state.as_str(), "started" | "present");
+        let probe = if let Some(port) = args.get("port").and_then(Value::as_u64) {
+            let host = arg_str(&args, "host").unwrap_or("127.0.0.1");
+            // bash's /dev/tcp needs no extra tools on the target.
+            format!(
+                "bash -c {} 2>/dev/null",
+                posix::quote(&format!("exec 3<>/dev/tcp/{host}/{port}"))
+            )
+        } else if let Some(path) = arg_str(&args, "path") {
+            match arg_str(&args, "search_regex") {
+                Some(re) => format!(
+                    "grep -Eq {} {} 2>/dev/null",
+                    posix::quote(re),
+                    posix::quote(path)
+                ),
+                None => format!("test -e {}", posix::quote(path)),
+            }
+        } else {
+            // Only a delay / timeout: sleep for it like Ansible.
+            tokio::time::sleep(timeout).await;
+            let mut r = outcome(false);
+            r.insert("elapsed".into(), timeout.as_secs().into());
+            return Ok(r);
+        };
+        let t0 = Instant::now();
+        loop {
+            let out = ctx.exec(probe.clone(), None).await?;
+            if (out.rc == 0) == want_present {
+                let mut r = outcome(false);
+                r.insert("elapsed".into(), t0.elapsed().as_secs().into());
+                r.insert("state".into(), state.into());
+                if let Some(path) = arg_str(&args, "path") {
+                    r.insert("path".into(), path.into());
+                }
+                if let Some(port) = args.get("port") {
+                    r.insert("port".into(), port.clone());
+                }
+                return Ok(r);
+            }
+            if t0.elapsed() >= timeout {
+                let what = arg_str(&args, "path")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{}:{}",
+                            arg_str(&args, "host").unwrap_or("127.0.0.1"),
+                            args.get("port").map(to_text).unwrap_or_default()
+                        )
+                    });
+                let msg = arg_str(&args, "msg")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        format!(
+                            "Timeout when waiting for {what} to be {state} ({}s)",
+                            timeout.as_secs()
+                        )
+                    });
+                let mut result = outcome(false);
+                result.insert("elapsed".into(), t0.elapsed().as_secs().into());
+                return Err(ModError::Failed { msg, result });
+            }
+            tokio::time::sleep(sleep).await;
+        }
+    }
+}
+
+static SETUP_DEF: ModuleDef = ModuleDef {
+    name: "setup",
+    namespaces: BUILTIN,
+    params: &[
+        p("gather_subset", Any),
+        p("filter", Any),
+        p("gather_timeout", Int),
+    ],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+/// Facts in one round trip: the script prints `key=value` lines.
+const POSIX_FACTS: &str = r#"
+h=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)
+echo "hostname=${h%%.*}"
+echo "fqdn=$(hostname -f 2>/dev/null || echo "$h")"
+echo "system=$(uname -s)"
+echo "kernel=$(uname -r)"
+echo "architecture=$(uname -m)"
+echo "vcpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
+awk '/^MemTotal:/ {print "memtotal_kb=" $2}' /proc/meminfo 2>/dev/null
+if [ -r /etc/os-release ]; then . /etc/os-release; echo "os_id=$ID"; echo "os_name=$NAME"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; fi
+r=$(ip -4 route get 1.0.0.0 2>/dev/null | head -n1)
+[ -n "$r" ] || r=$(ip -4 route show default 2>/dev/null | head -n1)
+echo "route=$r"
+echo "ipv4=$(ip -4 -o addr show 2>/dev/null | awk '{print $2 "/" $4}' | tr '\n' ' ')"
+echo "user=$(id -un)"
+echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+"#;
+
+struct Setup;
+
+#[async_trait]
+impl Module for Setup {
+    fn def(&self) -> &'static ModuleDef {
+        &SETUP_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, _args: Args) -> ModResult {
+        if ctx.conn.transport == Transport::Winrm {
+            return Err(ModError::msg(
+                "fact gathering on Windows hosts is not available yet; set `gather_facts: false`",
+            ));
+        }
+        let out = ctx.exec(POSIX_FACTS, None).await?;
+        if out.rc != 0 {
+            return Err(ModError::msg(format!(
+                "fact gathering failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut raw = std::collections::HashMap::new();
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                raw.insert(k.to_string(), v.trim().to_string());
+            }
+        }
+        Ok(facts_from_raw(&raw))
+    }
+}
+
+fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String, Value> {
+    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
+    let mut f = Map::new();
+    f.insert("ansible_hostname".into(), get("hostname").into());
+    f.insert("ansible_nodename".into(), get("hostname").into());
+    f.insert("ansible_fqdn".into(), get("fqdn").into());
+    f.insert("ansible_system".into(), get("system").into());
+    f.insert("ansible_kernel".into(), get("kernel").into());
+    f.insert("ansible_architecture".into(), get("architecture").into());
+    f.insert("ansible_user_id".into(), get("user").into());
+    f.insert(
+        "ansible_processor_vcpus".into(),
+        get("vcpus").parse::<u64>().unwrap_or(0).into(),
+    );
+    f.insert(
+        "ansible_memtotal_mb".into(),
+        (get("memtotal_kb").parse::<u64>().unwrap_or(0) / 1024).into(),
+    );
+    let id = get("os_id");
+    let like = get("os_like");
+    let family = match id.as_str() {
+        "debian" | "ubuntu" | "linuxmint" | "raspbian" => "Debian",
+        "rhel" | "centos" | "fedora" | "rocky" | "almalinux" | "amzn" | "ol" => "RedHat",
+        "sles" | "opensuse-leap" | "opensuse-tumbleweed" => "Suse",
+        "alpine" => "Alpine",
+        "arch" => "Archlinux",
+        _ if like.contains("debian") => "Debian",
+        _ if like.contains("rhel") || like.contains("fedora") => "RedHat",
+        _ => "",
+    };
+    let distribution = match id.as_str() {
+        "debian" => "Debian".to_string(),
+        "ubuntu" => "Ubuntu".to_string(),
+        "rhel" => "RedHat".to_string(),
+        "centos" => "CentOS".to_string(),
+        "rocky" => "Rocky".to_string(),
+        "almalinux" => "AlmaLinux".to_string(),
+        other => {
+            let mut c = other.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        }
+    };
+    f.insert("ansible_os_family".into(), family.into());
+    f.insert("ansible_distribution".into(), distribution.into());
+    let version = get("os_version");
+    f.insert(
+        "ansible_distribution_major_version".into(),
+        version.split('.').next().unwrap_or("").into(),
+    );
+    f.insert("ansible_distribution_version".into(), version.into());
+    f.insert("ansible_boot_id".into(), get("boot_id").into());
+    // `1.0.0.0 via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0`
+    let route = get("route");
+    let words: Vec<&str> = route.split_whitespace().collect();
+    let after = |k: &str| {
+        words
+            .iter()
+            .position(|w| *w == k)
+            .and_then(|i| words.get(i + 1))
+            .map(|s| s.to_string())
+    };
+    let mut v4 = Map::new();
+    if let Some(dev) = after("dev") {
+        v4.insert("interface".into(), dev.into());
+    }
+    if let Some(src) = after("src") {
+        v4.insert("address".into(), src.into());
+    }
+    if let Some(gw) = after("via") {
+        v4.insert("gateway".into(), gw.into());
+    }
+    let mut all = Vec::new();
+    let mut ifaces = Vec::new();
+    for entry in get("ipv4").split_whitespace() {
+        if let Some((dev, cidr)) = entry.split_once('/') {
+            let addr = cidr.split('/').next().unwrap_or("");
+            if v4.get("interface").and_then(Value::as_str) == Some(dev)
+                && !v4.contains_key("address")
+            {
+                v4.insert("address".into(), addr.into());
+            }
+            if !addr.starts_with("127.") {
+                all.push(Value::String(addr.to_string()));
+            }
+            if !ifaces.contains(&Value::String(dev.to_string())) {
+                ifaces.push(Value::String(dev.to_string()));
+            }
+        }
+    }
+    f.insert("ansible_default_ipv4".into(), Value::Object(v4));
+    f.insert("ansible_all_ipv4_addresses".into(), Value::Array(all));
+    f.insert("ansible_interfaces".into(), Value::Array(ifaces));
+    let mut r = outcome(false);
+    r.insert("ansible_facts".into(), Value::Object(f));
+    r
+}

@@ -1,0 +1,668 @@
+//! Modules: Rust on the controller that drives the target through its connection.
+//!
+//! Each module declares its argument schema (`ModuleDef`), which the playbook validator checks
+//! before any host is contacted and `normalize_args` applies again after templating.
+
+pub mod builtin;
+mod files;
+mod posix;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::connection::{
+    Become, CommandOutput, CommandSpec, ConnError, Connection, OutputChunk, Transport,
+};
+use crate::template::{Templar, Vars};
+
+pub type Args = Map<String, Value>;
+/// A module's result, Ansible-shaped (`changed`, `msg`, `rc`, `stdout`, ...).
+pub type Outcome = Map<String, Value>;
+
+#[derive(Debug)]
+pub enum ModError {
+    /// The module failed; `result` carries what it had (rc, stdout, ...).
+    Failed { msg: String, result: Outcome },
+    /// The transport failed (unreachable host, broken connection, timeout).
+    Conn(ConnError),
+}
+
+impl ModError {
+    pub fn msg(msg: impl Into<String>) -> ModError {
+        ModError::Failed {
+            msg: msg.into(),
+            result: Map::new(),
+        }
+    }
+}
+
+impl From<ConnError> for ModError {
+    fn from(e: ConnError) -> Self {
+        ModError::Conn(e)
+    }
+}
+
+pub type ModResult = Result<Outcome, ModError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Str,
+    Bool,
+    Int,
+    Float,
+    List,
+    Dict,
+    /// A file mode: octal string (`"0644"`), number, or symbolic (`u+x` is not supported).
+    Mode,
+    Any,
+}
+
+impl ParamType {
+    fn describe(self) -> &'static str {
+        match self {
+            ParamType::Str => "a string",
+            ParamType::Bool => "a boolean",
+            ParamType::Int => "an integer",
+            ParamType::Float => "a number",
+            ParamType::List => "a list",
+            ParamType::Dict => "a mapping",
+            ParamType::Mode => "a file mode such as \"0644\"",
+            ParamType::Any => "any value",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub required: bool,
+    pub aliases: &'static [&'static str],
+    pub choices: &'static [&'static str],
+}
+
+pub const fn p(name: &'static str, ty: ParamType) -> Param {
+    Param {
+        name,
+        ty,
+        required: false,
+        aliases: &[],
+        choices: &[],
+    }
+}
+pub const fn req(name: &'static str, ty: ParamType) -> Param {
+    Param {
+        required: true,
+        ..p(name, ty)
+    }
+}
+pub const fn choice(name: &'static str, choices: &'static [&'static str]) -> Param {
+    Param {
+        choices,
+        ..p(name, ParamType::Str)
+    }
+}
+pub const fn alias(param: Param, aliases: &'static [&'static str]) -> Param {
+    Param { aliases, ..param }
+}
+
+/// How a module accepts a string instead of a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreeForm {
+    /// Only mappings (or `k=v` strings).
+    No,
+    /// `command: ls -l chdir=/tmp`: the text goes to `cmd`; `chdir=`/`creates=`/`removes=` words
+    /// are parameters.
+    Command,
+    /// `debug: msg=hi` / `copy: src=a dest=b`.
+    KeyValue,
+}
+
+pub struct ModuleDef {
+    pub name: &'static str,
+    /// The FQCN namespaces it also answers to (`ansible.builtin`, `ansible.windows`, ...).
+    pub namespaces: &'static [&'static str],
+    pub params: &'static [Param],
+    pub free_form: FreeForm,
+    /// Accept any arguments (set_fact).
+    pub open_args: bool,
+    /// Runs on the controller without touching the target (debug, set_fact, assert, ...).
+    pub controller_only: bool,
+    pub mutually_exclusive: &'static [&'static [&'static str]],
+    pub required_one_of: &'static [&'static [&'static str]],
+}
+
+/// What a module can use while it runs on one host.
+pub struct ModuleCtx<'a> {
+    pub host: &'a str,
+    pub conn: &'a ConnSlot,
+    pub check_mode: bool,
+    pub diff: bool,
+    pub templar: &'a Templar,
+    pub vars: &'a Vars,
+    /// Where relative `src` paths are looked up: the task file's directory and the playbook's,
+    /// with their `files/` and `templates/` subfolders.
+    pub search_dirs: &'a [PathBuf],
+    pub become_: Option<Become>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub output: Option<mpsc::UnboundedSender<OutputChunk>>,
+}
+
+impl ModuleCtx<'_> {
+    pub async fn connection(&self) -> Result<Arc<dyn Connection>, ConnError> {
+        self.conn.get().await
+    }
+
+    pub async fn transport(&self) -> Transport {
+        self.conn.transport
+    }
+
+    /// Runs a command with the task's become, environment, timeout and output streaming.
+    pub async fn exec(
+        &self,
+        cmd: impl Into<String>,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<CommandOutput, ConnError> {
+        let spec = CommandSpec {
+            cmd: cmd.into(),
+            stdin,
+            env: self.env.clone(),
+            timeout: self.timeout,
+            become_: self.become_.clone(),
+            output: self.output.clone(),
+        };
+        self.connection().await?.exec(spec).await
+    }
+
+    /// Finds a controller-side file given relative to the playbook (`files/`, `templates/`).
+    pub fn find_local(&self, name: &str, subdir: &str) -> Result<PathBuf, ModError> {
+        let path = Path::new(name);
+        if path.is_absolute() {
+            return if path.exists() {
+                Ok(path.to_path_buf())
+            } else {
+                Err(ModError::msg(format!("could not find `{name}`")))
+            };
+        }
+        let mut tried = Vec::new();
+        for dir in self.search_dirs {
+            for cand in [dir.join(subdir).join(path), dir.join(path)] {
+                if cand.exists() {
+                    return Ok(cand);
+                }
+                tried.push(cand.display().to_string());
+            }
+        }
+        Err(ModError::msg(format!(
+            "could not find `{name}` (looked in: {})",
+            tried.join(", ")
+        )))
+    }
+}
+
+/// A host's connection, opened on first use and shared by every later task.
+pub struct ConnSlot {
+    pub transport: Transport,
+    spec: crate::connection::ConnSpec,
+    cell: tokio::sync::Mutex<Option<Arc<dyn Connection>>>,
+}
+
+impl ConnSlot {
+    pub fn new(spec: crate::connection::ConnSpec) -> ConnSlot {
+        ConnSlot {
+            transport: spec.transport,
+            spec,
+            cell: tokio::sync::Mutex::new(None),
+        }
+    }
+    pub async fn get(&self) -> Result<Arc<dyn Connection>, ConnError> {
+        let mut cell = self.cell.lock().await;
+        if let Some(c) = cell.as_ref() {
+            return Ok(c.clone());
+        }
+        let conn: Arc<dyn Connection> = Arc::from(crate::connection::connect(&self.spec).await?);
+        *cell = Some(conn.clone());
+        Ok(conn)
+    }
+    pub async fn close(&self) {
+        let conn = self.cell.lock().await.take();
+        if let Some(c) = conn {
+            c.close().await;
+        }
+    }
+}
+
+#[async_trait]
+pub trait Module: Send + Sync {
+    fn def(&self) -> &'static ModuleDef;
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult;
+}
+
+static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for m in builtin::MODULES.iter().chain(files::MODULES.iter()) {
+        map.insert(m.def().name, *m);
+    }
+    map
+});
+
+/// Resolves a task's module name (`copy`, `ansible.builtin.copy`, `ansible.legacy.copy`).
+pub fn lookup(name: &str) -> Option<&'static dyn Module> {
+    if let Some(m) = REGISTRY.get(name) {
+        return Some(*m);
+    }
+    let (ns, short) = name.rsplit_once('.')?;
+    let m = REGISTRY.get(short)?;
+    (ns == "ansible.legacy" || m.def().namespaces.contains(&ns)).then_some(*m)
+}
+
+/// Every module name mixop knows, for "did you mean" hints and the README.
+pub fn names() -> Vec<&'static str> {
+    let mut v: Vec<_> = REGISTRY.keys().copied().collect();
+    v.sort_unstable();
+    v
+}
+
+/// Splits Ansible `k=v` text (`src=a dest="b c"`) into pairs; words without `=` are returned as
+/// free text in order.
+pub fn split_kv(text: &str) -> (Vec<(String, String)>, String) {
+    let mut pairs = Vec::new();
+    let mut free = Vec::new();
+    let words = shell_words::split(text)
+        .unwrap_or_else(|_| text.split_whitespace().map(str::to_string).collect());
+    // Keep the original spelling of free text (quotes included) for command lines.
+    let raw_words = split_raw_words(text);
+    for (i, w) in words.iter().enumerate() {
+        match w.split_once('=') {
+            Some((k, v))
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                pairs.push((k.to_string(), v.to_string()));
+            }
+            _ => free.push(raw_words.get(i).cloned().unwrap_or_else(|| w.clone())),
+        }
+    }
+    (pairs, free.join(" "))
+}
+
+/// Splits on whitespace outside quotes, keeping quotes (for free-form command text).
+fn split_raw_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            cur.push(c);
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (_, '\\') => {
+                cur.push(c);
+                escaped = true;
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (Some(q), c2) if c2 == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (None, c2) if c2.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Turns the value written after a module name into an argument mapping.
+pub fn args_from_value(def: &ModuleDef, v: &Value) -> Result<Args, String> {
+    match v {
+        Value::Null => Ok(Map::new()),
+        Value::Object(m) => Ok(m.clone()),
+        Value::String(s) => match def.free_form {
+            FreeForm::Command => {
+                let (pairs, free) = split_kv(s);
+                let mut m = Map::new();
+                let mut rest = Vec::new();
+                for (k, val) in pairs {
+                    if def.params.iter().any(|p| p.name == k) && k != "cmd" {
+                        m.insert(k, Value::String(val));
+                    } else {
+                        rest.push(format!("{k}={val}"));
+                    }
+                }
+                let mut cmd = free;
+                if !rest.is_empty() {
+                    cmd = format!("{cmd} {}", rest.join(" ")).trim().to_string();
+                }
+                // Keep the free text exactly as written when no parameters were split off.
+                if m.is_empty() {
+                    cmd = s.trim().to_string();
+                }
+                m.insert("_raw_params".into(), Value::String(cmd));
+                Ok(m)
+            }
+            FreeForm::KeyValue | FreeForm::No => {
+                let (pairs, free) = split_kv(s);
+                if !free.trim().is_empty() {
+                    return Err(format!(
+                        "`{}` takes `key=value` arguments; cannot understand `{}`",
+                        def.name,
+                        free.trim()
+                    ));
+                }
+                Ok(pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect())
+            }
+        },
+        other => Err(format!(
+            "arguments of `{}` must be a mapping, found {}",
+            def.name,
+            match other {
+                Value::Array(_) => "a list",
+                Value::Bool(_) => "a boolean",
+                _ => "a number",
+            }
+        )),
+    }
+}
+
+/// Checks arguments before templating: unknown names, missing required ones, literal values of
+/// the wrong type or outside `choices`. Values that contain templates are checked at run time.
+pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), String> {
+    if def.open_args {
+        return Ok(());
+    }
+    for (k, v) in args {
+        if k == "_raw_params" {
+            if def.free_form != FreeForm::Command {
+                return Err(format!("`{}` does not take free-form text", def.name));
+            }
+            continue;
+        }
+        let Some(param) = find_param(def, k) else {
+            let known: Vec<&str> = def.params.iter().map(|p| p.name).collect();
+            let mut msg = format!("`{}` has no argument `{k}`", def.name);
+            if let Some(s) = did_you_mean(k, &known) {
+                msg.push_str(&format!(" (did you mean `{s}`?)"));
+            }
+            msg.push_str(&format!("; it takes: {}", known.join(", ")));
+            return Err(msg);
+        };
+        if !contains_template(v) {
+            check_type(def, param, v)?;
+        }
+    }
+    for param in def.params.iter().filter(|p| p.required) {
+        let given = args.contains_key(param.name)
+            || param.aliases.iter().any(|a| args.contains_key(*a))
+            || (param.name == "cmd" && args.contains_key("_raw_params"));
+        if !given {
+            return Err(format!(
+                "`{}` needs the argument `{}`",
+                def.name, param.name
+            ));
+        }
+    }
+    for group in def.mutually_exclusive {
+        let present: Vec<&str> = group
+            .iter()
+            .copied()
+            .filter(|n| args.contains_key(*n))
+            .collect();
+        if present.len() > 1 {
+            return Err(format!(
+                "`{}`: the arguments {} are mutually exclusive",
+                def.name,
+                present
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ));
+        }
+    }
+    for group in def.required_one_of {
+        if !group
+            .iter()
+            .any(|n| args.contains_key(*n) || (*n == "cmd" && args.contains_key("_raw_params")))
+        {
+            return Err(format!(
+                "`{}` needs one of: {}",
+                def.name,
+                group
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// After templating: resolves aliases, drops `omit`, coerces types, checks everything again.
+pub fn normalize_args(def: &ModuleDef, mut args: Args) -> Result<Args, String> {
+    args.retain(|_, v| v.as_str() != Some(crate::template::OMIT));
+    if def.open_args {
+        return Ok(args);
+    }
+    if let Some(raw) = args.remove("_raw_params") {
+        args.entry("cmd").or_insert(raw);
+    }
+    let mut out = Map::new();
+    for (k, v) in args {
+        let Some(param) = find_param(def, &k) else {
+            return Err(format!("`{}` has no argument `{k}`", def.name));
+        };
+        let v = coerce(def, param, v)?;
+        out.insert(param.name.to_string(), v);
+    }
+    validate_args(def, &out)?;
+    Ok(out)
+}
+
+fn find_param<'d>(def: &'d ModuleDef, name: &str) -> Option<&'d Param> {
+    def.params
+        .iter()
+        .find(|p| p.name == name || p.aliases.contains(&name))
+}
+
+fn contains_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => crate::template::is_template(s),
+        Value::Array(a) => a.iter().any(contains_template),
+        Value::Object(m) => m.values().any(contains_template),
+        _ => false,
+    }
+}
+
+fn check_type(def: &ModuleDef, param: &Param, v: &Value) -> Result<(), String> {
+    coerce(def, param, v.clone()).map(|_| ())
+}
+
+fn coerce(def: &ModuleDef, param: &Param, v: Value) -> Result<Value, String> {
+    let bad = |v: &Value| {
+        format!(
+            "`{}`: argument `{}` must be {}, got {}",
+            def.name,
+            param.name,
+            param.ty.describe(),
+            v
+        )
+    };
+    if v.is_null() && !param.required {
+        return Ok(v);
+    }
+    let v = match param.ty {
+        ParamType::Any => v,
+        ParamType::Str => match v {
+            Value::String(_) => v,
+            Value::Number(_) | Value::Bool(_) => Value::String(crate::value::to_text(&v)),
+            _ => return Err(bad(&v)),
+        },
+        ParamType::Bool => match crate::value::as_bool(&v) {
+            Some(b) if !matches!(v, Value::Null) => Value::Bool(b),
+            _ => return Err(bad(&v)),
+        },
+        ParamType::Int => match &v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => v,
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| bad(&v))?,
+            _ => return Err(bad(&v)),
+        },
+        ParamType::Float => match &v {
+            Value::Number(_) => v,
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| bad(&v))?,
+            _ => return Err(bad(&v)),
+        },
+        ParamType::List => match v {
+            Value::Array(_) => v,
+            Value::String(s) => Value::Array(
+                s.split(',')
+                    .map(|x| Value::String(x.trim().to_string()))
+                    .filter(|x| x.as_str() != Some(""))
+                    .collect(),
+            ),
+            _ => return Err(bad(&v)),
+        },
+        ParamType::Dict => match v {
+            Value::Object(_) => v,
+            _ => return Err(bad(&v)),
+        },
+        ParamType::Mode => {
+            parse_mode(&v)
+                .map_err(|e| format!("`{}`: argument `{}`: {e}", def.name, param.name))?;
+            v
+        }
+    };
+    if !param.choices.is_empty()
+        && let Some(s) = v.as_str()
+        && !param.choices.contains(&s)
+    {
+        return Err(format!(
+            "`{}`: argument `{}` must be one of {}, got `{s}`",
+            def.name,
+            param.name,
+            param.choices.join(", ")
+        ));
+    }
+    Ok(v)
+}
+
+/// Parses a file mode like Ansible: strings are octal (`"0644"`, `"644"`), numbers are taken as
+/// the mode's value (so an unquoted YAML `0644` — the number 420 — is right, and `644` is not).
+pub fn parse_mode(v: &Value) -> Result<u32, String> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .filter(|m| *m <= 0o7777)
+            .map(|m| m as u32)
+            .ok_or_else(|| format!("invalid mode {n}")),
+        Value::String(s) => {
+            let t = s.trim().trim_start_matches("0o");
+            u32::from_str_radix(t, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| format!("invalid mode `{s}` (use an octal string such as \"0644\"; symbolic modes are not supported)"))
+        }
+        other => Err(format!("invalid mode {other}")),
+    }
+}
+
+/// The closest known name within a small edit distance.
+pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Helpers for building results.
+pub fn outcome(changed: bool) -> Outcome {
+    let mut m = Map::new();
+    m.insert("changed".into(), Value::Bool(changed));
+    m
+}
+
+pub fn arg_str<'a>(args: &'a Args, name: &str) -> Option<&'a str> {
+    args.get(name).and_then(Value::as_str)
+}
+
+pub fn arg_bool(args: &Args, name: &str, default: bool) -> bool {
+    args.get(name)
+        .and_then(crate::value::as_bool)
+        .unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_splitting_keeps_quoted_values() {
+        let (pairs, free) = split_kv(r#"src=a dest="b c" mode=0644"#);
+        assert_eq!(pairs[1], ("dest".into(), "b c".into()));
+        assert_eq!(free, "");
+        let (pairs, free) = split_kv(r#"echo "a b" chdir=/tmp"#);
+        assert_eq!(pairs, vec![("chdir".to_string(), "/tmp".to_string())]);
+        assert_eq!(free, r#"echo "a b""#);
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode(&Value::from("0644")), Ok(0o644));
+        assert_eq!(parse_mode(&Value::from(420)), Ok(0o644));
+        assert!(parse_mode(&Value::from("u+x")).is_err());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("dset", &["dest", "src", "mode"]), Some("dest"));
+        assert_eq!(did_you_mean("zzzzzz", &["dest", "src"]), None);
+    }
+}
