@@ -165,7 +165,7 @@ impl Session {
         let op_timeout = req.timeout.unwrap_or(s.operation_timeout);
         let xml = soap::render(&req, &s.endpoint.url(), s.max_envelope, s.operation_timeout);
         // The server may hold a Receive for the whole OperationTimeout.
-        let read_timeout = s.read_timeout.max(op_timeout + Duration::from_secs(5));
+        let read_timeout = s.read_timeout.max(op_timeout + Duration::from_secs(1));
         let mut attempt = 0;
         loop {
             attempt += 1;
