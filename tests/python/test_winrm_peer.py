@@ -12,7 +12,9 @@ import base64
 import json
 import os
 import re
+import hashlib
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -23,10 +25,12 @@ import uuid
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PEER = os.path.join(ROOT, "tests", "support", "winrm_peer", "peer.py")
+# WINRM_PEER lets a mutated copy of the peer be checked against this suite without touching the tree.
+PEER = os.environ.get("WINRM_PEER") or os.path.join(ROOT, "tests", "support", "winrm_peer", "peer.py")
 
 import pypsrp.client as pypsrp_client  # noqa: E402
 import spnego  # noqa: E402
+import spnego.channel_bindings  # noqa: E402
 import winrm  # noqa: E402
 from pypsrp.exceptions import AuthenticationError, WSManFaultError as PsrpFault  # noqa: E402
 from pypsrp.shell import Process, SignalCode, WinRS  # noqa: E402
@@ -157,6 +161,7 @@ def envelope(action: str, body: str = "", shell_id: str | None = None, timeout: 
                      **NS).encode()
 
 
+ACT_DELETE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
 CREATE = ("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create",
           "<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams></rsp:Shell>")
 
@@ -166,10 +171,17 @@ class RawClient:
 
     BOUNDARY = b"--Encrypted Boundary"
 
-    def __init__(self, port: int, user=USER, password=PASSWORD):
+    def __init__(self, port: int, user=USER, password=PASSWORD, tls: bool = False, cbt: bytes | None = None):
         self.port = port
         self.user, self.password = user, password
+        self.cbt = cbt
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock)
+            self.server_cert = self.sock.getpeercert(binary_form=True)
         self.rf = self.sock.makefile("rb")
         self.ctx = None
 
@@ -200,8 +212,11 @@ class RawClient:
         return status, hdrs, data
 
     def handshake(self):
+        bindings = None
+        if self.cbt is not None:
+            bindings = spnego.channel_bindings.GssChannelBindings(application_data=b"tls-server-end-point:" + self.cbt)
         self.ctx = spnego.client(self.user, self.password, hostname="127.0.0.1", service="http", protocol="ntlm",
-                                 options=spnego.NegotiateOptions.use_ntlm)
+                                 options=spnego.NegotiateOptions.use_ntlm, channel_bindings=bindings)
         st, hd, body = self.request(b"", {"Authorization": "Negotiate " + base64.b64encode(self.ctx.step()).decode()})
         assert st == 401 and body == b""
         chal = hd["www-authenticate"][0].split(" ", 1)[1]
@@ -503,6 +518,20 @@ def test_https_ntlm_without_validation_and_with_generated_ca(https_peer):
     with pytest.raises(Exception) as ei:
         s.run_cmd("true")
     assert "CERTIFICATE_VERIFY_FAILED" in repr(ei.value) or "certificate verify failed" in repr(ei.value)
+
+
+def test_https_channel_binding_checked_when_sent(https_peer):
+    probe = RawClient(https_peer.port, tls=True)
+    good = hashlib.sha256(probe.server_cert).digest()
+    probe.close()
+    for cbt, want in ((good, 200), (b"\x01" * 32, 401), (None, 200)):  # Relaxed: no CBT is accepted too
+        raw = RawClient(https_peer.port, tls=True, cbt=cbt)
+        assert raw.handshake()[0] == want, cbt
+        if want == 200:
+            st, hd, body = raw.soap(envelope(*CREATE), encrypt=False)  # no message encryption over TLS
+            assert st == 200 and hd["content-type"] == ["application/soap+xml;charset=UTF-8"]
+            assert raw.soap(envelope(ACT_DELETE, "", shell_id_of(body)), encrypt=False)[0] == 200
+        raw.close()
 
 
 def test_basic_over_https(https_peer):
@@ -849,3 +878,42 @@ def test_bad_input_never_kills_the_peer(fresh_peer):
     s = winrm.Session(peer.url, auth=(USER, PASSWORD), transport="ntlm")
     assert s.run_cmd("echo still-alive").std_out == b"still-alive\n"
     assert "crashed" not in peer.log() and "Traceback" not in peer.log()
+
+
+def test_cmd_exe_command_line_limit(http_peer, record_peer):
+    p = protocol(http_peer)
+    shell = p.open_shell()
+    long_arg = "x" * 8200
+    out, err, rc = run(p, shell, "echo", [long_arg])
+    assert (out, err, rc) == (b"", b"The command line is too long.\r\n", 1)
+    out, err, rc = run(p, shell, "printf", ["%s", "y" * 8000])  # just under the limit: runs
+    assert rc == 0 and len(out) == 8000
+    p.close_shell(shell)
+    # pywinrm's run_ps puts the whole script on the command line: a long script fails like on Windows
+    r = winrm.Session(record_peer.url, auth=(USER, PASSWORD), transport="ntlm").run_ps("Write-Output 1\n" * 400)
+    assert r.status_code == 1 and b"The command line is too long." in r.std_err
+    assert record_peer.records()[-1]["builtin"] == "command_line_too_long"
+
+
+def test_record_rules_at_run_time_with_upload_hash_placeholders(record_peer):
+    record_peer.control("rules", {"rules": [
+        {"match": r"\[IO\.File\]::Create", "stdout": '{"sha256": "{{stdin_b64_sha256}}", "bytes": {{stdin_b64_bytes}}}\r\n'},
+        {"match": "flaky", "rc": 1, "times": 1},
+    ]})
+    content = os.urandom(700000)
+    b64 = base64.b64encode(content).decode()
+    lines = "".join(b64[i:i + 76] + "\r\n" for i in range(0, len(b64), 76)).encode()
+    upload = ("begin { $fs = [IO.File]::Create('C:\\tmp\\x.bin') } "
+              "process { $b = [Convert]::FromBase64String($input); $fs.Write($b, 0, $b.Length) } end { $fs.Close() }")
+    p = protocol(record_peer)
+    shell = p.open_shell(codepage=65001)
+    cid = p.run_command(shell, "powershell.exe -EncodedCommand " + _ps_encode(upload))
+    for i in range(0, len(lines), 150000):  # several Send messages, End on the last
+        p.send_command_input(shell, cid, lines[i:i + 150000], end=i + 150000 >= len(lines))
+    out, err, rc = p.get_command_output(shell, cid)
+    p.cleanup_command(shell, cid)
+    res = json.loads(out)
+    assert rc == 0 and res == {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
+    assert record_peer.records()[-1]["stdin_bytes"] == len(lines)
+    assert [run(p, shell, "powershell -Command flaky")[2] for _ in range(2)] == [1, 0]
+    p.close_shell(shell)

@@ -586,6 +586,44 @@ class Peer:
             info["waiting_stdin"] = False
             self.complete_record(cmd)
 
+    def write_record(self, record: dict) -> None:
+        record = dict({"time": time.time(), "time_iso": datetime.datetime.now(datetime.timezone.utc).isoformat()},
+                      **record)
+        with self.record_lock:
+            self.records.append(record)
+            if self.args.record_log:
+                try:
+                    with open(self.args.record_log, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                except OSError as exc:
+                    log("cannot write record log: %s" % exc)
+        self.bump("records")
+        vlog("record: %s" % json.dumps(record, ensure_ascii=False)[:400])
+
+    def expand(self, text: str, cmd: Command, stdin_text: str, script: str | None) -> str:
+        """Fill {{name}} placeholders in a rule's output (unknown names are left alone)."""
+        if "{{" not in text:
+            return text
+        raw = bytes(cmd.stdin_buf)
+        decoded = bytearray()
+        for line in raw.splitlines():  # Ansible-style uploads: base64 lines on stdin
+            line = line.strip()
+            if line:
+                try:
+                    decoded.extend(base64.b64decode(line, validate=False))
+                except Exception:
+                    pass
+        values = {
+            "stdin": stdin_text, "script": script or "", "command_line": cmd.cmdline,
+            "shell_id": cmd.shell.id, "command_id": cmd.id, "user": cmd.shell.owner,
+            "boot_time": str(self.boot_filetime), "stdin_bytes": str(len(raw)),
+            "stdin_sha1": hashlib.sha1(raw).hexdigest(), "stdin_sha256": hashlib.sha256(raw).hexdigest(),
+            "stdin_b64_bytes": str(len(decoded)),
+            "stdin_b64_sha1": hashlib.sha1(decoded).hexdigest(),
+            "stdin_b64_sha256": hashlib.sha256(decoded).hexdigest(),
+        }
+        return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: values.get(m.group(1), m.group(0)), text)
+
     def complete_record(self, cmd: Command) -> None:
         info = cmd.record_info or {}
         codec = codepage_codec(cmd.shell.codepage)
@@ -603,6 +641,9 @@ class Peer:
                 cpat = rule.get("command")
                 if cpat is not None and not re.search(cpat, cmd.cmdline):
                     continue
+                spat = rule.get("stdin_match")
+                if spat is not None and not re.search(spat, stdin_text, re.S | re.M):
+                    continue
                 times = rule.get("times")
                 if times is not None and self.rule_hits[i] >= int(times):
                     continue
@@ -610,8 +651,8 @@ class Peer:
                 log("bad rule regex %r: %s" % (rule, exc))
                 continue
             self.rule_hits[i] += 1
-            stdout = rule.get("stdout", "") or ""
-            stderr = rule.get("stderr", "") or ""
+            stdout = self.expand(str(rule.get("stdout", "") or ""), cmd, stdin_text, script)
+            stderr = self.expand(str(rule.get("stderr", "") or ""), cmd, stdin_text, script)
             rc = int(rule.get("rc", 0) or 0)
             delay_ms = int(rule.get("delay_ms", 0) or 0)
             rule_idx = i
@@ -646,26 +687,14 @@ class Peer:
                 m = RE_SHUTDOWN_T.search(text)
                 t = float(m.group(1)) if m else (30.0 if RE_SHUTDOWN_R.search(text) else 0.0)
                 reboot_delay = min(t, float(self.args.reboot_delay_cap))
-        record = {
-            "time": time.time(),
-            "time_iso": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        self.write_record({
             "shell_id": cmd.shell.id, "command_id": cmd.id, "user": cmd.shell.owner,
             "codepage": cmd.shell.codepage, "noprofile": cmd.shell.noprofile,
             "command": cmd.command, "arguments": cmd.arguments, "command_line": cmd.cmdline,
             "stdin": stdin_text, "stdin_bytes": len(cmd.stdin_buf),
             "script": script, "script_source": info.get("source"),
             "rule": rule_idx, "builtin": builtin, "rc": rc,
-        }
-        with self.record_lock:
-            self.records.append(record)
-            if self.args.record_log:
-                try:
-                    with open(self.args.record_log, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                except OSError as exc:
-                    log("cannot write record log: %s" % exc)
-        self.bump("records")
-        vlog("record: %s" % json.dumps(record, ensure_ascii=False)[:400])
+        })
 
         def deliver() -> None:
             if cmd.removed:
@@ -1082,7 +1111,21 @@ class Soap:
                 inj.big_mb, inj.big_single = 0.0, False
                 peer.stats["injected"]["big"] += 1
         vlog("command %s in shell %s: %r" % (cid, sh.id, cmd.cmdline[:200]))
-        if endless:
+        skip_cmd = truthy(req.options.get("WINRS_SKIP_CMD_SHELL"))
+        limit = 32767 if skip_cmd else 8191
+        if not peer.args.no_cmdline_limit and len(cmd.cmdline) > limit:
+            # cmd.exe refuses command lines over 8191 characters (CreateProcess: 32767), reported through
+            # the command's own output and exit code, as Windows does.
+            msg = "The filename or extension is too long.\r\n" if skip_cmd else "The command line is too long.\r\n"
+            if peer.mode == "record":
+                peer.write_record({
+                    "shell_id": sh.id, "command_id": cid, "user": sh.owner, "codepage": sh.codepage,
+                    "noprofile": sh.noprofile, "command": command, "arguments": arguments,
+                    "command_line": cmd.cmdline, "stdin": "", "stdin_bytes": 0, "script": None,
+                    "script_source": None, "rule": None, "builtin": "command_line_too_long", "rc": 1})
+            cmd.push("stderr", msg.encode())
+            cmd.finish(1)
+        elif endless:
             self._start_endless(cmd)
         elif big:
             self._start_big(cmd, big_mb, big_single)
@@ -1807,7 +1850,7 @@ class Connection:
             if not req.body:
                 self.send(200, extra, b"")
                 return
-            if False:
+            if self.auth_via == "negotiate" and not self.tls and not peer.args.allow_unencrypted:
                 peer.bump("plaintext_refused")
                 vlog("plaintext SOAP on an NTLM HTTP connection refused (AllowUnencrypted=false)")
                 self.send(500, extra, b"")
@@ -2100,6 +2143,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--reject-large-max-envelope", action="store_true",
                    help="fault (2150858823) when a request's w:MaxEnvelopeSize exceeds --max-envelope-kb "
                         "(unverified against Windows, so off by default)")
+    p.add_argument("--no-cmdline-limit", action="store_true",
+                   help="do not emulate cmd.exe's 8191-character command line limit")
     p.add_argument("--max-shells", type=int, default=30, help="MaxShellsPerUser (default 30)")
     p.add_argument("--operation-timeout-cap", type=float, default=60.0,
                    help="upper bound in seconds for a Receive's wait (MaxTimeoutms, default 60)")
