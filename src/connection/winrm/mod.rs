@@ -180,7 +180,8 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         operation_timeout,
         read_timeout,
         max_envelope: MAX_ENVELOPE,
-        shared_receive_timeout: Duration::from_secs(1),
+        receive_poll: Duration::from_secs(1),
+        shared_receive_poll: Duration::from_millis(250),
     })
 }
 

@@ -42,8 +42,12 @@ pub struct Settings {
     pub read_timeout: Duration,
     /// Our MaxEnvelopeSize: the largest answer we ask for, and the limit for Send chunks.
     pub max_envelope: usize,
-    /// Receive polls while other commands wait for the connection.
-    pub shared_receive_timeout: Duration,
+    /// OperationTimeout of Receive polls. A Receive holds the one connection until output
+    /// comes or this passes, so it is kept short: a newly started command waits at most this
+    /// long behind a silent one (a silent command costs one small request per poll).
+    pub receive_poll: Duration,
+    /// The same while several commands share the connection.
+    pub shared_receive_poll: Duration,
 }
 
 impl Settings {
@@ -141,12 +145,27 @@ struct Session {
 impl Session {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(job) = rx.recv().await {
-            if job.reply.is_closed() {
+            let Job { req, mut reply } = job;
+            if reply.is_closed() {
                 // Its command was cancelled while this waited in the queue.
                 continue;
             }
-            let r = self.roundtrip(job.req).await;
-            let _ = job.reply.send(r);
+            if req.action == Action::Receive {
+                // A cancelled or timed-out command must not keep the connection for a whole
+                // poll: abandon the Receive (its output is not wanted) and the connection with
+                // it, since its answer is still due on the wire.
+                tokio::select! {
+                    r = self.roundtrip(req) => {
+                        let _ = reply.send(r);
+                    }
+                    _ = reply.closed() => {
+                        self.live = None;
+                    }
+                }
+            } else {
+                let r = self.roundtrip(req).await;
+                let _ = reply.send(r);
+            }
         }
     }
 
@@ -156,11 +175,13 @@ impl Session {
 
     async fn roundtrip(&mut self, mut req: soap::Request) -> Result<Reply, ConnError> {
         let s = self.settings.clone();
-        if req.action == Action::Receive
-            && req.timeout.is_none()
-            && self.active.load(Ordering::Relaxed) > 1
-        {
-            req.timeout = Some(s.shared_receive_timeout.min(s.operation_timeout));
+        if req.action == Action::Receive && req.timeout.is_none() {
+            let poll = if self.active.load(Ordering::Relaxed) > 1 {
+                s.shared_receive_poll
+            } else {
+                s.receive_poll
+            };
+            req.timeout = Some(poll.min(s.operation_timeout));
         }
         let op_timeout = req.timeout.unwrap_or(s.operation_timeout);
         let xml = soap::render(&req, &s.endpoint.url(), s.max_envelope, s.operation_timeout);
