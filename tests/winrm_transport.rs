@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use mixop::connection::winrm::WinrmConnection;
-use mixop::connection::{
-    CommandSpec, ConnErrorKind, ConnSpec, Connection, OutputChunk, Transport,
-};
+use mixop::connection::{CommandSpec, ConnErrorKind, ConnSpec, Connection, OutputChunk, Transport};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -65,7 +63,12 @@ impl Peer {
             .args(["--listen", &format!("{host}:0")])
             .arg("--port-file")
             .arg(&port_file)
-            .args(["--users", "vagrant:vagrant", "--users", "LAB\\admin:S3cret:x"])
+            .args([
+                "--users",
+                "vagrant:vagrant",
+                "--users",
+                "LAB\\admin:S3cret:x",
+            ])
             .args(["--control", "--control-port-file"])
             .arg(&cport_file)
             .args(extra)
@@ -78,7 +81,11 @@ impl Peer {
         let mut child = cmd.spawn().expect("start the WinRM peer");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let read = |p: &Path| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse().ok());
+            let read = |p: &Path| {
+                std::fs::read_to_string(p)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            };
             if let (Some(port), Some(control)) = (read(&port_file), read(&cport_file)) {
                 return Peer {
                     child,
@@ -237,15 +244,23 @@ async fn ntlm_encrypted_one_handshake_one_shell_for_20_commands() {
     let peer = Peer::start(&[]);
     let c = peer.connect().await;
     for i in 0..20 {
-        let (rc, out, err) = run(&c, &format!("echo out{i}; echo err{i} >&2; exit {}", i % 4)).await;
-        assert_eq!((rc, out.as_str(), err.as_str()), (i % 4, &*format!("out{i}\n"), &*format!("err{i}\n")));
+        let (rc, out, err) =
+            run(&c, &format!("echo out{i}; echo err{i} >&2; exit {}", i % 4)).await;
+        assert_eq!(
+            (rc, out.as_str(), err.as_str()),
+            (i % 4, &*format!("out{i}\n"), &*format!("err{i}\n"))
+        );
     }
     let s = peer.stats();
     assert_eq!(n(&s["connections_accepted"]), 1, "{s}");
     assert_eq!(n(&s["handshakes"]), 1, "{s}");
     assert_eq!(n(&s["shells_created"]), 1, "{s}");
     assert_eq!(n(&s["commands_started"]), 20, "{s}");
-    assert_eq!(n(&s["plaintext_refused"]) + n(&s["decrypt_failures"]), 0, "{s}");
+    assert_eq!(
+        n(&s["plaintext_refused"]) + n(&s["decrypt_failures"]),
+        0,
+        "{s}"
+    );
     assert_eq!(s["shells"][0]["codepage"], json!(65001), "{s}");
     assert_eq!(s["shells"][0]["noprofile"], json!(true), "{s}");
     let (conns, handshakes, _) = c.counters();
@@ -268,16 +283,27 @@ async fn output_is_streamed_while_the_command_runs() {
     spec.output = Some(tx);
     let start = Instant::now();
     let task = tokio::spawn(async move { c.exec(spec).await });
-    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap();
     let first_at = start.elapsed();
-    assert!(matches!(&first, Some(OutputChunk::Stdout(d)) if d == b"first\n"), "{first:?}");
-    assert!(first_at < Duration::from_millis(1200), "first chunk only after {first_at:?}");
+    assert!(
+        matches!(&first, Some(OutputChunk::Stdout(d)) if d == b"first\n"),
+        "{first:?}"
+    );
+    assert!(
+        first_at < Duration::from_millis(1200),
+        "first chunk only after {first_at:?}"
+    );
     let out = task.await.unwrap().unwrap();
     assert!(start.elapsed() >= Duration::from_millis(1500));
     assert_eq!(out.stdout, b"first\n");
     assert_eq!(out.stderr, b"second\n");
     let second = rx.recv().await;
-    assert!(matches!(&second, Some(OutputChunk::Stderr(d)) if d == b"second\n"), "{second:?}");
+    assert!(
+        matches!(&second, Some(OutputChunk::Stderr(d)) if d == b"second\n"),
+        "{second:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +311,9 @@ async fn long_output_over_many_receives_and_timed_out_polls() {
     // A 1 s operation timeout makes the silent phase answer w:TimedOut, which means "ask again".
     let peer = Peer::start(&[]);
     let c = peer
-        .connect_with(json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 2}))
+        .connect_with(
+            json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 2}),
+        )
         .await;
     let (rc, out, _) = run(&c, "sleep 2.5; echo late").await;
     assert_eq!((rc, out.as_str()), (0, "late\n"));
@@ -308,10 +336,16 @@ async fn stdin_in_envelope_sized_chunks() {
     let mut spec = CommandSpec::new("sha256sum | cut -c1-64");
     spec.stdin = Some(data.clone());
     let out = c.exec(spec).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sha256_hex(&data));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        sha256_hex(&data)
+    );
     let s = peer.stats();
     let sends = n(&s["requests_by_action"]["Send"]);
-    assert!((9..=12).contains(&sends), "1 MB should take ~9 Sends of <153600-byte envelopes: {s}");
+    assert!(
+        (9..=12).contains(&sends),
+        "1 MB should take ~9 Sends of <153600-byte envelopes: {s}"
+    );
     assert_eq!(n(&s["envelope_too_large"]), 0, "{s}");
     // Empty stdin still closes the stream.
     let mut spec = CommandSpec::new("wc -c");
@@ -339,7 +373,8 @@ async fn concurrent_commands_share_one_connection_and_shell() {
     for i in 0..10 {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            c.exec(CommandSpec::new(format!("sleep 0.3; echo {i}"))).await
+            c.exec(CommandSpec::new(format!("sleep 0.3; echo {i}")))
+                .await
         }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
@@ -347,7 +382,10 @@ async fn concurrent_commands_share_one_connection_and_shell() {
         assert_eq!(out.stdout, format!("{i}\n").into_bytes());
     }
     let short_done = start.elapsed();
-    assert!(short_done < Duration::from_millis(2600), "short commands took {short_done:?}");
+    assert!(
+        short_done < Duration::from_millis(2600),
+        "short commands took {short_done:?}"
+    );
     let out = long.await.unwrap().unwrap();
     assert_eq!(out.stdout, b"long\n");
     let s = peer.stats();
@@ -368,7 +406,10 @@ async fn eight_peers_in_parallel() {
                 let c = WinrmConnection::connect(&spec).await?;
                 let mut outs = Vec::new();
                 for i in 0..5 {
-                    outs.push(c.exec(CommandSpec::new(format!("echo {} {i}", spec.host))).await?);
+                    outs.push(
+                        c.exec(CommandSpec::new(format!("echo {} {i}", spec.host)))
+                            .await?,
+                    );
                 }
                 c.close().await;
                 Ok::<_, mixop::connection::ConnError>((spec.host, outs))
@@ -383,7 +424,15 @@ async fn eight_peers_in_parallel() {
     }
     for p in &peers {
         let s = p.stats();
-        assert_eq!((n(&s["handshakes"]), n(&s["shells_created"]), n(&s["shells_deleted"])), (1, 1, 1), "{s}");
+        assert_eq!(
+            (
+                n(&s["handshakes"]),
+                n(&s["shells_created"]),
+                n(&s["shells_deleted"])
+            ),
+            (1, 1, 1),
+            "{s}"
+        );
     }
 }
 
@@ -408,7 +457,10 @@ async fn timeout_and_cancel_terminate_the_command() {
         if n(&s["signals"]["terminate"]) >= 2 && n(&s["shells"][0]["commands"]) == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "no terminate for both commands: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "no terminate for both commands: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The endless-output fault: bounded by the timeout too.
@@ -429,12 +481,24 @@ async fn reconnects_after_idle_drop_and_injected_drops() {
     // The first SOAP request (Create) is dropped unanswered: resent on a new connection.
     let c = peer.connect().await;
     let s = peer.stats();
-    assert_eq!((n(&s["handshakes"]), n(&s["shells_created"])), (2, 1), "{s}");
+    assert_eq!(
+        (n(&s["handshakes"]), n(&s["shells_created"])),
+        (2, 1),
+        "{s}"
+    );
     assert_eq!(run(&c, "echo a").await.1, "a\n");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(run(&c, "echo b").await.1, "b\n");
     let s = peer.stats();
-    assert_eq!((n(&s["handshakes"]), n(&s["connections_accepted"]), n(&s["shells_created"])), (3, 3, 1), "{s}");
+    assert_eq!(
+        (
+            n(&s["handshakes"]),
+            n(&s["connections_accepted"]),
+            n(&s["shells_created"])
+        ),
+        (3, 3, 1),
+        "{s}"
+    );
     // A dropped Command cannot be resent blindly: a clear error, then the next command works.
     peer.op("drop_next", json!({"n": 1}));
     let e = c.exec(CommandSpec::new("echo c")).await.unwrap_err();
@@ -459,7 +523,11 @@ async fn reconnects_after_a_simulated_reboot() {
     // While the host is down: unreachable, naming the address, port and scheme.
     let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
     assert_eq!(e.kind, ConnErrorKind::Unreachable, "{e}");
-    assert!(e.message.contains(&format!("127.0.0.1:{} (http)", peer.port)), "{e}");
+    assert!(
+        e.message
+            .contains(&format!("127.0.0.1:{} (http)", peer.port)),
+        "{e}"
+    );
     assert!(e.message.contains("refused"), "{e}");
     peer.wait_up();
     // New connection, new handshake, shell-not-found → new shell, command sent once more.
@@ -478,7 +546,10 @@ async fn reconnects_after_a_simulated_reboot() {
     peer.op("reboot", json!({"down_seconds": 1}));
     let e = t.await.unwrap().unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(5), "{e}");
-    assert!(e.message.contains("refused") || e.message.contains("lost"), "{e}");
+    assert!(
+        e.message.contains("refused") || e.message.contains("lost"),
+        "{e}"
+    );
     peer.wait_up();
     assert_eq!(run(&c, "echo again").await.1, "again\n");
 }
@@ -487,7 +558,10 @@ async fn reconnects_after_a_simulated_reboot() {
 async fn https_validation_ca_and_ignore() {
     let peer = Peer::start(&["--https", "--basic"]);
     // Validation is on by default: the peer's private CA is unknown.
-    let e = WinrmConnection::connect(&peer.spec(json!({}))).await.err().unwrap();
+    let e = WinrmConnection::connect(&peer.spec(json!({})))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.kind, ConnErrorKind::Unreachable);
     assert!(e.message.contains("not signed by a trusted CA"), "{e}");
     assert!(e.message.contains("ansible_winrm_ca_trust_path"), "{e}");
@@ -497,7 +571,9 @@ async fn https_validation_ca_and_ignore() {
         .await;
     assert_eq!(run(&c, "echo tls").await.1, "tls\n");
     c.close().await;
-    let c = peer.connect_with(json!({"ansible_winrm_server_cert_validation": "ignore"})).await;
+    let c = peer
+        .connect_with(json!({"ansible_winrm_server_cert_validation": "ignore"}))
+        .await;
     assert_eq!(run(&c, "echo ignored").await.1, "ignored\n");
     c.close().await;
     // Basic over HTTPS.
@@ -515,18 +591,29 @@ async fn https_validation_ca_and_ignore() {
 async fn https_name_mismatch_is_named() {
     // The peer's certificate covers localhost, 127.0.0.1 and ::1, not 127.0.0.2.
     let peer = Peer::start_on("127.0.0.2", &["--https"]);
-    let mut spec = peer.spec(json!({"ansible_winrm_ca_trust_path": peer.ca().display().to_string()}));
+    let mut spec =
+        peer.spec(json!({"ansible_winrm_ca_trust_path": peer.ca().display().to_string()}));
     spec.address = "127.0.0.2".into();
     let e = WinrmConnection::connect(&spec).await.err().unwrap();
-    assert!(e.message.contains("not valid for the name \"127.0.0.2\""), "{e}");
+    assert!(
+        e.message.contains("not valid for the name \"127.0.0.2\""),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_and_plaintext_over_http_only_when_allowed() {
     let strict = Peer::start(&["--basic"]);
     // Refused by mixop itself without the explicit opt-in.
-    let e = WinrmConnection::connect(&strict.spec(json!({"ansible_winrm_transport": "basic"}))).await.err().unwrap();
-    assert!(e.message.contains("ansible_winrm_message_encryption: never"), "{e}");
+    let e = WinrmConnection::connect(&strict.spec(json!({"ansible_winrm_transport": "basic"})))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        e.message
+            .contains("ansible_winrm_message_encryption: never"),
+        "{e}"
+    );
     // With the opt-in but a host that refuses unencrypted traffic: 401, explained.
     let e = WinrmConnection::connect(&strict.spec(json!({
         "ansible_winrm_transport": "basic", "ansible_winrm_message_encryption": "never"
@@ -534,9 +621,16 @@ async fn basic_and_plaintext_over_http_only_when_allowed() {
     .await
     .err()
     .unwrap();
-    assert!(e.message.contains("HTTP 401") && e.message.contains("AllowUnencrypted"), "{e}");
+    assert!(
+        e.message.contains("HTTP 401") && e.message.contains("AllowUnencrypted"),
+        "{e}"
+    );
     // NTLM without encryption against AllowUnencrypted=false: the host's 500, explained.
-    let e = match WinrmConnection::connect(&strict.spec(json!({"ansible_winrm_message_encryption": "never"}))).await {
+    let e = match WinrmConnection::connect(
+        &strict.spec(json!({"ansible_winrm_message_encryption": "never"})),
+    )
+    .await
+    {
         Ok(_) => panic!("plaintext NTLM accepted:\n{}", strict.log()),
         Err(e) => e,
     };
@@ -547,7 +641,9 @@ async fn basic_and_plaintext_over_http_only_when_allowed() {
         .connect_with(json!({"ansible_winrm_transport": "basic", "ansible_winrm_message_encryption": "never"}))
         .await;
     assert_eq!(run(&c, "echo plain").await.1, "plain\n");
-    let c = open.connect_with(json!({"ansible_winrm_message_encryption": "never"})).await;
+    let c = open
+        .connect_with(json!({"ansible_winrm_message_encryption": "never"}))
+        .await;
     assert_eq!(run(&c, "echo ntlm-plain").await.1, "ntlm-plain\n");
 }
 
@@ -560,7 +656,10 @@ async fn actionable_connect_errors() {
     let e = WinrmConnection::connect(&spec).await.err().unwrap();
     assert_eq!(e.kind, ConnErrorKind::Unreachable);
     assert!(e.message.contains("HTTP 401: credentials rejected"), "{e}");
-    assert!(e.message.contains("ansible_password") && e.message.contains("ansible_winrm_transport"), "{e}");
+    assert!(
+        e.message.contains("ansible_password") && e.message.contains("ansible_winrm_transport"),
+        "{e}"
+    );
     // Domain account.
     let mut spec = peer.spec(json!({}));
     spec.user = Some("LAB\\admin".into());
@@ -570,14 +669,23 @@ async fn actionable_connect_errors() {
     let mut spec2 = spec.clone();
     spec2.host = "second".into();
     let e = WinrmConnection::connect(&spec2).await.err().unwrap();
-    assert!(e.message.contains("2150859173") && e.message.contains("MaxShellsPerUser"), "{e}");
+    assert!(
+        e.message.contains("2150859173") && e.message.contains("MaxShellsPerUser"),
+        "{e}"
+    );
     c.close().await;
     // Connection refused names host, port and scheme.
     let port = peer.port;
     drop(peer);
-    let spec = ConnSpec { port: Some(port), ..spec };
+    let spec = ConnSpec {
+        port: Some(port),
+        ..spec
+    };
     let e = WinrmConnection::connect(&spec).await.err().unwrap();
-    assert!(e.message.contains(&format!("127.0.0.1:{port} (http)")) && e.message.contains("refused"), "{e}");
+    assert!(
+        e.message.contains(&format!("127.0.0.1:{port} (http)")) && e.message.contains("refused"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,9 +693,21 @@ async fn injected_faults_are_clear_errors_and_the_next_command_works() {
     let peer = Peer::start(&[]);
     let c = peer.connect().await;
     let cases: [(&str, Value, &str); 5] = [
-        ("http500", json!({"n": 1}), "The remote procedure call failed"),
-        ("garbage", json!({"n": 1}), "invalid XML in the WinRM response"),
-        ("truncate", json!({"n": 1}), "malformed multipart/encrypted body"),
+        (
+            "http500",
+            json!({"n": 1}),
+            "The remote procedure call failed",
+        ),
+        (
+            "garbage",
+            json!({"n": 1}),
+            "invalid XML in the WinRM response",
+        ),
+        (
+            "truncate",
+            json!({"n": 1}),
+            "malformed multipart/encrypted body",
+        ),
         ("badsig", json!({"n": 1}), "cannot decrypt the response"),
         ("big", json!({"mb": 10, "single": true}), "larger than"),
     ];
@@ -597,12 +717,18 @@ async fn injected_faults_are_clear_errors_and_the_next_command_works() {
         let start = Instant::now();
         let e = c.exec(CommandSpec::new("echo x")).await.unwrap_err();
         assert!(e.message.contains(want), "{op}: {e}");
-        assert!(start.elapsed() < Duration::from_secs(5), "{op} took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{op} took {:?}",
+            start.elapsed()
+        );
         assert_eq!(run(&c, "echo ok").await.1, "ok\n", "after {op}");
     }
     // A response slower than the read timeout.
     let c = peer
-        .connect_with(json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 2}))
+        .connect_with(
+            json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 2}),
+        )
         .await;
     peer.quiesce();
     peer.op("delay_ms", json!({"ms": 3000}));
@@ -623,7 +749,10 @@ async fn envelope_too_large_for_the_host() {
     let mut spec = CommandSpec::new("wc -c");
     spec.stdin = Some(vec![b'x'; 200_000]);
     let e = c.exec(spec).await.unwrap_err();
-    assert!(e.message.contains("HTTP 413") && e.message.contains("MaxEnvelopeSize"), "{e}");
+    assert!(
+        e.message.contains("HTTP 413") && e.message.contains("MaxEnvelopeSize"),
+        "{e}"
+    );
     assert!(e.message.contains("MaxEnvelopeSizekb"), "{e}");
     assert_eq!(run(&c, "echo fine").await.1, "fine\n");
 }
@@ -640,16 +769,22 @@ async fn file_transfer_5mb_with_hash_check() {
 
     // Upload: the recorded stdin must decode to exactly the file; the host's hash comes from
     // the rule (record mode runs nothing).
-    peer.op("rules", json!({"rules": [
-        {"match": "OpenStandardInput", "stdout": "sha256={{stdin_b64_sha256}}\r\n", "times": 1},
-        {"match": "OpenStandardInput", "stdout": "sha256=00\r\n"}
-    ]}));
+    peer.op(
+        "rules",
+        json!({"rules": [
+            {"match": "OpenStandardInput", "stdout": "sha256={{stdin_b64_sha256}}\r\n", "times": 1},
+            {"match": "OpenStandardInput", "stdout": "sha256=00\r\n"}
+        ]}),
+    );
     c.put_file(&src, "C:\\Temp\\big.bin", None).await.unwrap();
     let recs = peer.records();
     let rec = recs.last().unwrap();
     let script = rec["script"].as_str().unwrap();
     assert!(script.contains("$dest = 'C:\\Temp\\big.bin'"), "{script}");
-    assert!(script.contains(&sha), "the expected hash is checked on the host too");
+    assert!(
+        script.contains(&sha),
+        "the expected hash is checked on the host too"
+    );
     let mut received = Vec::new();
     for line in rec["stdin"].as_str().unwrap().lines() {
         received.extend(B64.decode(line.trim()).unwrap());
@@ -660,7 +795,10 @@ async fn file_transfer_5mb_with_hash_check() {
     assert!(n(&s["requests_by_action"]["Send"]) >= 60, "{s}");
     assert_eq!(n(&s["envelope_too_large"]), 0, "{s}");
     // The host reporting another hash fails the upload.
-    let e = c.put_bytes(b"small", "C:\\Temp\\small.txt", None).await.unwrap_err();
+    let e = c
+        .put_bytes(b"small", "C:\\Temp\\small.txt", None)
+        .await
+        .unwrap_err();
     assert!(e.message.contains("expected"), "{e}");
 
     // Download: the rule answers the download script with base64 lines and the hash.
@@ -684,8 +822,14 @@ async fn file_transfer_5mb_with_hash_check() {
     assert!(e.message.contains("SHA-256"), "{e}");
     assert!(!dest2.exists());
     // A missing remote file.
-    peer.op("rules", json!({"rules": [{"match": "OpenRead", "rc": 2, "stderr": "file not found: C:\\nope"}]}));
-    let e = c.get_file("C:\\nope", &dir.path().join("nope")).await.unwrap_err();
+    peer.op(
+        "rules",
+        json!({"rules": [{"match": "OpenRead", "rc": 2, "stderr": "file not found: C:\\nope"}]}),
+    );
+    let e = c
+        .get_file("C:\\nope", &dir.path().join("nope"))
+        .await
+        .unwrap_err();
     assert!(e.message.contains("file not found"), "{e}");
     let recs = peer.records();
     let script = recs.last().unwrap()["script"].as_str().unwrap();
@@ -717,6 +861,80 @@ async fn powershell_helper_reaches_the_host_decoded() {
     assert_eq!(recs[0]["script"].as_str(), Some(short));
     assert_eq!(recs[0]["script_source"].as_str(), Some("encoded"));
     // The long one: the bootstrap is encoded, the script itself arrives on stdin.
-    assert!(recs[1]["script"].as_str().unwrap().contains("OpenStandardInput"));
+    assert!(
+        recs[1]["script"]
+            .as_str()
+            .unwrap()
+            .contains("OpenStandardInput")
+    );
     assert_eq!(recs[1]["stdin"].as_str(), Some(long.as_str()));
+}
+
+/// Per-command latency on one shell (sh mode, `exit 0`), 1 host and 8 hosts in parallel.
+/// Compare with `python bench/winrm_pywinrm.py --count 200`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn bench_one_shell_latency() {
+    const COUNT: usize = 200;
+    fn report(label: &str, mut times: Vec<Duration>, wall: Duration) {
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{label}: n={} median {:.2} ms, p90 {:.2} ms, min {:.2} ms, {:.0} commands/s",
+            times.len(),
+            ms(times[times.len() / 2]),
+            ms(times[times.len() * 9 / 10]),
+            ms(times[0]),
+            times.len() as f64 / wall.as_secs_f64()
+        );
+    }
+    let peer = Peer::start(&[]);
+    let t = Instant::now();
+    let c = peer.connect().await;
+    println!(
+        "connect + NTLM handshake + Create shell: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    for _ in 0..10 {
+        run(&c, "exit 0").await;
+    }
+    let mut times = Vec::with_capacity(COUNT);
+    let wall = Instant::now();
+    for _ in 0..COUNT {
+        let t = Instant::now();
+        let out = c.exec(CommandSpec::new("exit 0")).await.unwrap();
+        assert_eq!(out.rc, 0);
+        times.push(t.elapsed());
+    }
+    report("mixop, 1 host, one shell", times, wall.elapsed());
+    let peers: Vec<Peer> = (0..8).map(|_| Peer::start(&[])).collect();
+    let mut conns = Vec::new();
+    for p in &peers {
+        conns.push(std::sync::Arc::new(p.connect().await));
+    }
+    let wall = Instant::now();
+    let tasks: Vec<_> = conns
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut times = Vec::with_capacity(COUNT);
+                for _ in 0..COUNT {
+                    let t = Instant::now();
+                    c.exec(CommandSpec::new("exit 0")).await.unwrap();
+                    times.push(t.elapsed());
+                }
+                times
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    report(
+        "mixop, 8 hosts in parallel (all hosts together)",
+        all,
+        wall.elapsed(),
+    );
 }

@@ -209,7 +209,10 @@ mod tests {
                 .with_target_data_representation(DataRepresentation::Native)
                 .with_input(&mut input)
                 .with_output(&mut output);
-            let r = self.ntlm.accept_security_context_impl(builder)?.resolve_to_result()?;
+            let r = self
+                .ntlm
+                .accept_security_context_impl(builder)?
+                .resolve_to_result()?;
             Ok((r.status, output.remove(0).buffer))
         }
     }
@@ -250,10 +253,7 @@ mod tests {
         assert!(auth.starts_with(b"NTLMSSP\0\x03\0\0\0"));
         let (status, _) = server.step(&auth).unwrap();
         assert!(
-            matches!(
-                status,
-                SecurityStatus::Ok | SecurityStatus::CompleteNeeded
-            ),
+            matches!(status, SecurityStatus::Ok | SecurityStatus::CompleteNeeded),
             "{status:?}"
         );
         if status == SecurityStatus::CompleteNeeded {

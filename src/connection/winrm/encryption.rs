@@ -60,9 +60,13 @@ pub fn frame(signature: &[u8], sealed: &[u8], plain_len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(sealed.len() + 256);
     out.extend_from_slice(b"--Encrypted Boundary\r\n\tContent-Type: ");
     out.extend_from_slice(PROTOCOL.as_bytes());
-    out.extend_from_slice(b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=");
+    out.extend_from_slice(
+        b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=",
+    );
     out.extend_from_slice(plain_len.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n");
+    out.extend_from_slice(
+        b"\r\n--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n",
+    );
     out.extend_from_slice(&(signature.len() as u32).to_le_bytes());
     out.extend_from_slice(signature);
     out.extend_from_slice(sealed);
@@ -82,7 +86,9 @@ pub struct Part<'a> {
 pub fn boundary_of(content_type: &str) -> Result<String, FrameError> {
     let lower = content_type.to_ascii_lowercase();
     if !lower.trim_start().starts_with("multipart/encrypted")
-        && !lower.trim_start().starts_with("multipart/x-multi-encrypted")
+        && !lower
+            .trim_start()
+            .starts_with("multipart/x-multi-encrypted")
     {
         return Err(FrameError::NotEncrypted(content_type.to_string()));
     }

@@ -54,7 +54,12 @@ impl Endpoint {
         }
     }
     pub fn url(&self) -> String {
-        format!("{}://{}{}", self.scheme.as_str(), self.authority(), self.path)
+        format!(
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority(),
+            self.path
+        )
     }
 }
 
@@ -189,7 +194,10 @@ impl HttpConn {
         let mut req = hyper::Request::post(ep.path.as_str())
             .header(HOST, ep.authority())
             .header(CONTENT_LENGTH, body.len())
-            .header("User-Agent", concat!("mixop/", env!("CARGO_PKG_VERSION"), " (WinRM)"));
+            .header(
+                "User-Agent",
+                concat!("mixop/", env!("CARGO_PKG_VERSION"), " (WinRM)"),
+            );
         for (k, v) in headers {
             let value = HeaderValue::from_str(v)
                 .map_err(|e| HttpError::NotSent(format!("invalid {k} header: {e}")))?;
@@ -223,7 +231,9 @@ impl HttpConn {
                 .collect()
                 .await
                 .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
                         HttpError::TooLarge(limit as u64 + 1)
                     } else if let Some(h) = e.downcast_ref::<hyper::Error>() {
                         HttpError::Broken(describe_hyper_error(h))
@@ -306,7 +316,9 @@ pub fn tls_config(
             Some(path) => {
                 let files: Vec<std::path::PathBuf> = if path.is_dir() {
                     let mut v: Vec<_> = std::fs::read_dir(path)
-                        .map_err(|e| format!("ansible_winrm_ca_trust_path {}: {e}", path.display()))?
+                        .map_err(|e| {
+                            format!("ansible_winrm_ca_trust_path {}: {e}", path.display())
+                        })?
                         .filter_map(|e| e.ok().map(|e| e.path()))
                         .filter(|p| p.is_file())
                         .collect();
@@ -316,9 +328,8 @@ pub fn tls_config(
                     vec![path.to_path_buf()]
                 };
                 for f in files {
-                    let certs = CertificateDer::pem_file_iter(&f).map_err(|e| {
-                        format!("ansible_winrm_ca_trust_path {}: {e}", f.display())
-                    })?;
+                    let certs = CertificateDer::pem_file_iter(&f)
+                        .map_err(|e| format!("ansible_winrm_ca_trust_path {}: {e}", f.display()))?;
                     for cert in certs {
                         let cert = cert.map_err(|e| {
                             format!("ansible_winrm_ca_trust_path {}: {e}", f.display())

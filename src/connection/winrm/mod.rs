@@ -76,7 +76,10 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         .var_u64("ansible_winrm_port")
         .and_then(|p| u16::try_from(p).ok())
         .or(spec.port);
-    let scheme = match spec.var_str("ansible_winrm_scheme").map(|s| s.to_ascii_lowercase()) {
+    let scheme = match spec
+        .var_str("ansible_winrm_scheme")
+        .map(|s| s.to_ascii_lowercase())
+    {
         Some(s) if s == "http" => Scheme::Http,
         Some(s) if s == "https" => Scheme::Https,
         Some(s) => {
@@ -148,7 +151,9 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
     let tls = match scheme {
         Scheme::Http => None,
         Scheme::Https => {
-            let ca = spec.var_str("ansible_winrm_ca_trust_path").map(PathBuf::from);
+            let ca = spec
+                .var_str("ansible_winrm_ca_trust_path")
+                .map(PathBuf::from);
             Some(http::tls_config(validate, ca.as_deref()).map_err(bad)?)
         }
     };
@@ -157,8 +162,8 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
     };
     let operation_timeout = secs("ansible_winrm_operation_timeout_sec", 20);
     // The host may hold a Receive for the whole operation timeout before answering.
-    let read_timeout = secs("ansible_winrm_read_timeout_sec", 30)
-        .max(operation_timeout + Duration::from_secs(1));
+    let read_timeout =
+        secs("ansible_winrm_read_timeout_sec", 30).max(operation_timeout + Duration::from_secs(1));
     let path = spec
         .var_str("ansible_winrm_path")
         .unwrap_or_else(|| "/wsman".into());
@@ -249,7 +254,8 @@ impl WinrmConnection {
         let host = self.host.clone();
         let rc = {
             let mut sink = |kind: StreamKind, data: &[u8]| -> Result<(), ConnError> {
-                let (buf, wrap): (&mut Vec<u8>, fn(Vec<u8>) -> OutputChunk) = match kind {
+                type Wrap = fn(Vec<u8>) -> OutputChunk;
+                let (buf, wrap): (&mut Vec<u8>, Wrap) = match kind {
                     StreamKind::Stdout => (&mut out.stdout, OutputChunk::Stdout),
                     StreamKind::Stderr => (&mut out.stderr, OutputChunk::Stderr),
                 };
@@ -391,7 +397,12 @@ impl Connection for WinrmConnection {
         }
     }
 
-    async fn put_bytes(&self, data: &[u8], dest: &str, _mode: Option<u32>) -> Result<(), ConnError> {
+    async fn put_bytes(
+        &self,
+        data: &[u8],
+        dest: &str,
+        _mode: Option<u32>,
+    ) -> Result<(), ConnError> {
         self.check_open()?;
         let sha = hex::encode(Sha256::digest(data));
         self.put_stream(dest, &sha, Stdin::Bytes(b64_lines(data)))
@@ -465,7 +476,10 @@ impl Connection for WinrmConnection {
             _ => PathBuf::from("."),
         };
         let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(local)?;
-        let mut file = std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file().try_clone().map_err(local)?);
+        let mut file = std::io::BufWriter::with_capacity(
+            256 * 1024,
+            tmp.as_file().try_clone().map_err(local)?,
+        );
         let mut hasher = Sha256::new();
         let mut reported: Option<String> = None;
         let mut stderr = Vec::new();
@@ -505,7 +519,8 @@ impl Connection for WinrmConnection {
                                 .decode(line)
                                 .map_err(|e| format!("invalid base64 from the host: {e}"))?;
                             hasher.update(&bytes);
-                            file.write_all(&bytes).map_err(|e| format!("{}: {e}", dest.display()))
+                            file.write_all(&bytes)
+                                .map_err(|e| format!("{}: {e}", dest.display()))
                         })
                         .map_err(|m| ConnError::failed(format!("{host}: download of {src}: {m}"))),
                 }
@@ -582,7 +597,8 @@ mod tests {
 
     #[test]
     fn https_and_port_rules() {
-        let s = settings_from_spec(&spec(json!({"ansible_port": 5986}))).unwrap_or_else(|e| panic!("{e}"));
+        let s = settings_from_spec(&spec(json!({"ansible_port": 5986})))
+            .unwrap_or_else(|e| panic!("{e}"));
         // `ansible_port` reaches ConnSpec.port in the engine; here only vars are set.
         assert_eq!(s.endpoint.port, 5985);
         let mut sp = spec(json!({"ansible_winrm_server_cert_validation": "ignore"}));
@@ -600,16 +616,26 @@ mod tests {
 
     #[test]
     fn refuses_unsafe_or_unknown_settings() {
-        let e = settings_from_spec(&spec(json!({"ansible_winrm_transport": "basic"}))).err().unwrap();
-        assert!(e.message.contains("ansible_winrm_message_encryption: never"), "{e}");
+        let e = settings_from_spec(&spec(json!({"ansible_winrm_transport": "basic"})))
+            .err()
+            .unwrap();
+        assert!(
+            e.message
+                .contains("ansible_winrm_message_encryption: never"),
+            "{e}"
+        );
         let s = settings_from_spec(&spec(json!({
             "ansible_winrm_transport": "basic", "ansible_winrm_message_encryption": "never"
         })))
         .unwrap();
         assert!(!s.encrypt);
-        let e = settings_from_spec(&spec(json!({"ansible_winrm_transport": "kerberos"}))).err().unwrap();
+        let e = settings_from_spec(&spec(json!({"ansible_winrm_transport": "kerberos"})))
+            .err()
+            .unwrap();
         assert!(e.message.contains("not supported yet"), "{e}");
-        let e = settings_from_spec(&spec(json!({"ansible_winrm_scheme": "ftp"}))).err().unwrap();
+        let e = settings_from_spec(&spec(json!({"ansible_winrm_scheme": "ftp"})))
+            .err()
+            .unwrap();
         assert!(e.message.contains("ansible_winrm_scheme"), "{e}");
         let mut no_user = spec(json!({}));
         no_user.user = None;
@@ -629,7 +655,11 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(s.operation_timeout, Duration::from_secs(40));
-        assert_eq!(s.read_timeout, Duration::from_secs(41), "read timeout must exceed the operation timeout");
+        assert_eq!(
+            s.read_timeout,
+            Duration::from_secs(41),
+            "read timeout must exceed the operation timeout"
+        );
     }
 
     #[test]
@@ -640,7 +670,10 @@ mod tests {
         );
         assert!(env_prefix(&[("A\"".into(), "x".into())]).is_err());
         let mut got = Vec::new();
-        let mut s = LineSplitter { buf: Vec::new(), max: 8 };
+        let mut s = LineSplitter {
+            buf: Vec::new(),
+            max: 8,
+        };
         s.push(b"ab\r\ncd", |l| {
             got.push(l.to_vec());
             Ok(())
@@ -654,6 +687,12 @@ mod tests {
         assert_eq!(got, vec![b"ab".to_vec(), b"cde".to_vec()]);
         assert!(s.push(b"123456789", |_| Ok(())).is_err());
         assert_eq!(b64_lines(b"hi"), b"aGk=\r\n");
-        assert_eq!(b64_lines(&vec![0u8; ps::LINE_BYTES + 1]).iter().filter(|b| **b == b'\n').count(), 2);
+        assert_eq!(
+            b64_lines(&vec![0u8; ps::LINE_BYTES + 1])
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
+            2
+        );
     }
 }

@@ -29,7 +29,10 @@ pub struct PsCommand {
 
 /// `-EncodedCommand` argument: the script as UTF-16LE, base64.
 pub fn encode(script: &str) -> String {
-    let utf16: Vec<u8> = script.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let utf16: Vec<u8> = script
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
     B64.encode(utf16)
 }
 
@@ -178,7 +181,10 @@ mod tests {
     #[test]
     fn short_scripts_are_encoded_long_ones_go_over_stdin() {
         let c = command("exit 3");
-        assert!(c.cmdline.starts_with("powershell.exe -NoProfile -NonInteractive"));
+        assert!(
+            c.cmdline
+                .starts_with("powershell.exe -NoProfile -NonInteractive")
+        );
         assert!(c.cmdline.ends_with(&encode("exit 3")));
         assert_eq!(c.stdin, None);
         let long = format!("$x = '{}'", "a".repeat(5000));
@@ -196,7 +202,10 @@ mod tests {
         assert_eq!(quote_arg(""), "\"\"");
         assert_eq!(quote_arg("a b"), "\"a b\"");
         assert_eq!(quote_arg("say \"hi\""), "\"say \\\"hi\\\"\"");
-        assert_eq!(quote_arg("C:\\dir with space\\"), "\"C:\\dir with space\\\\\"");
+        assert_eq!(
+            quote_arg("C:\\dir with space\\"),
+            "\"C:\\dir with space\\\\\""
+        );
         assert_eq!(quote_arg("a\\\\\"b"), "\"a\\\\\\\\\\\"b\"");
     }
 

@@ -114,8 +114,16 @@ impl SessionHandle {
     /// Runs one request (queued behind the others) and returns the answer or the fault.
     pub async fn call(&self, req: soap::Request) -> Result<Reply, ConnError> {
         let (reply, rx) = oneshot::channel();
-        let closed = || ConnError::failed(format!("{}: the WinRM connection is closed", self.settings.host));
-        self.tx.send(Job { req, reply }).await.map_err(|_| closed())?;
+        let closed = || {
+            ConnError::failed(format!(
+                "{}: the WinRM connection is closed",
+                self.settings.host
+            ))
+        };
+        self.tx
+            .send(Job { req, reply })
+            .await
+            .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
 
@@ -190,7 +198,8 @@ impl Session {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let fresh = self.live.is_none() || self.live.as_ref().is_some_and(|l| l.http.is_closed());
+            let fresh =
+                self.live.is_none() || self.live.as_ref().is_some_and(|l| l.http.is_closed());
             if fresh {
                 self.live = None;
                 self.live = Some(self.open().await?);
@@ -285,7 +294,10 @@ impl Session {
         let r = http
             .post(
                 &s.endpoint,
-                &[("Authorization", format!("Negotiate {}", B64.encode(negotiate)))],
+                &[(
+                    "Authorization",
+                    format!("Negotiate {}", B64.encode(negotiate)),
+                )],
                 Bytes::new(),
                 64 * 1024,
                 timeout,
@@ -303,7 +315,11 @@ impl Session {
             return Err(unreachable(format!(
                 "the host does not offer NTLM (WWW-Authenticate: {}); check \
                  ansible_winrm_transport",
-                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(", ")
+                }
             )));
         };
         let authenticate = ntlm
@@ -312,7 +328,10 @@ impl Session {
         let r = http
             .post(
                 &s.endpoint,
-                &[("Authorization", format!("Negotiate {}", B64.encode(authenticate)))],
+                &[(
+                    "Authorization",
+                    format!("Negotiate {}", B64.encode(authenticate)),
+                )],
                 Bytes::new(),
                 64 * 1024,
                 timeout,
@@ -385,7 +404,13 @@ impl Session {
             headers.push(("Authorization", auth::basic_header(&s.user, &s.password)));
         }
         live.http
-            .post(&s.endpoint, &headers, Bytes::from(body), s.response_limit(), timeout)
+            .post(
+                &s.endpoint,
+                &headers,
+                Bytes::from(body),
+                s.response_limit(),
+                timeout,
+            )
             .await
     }
 
@@ -432,7 +457,9 @@ impl Session {
         let encrypted_answer = ctype.to_ascii_lowercase().starts_with("multipart/");
         let xml = if s.encrypt || encrypted_answer {
             let Some(ntlm) = self.live.as_mut().and_then(|l| l.ntlm.as_mut()) else {
-                return Err(fatal("encrypted answer on a connection without NTLM".into()));
+                return Err(fatal(
+                    "encrypted answer on a connection without NTLM".into(),
+                ));
             };
             encryption::decrypt(ntlm, &ctype, &resp.body)
                 .map_err(|e| fatal(format!("HTTP {}: {e}", resp.status)))?
@@ -447,7 +474,11 @@ impl Session {
                 action.name()
             ))),
             Ok(Err(fault)) => Ok(Err(fault)),
-            Err(e) => Err(fatal(format!("{e} (HTTP {}, {})", resp.status, action.name()))),
+            Err(e) => Err(fatal(format!(
+                "{e} (HTTP {}, {})",
+                resp.status,
+                action.name()
+            ))),
         }
     }
 }

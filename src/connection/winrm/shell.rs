@@ -17,6 +17,9 @@ pub enum Stdin {
     Stream(mpsc::Receiver<Result<Vec<u8>, ConnError>>),
 }
 
+/// Receives output as it arrives; an error stops (and terminates) the command.
+pub type Sink<'a> = dyn FnMut(StreamKind, &[u8]) -> Result<(), ConnError> + Send + 'a;
+
 pub struct Shell {
     session: SessionHandle,
     id: Mutex<Option<String>>,
@@ -104,7 +107,7 @@ impl Shell {
         &self,
         cmdline: &str,
         stdin: Stdin,
-        sink: &mut (dyn FnMut(StreamKind, &[u8]) -> Result<(), ConnError> + Send),
+        sink: &mut Sink<'_>,
     ) -> Result<i32, ConnError> {
         self.session.active.fetch_add(1, Ordering::Relaxed);
         let _active = Active(&self.session);
@@ -176,7 +179,8 @@ impl Shell {
         // Windows keeps a finished command until it is signalled (pywinrm's cleanup_command);
         // nobody needs to wait for that answer.
         drop(guard);
-        Ok(i32::try_from(rc).unwrap_or_else(|_| rc as u32 as i32))
+        // Windows exit codes are u32 (e.g. 0xC000013A after Ctrl-C): keep the bits.
+        Ok(rc as i32)
     }
 
     async fn feed(&self, shell: &str, command: &str, stdin: Stdin) -> Result<(), ConnError> {

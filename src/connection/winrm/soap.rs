@@ -263,7 +263,11 @@ impl Fault {
     }
     /// The shell itself is gone (as opposed to one command of it).
     pub fn is_shell_not_found(&self) -> bool {
-        self.is_not_found() && !self.message.to_ascii_lowercase().contains("command identifier")
+        self.is_not_found()
+            && !self
+                .message
+                .to_ascii_lowercase()
+                .contains("command identifier")
     }
 
     /// One line for users, with what to do about the faults people meet.
@@ -398,9 +402,8 @@ pub fn parse(xml: &[u8]) -> Result<Result<Response, Fault>, ParseError> {
                     Ok(None) => quick_xml::escape::resolve_predefined_entity(&r).map(String::from),
                     Err(e) => return Err(ParseError::Xml(e.to_string())),
                 };
-                let s = resolved.ok_or_else(|| {
-                    ParseError::Xml(format!("unknown entity &{};", &*r))
-                })?;
+                let s =
+                    resolved.ok_or_else(|| ParseError::Xml(format!("unknown entity &{};", &*r)))?;
                 if let Some(top) = stack.last_mut() {
                     top.1.push_str(&s);
                 }
@@ -430,8 +433,7 @@ pub fn parse(xml: &[u8]) -> Result<Result<Response, Fault>, ParseError> {
                             let cleaned: String =
                                 text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
                             if !cleaned.is_empty() {
-                                let data =
-                                    B64.decode(cleaned).map_err(|_| ParseError::Base64)?;
+                                let data = B64.decode(cleaned).map_err(|_| ParseError::Base64)?;
                                 resp.streams.push((kind, data));
                             }
                         }
@@ -457,10 +459,10 @@ pub fn parse(xml: &[u8]) -> Result<Result<Response, Fault>, ParseError> {
                     }
                     _ => {
                         // Text nested in a fault message (ProviderFault etc.) belongs to it.
-                        if parent == "Message" || stack.iter().any(|(n, _)| n == "Message") {
-                            if let Some(top) = stack.last_mut() {
-                                top.1.push_str(&text);
-                            }
+                        if stack.iter().any(|(n, _)| n == "Message")
+                            && let Some(top) = stack.last_mut()
+                        {
+                            top.1.push_str(&text);
                         }
                     }
                 }
@@ -529,7 +531,10 @@ mod tests {
         assert_eq!(f.wsman_code, Some(CODE_TIMED_OUT));
         assert_eq!(f.code, "s:Receiver");
         assert_eq!(f.subcode, "w:TimedOut");
-        assert!(f.reason.starts_with("The WS-Management service cannot complete"));
+        assert!(
+            f.reason
+                .starts_with("The WS-Management service cannot complete")
+        );
     }
 
     #[test]
@@ -538,7 +543,11 @@ mod tests {
         let f = parse(xml.as_bytes()).unwrap().unwrap_err();
         assert_eq!(f.reason, "R & D");
         assert_eq!(f.message, "too many <shells>");
-        assert!(f.describe().contains("MaxShellsPerUser"), "{}", f.describe());
+        assert!(
+            f.describe().contains("MaxShellsPerUser"),
+            "{}",
+            f.describe()
+        );
     }
 
     #[test]
@@ -561,8 +570,14 @@ mod tests {
             ParseError::Xml(_)
         ));
         assert_eq!(
-            parse(RECEIVE_DONE.split("</rsp:ReceiveResponse>").next().unwrap_or("").as_bytes())
-                .unwrap_err(),
+            parse(
+                RECEIVE_DONE
+                    .split("</rsp:ReceiveResponse>")
+                    .next()
+                    .unwrap_or("")
+                    .as_bytes()
+            )
+            .unwrap_err(),
             ParseError::Truncated
         );
         let bad_b64 = RECEIVE_DONE.replace("b29wcw==", "b2!!");
@@ -575,12 +590,7 @@ mod tests {
     #[test]
     fn rendered_envelopes_parse_and_escape() {
         let req = command("SHELL-1", "echo a<b & \"c\"", true);
-        let xml = render(
-            &req,
-            "http://h:5985/wsman",
-            153600,
-            Duration::from_secs(20),
-        );
+        let xml = render(&req, "http://h:5985/wsman", 153600, Duration::from_secs(20));
         assert!(xml.contains("<w:OperationTimeout>PT20.000S</w:OperationTimeout>"));
         assert!(xml.contains("echo a&lt;b &amp; &quot;c&quot;"));
         assert!(xml.contains("<w:Selector Name=\"ShellId\">SHELL-1</w:Selector>"));
@@ -603,7 +613,12 @@ mod tests {
         let chunk = send_chunk_size(max);
         let data = vec![0xabu8; chunk];
         let xml = render(
-            &send("0D2C5C8E-1111-2222-3333-444455556666", "0D2C5C8E-1111-2222-3333-444455556666", &data, true),
+            &send(
+                "0D2C5C8E-1111-2222-3333-444455556666",
+                "0D2C5C8E-1111-2222-3333-444455556666",
+                &data,
+                true,
+            ),
             "https://some-long-host-name.example.com:5986/wsman",
             max,
             Duration::from_secs(20),
