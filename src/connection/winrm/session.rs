@@ -78,7 +78,8 @@ pub type Reply = Result<soap::Response, soap::Fault>;
 
 struct Job {
     req: soap::Request,
-    reply: oneshot::Sender<Result<Reply, ConnError>>,
+    /// None for deferred cleanup that nobody waits for.
+    reply: Option<oneshot::Sender<Result<Reply, ConnError>>>,
 }
 
 /// A cheap handle to the queue.
@@ -121,10 +122,19 @@ impl SessionHandle {
             ))
         };
         self.tx
-            .send(Job { req, reply })
+            .send(Job {
+                req,
+                reply: Some(reply),
+            })
             .await
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
+    }
+
+    /// Queues cleanup (the Signal after a command finished) to be sent when the connection
+    /// has nothing else to do, e.g. while the next command's process starts on the host.
+    pub fn defer(&self, req: soap::Request) {
+        let _ = self.tx.try_send(Job { req, reply: None });
     }
 
     /// Queues a request without waiting for it (cleanup that nobody awaits).
@@ -152,8 +162,33 @@ struct Session {
 
 impl Session {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(job) = rx.recv().await {
-            let Job { req, mut reply } = job;
+        let mut later: std::collections::VecDeque<soap::Request> = Default::default();
+        loop {
+            let job = match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if let Some(req) = later.pop_front() {
+                        let _ = self.roundtrip(req).await;
+                        continue;
+                    }
+                    match rx.recv().await {
+                        Some(job) => job,
+                        None => break,
+                    }
+                }
+            };
+            let Job { req, reply } = job;
+            let Some(mut reply) = reply else {
+                later.push_back(req);
+                if later.len() > 32 {
+                    // A connection that is never idle still gets its cleanup done.
+                    if let Some(req) = later.pop_front() {
+                        let _ = self.roundtrip(req).await;
+                    }
+                }
+                continue;
+            };
             if reply.is_closed() {
                 // Its command was cancelled while this waited in the queue.
                 continue;

@@ -177,8 +177,9 @@ impl Shell {
             }
         };
         // Windows keeps a finished command until it is signalled (pywinrm's cleanup_command);
-        // nobody needs to wait for that answer.
-        drop(guard);
+        // nobody needs to wait for that answer, so it goes when the connection is idle.
+        guard.armed = false;
+        self.session.defer(soap::signal_terminate(&shell, &command));
         // Windows exit codes are u32 (e.g. 0xC000013A after Ctrl-C): keep the bits.
         Ok(rc as i32)
     }
