@@ -17,6 +17,20 @@ use crate::output::{Human, JsonLines, Tee};
 use crate::playbook::{Playbook, load_playbook};
 use crate::template::{Templar, TemplarOptions};
 
+/// Prints to stdout, ignoring a closed pipe (`mixop inventory --list | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! outn {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Exit codes (documented in README.md).
 pub mod exit {
     pub const OK: i32 = 0;
@@ -67,6 +81,31 @@ fn dispatch(cli: Cli) -> Result<i32, Diag> {
             Ok(exit::OK)
         }
         Command::Run(args) => run_cmd(args),
+        Command::Ping(args) => {
+            let inv = adhoc_inventory(&args.inventory.inventory)?;
+            adhoc_cmd(
+                inv,
+                &args.pattern,
+                &args.extra_vars,
+                None,
+                args.timeout,
+                None,
+                args.forks,
+            )
+        }
+        Command::Exec(args) => {
+            let inv = adhoc_inventory(&args.inventory.inventory)?;
+            let command = args.command.join(" ");
+            adhoc_cmd(
+                inv,
+                &args.pattern,
+                &args.extra_vars,
+                Some(command),
+                args.timeout,
+                args.command_timeout,
+                args.forks,
+            )
+        }
         Command::Check(args) => check_cmd(args),
     }
 }
@@ -97,11 +136,16 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
         search_paths: vec![playbook_dir.clone()],
     }));
     let mut inventory = if args.inventory.inventory.is_empty() {
-        Inventory::default()
+        Inventory::empty()
     } else {
         Inventory::load(&args.inventory.inventory)?
     };
+    // group_vars/ and host_vars/ beside the playbook rank above the inventory's, as in Ansible.
+    inventory.load_vars_dirs(&playbook_dir)?;
     inventory.ensure_implicit_localhost();
+    for w in &inventory.warnings {
+        eprintln!("[WARNING]: {w}");
+    }
     let playbook = load_playbook(&args.playbook, &templar)?;
     // Patterns are checked now so a typo fails before anything runs.
     if let Some(limit) = &args.limit {
@@ -129,7 +173,7 @@ fn check_cmd(args: CheckArgs) -> Result<i32, Diag> {
                 + count_tasks(&p.handlers)
         })
         .sum();
-    println!(
+    out!(
         "{}: ok ({} play{}, {} task{}, {} inventory host{})",
         args.plan.playbook.display(),
         plan.playbook.plays.len(),
@@ -255,6 +299,111 @@ fn parse_extra_vars(items: &[String]) -> Result<Map<String, Value>, Diag> {
     Ok(vars)
 }
 
+fn adhoc_inventory(paths: &[PathBuf]) -> Result<Inventory, Diag> {
+    let mut inv = if paths.is_empty() {
+        Inventory::empty()
+    } else {
+        Inventory::load(paths)?
+    };
+    inv.ensure_implicit_localhost();
+    Ok(inv)
+}
+
+/// `ping` (no command) and `exec`: results grouped per host, in inventory order.
+fn adhoc_cmd(
+    inv: Inventory,
+    pattern: &str,
+    extra: &[String],
+    command: Option<String>,
+    timeout: u64,
+    command_timeout: Option<u64>,
+    forks: usize,
+) -> Result<i32, Diag> {
+    let extra = parse_extra_vars(extra)?;
+    let hosts = inv.select(pattern)?;
+    if hosts.is_empty() {
+        return Err(Diag::usage(format!("no hosts match `{pattern}`")));
+    }
+    let templar = Templar::new(TemplarOptions::default());
+    let specs = hosts
+        .iter()
+        .map(|h| {
+            crate::engine::adhoc::conn_spec(&inv, &templar, h, &extra).map_err(|e| (h.clone(), e))
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diag::internal(format!("cannot start the async runtime: {e}")))?;
+    let is_ping = command.is_none();
+    let results = runtime.block_on(crate::engine::adhoc::run(
+        specs,
+        command,
+        std::time::Duration::from_secs(timeout),
+        command_timeout.map(std::time::Duration::from_secs),
+        forks,
+    ));
+    let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
+    let (mut failed, mut unreachable) = (false, false);
+    for r in &results {
+        let transport = r.transport.map(|t| t.as_str()).unwrap_or("?");
+        match &r.outcome {
+            Err(e) => {
+                if e.kind == crate::connection::ConnErrorKind::Unreachable {
+                    unreachable = true;
+                } else {
+                    failed = true;
+                }
+                out!(
+                    "{:width$} | UNREACHABLE | {transport} | {}",
+                    r.host,
+                    e.message
+                );
+            }
+            Ok(o) if is_ping => {
+                if o.rc != 0 {
+                    failed = true;
+                }
+                out!(
+                    "{:width$} | {} | {transport} | connect {} ms, round trip {} ms",
+                    r.host,
+                    if o.rc == 0 { "ok" } else { "FAILED" },
+                    r.connect_ms,
+                    r.run_ms
+                );
+            }
+            Ok(o) => {
+                if o.rc != 0 {
+                    failed = true;
+                }
+                out!(
+                    "{:width$} | {} | rc={} | {} ms",
+                    r.host,
+                    if o.rc == 0 { "ok" } else { "FAILED" },
+                    o.rc,
+                    r.run_ms
+                );
+                let text = String::from_utf8_lossy(&o.stdout);
+                for l in text.trim_end().lines() {
+                    out!("  {l}");
+                }
+                let err = String::from_utf8_lossy(&o.stderr);
+                for l in err.trim_end().lines() {
+                    out!("  stderr: {l}");
+                }
+            }
+        }
+    }
+    let mut code = exit::OK;
+    if failed {
+        code |= exit::HOST_FAILED;
+    }
+    if unreachable {
+        code |= exit::HOST_UNREACHABLE;
+    }
+    Ok(code)
+}
+
 fn inventory_cmd(args: InventoryArgs) -> Result<i32, Diag> {
     let inv = Inventory::load(&args.inventory.inventory)?;
     if let Some(host) = &args.host {
@@ -264,14 +413,14 @@ fn inventory_cmd(args: InventoryArgs) -> Result<i32, Diag> {
             )));
         }
         let vars = serde_json::Value::Object(inv.host_vars(host));
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&vars).unwrap_or_default()
         );
     } else if args.graph {
-        print!("{}", inv.graph(args.group.as_deref(), args.vars)?);
+        outn!("{}", inv.graph(args.group.as_deref(), args.vars)?);
     } else if args.list {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default()
         );

@@ -12,7 +12,9 @@ use common::{Work, parse_recap, venv};
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
 fn inventory(w: &Work, python: &Path) -> std::path::PathBuf {
-    let mut s = String::from("all:\n  vars:\n    group_value: from-all\n  children:\n    web:\n      vars:\n        group_value: from-web\n      hosts:\n");
+    let mut s = String::from(
+        "all:\n  vars:\n    group_value: from-all\n  children:\n    web:\n      vars:\n        group_value: from-web\n      hosts:\n",
+    );
     for h in HOSTS {
         s.push_str(&format!(
             "        {h}:\n          ansible_connection: local\n          ansible_python_interpreter: {}\n          host_value: {h}-value\n",
@@ -44,7 +46,8 @@ fn tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
 }
 
 fn compare(fixture: &str) {
-    let text = std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(fixture)).unwrap();
+    let text =
+        std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(fixture)).unwrap();
     let venv = venv();
     // Ansible's run.
     let a = Work::new();
@@ -71,8 +74,15 @@ fn compare(fixture: &str) {
     inventory(&m, &venv.join("bin/python"));
     let pb = m.write("pb.yml", &text);
     let r = m.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    let ctx = format!("--- ansible (exit {ansible_code})\n{ansible_stdout}\n--- mixop\n{}", r.all());
-    assert!(ansible_stdout.contains("PLAY RECAP"), "ansible did not run:\n{ctx}\n{}", String::from_utf8_lossy(&out.stderr));
+    let ctx = format!(
+        "--- ansible (exit {ansible_code})\n{ansible_stdout}\n--- mixop\n{}",
+        r.all()
+    );
+    assert!(
+        ansible_stdout.contains("PLAY RECAP"),
+        "ansible did not run:\n{ctx}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(r.code, ansible_code, "exit codes differ\n{ctx}");
     for h in HOSTS {
         let want = parse_recap(&ansible_stdout, h);

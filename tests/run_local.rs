@@ -631,3 +631,57 @@ fn idempotent_second_run_reports_no_changes() {
     second.ok();
     assert_eq!(second.recap("h1"), recap(2, 0, 0, 0));
 }
+
+#[test]
+fn registered_output_is_data_not_a_template() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - command: printf '%s%s' '{' '{ undefined_thing }}'
+      register: out
+    - set_fact:
+        copied: "{{ out.stdout }}"
+    - copy:
+        dest: "@OUT@/out"
+        content: "{{ out.stdout }} {{ copied }} {{ hostvars['h1'].out.stdout }}"
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(
+        w.read("out"),
+        "{{ undefined_thing }} {{ undefined_thing }} {{ undefined_thing }}"
+    );
+}
+
+#[test]
+fn diff_shows_what_changes() {
+    let w = Work::new();
+    w.local_inventory(1);
+    std::fs::write(w.out().join("f"), "one\ntwo\n").unwrap();
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - copy: {dest: \"@OUT@/f\", content: \"one\\nthree\\n\"}\n",
+    );
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--check",
+        "--diff",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout.contains("-two") && r.stdout.contains("+three"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.out().join("f")).unwrap(),
+        "one\ntwo\n"
+    );
+}

@@ -22,6 +22,8 @@ pub struct HostState {
     failed: AtomicBool,
     unreachable: AtomicBool,
     ended: AtomicBool,
+    /// Took part in at least one play (only those appear in the recap).
+    played: AtomicBool,
     notified: Mutex<Vec<String>>,
 }
 
@@ -40,6 +42,7 @@ impl HostState {
             failed: AtomicBool::new(false),
             unreachable: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            played: AtomicBool::new(false),
             notified: Mutex::default(),
         }
     }
@@ -61,6 +64,12 @@ impl HostState {
     }
     pub fn set_unreachable(&self) {
         self.unreachable.store(true, Ordering::SeqCst);
+    }
+    pub fn mark_played(&self) {
+        self.played.store(true, Ordering::SeqCst);
+    }
+    pub fn played(&self) -> bool {
+        self.played.load(Ordering::SeqCst)
     }
     pub fn end(&self) {
         self.ended.store(true, Ordering::SeqCst);

@@ -5,6 +5,7 @@
 //! Per-host state (facts, registered results, connections, counters) lives in `HostState` and
 //! persists across plays, like Ansible's.
 
+pub mod adhoc;
 pub mod events;
 mod host;
 mod task;
@@ -137,7 +138,9 @@ impl Engine {
         for play in &playbook.plays {
             self.run_play(play).await?;
             let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if !hosts.is_empty() && hosts.values().all(|h| !h.active()) {
+            if hosts.values().any(|h| h.played())
+                && hosts.values().filter(|h| h.played()).all(|h| !h.active())
+            {
                 break;
             }
         }
@@ -154,8 +157,11 @@ impl Engine {
             .cloned()
             .collect();
         join_all(hosts.iter().map(|h| h.close())).await;
-        let stats: IndexMap<String, Stats> =
-            hosts.iter().map(|h| (h.name.clone(), h.stats())).collect();
+        let stats: IndexMap<String, Stats> = hosts
+            .iter()
+            .filter(|h| h.played())
+            .map(|h| (h.name.clone(), h.stats()))
+            .collect();
         self.emit(Event::Recap {
             hosts: stats.clone(),
             elapsed_ms: t0.elapsed().as_millis() as u64,
@@ -168,6 +174,7 @@ impl Engine {
         let extra = Vars {
             vars: Arc::new(self.opts.extra_vars.clone()),
             hostvars: Arc::default(),
+            data_vars: Arc::default(),
         };
         let pattern = self
             .templar
@@ -189,6 +196,9 @@ impl Engine {
             return Ok(());
         }
         let play_vars = self.play_vars(play, &extra)?;
+        for h in &hosts {
+            self.host(h).mark_played();
+        }
         self.emit(Event::PlayStart {
             name: play.name.clone(),
             hosts: hosts.clone(),
@@ -221,6 +231,7 @@ impl Engine {
             let ctx = Vars {
                 vars: Arc::new(ctx_map),
                 hostvars: extra.hostvars.clone(),
+                data_vars: Arc::default(),
             };
             let name = self
                 .templar

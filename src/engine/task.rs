@@ -681,65 +681,22 @@ impl Engine {
         } else {
             Map::new()
         };
-        let is_local_name = matches!(target, "localhost" | "127.0.0.1" | "::1");
-        let mut conn_vars = Map::new();
-        for (k, v) in &tvars {
-            if k.starts_with("ansible_")
-                && !k.starts_with("ansible_facts")
-                && !k.starts_with("ansible_play")
-            {
-                let rendered = self
-                    .templar
-                    .render_deep(v, vars)
-                    .map_err(|e| format!("{k}: {}", e.message))?;
-                conn_vars.insert(k.clone(), rendered);
-            }
-        }
-        let get = |k: &str| {
-            conn_vars
-                .get(k)
-                .filter(|v| !v.is_null())
-                .map(crate::value::to_text)
-        };
-        let transport_name = if delegated {
-            get("ansible_connection")
-                .or_else(|| (is_local_name && !in_inventory).then(|| "local".to_string()))
-        } else {
-            opts.connection
-                .clone()
-                .or_else(|| get("ansible_connection"))
-        }
-        .unwrap_or_else(|| {
-            if is_local_name && !in_inventory {
-                "local".into()
-            } else {
-                "ssh".into()
-            }
-        });
-        let transport = Transport::parse(&transport_name).ok_or_else(|| {
-            format!("unknown connection `{transport_name}` (use ssh, winrm or local)")
-        })?;
-        let port = match get("ansible_port") {
-            Some(p) => Some(
-                p.parse::<u16>()
-                    .map_err(|_| format!("ansible_port `{p}` is not a port number"))?,
-            ),
-            None => None,
-        };
-        let spec = ConnSpec {
-            host: target.to_string(),
-            transport,
-            address: get("ansible_host").unwrap_or_else(|| target.to_string()),
-            port,
-            user: if delegated {
+        let conn_vars = render_conn_vars(&self.templar, &tvars, vars)?;
+        let spec = crate::connection::spec_from_vars(
+            target,
+            conn_vars,
+            if delegated {
                 None
             } else {
-                opts.remote_user.clone()
-            }
-            .or_else(|| get("ansible_user")),
-            password: get("ansible_password").or_else(|| get("ansible_ssh_pass")),
-            vars: conn_vars,
-        };
+                opts.connection.as_deref()
+            },
+            if delegated {
+                None
+            } else {
+                opts.remote_user.as_deref()
+            },
+            in_inventory,
+        )?;
         Ok(self.host(target).slot(spec).await)
     }
 
@@ -1004,6 +961,27 @@ impl Engine {
     }
 }
 
+/// Renders a host's `ansible_*` variables (connection settings may be templates).
+pub(crate) fn render_conn_vars(
+    templar: &crate::template::Templar,
+    tvars: &Map<String, Value>,
+    vars: &Vars,
+) -> Result<Map<String, Value>, String> {
+    let mut conn_vars = Map::new();
+    for (k, v) in tvars {
+        if k.starts_with("ansible_")
+            && !k.starts_with("ansible_facts")
+            && !k.starts_with("ansible_play")
+        {
+            let rendered = templar
+                .render_deep(v, vars)
+                .map_err(|e| format!("{k}: {}", e.message))?;
+            conn_vars.insert(k.clone(), rendered);
+        }
+    }
+    Ok(conn_vars)
+}
+
 fn local_spec(host: &str) -> ConnSpec {
     ConnSpec {
         host: host.to_string(),
@@ -1018,6 +996,7 @@ fn local_spec(host: &str) -> ConnSpec {
 
 fn with_loop_vars(vars: &Vars, lc: &LoopControl, item: &Value, index: usize, len: usize) -> Vars {
     let mut m = (*vars.vars).clone();
+    let names = vec![lc.loop_var.clone(), "ansible_loop".to_string()];
     m.insert(lc.loop_var.clone(), item.clone());
     m.insert("ansible_loop_var".into(), lc.loop_var.clone().into());
     if let Some(iv) = &lc.index_var {
@@ -1037,18 +1016,33 @@ fn with_loop_vars(vars: &Vars, lc: &LoopControl, item: &Value, index: usize, len
     Vars {
         vars: Arc::new(m),
         hostvars: vars.hostvars.clone(),
+        data_vars: with_data(vars, &names),
     }
+}
+
+/// Marks variables of the evaluated host as data (see `Vars::data_vars`).
+fn with_data(
+    vars: &Vars,
+    names: &[String],
+) -> Arc<std::collections::BTreeMap<String, Arc<std::collections::BTreeSet<String>>>> {
+    let mut data = (*vars.data_vars).clone();
+    let mut own = data.get("").map(|d| (**d).clone()).unwrap_or_default();
+    own.extend(names.iter().cloned());
+    data.insert(String::new(), Arc::new(own));
+    Arc::new(data)
 }
 
 fn with_registered(vars: &Vars, name: Option<&str>, result: &Map<String, Value>) -> Vars {
     let Some(name) = name else {
         return vars.clone();
     };
+    let names = vec![name.to_string()];
     let mut m = (*vars.vars).clone();
     m.insert(name.to_string(), Value::Object(result.clone()));
     Vars {
         vars: Arc::new(m),
         hostvars: vars.hostvars.clone(),
+        data_vars: with_data(vars, &names),
     }
 }
 

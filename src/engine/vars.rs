@@ -3,7 +3,7 @@
 //! `vars_files`, block `vars`, task `vars`, facts (`set_fact`, `register`, gathered facts),
 //! extra vars (`-e`), then the magic variables.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -12,7 +12,13 @@ use super::{Engine, Inherit, PlayCtx};
 use crate::template::{OMIT, Vars};
 use crate::value::merge;
 
-pub(super) type HostVars = Arc<BTreeMap<String, Arc<Map<String, Value>>>>;
+/// Every host's variables for `hostvars`, and which of them are data (facts, registered
+/// results: never rendered as templates), taken once per task.
+#[derive(Clone, Default)]
+pub(super) struct HostVars {
+    vars: Arc<BTreeMap<String, Arc<Map<String, Value>>>>,
+    data: BTreeMap<String, Arc<BTreeSet<String>>>,
+}
 
 impl Engine {
     /// Everything one task on one host sees.
@@ -32,21 +38,32 @@ impl Engine {
         merge(&mut vars, &self.host(host).facts(), false);
         merge(&mut vars, &self.opts.extra_vars, false);
         self.add_magic(pc, host, &mut vars);
+        let mut data = hostvars.data.clone();
+        let mut own: BTreeSet<String> = data.get(host).map(|d| (**d).clone()).unwrap_or_default();
+        own.extend(inh.include_vars.keys().cloned());
+        data.insert(String::new(), Arc::new(own));
         Vars {
             vars: Arc::new(vars),
-            hostvars: hostvars.clone(),
+            hostvars: hostvars.vars.clone(),
+            data_vars: Arc::new(data),
         }
     }
 
     /// A snapshot of every host's variables, taken once per task.
     pub(super) fn hostvars(&self, pc: &PlayCtx<'_>) -> HostVars {
-        let mut hostvars = BTreeMap::new();
+        let mut vars = BTreeMap::new();
+        let mut data = BTreeMap::new();
         for h in self.inv.hosts.keys().chain(pc.play_hosts.iter()) {
-            if !hostvars.contains_key(h) {
-                hostvars.insert(h.clone(), Arc::new(self.host_level_vars(pc, h)));
+            if !vars.contains_key(h) {
+                vars.insert(h.clone(), Arc::new(self.host_level_vars(pc, h)));
+                let facts: BTreeSet<String> = self.host(h).facts().keys().cloned().collect();
+                data.insert(h.clone(), Arc::new(facts));
             }
         }
-        Arc::new(hostvars)
+        HostVars {
+            vars: Arc::new(vars),
+            data,
+        }
     }
 
     /// What `hostvars[host]` shows: everything but block and task vars.

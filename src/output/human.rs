@@ -42,10 +42,16 @@ impl Human {
 }
 
 impl State {
+    /// Writes a line to stdout; a closed pipe (`mixop run ... | head`) is not an error.
     fn println(&self, line: String) {
+        let write = || {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        };
         match &self.multi {
-            Some(m) => m.suspend(|| println!("{line}")),
-            None => println!("{line}"),
+            Some(m) => m.suspend(write),
+            None => write(),
         }
     }
 
@@ -236,6 +242,11 @@ impl Output for Human {
                     Status::Changed => {
                         st.header();
                         st.println(format!("{}: {target}{item_txt}", style("changed").yellow()));
+                        if let Some(d) = result.get("diff") {
+                            for line in render_diff(d) {
+                                st.println(line);
+                            }
+                        }
                         if self.verbosity > 0 {
                             st.println(format!(
                                 "    {}",
@@ -317,4 +328,59 @@ fn recap_line(host: &str, s: &Stats, width: usize) -> String {
         "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}",
         s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
     )
+}
+
+/// `--diff`: a module's `diff` (`before`/`after` texts, or a list of them) as a unified diff.
+fn render_diff(diff: &Value) -> Vec<String> {
+    let parts: Vec<&Value> = match diff {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut lines = Vec::new();
+    for part in parts {
+        let text = |k: &str| match part.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(serde_json::to_string_pretty(other).unwrap_or_default() + "\n"),
+        };
+        let (Some(before), Some(after)) = (text("before"), text("after")) else {
+            for k in [
+                "before_binary",
+                "after_binary",
+                "src_binary",
+                "dst_binary",
+                "src_larger",
+                "dst_larger",
+            ] {
+                if part.get(k).is_some() {
+                    lines.push(format!("    (diff not shown: {k})"));
+                }
+            }
+            continue;
+        };
+        let header =
+            |k: &str, d: &str| part.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
+        let udiff = similar::TextDiff::from_lines(&before, &after);
+        let rendered = udiff
+            .unified_diff()
+            .context_radius(3)
+            .header(
+                &header("before_header", "before"),
+                &header("after_header", "after"),
+            )
+            .to_string();
+        for l in rendered.lines() {
+            let styled = if l.starts_with('+') && !l.starts_with("+++") {
+                style(l).green().to_string()
+            } else if l.starts_with('-') && !l.starts_with("---") {
+                style(l).red().to_string()
+            } else if l.starts_with("@@") {
+                style(l).cyan().to_string()
+            } else {
+                l.to_string()
+            };
+            lines.push(format!("    {styled}"));
+        }
+    }
+    lines
 }
