@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod ssh;
+pub mod winrm;
 
 use std::path::Path;
 use std::time::Duration;
@@ -251,9 +252,6 @@ pub async fn connect(spec: &ConnSpec) -> Result<Box<dyn Connection>, ConnError> 
     match spec.transport {
         Transport::Local => Ok(Box::new(local::LocalConnection::new())),
         Transport::Ssh => Ok(Box::new(ssh::SshConnection::connect(spec).await?)),
-        Transport::Winrm => Err(ConnError::unreachable(format!(
-            "{}: the winrm transport is not available in this build",
-            spec.host
-        ))),
+        Transport::Winrm => Ok(Box::new(winrm::WinrmConnection::connect(spec).await?)),
     }
 }

@@ -1,0 +1,940 @@
+//! The WinRM transport against the project's WinRM peer (tests/support/winrm_peer/peer.py),
+//! through the library API: NTLM + message encryption over HTTP, HTTPS, Basic, the one shell per
+//! host, streaming, stdin, file transfer, reconnection and every fault the peer can inject.
+//!
+//! Benchmark (not a timed test):
+//! `cargo test --release --test winrm_transport bench_ -- --ignored --nocapture`
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use mixop::connection::winrm::WinrmConnection;
+use mixop::connection::{CommandSpec, ConnErrorKind, ConnSpec, Connection, OutputChunk, Transport};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test virtualenv's python: `$MIXOP_VENV`, `./.venv`, or the main checkout's beside a
+/// worktree. Missing is a failure, not a skip.
+fn python() -> PathBuf {
+    let mut candidates = vec![];
+    if let Some(v) = std::env::var_os("MIXOP_VENV") {
+        candidates.push(PathBuf::from(v));
+    }
+    candidates.push(root().join(".venv"));
+    candidates.push(root().join("../main/.venv"));
+    for c in &candidates {
+        let p = c.join("bin/python");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("no test virtualenv in {candidates:?}: run scripts/setup.sh");
+}
+
+/// One running peer process, killed on drop.
+struct Peer {
+    child: Child,
+    port: u16,
+    control: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Peer {
+    fn start(extra: &[&str]) -> Peer {
+        Self::start_on("127.0.0.1", extra)
+    }
+
+    fn start_on(host: &str, extra: &[&str]) -> Peer {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let cport_file = dir.path().join("cport");
+        let log = std::fs::File::create(dir.path().join("peer.log")).unwrap();
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/support/winrm_peer/peer.py"))
+            .args(["--listen", &format!("{host}:0")])
+            .arg("--port-file")
+            .arg(&port_file)
+            .args([
+                "--users",
+                "vagrant:vagrant",
+                "--users",
+                "LAB\\admin:S3cret:x",
+            ])
+            .args(["--control", "--control-port-file"])
+            .arg(&cport_file)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if extra.contains(&"--https") {
+            cmd.arg("--cert-dir").arg(dir.path().join("certs"));
+        }
+        let mut child = cmd.spawn().expect("start the WinRM peer");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let read = |p: &Path| {
+                std::fs::read_to_string(p)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            };
+            if let (Some(port), Some(control)) = (read(&port_file), read(&cport_file)) {
+                return Peer {
+                    child,
+                    port,
+                    control,
+                    dir,
+                };
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.path().join("peer.log")).unwrap_or_default();
+                panic!("peer exited ({st}):\n{log}");
+            }
+            assert!(Instant::now() < deadline, "peer did not start");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("certs/ca.pem")
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> Value {
+        let mut s = TcpStream::connect(("127.0.0.1", self.control)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp);
+        let json = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("control answer {text:?}: {e}"))
+    }
+
+    fn op(&self, op: &str, body: Value) -> Value {
+        let r = self.http("POST", &format!("/{op}"), &body.to_string());
+        assert_eq!(r["ok"], json!(true), "control op {op}: {r}");
+        r
+    }
+
+    fn stats(&self) -> Value {
+        self.http("GET", "/stats", "")
+    }
+
+    fn records(&self) -> Vec<Value> {
+        match self.http("GET", "/records", "") {
+            Value::Array(a) => a,
+            other => panic!("records: {other}"),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("peer.log")).unwrap_or_default()
+    }
+
+    fn spec(&self, vars: Value) -> ConnSpec {
+        let mut vars = vars.as_object().cloned().unwrap_or_default();
+        if self.is_https() && !vars.contains_key("ansible_winrm_scheme") {
+            vars.insert("ansible_winrm_scheme".into(), json!("https"));
+        }
+        ConnSpec {
+            host: format!("peer{}", self.port),
+            transport: Transport::Winrm,
+            address: "127.0.0.1".into(),
+            port: Some(self.port),
+            user: Some("vagrant".into()),
+            password: Some("vagrant".into()),
+            vars,
+        }
+    }
+
+    fn is_https(&self) -> bool {
+        self.stats()["https"] == json!(true)
+    }
+
+    async fn connect(&self) -> WinrmConnection {
+        self.connect_with(json!({})).await
+    }
+
+    async fn connect_with(&self, vars: Value) -> WinrmConnection {
+        match WinrmConnection::connect(&self.spec(vars)).await {
+            Ok(c) => c,
+            Err(e) => panic!("connect: {e}\npeer log:\n{}", self.log()),
+        }
+    }
+
+    /// Waits until no SOAP request has arrived for 100 ms (cleanup requests such as the
+    /// Signal after each command are sent in the background; an injection must not hit them).
+    fn quiesce(&self) {
+        let mut last = n(&self.stats()["soap_requests"]);
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = n(&self.stats()["soap_requests"]);
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    fn wait_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.stats()["up"] != json!(true) {
+            assert!(Instant::now() < deadline, "peer did not come back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The listener is rebound just before `up` flips.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+async fn run(c: &WinrmConnection, cmd: &str) -> (i32, String, String) {
+    let out = c
+        .exec(CommandSpec::new(cmd))
+        .await
+        .unwrap_or_else(|e| panic!("exec {cmd:?}: {e}"));
+    (
+        out.rc,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    // xorshift: deterministic, incompressible enough for transfer tests.
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_encrypted_one_handshake_one_shell_for_20_commands() {
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    for i in 0..20 {
+        let (rc, out, err) =
+            run(&c, &format!("echo out{i}; echo err{i} >&2; exit {}", i % 4)).await;
+        assert_eq!(
+            (rc, out.as_str(), err.as_str()),
+            (i % 4, &*format!("out{i}\n"), &*format!("err{i}\n"))
+        );
+    }
+    let s = peer.stats();
+    assert_eq!(n(&s["connections_accepted"]), 1, "{s}");
+    assert_eq!(n(&s["handshakes"]), 1, "{s}");
+    assert_eq!(n(&s["shells_created"]), 1, "{s}");
+    assert_eq!(n(&s["commands_started"]), 20, "{s}");
+    assert_eq!(
+        n(&s["plaintext_refused"]) + n(&s["decrypt_failures"]),
+        0,
+        "{s}"
+    );
+    assert_eq!(s["shells"][0]["codepage"], json!(65001), "{s}");
+    assert_eq!(s["shells"][0]["noprofile"], json!(true), "{s}");
+    let (conns, handshakes, _) = c.counters();
+    assert_eq!((conns, handshakes), (1, 1));
+    c.close().await;
+    c.close().await;
+    let s = peer.stats();
+    assert_eq!(n(&s["shells_deleted"]), 1, "{s}");
+    assert_eq!(n(&s["shells_open"]), 0, "{s}");
+    let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
+    assert!(e.message.contains("closed"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_streamed_while_the_command_runs() {
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut spec = CommandSpec::new("echo first; sleep 1.5; echo second >&2");
+    spec.output = Some(tx);
+    let start = Instant::now();
+    let task = tokio::spawn(async move { c.exec(spec).await });
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap();
+    let first_at = start.elapsed();
+    assert!(
+        matches!(&first, Some(OutputChunk::Stdout(d)) if d == b"first\n"),
+        "{first:?}"
+    );
+    assert!(
+        first_at < Duration::from_millis(1200),
+        "first chunk only after {first_at:?}"
+    );
+    let out = task.await.unwrap().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(out.stdout, b"first\n");
+    assert_eq!(out.stderr, b"second\n");
+    let second = rx.recv().await;
+    assert!(
+        matches!(&second, Some(OutputChunk::Stderr(d)) if d == b"second\n"),
+        "{second:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_output_over_many_receives_and_timed_out_polls() {
+    // A 1 s operation timeout makes the silent phase answer w:TimedOut, which means "ask again".
+    let peer = Peer::start(&[]);
+    let c = peer
+        .connect_with(
+            json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 2}),
+        )
+        .await;
+    let (rc, out, _) = run(&c, "sleep 2.5; echo late").await;
+    assert_eq!((rc, out.as_str()), (0, "late\n"));
+    let s = peer.stats();
+    assert!(n(&s["faults"]["TimedOut"]) >= 1, "{s}");
+    // 10 MiB of output, in envelope-sized Receives.
+    peer.op("big", json!({"mb": 10}));
+    let out = c.exec(CommandSpec::new("true")).await.unwrap();
+    assert_eq!(out.stdout.len(), 10 * 1024 * 1024);
+    assert!(out.stdout.starts_with(b"0123456789abcdef"));
+    let s = peer.stats();
+    assert!(n(&s["requests_by_action"]["Receive"]) >= 70, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_in_envelope_sized_chunks() {
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    let data = random_bytes(1_000_000, 7);
+    let mut spec = CommandSpec::new("sha256sum | cut -c1-64");
+    spec.stdin = Some(data.clone());
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        sha256_hex(&data)
+    );
+    let s = peer.stats();
+    let sends = n(&s["requests_by_action"]["Send"]);
+    assert!(
+        (9..=12).contains(&sends),
+        "1 MB should take ~9 Sends of <153600-byte envelopes: {s}"
+    );
+    assert_eq!(n(&s["envelope_too_large"]), 0, "{s}");
+    // Empty stdin still closes the stream.
+    let mut spec = CommandSpec::new("wc -c");
+    spec.stdin = Some(vec![]);
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    // Environment variables reach the command.
+    let mut spec = CommandSpec::new("echo \"$GREETING\"");
+    spec.env = vec![("GREETING".into(), "hello there".into())];
+    let _ = c.exec(spec).await; // cmd.exe syntax (`set "K=V"&&`): not meaningful under /bin/sh
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_share_one_connection_and_shell() {
+    let peer = Peer::start(&[]);
+    let c = std::sync::Arc::new(peer.connect().await);
+    let start = Instant::now();
+    // A silent long command must not hold the connection while others run.
+    let long = {
+        let c = c.clone();
+        tokio::spawn(async move { c.exec(CommandSpec::new("sleep 3; echo long")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.exec(CommandSpec::new(format!("sleep 0.3; echo {i}")))
+                .await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let out = t.await.unwrap().unwrap();
+        assert_eq!(out.stdout, format!("{i}\n").into_bytes());
+    }
+    let short_done = start.elapsed();
+    assert!(
+        short_done < Duration::from_millis(2600),
+        "short commands took {short_done:?}"
+    );
+    let out = long.await.unwrap().unwrap();
+    assert_eq!(out.stdout, b"long\n");
+    let s = peer.stats();
+    assert_eq!(n(&s["handshakes"]), 1, "{s}");
+    assert_eq!(n(&s["connections_accepted"]), 1, "{s}");
+    assert_eq!(n(&s["shells_created"]), 1, "{s}");
+    assert_eq!(n(&s["commands_started"]), 11, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_peers_in_parallel() {
+    let peers: Vec<Peer> = (0..8).map(|_| Peer::start(&[])).collect();
+    let specs: Vec<ConnSpec> = peers.iter().map(|p| p.spec(json!({}))).collect();
+    let tasks: Vec<_> = specs
+        .into_iter()
+        .map(|spec| {
+            tokio::spawn(async move {
+                let c = WinrmConnection::connect(&spec).await?;
+                let mut outs = Vec::new();
+                for i in 0..5 {
+                    outs.push(
+                        c.exec(CommandSpec::new(format!("echo {} {i}", spec.host)))
+                            .await?,
+                    );
+                }
+                c.close().await;
+                Ok::<_, mixop::connection::ConnError>((spec.host, outs))
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (host, outs) = t.await.unwrap().unwrap();
+        for (i, o) in outs.iter().enumerate() {
+            assert_eq!(o.stdout, format!("{host} {i}\n").into_bytes());
+        }
+    }
+    for p in &peers {
+        let s = p.stats();
+        assert_eq!(
+            (
+                n(&s["handshakes"]),
+                n(&s["shells_created"]),
+                n(&s["shells_deleted"])
+            ),
+            (1, 1, 1),
+            "{s}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_and_cancel_terminate_the_command() {
+    let peer = Peer::start(&[]);
+    let c = std::sync::Arc::new(peer.connect().await);
+    let mut spec = CommandSpec::new("sleep 30");
+    spec.timeout = Some(Duration::from_millis(500));
+    let start = Instant::now();
+    let e = c.exec(spec).await.unwrap_err();
+    assert_eq!(e.kind, ConnErrorKind::Timeout, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // Cancellation (the future dropped, as on Ctrl-C) also signals terminate.
+    let c2 = c.clone();
+    let task = tokio::spawn(async move { c2.exec(CommandSpec::new("sleep 30")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    task.abort();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = peer.stats();
+        if n(&s["signals"]["terminate"]) >= 2 && n(&s["shells"][0]["commands"]) == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no terminate for both commands: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The endless-output fault: bounded by the timeout too.
+    peer.op("endless", json!({"n": 1}));
+    let mut spec = CommandSpec::new("true");
+    spec.timeout = Some(Duration::from_secs(1));
+    let start = Instant::now();
+    let e = c.exec(spec).await.unwrap_err();
+    assert_eq!(e.kind, ConnErrorKind::Timeout, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(run(&c, "echo still fine").await.1, "still fine\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_idle_drop_and_injected_drops() {
+    // The peer closes idle keep-alive connections after 1 s (HTTP.sys does after 120 s).
+    let peer = Peer::start(&["--idle-timeout", "1", "--drop-next", "1"]);
+    // The first SOAP request (Create) is dropped unanswered: resent on a new connection.
+    let c = peer.connect().await;
+    let s = peer.stats();
+    assert_eq!(
+        (n(&s["handshakes"]), n(&s["shells_created"])),
+        (2, 1),
+        "{s}"
+    );
+    assert_eq!(run(&c, "echo a").await.1, "a\n");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(run(&c, "echo b").await.1, "b\n");
+    let s = peer.stats();
+    assert_eq!(
+        (
+            n(&s["handshakes"]),
+            n(&s["connections_accepted"]),
+            n(&s["shells_created"])
+        ),
+        (3, 3, 1),
+        "{s}"
+    );
+    // A dropped Command cannot be resent blindly: a clear error, then the next command works.
+    peer.op("drop_next", json!({"n": 1}));
+    let e = c.exec(CommandSpec::new("echo c")).await.unwrap_err();
+    assert!(e.message.contains("may or may not have started"), "{e}");
+    assert_eq!(run(&c, "echo d").await.1, "d\n");
+    // A Receive dropped after the command started is resent (Receive is safe to repeat).
+    let c = std::sync::Arc::new(c);
+    let c2 = c.clone();
+    let t = tokio::spawn(async move { c2.exec(CommandSpec::new("sleep 1; echo e")).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    peer.op("drop_next", json!({"n": 1}));
+    let out = t.await.unwrap().unwrap();
+    assert_eq!(out.stdout, b"e\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_a_simulated_reboot() {
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    assert_eq!(run(&c, "echo before").await.1, "before\n");
+    peer.op("reboot", json!({"down_seconds": 1.5}));
+    // While the host is down: unreachable, naming the address, port and scheme.
+    let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
+    assert_eq!(e.kind, ConnErrorKind::Unreachable, "{e}");
+    assert!(
+        e.message
+            .contains(&format!("127.0.0.1:{} (http)", peer.port)),
+        "{e}"
+    );
+    assert!(e.message.contains("refused"), "{e}");
+    peer.wait_up();
+    // New connection, new handshake, shell-not-found → new shell, command sent once more.
+    assert_eq!(run(&c, "echo after").await.1, "after\n");
+    let s = peer.stats();
+    assert_eq!(n(&s["reboots"]), 1, "{s}");
+    assert_eq!(n(&s["shells_created"]), 2, "{s}");
+    assert_eq!(n(&s["faults"]["ShellNotFound"]), 1, "{s}");
+    assert_eq!(n(&s["handshakes"]), 2, "{s}");
+    // A command running when the host goes down fails clearly and promptly.
+    let c = std::sync::Arc::new(c);
+    let c2 = c.clone();
+    let start = Instant::now();
+    let t = tokio::spawn(async move { c2.exec(CommandSpec::new("sleep 10")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    peer.op("reboot", json!({"down_seconds": 1}));
+    let e = t.await.unwrap().unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5), "{e}");
+    assert!(
+        e.message.contains("refused") || e.message.contains("lost"),
+        "{e}"
+    );
+    peer.wait_up();
+    assert_eq!(run(&c, "echo again").await.1, "again\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_validation_ca_and_ignore() {
+    let peer = Peer::start(&["--https", "--basic"]);
+    // Validation is on by default: the peer's private CA is unknown.
+    let e = WinrmConnection::connect(&peer.spec(json!({})))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind, ConnErrorKind::Unreachable);
+    assert!(e.message.contains("not signed by a trusted CA"), "{e}");
+    assert!(e.message.contains("ansible_winrm_ca_trust_path"), "{e}");
+    // With the CA: NTLM over TLS, no message encryption.
+    let c = peer
+        .connect_with(json!({"ansible_winrm_ca_trust_path": peer.ca().display().to_string()}))
+        .await;
+    assert_eq!(run(&c, "echo tls").await.1, "tls\n");
+    c.close().await;
+    let c = peer
+        .connect_with(json!({"ansible_winrm_server_cert_validation": "ignore"}))
+        .await;
+    assert_eq!(run(&c, "echo ignored").await.1, "ignored\n");
+    c.close().await;
+    // Basic over HTTPS.
+    let c = peer
+        .connect_with(json!({"ansible_winrm_server_cert_validation": "ignore", "ansible_winrm_transport": "basic"}))
+        .await;
+    assert_eq!(run(&c, "echo basic").await.1, "basic\n");
+    let s = peer.stats();
+    assert_eq!(n(&s["handshakes"]), 2, "{s}");
+    assert!(n(&s["basic_auths"]) >= 2, "{s}");
+    assert_eq!(n(&s["tls_handshake_failures"]), 1, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_name_mismatch_is_named() {
+    // The peer's certificate covers localhost, 127.0.0.1 and ::1, not 127.0.0.2.
+    let peer = Peer::start_on("127.0.0.2", &["--https"]);
+    let mut spec =
+        peer.spec(json!({"ansible_winrm_ca_trust_path": peer.ca().display().to_string()}));
+    spec.address = "127.0.0.2".into();
+    let e = WinrmConnection::connect(&spec).await.err().unwrap();
+    assert!(
+        e.message.contains("not valid for the name \"127.0.0.2\""),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_and_plaintext_over_http_only_when_allowed() {
+    let strict = Peer::start(&["--basic"]);
+    // Refused by mixop itself without the explicit opt-in.
+    let e = WinrmConnection::connect(&strict.spec(json!({"ansible_winrm_transport": "basic"})))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        e.message
+            .contains("ansible_winrm_message_encryption: never"),
+        "{e}"
+    );
+    // With the opt-in but a host that refuses unencrypted traffic: 401, explained.
+    let e = WinrmConnection::connect(&strict.spec(json!({
+        "ansible_winrm_transport": "basic", "ansible_winrm_message_encryption": "never"
+    })))
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        e.message.contains("HTTP 401") && e.message.contains("AllowUnencrypted"),
+        "{e}"
+    );
+    // NTLM without encryption against AllowUnencrypted=false: the host's 500, explained.
+    let e = match WinrmConnection::connect(
+        &strict.spec(json!({"ansible_winrm_message_encryption": "never"})),
+    )
+    .await
+    {
+        Ok(_) => panic!("plaintext NTLM accepted:\n{}", strict.log()),
+        Err(e) => e,
+    };
+    assert!(e.message.contains("AllowUnencrypted=false"), "{e}");
+    assert_eq!(n(&strict.stats()["plaintext_refused"]), 1);
+    let open = Peer::start(&["--basic", "--allow-unencrypted"]);
+    let c = open
+        .connect_with(json!({"ansible_winrm_transport": "basic", "ansible_winrm_message_encryption": "never"}))
+        .await;
+    assert_eq!(run(&c, "echo plain").await.1, "plain\n");
+    let c = open
+        .connect_with(json!({"ansible_winrm_message_encryption": "never"}))
+        .await;
+    assert_eq!(run(&c, "echo ntlm-plain").await.1, "ntlm-plain\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actionable_connect_errors() {
+    let peer = Peer::start(&["--max-shells", "1"]);
+    // Wrong password.
+    let mut spec = peer.spec(json!({}));
+    spec.password = Some("wrong".into());
+    let e = WinrmConnection::connect(&spec).await.err().unwrap();
+    assert_eq!(e.kind, ConnErrorKind::Unreachable);
+    assert!(e.message.contains("HTTP 401: credentials rejected"), "{e}");
+    assert!(
+        e.message.contains("ansible_password") && e.message.contains("ansible_winrm_transport"),
+        "{e}"
+    );
+    // Domain account.
+    let mut spec = peer.spec(json!({}));
+    spec.user = Some("LAB\\admin".into());
+    spec.password = Some("S3cret:x".into());
+    let c = WinrmConnection::connect(&spec).await.unwrap();
+    // Too many shells (this user already has its one).
+    let mut spec2 = spec.clone();
+    spec2.host = "second".into();
+    let e = WinrmConnection::connect(&spec2).await.err().unwrap();
+    assert!(
+        e.message.contains("2150859173") && e.message.contains("MaxShellsPerUser"),
+        "{e}"
+    );
+    c.close().await;
+    // Connection refused names host, port and scheme.
+    let port = peer.port;
+    drop(peer);
+    let spec = ConnSpec {
+        port: Some(port),
+        ..spec
+    };
+    let e = WinrmConnection::connect(&spec).await.err().unwrap();
+    assert!(
+        e.message.contains(&format!("127.0.0.1:{port} (http)")) && e.message.contains("refused"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_faults_are_clear_errors_and_the_next_command_works() {
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    let cases: [(&str, Value, &str); 5] = [
+        (
+            "http500",
+            json!({"n": 1}),
+            "The remote procedure call failed",
+        ),
+        (
+            "garbage",
+            json!({"n": 1}),
+            "invalid XML in the WinRM response",
+        ),
+        (
+            "truncate",
+            json!({"n": 1}),
+            "malformed multipart/encrypted body",
+        ),
+        ("badsig", json!({"n": 1}), "cannot decrypt the response"),
+        ("big", json!({"mb": 10, "single": true}), "larger than"),
+    ];
+    for (op, body, want) in cases {
+        peer.quiesce();
+        peer.op(op, body);
+        let start = Instant::now();
+        let e = c.exec(CommandSpec::new("echo x")).await.unwrap_err();
+        assert!(e.message.contains(want), "{op}: {e}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{op} took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(run(&c, "echo ok").await.1, "ok\n", "after {op}");
+    }
+    // A response slower than the read timeout.
+    let c = peer
+        .connect_with(
+            json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 2}),
+        )
+        .await;
+    peer.quiesce();
+    peer.op("delay_ms", json!({"ms": 3000}));
+    let start = Instant::now();
+    let e = c.exec(CommandSpec::new("echo slow")).await.unwrap_err();
+    assert_eq!(e.kind, ConnErrorKind::Timeout, "{e}");
+    assert!(e.message.contains("read timeout"), "{e}");
+    assert!(start.elapsed() < Duration::from_millis(2800));
+    peer.op("delay_ms", json!({"ms": 0}));
+    assert_eq!(run(&c, "echo fine").await.1, "fine\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelope_too_large_for_the_host() {
+    // A host whose MaxEnvelopeSizekb is below the 150 KB our Send chunks fill.
+    let peer = Peer::start(&["--max-envelope-kb", "64"]);
+    let c = peer.connect().await;
+    let mut spec = CommandSpec::new("wc -c");
+    spec.stdin = Some(vec![b'x'; 200_000]);
+    let e = c.exec(spec).await.unwrap_err();
+    assert!(
+        e.message.contains("HTTP 413") && e.message.contains("MaxEnvelopeSize"),
+        "{e}"
+    );
+    assert!(e.message.contains("MaxEnvelopeSizekb"), "{e}");
+    assert_eq!(run(&c, "echo fine").await.1, "fine\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_transfer_5mb_with_hash_check() {
+    let peer = Peer::start(&["--mode", "record"]);
+    let c = peer.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(5 * 1024 * 1024 + 123, 42);
+    let sha = sha256_hex(&data);
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+
+    // Upload: the recorded stdin must decode to exactly the file; the host's hash comes from
+    // the rule (record mode runs nothing).
+    peer.op(
+        "rules",
+        json!({"rules": [
+            {"match": "OpenStandardInput", "stdout": "sha256={{stdin_b64_sha256}}\r\n", "times": 1},
+            {"match": "OpenStandardInput", "stdout": "sha256=00\r\n"}
+        ]}),
+    );
+    c.put_file(&src, "C:\\Temp\\big.bin", None).await.unwrap();
+    let recs = peer.records();
+    let rec = recs.last().unwrap();
+    let script = rec["script"].as_str().unwrap();
+    assert!(script.contains("$dest = 'C:\\Temp\\big.bin'"), "{script}");
+    assert!(
+        script.contains(&sha),
+        "the expected hash is checked on the host too"
+    );
+    let mut received = Vec::new();
+    for line in rec["stdin"].as_str().unwrap().lines() {
+        received.extend(B64.decode(line.trim()).unwrap());
+    }
+    assert_eq!(received.len(), data.len());
+    assert!(received == data, "uploaded bytes differ");
+    let s = peer.stats();
+    assert!(n(&s["requests_by_action"]["Send"]) >= 60, "{s}");
+    assert_eq!(n(&s["envelope_too_large"]), 0, "{s}");
+    // The host reporting another hash fails the upload.
+    let e = c
+        .put_bytes(b"small", "C:\\Temp\\small.txt", None)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("expected"), "{e}");
+
+    // Download: the rule answers the download script with base64 lines and the hash.
+    let mut text = String::new();
+    for chunk in data.chunks(49152) {
+        text.push_str(&B64.encode(chunk));
+        text.push_str("\r\n");
+    }
+    text.push_str(&format!("sha256={sha}\r\n"));
+    peer.op("rules", json!({"rules": [
+        {"match": "OpenRead\\(\\$src\\)", "stdout_b64": B64.encode(text.as_bytes()), "times": 1},
+        {"match": "OpenRead\\(\\$src\\)", "stdout_b64": B64.encode(format!("{}\r\nsha256={sha}\r\n", B64.encode(b"short")))},
+    ]}));
+    let dest = dir.path().join("fetched.bin");
+    c.get_file("C:\\Temp\\big.bin", &dest).await.unwrap();
+    let got = std::fs::read(&dest).unwrap();
+    assert!(got == data, "downloaded bytes differ");
+    // A hash mismatch leaves no file behind.
+    let dest2 = dir.path().join("bad.bin");
+    let e = c.get_file("C:\\Temp\\big.bin", &dest2).await.unwrap_err();
+    assert!(e.message.contains("SHA-256"), "{e}");
+    assert!(!dest2.exists());
+    // A missing remote file.
+    peer.op(
+        "rules",
+        json!({"rules": [{"match": "OpenRead", "rc": 2, "stderr": "file not found: C:\\nope"}]}),
+    );
+    let e = c
+        .get_file("C:\\nope", &dir.path().join("nope"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("file not found"), "{e}");
+    let recs = peer.records();
+    let script = recs.last().unwrap()["script"].as_str().unwrap();
+    assert!(script.contains("$src = 'C:\\nope'"), "{script}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn powershell_helper_reaches_the_host_decoded() {
+    use mixop::connection::winrm::ps;
+    let peer = Peer::start(&["--mode", "record"]);
+    let c = peer.connect().await;
+    peer.op("rules", json!({"rules": [
+        {"match": "Get-Service", "stdout": "Running\r\n", "rc": 0},
+        // The long script's bootstrap reads the script from stdin.
+        {"match": "ScriptBlock", "stdin_match": "Get-Service -Name 'ünïcode'", "stdout": "Running\r\n", "rc": 0},
+    ]}));
+    let short = "Get-Service -Name 'k3s' | Select-Object -ExpandProperty Status";
+    let cmd = ps::command(short);
+    let out = c.exec(CommandSpec::new(cmd.cmdline)).await.unwrap();
+    assert_eq!(out.stdout, b"Running\r\n");
+    let long = format!("$pad = '{}'\nGet-Service -Name 'ünïcode'", "a".repeat(9000));
+    let cmd = ps::command(&long);
+    assert!(cmd.stdin.is_some());
+    let mut spec = CommandSpec::new(cmd.cmdline);
+    spec.stdin = cmd.stdin;
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(out.stdout, b"Running\r\n");
+    let recs = peer.records();
+    assert_eq!(recs[0]["script"].as_str(), Some(short));
+    assert_eq!(recs[0]["script_source"].as_str(), Some("encoded"));
+    // The long one: the bootstrap is encoded, the script itself arrives on stdin.
+    assert!(
+        recs[1]["script"]
+            .as_str()
+            .unwrap()
+            .contains("OpenStandardInput")
+    );
+    assert_eq!(recs[1]["stdin"].as_str(), Some(long.as_str()));
+}
+
+/// Per-command latency on one shell (sh mode, `exit 0`), 1 host and 8 hosts in parallel.
+/// Compare with `python bench/winrm_pywinrm.py --count 200`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn bench_one_shell_latency() {
+    const COUNT: usize = 200;
+    fn report(label: &str, mut times: Vec<Duration>, wall: Duration) {
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{label}: n={} median {:.2} ms, p90 {:.2} ms, min {:.2} ms, {:.0} commands/s",
+            times.len(),
+            ms(times[times.len() / 2]),
+            ms(times[times.len() * 9 / 10]),
+            ms(times[0]),
+            times.len() as f64 / wall.as_secs_f64()
+        );
+    }
+    let peer = Peer::start(&[]);
+    let t = Instant::now();
+    let c = peer.connect().await;
+    println!(
+        "connect + NTLM handshake + Create shell: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    for _ in 0..10 {
+        run(&c, "exit 0").await;
+    }
+    let mut times = Vec::with_capacity(COUNT);
+    let wall = Instant::now();
+    for _ in 0..COUNT {
+        let t = Instant::now();
+        let out = c.exec(CommandSpec::new("exit 0")).await.unwrap();
+        assert_eq!(out.rc, 0);
+        times.push(t.elapsed());
+    }
+    report("mixop, 1 host, one shell", times, wall.elapsed());
+    let peers: Vec<Peer> = (0..8).map(|_| Peer::start(&[])).collect();
+    let mut conns = Vec::new();
+    for p in &peers {
+        conns.push(std::sync::Arc::new(p.connect().await));
+    }
+    let wall = Instant::now();
+    let tasks: Vec<_> = conns
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut times = Vec::with_capacity(COUNT);
+                for _ in 0..COUNT {
+                    let t = Instant::now();
+                    c.exec(CommandSpec::new("exit 0")).await.unwrap();
+                    times.push(t.elapsed());
+                }
+                times
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    report(
+        "mixop, 8 hosts in parallel (all hosts together)",
+        all,
+        wall.elapsed(),
+    );
+}
