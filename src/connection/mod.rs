@@ -61,7 +61,7 @@ pub struct ConnSpec {
     pub port: Option<u16>,
     pub user: Option<String>,
     pub password: Option<String>,
-    /// All of the host's variables whose name starts with `ansible_`, already templated.
+    /// All of the host's variables whose name starts with `ansible_` or `mixop_`, templated.
     pub vars: Map<String, Value>,
 }
 

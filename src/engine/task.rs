@@ -961,7 +961,7 @@ impl Engine {
     }
 }
 
-/// Renders a host's `ansible_*` variables (connection settings may be templates).
+/// Renders a host's `ansible_*` and `mixop_*` variables (connection settings may be templates).
 pub(crate) fn render_conn_vars(
     templar: &crate::template::Templar,
     tvars: &Map<String, Value>,
@@ -969,10 +969,11 @@ pub(crate) fn render_conn_vars(
 ) -> Result<Map<String, Value>, String> {
     let mut conn_vars = Map::new();
     for (k, v) in tvars {
-        if k.starts_with("ansible_")
-            && !k.starts_with("ansible_facts")
-            && !k.starts_with("ansible_play")
-        {
+        let connection_var = k.starts_with("mixop_")
+            || (k.starts_with("ansible_")
+                && !k.starts_with("ansible_facts")
+                && !k.starts_with("ansible_play"));
+        if connection_var {
             let rendered = templar
                 .render_deep(v, vars)
                 .map_err(|e| format!("{k}: {}", e.message))?;

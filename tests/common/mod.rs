@@ -153,3 +153,102 @@ pub fn recap(ok: u32, changed: u32, failed: u32, skipped: u32) -> Recap {
         ..Default::default()
     }
 }
+
+/// A lab of `n` network-namespace hosts with real sshd (tests/lab/up.sh) on a free net of its
+/// own, torn down on drop. Needs root and the packages from scripts/setup.sh.
+pub struct Lab {
+    pub state: tempfile::TempDir,
+    pub inventory: PathBuf,
+    pub hosts: Vec<(String, String)>,
+}
+
+impl Lab {
+    pub fn up(n: usize, extra: &[&str]) -> Lab {
+        let state = tempfile::Builder::new()
+            .prefix("mixop-lab-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new("bash")
+            .arg(root().join("tests/lab/up.sh"))
+            .arg(n.to_string())
+            .args(["--net", "auto", "-q", "--state"])
+            .arg(state.path())
+            .args(["--owner", &std::process::id().to_string()])
+            .args(extra)
+            .output()
+            .expect("run tests/lab/up.sh");
+        assert!(
+            out.status.success(),
+            "tests/lab/up.sh failed (needs root; run scripts/setup.sh):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let inventory = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let hosts = std::fs::read_to_string(state.path().join("hosts.tsv"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                Some((f.next()?.to_string(), f.next()?.to_string()))
+            })
+            .collect();
+        Lab {
+            state,
+            inventory,
+            hosts,
+        }
+    }
+
+    pub fn addr(&self, host: &str) -> String {
+        self.hosts
+            .iter()
+            .find(|(h, _)| h == host)
+            .map(|(_, a)| a.clone())
+            .expect("lab host")
+    }
+
+    /// Runs a command inside a lab host's namespaces (sees that host's files).
+    pub fn exec(&self, host: &str, cmd: &str) -> String {
+        let out = Command::new("bash")
+            .arg(root().join("tests/lab/ctl.sh"))
+            .arg("--state")
+            .arg(self.state.path())
+            .args(["exec", host, "--", "sh", "-c", cmd])
+            .output()
+            .expect("ctl.sh exec");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn ctl(&self, args: &[&str]) {
+        let out = Command::new("bash")
+            .arg(root().join("tests/lab/ctl.sh"))
+            .arg("--state")
+            .arg(self.state.path())
+            .args(args)
+            .output()
+            .expect("ctl.sh");
+        assert!(
+            out.status.success(),
+            "ctl.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.state.path().join("id_ed25519")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.state.path().join("known_hosts")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(root().join("tests/lab/down.sh"))
+            .arg("--state")
+            .arg(self.state.path())
+            .arg("-q")
+            .status();
+    }
+}
