@@ -122,7 +122,7 @@ fn host_key_mismatch_is_refused_with_the_fingerprint() {
     let a2 = lab.addr("lab2");
     let forged: String = kh
         .lines()
-        .filter(|l| l.contains(&format!(",{a2} ")) || l.starts_with(&format!("lab2,")))
+        .filter(|l| l.contains(&format!(",{a2} ")) || l.starts_with("lab2,"))
         .map(|l| l.replacen("lab2", "lab1", 1).replace(&a2, &a1) + "\n")
         .collect();
     let khf = w.write("known_hosts", &forged);
