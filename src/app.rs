@@ -2,11 +2,34 @@
 
 use std::io::IsTerminal;
 
-use clap::{CommandFactory, Parser};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::cli::{Cli, Command, InventoryArgs};
+use clap::{CommandFactory, Parser};
+use serde_json::{Map, Value};
+
+use crate::cli::{CheckArgs, Cli, Command, InventoryArgs, OutputFormat, PlanArgs, RunArgs};
 use crate::diag::{Diag, DiagKind};
+use crate::engine::{Engine, Output, RunOptions, RunSummary};
 use crate::inventory::Inventory;
+use crate::output::{Human, JsonLines, Tee};
+use crate::playbook::{Playbook, load_playbook};
+use crate::template::{Templar, TemplarOptions};
+
+/// Prints to stdout, ignoring a closed pipe (`mixop inventory --list | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! outn {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 /// Exit codes (documented in README.md).
 pub mod exit {
@@ -57,8 +80,328 @@ fn dispatch(cli: Cli) -> Result<i32, Diag> {
             clap_complete::generate(shell, &mut Cli::command(), "mixop", &mut std::io::stdout());
             Ok(exit::OK)
         }
-        Command::Run(_) | Command::Check(_) => Err(Diag::internal("not implemented yet")),
+        Command::Run(args) => run_cmd(args),
+        Command::Ping(args) => {
+            let inv = adhoc_inventory(&args.inventory.inventory)?;
+            adhoc_cmd(
+                inv,
+                &args.pattern,
+                &args.extra_vars,
+                None,
+                args.timeout,
+                None,
+                args.forks,
+            )
+        }
+        Command::Exec(args) => {
+            let inv = adhoc_inventory(&args.inventory.inventory)?;
+            let command = args.command.join(" ");
+            adhoc_cmd(
+                inv,
+                &args.pattern,
+                &args.extra_vars,
+                Some(command),
+                args.timeout,
+                args.command_timeout,
+                args.forks,
+            )
+        }
+        Command::Check(args) => check_cmd(args),
     }
+}
+
+/// Everything loaded and validated before any host is contacted.
+struct Plan {
+    inventory: Inventory,
+    playbook: Playbook,
+    templar: Arc<Templar>,
+    extra_vars: Map<String, Value>,
+    playbook_dir: PathBuf,
+}
+
+fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
+    let extra_vars = parse_extra_vars(&args.extra_vars)?;
+    if !args.playbook.is_file() {
+        return Err(Diag::usage(format!(
+            "playbook not found: {}",
+            args.playbook.display()
+        )));
+    }
+    let playbook_dir = args
+        .playbook
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let templar = Arc::new(Templar::new(TemplarOptions {
+        search_paths: vec![playbook_dir.clone()],
+    }));
+    let mut inventory = if args.inventory.inventory.is_empty() {
+        Inventory::empty()
+    } else {
+        Inventory::load(&args.inventory.inventory)?
+    };
+    // group_vars/ and host_vars/ beside the playbook rank above the inventory's, as in Ansible.
+    inventory.load_vars_dirs(&playbook_dir)?;
+    inventory.ensure_implicit_localhost();
+    for w in &inventory.warnings {
+        eprintln!("[WARNING]: {w}");
+    }
+    let playbook = load_playbook(&args.playbook, &templar)?;
+    // Patterns are checked now so a typo fails before anything runs.
+    if let Some(limit) = &args.limit {
+        inventory.select(limit)?;
+    }
+    Ok(Plan {
+        inventory,
+        playbook,
+        templar,
+        extra_vars,
+        playbook_dir,
+    })
+}
+
+fn check_cmd(args: CheckArgs) -> Result<i32, Diag> {
+    let plan = load_plan(&args.plan)?;
+    let tasks: usize = plan
+        .playbook
+        .plays
+        .iter()
+        .map(|p| {
+            count_tasks(&p.pre_tasks)
+                + count_tasks(&p.tasks)
+                + count_tasks(&p.post_tasks)
+                + count_tasks(&p.handlers)
+        })
+        .sum();
+    out!(
+        "{}: ok ({} play{}, {} task{}, {} inventory host{})",
+        args.plan.playbook.display(),
+        plan.playbook.plays.len(),
+        if plan.playbook.plays.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        tasks,
+        if tasks == 1 { "" } else { "s" },
+        plan.inventory.hosts.len(),
+        if plan.inventory.hosts.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+    );
+    Ok(exit::OK)
+}
+
+fn count_tasks(tasks: &[crate::playbook::Task]) -> usize {
+    tasks
+        .iter()
+        .map(|t| match &t.kind {
+            crate::playbook::TaskKind::Block {
+                block,
+                rescue,
+                always,
+            } => count_tasks(block) + count_tasks(rescue) + count_tasks(always),
+            _ => 1,
+        })
+        .sum()
+}
+
+fn run_cmd(args: RunArgs) -> Result<i32, Diag> {
+    let plan = load_plan(&args.plan)?;
+    let log = crate::output::init_log(args.log.as_deref(), args.verbose).map_err(Diag::usage)?;
+    let renderer: Box<dyn Output> = match args.output {
+        OutputFormat::Human => Box::new(Human::new(args.verbose)),
+        OutputFormat::Json => Box::new(JsonLines::new()),
+    };
+    let out: Arc<dyn Output> = Arc::new(Tee {
+        inner: renderer,
+        log,
+    });
+    let opts = RunOptions {
+        limit: args.plan.limit.clone(),
+        tags: args.plan.tags.clone(),
+        skip_tags: args.plan.skip_tags.clone(),
+        check: args.check,
+        diff: args.diff,
+        forks: args.forks,
+        start_at_task: args.start_at_task.clone(),
+        extra_vars: plan.extra_vars,
+        verbosity: args.verbose,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diag::internal(format!("cannot start the async runtime: {e}")))?;
+    let engine = Engine::new(plan.inventory, plan.templar, opts, out, &plan.playbook_dir);
+    let playbook = plan.playbook;
+    runtime.block_on(async {
+        let t0 = Instant::now();
+        let summary = tokio::select! {
+            r = engine.run(&playbook) => r?,
+            _ = tokio::signal::ctrl_c() => engine.finish(t0, true).await,
+        };
+        Ok(exit_code(&summary))
+    })
+}
+
+fn exit_code(summary: &RunSummary) -> i32 {
+    if summary.interrupted {
+        return exit::INTERRUPTED;
+    }
+    let mut code = exit::OK;
+    if summary.any_failed() {
+        code |= exit::HOST_FAILED;
+    }
+    if summary.any_unreachable() {
+        code |= exit::HOST_UNREACHABLE;
+    }
+    code
+}
+
+/// `-e key=value`, `-e '{"json": 1}'` / YAML text, `-e @file.yml`; later ones win.
+fn parse_extra_vars(items: &[String]) -> Result<Map<String, Value>, Diag> {
+    let mut vars = Map::new();
+    for item in items {
+        let item = item.trim();
+        let parsed: Value = if let Some(file) = item.strip_prefix('@') {
+            let docs = crate::yaml::load_file(Path::new(file))?;
+            docs.first().map(|d| d.to_value()).unwrap_or(Value::Null)
+        } else if item.starts_with('{') || item.starts_with('[') {
+            let docs =
+                crate::yaml::load_str(crate::diag::Source::new("<extra vars>", item.to_string()))?;
+            docs.first().map(|d| d.to_value()).unwrap_or(Value::Null)
+        } else {
+            let (pairs, free) = crate::modules::split_kv(item);
+            if !free.trim().is_empty() {
+                return Err(Diag::usage(format!(
+                    "-e `{item}`: expected key=value, JSON/YAML, or @file"
+                )));
+            }
+            Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            )
+        };
+        match parsed {
+            Value::Object(m) => crate::value::merge(&mut vars, &m, false),
+            Value::Null => {}
+            _ => {
+                return Err(Diag::usage(format!(
+                    "-e `{item}`: extra vars must be a mapping"
+                )));
+            }
+        }
+    }
+    Ok(vars)
+}
+
+fn adhoc_inventory(paths: &[PathBuf]) -> Result<Inventory, Diag> {
+    let mut inv = if paths.is_empty() {
+        Inventory::empty()
+    } else {
+        Inventory::load(paths)?
+    };
+    inv.ensure_implicit_localhost();
+    Ok(inv)
+}
+
+/// `ping` (no command) and `exec`: results grouped per host, in inventory order.
+fn adhoc_cmd(
+    inv: Inventory,
+    pattern: &str,
+    extra: &[String],
+    command: Option<String>,
+    timeout: u64,
+    command_timeout: Option<u64>,
+    forks: usize,
+) -> Result<i32, Diag> {
+    let extra = parse_extra_vars(extra)?;
+    let hosts = inv.select(pattern)?;
+    if hosts.is_empty() {
+        return Err(Diag::usage(format!("no hosts match `{pattern}`")));
+    }
+    let templar = Templar::new(TemplarOptions::default());
+    let specs = hosts
+        .iter()
+        .map(|h| {
+            crate::engine::adhoc::conn_spec(&inv, &templar, h, &extra).map_err(|e| (h.clone(), e))
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diag::internal(format!("cannot start the async runtime: {e}")))?;
+    let is_ping = command.is_none();
+    let results = runtime.block_on(crate::engine::adhoc::run(
+        specs,
+        command,
+        std::time::Duration::from_secs(timeout),
+        command_timeout.map(std::time::Duration::from_secs),
+        forks,
+    ));
+    let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
+    let (mut failed, mut unreachable) = (false, false);
+    for r in &results {
+        let transport = r.transport.map(|t| t.as_str()).unwrap_or("?");
+        match &r.outcome {
+            Err(e) => {
+                if e.kind == crate::connection::ConnErrorKind::Unreachable {
+                    unreachable = true;
+                } else {
+                    failed = true;
+                }
+                out!(
+                    "{:width$} | UNREACHABLE | {transport} | {}",
+                    r.host,
+                    e.message
+                );
+            }
+            Ok(o) if is_ping => {
+                if o.rc != 0 {
+                    failed = true;
+                }
+                out!(
+                    "{:width$} | {} | {transport} | connect {} ms, round trip {} ms",
+                    r.host,
+                    if o.rc == 0 { "ok" } else { "FAILED" },
+                    r.connect_ms,
+                    r.run_ms
+                );
+            }
+            Ok(o) => {
+                if o.rc != 0 {
+                    failed = true;
+                }
+                out!(
+                    "{:width$} | {} | rc={} | {} ms",
+                    r.host,
+                    if o.rc == 0 { "ok" } else { "FAILED" },
+                    o.rc,
+                    r.run_ms
+                );
+                let text = String::from_utf8_lossy(&o.stdout);
+                for l in text.trim_end().lines() {
+                    out!("  {l}");
+                }
+                let err = String::from_utf8_lossy(&o.stderr);
+                for l in err.trim_end().lines() {
+                    out!("  stderr: {l}");
+                }
+            }
+        }
+    }
+    let mut code = exit::OK;
+    if failed {
+        code |= exit::HOST_FAILED;
+    }
+    if unreachable {
+        code |= exit::HOST_UNREACHABLE;
+    }
+    Ok(code)
 }
 
 fn inventory_cmd(args: InventoryArgs) -> Result<i32, Diag> {
@@ -70,14 +413,14 @@ fn inventory_cmd(args: InventoryArgs) -> Result<i32, Diag> {
             )));
         }
         let vars = serde_json::Value::Object(inv.host_vars(host));
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&vars).unwrap_or_default()
         );
     } else if args.graph {
-        print!("{}", inv.graph(args.group.as_deref(), args.vars)?);
+        outn!("{}", inv.graph(args.group.as_deref(), args.vars)?);
     } else if args.list {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default()
         );

@@ -25,6 +25,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Show the inventory (like ansible-inventory).
     Inventory(InventoryArgs),
+    /// Reach every host: transport, connect time and a command round trip, or why not.
+    Ping(PingArgs),
+    /// Run one command on every matching host, in parallel (like `ansible HOSTS -a CMD`).
+    Exec(ExecArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -117,4 +121,45 @@ pub struct InventoryArgs {
     /// Group to start the graph from.
     #[arg(value_name = "GROUP")]
     pub group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    pub inventory: InventoryOpt,
+    /// Hosts to reach (an Ansible host pattern).
+    #[arg(default_value = "all")]
+    pub pattern: String,
+    /// Extra variables (as for `run`).
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+    /// Hosts handled at once.
+    #[arg(short = 'f', long, default_value_t = 64)]
+    pub forks: usize,
+    /// Seconds to wait for each connection.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub inventory: InventoryOpt,
+    /// Hosts to run on (an Ansible host pattern).
+    pub pattern: String,
+    /// The command (a `sh -c` line on Linux hosts, a cmd.exe line on Windows hosts).
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
+    /// Extra variables (as for `run`).
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+    /// Hosts handled at once.
+    #[arg(short = 'f', long, default_value_t = 64)]
+    pub forks: usize,
+    /// Seconds to wait for each connection.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Seconds the command may run (default: no limit).
+    #[arg(long)]
+    pub command_timeout: Option<u64>,
 }

@@ -31,6 +31,18 @@ pub fn to_text(v: &Value) -> String {
     }
 }
 
+/// A value as the text Ansible's modules would see for a string argument: Python's `str()` for
+/// scalars (`True`, `None`) and JSON for lists and mappings (what `copy` does with `content`).
+pub fn arg_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Merges `src` into `dst`: keys in `src` win. With `recursive`, mappings are merged key by key
 /// (Ansible's `combine(recursive=True)`).
 pub fn merge(

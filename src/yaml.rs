@@ -135,6 +135,7 @@ pub fn load_file(path: &Path) -> Result<Vec<Node>> {
 /// Parses a source's documents.
 pub fn load_str(src: Arc<Source>) -> Result<Vec<Node>> {
     let mut builder = Builder {
+        offsets: char_offsets(&src.text),
         src: src.clone(),
         stack: Vec::new(),
         anchors: HashMap::new(),
@@ -144,9 +145,9 @@ pub fn load_str(src: Arc<Source>) -> Result<Vec<Node>> {
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| {
             let m = e.marker();
-            let offset = char_to_byte(text, m.index());
+            let offset = builder.byte(m.index());
             Diag::input(format!("invalid YAML: {}", e.info()))
-                .at(&loc_at(&src, offset, 1))
+                .at(&builder.loc_from(offset, 1, m.line(), m.col()))
                 .hint("check the indentation and quoting around this line")
         })?;
         builder.event(ev, span)?;
@@ -154,21 +155,12 @@ pub fn load_str(src: Arc<Source>) -> Result<Vec<Node>> {
     Ok(builder.docs)
 }
 
-fn char_to_byte(text: &str, char_index: usize) -> usize {
-    text.char_indices()
-        .nth(char_index)
-        .map_or(text.len(), |(b, _)| b)
-}
-
-fn loc_at(src: &Arc<Source>, offset: usize, len: usize) -> Loc {
-    let (line, col) = src.line_col(offset);
-    Loc {
-        src: src.clone(),
-        offset,
-        len,
-        line,
-        col,
-    }
+/// Byte offset of every char (plus the end), so positions from the parser (in chars) map to
+/// bytes in O(1): loading stays linear in the file size.
+fn char_offsets(text: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    v.push(text.len());
+    v
 }
 
 enum Frame {
@@ -177,6 +169,7 @@ enum Frame {
 }
 
 struct Builder {
+    offsets: Vec<usize>,
     src: Arc<Source>,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
@@ -184,10 +177,27 @@ struct Builder {
 }
 
 impl Builder {
+    fn byte(&self, char_index: usize) -> usize {
+        self.offsets
+            .get(char_index)
+            .copied()
+            .unwrap_or(self.src.text.len())
+    }
+
+    fn loc_from(&self, offset: usize, len: usize, line: usize, col: usize) -> Loc {
+        Loc {
+            src: self.src.clone(),
+            offset,
+            len,
+            line: line.max(1),
+            col: col + 1,
+        }
+    }
+
     fn loc(&self, span: Span) -> Loc {
-        let start = char_to_byte(&self.src.text, span.start.index());
-        let end = char_to_byte(&self.src.text, span.end.index()).max(start);
-        loc_at(&self.src, start, end - start)
+        let start = self.byte(span.start.index());
+        let end = self.byte(span.end.index()).max(start);
+        self.loc_from(start, end - start, span.start.line(), span.start.col())
     }
 
     fn event(&mut self, ev: Event<'_>, span: Span) -> Result<()> {

@@ -89,6 +89,55 @@ impl ConnSpec {
     }
 }
 
+/// Builds a host's connection settings from its (already rendered) `ansible_*` variables.
+/// `connection`/`remote_user` are a play's or task's overrides. A host named `localhost` (or
+/// `127.0.0.1`) that is not in the inventory connects locally, like Ansible's implicit localhost.
+pub fn spec_from_vars(
+    target: &str,
+    vars: Map<String, Value>,
+    connection: Option<&str>,
+    remote_user: Option<&str>,
+    in_inventory: bool,
+) -> Result<ConnSpec, String> {
+    let get = |k: &str| {
+        vars.get(k)
+            .filter(|v| !v.is_null())
+            .map(crate::value::to_text)
+    };
+    let implicit_local = matches!(target, "localhost" | "127.0.0.1" | "::1") && !in_inventory;
+    let transport_name = connection
+        .map(str::to_string)
+        .or_else(|| get("ansible_connection"))
+        .unwrap_or_else(|| {
+            if implicit_local {
+                "local".into()
+            } else {
+                "ssh".into()
+            }
+        });
+    let transport = Transport::parse(&transport_name).ok_or_else(|| {
+        format!("unknown connection `{transport_name}` (use ssh, winrm or local)")
+    })?;
+    let port = match get("ansible_port") {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("ansible_port `{p}` is not a port number"))?,
+        ),
+        None => None,
+    };
+    Ok(ConnSpec {
+        host: target.to_string(),
+        transport,
+        address: get("ansible_host").unwrap_or_else(|| target.to_string()),
+        port,
+        user: remote_user
+            .map(str::to_string)
+            .or_else(|| get("ansible_user")),
+        password: get("ansible_password").or_else(|| get("ansible_ssh_pass")),
+        vars,
+    })
+}
+
 /// Privilege escalation for one command (`become`).
 #[derive(Debug, Clone)]
 pub struct Become {

@@ -15,7 +15,7 @@ use crate::connection::Transport;
 use crate::value::to_text;
 
 pub static MODULES: &[&dyn Module] = &[
-    &Command, &Shell, &Raw, &Debug, &SetFact, &Assert, &Fail, &Pause, &Meta, &WaitFor,
+    &Command, &Shell, &Raw, &Debug, &SetFact, &Assert, &Fail, &Pause, &Meta, &WaitFor, &Setup,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
@@ -602,4 +602,168 @@ impl Module for WaitFor {
             tokio::time::sleep(sleep).await;
         }
     }
+}
+
+static SETUP_DEF: ModuleDef = ModuleDef {
+    name: "setup",
+    namespaces: BUILTIN,
+    params: &[
+        p("gather_subset", Any),
+        p("filter", Any),
+        p("gather_timeout", Int),
+    ],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+/// Facts in one round trip: the script prints `key=value` lines.
+const POSIX_FACTS: &str = r#"
+h=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)
+echo "hostname=${h%%.*}"
+echo "fqdn=$(hostname -f 2>/dev/null || echo "$h")"
+echo "system=$(uname -s)"
+echo "kernel=$(uname -r)"
+echo "architecture=$(uname -m)"
+echo "vcpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
+awk '/^MemTotal:/ {print "memtotal_kb=" $2}' /proc/meminfo 2>/dev/null
+if [ -r /etc/os-release ]; then . /etc/os-release; echo "os_id=$ID"; echo "os_name=$NAME"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; fi
+r=$(ip -4 route get 1.0.0.0 2>/dev/null | head -n1)
+[ -n "$r" ] || r=$(ip -4 route show default 2>/dev/null | head -n1)
+echo "route=$r"
+echo "ipv4=$(ip -4 -o addr show 2>/dev/null | awk '{print $2 "/" $4}' | tr '\n' ' ')"
+echo "user=$(id -un)"
+echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+"#;
+
+struct Setup;
+
+#[async_trait]
+impl Module for Setup {
+    fn def(&self) -> &'static ModuleDef {
+        &SETUP_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, _args: Args) -> ModResult {
+        if ctx.conn.transport == Transport::Winrm {
+            return Err(ModError::msg(
+                "fact gathering on Windows hosts is not available yet; set `gather_facts: false`",
+            ));
+        }
+        let out = ctx.exec(POSIX_FACTS, None).await?;
+        if out.rc != 0 {
+            return Err(ModError::msg(format!(
+                "fact gathering failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut raw = std::collections::HashMap::new();
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                raw.insert(k.to_string(), v.trim().to_string());
+            }
+        }
+        Ok(facts_from_raw(&raw))
+    }
+}
+
+fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String, Value> {
+    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
+    let mut f = Map::new();
+    f.insert("ansible_hostname".into(), get("hostname").into());
+    f.insert("ansible_nodename".into(), get("hostname").into());
+    f.insert("ansible_fqdn".into(), get("fqdn").into());
+    f.insert("ansible_system".into(), get("system").into());
+    f.insert("ansible_kernel".into(), get("kernel").into());
+    f.insert("ansible_architecture".into(), get("architecture").into());
+    f.insert("ansible_user_id".into(), get("user").into());
+    f.insert(
+        "ansible_processor_vcpus".into(),
+        get("vcpus").parse::<u64>().unwrap_or(0).into(),
+    );
+    f.insert(
+        "ansible_memtotal_mb".into(),
+        (get("memtotal_kb").parse::<u64>().unwrap_or(0) / 1024).into(),
+    );
+    let id = get("os_id");
+    let like = get("os_like");
+    let family = match id.as_str() {
+        "debian" | "ubuntu" | "linuxmint" | "raspbian" => "Debian",
+        "rhel" | "centos" | "fedora" | "rocky" | "almalinux" | "amzn" | "ol" => "RedHat",
+        "sles" | "opensuse-leap" | "opensuse-tumbleweed" => "Suse",
+        "alpine" => "Alpine",
+        "arch" => "Archlinux",
+        _ if like.contains("debian") => "Debian",
+        _ if like.contains("rhel") || like.contains("fedora") => "RedHat",
+        _ => "",
+    };
+    let distribution = match id.as_str() {
+        "debian" => "Debian".to_string(),
+        "ubuntu" => "Ubuntu".to_string(),
+        "rhel" => "RedHat".to_string(),
+        "centos" => "CentOS".to_string(),
+        "rocky" => "Rocky".to_string(),
+        "almalinux" => "AlmaLinux".to_string(),
+        other => {
+            let mut c = other.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        }
+    };
+    f.insert("ansible_os_family".into(), family.into());
+    f.insert("ansible_distribution".into(), distribution.into());
+    let version = get("os_version");
+    f.insert(
+        "ansible_distribution_major_version".into(),
+        version.split('.').next().unwrap_or("").into(),
+    );
+    f.insert("ansible_distribution_version".into(), version.into());
+    f.insert("ansible_boot_id".into(), get("boot_id").into());
+    // `1.0.0.0 via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0`
+    let route = get("route");
+    let words: Vec<&str> = route.split_whitespace().collect();
+    let after = |k: &str| {
+        words
+            .iter()
+            .position(|w| *w == k)
+            .and_then(|i| words.get(i + 1))
+            .map(|s| s.to_string())
+    };
+    let mut v4 = Map::new();
+    if let Some(dev) = after("dev") {
+        v4.insert("interface".into(), dev.into());
+    }
+    if let Some(src) = after("src") {
+        v4.insert("address".into(), src.into());
+    }
+    if let Some(gw) = after("via") {
+        v4.insert("gateway".into(), gw.into());
+    }
+    let mut all = Vec::new();
+    let mut ifaces = Vec::new();
+    for entry in get("ipv4").split_whitespace() {
+        if let Some((dev, cidr)) = entry.split_once('/') {
+            let addr = cidr.split('/').next().unwrap_or("");
+            if v4.get("interface").and_then(Value::as_str) == Some(dev)
+                && !v4.contains_key("address")
+            {
+                v4.insert("address".into(), addr.into());
+            }
+            if !addr.starts_with("127.") {
+                all.push(Value::String(addr.to_string()));
+            }
+            if !ifaces.contains(&Value::String(dev.to_string())) {
+                ifaces.push(Value::String(dev.to_string()));
+            }
+        }
+    }
+    f.insert("ansible_default_ipv4".into(), Value::Object(v4));
+    f.insert("ansible_all_ipv4_addresses".into(), Value::Array(all));
+    f.insert("ansible_interfaces".into(), Value::Array(ifaces));
+    let mut r = outcome(false);
+    r.insert("ansible_facts".into(), Value::Object(f));
+    r
 }

@@ -515,10 +515,12 @@ fn coerce(def: &ModuleDef, param: &Param, v: Value) -> Result<Value, String> {
     }
     let v = match param.ty {
         ParamType::Any => v,
+        // Like Ansible's str conversion: `True`, not `true`; structures as JSON (what `copy`
+        // does with a mapping as `content`).
         ParamType::Str => match v {
             Value::String(_) => v,
-            Value::Number(_) | Value::Bool(_) => Value::String(crate::value::to_text(&v)),
-            _ => return Err(bad(&v)),
+            Value::Null => return Err(bad(&v)),
+            other => Value::String(crate::value::arg_text(&other)),
         },
         ParamType::Bool => match crate::value::as_bool(&v) {
             Some(b) if !matches!(v, Value::Null) => Value::Bool(b),

@@ -94,6 +94,10 @@ lab_kill_net() {
   for p in $(pgrep -f "^mixop-lab-anchor net=$x " 2>/dev/null || true); do
     i=$(readlink "/proc/$p/ns/net" 2>/dev/null) && { i=${i#net:[}; inodes+=("${i%]}"); }
   done
+  # Links up first, so the controller's side of open connections sees them close (an ssh
+  # ControlMaster left talking to a vanished host would hang on the next run).
+  ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^${LAB_VETH}[0-9]+\$" |
+    sed 's/^/link set up dev /' | ip -force -batch - >/dev/null 2>&1 || true
   if [ ${#inodes[@]} -gt 0 ]; then
     # One pass over /proc for all namespaces (ip netns pids would scan once per netns).
     mapfile -t pids < <(find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/net' -printf '%h %l\n' 2>/dev/null |

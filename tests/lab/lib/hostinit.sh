@@ -24,6 +24,9 @@ mount --bind "$stage/usr-local-bin" /usr/local/bin
 mount --bind "$stage/home" /home
 mount --bind "$stage/root" /root
 mount --bind "$stage/tmp" /tmp
+# Drop this namespace's copies of the lab's netns mounts (/run/netns/*): they would keep
+# other hosts' (and other labs') network namespaces alive after those are deleted.
+umount -l /run/netns 2>/dev/null || true
 # /run last: it hides $stage. The host gets its own /run (sshd.pid, /run/sshd, sudo stamps).
 mount --bind "$stage/run" /run
 echo $$ > /run/anchor.pid

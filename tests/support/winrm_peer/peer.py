@@ -353,7 +353,8 @@ class Command:
         self.single_big = False
         self.synthetic = False
         self.record_info: dict | None = None
-        self.on_done = None  # callable run once when done (record-mode reboot)
+        self.on_done = None  # callable run once when done
+        self.reboot_after: float | None = None  # record mode: reboot this long after Done reaches the client
         self.created = time.time()
 
     # output side -------------------------------------------------------------------------
@@ -585,6 +586,44 @@ class Peer:
             info["waiting_stdin"] = False
             self.complete_record(cmd)
 
+    def write_record(self, record: dict) -> None:
+        record = dict({"time": time.time(), "time_iso": datetime.datetime.now(datetime.timezone.utc).isoformat()},
+                      **record)
+        with self.record_lock:
+            self.records.append(record)
+            if self.args.record_log:
+                try:
+                    with open(self.args.record_log, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                except OSError as exc:
+                    log("cannot write record log: %s" % exc)
+        self.bump("records")
+        vlog("record: %s" % json.dumps(record, ensure_ascii=False)[:400])
+
+    def expand(self, text: str, cmd: Command, stdin_text: str, script: str | None) -> str:
+        """Fill {{name}} placeholders in a rule's output (unknown names are left alone)."""
+        if "{{" not in text:
+            return text
+        raw = bytes(cmd.stdin_buf)
+        decoded = bytearray()
+        for line in raw.splitlines():  # Ansible-style uploads: base64 lines on stdin
+            line = line.strip()
+            if line:
+                try:
+                    decoded.extend(base64.b64decode(line, validate=False))
+                except Exception:
+                    pass
+        values = {
+            "stdin": stdin_text, "script": script or "", "command_line": cmd.cmdline,
+            "shell_id": cmd.shell.id, "command_id": cmd.id, "user": cmd.shell.owner,
+            "boot_time": str(self.boot_filetime), "stdin_bytes": str(len(raw)),
+            "stdin_sha1": hashlib.sha1(raw).hexdigest(), "stdin_sha256": hashlib.sha256(raw).hexdigest(),
+            "stdin_b64_bytes": str(len(decoded)),
+            "stdin_b64_sha1": hashlib.sha1(decoded).hexdigest(),
+            "stdin_b64_sha256": hashlib.sha256(decoded).hexdigest(),
+        }
+        return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: values.get(m.group(1), m.group(0)), text)
+
     def complete_record(self, cmd: Command) -> None:
         info = cmd.record_info or {}
         codec = codepage_codec(cmd.shell.codepage)
@@ -602,6 +641,9 @@ class Peer:
                 cpat = rule.get("command")
                 if cpat is not None and not re.search(cpat, cmd.cmdline):
                     continue
+                spat = rule.get("stdin_match")
+                if spat is not None and not re.search(spat, stdin_text, re.S | re.M):
+                    continue
                 times = rule.get("times")
                 if times is not None and self.rule_hits[i] >= int(times):
                     continue
@@ -609,8 +651,8 @@ class Peer:
                 log("bad rule regex %r: %s" % (rule, exc))
                 continue
             self.rule_hits[i] += 1
-            stdout = rule.get("stdout", "") or ""
-            stderr = rule.get("stderr", "") or ""
+            stdout = self.expand(str(rule.get("stdout", "") or ""), cmd, stdin_text, script)
+            stderr = self.expand(str(rule.get("stderr", "") or ""), cmd, stdin_text, script)
             rc = int(rule.get("rc", 0) or 0)
             delay_ms = int(rule.get("delay_ms", 0) or 0)
             rule_idx = i
@@ -645,32 +687,20 @@ class Peer:
                 m = RE_SHUTDOWN_T.search(text)
                 t = float(m.group(1)) if m else (30.0 if RE_SHUTDOWN_R.search(text) else 0.0)
                 reboot_delay = min(t, float(self.args.reboot_delay_cap))
-        record = {
-            "time": time.time(),
-            "time_iso": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        self.write_record({
             "shell_id": cmd.shell.id, "command_id": cmd.id, "user": cmd.shell.owner,
             "codepage": cmd.shell.codepage, "noprofile": cmd.shell.noprofile,
             "command": cmd.command, "arguments": cmd.arguments, "command_line": cmd.cmdline,
             "stdin": stdin_text, "stdin_bytes": len(cmd.stdin_buf),
             "script": script, "script_source": info.get("source"),
             "rule": rule_idx, "builtin": builtin, "rc": rc,
-        }
-        with self.record_lock:
-            self.records.append(record)
-            if self.args.record_log:
-                try:
-                    with open(self.args.record_log, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                except OSError as exc:
-                    log("cannot write record log: %s" % exc)
-        self.bump("records")
-        vlog("record: %s" % json.dumps(record, ensure_ascii=False)[:400])
+        })
 
         def deliver() -> None:
             if cmd.removed:
                 return
             if reboot_delay is not None:
-                cmd.on_done = lambda: self.schedule_reboot(reboot_delay, None)
+                cmd.reboot_after = reboot_delay
             cmd.push("stdout", out_b)
             cmd.push("stderr", err_b)
             cmd.finish(rc)
@@ -940,13 +970,13 @@ class Soap:
             peer.bump_in("requests_by_action", "(malformed)")
             f = invalid_xml(str(exc))
             peer.bump_in("faults", f.stat)
-            return 400, fault_envelope(f, "", conn.machine), "(malformed)"
+            return 500, fault_envelope(f, "", conn.machine), "(malformed)"
         name = req.short_action()
         peer.bump_in("requests_by_action", name)
         try:
             if name == "Identify":
                 return 200, self.identify(req.message_id, True), name
-            if req.max_envelope > peer.max_env_bytes:
+            if peer.args.reject_large_max_envelope and req.max_envelope > peer.max_env_bytes:
                 raise Fault("s:Sender", "w:EncodingLimit",
                             "The WS-Management service cannot process the request because the request contained "
                             "a MaxEnvelopeSize that is larger than the service allows. ", CODE_MAX_ENVELOPE_SIZE,
@@ -1081,7 +1111,21 @@ class Soap:
                 inj.big_mb, inj.big_single = 0.0, False
                 peer.stats["injected"]["big"] += 1
         vlog("command %s in shell %s: %r" % (cid, sh.id, cmd.cmdline[:200]))
-        if endless:
+        skip_cmd = truthy(req.options.get("WINRS_SKIP_CMD_SHELL"))
+        limit = 32767 if skip_cmd else 8191
+        if not peer.args.no_cmdline_limit and len(cmd.cmdline) > limit:
+            # cmd.exe refuses command lines over 8191 characters (CreateProcess: 32767), reported through
+            # the command's own output and exit code, as Windows does.
+            msg = "The filename or extension is too long.\r\n" if skip_cmd else "The command line is too long.\r\n"
+            if peer.mode == "record":
+                peer.write_record({
+                    "shell_id": sh.id, "command_id": cid, "user": sh.owner, "codepage": sh.codepage,
+                    "noprofile": sh.noprofile, "command": command, "arguments": arguments,
+                    "command_line": cmd.cmdline, "stdin": "", "stdin_bytes": 0, "script": None,
+                    "script_source": None, "rule": None, "builtin": "command_line_too_long", "rc": 1})
+            cmd.push("stderr", msg.encode())
+            cmd.finish(1)
+        elif endless:
             self._start_endless(cmd)
         elif big:
             self._start_big(cmd, big_mb, big_single)
@@ -1285,6 +1329,10 @@ class Soap:
                 cmd.done_delivered = True
             else:
                 parts.append('<rsp:CommandState CommandId="%s" State="%s"/>' % (cmd.id, STATE_RUNNING))
+            reboot_after, cmd.reboot_after = (cmd.reboot_after, None) if finished else (None, cmd.reboot_after)
+        if reboot_after is not None:
+            # Like `shutdown /r /t N`: the host goes down N seconds after the command returned.
+            peer.schedule_reboot(max(reboot_after, 0.2), None)
         body = "<rsp:ReceiveResponse>%s</rsp:ReceiveResponse>" % "".join(parts)
         return soap_envelope(NS_RSP + "/ReceiveResponse", req.message_id, body)
 
@@ -1305,6 +1353,9 @@ class Soap:
             cmd = sh.commands.get(cid)
             if cmd is None:
                 raise command_not_found()
+            if cmd.reboot_after is not None and cmd.done:
+                peer.schedule_reboot(max(cmd.reboot_after, 0.2), None)
+                cmd.reboot_after = None
             if kind == "terminate":
                 with peer.lock:
                     sh.commands.pop(cid, None)
@@ -1431,8 +1482,9 @@ class Connection:
         req = HttpRequest(method, target, version, headers, b"")
         if req.header("expect").lower() == "100-continue":
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # Bodies are read (and later unsealed) whole up to 64 MiB even when they exceed MaxEnvelopeSize, so the
+        # NTLM sequence numbers stay in step after a 413; beyond that the connection is answered 413 and closed.
         hard_cap = 64 * 1024 * 1024
-        limit = self.peer.max_env_bytes + 64 * 1024
         if "chunked" in req.header("transfer-encoding").lower():
             body = bytearray()
             while True:
@@ -1453,10 +1505,8 @@ class Connection:
                     raise CloseConnection("body too large")
                 data = rf.read(size)
                 rf.readline(3)
-                if len(body) <= limit:
-                    body.extend(data)
+                body.extend(data)
             req.body = bytes(body)
-            req.too_large = len(body) > limit
             return req
         cl = req.header("content-length")
         if cl:
@@ -1468,15 +1518,6 @@ class Connection:
                 req.too_large = True
                 req.body = b""
                 req.discard_unread = True  # type: ignore[attr-defined]
-                return req
-            if n > limit:
-                left = n
-                while left > 0:
-                    chunk = rf.read(min(left, 1 << 20))
-                    if not chunk:
-                        raise CloseConnection("eof in body")
-                    left -= len(chunk)
-                req.too_large = True
                 return req
             body = rf.read(n) if n else b""
             if len(body) != n:
@@ -1531,8 +1572,15 @@ class Connection:
                     vlog("TLS handshake failed from %s: %s" % (self.addr, exc))
                     return
             self.rfile = self.sock.makefile("rb", buffering=65536)
+            idle = float(peer.args.idle_timeout)
             while not self.closed and not peer.stop_event.is_set():
-                req = self.read_request()
+                self.sock.settimeout(idle if idle > 0 else None)
+                try:
+                    req = self.read_request()
+                except socket.timeout:
+                    vlog("idle connection %s:%s closed after %.0fs" % (self.addr[0], self.addr[1], idle))
+                    return
+                self.sock.settimeout(None)
                 if req is None:
                     return
                 peer.bump("http_requests")
@@ -1555,6 +1603,15 @@ class Connection:
             with peer.lock:
                 peer.conns.discard(self)
                 peer.stats["connections_open"] -= 1
+            try:
+                if self.rfile is not None:
+                    self.rfile.close()
+            except OSError:
+                pass
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 self.sock.close()
             except OSError:
@@ -2012,7 +2069,9 @@ def apply_control(peer: Peer, op: str, body) -> object:
             peer.inj = Injections()
             return peer.inj.as_dict()
         if op == "reset_stats":
+            still_open = peer.stats["connections_open"]
             peer.stats = peer._fresh_stats()
+            peer.stats["connections_open"] = still_open
             return None
         if op == "rules":
             rules = body.get("rules") if isinstance(body, dict) else body
@@ -2081,12 +2140,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record-log", help="record mode: append one JSON line per Command here")
     p.add_argument("--replies", help="record mode: JSON/YAML list of {match, stdout, stderr, rc} rules")
     p.add_argument("--max-envelope-kb", type=int, default=500, help="MaxEnvelopeSizekb (default 500)")
+    p.add_argument("--reject-large-max-envelope", action="store_true",
+                   help="fault (2150858823) when a request's w:MaxEnvelopeSize exceeds --max-envelope-kb "
+                        "(unverified against Windows, so off by default)")
+    p.add_argument("--no-cmdline-limit", action="store_true",
+                   help="do not emulate cmd.exe's 8191-character command line limit")
     p.add_argument("--max-shells", type=int, default=30, help="MaxShellsPerUser (default 30)")
     p.add_argument("--operation-timeout-cap", type=float, default=60.0,
                    help="upper bound in seconds for a Receive's wait (MaxTimeoutms, default 60)")
     p.add_argument("--reboot-down", type=float, default=3.0, help="seconds the listener stays down on reboot")
     p.add_argument("--reboot-delay-cap", type=float, default=1.0,
                    help="cap in seconds on the 'shutdown /t N' delay before a simulated reboot")
+    p.add_argument("--idle-timeout", type=float, default=120.0,
+                   help="close keep-alive connections idle this long (HTTP.sys default 120 s; 0 = never)")
     p.add_argument("--control", action="store_true", help="open the JSON control endpoint")
     p.add_argument("--control-listen", default="127.0.0.1:0")
     p.add_argument("--control-port-file")

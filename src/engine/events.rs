@@ -1,0 +1,100 @@
+//! What the engine reports. The engine never formats text for humans: `output` renders these.
+//! The JSON output writes them one per line, so the field names are a stable schema
+//! (documented in README.md).
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Changed,
+    Failed,
+    Unreachable,
+    Skipped,
+}
+
+/// Per-host counters, as in ansible-playbook's recap (`ok` includes `changed`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub ok: u32,
+    pub changed: u32,
+    pub unreachable: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub rescued: u32,
+    pub ignored: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    PlaybookStart {
+        playbook: String,
+        check_mode: bool,
+    },
+    PlayStart {
+        name: String,
+        hosts: Vec<String>,
+    },
+    TaskStart {
+        name: String,
+        /// `file:line` of the task.
+        location: String,
+        hosts: Vec<String>,
+        handler: bool,
+    },
+    /// A host began working on the current task (for live progress).
+    HostTaskStart {
+        host: String,
+        task: String,
+    },
+    HostResult {
+        host: String,
+        task: String,
+        status: Status,
+        changed: bool,
+        /// The failure was ignored (`ignore_errors`).
+        ignored: bool,
+        duration_ms: u64,
+        /// Set for one item of a loop (its label).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        delegated_to: Option<String>,
+        /// The module's result, with `no_log` results censored.
+        result: Value,
+    },
+    Warning {
+        message: String,
+    },
+    Recap {
+        hosts: IndexMap<String, Stats>,
+        elapsed_ms: u64,
+        interrupted: bool,
+    },
+}
+
+/// Receives events; implementations must be cheap (they run on the engine's tasks).
+pub trait Output: Send + Sync {
+    fn emit(&self, event: &Event);
+}
+
+/// Censors a result for `no_log` tasks, keeping only the status flags.
+pub fn censor(result: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "censored".into(),
+        "the output has been hidden due to the fact that 'no_log: true' was specified for this result".into(),
+    );
+    if let Value::Object(r) = result {
+        for k in ["changed", "failed", "skipped", "unreachable"] {
+            if let Some(v) = r.get(k) {
+                m.insert(k.into(), v.clone());
+            }
+        }
+    }
+    Value::Object(m)
+}

@@ -1,0 +1,139 @@
+//! Per-host state for the whole run: facts and registered results, connections, counters.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+
+use super::events::Stats;
+use crate::connection::Transport;
+use crate::modules::ConnSlot;
+
+pub struct HostState {
+    pub name: String,
+    /// Layered inventory variables (raw: templates inside are rendered on use).
+    pub inv_vars: Map<String, Value>,
+    /// `set_fact`, `register` and gathered facts: above play/task vars, below extra vars.
+    facts: Mutex<Map<String, Value>>,
+    /// One connection per transport (a task may override `connection:`).
+    slots: tokio::sync::Mutex<HashMap<Transport, Arc<ConnSlot>>>,
+    stats: Mutex<Stats>,
+    failed: AtomicBool,
+    unreachable: AtomicBool,
+    ended: AtomicBool,
+    /// Took part in at least one play (only those appear in the recap).
+    played: AtomicBool,
+    notified: Mutex<Vec<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HostState {
+    pub fn new(name: &str, inv_vars: Map<String, Value>) -> HostState {
+        HostState {
+            name: name.to_string(),
+            inv_vars,
+            facts: Mutex::default(),
+            slots: tokio::sync::Mutex::default(),
+            stats: Mutex::default(),
+            failed: AtomicBool::new(false),
+            unreachable: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            played: AtomicBool::new(false),
+            notified: Mutex::default(),
+        }
+    }
+
+    /// Still taking tasks: not failed, not unreachable, not ended by `meta: end_host`.
+    pub fn active(&self) -> bool {
+        !self.failed.load(Ordering::SeqCst)
+            && !self.unreachable.load(Ordering::SeqCst)
+            && !self.ended.load(Ordering::SeqCst)
+    }
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::SeqCst)
+    }
+    pub fn set_failed(&self, v: bool) {
+        self.failed.store(v, Ordering::SeqCst);
+    }
+    pub fn set_unreachable(&self) {
+        self.unreachable.store(true, Ordering::SeqCst);
+    }
+    pub fn mark_played(&self) {
+        self.played.store(true, Ordering::SeqCst);
+    }
+    pub fn played(&self) -> bool {
+        self.played.load(Ordering::SeqCst)
+    }
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+    }
+    /// Resets `meta: end_host` at the end of a play (the host takes part in the next play).
+    pub fn reset_end(&self) {
+        self.ended.store(false, Ordering::SeqCst);
+    }
+    pub fn clear_errors(&self) {
+        self.failed.store(false, Ordering::SeqCst);
+    }
+    /// A failure handled by a `rescue` section: counted as rescued instead of failed.
+    pub fn rescue(&self) {
+        self.set_failed(false);
+        let mut s = lock(&self.stats);
+        s.failed = s.failed.saturating_sub(1);
+        s.rescued += 1;
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.stats).clone()
+    }
+    pub fn count(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut lock(&self.stats));
+    }
+
+    pub fn facts(&self) -> Map<String, Value> {
+        lock(&self.facts).clone()
+    }
+    pub fn set_fact(&self, name: &str, value: Value) {
+        lock(&self.facts).insert(name.to_string(), value);
+    }
+    pub fn clear_facts(&self) {
+        lock(&self.facts).clear();
+    }
+
+    pub fn notify(&self, name: &str) {
+        let mut n = lock(&self.notified);
+        if !n.iter().any(|x| x == name) {
+            n.push(name.to_string());
+        }
+    }
+    pub fn is_notified(&self, name: &str, listen: &[String]) -> bool {
+        let n = lock(&self.notified);
+        n.iter().any(|x| x == name || listen.contains(x))
+    }
+    pub fn clear_notified(&self) {
+        lock(&self.notified).clear();
+    }
+
+    /// The connection slot for a transport, created from `spec` on first use.
+    pub async fn slot(&self, spec: crate::connection::ConnSpec) -> Arc<ConnSlot> {
+        let mut slots = self.slots.lock().await;
+        slots
+            .entry(spec.transport)
+            .or_insert_with(|| Arc::new(ConnSlot::new(spec)))
+            .clone()
+    }
+
+    /// Drops connections so the next task reconnects (`meta: reset_connection`).
+    pub async fn close(&self) {
+        let slots: Vec<Arc<ConnSlot>> = self.slots.lock().await.drain().map(|(_, s)| s).collect();
+        for s in slots {
+            s.close().await;
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The run: plays → batches → tasks → hosts, in parallel, emitting `Event`s.
+//!
+//! The engine walks the task tree once per batch ("linear": every task runs on all hosts of the
+//! batch at once, the next task starts when all have finished it) or once per host ("free").
+//! Per-host state (facts, registered results, connections, counters) lives in `HostState` and
+//! persists across plays, like Ansible's.
+
+pub mod adhoc;
+pub mod events;
+mod host;
+mod task;
+mod vars;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use futures::future::{BoxFuture, FutureExt, join_all};
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+pub use events::{Event, Output, Stats, Status};
+use host::HostState;
+
+use crate::diag::Diag;
+use crate::inventory::Inventory;
+use crate::playbook::{Play, Playbook, Serial, Strategy, Task, TaskKind, TaskOpts};
+use crate::template::{Templar, Vars};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub limit: Option<String>,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub check: bool,
+    pub diff: bool,
+    pub forks: Option<usize>,
+    pub start_at_task: Option<String>,
+    pub extra_vars: Map<String, Value>,
+    pub verbosity: u8,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub stats: IndexMap<String, Stats>,
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    pub fn any_failed(&self) -> bool {
+        self.stats.values().any(|s| s.failed > 0)
+    }
+    pub fn any_unreachable(&self) -> bool {
+        self.stats.values().any(|s| s.unreachable > 0)
+    }
+}
+
+pub struct Engine {
+    inv: Inventory,
+    templar: Arc<Templar>,
+    opts: RunOptions,
+    out: Arc<dyn Output>,
+    hosts: std::sync::Mutex<IndexMap<String, Arc<HostState>>>,
+    /// `--start-at-task`: tasks are skipped until one with this name is reached.
+    waiting_for_start: std::sync::Mutex<Option<String>>,
+    forks: Arc<Semaphore>,
+    playbook_dir: PathBuf,
+}
+
+/// Settings inherited from enclosing plays and blocks.
+#[derive(Clone, Default)]
+struct Inherit {
+    opts: TaskOpts,
+    vars: Map<String, Value>,
+    when: Vec<Value>,
+    /// Inside a block that has `rescue`: failures are handled there, not by any_errors_fatal.
+    rescuable: bool,
+    /// Extra variables for tasks of an included file inside a loop (`item`).
+    include_vars: Map<String, Value>,
+}
+
+/// One batch of one play.
+struct PlayCtx<'a> {
+    play: &'a Play,
+    play_vars: Map<String, Value>,
+    play_hosts: Vec<String>,
+    batch: Vec<String>,
+    aborted: AtomicBool,
+}
+
+impl Engine {
+    pub fn new(
+        inv: Inventory,
+        templar: Arc<Templar>,
+        opts: RunOptions,
+        out: Arc<dyn Output>,
+        playbook_dir: &Path,
+    ) -> Engine {
+        let forks = opts.forks.unwrap_or(1024).max(1);
+        Engine {
+            waiting_for_start: std::sync::Mutex::new(opts.start_at_task.clone()),
+            inv,
+            templar,
+            opts,
+            out,
+            hosts: std::sync::Mutex::new(IndexMap::new()),
+            forks: Arc::new(Semaphore::new(forks)),
+            playbook_dir: playbook_dir.to_path_buf(),
+        }
+    }
+
+    fn emit(&self, ev: Event) {
+        self.out.emit(&ev);
+    }
+
+    fn host(&self, name: &str) -> Arc<HostState> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(HostState::new(name, self.inv.host_vars(name))))
+            .clone()
+    }
+
+    fn host_active(&self, name: &str) -> bool {
+        self.host(name).active()
+    }
+
+    /// Runs every play. Returns the recap; `Err` only for problems found before any host was
+    /// contacted in a play (e.g. a `vars_files` file that does not exist).
+    pub async fn run(&self, playbook: &Playbook) -> Result<RunSummary, Diag> {
+        let t0 = Instant::now();
+        self.emit(Event::PlaybookStart {
+            playbook: playbook.path.display().to_string(),
+            check_mode: self.opts.check,
+        });
+        for play in &playbook.plays {
+            self.run_play(play).await?;
+            let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if hosts.values().any(|h| h.played())
+                && hosts.values().filter(|h| h.played()).all(|h| !h.active())
+            {
+                break;
+            }
+        }
+        Ok(self.finish(t0, false).await)
+    }
+
+    /// Closes every connection and emits the recap.
+    pub async fn finish(&self, t0: Instant, interrupted: bool) -> RunSummary {
+        let hosts: Vec<Arc<HostState>> = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        join_all(hosts.iter().map(|h| h.close())).await;
+        let stats: IndexMap<String, Stats> = hosts
+            .iter()
+            .filter(|h| h.played())
+            .map(|h| (h.name.clone(), h.stats()))
+            .collect();
+        self.emit(Event::Recap {
+            hosts: stats.clone(),
+            elapsed_ms: t0.elapsed().as_millis() as u64,
+            interrupted,
+        });
+        RunSummary { stats, interrupted }
+    }
+
+    async fn run_play(&self, play: &Play) -> Result<(), Diag> {
+        let extra = Vars {
+            vars: Arc::new(self.opts.extra_vars.clone()),
+            hostvars: Arc::default(),
+            data_vars: Arc::default(),
+        };
+        let pattern = self
+            .templar
+            .render_str(&play.hosts, &extra)
+            .map_err(|e| Diag::input(format!("hosts: {}", e.message)).at(&play.loc))?;
+        let mut hosts = self.inv.select(&pattern)?;
+        if let Some(limit) = &self.opts.limit {
+            let allowed = self.inv.select(limit)?;
+            hosts.retain(|h| allowed.contains(h));
+        }
+        hosts.retain(|h| self.host_active(h));
+        if hosts.is_empty() {
+            self.emit(Event::Warning {
+                message: format!(
+                    "play '{}': no hosts matched `{pattern}`; skipping",
+                    play.name
+                ),
+            });
+            return Ok(());
+        }
+        let play_vars = self.play_vars(play, &extra)?;
+        for h in &hosts {
+            self.host(h).mark_played();
+        }
+        self.emit(Event::PlayStart {
+            name: play.name.clone(),
+            hosts: hosts.clone(),
+        });
+        for batch in batches(&hosts, &play.serial) {
+            let pc = PlayCtx {
+                play,
+                play_vars: play_vars.clone(),
+                play_hosts: hosts.clone(),
+                batch: batch.clone(),
+                aborted: AtomicBool::new(false),
+            };
+            self.run_batch(&pc).await;
+            for h in &batch {
+                self.host(h).reset_end();
+            }
+            // A batch where every host failed ends the play, like Ansible's serial.
+            if batch.iter().all(|h| !self.host_active(h)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn play_vars(&self, play: &Play, extra: &Vars) -> Result<Map<String, Value>, Diag> {
+        let mut vars = play.vars.clone();
+        for (file, loc) in &play.vars_files {
+            let mut ctx_map = vars.clone();
+            crate::value::merge(&mut ctx_map, &self.opts.extra_vars, false);
+            let ctx = Vars {
+                vars: Arc::new(ctx_map),
+                hostvars: extra.hostvars.clone(),
+                data_vars: Arc::default(),
+            };
+            let name = self
+                .templar
+                .render_str(file, &ctx)
+                .map_err(|e| Diag::input(format!("vars_files: {}", e.message)).at(loc))?;
+            let path = play.dir.join(&name);
+            let docs = crate::yaml::load_file(&path)
+                .map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
+            match docs.first().map(|d| d.to_value()) {
+                Some(Value::Object(m)) => crate::value::merge(&mut vars, &m, false),
+                None | Some(Value::Null) => {}
+                Some(_) => {
+                    return Err(Diag::input(format!(
+                        "{}: a vars file must be a mapping",
+                        path.display()
+                    ))
+                    .at(loc));
+                }
+            }
+        }
+        Ok(vars)
+    }
+
+    async fn run_batch(&self, pc: &PlayCtx<'_>) {
+        let root = Inherit {
+            opts: pc.play.opts.clone(),
+            ..Default::default()
+        };
+        if pc.play.gather_facts {
+            let setup = task::setup_task(pc.play);
+            self.run_items(pc, std::slice::from_ref(&setup), &pc.batch, &root)
+                .await;
+        }
+        let sections = [&pc.play.pre_tasks, &pc.play.tasks, &pc.play.post_tasks];
+        match pc.play.strategy {
+            Strategy::Linear => {
+                for section in sections {
+                    if !pc.aborted.load(Ordering::SeqCst) {
+                        self.run_items(pc, section, &pc.batch, &root).await;
+                    }
+                    self.flush_handlers(pc, &pc.batch, &root).await;
+                }
+            }
+            Strategy::Free => {
+                let per_host = pc.batch.iter().map(|h| {
+                    let root = root.clone();
+                    async move {
+                        let one = std::slice::from_ref(h);
+                        for section in sections {
+                            if !pc.aborted.load(Ordering::SeqCst) {
+                                self.run_items(pc, section, one, &root).await;
+                            }
+                            self.flush_handlers(pc, one, &root).await;
+                        }
+                    }
+                });
+                join_all(per_host).await;
+            }
+        }
+    }
+
+    /// Runs notified handlers for these hosts, in the order the handlers are written.
+    async fn flush_handlers(&self, pc: &PlayCtx<'_>, hosts: &[String], inh: &Inherit) {
+        for handler in &pc.play.handlers {
+            let name = handler.name.clone().unwrap_or_default();
+            let notified: Vec<String> = hosts
+                .iter()
+                .filter(|h| {
+                    let hs = self.host(h);
+                    (hs.active() || pc.play.force_handlers)
+                        && hs.is_notified(&name, &handler.listen)
+                })
+                .cloned()
+                .collect();
+            if notified.is_empty() {
+                continue;
+            }
+            self.run_task(pc, handler, &notified, inh, true).await;
+        }
+        for h in hosts {
+            self.host(h).clear_notified();
+        }
+    }
+
+    fn run_items<'a>(
+        &'a self,
+        pc: &'a PlayCtx<'a>,
+        items: &'a [Task],
+        hosts: &'a [String],
+        inh: &'a Inherit,
+    ) -> BoxFuture<'a, ()> {
+        async move {
+            for task in items {
+                if pc.aborted.load(Ordering::SeqCst) {
+                    return;
+                }
+                let active: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| self.host_active(h))
+                    .cloned()
+                    .collect();
+                if active.is_empty() {
+                    return;
+                }
+                match &task.kind {
+                    TaskKind::Block {
+                        block,
+                        rescue,
+                        always,
+                    } => {
+                        self.run_block(pc, task, block, rescue, always, &active, inh)
+                            .await;
+                    }
+                    TaskKind::IncludeTasks { .. }
+                    | TaskKind::Meta { .. }
+                    | TaskKind::Module { .. } => {
+                        if !self.selected(task) {
+                            continue;
+                        }
+                        self.run_task(pc, task, &active, inh, false).await;
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_block(
+        &self,
+        pc: &PlayCtx<'_>,
+        task: &Task,
+        block: &[Task],
+        rescue: &[Task],
+        always: &[Task],
+        active: &[String],
+        inh: &Inherit,
+    ) {
+        let mut child = inh.clone();
+        child.opts = task.opts.inherit(&inh.opts);
+        crate::value::merge(&mut child.vars, &task.vars, false);
+        child.when.extend(task.when.iter().cloned());
+        let mut in_block = child.clone();
+        in_block.rescuable = inh.rescuable || !rescue.is_empty();
+        self.run_items(pc, block, active, &in_block).await;
+        let failed: Vec<String> = active
+            .iter()
+            .filter(|h| self.host(h).is_failed())
+            .cloned()
+            .collect();
+        if !rescue.is_empty() && !failed.is_empty() {
+            for h in &failed {
+                self.host(h).rescue();
+            }
+            self.run_items(pc, rescue, &failed, &child).await;
+        }
+        if !always.is_empty() {
+            let hosts: Vec<String> = active
+                .iter()
+                .filter(|h| !self.host(h).is_unreachable())
+                .cloned()
+                .collect();
+            let still_failed: Vec<String> = hosts
+                .iter()
+                .filter(|h| self.host(h).is_failed())
+                .cloned()
+                .collect();
+            for h in &still_failed {
+                self.host(h).set_failed(false);
+            }
+            self.run_items(pc, always, &hosts, &child).await;
+            for h in &still_failed {
+                self.host(h).set_failed(true);
+            }
+        }
+    }
+
+    /// Tag selection and `--start-at-task`.
+    fn selected(&self, task: &Task) -> bool {
+        {
+            let mut waiting = self
+                .waiting_for_start
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(name) = waiting.as_ref() {
+                if task.name.as_deref() != Some(name.as_str()) {
+                    return false;
+                }
+                *waiting = None;
+            }
+        }
+        tags_selected(&task.tags, &self.opts.tags, &self.opts.skip_tags)
+    }
+}
+
+/// Ansible's tag rules: `always` runs unless skipped by name, `never` only when asked for.
+pub fn tags_selected(task_tags: &[String], only: &[String], skip: &[String]) -> bool {
+    let has = |t: &str| task_tags.iter().any(|x| x == t);
+    if skip.iter().any(|s| {
+        has(s)
+            || (s == "tagged" && !task_tags.is_empty())
+            || (s == "untagged" && task_tags.is_empty())
+    }) {
+        return false;
+    }
+    if has("always") {
+        return true;
+    }
+    if only.is_empty() || only.iter().any(|t| t == "all") {
+        return !has("never");
+    }
+    only.iter().any(|t| {
+        has(t)
+            || (t == "tagged" && !task_tags.is_empty())
+            || (t == "untagged" && task_tags.is_empty())
+    })
+}
+
+/// Splits hosts into `serial` batches (the last size repeats).
+pub fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
+    if serial.is_empty() {
+        return vec![hosts.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut rest = hosts;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let step = serial[i.min(serial.len() - 1)];
+        let n = match step {
+            Serial::Count(c) => c,
+            Serial::Percent(p) => ((hosts.len() as f64 * p / 100.0) as usize).max(1),
+        }
+        .clamp(1, rest.len());
+        out.push(rest[..n].to_vec());
+        rest = &rest[n..];
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn tag_rules() {
+        assert!(tags_selected(&s(&[]), &s(&[]), &s(&[])));
+        assert!(!tags_selected(&s(&["never"]), &s(&[]), &s(&[])));
+        assert!(tags_selected(
+            &s(&["never", "debug"]),
+            &s(&["debug"]),
+            &s(&[])
+        ));
+        assert!(tags_selected(&s(&["always"]), &s(&["x"]), &s(&[])));
+        assert!(!tags_selected(&s(&["always"]), &s(&[]), &s(&["always"])));
+        assert!(!tags_selected(&s(&["a"]), &s(&["b"]), &s(&[])));
+        assert!(tags_selected(&s(&["a"]), &s(&["tagged"]), &s(&[])));
+        assert!(!tags_selected(&s(&["a"]), &s(&[]), &s(&["a"])));
+    }
+
+    #[test]
+    fn serial_batches() {
+        let hosts = s(&["a", "b", "c", "d", "e"]);
+        let b = batches(&hosts, &[Serial::Count(1), Serial::Count(2)]);
+        assert_eq!(b, vec![s(&["a"]), s(&["b", "c"]), s(&["d", "e"])]);
+        let b = batches(&hosts, &[Serial::Percent(40.0)]);
+        assert_eq!(b.len(), 3);
+    }
+}

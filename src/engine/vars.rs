@@ -1,0 +1,142 @@
+//! Variable precedence, lowest first (Ansible's order for the features mixop has):
+//! inventory (all < parent group < child group < host, see `inventory`), play `vars`,
+//! `vars_files`, block `vars`, task `vars`, facts (`set_fact`, `register`, gathered facts),
+//! extra vars (`-e`), then the magic variables.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{Engine, Inherit, PlayCtx};
+use crate::template::{OMIT, Vars};
+use crate::value::merge;
+
+/// Every host's variables for `hostvars`, and which of them are data (facts, registered
+/// results: never rendered as templates), taken once per task.
+#[derive(Clone, Default)]
+pub(super) struct HostVars {
+    vars: Arc<BTreeMap<String, Arc<Map<String, Value>>>>,
+    data: BTreeMap<String, Arc<BTreeSet<String>>>,
+}
+
+impl Engine {
+    /// Everything one task on one host sees.
+    pub(super) fn vars_for(
+        &self,
+        pc: &PlayCtx<'_>,
+        host: &str,
+        inh: &Inherit,
+        task_vars: &Map<String, Value>,
+        hostvars: &HostVars,
+    ) -> Vars {
+        let mut vars = self.host(host).inv_vars.clone();
+        merge(&mut vars, &pc.play_vars, false);
+        merge(&mut vars, &inh.vars, false);
+        merge(&mut vars, task_vars, false);
+        merge(&mut vars, &inh.include_vars, false);
+        merge(&mut vars, &self.host(host).facts(), false);
+        merge(&mut vars, &self.opts.extra_vars, false);
+        self.add_magic(pc, host, &mut vars);
+        let mut data = hostvars.data.clone();
+        let mut own: BTreeSet<String> = data.get(host).map(|d| (**d).clone()).unwrap_or_default();
+        own.extend(inh.include_vars.keys().cloned());
+        data.insert(String::new(), Arc::new(own));
+        Vars {
+            vars: Arc::new(vars),
+            hostvars: hostvars.vars.clone(),
+            data_vars: Arc::new(data),
+        }
+    }
+
+    /// A snapshot of every host's variables, taken once per task.
+    pub(super) fn hostvars(&self, pc: &PlayCtx<'_>) -> HostVars {
+        let mut vars = BTreeMap::new();
+        let mut data = BTreeMap::new();
+        for h in self.inv.hosts.keys().chain(pc.play_hosts.iter()) {
+            if !vars.contains_key(h) {
+                vars.insert(h.clone(), Arc::new(self.host_level_vars(pc, h)));
+                let facts: BTreeSet<String> = self.host(h).facts().keys().cloned().collect();
+                data.insert(h.clone(), Arc::new(facts));
+            }
+        }
+        HostVars {
+            vars: Arc::new(vars),
+            data,
+        }
+    }
+
+    /// What `hostvars[host]` shows: everything but block and task vars.
+    fn host_level_vars(&self, pc: &PlayCtx<'_>, host: &str) -> Map<String, Value> {
+        let hs = self.host(host);
+        let mut vars = hs.inv_vars.clone();
+        merge(&mut vars, &pc.play_vars, false);
+        merge(&mut vars, &hs.facts(), false);
+        merge(&mut vars, &self.opts.extra_vars, false);
+        vars.insert("inventory_hostname".into(), host.into());
+        vars.insert("group_names".into(), self.inv.group_names(host).into());
+        vars
+    }
+
+    fn add_magic(&self, pc: &PlayCtx<'_>, host: &str, vars: &mut Map<String, Value>) {
+        let active: Vec<Value> = pc
+            .play_hosts
+            .iter()
+            .filter(|h| self.host_active(h))
+            .map(|h| Value::String(h.clone()))
+            .collect();
+        let batch: Vec<Value> = pc
+            .batch
+            .iter()
+            .filter(|h| self.host_active(h))
+            .map(|h| Value::String(h.clone()))
+            .collect();
+        vars.insert("inventory_hostname".into(), host.into());
+        vars.insert(
+            "inventory_hostname_short".into(),
+            host.split('.').next().unwrap_or(host).into(),
+        );
+        vars.insert("group_names".into(), self.inv.group_names(host).into());
+        vars.insert("groups".into(), Value::Object(self.inv.groups_var()));
+        vars.insert("ansible_play_hosts".into(), Value::Array(active.clone()));
+        vars.insert("play_hosts".into(), Value::Array(active));
+        vars.insert(
+            "ansible_play_hosts_all".into(),
+            pc.play_hosts
+                .iter()
+                .map(|h| Value::String(h.clone()))
+                .collect(),
+        );
+        vars.insert("ansible_play_batch".into(), Value::Array(batch));
+        vars.insert("ansible_play_name".into(), pc.play.name.clone().into());
+        vars.insert("playbook_dir".into(), abs(&self.playbook_dir).into());
+        if let Some(dir) = &self.inv.dir {
+            vars.insert("inventory_dir".into(), abs(dir).into());
+        }
+        vars.insert("ansible_check_mode".into(), self.opts.check.into());
+        vars.insert("ansible_diff_mode".into(), self.opts.diff.into());
+        vars.insert(
+            "ansible_run_tags".into(),
+            if self.opts.tags.is_empty() {
+                vec!["all".to_string()]
+            } else {
+                self.opts.tags.clone()
+            }
+            .into(),
+        );
+        vars.insert(
+            "ansible_skip_tags".into(),
+            self.opts.skip_tags.clone().into(),
+        );
+        vars.insert("ansible_verbosity".into(), self.opts.verbosity.into());
+        vars.insert("omit".into(), OMIT.into());
+        vars.insert("mixop_version".into(), env!("CARGO_PKG_VERSION").into());
+    }
+}
+
+fn abs(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}

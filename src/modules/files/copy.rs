@@ -1,0 +1,861 @@
+//! `copy` and `template`: put content at a destination with attributes, idempotently.
+//!
+//! One probe of the destination (type, attributes, sha1, and the old text when `--diff` is on)
+//! decides everything; an unchanged file costs that single round trip. A change uploads the
+//! content beside the destination and one install script applies mode/owner/group, runs
+//! `validate`, makes the backup and renames it into place atomically.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::remote::{self, FileStat, Install, Kind, ProbeOpts, Staged};
+use super::{
+    BUILTIN, MAX_DIFF_BYTES, ModeSpec, Wanted, add_path_info, content_diff, ensure_posix,
+    sha1_file, sha1_hex, validate_command,
+};
+use crate::modules::ParamType::*;
+use crate::modules::{
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, arg_bool, arg_str,
+    outcome, p, posix, req,
+};
+
+static COPY_DEF: ModuleDef = ModuleDef {
+    name: "copy",
+    namespaces: BUILTIN,
+    params: &[
+        p("src", Str),
+        p("content", Any),
+        req("dest", Str),
+        p("mode", Any),
+        p("owner", Str),
+        p("group", Str),
+        p("force", Bool),
+        p("backup", Bool),
+        p("remote_src", Bool),
+        p("validate", Str),
+        p("follow", Bool),
+        p("directory_mode", Any),
+        p("checksum", Str),
+    ],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[&["src", "content"]],
+    required_one_of: &[&["src", "content"]],
+};
+
+static TEMPLATE_DEF: ModuleDef = ModuleDef {
+    name: "template",
+    namespaces: BUILTIN,
+    params: &[
+        req("src", Str),
+        req("dest", Str),
+        p("mode", Any),
+        p("owner", Str),
+        p("group", Str),
+        p("force", Bool),
+        p("backup", Bool),
+        p("validate", Str),
+        p("follow", Bool),
+        p("newline_sequence", Str),
+    ],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+/// Where new content comes from.
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// A controller file (streamed by the connection).
+    Local(PathBuf),
+    /// A file on the target itself (`remote_src`).
+    Remote(String),
+}
+
+/// "Put this content at dest with these attributes, idempotently."
+pub struct PutRequest {
+    /// `dest` as the task gave it.
+    pub dest: String,
+    /// Name to use inside `dest` when it is a directory or ends with `/`; None refuses a
+    /// directory (inline `content`).
+    pub basename: Option<String>,
+    pub content: Content,
+    /// What the result reports as `src`, and the diff's `after_header`.
+    pub src_label: String,
+    pub wanted: Wanted,
+    pub force: bool,
+    pub backup: bool,
+    pub validate: Option<String>,
+    pub follow: bool,
+    pub directory_mode: Option<u32>,
+    /// `checksum` argument: the expected sha1 of the source.
+    pub expect_checksum: Option<String>,
+}
+
+/// The source's permission bits, for `mode: preserve`.
+fn preserve_mode(c: &Content, remote_mode: Option<u32>) -> Option<u32> {
+    match c {
+        Content::Local(p) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| m.permissions().mode() & 0o7777)
+        }
+        Content::Remote(_) => remote_mode,
+        Content::Bytes(_) => None,
+    }
+}
+
+/// `dest` with `name` joined when it ends with `/` (Ansible's trailing-slash rule).
+pub fn join_dest(dest: &str, name: Option<&str>) -> String {
+    match name {
+        Some(n) if dest.ends_with('/') => format!("{dest}{n}"),
+        _ => dest.to_string(),
+    }
+}
+
+pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult {
+    let diff_max = ctx.diff.then_some(MAX_DIFF_BYTES);
+    let dest_opts = ProbeOpts {
+        follow: req.follow,
+        join_if_dir: req.basename.clone(),
+        checksum: Some("sha1".into()),
+        content_max: diff_max,
+        ..Default::default()
+    };
+    let first = join_dest(&req.dest, req.basename.as_deref());
+    // Source checksum and the destination probe.
+    let (src_sum, src_size, src_mode, probe) = match &req.content {
+        Content::Bytes(b) => (
+            sha1_hex(b),
+            b.len() as u64,
+            None,
+            remote::probe(ctx, &first, &dest_opts).await?,
+        ),
+        Content::Local(p) => {
+            let sum = sha1_file(p)
+                .map_err(|e| ModError::msg(format!("cannot read {}: {e}", p.display())))?;
+            let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            (
+                sum,
+                size,
+                None,
+                remote::probe(ctx, &first, &dest_opts).await?,
+            )
+        }
+        Content::Remote(src) => {
+            let src_opts = ProbeOpts {
+                follow: true,
+                checksum: Some("sha1".into()),
+                ..Default::default()
+            };
+            let (sp, dp) =
+                remote::probe_pair(ctx, (src.as_str(), &src_opts), (&first, &dest_opts)).await?;
+            let Some(st) = sp.effective(true) else {
+                return Err(ModError::msg(format!("Source {src} not found")));
+            };
+            if st.kind() != Kind::File {
+                return Err(ModError::msg(format!(
+                    "Cannot copy invalid source '{src}': not a file"
+                )));
+            }
+            let sum = sp
+                .checksum
+                .clone()
+                .ok_or_else(|| ModError::msg(format!("Source {src} not readable")))?;
+            (sum, st.size, Some(st.perm()), dp)
+        }
+    };
+    if let Some(want) = &req.expect_checksum
+        && want != &src_sum
+    {
+        let mut result = Outcome::new();
+        result.insert("checksum".into(), src_sum.clone().into());
+        result.insert("expected_checksum".into(), want.clone().into());
+        return Err(ModError::Failed {
+            msg: "Copied file does not match the expected checksum. Transfer failed.".into(),
+            result,
+        });
+    }
+    if req.wanted.mode == Some(ModeSpec::Preserve) {
+        req.wanted.mode = preserve_mode(&req.content, src_mode).map(ModeSpec::Octal);
+    }
+
+    let path = probe.path.clone();
+    let lstat = probe.lstat.clone();
+    let is_link = lstat.as_ref().is_some_and(|s| s.kind() == Kind::Link);
+    let current = probe.effective(req.follow).cloned();
+    if current.as_ref().is_some_and(|s| s.kind() == Kind::Dir) {
+        return Err(ModError::msg(if req.basename.is_none() {
+            "can not use content with a dir as dest".to_string()
+        } else {
+            format!("{path} is a directory; cannot replace it with a file")
+        }));
+    }
+    if lstat.is_some() && !req.force {
+        let mut r = outcome(false);
+        r.insert("dest".into(), req.dest.clone().into());
+        r.insert("src".into(), req.src_label.clone().into());
+        return Ok(r);
+    }
+    let make_parents = !probe.parent_exists;
+    if make_parents && !req.dest.ends_with('/') {
+        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+        return Err(ModError::msg(format!(
+            "Destination directory {dir} does not exist"
+        )));
+    }
+    // With `follow`, a symlinked destination is written through to its target.
+    let real = match (&probe.lnk_source, req.follow) {
+        (Some(t), true) => t.clone(),
+        _ => path.clone(),
+    };
+    // Without `follow`, a symlink at dest is always replaced by a file (Ansible).
+    let same = (req.follow || !is_link) && probe.checksum.as_deref() == Some(src_sum.as_str());
+
+    if same {
+        let st = current.ok_or_else(|| ModError::msg(format!("{path}: cannot read it")))?;
+        let ch = req.wanted.change_for(&st, probe.umask)?;
+        let changed = !ch.is_empty();
+        let st = if changed && !ctx.check_mode {
+            remote::apply_attrs(ctx, &real, &ch, false).await?.0
+        } else {
+            st
+        };
+        let mut r = outcome(changed);
+        r.insert("dest".into(), real.clone().into());
+        r.insert("path".into(), real.into());
+        r.insert("checksum".into(), src_sum.into());
+        add_path_info(&mut r, &st);
+        return Ok(r);
+    }
+
+    let mut r = outcome(true);
+    if ctx.diff {
+        let before_size = current.as_ref().map(|s| s.size).unwrap_or(0);
+        let before = if current.is_some() {
+            probe.content.as_deref()
+        } else {
+            Some(&b""[..])
+        };
+        let after: Option<Vec<u8>> = match &req.content {
+            Content::Bytes(b) => Some(b.clone()),
+            Content::Local(p) if src_size <= MAX_DIFF_BYTES => std::fs::read(p).ok(),
+            _ => None,
+        };
+        r.insert(
+            "diff".into(),
+            content_diff(
+                &real,
+                before,
+                before_size,
+                &req.src_label,
+                after.as_deref(),
+                src_size,
+            ),
+        );
+    }
+    r.insert("dest".into(), real.clone().into());
+    r.insert("checksum".into(), src_sum.clone().into());
+    if ctx.check_mode {
+        return Ok(r);
+    }
+
+    let tmp = remote::tmp_beside(&real);
+    let staged = match &req.content {
+        Content::Remote(src) => Staged::Copied(src.clone()),
+        _ if ctx.become_.is_none() && !make_parents => Staged::InPlace,
+        _ => Staged::Moved(remote::tmp_staging()),
+    };
+    let upload = match &staged {
+        Staged::InPlace => Some(tmp.clone()),
+        Staged::Moved(up) => Some(up.clone()),
+        Staged::Copied(_) => None,
+    };
+    if let Some(up) = &upload {
+        let conn = ctx.connection().await?;
+        match &req.content {
+            Content::Bytes(b) => conn.put_bytes(b, up, Some(0o600)).await?,
+            Content::Local(p) => conn.put_file(p, up, Some(0o600)).await?,
+            Content::Remote(_) => {}
+        }
+    }
+    // Replacing keeps the old file's mode and owner (Ansible's atomic_move); remote_src takes
+    // the source's mode instead (copystat).
+    let base_mode = match &req.content {
+        Content::Remote(_) => src_mode,
+        _ => current.as_ref().map(FileStat::perm),
+    };
+    let keep_owner = match &req.content {
+        Content::Remote(_) => None,
+        _ => current.as_ref().map(|s| format!("{}:{}", s.uid, s.gid)),
+    };
+    let attrs = req
+        .wanted
+        .for_new(base_mode.unwrap_or(0o666 & !probe.umask), probe.umask)?;
+    let installed = remote::install(
+        ctx,
+        &Install {
+            dest: real.clone(),
+            tmp: tmp.clone(),
+            staged,
+            base_mode,
+            keep_owner,
+            attrs,
+            backup: req.backup,
+            validate: req
+                .validate
+                .as_deref()
+                .map(|v| validate_command(v, &tmp))
+                .transpose()?,
+            make_parents,
+            dir_mode: req.directory_mode,
+        },
+    )
+    .await?;
+    r.insert("src".into(), req.src_label.into());
+    if let Some(b) = installed.backup_file {
+        r.insert("backup_file".into(), b.into());
+    }
+    add_path_info(&mut r, &installed.stat);
+    Ok(r)
+}
+
+pub struct Copy;
+pub struct Template;
+
+fn dir_mode_arg(args: &Args) -> Result<Option<u32>, ModError> {
+    match args.get("directory_mode") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => crate::modules::parse_mode(v)
+            .map(Some)
+            .map_err(|e| ModError::msg(format!("directory_mode: {e}"))),
+    }
+}
+
+#[async_trait]
+impl Module for Copy {
+    fn def(&self) -> &'static ModuleDef {
+        &COPY_DEF
+    }
+
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        ensure_posix(ctx, "copy")?;
+        let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
+        if dest.is_empty() {
+            return Err(ModError::msg("dest is required"));
+        }
+        let wanted = Wanted::from_args(&args, true)?;
+        let force = arg_bool(&args, "force", true);
+        let backup = arg_bool(&args, "backup", false);
+        let follow = arg_bool(&args, "follow", false);
+        let validate = arg_str(&args, "validate").map(str::to_string);
+        let directory_mode = dir_mode_arg(&args)?;
+        let expect_checksum = arg_str(&args, "checksum").map(str::to_string);
+        let base = |content, basename, src_label| PutRequest {
+            dest: dest.clone(),
+            basename,
+            content,
+            src_label,
+            wanted: wanted.clone(),
+            force,
+            backup,
+            validate: validate.clone(),
+            follow,
+            directory_mode,
+            expect_checksum: expect_checksum.clone(),
+        };
+
+        if let Some(content) = args.get("content").filter(|v| !v.is_null()) {
+            if dest.ends_with('/') {
+                return Err(ModError::msg("can not use content with a dir as dest"));
+            }
+            // Ansible writes structured content as JSON.
+            let bytes = crate::value::arg_text(content).into_bytes();
+            return put_content(ctx, base(Content::Bytes(bytes), None, String::new())).await;
+        }
+        let src = arg_str(&args, "src").unwrap_or_default().to_string();
+        if src.is_empty() {
+            return Err(ModError::msg("src (or content) is required"));
+        }
+        if arg_bool(&args, "remote_src", false) {
+            return copy_remote(
+                ctx,
+                &src,
+                base(Content::Remote(src.clone()), None, src.clone()),
+            )
+            .await;
+        }
+        let trailing = src.ends_with('/');
+        let found = ctx.find_local(src.trim_end_matches('/'), "files")?;
+        if found.is_dir() {
+            return copy_tree(
+                ctx,
+                &found,
+                trailing,
+                base(Content::Bytes(vec![]), None, src.clone()),
+            )
+            .await;
+        }
+        let name = file_name(&found);
+        let label = found.display().to_string();
+        put_content(ctx, base(Content::Local(found), Some(name), label)).await
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Module for Template {
+    fn def(&self) -> &'static ModuleDef {
+        &TEMPLATE_DEF
+    }
+
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        ensure_posix(ctx, "template")?;
+        let src = arg_str(&args, "src").unwrap_or_default();
+        let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
+        let found = ctx.find_local(src, "templates")?;
+        let mut text = ctx
+            .templar
+            .render_file(&found, ctx.vars)
+            .map_err(|e| ModError::msg(format!("{}: {e}", found.display())))?;
+        match arg_str(&args, "newline_sequence").unwrap_or("\n") {
+            "\n" | "\\n" => {}
+            seq @ ("\r\n" | "\\r\\n" | "\r" | "\\r") => {
+                let nl = if seq.contains('n') { "\r\n" } else { "\r" };
+                text = text.replace("\r\n", "\n").replace('\n', nl);
+            }
+            other => {
+                return Err(ModError::msg(format!(
+                    "newline_sequence must be one of \\n, \\r, \\r\\n; got {other:?}"
+                )));
+            }
+        }
+        put_content(
+            ctx,
+            PutRequest {
+                basename: Some(file_name(&found)),
+                src_label: found.display().to_string(),
+                content: Content::Bytes(text.into_bytes()),
+                dest,
+                wanted: Wanted::from_args(&args, true)?,
+                force: arg_bool(&args, "force", true),
+                backup: arg_bool(&args, "backup", false),
+                validate: arg_str(&args, "validate").map(str::to_string),
+                follow: arg_bool(&args, "follow", false),
+                directory_mode: None,
+                expect_checksum: None,
+            },
+        )
+        .await
+    }
+}
+
+/// A controller directory, walked with symlinks followed (Ansible's `local_follow: true`).
+#[derive(Debug, Default)]
+pub struct LocalTree {
+    pub dirs: Vec<String>,
+    /// relative path → (absolute path, sha1, permission bits)
+    pub files: BTreeMap<String, (PathBuf, String, u32)>,
+}
+
+pub fn walk_local(root: &Path) -> Result<LocalTree, ModError> {
+    fn walk(
+        dir: &Path,
+        rel: &str,
+        tree: &mut LocalTree,
+        seen: &mut HashSet<PathBuf>,
+    ) -> Result<(), ModError> {
+        use std::os::unix::fs::PermissionsExt;
+        let err = |e: std::io::Error| ModError::msg(format!("{}: {e}", dir.display()));
+        // Guard against symlink loops.
+        let canon = dir.canonicalize().map_err(err)?;
+        if !seen.insert(canon) {
+            return Ok(());
+        }
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = e.path();
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| ModError::msg(format!("{}: {e}", path.display())))?;
+            if meta.is_dir() {
+                tree.dirs.push(r.clone());
+                walk(&path, &r, tree, seen)?;
+            } else if meta.is_file() {
+                let sum = sha1_file(&path)
+                    .map_err(|e| ModError::msg(format!("{}: {e}", path.display())))?;
+                tree.files
+                    .insert(r, (path, sum, meta.permissions().mode() & 0o7777));
+            }
+        }
+        Ok(())
+    }
+    let mut tree = LocalTree::default();
+    walk(root, "", &mut tree, &mut HashSet::new())?;
+    Ok(tree)
+}
+
+/// Where a directory copy lands: `src/` copies the contents into `dest`, `src` copies the
+/// directory itself into `dest/<name>`.
+pub fn tree_base(dest: &str, src_name: &str, trailing_slash: bool) -> String {
+    let d = dest.trim_end_matches('/');
+    let d = if d.is_empty() && dest.starts_with('/') {
+        ""
+    } else {
+        d
+    };
+    if trailing_slash {
+        if d.is_empty() {
+            "/".into()
+        } else {
+            d.to_string()
+        }
+    } else {
+        format!("{d}/{src_name}")
+    }
+}
+
+/// Recursive copy of a controller directory: one probe lists the remote tree with checksums,
+/// changed files are uploaded, and one batch script creates directories, installs the files
+/// and fixes attributes.
+async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequest) -> ModResult {
+    let local = walk_local(src)?;
+    let base = tree_base(&req.dest, &file_name(src), trailing);
+    let probe = remote::probe(
+        ctx,
+        &base,
+        &ProbeOpts {
+            follow: false,
+            checksum: Some("sha1".into()),
+            list_tree: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let base = probe.path.clone();
+    let remote_kind = |rel: &str| -> Option<&FileStat> {
+        probe.tree.iter().find(|(n, _)| n == rel).map(|(_, st)| st)
+    };
+    match probe.lstat.as_ref().map(FileStat::kind) {
+        None | Some(Kind::Dir) => {}
+        Some(_) => {
+            return Err(ModError::msg(format!(
+                "{base} exists and is not a directory"
+            )));
+        }
+    }
+    let dir_wanted = Wanted {
+        mode: req.directory_mode.map(ModeSpec::Octal),
+        owner: req.wanted.owner.clone(),
+        group: req.wanted.group.clone(),
+    };
+    let mut frags = Vec::new();
+    let mut changed = false;
+    // Directories: create the missing ones (with directory_mode/owner/group), fix the others.
+    let mut all_dirs = vec![String::new()];
+    all_dirs.extend(local.dirs.iter().cloned());
+    let mut missing_dirs: HashSet<String> = HashSet::new();
+    for rel in &all_dirs {
+        let full = if rel.is_empty() {
+            base.clone()
+        } else {
+            format!("{base}/{rel}")
+        };
+        let st = if rel.is_empty() {
+            probe.lstat.as_ref()
+        } else {
+            remote_kind(rel)
+        };
+        match st {
+            None => {
+                missing_dirs.insert(rel.clone());
+                changed = true;
+                frags.push(remote::fragment(
+                    &[
+                        ("d", posix::quote(&full)),
+                        (
+                            "dmode",
+                            req.directory_mode
+                                .map(|m| format!("{m:04o}"))
+                                .unwrap_or_default(),
+                        ),
+                        (
+                            "down",
+                            dir_wanted
+                                .owner
+                                .as_deref()
+                                .map(posix::quote)
+                                .unwrap_or_default(),
+                        ),
+                        (
+                            "dgrp",
+                            dir_wanted
+                                .group
+                                .as_deref()
+                                .map(posix::quote)
+                                .unwrap_or_default(),
+                        ),
+                    ],
+                    "_mkdirs \"$d\" || exit 0",
+                ));
+            }
+            Some(st) if st.kind() == Kind::Dir => {
+                let ch = dir_wanted.change_for(st, probe.umask)?;
+                if !ch.is_empty() {
+                    changed = true;
+                    frags.push(remote::fragment(
+                        &remote::attr_vars(&full, &ch, false),
+                        remote::ATTRS,
+                    ));
+                }
+            }
+            Some(_) => {
+                return Err(ModError::msg(format!(
+                    "{full} exists and is not a directory"
+                )));
+            }
+        }
+    }
+    // Files.
+    let conn = ctx.connection().await?;
+    let mut uploads = Vec::new();
+    for (rel, (path, sum, lmode)) in &local.files {
+        let full = format!("{base}/{rel}");
+        let mut wanted = req.wanted.clone();
+        if wanted.mode == Some(ModeSpec::Preserve) {
+            wanted.mode = Some(ModeSpec::Octal(*lmode));
+        }
+        let st = remote_kind(rel);
+        if let Some(st) = st {
+            if st.kind() == Kind::Dir {
+                return Err(ModError::msg(format!(
+                    "{full} is a directory; cannot replace it with a file"
+                )));
+            }
+            if !req.force {
+                continue;
+            }
+            if st.kind() == Kind::File && probe.sums.get(rel) == Some(sum) {
+                let ch = wanted.change_for(st, probe.umask)?;
+                if !ch.is_empty() {
+                    changed = true;
+                    frags.push(remote::fragment(
+                        &remote::attr_vars(&full, &ch, false),
+                        remote::ATTRS,
+                    ));
+                }
+                continue;
+            }
+        }
+        changed = true;
+        let parent = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let parent_missing = missing_dirs.contains(parent);
+        let tmp = remote::tmp_beside(&full);
+        let staged = if ctx.become_.is_none() && !parent_missing {
+            Staged::InPlace
+        } else {
+            Staged::Moved(remote::tmp_staging())
+        };
+        let upload = match &staged {
+            Staged::Moved(up) => up.clone(),
+            _ => tmp.clone(),
+        };
+        let existing = st.filter(|s| s.kind() == Kind::File);
+        let base_mode = existing.map(FileStat::perm);
+        let install = Install {
+            dest: full,
+            tmp,
+            staged,
+            base_mode,
+            keep_owner: existing.map(|s| format!("{}:{}", s.uid, s.gid)),
+            attrs: wanted.for_new(base_mode.unwrap_or(0o666 & !probe.umask), probe.umask)?,
+            backup: false,
+            validate: None,
+            make_parents: false,
+            dir_mode: None,
+        };
+        uploads.push((path.clone(), upload));
+        frags.push(remote::fragment(
+            &remote::install_vars(&install),
+            remote::INSTALL,
+        ));
+    }
+    let mut r = outcome(changed);
+    r.insert("dest".into(), req.dest.clone().into());
+    r.insert("src".into(), req.src_label.clone().into());
+    if !changed || ctx.check_mode {
+        return Ok(r);
+    }
+    for (local_path, up) in &uploads {
+        conn.put_file(local_path, up, Some(0o600)).await?;
+    }
+    remote::run(ctx, remote::batch(&frags)).await?;
+    Ok(r)
+}
+
+const REMOTE_TREE_BODY: &str = r#"
+[ -d "$s" ] || { _err "Source $s not found"; exit 0; }
+if [ ! -d "$b" ]; then echo changed=1; [ -n "$chk" ] || _mkdirs "$b" >/dev/null || exit 0; fi
+cd -- "$s" || { _err "cannot enter $s"; exit 0; }
+find . -mindepth 1 -type d | while IFS= read -r d; do
+  [ -d "$b/$d" ] && continue
+  echo changed=1
+  [ -n "$chk" ] || mkdir -p -- "$b/$d" || { _err "cannot create $b/$d"; exit 1; }
+done
+find . -type f | while IFS= read -r f; do
+  if [ -f "$b/$f" ] && cmp -s -- "$f" "$b/$f"; then
+    t=$b/$f
+  else
+    echo changed=1
+    [ -n "$chk" ] && continue
+    t=$b/$f
+    n=$(dirname -- "$t")/.mixop-$$.tmp
+    e=$( (cp -p -- "$f" "$n" && mv -f -- "$n" "$t") 2>&1) || { rm -f -- "$n"; _err "cannot copy $f: $e"; exit 1; }
+  fi
+  [ -n "$chk" ] && continue
+  if [ -n "$mode" ] && [ "$(stat -c %a -- "$t")" != "$(printf '%o' 0$mode)" ]; then echo changed=1; chmod -- "$mode" "$t"; fi
+  if [ -n "$own" ] && ! [ "$(stat -c %U -- "$t")" = "$own" -o "$(stat -c %u -- "$t")" = "$own" ]; then echo changed=1; chown -- "$own" "$t"; fi
+  if [ -n "$grp" ] && ! [ "$(stat -c %G -- "$t")" = "$grp" -o "$(stat -c %g -- "$t")" = "$grp" ]; then echo changed=1; chgrp -- "$grp" "$t"; fi
+done
+"#;
+
+/// `remote_src: true`: a file is copied like any other content (one probe of both ends); a
+/// directory is synchronised by one script on the target (`cmp` per file, `cp -p` when they
+/// differ).
+async fn copy_remote(ctx: &ModuleCtx<'_>, src: &str, req: PutRequest) -> ModResult {
+    let probe = remote::probe(
+        ctx,
+        src.trim_end_matches('/'),
+        &ProbeOpts {
+            follow: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let Some(st) = probe.effective(true) else {
+        return Err(ModError::msg(format!("Source {src} not found")));
+    };
+    if st.kind() != Kind::Dir {
+        let name = src.rsplit('/').next().unwrap_or(src).to_string();
+        let req = PutRequest {
+            basename: Some(name),
+            ..req
+        };
+        return put_content(ctx, req).await;
+    }
+    let name = src
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let base = tree_base(&req.dest, name, src.ends_with('/'));
+    let mode = match &req.wanted.mode {
+        None | Some(ModeSpec::Preserve) => String::new(),
+        Some(ModeSpec::Octal(m)) => format!("{m:04o}"),
+        Some(ModeSpec::Symbolic(_)) => {
+            return Err(ModError::msg(
+                "symbolic modes are not supported when copying a directory with remote_src",
+            ));
+        }
+    };
+    let script = remote::script(
+        &[
+            ("s", remote::sh_path(&probe.path)),
+            ("b", remote::sh_path(&base)),
+            (
+                "chk",
+                if ctx.check_mode {
+                    "1".into()
+                } else {
+                    String::new()
+                },
+            ),
+            ("mode", mode),
+            (
+                "own",
+                req.wanted
+                    .owner
+                    .as_deref()
+                    .map(posix::quote)
+                    .unwrap_or_default(),
+            ),
+            (
+                "grp",
+                req.wanted
+                    .group
+                    .as_deref()
+                    .map(posix::quote)
+                    .unwrap_or_default(),
+            ),
+            (
+                "dmode",
+                req.directory_mode
+                    .map(|m| format!("{m:04o}"))
+                    .unwrap_or_default(),
+            ),
+            ("down", String::new()),
+            ("dgrp", String::new()),
+        ],
+        REMOTE_TREE_BODY,
+    );
+    let reply = remote::run(ctx, script).await?;
+    let mut r = outcome(reply.flag("changed"));
+    r.insert("dest".into(), base.into());
+    r.insert("src".into(), src.into());
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dest_resolution() {
+        assert_eq!(join_dest("/etc/app/", Some("a.conf")), "/etc/app/a.conf");
+        assert_eq!(join_dest("/etc/app", Some("a.conf")), "/etc/app");
+        assert_eq!(join_dest("/etc/app/", None), "/etc/app/");
+        assert_eq!(tree_base("/srv/www", "site", false), "/srv/www/site");
+        assert_eq!(tree_base("/srv/www/", "site", false), "/srv/www/site");
+        assert_eq!(tree_base("/srv/www/", "site", true), "/srv/www");
+        assert_eq!(tree_base("/", "site", true), "/");
+        assert_eq!(tree_base("/", "site", false), "/site");
+        assert_eq!(tree_base("rel", "site", false), "rel/site");
+    }
+
+    #[test]
+    fn local_walk_follows_links_and_sorts() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+        std::fs::write(d.path().join("a/b/f"), "x").unwrap();
+        std::fs::write(d.path().join("top"), "y").unwrap();
+        std::os::unix::fs::symlink(d.path().join("top"), d.path().join("a/lnk")).unwrap();
+        // A loop back to the root must not recurse forever.
+        std::os::unix::fs::symlink(d.path(), d.path().join("a/loop")).unwrap();
+        let t = walk_local(d.path()).unwrap();
+        assert_eq!(t.dirs, vec!["a", "a/b", "a/loop"]);
+        let names: Vec<_> = t.files.keys().cloned().collect();
+        assert_eq!(names, vec!["a/b/f", "a/lnk", "top"]);
+        assert_eq!(t.files["a/lnk"].1, sha1_hex(b"y"));
+    }
+}

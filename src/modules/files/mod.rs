@@ -1,0 +1,402 @@
+//! File modules for POSIX targets: copy, template, file, stat, slurp, fetch, lineinfile.
+//!
+//! Each module gathers what it needs about the target in one `sh` round trip (see `remote`),
+//! decides on the controller, and changes the target in at most one more round trip (plus the
+//! upload itself). Arguments and return values follow ansible-core's modules of the same name.
+
+mod copy;
+mod file;
+mod info;
+mod lineinfile;
+mod pyre;
+mod remote;
+
+use serde_json::{Map, Value};
+
+use super::{Args, ModError, Module, ModuleCtx, Outcome, arg_str};
+use crate::connection::Transport;
+use remote::{AttrChange, FileStat};
+
+pub static MODULES: &[&dyn Module] = &[
+    &copy::Copy,
+    &copy::Template,
+    &file::File,
+    &info::Stat,
+    &info::Slurp,
+    &info::Fetch,
+    &lineinfile::LineInFile,
+];
+
+const BUILTIN: &[&str] = &["ansible.builtin"];
+
+/// Diffs of files larger than this are not shown (the file is still compared by checksum).
+pub const MAX_DIFF_BYTES: u64 = 1024 * 1024;
+
+/// These modules speak POSIX shell; Windows hosts have their own (`win_copy`, ...).
+fn ensure_posix(ctx: &ModuleCtx<'_>, module: &str) -> Result<(), ModError> {
+    if ctx.conn.transport == Transport::Winrm {
+        return Err(ModError::msg(format!(
+            "`{module}` works on POSIX hosts only; use `win_{module}` for Windows hosts"
+        )));
+    }
+    Ok(())
+}
+
+/// A `mode` argument: octal, symbolic (`u+rwx,g-w`), or `preserve` (copy/template only).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModeSpec {
+    Octal(u32),
+    Symbolic(String),
+    Preserve,
+}
+
+impl ModeSpec {
+    pub fn parse(v: &Value, allow_preserve: bool) -> Result<Option<ModeSpec>, ModError> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) if s == "preserve" => {
+                if allow_preserve {
+                    Ok(Some(ModeSpec::Preserve))
+                } else {
+                    Err(ModError::msg(
+                        "mode `preserve` is only valid for copy and template",
+                    ))
+                }
+            }
+            Value::String(s) if !s.is_empty() && s.trim().bytes().any(|b| !b.is_ascii_digit()) => {
+                let s = s.trim();
+                if s.starts_with("0o") {
+                    return super::parse_mode(v)
+                        .map(|m| Some(ModeSpec::Octal(m)))
+                        .map_err(ModError::msg);
+                }
+                // Validate now so a typo fails before anything is touched.
+                symbolic_mode(0o644, false, s, 0o022)?;
+                Ok(Some(ModeSpec::Symbolic(s.to_string())))
+            }
+            other => super::parse_mode(other)
+                .map(|m| Some(ModeSpec::Octal(m)))
+                .map_err(ModError::msg),
+        }
+    }
+
+    /// The permission bits this spec gives an entry that now has `current` bits.
+    pub fn resolve(&self, current: u32, is_dir: bool, umask: u32) -> Result<u32, ModError> {
+        match self {
+            ModeSpec::Octal(m) => Ok(*m),
+            ModeSpec::Symbolic(s) => symbolic_mode(current, is_dir, s, umask),
+            ModeSpec::Preserve => Ok(current),
+        }
+    }
+}
+
+/// Applies a chmod-style symbolic mode (`u=rwX,g+r,o-w`) to `current`, the way Ansible's
+/// `_symbolic_mode_to_octal` does (a clause without users honours the umask).
+pub fn symbolic_mode(current: u32, is_dir: bool, spec: &str, umask: u32) -> Result<u32, ModError> {
+    let bad = || ModError::msg(format!("bad symbolic permission for mode: {spec}"));
+    let mut mode = current & 0o7777;
+    for clause in spec.split(',') {
+        let op_at = clause.find(['+', '-', '=']).ok_or_else(bad)?;
+        let who = &clause[..op_at];
+        if !who.bytes().all(|b| b"ugoa".contains(&b)) {
+            return Err(bad());
+        }
+        let use_umask = who.is_empty();
+        let users: Vec<u8> = if who.is_empty() || who.contains('a') {
+            b"ugo".to_vec()
+        } else {
+            who.bytes().collect()
+        };
+        // Split the rest into (operator, perms) pairs: "+x-w" → [('+', "x"), ('-', "w")].
+        let mut ops: Vec<(char, String)> = Vec::new();
+        for c in clause[op_at..].chars() {
+            match c {
+                '+' | '-' | '=' => ops.push((c, String::new())),
+                'r' | 'w' | 'x' | 'X' | 's' | 't' | 'u' | 'g' | 'o' => {
+                    if let Some(last) = ops.last_mut() {
+                        last.1.push(c)
+                    }
+                }
+                _ => return Err(bad()),
+            }
+        }
+        for (op, perms) in &ops {
+            for &user in &users {
+                let apply_x = is_dir || (mode & 0o111) != 0;
+                let mut bits = 0u32;
+                for p in perms.chars() {
+                    bits |= perm_bits(user, p, mode, apply_x, use_umask, umask);
+                }
+                mode = match op {
+                    '=' => {
+                        let mask = match user {
+                            b'u' => 0o4700,
+                            b'g' => 0o2070,
+                            _ => 0o1007,
+                        };
+                        (mode & !mask & 0o7777) | bits
+                    }
+                    '+' => mode | bits,
+                    _ => mode & !bits,
+                };
+            }
+        }
+    }
+    Ok(mode)
+}
+
+fn perm_bits(user: u8, p: char, prev: u32, apply_x: bool, use_umask: bool, umask: u32) -> u32 {
+    let shift = match user {
+        b'u' => 6,
+        b'g' => 3,
+        _ => 0,
+    };
+    let masked = |bit: u32| {
+        let b = bit << shift;
+        if use_umask { b & !umask } else { b }
+    };
+    // Copying another class's bits ("g=u") moves its rwx triplet into this class's position.
+    let triplet = |of: u32| ((prev >> of) & 0o7) << shift;
+    match p {
+        'r' => masked(4),
+        'w' => masked(2),
+        'x' => masked(1),
+        'X' if apply_x => 1 << shift,
+        'X' => 0,
+        's' => match user {
+            b'u' => 0o4000,
+            b'g' => 0o2000,
+            _ => 0,
+        },
+        't' if user == b'o' => 0o1000,
+        't' => 0,
+        'u' => triplet(6),
+        'g' => triplet(3),
+        'o' => triplet(0),
+        _ => 0,
+    }
+}
+
+/// The common file attributes a task asks for (`mode`, `owner`, `group`).
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub mode: Option<ModeSpec>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Wanted {
+    pub fn from_args(args: &Args, allow_preserve: bool) -> Result<Wanted, ModError> {
+        let text = |k: &str| {
+            arg_str(args, k)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(Wanted {
+            mode: match args.get("mode") {
+                Some(v) => ModeSpec::parse(v, allow_preserve)?,
+                None => None,
+            },
+            owner: text("owner"),
+            group: text("group"),
+        })
+    }
+
+    /// What must change for an entry with stat `st` to have these attributes.
+    pub fn change_for(&self, st: &FileStat, umask: u32) -> Result<AttrChange, ModError> {
+        let is_dir = st.kind() == remote::Kind::Dir;
+        let mode = match &self.mode {
+            Some(spec) => {
+                let want = spec.resolve(st.perm(), is_dir, umask)?;
+                (want != st.perm()).then_some(want)
+            }
+            None => None,
+        };
+        Ok(AttrChange {
+            mode,
+            owner: self.owner.clone().filter(|o| !st.owner_is(o)),
+            group: self.group.clone().filter(|g| !st.group_is(g)),
+        })
+    }
+
+    /// The attributes to apply to a new file, whatever it starts with.
+    pub fn for_new(&self, base_perm: u32, umask: u32) -> Result<AttrChange, ModError> {
+        Ok(AttrChange {
+            mode: match &self.mode {
+                Some(spec) => Some(spec.resolve(base_perm, false, umask)?),
+                None => None,
+            },
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+        })
+    }
+}
+
+/// Did applying attributes change anything between these two stats?
+pub fn attrs_differ(a: &FileStat, b: &FileStat) -> bool {
+    a.perm() != b.perm() || a.uid != b.uid || a.gid != b.gid
+}
+
+/// Ansible's `add_path_info`: uid, gid, owner, group, mode, state, size of a path.
+pub fn add_path_info(r: &mut Outcome, st: &FileStat) {
+    r.insert("uid".into(), st.uid.into());
+    r.insert("gid".into(), st.gid.into());
+    r.insert("owner".into(), st.owner_name().into());
+    r.insert("group".into(), st.group_name().into());
+    r.insert("mode".into(), st.mode_str().into());
+    let state = match st.kind() {
+        remote::Kind::Link => "link",
+        remote::Kind::Dir => "directory",
+        _ if st.nlink > 1 => "hard",
+        _ => "file",
+    };
+    r.insert("state".into(), state.into());
+    r.insert("size".into(), st.size.into());
+}
+
+/// Text for a `--diff` side, or the marker Ansible's callback understands when the content is
+/// binary (`*_binary`) or too large (`*_larger`).
+fn diff_side(diff: &mut Map<String, Value>, side: &str, data: Option<&[u8]>, size: u64) {
+    let marker = if side == "before" { "dst" } else { "src" };
+    match data {
+        _ if size > MAX_DIFF_BYTES => {
+            diff.insert(format!("{marker}_larger"), MAX_DIFF_BYTES.into());
+        }
+        Some(d) if d.contains(&0) || std::str::from_utf8(d).is_err() => {
+            diff.insert(format!("{marker}_binary"), 1.into());
+        }
+        Some(d) => {
+            diff.insert(side.into(), String::from_utf8_lossy(d).into_owned().into());
+        }
+        None => {
+            diff.insert(side.into(), "".into());
+        }
+    }
+}
+
+/// A content diff (`before`/`after` with headers), Ansible-shaped.
+pub fn content_diff(
+    before_header: &str,
+    before: Option<&[u8]>,
+    before_size: u64,
+    after_header: &str,
+    after: Option<&[u8]>,
+    after_size: u64,
+) -> Value {
+    let mut d = Map::new();
+    d.insert("before_header".into(), before_header.into());
+    d.insert("after_header".into(), after_header.into());
+    diff_side(&mut d, "before", before, before_size);
+    diff_side(&mut d, "after", after, after_size);
+    Value::Object(d)
+}
+
+/// `validate: visudo -cf %s` → the command with the quoted path (Python `%` formatting rules
+/// for `%s` and `%%`).
+pub fn validate_command(validate: &str, path: &str) -> Result<String, ModError> {
+    if !validate.contains("%s") {
+        return Err(ModError::msg(format!(
+            "validate must contain %s: {validate}"
+        )));
+    }
+    Ok(validate
+        .replace("%%", "\u{0}")
+        .replace("%s", &super::posix::quote(path))
+        .replace('\u{0}', "%"))
+}
+
+/// SHA-1 of bytes, hex, as Ansible's `checksum`.
+pub fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+/// SHA-1 of a controller file, streamed.
+pub fn sha1_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha1::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha1::Sha1::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbolic_modes_follow_chmod() {
+        let s = |cur, dir, spec| symbolic_mode(cur, dir, spec, 0o022).unwrap();
+        assert_eq!(s(0o644, false, "u+x"), 0o744);
+        assert_eq!(s(0o644, false, "u=rwx,g=rx,o="), 0o750);
+        assert_eq!(s(0o777, false, "go-w"), 0o755);
+        assert_eq!(s(0o600, false, "a+r"), 0o644);
+        // No users: like `a`, but umask bits are left alone.
+        assert_eq!(s(0o600, false, "+rw"), 0o644);
+        // X: only for directories or entries that already have an x bit.
+        assert_eq!(s(0o644, false, "a+X"), 0o644);
+        assert_eq!(s(0o644, true, "a+X"), 0o755);
+        assert_eq!(s(0o744, false, "go+X"), 0o755);
+        assert_eq!(s(0o640, false, "o=g"), 0o644);
+        assert_eq!(s(0o755, false, "u+s,g+s,o+t"), 0o7755);
+        assert_eq!(s(0o4755, false, "u=rw"), 0o0655);
+        assert_eq!(s(0o644, false, "u+x-w"), 0o544);
+        assert!(symbolic_mode(0o644, false, "z+x", 0o022).is_err());
+        assert!(symbolic_mode(0o644, false, "u+q", 0o022).is_err());
+        assert!(symbolic_mode(0o644, false, "rw", 0o022).is_err());
+    }
+
+    #[test]
+    fn mode_specs() {
+        assert_eq!(
+            ModeSpec::parse(&Value::from("0644"), false).unwrap(),
+            Some(ModeSpec::Octal(0o644))
+        );
+        assert_eq!(
+            ModeSpec::parse(&Value::from(420), false).unwrap(),
+            Some(ModeSpec::Octal(0o644))
+        );
+        assert_eq!(
+            ModeSpec::parse(&Value::from("u+x"), false).unwrap(),
+            Some(ModeSpec::Symbolic("u+x".into()))
+        );
+        assert!(ModeSpec::parse(&Value::from("preserve"), false).is_err());
+        assert_eq!(
+            ModeSpec::parse(&Value::from("preserve"), true).unwrap(),
+            Some(ModeSpec::Preserve)
+        );
+        assert!(ModeSpec::parse(&Value::from("0999"), false).is_err());
+    }
+
+    #[test]
+    fn validate_substitution() {
+        assert_eq!(
+            validate_command("visudo -cf %s", "/etc/.x y").unwrap(),
+            "visudo -cf '/etc/.x y'"
+        );
+        assert_eq!(
+            validate_command("test 100%% -a -f %s", "/a").unwrap(),
+            "test 100% -a -f /a"
+        );
+        assert!(validate_command("true", "/a").is_err());
+    }
+
+    #[test]
+    fn diff_sides() {
+        let d = content_diff("a", Some(b"x\n"), 2, "b", Some(b"\0bin"), 4);
+        assert_eq!(d["before"], "x\n");
+        assert_eq!(d["src_binary"], 1);
+        assert!(d.get("after").is_none());
+        let d = content_diff("a", None, 0, "b", Some(b"y"), MAX_DIFF_BYTES + 1);
+        assert_eq!(d["before"], "");
+        assert_eq!(d["src_larger"], MAX_DIFF_BYTES);
+    }
+}

@@ -1,0 +1,386 @@
+//! Output for people: a live line per host (on a terminal), a line per changed or failed host
+//! per task, `debug` messages, and the recap.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use console::style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use crate::engine::{Event, Output, Stats, Status};
+
+pub struct Human {
+    verbosity: u8,
+    state: Mutex<State>,
+}
+
+struct State {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+    task: String,
+    task_header_printed: bool,
+}
+
+impl Human {
+    pub fn new(verbosity: u8) -> Human {
+        let live = std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
+        Human {
+            verbosity,
+            state: Mutex::new(State {
+                multi: live.then(|| {
+                    MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))
+                }),
+                bars: HashMap::new(),
+                task: String::new(),
+                task_header_printed: false,
+            }),
+        }
+    }
+}
+
+impl State {
+    /// Writes a line to stdout; a closed pipe (`mixop run ... | head`) is not an error.
+    fn println(&self, line: String) {
+        let write = || {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        };
+        match &self.multi {
+            Some(m) => m.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn header(&mut self) {
+        if !self.task_header_printed {
+            self.task_header_printed = true;
+            let line = format!(
+                "{} {}",
+                style("TASK").bold(),
+                style(format!("[{}]", self.task)).bold()
+            );
+            self.println(line);
+        }
+    }
+
+    fn bar(&mut self, host: &str) -> Option<ProgressBar> {
+        let multi = self.multi.as_ref()?;
+        let bar = self.bars.entry(host.to_string()).or_insert_with(|| {
+            let b = multi.add(ProgressBar::new_spinner());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:>4}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.set_prefix(host.to_string());
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Some(bar.clone())
+    }
+
+    fn clear_bars(&mut self) {
+        for (_, b) in self.bars.drain() {
+            b.finish_and_clear();
+        }
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+fn one_line(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn failure_details(result: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    let msg = result.get("msg").map(one_line).unwrap_or_default();
+    let mut first = msg;
+    if let Some(rc) = result.get("rc") {
+        first = format!("{first} (rc={rc})");
+    }
+    if !first.is_empty() {
+        lines.push(first);
+    }
+    for key in ["stderr", "stdout"] {
+        if let Some(Value::String(s)) = result.get(key)
+            && !s.trim().is_empty()
+        {
+            let text: Vec<&str> = s.trim_end().lines().collect();
+            let shown = if text.len() > 20 {
+                &text[text.len() - 20..]
+            } else {
+                &text[..]
+            };
+            lines.push(format!("{key}:"));
+            lines.extend(shown.iter().map(|l| format!("  {l}")));
+            if key == "stderr" {
+                break;
+            }
+        }
+    }
+    lines
+}
+
+impl Output for Human {
+    fn emit(&self, event: &Event) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::PlaybookStart { check_mode, .. } => {
+                if *check_mode {
+                    st.println(format!(
+                        "{}",
+                        style("check mode: nothing will be changed").yellow()
+                    ));
+                }
+            }
+            Event::PlayStart { name, hosts } => {
+                st.clear_bars();
+                st.println(format!(
+                    "\n{} {} ({} host{})",
+                    style("PLAY").bold(),
+                    style(format!("[{name}]")).bold(),
+                    hosts.len(),
+                    if hosts.len() == 1 { "" } else { "s" }
+                ));
+            }
+            Event::TaskStart { name, handler, .. } => {
+                st.task = if *handler {
+                    format!("handler: {name}")
+                } else {
+                    name.clone()
+                };
+                st.task_header_printed = false;
+                if self.verbosity > 0 {
+                    st.header();
+                }
+            }
+            Event::HostTaskStart { host, task } => {
+                if let Some(b) = st.bar(host) {
+                    b.set_message(task.clone());
+                    b.reset_elapsed();
+                }
+            }
+            Event::HostResult {
+                host,
+                status,
+                ignored,
+                item,
+                result,
+                delegated_to,
+                duration_ms,
+                ..
+            } => {
+                let target = match delegated_to {
+                    Some(d) if d != host => format!("[{host} -> {d}]"),
+                    _ => format!("[{host}]"),
+                };
+                let item_txt = item
+                    .as_ref()
+                    .map(|i| format!(" (item={})", one_line(i)))
+                    .unwrap_or_default();
+                if item.is_none()
+                    && let Some(b) = st.bar(host)
+                {
+                    b.set_message(format!(
+                        "{} {}",
+                        st.task,
+                        match status {
+                            Status::Failed => "failed",
+                            Status::Unreachable => "unreachable",
+                            _ => "done",
+                        }
+                    ));
+                }
+                // Loop items are detailed at -v; the whole task's line is always shown.
+                if item.is_some()
+                    && self.verbosity == 0
+                    && !matches!(status, Status::Failed | Status::Unreachable)
+                {
+                    return;
+                }
+                let debug_msg = result
+                    .get("msg")
+                    .filter(|_| item.is_none() && result.get("censored").is_none());
+                let var_dump = result.as_object().and_then(|m| {
+                    (m.len() == 2 && m.contains_key("changed"))
+                        .then(|| m.iter().find(|(k, _)| *k != "changed"))
+                        .flatten()
+                });
+                match status {
+                    Status::Failed => {
+                        st.header();
+                        let word = if *ignored {
+                            "failed (ignored)"
+                        } else {
+                            "failed"
+                        };
+                        st.println(format!("{}: {target}{item_txt}", style(word).red().bold()));
+                        if item.is_none() || self.verbosity > 0 || !ignored {
+                            for l in failure_details(result) {
+                                st.println(format!("    {}", style(l).red()));
+                            }
+                        }
+                    }
+                    Status::Unreachable => {
+                        st.header();
+                        st.println(format!(
+                            "{}: {target} {}",
+                            style("unreachable").red().bold(),
+                            result.get("msg").map(one_line).unwrap_or_default()
+                        ));
+                    }
+                    Status::Changed => {
+                        st.header();
+                        st.println(format!("{}: {target}{item_txt}", style("changed").yellow()));
+                        if let Some(d) = result.get("diff") {
+                            for line in render_diff(d) {
+                                st.println(line);
+                            }
+                        }
+                        if self.verbosity > 0 {
+                            st.println(format!(
+                                "    {}",
+                                serde_json::to_string(result).unwrap_or_default()
+                            ));
+                        }
+                    }
+                    Status::Ok | Status::Skipped => {
+                        let is_debug_like = st.task.starts_with("debug")
+                            || debug_msg.is_some()
+                                && result.as_object().is_some_and(|m| m.len() <= 3);
+                        if self.verbosity > 0 {
+                            st.header();
+                            let word = if *status == Status::Ok {
+                                style("ok").green()
+                            } else {
+                                style("skipping").cyan()
+                            };
+                            st.println(format!("{word}: {target}{item_txt} ({duration_ms} ms)"));
+                            if *status == Status::Ok {
+                                st.println(format!(
+                                    "    {}",
+                                    serde_json::to_string(result).unwrap_or_default()
+                                ));
+                            }
+                        } else if *status == Status::Ok
+                            && is_debug_like
+                            && (debug_msg.is_some() || var_dump.is_some())
+                        {
+                            st.header();
+                            let text = match (debug_msg, var_dump) {
+                                (Some(m), _) => one_line(m),
+                                (None, Some((k, v))) => format!("{k} = {}", one_line(v)),
+                                _ => String::new(),
+                            };
+                            st.println(format!("{}: {target} {}", style("ok").green(), text));
+                        }
+                    }
+                }
+            }
+            Event::Warning { message } => {
+                st.println(format!("{} {message}", style("[WARNING]:").magenta()));
+            }
+            Event::Recap {
+                hosts,
+                elapsed_ms,
+                interrupted,
+            } => {
+                st.clear_bars();
+                if *interrupted {
+                    st.println(format!(
+                        "\n{}",
+                        style("interrupted: the run was stopped before it finished")
+                            .red()
+                            .bold()
+                    ));
+                }
+                st.println(format!("\n{}", style("PLAY RECAP").bold()));
+                let width = hosts.keys().map(String::len).max().unwrap_or(0);
+                for (h, s) in hosts {
+                    st.println(recap_line(h, s, width));
+                }
+                st.println(format!("\nfinished in {:.2}s", *elapsed_ms as f64 / 1000.0));
+            }
+        }
+    }
+}
+
+fn recap_line(host: &str, s: &Stats, width: usize) -> String {
+    let name = format!("{host:width$}");
+    let name = if s.failed > 0 || s.unreachable > 0 {
+        style(name).red().bold()
+    } else if s.changed > 0 {
+        style(name).yellow()
+    } else {
+        style(name).green()
+    };
+    format!(
+        "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}",
+        s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
+    )
+}
+
+/// `--diff`: a module's `diff` (`before`/`after` texts, or a list of them) as a unified diff.
+fn render_diff(diff: &Value) -> Vec<String> {
+    let parts: Vec<&Value> = match diff {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut lines = Vec::new();
+    for part in parts {
+        let text = |k: &str| match part.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(serde_json::to_string_pretty(other).unwrap_or_default() + "\n"),
+        };
+        let (Some(before), Some(after)) = (text("before"), text("after")) else {
+            for k in [
+                "before_binary",
+                "after_binary",
+                "src_binary",
+                "dst_binary",
+                "src_larger",
+                "dst_larger",
+            ] {
+                if part.get(k).is_some() {
+                    lines.push(format!("    (diff not shown: {k})"));
+                }
+            }
+            continue;
+        };
+        let header =
+            |k: &str, d: &str| part.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
+        let udiff = similar::TextDiff::from_lines(&before, &after);
+        let rendered = udiff
+            .unified_diff()
+            .context_radius(3)
+            .header(
+                &header("before_header", "before"),
+                &header("after_header", "after"),
+            )
+            .to_string();
+        for l in rendered.lines() {
+            let styled = if l.starts_with('+') && !l.starts_with("+++") {
+                style(l).green().to_string()
+            } else if l.starts_with('-') && !l.starts_with("---") {
+                style(l).red().to_string()
+            } else if l.starts_with("@@") {
+                style(l).cyan().to_string()
+            } else {
+                l.to_string()
+            };
+            lines.push(format!("    {styled}"));
+        }
+    }
+    lines
+}

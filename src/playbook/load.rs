@@ -1,0 +1,1204 @@
+//! Builds the typed playbook from YAML nodes, validating as it goes: every error names
+//! file:line:col and says how to fix it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::model::*;
+use crate::diag::{Diag, Loc, Result};
+use crate::modules::{self, did_you_mean};
+use crate::template::Templar;
+use crate::yaml::{self, Kind, Node};
+
+const PLAY_KEYWORDS: &[&str] = &[
+    "name",
+    "hosts",
+    "vars",
+    "vars_files",
+    "gather_facts",
+    "serial",
+    "strategy",
+    "handlers",
+    "pre_tasks",
+    "tasks",
+    "post_tasks",
+    "any_errors_fatal",
+    "max_fail_percentage",
+    "connection",
+    "become",
+    "become_user",
+    "become_method",
+    "environment",
+    "tags",
+    "check_mode",
+    "diff",
+    "no_log",
+    "ignore_errors",
+    "ignore_unreachable",
+    "remote_user",
+    "force_handlers",
+    "timeout",
+    "run_once",
+];
+
+const TASK_KEYWORDS: &[&str] = &[
+    "name",
+    "when",
+    "loop",
+    "loop_control",
+    "register",
+    "vars",
+    "tags",
+    "become",
+    "become_user",
+    "become_method",
+    "environment",
+    "ignore_errors",
+    "ignore_unreachable",
+    "no_log",
+    "delegate_to",
+    "run_once",
+    "retries",
+    "until",
+    "delay",
+    "changed_when",
+    "failed_when",
+    "notify",
+    "listen",
+    "check_mode",
+    "diff",
+    "any_errors_fatal",
+    "connection",
+    "remote_user",
+    "timeout",
+    "args",
+    "action",
+    "local_action",
+    "with_items",
+    "with_list",
+    "with_dict",
+    "with_indexed_items",
+    "block",
+    "rescue",
+    "always",
+];
+
+/// Ansible keywords mixop knows about but does not implement: named at load time, never ignored.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "async",
+        "run the task normally; long commands stream their output",
+    ),
+    ("poll", "run the task normally"),
+    ("throttle", "use --forks or serial"),
+    ("debugger", "use -vvv and --log"),
+    (
+        "collections",
+        "use short module names or fully qualified ones",
+    ),
+    ("module_defaults", "set the arguments on each task"),
+    ("roles", "use import_tasks with task files"),
+    ("vars_prompt", "pass values with -e"),
+    ("include_role", "use include_tasks"),
+    ("import_role", "use import_tasks"),
+    ("include", "use include_tasks or import_tasks"),
+    (
+        "delegate_facts",
+        "set facts on the delegated host with a task of its own",
+    ),
+    ("order", "order hosts in the inventory"),
+    (
+        "with_fileglob",
+        "use loop with the fileglob lookup output from a command",
+    ),
+    ("with_sequence", "use loop: \"{{ range(...) | list }}\""),
+    ("with_nested", "use loop with the product filter"),
+    ("with_subelements", "use loop with the subelements filter"),
+    ("with_together", "use loop with the zip filter"),
+    ("with_first_found", "use a single path"),
+    (
+        "with_lines",
+        "register a command and loop over stdout_lines",
+    ),
+    ("become_flags", "not supported"),
+    ("become_exe", "not supported"),
+];
+
+pub struct Loader<'t> {
+    templar: &'t Templar,
+    /// Files being imported, to catch import cycles.
+    stack: Vec<PathBuf>,
+    /// The playbook's directory (the root for `files/` and `templates/`).
+    root: Option<PathBuf>,
+}
+
+/// Loads a playbook and everything it imports, validating the whole plan.
+pub fn load_playbook(path: &Path, templar: &Templar) -> Result<Playbook> {
+    let mut loader = Loader {
+        templar,
+        stack: Vec::new(),
+        root: path.parent().map(Path::to_path_buf),
+    };
+    let plays = loader.playbook_file(path, &Map::new())?;
+    Ok(Playbook {
+        path: path.to_path_buf(),
+        plays,
+    })
+}
+
+/// Loads a task file at run time (`include_tasks` with a templated name).
+pub fn load_task_file(
+    path: &Path,
+    templar: &Templar,
+    inherited_tags: &[String],
+) -> Result<Vec<Task>> {
+    let mut loader = Loader {
+        templar,
+        stack: Vec::new(),
+        root: None,
+    };
+    loader.task_file(path, inherited_tags, None)
+}
+
+fn keys_of(node: &Node, what: &str) -> Result<Vec<(String, Node, Node)>> {
+    Ok(node
+        .expect_map(what)?
+        .iter()
+        .map(|(k, v)| (k.key_text(), k.clone(), v.clone()))
+        .collect())
+}
+
+fn unknown_key(key: &str, key_node: &Node, known: &[&str], what: &str) -> Diag {
+    if let Some((_, hint)) = UNSUPPORTED.iter().find(|(k, _)| *k == key) {
+        return Diag::input(format!("`{key}` is not supported by mixop"))
+            .at(&key_node.loc)
+            .label("not supported")
+            .hint(*hint);
+    }
+    let mut d = Diag::input(format!("unknown {what} keyword `{key}`"))
+        .at(&key_node.loc)
+        .label("unknown keyword");
+    if let Some(s) = did_you_mean(key, known) {
+        d = d.hint(format!("did you mean `{s}`?"));
+    }
+    d
+}
+
+fn bool_of(node: &Node, what: &str) -> Result<bool> {
+    match &node.kind {
+        Kind::Bool(b) => Ok(*b),
+        Kind::Str(s) => crate::value::parse_bool(s).ok_or_else(|| {
+            Diag::input(format!("`{what}` must be a boolean, found `{s}`")).at(&node.loc)
+        }),
+        _ => Err(Diag::input(format!(
+            "`{what}` must be a boolean, found {}",
+            node.type_name()
+        ))
+        .at(&node.loc)),
+    }
+}
+
+fn string_of(node: &Node, what: &str) -> Result<String> {
+    match &node.kind {
+        Kind::Str(s) => Ok(s.clone()),
+        Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
+            Ok(crate::value::to_text(&node.to_value()))
+        }
+        _ => Err(Diag::input(format!(
+            "`{what}` must be a string, found {}",
+            node.type_name()
+        ))
+        .at(&node.loc)),
+    }
+}
+
+/// A string or a list of strings (`tags`, `notify`, `listen`).
+fn string_list(node: &Node, what: &str) -> Result<Vec<String>> {
+    match &node.kind {
+        Kind::Seq(items) => items.iter().map(|i| string_of(i, what)).collect(),
+        Kind::Null => Ok(Vec::new()),
+        Kind::Str(s) if what == "tags" => Ok(s
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()),
+        _ => Ok(vec![string_of(node, what)?]),
+    }
+}
+
+fn vars_map(node: &Node, what: &str) -> Result<Map<String, Value>> {
+    if node.is_null() {
+        return Ok(Map::new());
+    }
+    let pairs = node.expect_map(what)?;
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        let name = k.key_text();
+        if !modules::builtin::is_identifier(&name) {
+            return Err(Diag::input(format!("`{name}` is not a valid variable name"))
+                .at(&k.loc)
+                .hint("variable names are letters, digits and underscores, not starting with a digit"));
+        }
+        m.insert(name, v.to_value());
+    }
+    Ok(m)
+}
+
+impl Loader<'_> {
+    fn enter(&mut self, path: &Path, loc: Option<&Loc>) -> Result<()> {
+        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if self.stack.contains(&canon) {
+            return Err(Diag::input(format!("`{}` imports itself", path.display()))
+                .at_opt(loc)
+                .hint("remove the import cycle"));
+        }
+        self.stack.push(canon);
+        Ok(())
+    }
+
+    fn read(&self, path: &Path, loc: Option<&Loc>) -> Result<Vec<Node>> {
+        if !path.is_file() {
+            return Err(Diag::input(format!("file not found: {}", path.display())).at_opt(loc));
+        }
+        yaml::load_file(path)
+    }
+
+    fn playbook_file(
+        &mut self,
+        path: &Path,
+        import_vars: &Map<String, Value>,
+    ) -> Result<Vec<Play>> {
+        self.enter(path, None)?;
+        let docs = self.read(path, None)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let Some(doc) = docs.first() else {
+            return Err(Diag::input(format!(
+                "{}: the playbook is empty",
+                path.display()
+            )));
+        };
+        let entries = doc.as_seq().ok_or_else(|| {
+            Diag::input(format!(
+                "a playbook must be a list of plays, found {}",
+                doc.type_name()
+            ))
+            .at(&doc.loc)
+            .hint("start each play with `- hosts: ...`")
+        })?;
+        let mut plays = Vec::new();
+        for entry in entries {
+            if let Some(target) = entry
+                .get("import_playbook")
+                .or_else(|| entry.get("ansible.builtin.import_playbook"))
+            {
+                let mut vars = import_vars.clone();
+                for (k, knode, v) in keys_of(entry, "an import_playbook entry")? {
+                    match k.as_str() {
+                        "import_playbook" | "ansible.builtin.import_playbook" | "name" => {}
+                        "vars" => crate::value::merge(&mut vars, &vars_map(&v, "vars")?, false),
+                        "when" | "tags" => {
+                            return Err(Diag::input(format!(
+                                "`{k}` on import_playbook is not supported"
+                            ))
+                            .at(&knode.loc)
+                            .hint("put it on the plays of the imported playbook"));
+                        }
+                        _ => {
+                            return Err(unknown_key(
+                                &k,
+                                &knode,
+                                &["import_playbook", "vars", "name"],
+                                "import_playbook",
+                            ));
+                        }
+                    }
+                }
+                let file = string_of(target, "import_playbook")?;
+                self.check_template(&file, &target.loc)?;
+                let sub = dir.join(&file);
+                if !sub.is_file() {
+                    return Err(Diag::input(format!(
+                        "imported playbook not found: {}",
+                        sub.display()
+                    ))
+                    .at(&target.loc));
+                }
+                plays.extend(self.playbook_file(&sub, &vars)?);
+                continue;
+            }
+            plays.push(self.play(entry, &dir, import_vars)?);
+        }
+        self.stack.pop();
+        Ok(plays)
+    }
+
+    fn play(&mut self, node: &Node, dir: &Path, import_vars: &Map<String, Value>) -> Result<Play> {
+        let pairs = keys_of(node, "a play")?;
+        if node.get("hosts").is_none() {
+            let mut d = Diag::input("a play needs `hosts`")
+                .at(&node.loc)
+                .label("this play");
+            if pairs
+                .iter()
+                .any(|(k, _, _)| modules::lookup(k).is_some() || k == "block")
+            {
+                d = d.hint("this looks like a task: tasks go under `tasks:` of a play");
+            }
+            return Err(d);
+        }
+        let mut play = Play {
+            loc: node.loc.clone(),
+            name: String::new(),
+            hosts: String::new(),
+            dir: dir.to_path_buf(),
+            vars: import_vars.clone(),
+            vars_files: Vec::new(),
+            gather_facts: false,
+            serial: Vec::new(),
+            strategy: Strategy::Linear,
+            any_errors_fatal: false,
+            max_fail_percentage: None,
+            force_handlers: false,
+            opts: TaskOpts::default(),
+            tags: Vec::new(),
+            pre_tasks: Vec::new(),
+            tasks: Vec::new(),
+            post_tasks: Vec::new(),
+            handlers: Vec::new(),
+        };
+        let mut sections: Vec<(String, Node)> = Vec::new();
+        for (k, knode, v) in &pairs {
+            match k.as_str() {
+                "name" => play.name = string_of(v, "name")?,
+                "hosts" => {
+                    play.hosts = match &v.kind {
+                        Kind::Seq(items) => items
+                            .iter()
+                            .map(|i| string_of(i, "hosts"))
+                            .collect::<Result<Vec<_>>>()?
+                            .join(","),
+                        _ => string_of(v, "hosts")?,
+                    }
+                }
+                "vars" => crate::value::merge(&mut play.vars, &vars_map(v, "vars")?, false),
+                "vars_files" => {
+                    for f in v.expect_seq("vars_files")? {
+                        play.vars_files
+                            .push((string_of(f, "vars_files")?, f.loc.clone()));
+                    }
+                }
+                "gather_facts" => play.gather_facts = bool_of(v, k)?,
+                "serial" => play.serial = serial_of(v)?,
+                "strategy" => {
+                    play.strategy = match string_of(v, k)?.as_str() {
+                        "linear" | "ansible.builtin.linear" => Strategy::Linear,
+                        "free" | "ansible.builtin.free" => Strategy::Free,
+                        other => {
+                            return Err(Diag::input(format!("unknown strategy `{other}`"))
+                                .at(&v.loc)
+                                .hint("mixop supports `linear` and `free`"));
+                        }
+                    }
+                }
+                "any_errors_fatal" => play.any_errors_fatal = bool_of(v, k)?,
+                "force_handlers" => play.force_handlers = bool_of(v, k)?,
+                "max_fail_percentage" => {
+                    play.max_fail_percentage = Some(v.to_value().as_f64().ok_or_else(|| {
+                        Diag::input("`max_fail_percentage` must be a number").at(&v.loc)
+                    })?)
+                }
+                "tags" => play.tags = string_list(v, "tags")?,
+                "pre_tasks" | "tasks" | "post_tasks" | "handlers" => {
+                    sections.push((k.clone(), v.clone()))
+                }
+                _ if self.task_opt(&mut play.opts, k, v)? => {}
+                _ => return Err(unknown_key(k, knode, PLAY_KEYWORDS, "play")),
+            }
+        }
+        if play.hosts.trim().is_empty() {
+            return Err(Diag::input("`hosts` is empty").at(&node.loc));
+        }
+        if play.name.is_empty() {
+            play.name = play.hosts.clone();
+        }
+        for (k, v) in sections {
+            let tasks = self.task_list(&v, dir, &play.tags, k == "handlers")?;
+            match k.as_str() {
+                "pre_tasks" => play.pre_tasks = tasks,
+                "tasks" => play.tasks = tasks,
+                "post_tasks" => play.post_tasks = tasks,
+                _ => play.handlers = tasks,
+            }
+        }
+        let mut topics: Vec<String> = Vec::new();
+        for h in &play.handlers {
+            topics.extend(h.name.iter().cloned());
+            topics.extend(h.listen.iter().cloned());
+        }
+        for list in [
+            &play.pre_tasks,
+            &play.tasks,
+            &play.post_tasks,
+            &play.handlers,
+        ] {
+            check_notify(list, &topics)?;
+        }
+        Ok(play)
+    }
+
+    /// Parses keywords shared by plays, blocks and tasks. Returns false for other keys.
+    fn task_opt(&self, opts: &mut TaskOpts, k: &str, v: &Node) -> Result<bool> {
+        match k {
+            "become" => opts.become_ = Some(bool_of(v, k)?),
+            "become_user" => opts.become_user = Some(self.str_tmpl(v, k)?),
+            "become_method" => {
+                let m = string_of(v, k)?;
+                if m != "sudo" {
+                    return Err(Diag::input(format!("become_method `{m}` is not supported"))
+                        .at(&v.loc)
+                        .hint("mixop supports `sudo`"));
+                }
+                opts.become_method = Some(m);
+            }
+            "connection" => {
+                let c = string_of(v, k)?;
+                if crate::connection::Transport::parse(&c).is_none() {
+                    return Err(Diag::input(format!("unknown connection `{c}`"))
+                        .at(&v.loc)
+                        .hint("use `ssh`, `winrm` or `local`"));
+                }
+                opts.connection = Some(c);
+            }
+            "remote_user" => opts.remote_user = Some(self.str_tmpl(v, k)?),
+            "no_log" => opts.no_log = Some(bool_of(v, k)?),
+            "ignore_errors" => opts.ignore_errors = Some(bool_of(v, k)?),
+            "ignore_unreachable" => opts.ignore_unreachable = Some(bool_of(v, k)?),
+            "check_mode" => opts.check_mode = Some(bool_of(v, k)?),
+            "diff" => opts.diff = Some(bool_of(v, k)?),
+            "any_errors_fatal" => opts.any_errors_fatal = Some(bool_of(v, k)?),
+            "run_once" => opts.run_once = Some(bool_of(v, k)?),
+            "delegate_to" => opts.delegate_to = Some(self.str_tmpl(v, k)?),
+            "timeout" => {
+                opts.timeout = Some(v.to_value().as_u64().ok_or_else(|| {
+                    Diag::input("`timeout` must be a number of seconds").at(&v.loc)
+                })?)
+            }
+            "environment" => {
+                let value = v.to_value();
+                match &value {
+                    Value::Object(_) => self.check_value_templates(&value, &v.loc)?,
+                    Value::String(s) if crate::template::is_template(s) => {
+                        self.check_template(s, &v.loc)?
+                    }
+                    _ => {
+                        return Err(Diag::input(
+                            "`environment` must be a mapping of variable names to values",
+                        )
+                        .at(&v.loc));
+                    }
+                }
+                opts.environment.push(value);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn str_tmpl(&self, v: &Node, what: &str) -> Result<String> {
+        let s = string_of(v, what)?;
+        self.check_template(&s, &v.loc)?;
+        Ok(s)
+    }
+
+    fn check_template(&self, s: &str, loc: &Loc) -> Result<()> {
+        if !crate::template::is_template(s) {
+            return Ok(());
+        }
+        self.templar.check_template(s).map_err(|e| {
+            Diag::input(format!("template error: {}", e.message))
+                .at(loc)
+                .label("in this template")
+        })
+    }
+
+    fn check_value_templates(&self, v: &Value, loc: &Loc) -> Result<()> {
+        match v {
+            Value::String(s) => self.check_template(s, loc),
+            Value::Array(a) => a
+                .iter()
+                .try_for_each(|x| self.check_value_templates(x, loc)),
+            Value::Object(m) => m
+                .values()
+                .try_for_each(|x| self.check_value_templates(x, loc)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a node's templates, pointing at the exact node that is wrong.
+    fn check_node_templates(&self, n: &Node) -> Result<()> {
+        match &n.kind {
+            Kind::Str(s) => self.check_template(s, &n.loc),
+            Kind::Seq(items) => items.iter().try_for_each(|x| self.check_node_templates(x)),
+            Kind::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
+                self.check_node_templates(k)?;
+                self.check_node_templates(v)
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn conditions(&self, v: &Node, what: &str) -> Result<Vec<Value>> {
+        let items: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match &item.kind {
+                Kind::Bool(b) => out.push(Value::Bool(*b)),
+                Kind::Str(s) => {
+                    let expr = s.trim();
+                    let check = if expr.starts_with("{{") && expr.ends_with("}}") {
+                        self.templar.check_template(expr)
+                    } else {
+                        self.templar.check_expr(expr)
+                    };
+                    check.map_err(|e| {
+                        Diag::input(format!("`{what}` does not compile: {}", e.message))
+                            .at(&item.loc)
+                            .label("this expression")
+                            .hint(format!(
+                                "`{what}` takes a bare Jinja expression such as `result.rc == 0`"
+                            ))
+                    })?;
+                    out.push(Value::String(s.clone()));
+                }
+                Kind::Int(_) | Kind::Float(_) => out.push(item.to_value()),
+                _ => {
+                    return Err(Diag::input(format!(
+                        "`{what}` must be an expression, a boolean or a list of them, found {}",
+                        item.type_name()
+                    ))
+                    .at(&item.loc));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn task_list(
+        &mut self,
+        node: &Node,
+        dir: &Path,
+        tags: &[String],
+        handlers: bool,
+    ) -> Result<Vec<Task>> {
+        if node.is_null() {
+            return Ok(Vec::new());
+        }
+        let items = node.expect_seq("a task list")?;
+        let mut out = Vec::new();
+        for item in items {
+            out.push(self.task(item, dir, tags, handlers)?);
+        }
+        Ok(out)
+    }
+
+    pub fn task_file(
+        &mut self,
+        path: &Path,
+        tags: &[String],
+        loc: Option<&Loc>,
+    ) -> Result<Vec<Task>> {
+        self.enter(path, loc)?;
+        let docs = self.read(path, loc)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let tasks = match docs.first() {
+            None => Vec::new(),
+            Some(doc) if doc.is_null() => Vec::new(),
+            Some(doc) => {
+                if doc.as_seq().is_none() {
+                    return Err(Diag::input(format!(
+                        "a task file must be a list of tasks, found {}",
+                        doc.type_name()
+                    ))
+                    .at(&doc.loc));
+                }
+                self.task_list(doc, &dir, tags, false)?
+            }
+        };
+        self.stack.pop();
+        Ok(tasks)
+    }
+
+    fn task(
+        &mut self,
+        node: &Node,
+        dir: &Path,
+        inherited_tags: &[String],
+        handler: bool,
+    ) -> Result<Task> {
+        let pairs = keys_of(node, "a task")?;
+        let mut task = Task {
+            loc: node.loc.clone(),
+            name: None,
+            kind: TaskKind::Meta {
+                action: "noop".into(),
+            },
+            opts: TaskOpts::default(),
+            tags: inherited_tags.to_vec(),
+            vars: Map::new(),
+            when: Vec::new(),
+            loop_: None,
+            loop_control: LoopControl {
+                loop_var: "item".into(),
+                ..Default::default()
+            },
+            register: None,
+            until: Vec::new(),
+            retries: None,
+            delay: None,
+            changed_when: None,
+            failed_when: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            dir: dir.to_path_buf(),
+        };
+        let mut action: Option<(String, Node, Node)> = None;
+        let mut args_kw: Option<Node> = None;
+        let mut block_parts: Vec<(String, Node)> = Vec::new();
+        let mut local_action = false;
+        for (k, knode, v) in &pairs {
+            match k.as_str() {
+                "name" => {
+                    let n = string_of(v, "name")?;
+                    self.check_template(&n, &v.loc)?;
+                    task.name = Some(n);
+                }
+                "when" => task.when = self.conditions(v, "when")?,
+                "until" => task.until = self.conditions(v, "until")?,
+                "changed_when" => task.changed_when = Some(self.conditions(v, "changed_when")?),
+                "failed_when" => task.failed_when = Some(self.conditions(v, "failed_when")?),
+                "loop" | "with_items" | "with_list" | "with_dict" | "with_indexed_items" => {
+                    if task.loop_.is_some() {
+                        return Err(Diag::input("a task can have only one loop").at(&knode.loc));
+                    }
+                    self.check_node_templates(v)?;
+                    let value = v.to_value();
+                    let value = match (k.as_str(), value) {
+                        ("with_items", Value::String(s)) if crate::template::is_template(&s) => {
+                            Value::String(wrap_expr(&s, "| flatten(levels=1)"))
+                        }
+                        ("with_items", Value::Array(a)) => Value::Array(flatten_once(a)),
+                        ("with_dict", Value::String(s)) => {
+                            Value::String(wrap_expr(&s, "| dict2items"))
+                        }
+                        ("with_indexed_items", _) => {
+                            return Err(unknown_key("with_indexed_items", knode, &[], "task")
+                                .hint("use loop with loop_control.index_var"));
+                        }
+                        (_, v2 @ (Value::Array(_) | Value::String(_))) => v2,
+                        (_, Value::Object(_)) if k == "with_dict" => {
+                            return Err(Diag::input(
+                                "`with_dict` with an inline mapping is not supported",
+                            )
+                            .at(&v.loc)
+                            .hint("use loop: \"{{ mapping | dict2items }}\""));
+                        }
+                        (_, other) => {
+                            return Err(Diag::input(format!(
+                                "`{k}` needs a list or a template that yields one, found {}",
+                                v.type_name()
+                            ))
+                            .at(&v.loc)
+                            .hint(format!("got {other}")));
+                        }
+                    };
+                    if let Value::String(s) = &value
+                        && !crate::template::is_template(s)
+                    {
+                        return Err(Diag::input(format!(
+                            "`{k}` needs a list, found the string `{s}`"
+                        ))
+                        .at(&v.loc)
+                        .hint(format!(
+                            "write `{k}: \"{{{{ {s} }}}}\"` to loop over a variable"
+                        )));
+                    }
+                    task.loop_ = Some(value);
+                }
+                "loop_control" => task.loop_control = loop_control(v, self)?,
+                "register" => {
+                    let r = string_of(v, k)?;
+                    if !modules::builtin::is_identifier(&r) {
+                        return Err(Diag::input(format!(
+                            "`{r}` is not a valid variable name for register"
+                        ))
+                        .at(&v.loc));
+                    }
+                    task.register = Some(r);
+                }
+                "vars" => {
+                    self.check_node_templates(v)?;
+                    task.vars = vars_map(v, "vars")?;
+                }
+                "tags" => {
+                    for t in string_list(v, "tags")? {
+                        if !task.tags.contains(&t) {
+                            task.tags.push(t);
+                        }
+                    }
+                }
+                "retries" => task.retries = Some(v.to_value()),
+                "delay" => task.delay = Some(v.to_value()),
+                "notify" => task.notify = string_list(v, "notify")?,
+                "listen" if handler => task.listen = string_list(v, "listen")?,
+                "block" | "rescue" | "always" => block_parts.push((k.clone(), v.clone())),
+                "args" => args_kw = Some(v.clone()),
+                "action" | "local_action" => {
+                    if action.is_some() {
+                        return Err(two_actions(&action, k, knode));
+                    }
+                    local_action = k == "local_action";
+                    let (name, args_node) = split_action(v)?;
+                    action = Some((name, knode.clone(), args_node));
+                }
+                _ if self.task_opt(&mut task.opts, k, v)? => {}
+                _ if TASK_KEYWORDS.contains(&k.as_str()) || k == "listen" => {
+                    return Err(
+                        Diag::input(format!("`{k}` is only valid on handlers")).at(&knode.loc)
+                    );
+                }
+                _ => {
+                    if UNSUPPORTED.iter().any(|(u, _)| u == k) {
+                        return Err(unknown_key(k, knode, TASK_KEYWORDS, "task"));
+                    }
+                    if action.is_some() {
+                        return Err(two_actions(&action, k, knode));
+                    }
+                    action = Some((k.clone(), knode.clone(), v.clone()));
+                }
+            }
+        }
+        if local_action {
+            task.opts.delegate_to = Some("localhost".into());
+        }
+        if !block_parts.is_empty() {
+            if let Some((name, knode, _)) = &action {
+                return Err(
+                    Diag::input(format!("a block cannot also run the module `{name}`"))
+                        .at(&knode.loc)
+                        .hint("move the module into a task inside `block:`"),
+                );
+            }
+            let mut parts: [Vec<Task>; 3] = Default::default();
+            for (k, v) in block_parts {
+                let i = ["block", "rescue", "always"]
+                    .iter()
+                    .position(|x| *x == k)
+                    .unwrap_or(0);
+                parts[i] = self.task_list(&v, dir, &task.tags, handler)?;
+            }
+            let [block, rescue, always] = parts;
+            task.kind = TaskKind::Block {
+                block,
+                rescue,
+                always,
+            };
+            return Ok(task);
+        }
+        let Some((name, knode, args_node)) = action else {
+            return Err(Diag::input("this task has no module")
+                .at(&node.loc)
+                .hint("add a module such as `command: ...`, or check the indentation"));
+        };
+        self.action(
+            &mut task,
+            &name,
+            &knode,
+            &args_node,
+            args_kw.as_ref(),
+            handler,
+        )?;
+        Ok(task)
+    }
+
+    fn action(
+        &mut self,
+        task: &mut Task,
+        name: &str,
+        knode: &Node,
+        args_node: &Node,
+        args_kw: Option<&Node>,
+        handler: bool,
+    ) -> Result<()> {
+        let short = name.rsplit('.').next().unwrap_or(name);
+        let builtin_ns = name == short
+            || name.starts_with("ansible.builtin.")
+            || name.starts_with("ansible.legacy.");
+        if builtin_ns && matches!(short, "import_tasks" | "include_tasks") {
+            let file_node = match &args_node.kind {
+                Kind::Map(_) => args_node.get("file").cloned().ok_or_else(|| {
+                    Diag::input(format!("`{short}` needs `file`")).at(&args_node.loc)
+                })?,
+                _ => args_node.clone(),
+            };
+            if let Some(pairs) = args_node.as_map() {
+                for (k, _) in pairs {
+                    if k.key_text() != "file" {
+                        return Err(Diag::input(format!(
+                            "`{short}` argument `{}` is not supported",
+                            k.key_text()
+                        ))
+                        .at(&k.loc));
+                    }
+                }
+            }
+            let file = string_of(&file_node, short)?;
+            self.check_template(&file, &file_node.loc)?;
+            let templated = crate::template::is_template(&file);
+            if short == "import_tasks" {
+                if templated {
+                    return Err(Diag::input(
+                        "`import_tasks` is static: its file name cannot use variables",
+                    )
+                    .at(&file_node.loc)
+                    .hint("use `include_tasks` for a file chosen at run time"));
+                }
+                if task.loop_.is_some() {
+                    return Err(Diag::input("`import_tasks` cannot loop")
+                        .at(&knode.loc)
+                        .hint("use `include_tasks` with `loop`"));
+                }
+                let path = task.dir.join(&file);
+                let tasks = self.task_file(&path, &task.tags, Some(&file_node.loc))?;
+                task.kind = TaskKind::Block {
+                    block: tasks,
+                    rescue: Vec::new(),
+                    always: Vec::new(),
+                };
+                return Ok(());
+            }
+            // include_tasks: tags and conditions apply to the include itself, not the tasks.
+            let preloaded = if templated {
+                None
+            } else {
+                Some(self.task_file(&task.dir.join(&file), &[], Some(&file_node.loc))?)
+            };
+            task.kind = TaskKind::IncludeTasks { file, preloaded };
+            return Ok(());
+        }
+        if builtin_ns && short == "meta" {
+            let action = string_of(args_node, "meta")?;
+            if !modules::builtin::META_ACTIONS.contains(&action.as_str()) {
+                return Err(Diag::input(format!("unknown meta action `{action}`"))
+                    .at(&args_node.loc)
+                    .hint(format!(
+                        "mixop supports: {}",
+                        modules::builtin::META_ACTIONS.join(", ")
+                    )));
+            }
+            task.kind = TaskKind::Meta { action };
+            return Ok(());
+        }
+        if builtin_ns && short == "import_playbook" {
+            return Err(Diag::input(
+                "`import_playbook` is only valid at the top level of a playbook",
+            )
+            .at(&knode.loc));
+        }
+        let Some(module) = modules::lookup(name) else {
+            let mut candidates: Vec<&str> = modules::names();
+            candidates.extend(TASK_KEYWORDS);
+            let mut d = Diag::input(format!("unknown module or keyword `{name}`"))
+                .at(&knode.loc)
+                .label("not a module mixop knows");
+            if let Some((_, hint)) = UNSUPPORTED.iter().find(|(k, _)| *k == name) {
+                d = d.hint(*hint);
+            } else if let Some(s) = did_you_mean(short, &candidates) {
+                d = d.hint(format!("did you mean `{s}`?"));
+            } else {
+                d = d.hint(format!("mixop's modules: {}", modules::names().join(", ")));
+            }
+            return Err(d);
+        };
+        let _ = handler;
+        let def = module.def();
+        let mut args = modules::args_from_value(def, &args_node.to_value())
+            .map_err(|m| Diag::input(m).at(&args_node.loc))?;
+        if let Some(extra) = args_kw {
+            let Value::Object(extra_map) = extra.to_value() else {
+                return Err(Diag::input("`args` must be a mapping").at(&extra.loc));
+            };
+            for (k, v) in extra_map {
+                args.entry(k).or_insert(v);
+            }
+        }
+        let arg_loc = |key: &str| -> Loc {
+            args_node
+                .as_map()
+                .and_then(|m| m.iter().find(|(k, _)| k.key_text() == key))
+                .map(|(k, _)| k.loc.clone())
+                .or_else(|| {
+                    args_kw
+                        .and_then(|a| a.as_map())
+                        .and_then(|m| m.iter().find(|(k, _)| k.key_text() == key))
+                        .map(|(k, _)| k.loc.clone())
+                })
+                .unwrap_or_else(|| args_node.loc.clone())
+        };
+        if let Err(msg) = modules::validate_args(def, &args) {
+            let key = args
+                .keys()
+                .find(|k| msg.contains(&format!("`{k}`")))
+                .cloned()
+                .unwrap_or_default();
+            return Err(Diag::input(msg).at(&arg_loc(&key)).label("here"));
+        }
+        self.check_node_templates(args_node)?;
+        if let Some(a) = args_kw {
+            self.check_node_templates(a)?;
+        }
+        self.check_local_source(def.name, &args, &task.dir, &arg_loc)?;
+        task.kind = TaskKind::Module {
+            module,
+            args,
+            args_loc: args_node.loc.clone(),
+        };
+        Ok(())
+    }
+}
+
+impl Loader<'_> {
+    /// A `src` on the controller that is written literally must exist before anything runs.
+    fn check_local_source(
+        &self,
+        module: &str,
+        args: &modules::Args,
+        dir: &Path,
+        arg_loc: &dyn Fn(&str) -> Loc,
+    ) -> Result<()> {
+        let subdir = match module {
+            "template" => "templates",
+            "copy"
+                if !args
+                    .get("remote_src")
+                    .and_then(crate::value::as_bool)
+                    .unwrap_or(false) =>
+            {
+                "files"
+            }
+            _ => return Ok(()),
+        };
+        let Some(src) = args.get("src").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        if crate::template::is_template(src) {
+            return Ok(());
+        }
+        let path = Path::new(src);
+        let mut dirs = vec![dir.to_path_buf()];
+        if let Some(root) = self.root.as_ref().filter(|r| r.as_path() != dir) {
+            dirs.push(root.clone());
+        }
+        let candidates: Vec<PathBuf> = if path.is_absolute() {
+            vec![path.to_path_buf()]
+        } else {
+            dirs.iter()
+                .flat_map(|d| [d.join(subdir).join(path), d.join(path)])
+                .collect()
+        };
+        if candidates.iter().any(|c| c.exists()) {
+            return Ok(());
+        }
+        let what = if module == "template" {
+            "template source"
+        } else {
+            "copy source"
+        };
+        let mut loc = arg_loc("src");
+        // Point at the value rather than the key when we can.
+        if let Some(off) = loc.src.text[loc.offset..].find(src) {
+            let offset = loc.offset + off;
+            let (line, col) = loc.src.line_col(offset);
+            loc = Loc {
+                offset,
+                len: src.len(),
+                line,
+                col,
+                ..loc
+            };
+        }
+        Err(Diag::input(format!("{what} `{src}` not found"))
+            .at(&loc)
+            .label("no such file")
+            .hint(format!(
+                "looked in: {}",
+                candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+    }
+}
+
+fn two_actions(first: &Option<(String, Node, Node)>, second: &str, knode: &Node) -> Diag {
+    let first = first.as_ref().map(|(n, _, _)| n.as_str()).unwrap_or("");
+    Diag::input(format!(
+        "a task can run only one module, but this one has `{first}` and `{second}`"
+    ))
+    .at(&knode.loc)
+    .label("second module")
+    .hint("split it into two tasks, or fix the indentation if this was meant as an argument")
+}
+
+/// `action: copy src=a dest=b` or `action: {module: copy, src: a}`.
+fn split_action(v: &Node) -> Result<(String, Node)> {
+    match &v.kind {
+        Kind::Str(s) => {
+            let s = s.trim();
+            let (name, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+            let mut args = v.clone();
+            args.kind = if rest.trim().is_empty() {
+                Kind::Null
+            } else {
+                Kind::Str(rest.trim().to_string())
+            };
+            Ok((name.to_string(), args))
+        }
+        Kind::Map(pairs) => {
+            let name = v
+                .get("module")
+                .and_then(Node::as_str)
+                .ok_or_else(|| Diag::input("`action` as a mapping needs `module`").at(&v.loc))?;
+            let mut args = v.clone();
+            args.kind = Kind::Map(
+                pairs
+                    .iter()
+                    .filter(|(k, _)| k.key_text() != "module")
+                    .cloned()
+                    .collect(),
+            );
+            Ok((name.to_string(), args))
+        }
+        _ => Err(Diag::input("`action` must be a string or a mapping").at(&v.loc)),
+    }
+}
+
+fn loop_control(v: &Node, loader: &Loader<'_>) -> Result<LoopControl> {
+    let mut lc = LoopControl {
+        loop_var: "item".into(),
+        ..Default::default()
+    };
+    for (k, knode, val) in keys_of(v, "loop_control")? {
+        match k.as_str() {
+            "loop_var" => lc.loop_var = string_of(&val, &k)?,
+            "index_var" => lc.index_var = Some(string_of(&val, &k)?),
+            "label" => {
+                loader.check_node_templates(&val)?;
+                lc.label = Some(val.to_value())
+            }
+            "pause" => lc.pause = val.to_value().as_f64(),
+            "extended" => lc.extended = bool_of(&val, &k)?,
+            _ => {
+                return Err(unknown_key(
+                    &k,
+                    &knode,
+                    &["loop_var", "index_var", "label", "pause", "extended"],
+                    "loop_control",
+                ));
+            }
+        }
+    }
+    Ok(lc)
+}
+
+fn serial_of(v: &Node) -> Result<Vec<Serial>> {
+    let one = |n: &Node| -> Result<Serial> {
+        match &n.kind {
+            Kind::Int(i) if *i > 0 => Ok(Serial::Count(*i as usize)),
+            Kind::Str(s) if s.trim().ends_with('%') => s
+                .trim()
+                .trim_end_matches('%')
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|p| *p > 0.0)
+                .map(Serial::Percent)
+                .ok_or_else(|| Diag::input(format!("invalid serial `{s}`")).at(&n.loc)),
+            Kind::Str(s) => s
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|c| *c > 0)
+                .map(Serial::Count)
+                .ok_or_else(|| Diag::input(format!("invalid serial `{s}`")).at(&n.loc)),
+            _ => Err(Diag::input(
+                "`serial` must be a positive number, a percentage like \"30%\", or a list of them",
+            )
+            .at(&n.loc)),
+        }
+    };
+    match &v.kind {
+        Kind::Seq(items) => items.iter().map(one).collect(),
+        _ => Ok(vec![one(v)?]),
+    }
+}
+
+/// `"{{ x }}"` + `| f` → `"{{ (x) | f }}"`.
+fn wrap_expr(s: &str, filter: &str) -> String {
+    let inner = s.trim();
+    if let Some(body) = inner.strip_prefix("{{").and_then(|b| b.strip_suffix("}}")) {
+        format!("{{{{ ({}) {filter} }}}}", body.trim())
+    } else {
+        s.to_string()
+    }
+}
+
+fn flatten_once(a: Vec<Value>) -> Vec<Value> {
+    a.into_iter()
+        .flat_map(|v| match v {
+            Value::Array(inner) => inner,
+            other => vec![other],
+        })
+        .collect()
+}
+
+/// Every `notify` must name a handler (or a `listen` topic) of the play.
+fn check_notify(tasks: &[Task], topics: &[String]) -> Result<()> {
+    for t in tasks {
+        for n in &t.notify {
+            if !topics.contains(n) {
+                let known: Vec<&str> = topics.iter().map(String::as_str).collect();
+                let mut d = Diag::input(format!(
+                    "`notify` names the handler `{n}`, which this play does not have"
+                ))
+                .at(&t.loc);
+                d = match did_you_mean(n, &known) {
+                    Some(s) => d.hint(format!("did you mean `{s}`?")),
+                    None if known.is_empty() => d.hint("add it under the play's `handlers:`"),
+                    None => d.hint(format!("the play's handlers are: {}", known.join(", "))),
+                };
+                return Err(d);
+            }
+        }
+        match &t.kind {
+            TaskKind::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                check_notify(block, topics)?;
+                check_notify(rescue, topics)?;
+                check_notify(always, topics)?;
+            }
+            TaskKind::IncludeTasks {
+                preloaded: Some(p), ..
+            } => check_notify(p, topics)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::diag::Loc;
+use crate::modules::{Args, Module};
+
+pub struct Playbook {
+    pub path: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Linear,
+    Free,
+}
+
+/// One `serial` step: a host count or a percentage of the play's hosts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Serial {
+    Count(usize),
+    Percent(f64),
+}
+
+pub struct Play {
+    pub loc: Loc,
+    pub name: String,
+    /// Host pattern (may contain templates, rendered with extra vars).
+    pub hosts: String,
+    /// The playbook's directory (`playbook_dir`).
+    pub dir: PathBuf,
+    pub vars: Map<String, Value>,
+    pub vars_files: Vec<(String, Loc)>,
+    pub gather_facts: bool,
+    pub serial: Vec<Serial>,
+    pub strategy: Strategy,
+    pub any_errors_fatal: bool,
+    pub max_fail_percentage: Option<f64>,
+    pub force_handlers: bool,
+    pub opts: TaskOpts,
+    pub tags: Vec<String>,
+    pub pre_tasks: Vec<Task>,
+    pub tasks: Vec<Task>,
+    pub post_tasks: Vec<Task>,
+    pub handlers: Vec<Task>,
+}
+
+/// Settings that blocks pass down to their tasks (the nearest one wins).
+#[derive(Debug, Clone, Default)]
+pub struct TaskOpts {
+    pub become_: Option<bool>,
+    pub become_user: Option<String>,
+    pub become_method: Option<String>,
+    pub connection: Option<String>,
+    pub remote_user: Option<String>,
+    pub no_log: Option<bool>,
+    pub ignore_errors: Option<bool>,
+    pub ignore_unreachable: Option<bool>,
+    pub check_mode: Option<bool>,
+    pub diff: Option<bool>,
+    pub any_errors_fatal: Option<bool>,
+    pub run_once: Option<bool>,
+    pub delegate_to: Option<String>,
+    pub timeout: Option<u64>,
+    /// `environment:` mappings, outermost first (later ones override).
+    pub environment: Vec<Value>,
+}
+
+impl TaskOpts {
+    /// `self` (inner) over `outer`.
+    pub fn inherit(&self, outer: &TaskOpts) -> TaskOpts {
+        let mut environment = outer.environment.clone();
+        environment.extend(self.environment.iter().cloned());
+        TaskOpts {
+            become_: self.become_.or(outer.become_),
+            become_user: self
+                .become_user
+                .clone()
+                .or_else(|| outer.become_user.clone()),
+            become_method: self
+                .become_method
+                .clone()
+                .or_else(|| outer.become_method.clone()),
+            connection: self.connection.clone().or_else(|| outer.connection.clone()),
+            remote_user: self
+                .remote_user
+                .clone()
+                .or_else(|| outer.remote_user.clone()),
+            no_log: self.no_log.or(outer.no_log),
+            ignore_errors: self.ignore_errors.or(outer.ignore_errors),
+            ignore_unreachable: self.ignore_unreachable.or(outer.ignore_unreachable),
+            check_mode: self.check_mode.or(outer.check_mode),
+            diff: self.diff.or(outer.diff),
+            any_errors_fatal: self.any_errors_fatal.or(outer.any_errors_fatal),
+            run_once: self.run_once.or(outer.run_once),
+            delegate_to: self
+                .delegate_to
+                .clone()
+                .or_else(|| outer.delegate_to.clone()),
+            timeout: self.timeout.or(outer.timeout),
+            environment,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoopControl {
+    pub loop_var: String,
+    pub index_var: Option<String>,
+    pub label: Option<Value>,
+    pub pause: Option<f64>,
+    pub extended: bool,
+}
+
+pub struct Task {
+    pub loc: Loc,
+    pub name: Option<String>,
+    pub kind: TaskKind,
+    pub opts: TaskOpts,
+    /// Effective tags: the task's own plus those of every enclosing block/import/play.
+    pub tags: Vec<String>,
+    pub vars: Map<String, Value>,
+    /// Conditions, all of which must hold (bools or expression strings).
+    pub when: Vec<Value>,
+    pub loop_: Option<Value>,
+    pub loop_control: LoopControl,
+    pub register: Option<String>,
+    pub until: Vec<Value>,
+    pub retries: Option<Value>,
+    pub delay: Option<Value>,
+    pub changed_when: Option<Vec<Value>>,
+    pub failed_when: Option<Vec<Value>>,
+    pub notify: Vec<String>,
+    /// Handler topics (handlers only).
+    pub listen: Vec<String>,
+    /// Directory of the file the task was written in (for relative paths).
+    pub dir: PathBuf,
+}
+
+impl Task {
+    /// What to call the task in output: its name, or the module/kind.
+    pub fn display_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match &self.kind {
+            TaskKind::Module { module, .. } => module.def().name.to_string(),
+            TaskKind::Block { .. } => "block".into(),
+            TaskKind::IncludeTasks { .. } => "include_tasks".into(),
+            TaskKind::Meta { action } => format!("meta: {action}"),
+        }
+    }
+}
+
+pub enum TaskKind {
+    Module {
+        module: &'static dyn Module,
+        args: Args,
+        args_loc: Loc,
+    },
+    Block {
+        block: Vec<Task>,
+        rescue: Vec<Task>,
+        always: Vec<Task>,
+    },
+    /// Loaded at run time (the file name may be templated); when the name is a plain path the
+    /// file was already loaded and validated, and `preloaded` holds it.
+    IncludeTasks {
+        file: String,
+        preloaded: Option<Vec<Task>>,
+    },
+    Meta {
+        action: String,
+    },
+}

@@ -1,0 +1,118 @@
+//! Differential tests: the same playbooks run by ansible-playbook (the oracle) and by mixop on
+//! the same inventory of `local` hosts; the recaps and the files each run leaves must match.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::{Work, parse_recap, venv};
+
+const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
+
+fn inventory(w: &Work, python: &Path) -> std::path::PathBuf {
+    let mut s = String::from(
+        "all:\n  vars:\n    group_value: from-all\n  children:\n    web:\n      vars:\n        group_value: from-web\n      hosts:\n",
+    );
+    for h in HOSTS {
+        s.push_str(&format!(
+            "        {h}:\n          ansible_connection: local\n          ansible_python_interpreter: {}\n          host_value: {h}-value\n",
+            python.display()
+        ));
+    }
+    w.write("inventory.yml", &s)
+}
+
+/// Every file under `dir` with its content and mode.
+fn tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                let content = std::fs::read_to_string(&p).unwrap_or_else(|_| "<binary>".into());
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+                out.insert(rel, (content, mode));
+            }
+        }
+    }
+    out
+}
+
+fn compare(fixture: &str) {
+    let text =
+        std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(fixture)).unwrap();
+    let venv = venv();
+    // Ansible's run.
+    let a = Work::new();
+    let inv = inventory(&a, &venv.join("bin/python"));
+    let pb = a.write("pb.yml", &text);
+    let home = a.path().join("ansible-home");
+    let out = Command::new(venv.join("bin/ansible-playbook"))
+        .args(["-i", inv.to_str().unwrap(), pb.to_str().unwrap()])
+        .current_dir(a.path())
+        .env("ANSIBLE_HOME", &home)
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", home.join("rtmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("ANSIBLE_DEPRECATION_WARNINGS", "0")
+        .env("ANSIBLE_LOCALHOST_WARNING", "0")
+        .env("ANSIBLE_FORKS", "10")
+        .output()
+        .expect("run ansible-playbook");
+    let ansible_stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ansible_code = out.status.code().unwrap_or(-1);
+    // mixop's run.
+    let m = Work::new();
+    inventory(&m, &venv.join("bin/python"));
+    let pb = m.write("pb.yml", &text);
+    let r = m.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let ctx = format!(
+        "--- ansible (exit {ansible_code})\n{ansible_stdout}\n--- mixop\n{}",
+        r.all()
+    );
+    assert!(
+        ansible_stdout.contains("PLAY RECAP"),
+        "ansible did not run:\n{ctx}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r.code, ansible_code, "exit codes differ\n{ctx}");
+    for h in HOSTS {
+        let want = parse_recap(&ansible_stdout, h);
+        let got = parse_recap(&r.stdout, h);
+        assert_eq!(got, want, "recap for {h} differs\n{ctx}");
+    }
+    assert_eq!(tree(&m.out()), tree(&a.out()), "files differ\n{ctx}");
+}
+
+#[test]
+fn vars_facts_and_hostvars() {
+    compare("vars.yml");
+}
+
+#[test]
+fn blocks_and_error_handling() {
+    compare("errors.yml");
+}
+
+#[test]
+fn handlers() {
+    compare("handlers.yml");
+}
+
+#[test]
+fn loops_and_conditions() {
+    compare("loops.yml");
+}
+
+#[test]
+fn typed_values() {
+    compare("types.yml");
+}

@@ -1,0 +1,687 @@
+//! The `mixop` binary end to end on `local` hosts: language semantics, output, exit codes.
+
+mod common;
+
+use common::{Work, recap};
+
+#[test]
+fn variable_precedence() {
+    let w = Work::new();
+    w.write(
+        "inventory.yml",
+        "all:\n  vars:\n    v_all: all\n    v_group: all\n    v_host: all\n    v_play: all\n  children:\n    parent:\n      vars:\n        v_group: parent\n      children:\n        child:\n          vars:\n            v_group: child\n            v_host: child\n          hosts:\n            h1:\n              ansible_connection: local\n              v_host: host\n              v_play: host\n",
+    );
+    w.write("vars.yml", "v_file: file\nv_task: file\n");
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  vars:
+    v_play: play
+    v_file: play
+    v_task: play
+    v_fact: play
+    v_extra: play
+  vars_files: [vars.yml]
+  tasks:
+    - set_fact:
+        v_fact: fact
+    - copy:
+        dest: "@OUT@/{{ inventory_hostname }}.txt"
+        content: "{{ [v_all, v_group, v_host, v_play, v_file, v_task, v_fact, v_extra] | join(',') }}"
+      vars:
+        v_task: task
+        v_fact: task
+"#,
+    );
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "-e",
+        "v_extra=extra",
+    ]);
+    r.ok();
+    assert_eq!(w.read("h1.txt"), "all,child,host,play,file,task,fact,extra");
+    assert_eq!(r.recap("h1"), recap(2, 1, 0, 0));
+}
+
+#[test]
+fn registered_values_cross_hosts_through_hostvars() {
+    let w = Work::new();
+    w.local_inventory(4);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - command: echo token-{{ inventory_hostname }}
+      register: out
+      when: inventory_hostname == 'h1'
+    - copy:
+        dest: "@OUT@/{{ inventory_hostname }}"
+        content: "{{ hostvars['h1'].out.stdout }} {{ groups['all'] | length }}"
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert_eq!(w.read(h), "token-h1 4");
+    }
+    assert_eq!(r.recap("h1"), recap(2, 2, 0, 0));
+    assert_eq!(r.recap("h2"), recap(1, 1, 0, 1));
+}
+
+#[test]
+fn handlers_run_once_at_the_end_and_on_flush() {
+    let w = Work::new();
+    w.local_inventory(2);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - shell: echo a >> @OUT@/{{ inventory_hostname }}.log
+      notify: restart
+    - shell: echo b >> @OUT@/{{ inventory_hostname }}.log
+      notify: [restart, topic]
+      when: inventory_hostname == 'h1'
+    - meta: flush_handlers
+    - shell: echo c >> @OUT@/{{ inventory_hostname }}.log
+      changed_when: false
+      notify: restart
+  handlers:
+    - name: restart
+      shell: echo restart >> @OUT@/{{ inventory_hostname }}.log
+    - name: listener
+      listen: topic
+      shell: echo listener >> @OUT@/{{ inventory_hostname }}.log
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
+    assert_eq!(w.read("h1.log"), "a\nb\nrestart\nlistener\nc\n");
+    assert_eq!(w.read("h2.log"), "a\nrestart\nc\n");
+}
+
+#[test]
+fn blocks_rescue_and_always() {
+    let w = Work::new();
+    w.local_inventory(2);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - block:
+        - command: /bin/false
+          when: inventory_hostname == 'h1'
+        - shell: echo body >> @OUT@/{{ inventory_hostname }}
+      rescue:
+        - shell: echo rescue >> @OUT@/{{ inventory_hostname }}
+      always:
+        - shell: echo always >> @OUT@/{{ inventory_hostname }}
+    - shell: echo after >> @OUT@/{{ inventory_hostname }}
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
+    assert_eq!(w.read("h1"), "rescue\nalways\nafter\n");
+    assert_eq!(w.read("h2"), "body\nalways\nafter\n");
+    let h1 = r.recap("h1");
+    assert_eq!((h1.failed, h1.rescued), (0, 1), "{}", r.all());
+}
+
+#[test]
+fn loops_with_loop_control_and_with_items() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  vars:
+    users: [{name: ann, uid: 1}, {name: bob, uid: 2}]
+  tasks:
+    - shell: echo "{{ idx }}:{{ u.name }}:{{ u.uid }}" >> @OUT@/loop
+      loop: "{{ users }}"
+      loop_control: {loop_var: u, index_var: idx, label: "{{ u.name }}"}
+      register: r
+    - shell: echo "{{ item }}" >> @OUT@/items
+      with_items: [[a, b], c]
+    - copy:
+        dest: "@OUT@/registered"
+        content: "{{ r.results | map(attribute='u') | map(attribute='name') | join(',') }} {{ r.changed }}"
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(w.read("loop"), "0:ann:1\n1:bob:2\n");
+    assert_eq!(w.read("items"), "a\nb\nc\n");
+    assert_eq!(w.read("registered"), "ann,bob True");
+}
+
+#[test]
+fn retries_until_and_failed_when() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - shell: echo x >> @OUT@/count; wc -l < @OUT@/count
+      register: c
+      until: c.stdout | int >= 3
+      retries: 5
+      delay: 0
+    - command: /bin/false
+      register: f
+      failed_when: false
+    - copy:
+        dest: "@OUT@/result"
+        content: "{{ c.attempts }} {{ f.rc }}"
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(w.read("result"), "3 1");
+}
+
+#[test]
+fn serial_runs_batches_in_order() {
+    let w = Work::new();
+    w.local_inventory(4);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  serial: [1, "50%"]
+  tasks:
+    - shell: echo "{{ inventory_hostname }} one" >> @OUT@/log
+    - shell: echo "{{ inventory_hostname }} two" >> @OUT@/log
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    let log = w.read("log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(&lines[..2], &["h1 one", "h1 two"]);
+    let second: Vec<&str> = lines[2..6].to_vec();
+    assert!(
+        second[..2].iter().all(|l| l.ends_with("one"))
+            && second[2..].iter().all(|l| l.ends_with("two")),
+        "{log}"
+    );
+    assert!(
+        second
+            .iter()
+            .all(|l| l.starts_with("h2") || l.starts_with("h3")),
+        "{log}"
+    );
+    assert!(lines[6..].iter().all(|l| l.starts_with("h4")), "{log}");
+}
+
+#[test]
+fn check_mode_changes_nothing() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - copy: {dest: "@OUT@/f", content: "x"}
+    - command: touch @OUT@/g
+"#,
+    );
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--check",
+    ]);
+    r.ok();
+    assert!(!w.out().join("f").exists() && !w.out().join("g").exists());
+    assert_eq!(r.recap("h1").changed, 1, "{}", r.all());
+}
+
+#[test]
+fn no_log_hides_secrets_everywhere() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  vars:
+    secret: hunter2-s3cr3t
+  tasks:
+    - command: echo {{ secret }}
+      no_log: true
+    - command: /bin/sh -c "echo {{ secret }}; exit 3"
+      no_log: true
+      ignore_errors: true
+    - debug: {msg: "{{ secret }}"}
+      no_log: true
+"#,
+    );
+    let log = w.path().join("run.log");
+    for output in ["human", "json"] {
+        let r = w.mixop(&[
+            "run",
+            pb.to_str().unwrap(),
+            "-i",
+            "inventory.yml",
+            "--output",
+            output,
+            "-vvv",
+            "--log",
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(
+            !r.all().contains("hunter2"),
+            "secret printed in {output} output:\n{}",
+            r.all()
+        );
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("censored"), "log has no events:\n{logged}");
+    assert!(!logged.contains("hunter2"), "secret in log:\n{logged}");
+}
+
+#[test]
+fn failures_give_exit_code_2_and_other_hosts_continue() {
+    let w = Work::new();
+    w.local_inventory(3);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - shell: echo oops >&2; exit 7
+      when: inventory_hostname == 'h2'
+    - shell: echo done > @OUT@/{{ inventory_hostname }}
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("oops") && r.stdout.contains("rc=7"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        w.out().join("h1").exists() && w.out().join("h3").exists() && !w.out().join("h2").exists()
+    );
+    assert_eq!(r.recap("h2").failed, 1);
+}
+
+#[test]
+fn any_errors_fatal_stops_everyone() {
+    let w = Work::new();
+    w.local_inventory(3);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  any_errors_fatal: true
+  tasks:
+    - command: /bin/false
+      when: inventory_hostname == 'h2'
+    - shell: echo done > @OUT@/{{ inventory_hostname }}
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        std::fs::read_dir(w.out()).unwrap().next().is_none(),
+        "no host may go on"
+    );
+}
+
+#[test]
+fn tags_and_start_at_task() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - name: one
+      shell: echo one >> @OUT@/log
+      tags: [a]
+    - name: two
+      shell: echo two >> @OUT@/log
+      tags: [b]
+    - name: three
+      shell: echo three >> @OUT@/log
+      tags: [always]
+    - name: four
+      shell: echo four >> @OUT@/log
+      tags: [never, debug]
+"#,
+    );
+    w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--tags",
+        "b",
+    ])
+    .ok();
+    assert_eq!(w.read("log"), "two\nthree\n");
+    std::fs::remove_file(w.out().join("log")).unwrap();
+    w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--skip-tags",
+        "a,always",
+    ])
+    .ok();
+    assert_eq!(w.read("log"), "two\n");
+    std::fs::remove_file(w.out().join("log")).unwrap();
+    w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--start-at-task",
+        "two",
+    ])
+    .ok();
+    assert_eq!(w.read("log"), "two\nthree\n");
+}
+
+#[test]
+fn includes_imports_and_import_playbook() {
+    let w = Work::new();
+    w.local_inventory(2);
+    w.write(
+        "tasks/static.yml",
+        "- shell: echo static >> @OUT@/{{ inventory_hostname }}\n",
+    );
+    w.write(
+        "tasks/dyn-h1.yml",
+        "- shell: echo dyn {{ item }} >> @OUT@/{{ inventory_hostname }}\n",
+    );
+    w.write(
+        "tasks/dyn-h2.yml",
+        "- shell: echo other {{ item }} >> @OUT@/{{ inventory_hostname }}\n",
+    );
+    w.write(
+        "second.yml",
+        "- hosts: h1\n  tasks:\n    - shell: echo second >> @OUT@/{{ inventory_hostname }}\n",
+    );
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - import_tasks: tasks/static.yml
+    - include_tasks: "tasks/dyn-{{ inventory_hostname }}.yml"
+      loop: [1, 2]
+- import_playbook: second.yml
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(w.read("h1"), "static\ndyn 1\ndyn 2\nsecond\n");
+    assert_eq!(w.read("h2"), "static\nother 1\nother 2\n");
+}
+
+#[test]
+fn delegate_to_localhost_and_run_once() {
+    let w = Work::new();
+    w.local_inventory(3);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - shell: echo {{ inventory_hostname }} >> @OUT@/once
+      run_once: true
+      register: once
+    - shell: echo {{ inventory_hostname }} >> @OUT@/delegated
+      delegate_to: localhost
+    - copy:
+        dest: "@OUT@/{{ inventory_hostname }}"
+        content: "{{ once.changed }}"
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(w.read("once"), "h1\n");
+    assert_eq!(w.read("delegated").lines().count(), 3);
+    assert_eq!(w.read("h3"), "True");
+}
+
+#[test]
+fn ignore_errors_and_max_fail_percentage() {
+    let w = Work::new();
+    w.local_inventory(4);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  max_fail_percentage: 30
+  tasks:
+    - command: /bin/false
+      ignore_errors: true
+    - command: /bin/false
+      when: inventory_hostname in ['h1', 'h2']
+    - shell: echo x > @OUT@/{{ inventory_hostname }}
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert_eq!(r.recap("h3").ignored, 1);
+    assert!(
+        !w.out().join("h3").exists(),
+        "play must end after 50% failed:\n{}",
+        r.all()
+    );
+}
+
+#[test]
+fn when_must_be_boolean() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - debug: {msg: hi}\n      when: \"'some string'\"\n",
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("pb.yml:3"),
+        "error must point at the task:\n{}",
+        r.all()
+    );
+}
+
+#[test]
+fn undefined_variable_names_variable_and_task() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - name: uses it\n      debug: {msg: \"{{ k3s_token }}\"}\n",
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("k3s_token")
+            && r.stdout.contains("uses it")
+            && r.stdout.contains("pb.yml:3"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn json_output_is_one_event_per_line() {
+    let w = Work::new();
+    w.local_inventory(2);
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - command: echo hi\n      register: x\n",
+    );
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--output",
+        "json",
+    ]);
+    r.ok();
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"playbook_start"));
+    assert_eq!(kinds.last(), Some(&"recap"));
+    let results: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "host_result")
+        .collect();
+    assert_eq!(results.len(), 2);
+    assert!(
+        results
+            .iter()
+            .all(|e| e["status"] == "changed" && e["result"]["stdout"] == "hi")
+    );
+    assert_eq!(events.last().unwrap()["hosts"]["h1"]["changed"], 1);
+}
+
+#[test]
+fn free_strategy_lets_hosts_run_ahead() {
+    let w = Work::new();
+    w.local_inventory(2);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  strategy: free
+  tasks:
+    - shell: sleep 1
+      when: inventory_hostname == 'h1'
+    - shell: echo {{ inventory_hostname }} >> @OUT@/log
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(w.read("log"), "h2\nh1\n");
+}
+
+#[test]
+fn limit_restricts_hosts() {
+    let w = Work::new();
+    w.local_inventory(3);
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - shell: echo > @OUT@/{{ inventory_hostname }}\n",
+    );
+    w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--limit",
+        "h2",
+    ])
+    .ok();
+    assert!(w.out().join("h2").exists() && !w.out().join("h1").exists());
+}
+
+#[test]
+fn environment_and_become_free_commands() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  environment: {OUTER: o, BOTH: play}
+  tasks:
+    - shell: echo "$OUTER $BOTH $INNER" > @OUT@/env
+      environment: {BOTH: task, INNER: "{{ 1 + 1 }}"}
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(w.read("env"), "o task 2\n");
+}
+
+#[test]
+fn idempotent_second_run_reports_no_changes() {
+    let w = Work::new();
+    w.local_inventory(2);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - copy: {dest: "@OUT@/{{ inventory_hostname }}", content: "v1\n", mode: "0640"}
+    - command: cat @OUT@/{{ inventory_hostname }}
+      register: c
+      changed_when: false
+"#,
+    );
+    let first = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    first.ok();
+    assert_eq!(first.recap("h1").changed, 1);
+    let second = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    second.ok();
+    assert_eq!(second.recap("h1"), recap(2, 0, 0, 0));
+}
+
+#[test]
+fn registered_output_is_data_not_a_template() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  tasks:
+    - command: printf '%s%s' '{' '{ undefined_thing }}'
+      register: out
+    - set_fact:
+        copied: "{{ out.stdout }}"
+    - copy:
+        dest: "@OUT@/out"
+        content: "{{ out.stdout }} {{ copied }} {{ hostvars['h1'].out.stdout }}"
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+        .ok();
+    assert_eq!(
+        w.read("out"),
+        "{{ undefined_thing }} {{ undefined_thing }} {{ undefined_thing }}"
+    );
+}
+
+#[test]
+fn diff_shows_what_changes() {
+    let w = Work::new();
+    w.local_inventory(1);
+    std::fs::write(w.out().join("f"), "one\ntwo\n").unwrap();
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - copy: {dest: \"@OUT@/f\", content: \"one\\nthree\\n\"}\n",
+    );
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--check",
+        "--diff",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout.contains("-two") && r.stdout.contains("+three"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.out().join("f")).unwrap(),
+        "one\ntwo\n"
+    );
+}
