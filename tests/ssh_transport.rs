@@ -1,6 +1,7 @@
 //! The SSH transport against real OpenSSH servers: a lab of network-namespace hosts brought up
-//! by tests/lab/up.sh (root needed), on its own net and state dir, torn down when the last test
-//! using it finishes.
+//! by tests/lab/up.sh (root needed) on a free net (`--net auto`) with a state dir of this
+//! process's own, shared by the tests running at the same time in this process and torn down
+//! when the last of them finishes. Under nextest (one process per test) each test gets its own.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -18,21 +19,21 @@ use mixop::connection::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const NET: &str = "10.231.37";
 const HOSTS: usize = 5;
 // lab1: general; lab2: ProxyJump target; lab3: no sftp subsystem; lab4: sshd stopped and
 // restarted; lab5: connection counting (nothing else connects to it).
+
+/// Set (to the state dir) for a child test process that uses its parent's lab.
+const ATTACH_ENV: &str = "MIXOP_TEST_ATTACH_LAB";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn state_dir() -> PathBuf {
-    PathBuf::from("/tmp/mixop-test-ssh-transport")
-}
-
 struct Lab {
     state: PathBuf,
+    /// `10.231.X`, as up.sh chose it.
+    net: String,
     generation: u64,
     /// Started by this process (torn down on drop) or attached to (a child test process).
     owned: bool,
@@ -41,11 +42,21 @@ struct Lab {
 /// The lab currently up, shared by the tests running at that moment.
 static LAB: Mutex<(u64, Weak<Lab>)> = Mutex::new((0, Weak::new()));
 
+fn read_net(state: &Path) -> String {
+    let env = std::fs::read_to_string(state.join("lab.env")).expect("lab.env written by up.sh");
+    env.lines()
+        .find_map(|l| l.strip_prefix("LAB_NET="))
+        .expect("LAB_NET in lab.env")
+        .trim()
+        .to_string()
+}
+
 fn lab() -> Arc<Lab> {
-    // A child test process (see `sftp_large_files_in_bounded_memory`) uses its parent's lab.
-    if std::env::var_os("MIXOP_TEST_ATTACH_LAB").is_some() {
+    if let Some(dir) = std::env::var_os(ATTACH_ENV) {
+        let state = PathBuf::from(dir);
         return Arc::new(Lab {
-            state: state_dir(),
+            net: read_net(&state),
+            state,
             generation: 0,
             owned: false,
         });
@@ -54,12 +65,12 @@ fn lab() -> Arc<Lab> {
     if let Some(l) = g.1.upgrade() {
         return l;
     }
-    let state = state_dir();
+    let state = std::env::temp_dir().join(format!("mixop-test-ssh-{}", std::process::id()));
     let out = Command::new("bash")
         .arg(repo().join("tests/lab/up.sh"))
         .arg(HOSTS.to_string())
-        .args(["--state", state.to_str().unwrap(), "--net", NET])
-        .args(["--no-sftp", "lab3", "-q", "--force"])
+        .args(["--state", state.to_str().unwrap(), "--net", "auto"])
+        .args(["--no-sftp", "lab3", "-q"])
         .args(["--owner", &std::process::id().to_string()])
         .output()
         .expect("run tests/lab/up.sh");
@@ -70,6 +81,7 @@ fn lab() -> Arc<Lab> {
     );
     g.0 += 1;
     let l = Arc::new(Lab {
+        net: read_net(&state),
         state,
         generation: g.0,
         owned: true,
@@ -93,6 +105,7 @@ impl Drop for Lab {
             .arg(repo().join("tests/lab/down.sh"))
             .args(["--state", self.state.to_str().unwrap_or_default(), "-q"])
             .status();
+        let _ = std::fs::remove_dir_all(&self.state);
         drop(g);
     }
 }
@@ -100,7 +113,7 @@ impl Drop for Lab {
 impl Lab {
     fn ip(&self, host: &str) -> String {
         let k: usize = host.trim_start_matches("lab").parse().unwrap();
-        format!("{NET}.{}", 9 + k)
+        format!("{}.{}", self.net, 9 + k)
     }
     fn key(&self) -> PathBuf {
         self.state.join("id_ed25519")
@@ -305,7 +318,7 @@ async fn key_types_rsa_ecdsa_ed25519_and_passphrases() {
         // sshd logged this very key type (for RSA that means rsa-sha2: OpenSSH 9 refuses SHA-1).
         let log = lab.sshd_log("lab1");
         assert!(
-            log.contains(&format!("Accepted publickey for root from {NET}.1"))
+            log.contains(&format!("Accepted publickey for root from {}.1", lab.net))
                 && log.contains(&format!("ssh2: {log_type} ")),
             "{log_type} key not seen in lab1's sshd log:\n{log}"
         );
@@ -809,7 +822,6 @@ async fn child_large_transfer() {
 }
 
 fn child_transfer(lab: &Lab, host: &str) -> (u64, u64, String) {
-    let _ = lab;
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "child_large_transfer",
@@ -817,7 +829,7 @@ fn child_transfer(lab: &Lab, host: &str) -> (u64, u64, String) {
             "--ignored",
             "--nocapture",
         ])
-        .env("MIXOP_TEST_ATTACH_LAB", "1")
+        .env(ATTACH_ENV, &lab.state)
         .env("MIXOP_TEST_HOST", host)
         .output()
         .unwrap();
@@ -934,7 +946,7 @@ async fn connect_failures_are_fast_and_clear() {
 
     // A lab address nobody answers on (no host: ARP never resolves).
     let mut spec = lab.spec("lab1", timeout.clone());
-    spec.address = format!("{NET}.250");
+    spec.address = format!("{}.250", lab.net);
     let t = Instant::now();
     let e = connect(&spec).await.err().unwrap();
     assert!(
