@@ -92,6 +92,11 @@ impl Module for Shell {
 
 /// Shared by command and shell: creates/removes, chdir, stdin, Ansible's return values.
 async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String) -> ModResult {
+    if ctx.conn.transport == Transport::Winrm {
+        return Err(ModError::msg(
+            "`command` and `shell` run POSIX commands; on Windows hosts use `win_command` or `win_shell`",
+        ));
+    }
     let display_cmd = match args.get("argv") {
         Some(v) => v.clone(),
         None => Value::String(arg_str(args, "cmd").unwrap_or_default().to_string()),

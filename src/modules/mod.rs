@@ -6,6 +6,7 @@
 pub mod builtin;
 mod files;
 mod posix;
+mod windows;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -247,7 +248,11 @@ pub trait Module: Send + Sync {
 
 static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock::new(|| {
     let mut map = HashMap::new();
-    for m in builtin::MODULES.iter().chain(files::MODULES.iter()) {
+    for m in builtin::MODULES
+        .iter()
+        .chain(files::MODULES.iter())
+        .chain(windows::MODULES.iter())
+    {
         map.insert(m.def().name, *m);
     }
     map

@@ -252,3 +252,105 @@ impl Drop for Lab {
             .status();
     }
 }
+
+/// The project's WinRM peer (tests/support/winrm_peer/peer.py) on a loopback port, standing in
+/// for a default Windows host (NTLM + message encryption). Killed on drop.
+pub struct WinrmPeer {
+    child: std::process::Child,
+    pub port: u16,
+    pub control: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl WinrmPeer {
+    pub fn start(extra: &[&str]) -> WinrmPeer {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("peer.log")).unwrap();
+        let child = venv_python()
+            .arg(root().join("tests/support/winrm_peer/peer.py"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--users",
+                "vagrant:vagrant",
+                "--control",
+            ])
+            .arg("--port-file")
+            .arg(dir.path().join("port"))
+            .arg("--control-port-file")
+            .arg(dir.path().join("cport"))
+            .arg("--record-log")
+            .arg(dir.path().join("records.jsonl"))
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the WinRM peer");
+        // Built before the wait so that a peer which never starts is still killed on drop.
+        let mut peer = WinrmPeer {
+            child,
+            port: 0,
+            control: 0,
+            dir,
+        };
+        let read = |dir: &Path, name: &str| -> Option<u16> {
+            std::fs::read_to_string(dir.join(name))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let t0 = std::time::Instant::now();
+        loop {
+            if let (Some(port), Some(control)) = (
+                read(peer.dir.path(), "port"),
+                read(peer.dir.path(), "cport"),
+            ) {
+                peer.port = port;
+                peer.control = control;
+                return peer;
+            }
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "the WinRM peer did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The commands this peer received in record mode (decoded PowerShell in `script`).
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("records.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// `GET /stats` from the control port.
+    pub fn stats(&self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.control)).unwrap();
+        s.write_all(b"GET /stats HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        let json = body.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Inventory lines for this peer as a Windows host.
+    pub fn inventory_host(&self, name: &str) -> String {
+        format!(
+            "        {name}: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_connection: winrm, ansible_user: vagrant, ansible_password: vagrant, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http}}\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for WinrmPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

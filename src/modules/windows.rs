@@ -1,0 +1,265 @@
+//! Windows modules that need nothing but the transport: `win_command` (an executable with
+//! arguments, no shell) and `win_shell` (a PowerShell script), with Ansible's return values.
+//! PowerShell always goes through `connection::winrm::ps`, the one place that builds it.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::ParamType::*;
+use super::builtin::{command_result, finish_rc};
+use super::{
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, arg_bool, arg_str, outcome,
+    p,
+};
+use crate::connection::Transport;
+use crate::connection::winrm::ps;
+
+pub static MODULES: &[&dyn Module] = &[&WinCommand, &WinShell];
+
+const WINDOWS: &[&str] = &["ansible.windows", "ansible.builtin"];
+
+static WIN_COMMAND_DEF: ModuleDef = ModuleDef {
+    name: "win_command",
+    namespaces: WINDOWS,
+    params: &[
+        p("cmd", Str),
+        p("argv", List),
+        p("chdir", Str),
+        p("creates", Str),
+        p("removes", Str),
+        p("stdin", Str),
+        p("output_encoding_override", Str),
+    ],
+    free_form: FreeForm::Command,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[&["cmd", "argv"]],
+    required_one_of: &[&["cmd", "argv"]],
+};
+
+static WIN_SHELL_DEF: ModuleDef = ModuleDef {
+    name: "win_shell",
+    namespaces: WINDOWS,
+    params: &[
+        p("cmd", Str),
+        p("chdir", Str),
+        p("creates", Str),
+        p("removes", Str),
+        p("stdin", Str),
+        p("executable", Str),
+        p("no_profile", Bool),
+        p("output_encoding_override", Str),
+    ],
+    free_form: FreeForm::Command,
+    open_args: false,
+    controller_only: false,
+    mutually_exclusive: &[],
+    required_one_of: &[&["cmd"]],
+};
+
+struct WinCommand;
+struct WinShell;
+
+fn require_windows(ctx: &ModuleCtx<'_>, name: &str) -> Result<(), ModError> {
+    if ctx.conn.transport != Transport::Winrm {
+        return Err(ModError::msg(format!(
+            "`{name}` runs on Windows hosts (ansible_connection: winrm); this host uses {}",
+            ctx.conn.transport.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// `creates` / `removes`: one small PowerShell probe. Returns the skip message when the task
+/// must not run.
+async fn creates_removes(ctx: &ModuleCtx<'_>, args: &Args) -> Result<Option<String>, ModError> {
+    for (key, want_exists) in [("creates", true), ("removes", false)] {
+        let Some(path) = arg_str(args, key) else {
+            continue;
+        };
+        let probe = ps::command(&format!(
+            "if (Test-Path -LiteralPath {}) {{ exit 0 }} else {{ exit 1 }}",
+            ps::quote(path)
+        ));
+        let out = ctx.exec(probe.cmdline, probe.stdin).await?;
+        if (out.rc == 0) == want_exists {
+            let what = if want_exists {
+                "exists"
+            } else {
+                "does not exist"
+            };
+            return Ok(Some(format!("skipped, since {path} {what}")));
+        }
+    }
+    Ok(None)
+}
+
+fn skipped_result(cmd: Value, msg: String) -> ModResult {
+    let mut r = outcome(false);
+    r.insert("cmd".into(), cmd);
+    r.insert("rc".into(), 0.into());
+    r.insert("msg".into(), msg.clone().into());
+    r.insert("stdout".into(), msg.clone().into());
+    r.insert("stdout_lines".into(), Value::Array(vec![msg.into()]));
+    r.insert("stderr".into(), "".into());
+    r.insert("stderr_lines".into(), Value::Array(vec![]));
+    Ok(r)
+}
+
+/// Runs a prepared command line; adds Ansible's timing keys; non-zero rc fails.
+async fn run(
+    ctx: &ModuleCtx<'_>,
+    display: Value,
+    cmdline: String,
+    stdin: Option<Vec<u8>>,
+) -> ModResult {
+    let start = chrono::Local::now();
+    let t0 = Instant::now();
+    let out = ctx.exec(cmdline, stdin).await?;
+    // Windows programs end lines with CRLF; results carry LF like Ansible's.
+    let normalize = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .replace("\r\n", "\n")
+            .into_bytes()
+    };
+    let mut r = command_result(
+        out.rc,
+        &normalize(&out.stdout),
+        &normalize(&out.stderr),
+        true,
+    );
+    r.insert("cmd".into(), display);
+    r.insert(
+        "start".into(),
+        start.format("%Y-%m-%d %H:%M:%S%.6f").to_string().into(),
+    );
+    r.insert(
+        "end".into(),
+        chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string()
+            .into(),
+    );
+    let d = t0.elapsed();
+    r.insert(
+        "delta".into(),
+        format!(
+            "{}:{:02}:{:02}.{:06}",
+            d.as_secs() / 3600,
+            (d.as_secs() / 60) % 60,
+            d.as_secs() % 60,
+            d.subsec_micros()
+        )
+        .into(),
+    );
+    finish_rc(r)
+}
+
+fn stdin_of(args: &Args) -> Option<Vec<u8>> {
+    arg_str(args, "stdin").map(|s| format!("{s}\r\n").into_bytes())
+}
+
+#[async_trait]
+impl Module for WinCommand {
+    fn def(&self) -> &'static ModuleDef {
+        &WIN_COMMAND_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        require_windows(ctx, "win_command")?;
+        let (display, line) = match args.get("argv") {
+            Some(Value::Array(words)) => {
+                let words: Vec<String> = words.iter().map(crate::value::to_text).collect();
+                (
+                    Value::Array(words.iter().map(|w| Value::String(w.clone())).collect()),
+                    words
+                        .iter()
+                        .map(|w| ps::quote_arg(w))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            }
+            _ => {
+                let cmd = arg_str(&args, "cmd").unwrap_or_default().to_string();
+                (Value::String(cmd.clone()), cmd)
+            }
+        };
+        if let Some(msg) = creates_removes(ctx, &args).await? {
+            return skipped_result(display, msg);
+        }
+        if ctx.check_mode {
+            let mut r = outcome(false);
+            r.insert("skipped".into(), true.into());
+            r.insert(
+                "msg".into(),
+                "Command would have run if not in check mode".into(),
+            );
+            return Ok(r);
+        }
+        let line = match arg_str(&args, "chdir") {
+            Some(dir) => format!("cd /d {} && {line}", ps::quote_arg(dir)),
+            None => line,
+        };
+        run(ctx, display, line, stdin_of(&args)).await
+    }
+}
+
+#[async_trait]
+impl Module for WinShell {
+    fn def(&self) -> &'static ModuleDef {
+        &WIN_SHELL_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        require_windows(ctx, "win_shell")?;
+        let script = arg_str(&args, "cmd").unwrap_or_default().to_string();
+        let display = Value::String(script.clone());
+        if let Some(msg) = creates_removes(ctx, &args).await? {
+            return skipped_result(display, msg);
+        }
+        if ctx.check_mode {
+            let mut r = outcome(false);
+            r.insert("skipped".into(), true.into());
+            r.insert(
+                "msg".into(),
+                "Command would have run if not in check mode".into(),
+            );
+            return Ok(r);
+        }
+        let executable = arg_str(&args, "executable").unwrap_or("powershell");
+        if matches!(executable.to_ascii_lowercase().as_str(), "cmd" | "cmd.exe") {
+            let line = match arg_str(&args, "chdir") {
+                Some(dir) => format!("cd /d {} && {script}", ps::quote_arg(dir)),
+                None => script,
+            };
+            return run(ctx, display, line, stdin_of(&args)).await;
+        }
+        if !matches!(
+            executable.to_ascii_lowercase().as_str(),
+            "powershell" | "powershell.exe"
+        ) {
+            return Err(ModError::msg(format!(
+                "win_shell: executable `{executable}` is not supported (use powershell or cmd)"
+            )));
+        }
+        // The script's rc is its last native command's exit code, like Ansible's win_shell.
+        let mut full = String::new();
+        if let Some(dir) = arg_str(&args, "chdir") {
+            full.push_str(&format!("Set-Location -LiteralPath {}\n", ps::quote(dir)));
+        }
+        full.push_str(&script);
+        full.push_str("\nif ($LASTEXITCODE) { exit $LASTEXITCODE }\n");
+        let command = ps::command(&full);
+        let stdin = match (command.stdin, stdin_of(&args)) {
+            (Some(_), Some(_)) => {
+                return Err(ModError::msg(format!(
+                    "win_shell: a script longer than cmd.exe's {} character limit is sent over stdin, so it cannot also take `stdin`",
+                    ps::CMD_MAX
+                )));
+            }
+            (a, b) => a.or(b),
+        };
+        let _ = arg_bool(&args, "no_profile", true);
+        run(ctx, display, command.cmdline, stdin).await
+    }
+}

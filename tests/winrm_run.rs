@@ -1,0 +1,217 @@
+//! `mixop run`, `exec` and `ping` against Windows hosts played by the project's WinRM peer
+//! (NTLM + message encryption, like a default Windows Server 2022), together with SSH lab hosts.
+
+mod common;
+
+use common::{Lab, WinrmPeer, Work};
+
+fn windows_inventory(peers: &[WinrmPeer]) -> String {
+    let mut s = String::from("    windows:\n      hosts:\n");
+    for (i, p) in peers.iter().enumerate() {
+        s.push_str(&p.inventory_host(&format!("win{}", i + 1)));
+    }
+    s
+}
+
+#[test]
+fn facts_flow_from_an_ssh_host_to_four_windows_hosts() {
+    let lab = Lab::up(1, &[]);
+    let w = Work::new();
+    let rules = w.write("rules.json", r#"[{"match": "token=", "stdout": "configured\r\n"}, {"match": "Get-Service", "stdout": "Running\r\n"}]"#);
+    let peers: Vec<WinrmPeer> = (0..4)
+        .map(|_| WinrmPeer::start(&["--mode", "record", "--replies", rules.to_str().unwrap()]))
+        .collect();
+    let inv = w.write(
+        "inventory.yml",
+        &format!(
+            "all:\n  children:\n    server:\n      hosts:\n        lab1: {{ansible_host: {a}, ansible_user: root, ansible_ssh_private_key_file: {k}, mixop_known_hosts_file: {kh}}}\n{win}",
+            a = lab.addr("lab1"),
+            k = lab.key().display(),
+            kh = lab.known_hosts().display(),
+            win = windows_inventory(&peers),
+        ),
+    );
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: server
+  tasks:
+    - command: echo secret-token-42
+      register: t
+      changed_when: false
+    - set_fact: {node_token: "{{ t.stdout }}"}
+      no_log: true
+- hosts: windows
+  tasks:
+    - win_shell: "Write-Output 'token={{ hostvars['lab1'].node_token }}'"
+      register: out
+      no_log: true
+    - win_shell: Get-Service k3s-agent | Select-Object -ExpandProperty Status
+      register: svc
+      changed_when: false
+    - win_command: whoami /all
+    - copy:
+        dest: "@OUT@/{{ inventory_hostname }}"
+        content: "{{ out.stdout }} {{ svc.stdout_lines }}"
+      delegate_to: localhost
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    r.ok();
+    assert!(
+        !r.all().contains("secret-token-42"),
+        "no_log output leaked:\n{}",
+        r.all()
+    );
+    for (i, peer) in peers.iter().enumerate() {
+        let host = format!("win{}", i + 1);
+        assert_eq!(w.read(&host), "configured ['Running']");
+        let records = peer.records();
+        let scripts: Vec<&str> = records
+            .iter()
+            .filter_map(|r| r["script"].as_str())
+            .collect();
+        assert!(
+            scripts
+                .iter()
+                .any(|s| s.contains("Write-Output 'token=secret-token-42'")),
+            "{host}: {scripts:?}"
+        );
+        assert!(
+            records
+                .iter()
+                .any(|r| r["command_line"].as_str() == Some("whoami /all")),
+            "{host}: {records:?}"
+        );
+        let stats = peer.stats();
+        assert_eq!(
+            stats["shells_created"], 1,
+            "one shell per host for the whole run: {stats}"
+        );
+        let handshakes = stats["handshakes"].as_u64().expect("handshakes in stats");
+        assert!(handshakes >= 1, "{stats}");
+        assert_eq!(
+            Some(handshakes),
+            stats["connections_accepted"].as_u64(),
+            "one NTLM handshake per connection: {stats}"
+        );
+    }
+}
+
+#[test]
+fn win_command_runs_and_fails_like_ansible() {
+    let peer = WinrmPeer::start(&["--mode", "sh"]);
+    let w = Work::new();
+    let inv = w.write(
+        "inventory.yml",
+        &format!(
+            "all:\n  children:\n{}",
+            windows_inventory(std::slice::from_ref(&peer))
+        ),
+    );
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: windows
+  tasks:
+    - win_command: echo hello
+      register: hello
+    - win_command: sh -c "echo boom >&2; exit 4"
+      register: boom
+      ignore_errors: true
+    - copy:
+        dest: "@OUT@/result"
+        content: "{{ hello.stdout }} {{ hello.rc }} {{ boom.rc }} {{ boom.stderr }} {{ boom.failed }}"
+      delegate_to: localhost
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    r.ok();
+    assert_eq!(w.read("result"), "hello 0 4 boom True");
+    assert_eq!(r.recap("win1").ignored, 1);
+}
+
+#[test]
+fn exec_and_ping_reach_windows_hosts() {
+    let peers: Vec<WinrmPeer> = (0..2)
+        .map(|_| WinrmPeer::start(&["--mode", "sh"]))
+        .collect();
+    let w = Work::new();
+    let inv = w.write(
+        "inventory.yml",
+        &format!("all:\n  children:\n{}", windows_inventory(&peers)),
+    );
+    let r = w.mixop(&[
+        "exec",
+        "-i",
+        inv.to_str().unwrap(),
+        "windows",
+        "--",
+        "echo from-$((40+2))",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.stdout.matches("from-42").count(), 2, "{}", r.all());
+    let r = w.mixop(&["ping", "-i", inv.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.contains("| ok | winrm |"))
+            .count(),
+        2,
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn wrong_password_is_unreachable_with_a_clear_message() {
+    let peer = WinrmPeer::start(&["--mode", "sh"]);
+    let w = Work::new();
+    let inv = w.write(
+        "inventory.yml",
+        &format!(
+            "all:\n  children:\n{}",
+            windows_inventory(std::slice::from_ref(&peer))
+        )
+        .replace("ansible_password: vagrant", "ansible_password: nope"),
+    );
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: windows\n  tasks:\n    - win_command: echo x\n",
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(
+        r.stdout.contains("unreachable: [win1]") && r.stdout.to_lowercase().contains("credentials"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        !r.all().contains("nope"),
+        "the password must not be printed:\n{}",
+        r.all()
+    );
+}
+
+#[test]
+fn posix_modules_refuse_windows_hosts() {
+    let peer = WinrmPeer::start(&["--mode", "sh"]);
+    let w = Work::new();
+    let inv = w.write(
+        "inventory.yml",
+        &format!(
+            "all:\n  children:\n{}",
+            windows_inventory(std::slice::from_ref(&peer))
+        ),
+    );
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: windows\n  tasks:\n    - command: echo x\n",
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("use `win_command` or `win_shell`"),
+        "{}",
+        r.all()
+    );
+}
