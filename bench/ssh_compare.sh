@@ -20,8 +20,11 @@
 # Memory: "peak RSS" is /usr/bin/time's %M, i.e. the largest single process among the tool and
 # the descendants it waited for (not a sum). "tree peak" is the peak of the summed Pss of the
 # whole process tree, sampled every 0.25 s by fixtures/ssh_compare/treemem.py, including
-# Ansible's detached ssh ControlMaster daemons; sampled only for the multi-process tools
-# (ansible-playbook, the floor) — mixop and pyinfra are one process each.
+# Ansible's detached ssh ControlMaster daemons; sampled for ansible-playbook only (mixop and
+# pyinfra are one process each; the floor's runs are too short to sample). "controller CPU"
+# is user+sys of the tool and the descendants it reaped (%U+%S; Ansible's workers and ssh
+# clients, the floor's ssh clients), median: on this lab the hosts' sshd and the commands
+# they run use the same CPUs, so this is what the controller itself costs.
 #
 # Needs root (the lab), the repo's .venv (ansible-core, pyinfra: scripts/setup.sh) and cargo.
 # Sends traffic only to the lab's own 10.231.X.0/24 and loopback.
@@ -113,7 +116,7 @@ EOF
 }
 
 # measure TOOL SAMPLE CMD...: one timed run. SAMPLE: "-" no tree sampling, else the marker for
-# treemem.py ("" = the tree only). Sets m_time m_rss (MB) m_tree (MB or -) m_err.
+# treemem.py ("" = the tree only). Sets m_time m_cpu m_rss (MB) m_tree (MB or -) m_err.
 measure() {
   local tool=$1 sample=$2
   shift 2
@@ -121,7 +124,7 @@ measure() {
   m_err="" m_tree="-"
   clean_files
   t0=$(date +%s.%N)
-  /usr/bin/time -f %M -o "$work/rss" "$@" >"$log" 2>&1 &
+  /usr/bin/time -f '%M %U %S' -o "$work/rss" "$@" >"$log" 2>&1 &
   pid=$!
   if [ "$sample" != "-" ]; then
     python3 "$fx/treemem.py" "$pid" "$sample" 0.25 >"$work/tree" &
@@ -136,6 +139,7 @@ measure() {
   fi
   m_time=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')
   m_rss=$(tail -1 "$work/rss" | awk '{printf "%.0f", $1/1024}')
+  m_cpu=$(tail -1 "$work/rss" | awk '{printf "%.2f", $2+$3}')
   if [ "$rc" -ne 0 ]; then
     m_err="exit $rc: $(grep -v '^\s*$' "$log" | grep -iE -m1 'error|fatal|unreachable|not available|failed' || tail -1 "$log")"
   elif ! m_err=$(verify); then
@@ -207,7 +211,7 @@ CFG
       || { floor_na="no ControlMaster for $h"; break; }
   done
 
-  declare -A times=() rss=() tree=() err=()
+  declare -A times=() cpus=() rss=() tree=() err=()
   [ -n "$mixop_na" ] && err[mixop]=$mixop_na
   [ -n "$floor_na" ] && err[floor]=$floor_na
   for run in $(seq 1 "$runs"); do
@@ -228,7 +232,7 @@ CFG
         pyinfra)
           measure pyinfra - "$venv/bin/pyinfra" -y --parallel "$n" "$work/pyinfra_inventory.py" "$bench/pyinfra_deploy.py" ;;
         floor)
-          measure floor "" "$fx/floor.sh" "$state/ssh_config" "$work/floor-cp" "${hosts[@]}" ;;
+          measure floor - "$fx/floor.sh" "$state/ssh_config" "$work/floor-cp" "${hosts[@]}" ;;
       esac
       if [ -n "$m_err" ]; then
         err[$tool]="run $run: $m_err"
@@ -236,9 +240,10 @@ CFG
         continue
       fi
       times[$tool]="${times[$tool]:-} $m_time"
+      cpus[$tool]="${cpus[$tool]:-} $m_cpu"
       [ "$m_rss" -gt "${rss[$tool]:-0}" ] && rss[$tool]=$m_rss
       [ "$m_tree" != "-" ] && [ "$m_tree" -gt "${tree[$tool]:-0}" ] && tree[$tool]=$m_tree
-      say "  $tool: ${m_time}s, peak RSS ${m_rss} MB$([ "$m_tree" != "-" ] && echo ", tree ${m_tree} MB")"
+      say "  $tool: ${m_time}s, controller CPU ${m_cpu}s, peak RSS ${m_rss} MB$([ "$m_tree" != "-" ] && echo ", tree ${m_tree} MB")"
     done
   done
 
@@ -249,8 +254,8 @@ CFG
     fi
   done
   table="### N = $n hosts"$'\n\n'
-  table+="| tool | median s | runs (s) | time vs mixop | peak RSS MB (largest process) | tree peak MB (Σ Pss) |"$'\n'
-  table+="| --- | ---: | --- | ---: | ---: | ---: |"$'\n'
+  table+="| tool | median s | runs (s) | time vs mixop | controller CPU s | peak RSS MB (largest process) | tree peak MB (Σ Pss) |"$'\n'
+  table+="| --- | ---: | --- | ---: | ---: | ---: | ---: |"$'\n'
   for tool in "${tools[@]}"; do
     label=$tool
     case $tool in
@@ -259,20 +264,22 @@ CFG
       floor) label="floor (ssh over ControlMaster)" ;;
     esac
     if [ -n "${err[$tool]:-}" ]; then
-      table+="| $label | n/a (${err[$tool]//|/\\|}) | | | | |"$'\n'
+      table+="| $label | n/a (${err[$tool]//|/\\|}) | | | | | |"$'\n'
       continue
     fi
     t=${med[$tool.$n]}
     case $tool in
-      ansible-*|floor) tr_col=${tree[$tool]:-"not sampled (runs too short)"} ;;
+      ansible-*) tr_col=${tree[$tool]:-"?"} ;;
+      floor) tr_col="(not sampled)" ;;
       *) tr_col="= RSS (one process)" ;;
     esac
-    table+="| $label | $t | ${times[$tool]# } | $(fmt_ratio "$t" "${med[mixop.$n]:-}") | ${rss[$tool]} | $tr_col |"$'\n'
+    cpu=$(echo "${cpus[$tool]}" | median)
+    table+="| $label | $t | ${times[$tool]# } | $(fmt_ratio "$t" "${med[mixop.$n]:-}") | $cpu | ${rss[$tool]} | $tr_col |"$'\n'
   done
   echo >&2
   echo "$table" >&2
   tables+="$table"$'\n'
-  unset times rss tree err
+  unset times cpus rss tree err
   close_masters "$acp"
   close_masters "$work/floor-cp"
 done
@@ -356,11 +363,15 @@ CPUs), timed with:
 Every run starts with the benchmark's files deleted on every host (through the lab's state
 dir, not timed) and is checked afterwards on every host (exact content) and on lab1 via
 `tests/lab/ctl.sh exec`; a tool that fails is reported `n/a (reason)`, never timed.
-"Time vs mixop" is the tool's median divided by mixop's (> 1: mixop is faster). "Peak RSS"
-is `/usr/bin/time -f %M`: the largest single process among the tool and the descendants it
+"Time vs mixop" is the tool's median divided by mixop's (> 1: mixop is faster). "Controller
+CPU" is user+sys of the tool and the descendants it reaped
+(`/usr/bin/time` %U+%S: Ansible's workers and ssh clients, the floor's ssh clients), median:
+the lab's hosts (their sshd, shells and coreutils) run on the same CPUs as the controller, so
+wall time here includes the hosts' work, and this column is what the controller alone costs. "Peak RSS" is `/usr/bin/time -f %M`: the largest single process among the tool and the descendants it
 reaped — for ansible-playbook that is one process, not the sum over its forks. "Tree peak" is
 the peak of the summed Pss over the whole process tree (including Ansible's detached ssh
-ControlMaster daemons), sampled every 0.25 s, for the multi-process tools only.
+ControlMaster daemons), sampled every 0.25 s, for ansible-playbook (the floor's runs are too
+short to sample; mixop and pyinfra are one process).
 HDR
 fi
 if [ "${NORESULTS:-}" = 1 ]; then exit 0; fi
