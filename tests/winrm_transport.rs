@@ -535,7 +535,10 @@ async fn reconnects_after_a_simulated_reboot() {
     let s = peer.stats();
     assert_eq!(n(&s["reboots"]), 1, "{s}");
     assert_eq!(n(&s["shells_created"]), 2, "{s}");
-    assert_eq!(n(&s["faults"]["ShellNotFound"]), 1, "{s}");
+    // The Command on the lost shell gets ShellNotFound; so may the deferred Signal that cleans
+    // up "echo before" when it is sent after the reboot (it is sent when the connection is idle).
+    let not_found = n(&s["faults"]["ShellNotFound"]);
+    assert!((1..=2).contains(&not_found), "{s}");
     assert_eq!(n(&s["handshakes"]), 2, "{s}");
     // A command running when the host goes down fails clearly and promptly.
     let c = std::sync::Arc::new(c);
