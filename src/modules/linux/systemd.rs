@@ -390,3 +390,111 @@ impl Module for Service {
         run_systemd(ctx, Request::from_args(&sargs)?).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(state: Option<&str>, enabled: Option<bool>, masked: Option<bool>) -> Request {
+        Request {
+            name: Some("demo".into()),
+            state: state.map(str::to_string),
+            enabled,
+            masked,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn show_output_parses_like_ansible() {
+        let s = parse_show(&[
+            "Id=demo.service",
+            "ExecStart={ path=/bin/true ; argv[]=/bin/true",
+            "  ; status=0/0 }",
+            "ActiveState=active",
+            "Description=a=b",
+            "not a property",
+        ]);
+        assert_eq!(s["Id"], "demo.service");
+        assert_eq!(s["ActiveState"], "active");
+        assert_eq!(s["Description"], "a=b");
+        assert_eq!(
+            s["ExecStart"],
+            "{ path=/bin/true ; argv[]=/bin/true\n  ; status=0/0 }"
+        );
+        assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn enabled_reading() {
+        assert!(is_enabled(0, "enabled\n"));
+        assert!(is_enabled(0, "static"));
+        assert!(!is_enabled(0, "enabled-runtime"));
+        assert!(!is_enabled(0, "indirect"));
+        assert!(!is_enabled(1, "disabled"));
+        assert!(!is_enabled(1, "masked"));
+    }
+
+    #[test]
+    fn plans() {
+        let status = |load: &str, active: &str| {
+            parse_show(&[
+                &format!("LoadState={load}"),
+                &format!("ActiveState={active}"),
+            ])
+        };
+        let inactive = status("loaded", "inactive");
+        let active = status("loaded", "active");
+        let p = plan(
+            &req(Some("started"), Some(true), None),
+            &inactive,
+            1,
+            "disabled",
+        )
+        .unwrap();
+        assert_eq!(p.verbs, ["enable", "start"]);
+        let p = plan(
+            &req(Some("started"), Some(true), None),
+            &active,
+            0,
+            "enabled",
+        )
+        .unwrap();
+        assert!(p.verbs.is_empty());
+        let p = plan(&req(Some("reloaded"), None, None), &active, 0, "enabled").unwrap();
+        assert_eq!(
+            (p.verbs, p.state.as_deref()),
+            (vec!["reload"], Some("started"))
+        );
+        let p = plan(&req(Some("restarted"), None, None), &inactive, 0, "enabled").unwrap();
+        assert_eq!(p.verbs, ["start"]);
+        let p = plan(
+            &req(Some("stopped"), None, None),
+            &status("loaded", "deactivating"),
+            0,
+            "",
+        )
+        .unwrap();
+        assert_eq!(p.verbs, ["stop"]);
+        let p = plan(&req(None, None, Some(true)), &inactive, 1, "disabled").unwrap();
+        assert_eq!(p.verbs, ["mask"]);
+        let p = plan(
+            &req(None, None, Some(false)),
+            &status("masked", "inactive"),
+            1,
+            "masked",
+        )
+        .unwrap();
+        assert_eq!(p.verbs, ["unmask"]);
+        let err = plan(
+            &req(Some("started"), None, None),
+            &status("not-found", "inactive"),
+            1,
+            "",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ModError::Failed { ref msg, .. } if msg == "Could not find the requested service demo: host")
+        );
+    }
+}
