@@ -733,3 +733,71 @@ fn reboot_times_out_when_the_boot_id_never_changes() {
     check.ok();
     assert_eq!(lab.exec("lab1", "wc -l < /run/fake-shutdown.log"), "1\n");
 }
+
+/// A PATH for the task that has every tool of /usr/bin and /bin except `hide` (symlinks in the
+/// host's private /opt), so the wget fallback and the "no downloader" error can be exercised.
+fn path_without(lab: &Lab, name: &str, hide: &[&str]) -> String {
+    let dir = host_dir(lab, "lab1", "opt").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for src in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
+        let Ok(rd) = std::fs::read_dir(src) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let n = e.file_name();
+            if hide.iter().any(|h| n == *h) || dir.join(&n).exists() {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(e.path(), dir.join(&n));
+        }
+    }
+    format!("/opt/{name}")
+}
+
+#[test]
+fn get_url_falls_back_to_wget_and_says_when_there_is_no_downloader() {
+    let lab = Lab::up(1, &[]);
+    let mut files = HashMap::new();
+    files.insert("/app.bin".to_string(), b"payload via wget\n".to_vec());
+    let http = Http::start(&lab, files);
+    let wget_only = path_without(&lab, "nocurl", &["curl"]);
+    let neither = path_without(&lab, "nodl", &["curl", "wget"]);
+    std::fs::create_dir(host_dir(&lab, "lab1", "opt").join("dl")).unwrap();
+    let w = Work::new();
+    let a = &http.addr;
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - get_url: {{url: "http://{a}/private/app.bin", dest: /opt/dl/app.bin, url_username: bob, url_password: s3cr3t-pw, checksum: "sha256:{sum}"}}
+      environment: {{PATH: "{wget_only}"}}
+      register: g
+    - copy: {{dest: "@OUT@/g.json", content: "{{{{ g | to_json }}}}"}}
+      delegate_to: localhost
+    - get_url: {{url: "http://{a}/app.bin", dest: /opt/dl/other.bin}}
+      environment: {{PATH: "{neither}"}}
+"#,
+            sum = sha256_hex(b"payload via wget\n")
+        ),
+    );
+    let out = run(&w, &lab, &pb, &[]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(
+        lab.exec("lab1", "cat /opt/dl/app.bin"),
+        "payload via wget\n"
+    );
+    let g: serde_json::Value = serde_json::from_str(&w.read("g.json")).unwrap();
+    assert_eq!(g["status_code"], 200, "{g}");
+    assert!(http.auth_seen.load(Ordering::SeqCst) >= 1);
+    assert!(
+        out.stdout
+            .contains("needs curl or wget there; neither was found in PATH"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains("s3cr3t-pw"));
+    assert_eq!(lab.exec("lab1", "ls -A /opt/dl"), "app.bin\n");
+}
