@@ -5,6 +5,7 @@
 
 pub mod builtin;
 mod files;
+mod linux;
 mod posix;
 mod windows;
 
@@ -252,6 +253,7 @@ static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock
         .iter()
         .chain(files::MODULES.iter())
         .chain(windows::MODULES.iter())
+        .chain(linux::MODULES.iter())
     {
         map.insert(m.def().name, *m);
     }

@@ -9,7 +9,7 @@ mod file;
 mod info;
 mod lineinfile;
 mod pyre;
-mod remote;
+pub(crate) mod remote;
 
 use serde_json::{Map, Value};
 
