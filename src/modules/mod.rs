@@ -5,6 +5,7 @@
 
 pub mod builtin;
 mod files;
+pub mod k8s;
 mod posix;
 
 use std::collections::HashMap;
@@ -247,7 +248,7 @@ pub trait Module: Send + Sync {
 
 static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock::new(|| {
     let mut map = HashMap::new();
-    for m in builtin::MODULES.iter().chain(files::MODULES.iter()) {
+    for m in builtin::MODULES.iter().chain(files::MODULES.iter()).chain(k8s::MODULES.iter()) {
         map.insert(m.def().name, *m);
     }
     map
