@@ -491,7 +491,7 @@ fn errors_name_the_cause() {
         "forced.yml",
         &format!(
             "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - {}\n",
-            conflict.replace("}}}}", "}}}, force: true}")
+            conflict.replace("data: {a: c}}}", "data: {a: c}}, force: true}")
         ),
     );
     run(&w, &forced, &[]).ok();
@@ -511,7 +511,8 @@ fn errors_name_the_cause() {
         &format!("k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: x, namespace: default}}}}}}", d.file("kubeconfig-viewer").display()),
     );
     assert!(out.contains("forbidden (403)"), "{out}");
-    assert!(out.contains("user `viewer`"), "{out}");
+    assert!(out.contains("User \"viewer\" cannot patch"), "{out}");
+    assert!(out.contains("(bearer token) from ") && out.contains("kubeconfig-viewer"), "{out}");
 
     // Nothing listens on this port any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
