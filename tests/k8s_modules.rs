@@ -74,7 +74,12 @@ fn setup(w: &Work) {
 }
 
 fn run(w: &Work, pb: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["run", pb.to_str().unwrap_or_default(), "-i", "inventory.yml"];
+    let mut args = vec![
+        "run",
+        pb.to_str().unwrap_or_default(),
+        "-i",
+        "inventory.yml",
+    ];
     args.extend_from_slice(extra);
     w.mixop(&args)
 }
@@ -167,7 +172,11 @@ fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
     assert_eq!(res["first"]["method"], "create");
     assert_eq!(res["first"]["result"]["kind"], "Deployment");
     assert_eq!(res["first"]["result"]["status"]["availableReplicas"], 2);
-    assert_eq!(res["second"]["changed"], false, "second apply: {}", res["second"]);
+    assert_eq!(
+        res["second"]["changed"], false,
+        "second apply: {}",
+        res["second"]
+    );
     let pods = res["pods"].as_array().expect("pods");
     assert_eq!(pods.len(), 2, "{pods:?}");
     let mut on: Vec<&str> = pods
@@ -194,7 +203,10 @@ fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
         assert_eq!(a["contentType"], "application/apply-patch+yaml");
         assert_eq!(a["query"]["fieldManager"], "mixop", "{a}");
     }
-    assert_eq!(common::parse_recap(&r.stdout, "localhost").map(|c| c.changed), Some(2));
+    assert_eq!(
+        common::parse_recap(&r.stdout, "localhost").map(|c| c.changed),
+        Some(2)
+    );
 }
 
 #[test]
@@ -288,7 +300,9 @@ fn check_mode_is_a_dry_run_and_absent_deletes() {
     let first = json(&w, "del-1.json");
     assert_eq!(first["gone"], true, "{first}");
     assert!(
-        !first["left"].as_array().is_some_and(|l| l.iter().any(|n| n == "settings")),
+        !first["left"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|n| n == "settings")),
         "{first}"
     );
     assert_eq!(json(&w, "del-2.json")["gone"], false);
@@ -399,7 +413,10 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
     assert_eq!(res["before"]["nodes"][0]["ready"], false, "{res}");
     assert_eq!(res["before"]["changed"], false);
     assert_eq!(res["ready"]["ready"], serde_json::json!(["win1", "win2"]));
-    assert_eq!(res["ready"]["nodes"][0]["os_image"], "Windows Server 2022 Datacenter");
+    assert_eq!(
+        res["ready"]["nodes"][0]["os_image"],
+        "Windows Server 2022 Datacenter"
+    );
     assert!(t0.elapsed() >= Duration::from_millis(1500));
     let win2 = &res["labelled"]["nodes"][0];
     assert_eq!(res["labelled"]["changed"], true);
@@ -413,12 +430,18 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
     assert_eq!(res["again"]["changed"], false, "{}", res["again"]);
     let evicted = res["drained"]["evicted"].as_array().expect("evicted");
     assert_eq!(evicted.len(), 1, "{}", res["drained"]);
-    assert!(evicted[0].as_str().is_some_and(|s| s.starts_with("default/web-")));
+    assert!(
+        evicted[0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("default/web-"))
+    );
     assert_eq!(res["nodes"], serde_json::json!(["lab-server", "win1"]));
     let evictions = d
         .audit()
         .into_iter()
-        .filter(|a| a["verb"] == "POST" && a["path"].as_str().is_some_and(|p| p.ends_with("/eviction")))
+        .filter(|a| {
+            a["verb"] == "POST" && a["path"].as_str().is_some_and(|p| p.ends_with("/eviction"))
+        })
         .count();
     assert_eq!(evictions, 1);
 }
@@ -473,7 +496,10 @@ fn errors_name_the_cause() {
     };
     let out = task(
         "wrong_token",
-        &format!("k8s_info: {{kubeconfig: \"{}\", kind: Node}}", bad.display()),
+        &format!(
+            "k8s_info: {{kubeconfig: \"{}\", kind: Node}}",
+            bad.display()
+        ),
     );
     assert!(out.contains("401 Unauthorized"), "{out}");
     assert!(out.contains("bearer token"), "{out}");
@@ -508,11 +534,17 @@ fn errors_name_the_cause() {
 
     let out = task(
         "readonly",
-        &format!("k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: x, namespace: default}}}}}}", d.file("kubeconfig-viewer").display()),
+        &format!(
+            "k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: x, namespace: default}}}}}}",
+            d.file("kubeconfig-viewer").display()
+        ),
     );
     assert!(out.contains("forbidden (403)"), "{out}");
     assert!(out.contains("User \"viewer\" cannot patch"), "{out}");
-    assert!(out.contains("(bearer token) from ") && out.contains("kubeconfig-viewer"), "{out}");
+    assert!(
+        out.contains("(bearer token) from ") && out.contains("kubeconfig-viewer"),
+        "{out}"
+    );
 
     // Nothing listens on this port any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -529,10 +561,15 @@ fn errors_name_the_cause() {
     .expect("write");
     let out = task(
         "refused",
-        &format!("k8s_info: {{kubeconfig: \"{}\", kind: Node}}", moved.display()),
+        &format!(
+            "k8s_info: {{kubeconfig: \"{}\", kind: Node}}",
+            moved.display()
+        ),
     );
     assert!(
-        out.contains(&format!("cannot connect to the Kubernetes API server at https://127.0.0.1:{port}")),
+        out.contains(&format!(
+            "cannot connect to the Kubernetes API server at https://127.0.0.1:{port}"
+        )),
         "{out}"
     );
     assert!(out.to_lowercase().contains("connection refused"), "{out}");

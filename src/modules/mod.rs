@@ -248,7 +248,11 @@ pub trait Module: Send + Sync {
 
 static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock::new(|| {
     let mut map = HashMap::new();
-    for m in builtin::MODULES.iter().chain(files::MODULES.iter()).chain(k8s::MODULES.iter()) {
+    for m in builtin::MODULES
+        .iter()
+        .chain(files::MODULES.iter())
+        .chain(k8s::MODULES.iter())
+    {
         map.insert(m.def().name, *m);
     }
     map

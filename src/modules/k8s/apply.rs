@@ -222,7 +222,9 @@ fn prepare(kube: &Kube, mut doc: Value, opts: &Opts) -> Result<(Value, Target), 
         .to_string();
     let name = name_of(&doc).to_string();
     if name.is_empty() {
-        return Err(bad("needs `metadata.name` (generateName cannot be applied)"));
+        return Err(bad(
+            "needs `metadata.name` (generateName cannot be applied)",
+        ));
     }
     let ns = doc
         .pointer("/metadata/namespace")
@@ -285,7 +287,9 @@ async fn apply_one(kube: &Arc<Kube>, doc: Value, opts: &Opts) -> Result<Value, K
         // A real apply that changes nothing keeps the resourceVersion; a dry run never
         // persists, so compare what it would store instead.
         Some(b) if opts.check => comparable(b) != comparable(&after),
-        Some(b) => b.pointer("/metadata/resourceVersion") != after.pointer("/metadata/resourceVersion"),
+        Some(b) => {
+            b.pointer("/metadata/resourceVersion") != after.pointer("/metadata/resourceVersion")
+        }
     };
     let mut result = after;
     if opts.wait && !opts.check {
@@ -311,7 +315,11 @@ async fn apply_one(kube: &Arc<Kube>, doc: Value, opts: &Opts) -> Result<Value, K
         if let Some(o) = objs.into_iter().next() {
             result = o;
         }
-        let mut m = entry(changed, if before.is_none() { "create" } else { "apply" }, result);
+        let mut m = entry(
+            changed,
+            if before.is_none() { "create" } else { "apply" },
+            result,
+        );
         m.insert(
             "duration".into(),
             Value::from(start.elapsed().as_secs_f64().round() as i64),
@@ -362,7 +370,11 @@ async fn delete_one(kube: &Arc<Kube>, doc: Value, opts: &Opts) -> Result<Value, 
         .call(&format!("reading {label}"), api.get_opt(&t.name))
         .await?
     else {
-        return Ok(Value::Object(entry(false, "delete", Value::Object(Map::new()))));
+        return Ok(Value::Object(entry(
+            false,
+            "delete",
+            Value::Object(Map::new()),
+        )));
     };
     let before = to_value(before, &r);
     let dp = DeleteParams {

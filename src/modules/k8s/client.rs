@@ -64,9 +64,7 @@ pub enum K8sError {
         doing: String,
         detail: String,
     },
-    #[error(
-        "the Kubernetes API server at {server} did not answer within {secs} s while {doing}"
-    )]
+    #[error("the Kubernetes API server at {server} did not answer within {secs} s while {doing}")]
     Timeout {
         server: String,
         secs: u64,
@@ -105,7 +103,9 @@ pub struct Kube {
 
 impl fmt::Debug for Kube {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kube").field("server", &self.server).finish()
+        f.debug_struct("Kube")
+            .field("server", &self.server)
+            .finish()
     }
 }
 
@@ -166,7 +166,11 @@ impl Kube {
         if let Some(c) = &context
             && !kubeconfig.contexts.iter().any(|n| &n.name == c)
         {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|n| n.name.as_str()).collect();
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect();
             return Err(bad(format!(
                 "it has no context `{c}` (it has: {})",
                 known.join(", ")
@@ -197,7 +201,11 @@ impl Kube {
             .await
             .map_err(|e| bad(error_chain(&e)))?;
         config.connect_timeout = Some(Duration::from_secs(10));
-        let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
         let default_namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|e| bad(error_chain(&e)))?;
         Ok(Kube {
@@ -275,7 +283,9 @@ impl Kube {
                 }
                 let transport = matches!(
                     other,
-                    kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::RustlsTls(_)
+                    kube::Error::HyperError(_)
+                        | kube::Error::Service(_)
+                        | kube::Error::RustlsTls(_)
                 );
                 if transport {
                     K8sError::Unreachable {
@@ -312,9 +322,9 @@ impl Kube {
     /// Finds the resource for `api_version` + `kind` (kind may also be given lower-case or as
     /// its plural, like kubectl accepts).
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Resolved, K8sError> {
-        let gv: GroupVersion = api_version.parse().map_err(|_| {
-            K8sError::Other(format!("invalid apiVersion `{api_version}`"))
-        })?;
+        let gv: GroupVersion = api_version
+            .parse()
+            .map_err(|_| K8sError::Other(format!("invalid apiVersion `{api_version}`")))?;
         for refresh in [false, true] {
             let d = self.discovery(refresh).await?;
             if let Some(found) = find_kind(&d, &gv, kind) {
@@ -351,13 +361,12 @@ fn find_kind(d: &Discovery, gv: &GroupVersion, kind: &str) -> Option<Resolved> {
     let resources = group.versioned_resources(&gv.version);
     let lower = kind.to_ascii_lowercase();
     let pick = |pred: &dyn Fn(&ApiResource) -> bool| {
-        resources
-            .iter()
-            .find(|(ar, _)| pred(ar))
-            .map(|(ar, caps): &(ApiResource, ApiCapabilities)| Resolved {
+        resources.iter().find(|(ar, _)| pred(ar)).map(
+            |(ar, caps): &(ApiResource, ApiCapabilities)| Resolved {
                 ar: ar.clone(),
                 namespaced: caps.scope == Scope::Namespaced,
-            })
+            },
+        )
     };
     pick(&|ar| ar.kind == kind)
         .or_else(|| pick(&|ar| ar.kind.to_ascii_lowercase() == lower || ar.plural == lower))

@@ -82,7 +82,9 @@ fn workload_summary(obj: &Value, out: &mut String) {
             st("availableReplicas")
         ));
     }
-    if let Some(sel) = obj.pointer("/spec/template/spec/nodeSelector").and_then(Value::as_object)
+    if let Some(sel) = obj
+        .pointer("/spec/template/spec/nodeSelector")
+        .and_then(Value::as_object)
         && !sel.is_empty()
     {
         let text: Vec<String> = sel
@@ -100,7 +102,11 @@ fn conditions(obj: &Value, indent: &str, out: &mut String) {
     };
     for c in conds {
         let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("");
-        out.push_str(&format!("\n{indent}condition {}={}", s("type"), s("status")));
+        out.push_str(&format!(
+            "\n{indent}condition {}={}",
+            s("type"),
+            s("status")
+        ));
         if !s("reason").is_empty() {
             out.push_str(&format!(" ({})", s("reason")));
         }
@@ -141,7 +147,10 @@ fn pod_lines(pod: &Value, indent: &str, out: &mut String) {
         }
     }
     for key in ["initContainerStatuses", "containerStatuses"] {
-        let Some(list) = pod.pointer(&format!("/status/{key}")).and_then(Value::as_array) else {
+        let Some(list) = pod
+            .pointer(&format!("/status/{key}"))
+            .and_then(Value::as_array)
+        else {
             continue;
         };
         for c in list {
@@ -212,7 +221,10 @@ async fn pods_of(
             uids.insert(uid.to_string());
         }
         // Events of the ReplicaSets in between (FailedCreate) matter too.
-        if let Some(owners) = v.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
+        if let Some(owners) = v
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+        {
             for o in owners {
                 if let Some(uid) = o.get("uid").and_then(Value::as_str) {
                     uids.insert(uid.to_string());

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::client::{K8sError, Kube};
 use super::{
-    CONN_PARAMS, KUBERNETES_CORE, WAIT_PARAMS, WaitSpec, api_for, api_version_param,
-    to_value, wait_until, wanted,
+    CONN_PARAMS, KUBERNETES_CORE, WAIT_PARAMS, WaitSpec, api_for, api_version_param, to_value,
+    wait_until, wanted,
 };
 use crate::modules::ParamType::*;
 use crate::modules::{
@@ -95,7 +95,13 @@ impl Module for K8sInfo {
             (None, _) => format!("{} objects matching the selectors", r.ar.kind),
         };
         let fetch = || {
-            let (api, lp, name, r, kube) = (api.clone(), lp.clone(), name.clone(), r.clone(), kube.clone());
+            let (api, lp, name, r, kube) = (
+                api.clone(),
+                lp.clone(),
+                name.clone(),
+                r.clone(),
+                kube.clone(),
+            );
             async move {
                 let found: Result<Vec<Value>, K8sError> = match name {
                     Some(n) => Ok(kube

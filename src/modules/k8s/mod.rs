@@ -161,13 +161,16 @@ pub fn satisfied(obj: &Value, cond: Option<&Cond>) -> bool {
         }
         return condition(obj, &c.type_).is_some_and(|found| {
             found.get("status").and_then(Value::as_str) == Some(c.status.as_str())
-                && c.reason.as_deref().is_none_or(|r| {
-                    found.get("reason").and_then(Value::as_str) == Some(r)
-                })
+                && c.reason
+                    .as_deref()
+                    .is_none_or(|r| found.get("reason").and_then(Value::as_str) == Some(r))
         });
     }
     let cond_true = |t: &str| {
-        condition(obj, t).and_then(|c| c.get("status")).and_then(Value::as_str) == Some("True")
+        condition(obj, t)
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            == Some("True")
     };
     let desired = int_at(obj, "/spec/replicas").unwrap_or(1);
     let st = |f: &str| int_at(obj, &format!("/status/{f}")).unwrap_or(0);

@@ -222,7 +222,10 @@ impl Selection {
 }
 
 fn is_ready(node: &Value) -> bool {
-    condition(node, "Ready").and_then(|c| c.get("status")).and_then(Value::as_str) == Some("True")
+    condition(node, "Ready")
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+        == Some("True")
 }
 
 async fn wait_ready(
@@ -454,7 +457,9 @@ async fn drain_node(
                 Ok(_) => break,
                 Err(e) if e.is_not_found() => break,
                 // 429: a PodDisruptionBudget forbids it for now; try again until the timeout.
-                Err(K8sError::Api { code: 429, message, .. }) => {
+                Err(K8sError::Api {
+                    code: 429, message, ..
+                }) => {
                     if start.elapsed() >= spec.timeout {
                         return Err(ModError::msg(format!(
                             "timed out after {} s draining node {node}: cannot evict pod {ns}/{name}: {message}",

@@ -36,11 +36,12 @@ fn mock(
                 l.push(format!("{} {pq}", req.method()));
             }
             let (code, body) = reply(req.method().as_str(), &pq);
-            let resp = Response::builder()
-                .status(code)
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string().into_bytes()))
-                .unwrap_or_default();
+            let mut resp = Response::new(Body::from(body.to_string().into_bytes()));
+            *resp.status_mut() = http::StatusCode::from_u16(code).unwrap_or_default();
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             Ok::<_, Infallible>(resp)
         }
     });
@@ -83,12 +84,21 @@ async fn conflict_suggests_force() {
             ),
         )
     });
-    let err = apply_cm(&kube).await.expect_err("409 must fail").to_string();
-    assert!(err.contains("conflict (409) while applying ConfigMap default/x"), "{err}");
+    let err = apply_cm(&kube)
+        .await
+        .expect_err("409 must fail")
+        .to_string();
+    assert!(
+        err.contains("conflict (409) while applying ConfigMap default/x"),
+        "{err}"
+    );
     assert!(err.contains("kubectl-edit"), "{err}");
     assert!(err.contains("force: true"), "{err}");
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
-    assert!(seen[0].starts_with("PATCH /api/v1/namespaces/default/configmaps/x?"), "{seen:?}");
+    assert!(
+        seen[0].starts_with("PATCH /api/v1/namespaces/default/configmaps/x?"),
+        "{seen:?}"
+    );
     assert!(seen[0].contains("fieldManager=mixop"), "{seen:?}");
 }
 
@@ -96,17 +106,27 @@ async fn conflict_suggests_force() {
 async fn unauthorized_and_forbidden_name_the_credentials() {
     let (kube, _) = mock(|_, _| (401, status(401, "Unauthorized", "Unauthorized")));
     let err = apply_cm(&kube).await.expect_err("401").to_string();
-    assert!(err.contains("https://10.0.0.1:6443 rejected the credentials (401 Unauthorized)"), "{err}");
+    assert!(
+        err.contains("https://10.0.0.1:6443 rejected the credentials (401 Unauthorized)"),
+        "{err}"
+    );
     assert!(err.contains("test credentials"), "{err}");
 
     let (kube, _) = mock(|_, _| {
         (
             403,
-            status(403, "Forbidden", "configmaps \"x\" is forbidden: User \"viewer\" cannot patch resource \"configmaps\""),
+            status(
+                403,
+                "Forbidden",
+                "configmaps \"x\" is forbidden: User \"viewer\" cannot patch resource \"configmaps\"",
+            ),
         )
     });
     let err = apply_cm(&kube).await.expect_err("403").to_string();
-    assert!(err.starts_with("forbidden (403) while applying ConfigMap default/x"), "{err}");
+    assert!(
+        err.starts_with("forbidden (403) while applying ConfigMap default/x"),
+        "{err}"
+    );
     assert!(err.contains("cannot patch resource"), "{err}");
 }
 
@@ -115,7 +135,11 @@ async fn other_statuses_keep_the_server_message() {
     let (kube, _) = mock(|_, _| {
         (
             422,
-            status(422, "Invalid", "ConfigMap \"x\" is invalid: metadata.name: Invalid value"),
+            status(
+                422,
+                "Invalid",
+                "ConfigMap \"x\" is invalid: metadata.name: Invalid value",
+            ),
         )
     });
     let err = apply_cm(&kube).await.expect_err("422").to_string();
@@ -152,7 +176,9 @@ fn node(ready: &str) -> Value {
 async fn wait_timeout_describes_conditions_and_events() {
     let (kube, seen) = mock(|_, pq| {
         if pq.starts_with("/api/v1/events") {
-            (200, json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [
+            (
+                200,
+                json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [
                 {"metadata": {"name": "e1", "namespace": "default"},
                  "involvedObject": {"kind": "Node", "name": "win1", "uid": "u1"},
                  "reason": "NodeNotReady", "type": "Normal", "message": "Node win1 status is now: NodeNotReady",
@@ -160,7 +186,8 @@ async fn wait_timeout_describes_conditions_and_events() {
                 {"metadata": {"name": "e0", "namespace": "default"},
                  "involvedObject": {"kind": "Node", "name": "win1", "uid": "u1"},
                  "reason": "Starting", "type": "Normal", "message": "Starting kubelet.",
-                 "lastTimestamp": "2026-01-01T00:00:01Z"}]}))
+                 "lastTimestamp": "2026-01-01T00:00:01Z"}]}),
+            )
         } else {
             (404, status(404, "NotFound", "not found"))
         }
@@ -185,15 +212,31 @@ async fn wait_timeout_describes_conditions_and_events() {
     .expect_err("never Ready")
     .to_string();
     assert!(polls.lock().map(|n| *n).unwrap_or(0) >= 3);
-    assert!(err.starts_with("timed out after 0 s waiting for Node win1 to be Ready"), "{err}");
-    assert!(err.contains("condition Ready=False (KubeletNotReady): container runtime network not ready"), "{err}");
-    assert!(err.contains("taint node.kubernetes.io/not-ready:NoSchedule"), "{err}");
+    assert!(
+        err.starts_with("timed out after 0 s waiting for Node win1 to be Ready"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "condition Ready=False (KubeletNotReady): container runtime network not ready"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("taint node.kubernetes.io/not-ready:NoSchedule"),
+        "{err}"
+    );
     // Events oldest first, latest last.
     let start = err.find("Starting kubelet").unwrap_or(usize::MAX);
     let notready = err.find("NodeNotReady (node/win1)").unwrap_or(0);
     assert!(start < notready, "{err}");
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
-    assert!(seen.iter().any(|s| s.contains("fieldSelector=involvedObject.kind%3DNode%2CinvolvedObject.name%3Dwin1")), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|s| s
+                .contains("fieldSelector=involvedObject.kind%3DNode%2CinvolvedObject.name%3Dwin1")),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -266,17 +309,41 @@ fn node_patches_only_what_differs() {
         "spec": {"taints": [{"key": "t", "value": "v", "effect": "NoSchedule", "timeAdded": "2026-01-01T00:00:00Z"}]}});
     let args = |v: Value| v.as_object().cloned().unwrap_or_default();
     assert_eq!(
-        patch(&n, &args(json!({"labels": {"a": 1}, "taints": [{"key": "t", "value": "v", "effect": "NoSchedule"}], "cordon": false})), false),
+        patch(
+            &n,
+            &args(
+                json!({"labels": {"a": 1}, "taints": [{"key": "t", "value": "v", "effect": "NoSchedule"}], "cordon": false})
+            ),
+            false
+        ),
         Ok(None)
     );
     assert_eq!(
-        patch(&n, &args(json!({"labels": {"a": "2", "gone": null, "never": null}})), false),
-        Ok(Some(json!({"metadata": {"labels": {"a": "2", "gone": null}}})))
+        patch(
+            &n,
+            &args(json!({"labels": {"a": "2", "gone": null, "never": null}})),
+            false
+        ),
+        Ok(Some(
+            json!({"metadata": {"labels": {"a": "2", "gone": null}}})
+        ))
     );
     assert_eq!(
-        patch(&n, &args(json!({"taints": [{"key": "t", "state": "absent"}, {"key": "os", "value": "windows", "effect": "NoExecute"}]})), true),
-        Ok(Some(json!({"spec": {"taints": [{"key": "os", "value": "windows", "effect": "NoExecute"}], "unschedulable": true}})))
+        patch(
+            &n,
+            &args(
+                json!({"taints": [{"key": "t", "state": "absent"}, {"key": "os", "value": "windows", "effect": "NoExecute"}]})
+            ),
+            true
+        ),
+        Ok(Some(
+            json!({"spec": {"taints": [{"key": "os", "value": "windows", "effect": "NoExecute"}], "unschedulable": true}})
+        ))
     );
-    let bad = patch(&n, &args(json!({"taints": [{"key": "t", "effect": "Sometimes"}]})), false);
+    let bad = patch(
+        &n,
+        &args(json!({"taints": [{"key": "t", "effect": "Sometimes"}]})),
+        false,
+    );
     assert!(bad.is_err_and(|e| e.contains("NoSchedule, PreferNoSchedule or NoExecute")));
 }
