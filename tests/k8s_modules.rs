@@ -574,3 +574,49 @@ fn errors_name_the_cause() {
     );
     assert!(out.to_lowercase().contains("connection refused"), "{out}");
 }
+
+#[test]
+fn template_with_several_documents_and_kinds_found_without_api_version() {
+    let d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    w.write(
+        "templates/app.yml.j2",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ ns }}\n  namespace: ignored\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  replicas: \"{{ replicas }}\"\n",
+    );
+    let kc = d.kubeconfig();
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  vars: {{ns: lab, replicas: 3}}
+  tasks:
+    - k8s: {{kubeconfig: "{kc}", template: app.yml.j2, namespace: "{{{{ ns }}}}"}}
+      register: applied
+    - k8s_info: {{kubeconfig: "{kc}", kind: ConfigMap, namespace: lab, name: app}}
+      register: cm
+    - k8s_info: {{kubeconfig: "{kc}", kind: Deployment, namespace: kube-system}}
+      register: deploys
+    - k8s: {{kubeconfig: "{kc}", state: absent, kind: Deployment, name: coredns, namespace: kube-system}}
+      register: deleted
+    - copy:
+        dest: "@OUT@/r.json"
+        content: "{{{{ {{'applied': applied, 'cm': cm.resources, 'deploys': deploys.resources | map(attribute='metadata.name') | list, 'deleted': deleted.changed}} | to_json }}}}"
+"#
+        ),
+    );
+    run(&w, &pb, &[]).ok();
+    let res = json(&w, "r.json");
+    let results = res["applied"]["result"]["results"]
+        .as_array()
+        .expect("several documents give result.results");
+    assert_eq!(results.len(), 2, "{res}");
+    assert_eq!(results[0]["result"]["kind"], "Namespace");
+    assert_eq!(results[0]["result"]["metadata"].get("namespace"), None);
+    assert_eq!(results[1]["result"]["metadata"]["namespace"], "lab");
+    assert!(results.iter().all(|r| r["changed"] == true), "{res}");
+    assert_eq!(res["cm"][0]["data"]["replicas"], "3", "{res}");
+    assert_eq!(res["deploys"], serde_json::json!(["coredns"]));
+    assert_eq!(res["deleted"], true);
+}

@@ -162,10 +162,10 @@ fn load_docs(ctx: &ModuleCtx<'_>, args: &Args) -> Result<Vec<Value>, ModError> {
         let mut meta = Map::new();
         meta.insert("name".into(), name.into());
         let mut obj = Map::new();
-        obj.insert(
-            "apiVersion".into(),
-            arg_str(args, "api_version").unwrap_or("v1").into(),
-        );
+        // Without `api_version`, the kind is looked up in every API group.
+        if let Some(v) = arg_str(args, "api_version") {
+            obj.insert("apiVersion".into(), v.into());
+        }
         obj.insert("kind".into(), kind.into());
         obj.insert("metadata".into(), Value::Object(meta));
         docs.push(Value::Object(obj));
@@ -210,11 +210,15 @@ fn prepare(kube: &Kube, mut doc: Value, opts: &Opts) -> Result<(Value, Target), 
             crate::value::to_text(&doc)
         ))
     };
-    let api_version = doc
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("needs `apiVersion`"))?
-        .to_string();
+    let bare = doc
+        .as_object()
+        .is_some_and(|m| m.keys().all(|k| k == "kind" || k == "metadata"));
+    let api_version = match doc.get("apiVersion").and_then(Value::as_str) {
+        Some(v) => Some(v.to_string()),
+        // Only `kind` + `name` arguments (a delete) may leave the apiVersion to discovery.
+        None if bare => None,
+        None => return Err(bad("needs `apiVersion`")),
+    };
     let kind = doc
         .get("kind")
         .and_then(Value::as_str)
@@ -244,7 +248,7 @@ fn prepare(kube: &Kube, mut doc: Value, opts: &Opts) -> Result<(Value, Target), 
 }
 
 struct Target {
-    api_version: String,
+    api_version: Option<String>,
     kind: String,
     name: String,
     ns: String,
@@ -252,7 +256,11 @@ struct Target {
 
 async fn apply_one(kube: &Arc<Kube>, doc: Value, opts: &Opts) -> Result<Value, K8sError> {
     let (mut doc, t) = prepare(kube, doc, opts)?;
-    let r = kube.resolve(&t.api_version, &t.kind).await?;
+    let r = kube.resolve_kind(t.api_version.as_deref(), &t.kind).await?;
+    if let Some(m) = doc.as_object_mut() {
+        m.entry("apiVersion")
+            .or_insert_with(|| r.ar.api_version.clone().into());
+    }
     if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
         if r.namespaced {
             meta.insert("namespace".into(), t.ns.clone().into());
@@ -359,7 +367,7 @@ fn comparable(obj: &Value) -> Value {
 
 async fn delete_one(kube: &Arc<Kube>, doc: Value, opts: &Opts) -> Result<Value, K8sError> {
     let (_, t) = prepare(kube, doc, opts)?;
-    let r = kube.resolve(&t.api_version, &t.kind).await?;
+    let r = kube.resolve_kind(t.api_version.as_deref(), &t.kind).await?;
     let ns = r.namespaced.then_some(t.ns.as_str());
     let api = api_for(kube, &r, ns);
     let label = match ns {

@@ -319,6 +319,38 @@ impl Kube {
         Ok(d)
     }
 
+    /// Finds `kind` in `api_version`, or, when no apiVersion was given, in `v1` and then in any
+    /// group's preferred version (`kind: Deployment` alone finds apps/v1 instead of silently
+    /// matching nothing).
+    pub async fn resolve_kind(
+        &self,
+        api_version: Option<&str>,
+        kind: &str,
+    ) -> Result<Resolved, K8sError> {
+        let core = self.resolve(api_version.unwrap_or("v1"), kind).await;
+        match (api_version, core) {
+            (None, Err(K8sError::Other(msg))) if msg.starts_with("unknown kind") => {
+                let d = self.discovery(false).await?;
+                let lower = kind.to_ascii_lowercase();
+                for g in d.groups() {
+                    let found = g.recommended_resources().into_iter().find(|(ar, _)| {
+                        ar.kind == kind
+                            || ar.kind.to_ascii_lowercase() == lower
+                            || ar.plural == lower
+                    });
+                    if let Some((ar, caps)) = found {
+                        return Ok(Resolved {
+                            ar,
+                            namespaced: caps.scope == Scope::Namespaced,
+                        });
+                    }
+                }
+                Err(K8sError::Other(msg))
+            }
+            (_, r) => r,
+        }
+    }
+
     /// Finds the resource for `api_version` + `kind` (kind may also be given lower-case or as
     /// its plural, like kubectl accepts).
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Resolved, K8sError> {

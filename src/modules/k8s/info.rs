@@ -52,9 +52,9 @@ impl Module for K8sInfo {
     async fn run(&self, _ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         let kube = Kube::for_args(&args).await?;
         let kind = arg_str(&args, "kind").unwrap_or_default();
-        let api_version = arg_str(&args, "api_version").unwrap_or("v1");
+        let api_version = arg_str(&args, "api_version");
         let mut out = outcome(false);
-        let r = match kube.resolve(api_version, kind).await {
+        let r = match kube.resolve_kind(api_version, kind).await {
             Ok(r) => r,
             // Like kubernetes.core: an unknown kind is not a failure, `api_found` says so.
             Err(K8sError::Other(msg)) if msg.starts_with("unknown kind") => {
