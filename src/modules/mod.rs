@@ -5,6 +5,7 @@
 
 pub mod builtin;
 mod files;
+pub mod k8s;
 mod linux;
 mod posix;
 mod windows;
@@ -254,6 +255,7 @@ static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock
         .chain(files::MODULES.iter())
         .chain(windows::MODULES.iter())
         .chain(linux::MODULES.iter())
+        .chain(k8s::MODULES.iter())
     {
         map.insert(m.def().name, *m);
     }

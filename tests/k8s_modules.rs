@@ -1,0 +1,622 @@
+//! The Kubernetes modules (`k8s`, `k8s_info`, `k8s_node`) end to end: `mixop run` on playbooks
+//! against the project's Kubernetes API test double (tests/support/kube_double), which is itself
+//! checked with the real kubectl.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Run, Work};
+use serde_json::Value;
+
+/// A running test double on a free port with its own state dir; stopped on drop.
+struct Double {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Double {
+    fn start(scenario: Option<&str>) -> Double {
+        let dir = tempfile::tempdir().expect("state dir");
+        let mut cmd = common::venv_python();
+        cmd.arg(common::root().join("tests/support/kube_double/server.py"))
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(text) = scenario {
+            let p = dir.path().join("scenario.yml");
+            std::fs::write(&p, text).expect("write scenario");
+            cmd.arg("--scenario").arg(&p);
+        }
+        let child = cmd.spawn().expect("start kube_double");
+        let d = Double { child, dir };
+        let t0 = Instant::now();
+        while !d.dir.path().join("port").exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "kube_double did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn kubeconfig(&self) -> String {
+        self.file("kubeconfig").display().to_string()
+    }
+    /// The requests the double received, as JSON lines.
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.file("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup(w: &Work) {
+    w.write(
+        "inventory.yml",
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+    );
+}
+
+fn run(w: &Work, pb: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "run",
+        pb.to_str().unwrap_or_default(),
+        "-i",
+        "inventory.yml",
+    ];
+    args.extend_from_slice(extra);
+    w.mixop(&args)
+}
+
+fn json(w: &Work, name: &str) -> Value {
+    let text = w.read(name);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}): {text}"))
+}
+
+const WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      nodeSelector:
+        kubernetes.io/os: windows
+      containers:
+        - name: iis
+          image: mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2022
+"#;
+
+#[test]
+fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
+    let d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    w.write("files/web.yml", WEB);
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  vars:
+    kc: "{kc}"
+  tasks:
+    - name: apply and wait for Available
+      kubernetes.core.k8s:
+        kubeconfig: "{{{{ kc }}}}"
+        src: web.yml
+        wait: true
+        wait_condition: {{type: Available, status: "True"}}
+        wait_timeout: 30
+      register: first
+    - name: apply again
+      k8s:
+        kubeconfig: "{{{{ kc }}}}"
+        src: web.yml
+      register: second
+    - name: the pods
+      kubernetes.core.k8s_info:
+        kubeconfig: "{{{{ kc }}}}"
+        kind: Pod
+        namespace: default
+        label_selectors: [app=web]
+        wait: true
+        wait_timeout: 30
+      register: pods
+    - name: Windows nodes
+      k8s_info:
+        kubeconfig: "{{{{ kc }}}}"
+        kind: Node
+        label_selectors: ["kubernetes.io/os=windows"]
+      register: nodes
+    - name: an unknown kind is not an error for k8s_info
+      k8s_info:
+        kubeconfig: "{{{{ kc }}}}"
+        kind: Gadget
+        api_version: example.com/v1
+      register: nokind
+    - copy:
+        dest: "@OUT@/results.json"
+        content: "{{{{ {{'first': first, 'second': second, 'pods': pods.resources, 'nodes': nodes.resources | map(attribute='metadata.name') | list, 'nokind': nokind}} | to_json }}}}"
+"#,
+            kc = d.kubeconfig()
+        ),
+    );
+    let r = run(&w, &pb, &[]);
+    r.ok();
+    let res = json(&w, "results.json");
+    assert_eq!(res["first"]["changed"], true, "{res}");
+    assert_eq!(res["first"]["method"], "create");
+    assert_eq!(res["first"]["result"]["kind"], "Deployment");
+    assert_eq!(res["first"]["result"]["status"]["availableReplicas"], 2);
+    assert_eq!(
+        res["second"]["changed"], false,
+        "second apply: {}",
+        res["second"]
+    );
+    let pods = res["pods"].as_array().expect("pods");
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let mut on: Vec<&str> = pods
+        .iter()
+        .map(|p| {
+            assert_eq!(p["status"]["phase"], "Running", "{p}");
+            assert_eq!(p["kind"], "Pod");
+            p["spec"]["nodeName"].as_str().unwrap_or_default()
+        })
+        .collect();
+    on.sort_unstable();
+    assert_eq!(on, ["win1", "win2"]);
+    assert_eq!(res["nodes"], serde_json::json!(["win1", "win2"]));
+    assert_eq!(res["nokind"]["api_found"], false);
+    assert_eq!(res["nokind"]["resources"], serde_json::json!([]));
+    // Server-side apply with mixop's field manager, as the double recorded it.
+    let applies: Vec<Value> = d
+        .audit()
+        .into_iter()
+        .filter(|a| a["verb"] == "PATCH")
+        .collect();
+    assert_eq!(applies.len(), 2, "{applies:?}");
+    for a in &applies {
+        assert_eq!(a["contentType"], "application/apply-patch+yaml");
+        assert_eq!(a["query"]["fieldManager"], "mixop", "{a}");
+    }
+    assert_eq!(
+        common::parse_recap(&r.stdout, "localhost").map(|c| c.changed),
+        Some(2)
+    );
+}
+
+#[test]
+fn check_mode_is_a_dry_run_and_absent_deletes() {
+    let d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s:
+        kubeconfig: "{kc}"
+        definition:
+          apiVersion: v1
+          kind: ConfigMap
+          metadata: {{name: settings, namespace: default}}
+          data: {{mode: "{{{{ mode | default('a') }}}}"}}
+      register: applied
+    - k8s_info:
+        kubeconfig: "{kc}"
+        kind: ConfigMap
+        name: settings
+        namespace: default
+      register: found
+    - copy:
+        dest: "@OUT@/{{{{ out }}}}.json"
+        content: "{{{{ {{'applied': applied, 'found': found.resources}} | to_json }}}}"
+      check_mode: false
+"#,
+            kc = d.kubeconfig()
+        ),
+    );
+    // Check mode on a missing object: reported as a change, nothing stored.
+    let r = run(&w, &pb, &["--check", "-e", "out=check"]);
+    r.ok();
+    let res = json(&w, "check.json");
+    assert_eq!(res["applied"]["changed"], true, "{res}");
+    assert_eq!(res["found"], serde_json::json!([]));
+    let patches: Vec<Value> = d
+        .audit()
+        .into_iter()
+        .filter(|a| a["verb"] == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0]["query"]["dryRun"], "All", "{:?}", patches[0]);
+
+    run(&w, &pb, &["-e", "out=real"]).ok();
+    let res = json(&w, "real.json");
+    assert_eq!(res["found"][0]["data"]["mode"], "a", "{res}");
+
+    // Check mode on an existing object: no change for the same data, a change for new data,
+    // and the stored object keeps its value either way.
+    run(&w, &pb, &["--check", "-e", "out=same"]).ok();
+    assert_eq!(json(&w, "same.json")["applied"]["changed"], false);
+    run(&w, &pb, &["--check", "-e", "out=other", "-e", "mode=b"]).ok();
+    let res = json(&w, "other.json");
+    assert_eq!(res["applied"]["changed"], true);
+    assert_eq!(res["found"][0]["data"]["mode"], "a");
+
+    let del = w.write(
+        "del.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s:
+        kubeconfig: "{kc}"
+        state: absent
+        kind: ConfigMap
+        name: settings
+        namespace: default
+        wait: true
+      register: gone
+    - k8s_info:
+        kubeconfig: "{kc}"
+        kind: ConfigMap
+        namespace: default
+      register: left
+    - copy:
+        dest: "@OUT@/del-{{{{ n }}}}.json"
+        content: "{{{{ {{'gone': gone.changed, 'left': left.resources | map(attribute='metadata.name') | list}} | to_json }}}}"
+"#,
+            kc = d.kubeconfig()
+        ),
+    );
+    run(&w, &del, &["-e", "n=1"]).ok();
+    run(&w, &del, &["-e", "n=2"]).ok();
+    let first = json(&w, "del-1.json");
+    assert_eq!(first["gone"], true, "{first}");
+    assert!(
+        !first["left"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|n| n == "settings")),
+        "{first}"
+    );
+    assert_eq!(json(&w, "del-2.json")["gone"], false);
+}
+
+#[test]
+fn unschedulable_deployment_times_out_with_the_scheduler_reason() {
+    let d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s:
+        kubeconfig: "{kc}"
+        wait: true
+        wait_condition: {{type: Available}}
+        wait_timeout: 3
+        definition: {def}
+"#,
+            kc = d.kubeconfig(),
+            def = serde_json::to_string(&serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "nowhere", "namespace": "default"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nowhere"}},
+                    "template": {"metadata": {"labels": {"app": "nowhere"}},
+                        "spec": {"nodeSelector": {"kubernetes.io/os": "plan9"},
+                            "containers": [{"name": "c", "image": "busybox"}]}}}
+            }))
+            .unwrap_or_default()
+        ),
+    );
+    let t0 = Instant::now();
+    let r = run(&w, &pb, &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(t0.elapsed() >= Duration::from_secs(3));
+    let all = r.all();
+    for needle in [
+        "timed out after 3 s waiting for Deployment default/nowhere to be Available=True",
+        "nodeSelector: kubernetes.io/os=plan9",
+        "Pending not scheduled to a node",
+        "condition PodScheduled=False (Unschedulable)",
+        "Warning FailedScheduling",
+        "didn't match Pod's node affinity/selector",
+    ] {
+        assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
+    }
+}
+
+#[test]
+fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
+    let d = Double::start(Some(
+        "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, readyAfter: 2}\n  - {name: win2, os: windows}\n",
+    ));
+    let w = Work::new();
+    setup(&w);
+    w.write("files/web.yml", WEB);
+    let kc = d.kubeconfig();
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: win1 is NotReady at first
+      k8s_node: {{kubeconfig: "{kc}", names: [win1]}}
+      register: before
+    - name: both Windows workers Ready
+      k8s_node:
+        kubeconfig: "{kc}"
+        label_selectors: [kubernetes.io/os=windows]
+        count: 2
+        wait_timeout: 20
+      register: ready
+    - k8s: {{kubeconfig: "{kc}", src: web.yml, wait: true, wait_timeout: 30}}
+    - name: label, taint
+      k8s_node:
+        kubeconfig: "{kc}"
+        names: [win2]
+        labels: {{mixop.dev/pool: iis}}
+        taints: [{{key: dedicated, value: iis, effect: NoSchedule}}]
+      register: labelled
+    - name: same again
+      k8s_node:
+        kubeconfig: "{kc}"
+        names: [win2]
+        labels: {{mixop.dev/pool: iis}}
+        taints: [{{key: dedicated, value: iis, effect: NoSchedule}}]
+      register: again
+    - name: drain and delete win2
+      k8s_node: {{kubeconfig: "{kc}", names: [win2], drain: true, state: absent, wait_timeout: 20}}
+      register: drained
+    - k8s_info: {{kubeconfig: "{kc}", kind: Node}}
+      register: nodes
+    - copy:
+        dest: "@OUT@/nodes.json"
+        content: "{{{{ {{'before': before, 'ready': ready, 'labelled': labelled, 'again': again, 'drained': drained, 'nodes': nodes.resources | map(attribute='metadata.name') | list}} | to_json }}}}"
+"#
+        ),
+    );
+    let t0 = Instant::now();
+    let r = run(&w, &pb, &[]);
+    r.ok();
+    let res = json(&w, "nodes.json");
+    assert_eq!(res["before"]["nodes"][0]["ready"], false, "{res}");
+    assert_eq!(res["before"]["changed"], false);
+    assert_eq!(res["ready"]["ready"], serde_json::json!(["win1", "win2"]));
+    assert_eq!(
+        res["ready"]["nodes"][0]["os_image"],
+        "Windows Server 2022 Datacenter"
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    let win2 = &res["labelled"]["nodes"][0];
+    assert_eq!(res["labelled"]["changed"], true);
+    assert_eq!(win2["labels"]["mixop.dev/pool"], "iis", "{win2}");
+    assert!(
+        win2["taints"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "dedicated=iis:NoSchedule")),
+        "{win2}"
+    );
+    assert_eq!(res["again"]["changed"], false, "{}", res["again"]);
+    let evicted = res["drained"]["evicted"].as_array().expect("evicted");
+    assert_eq!(evicted.len(), 1, "{}", res["drained"]);
+    assert!(
+        evicted[0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("default/web-"))
+    );
+    assert_eq!(res["nodes"], serde_json::json!(["lab-server", "win1"]));
+    let evictions = d
+        .audit()
+        .into_iter()
+        .filter(|a| {
+            a["verb"] == "POST" && a["path"].as_str().is_some_and(|p| p.ends_with("/eviction"))
+        })
+        .count();
+    assert_eq!(evictions, 1);
+}
+
+#[test]
+fn k8s_node_timeout_explains_node_conditions() {
+    let d = Double::start(Some(
+        "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, ready: false}\n",
+    ));
+    let w = Work::new();
+    setup(&w);
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - k8s_node: {{kubeconfig: \"{}\", names: [win1, win9], wait: true, wait_timeout: 2}}\n",
+            d.kubeconfig()
+        ),
+    );
+    let r = run(&w, &pb, &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    let all = r.all();
+    for needle in [
+        "timed out after 2 s waiting for nodes win1, win9 to be Ready: 0 of 1 Ready",
+        "not registered with the cluster: win9",
+        "Node win1 is not Ready:",
+        "condition Ready=False",
+        "taint node.kubernetes.io/not-ready:NoSchedule",
+    ] {
+        assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
+    }
+}
+
+#[test]
+fn errors_name_the_cause() {
+    let d = Double::start(Some(
+        "objects:\n  - {apiVersion: v1, kind: ConfigMap, metadata: {name: seed, namespace: default}, data: {a: b}}\n",
+    ));
+    let w = Work::new();
+    setup(&w);
+    let bad = d.file("kubeconfig-bad");
+    let text = std::fs::read_to_string(d.file("kubeconfig-token")).expect("kubeconfig-token");
+    let token = std::fs::read_to_string(d.file("token")).expect("token");
+    std::fs::write(&bad, text.replace(token.trim(), "K10wrong::server:nope")).expect("write");
+    let task = |name: &str, body: &str| {
+        let pb = w.write(
+            &format!("{name}.yml"),
+            &format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - {body}\n"),
+        );
+        let r = run(&w, &pb, &[]);
+        assert_eq!(r.code, 2, "{name}: {}", r.all());
+        r.all()
+    };
+    let out = task(
+        "wrong_token",
+        &format!(
+            "k8s_info: {{kubeconfig: \"{}\", kind: Node}}",
+            bad.display()
+        ),
+    );
+    assert!(out.contains("401 Unauthorized"), "{out}");
+    assert!(out.contains("bearer token"), "{out}");
+    assert!(out.contains("kubeconfig-bad"), "{out}");
+
+    let conflict = format!(
+        "k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: seed, namespace: default}}, data: {{a: c}}}}}}",
+        d.kubeconfig()
+    );
+    let out = task("conflict", &conflict);
+    assert!(out.contains("conflict (409)"), "{out}");
+    assert!(out.contains("kubectl-create"), "{out}");
+    assert!(out.contains("force: true"), "{out}");
+    let forced = w.write(
+        "forced.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - {}\n",
+            conflict.replace("data: {a: c}}}", "data: {a: c}}, force: true}")
+        ),
+    );
+    run(&w, &forced, &[]).ok();
+
+    let out = task(
+        "unknown_kind",
+        &format!(
+            "k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: Gadget, metadata: {{name: g}}}}}}",
+            d.kubeconfig()
+        ),
+    );
+    assert!(out.contains("unknown kind `Gadget` in `v1`"), "{out}");
+    assert!(out.contains("ConfigMap"), "{out}");
+
+    let out = task(
+        "readonly",
+        &format!(
+            "k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: x, namespace: default}}}}}}",
+            d.file("kubeconfig-viewer").display()
+        ),
+    );
+    assert!(out.contains("forbidden (403)"), "{out}");
+    assert!(out.contains("User \"viewer\" cannot patch"), "{out}");
+    assert!(
+        out.contains("(bearer token) from ") && out.contains("kubeconfig-viewer"),
+        "{out}"
+    );
+
+    // Nothing listens on this port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let text = std::fs::read_to_string(d.file("kubeconfig")).expect("kubeconfig");
+    let port_now = std::fs::read_to_string(d.file("port")).expect("port");
+    let moved = d.file("kubeconfig-moved");
+    std::fs::write(
+        &moved,
+        text.replace(&format!(":{}", port_now.trim()), &format!(":{port}")),
+    )
+    .expect("write");
+    let out = task(
+        "refused",
+        &format!(
+            "k8s_info: {{kubeconfig: \"{}\", kind: Node}}",
+            moved.display()
+        ),
+    );
+    assert!(
+        out.contains(&format!(
+            "cannot connect to the Kubernetes API server at https://127.0.0.1:{port}"
+        )),
+        "{out}"
+    );
+    assert!(out.to_lowercase().contains("connection refused"), "{out}");
+}
+
+#[test]
+fn template_with_several_documents_and_kinds_found_without_api_version() {
+    let d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    w.write(
+        "templates/app.yml.j2",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ ns }}\n  namespace: ignored\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  replicas: \"{{ replicas }}\"\n",
+    );
+    let kc = d.kubeconfig();
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  vars: {{ns: lab, replicas: 3}}
+  tasks:
+    - k8s: {{kubeconfig: "{kc}", template: app.yml.j2, namespace: "{{{{ ns }}}}"}}
+      register: applied
+    - k8s_info: {{kubeconfig: "{kc}", kind: ConfigMap, namespace: lab, name: app}}
+      register: cm
+    - k8s_info: {{kubeconfig: "{kc}", kind: Deployment, namespace: kube-system}}
+      register: deploys
+    - k8s: {{kubeconfig: "{kc}", state: absent, kind: Deployment, name: coredns, namespace: kube-system}}
+      register: deleted
+    - copy:
+        dest: "@OUT@/r.json"
+        content: "{{{{ {{'applied': applied, 'cm': cm.resources, 'deploys': deploys.resources | map(attribute='metadata.name') | list, 'deleted': deleted.changed}} | to_json }}}}"
+"#
+        ),
+    );
+    run(&w, &pb, &[]).ok();
+    let res = json(&w, "r.json");
+    let results = res["applied"]["result"]["results"]
+        .as_array()
+        .expect("several documents give result.results");
+    assert_eq!(results.len(), 2, "{res}");
+    assert_eq!(results[0]["result"]["kind"], "Namespace");
+    assert_eq!(results[0]["result"]["metadata"].get("namespace"), None);
+    assert_eq!(results[1]["result"]["metadata"]["namespace"], "lab");
+    assert!(results.iter().all(|r| r["changed"] == true), "{res}");
+    assert_eq!(res["cm"][0]["data"]["replicas"], "3", "{res}");
+    assert_eq!(res["deploys"], serde_json::json!(["coredns"]));
+    assert_eq!(res["deleted"], true);
+}
