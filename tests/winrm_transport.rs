@@ -320,6 +320,7 @@ async fn long_output_over_many_receives_and_timed_out_polls() {
     let s = peer.stats();
     assert!(n(&s["faults"]["TimedOut"]) >= 1, "{s}");
     // 10 MiB of output, in envelope-sized Receives.
+    peer.quiesce();
     peer.op("big", json!({"mb": 10}));
     let out = c.exec(CommandSpec::new("true")).await.unwrap();
     assert_eq!(out.stdout.len(), 10 * 1024 * 1024);
@@ -464,6 +465,7 @@ async fn timeout_and_cancel_terminate_the_command() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The endless-output fault: bounded by the timeout too.
+    peer.quiesce();
     peer.op("endless", json!({"n": 1}));
     let mut spec = CommandSpec::new("true");
     spec.timeout = Some(Duration::from_secs(1));
@@ -500,6 +502,9 @@ async fn reconnects_after_idle_drop_and_injected_drops() {
         "{s}"
     );
     // A dropped Command cannot be resent blindly: a clear error, then the next command works.
+    // Let the deferred Signal of "echo b" (sent once the connection is idle) go out first, so
+    // the injected drop hits the Command and not that cleanup request.
+    peer.quiesce();
     peer.op("drop_next", json!({"n": 1}));
     let e = c.exec(CommandSpec::new("echo c")).await.unwrap_err();
     assert!(e.message.contains("may or may not have started"), "{e}");
