@@ -243,6 +243,19 @@ pub trait Connection: Send + Sync {
     /// Copies `src` from the target to the local path `dest` (atomically on the controller).
     async fn get_file(&self, src: &str, dest: &Path) -> Result<(), ConnError>;
 
+    /// Runs one Windows module request (docs/windows-protocol.md) in the host's long-lived
+    /// PowerShell process. Only Windows transports have one.
+    async fn powershell(
+        &self,
+        _req: crate::powershell::Request,
+        _timeout: Option<Duration>,
+    ) -> Result<crate::powershell::Answer, ConnError> {
+        Err(ConnError::failed(format!(
+            "PowerShell modules need a Windows host (ansible_connection: winrm); this host uses {}",
+            self.transport().as_str()
+        )))
+    }
+
     /// Closes the connection (deletes shells, ends sessions). Idempotent.
     async fn close(&self);
 }

@@ -490,7 +490,7 @@ impl Engine {
             None => None,
         };
         let target = delegate.clone().unwrap_or_else(|| host.to_string());
-        let slot = if def.controller_only {
+        let slot = if def.controller_only() {
             None
         } else {
             match self.slot_for(host, &target, opts, vars).await {
@@ -518,6 +518,11 @@ impl Engine {
                 ));
             }
         };
+        if let Some(s) = &slot
+            && let Some(msg) = def.refuses(s.transport)
+        {
+            return Outcome::failed(msg);
+        }
         let search_dirs = vec![task.dir.clone(), self.playbook_dir.clone()];
         // Controller-only modules never touch a connection; give them a local slot anyway.
         let local_slot;

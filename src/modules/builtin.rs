@@ -1,6 +1,7 @@
 //! Modules that run commands or act on the controller: command, shell, raw, debug, set_fact,
 //! assert, fail, pause, meta, wait_for.
 
+use crate::modules::Target;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -38,7 +39,7 @@ static COMMAND_DEF: ModuleDef = ModuleDef {
     params: COMMAND_PARAMS,
     free_form: FreeForm::Command,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[&["cmd", "argv"]],
     required_one_of: &[&["cmd", "argv"]],
 };
@@ -92,11 +93,6 @@ impl Module for Shell {
 
 /// Shared by command and shell: creates/removes, chdir, stdin, Ansible's return values.
 async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String) -> ModResult {
-    if ctx.conn.transport == Transport::Winrm {
-        return Err(ModError::msg(
-            "`command` and `shell` run POSIX commands; on Windows hosts use `win_command` or `win_shell`",
-        ));
-    }
     let display_cmd = match args.get("argv") {
         Some(v) => v.clone(),
         None => Value::String(arg_str(args, "cmd").unwrap_or_default().to_string()),
@@ -230,7 +226,7 @@ static RAW_DEF: ModuleDef = ModuleDef {
     params: &[p("cmd", Str), p("executable", Str)],
     free_form: FreeForm::Command,
     open_args: false,
-    controller_only: false,
+    target: Target::Any,
     mutually_exclusive: &[],
     required_one_of: &[&["cmd"]],
 };
@@ -268,7 +264,7 @@ static DEBUG_DEF: ModuleDef = ModuleDef {
     params: &[p("msg", Any), p("var", Str), p("verbosity", Int)],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[&["msg", "var"]],
     required_one_of: &[],
 };
@@ -307,7 +303,7 @@ static SET_FACT_DEF: ModuleDef = ModuleDef {
     params: &[],
     free_form: FreeForm::KeyValue,
     open_args: true,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -351,7 +347,7 @@ static ASSERT_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::No,
     open_args: false,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -402,7 +398,7 @@ static FAIL_DEF: ModuleDef = ModuleDef {
     params: &[p("msg", Any)],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -434,7 +430,7 @@ static PAUSE_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[&["seconds", "minutes"]],
     required_one_of: &[&["seconds", "minutes"]],
 };
@@ -487,7 +483,7 @@ static META_DEF: ModuleDef = ModuleDef {
     params: &[p("cmd", Str)],
     free_form: FreeForm::Command,
     open_args: false,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[],
     required_one_of: &[&["cmd"]],
 };
@@ -525,7 +521,7 @@ static WAIT_FOR_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[&["port", "path"]],
     required_one_of: &[],
 };
@@ -619,7 +615,7 @@ static SETUP_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Any,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -650,11 +646,9 @@ impl Module for Setup {
     fn def(&self) -> &'static ModuleDef {
         &SETUP_DEF
     }
-    async fn run(&self, ctx: &ModuleCtx<'_>, _args: Args) -> ModResult {
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         if ctx.conn.transport == Transport::Winrm {
-            return Err(ModError::msg(
-                "fact gathering on Windows hosts is not available yet; set `gather_facts: false`",
-            ));
+            return super::windows::gather_facts(ctx, &args).await;
         }
         let out = ctx.exec(POSIX_FACTS, None).await?;
         if out.rc != 0 {

@@ -8,7 +8,7 @@ mod files;
 pub mod k8s;
 mod linux;
 mod posix;
-mod windows;
+pub mod windows;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -127,6 +127,69 @@ pub enum FreeForm {
     KeyValue,
 }
 
+/// What a module targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// POSIX shell hosts (ssh, local).
+    Posix,
+    /// Windows hosts (winrm): PowerShell modules.
+    Windows,
+    /// Either family (`raw`, `setup`).
+    Any,
+    /// Runs on the controller without touching the target (debug, set_fact, k8s, ...).
+    Controller,
+}
+
+impl ModuleDef {
+    pub fn controller_only(&self) -> bool {
+        self.target == Target::Controller
+    }
+
+    /// The one message for a module used on the wrong family of host, or `None` when it fits.
+    pub fn refuses(&self, transport: Transport) -> Option<String> {
+        let windows = transport == Transport::Winrm;
+        match self.target {
+            Target::Posix if windows => Some(match counterpart(self.name) {
+                Some(w) => format!(
+                    "`{}` works on POSIX hosts only; this host uses winrm: use `{w}` for Windows hosts",
+                    self.name
+                ),
+                None => format!(
+                    "`{}` works on POSIX hosts only; this host uses winrm",
+                    self.name
+                ),
+            }),
+            Target::Windows if !windows => Some(format!(
+                "`{}` runs on Windows hosts (ansible_connection: winrm); this host uses {}",
+                self.name,
+                transport.as_str()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The Windows module that does what a POSIX one does, for hints.
+fn counterpart(posix: &str) -> Option<&'static str> {
+    Some(match posix {
+        "command" => "win_command",
+        "shell" => "win_shell",
+        "copy" => "win_copy",
+        "template" => "win_template",
+        "file" => "win_file",
+        "stat" => "win_stat",
+        "slurp" => "slurp (not yet on Windows)",
+        "fetch" => "fetch (not yet on Windows)",
+        "lineinfile" => "win_lineinfile (not yet available)",
+        "get_url" => "win_get_url",
+        "unarchive" => "win_unarchive",
+        "reboot" => "win_reboot",
+        "service" | "systemd" | "systemd_service" => "win_service",
+        "wait_for" => "win_wait_for",
+        _ => return None,
+    })
+}
+
 pub struct ModuleDef {
     pub name: &'static str,
     /// The FQCN namespaces it also answers to (`ansible.builtin`, `ansible.windows`, ...).
@@ -135,8 +198,8 @@ pub struct ModuleDef {
     pub free_form: FreeForm,
     /// Accept any arguments (set_fact).
     pub open_args: bool,
-    /// Runs on the controller without touching the target (debug, set_fact, assert, ...).
-    pub controller_only: bool,
+    /// What the module runs against; the engine refuses a mismatch before running it.
+    pub target: Target,
     pub mutually_exclusive: &'static [&'static [&'static str]],
     pub required_one_of: &'static [&'static [&'static str]],
 }

@@ -9,7 +9,9 @@
 pub mod auth;
 pub mod encryption;
 pub mod http;
+pub mod process;
 pub mod ps;
+pub mod pshost;
 pub mod session;
 pub mod shell;
 pub mod soap;
@@ -196,6 +198,7 @@ pub struct WinrmConnection {
     host: String,
     session: SessionHandle,
     shell: Shell,
+    pshost: pshost::PsHost,
     closed: AtomicBool,
 }
 
@@ -216,6 +219,7 @@ impl WinrmConnection {
             .await
             .map_err(|e| ConnError::unreachable(e.message))?;
         Ok(WinrmConnection {
+            pshost: pshost::PsHost::new(&host, pshost::START_TIMEOUT),
             host,
             session,
             shell,
@@ -557,6 +561,15 @@ impl Connection for WinrmConnection {
         drop(file);
         tmp.persist(dest).map_err(|e| local(e.error))?;
         Ok(())
+    }
+
+    async fn powershell(
+        &self,
+        req: crate::powershell::Request,
+        timeout: Option<Duration>,
+    ) -> Result<crate::powershell::Answer, ConnError> {
+        self.check_open()?;
+        self.pshost.request(&self.shell, req, timeout).await
     }
 
     async fn close(&self) {

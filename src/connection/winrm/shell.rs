@@ -236,4 +236,41 @@ impl Shell {
             Err(f) => Err(self.fault("cannot send input to the command", &f)),
         }
     }
+
+    /// Starts a command that stays alive for several exchanges (the PowerShell host process):
+    /// stdin is a pipe fed with `Process::send`, output is read with `Process::receive` only
+    /// when an answer is expected, so no Receive holds the connection while the host is idle.
+    pub async fn start_process(&self, cmdline: &str) -> Result<super::process::Process, ConnError> {
+        let mut retried = false;
+        loop {
+            let shell = self.ensure().await?;
+            match self
+                .session
+                .call(soap::command(&shell, cmdline, false))
+                .await?
+            {
+                Ok(r) => match r.command_id {
+                    Some(c) if !c.is_empty() => {
+                        return Ok(super::process::Process::new(self.session.clone(), shell, c));
+                    }
+                    _ => {
+                        return Err(ConnError::failed(format!(
+                            "{}: the Command answer carries no CommandId",
+                            self.host()
+                        )));
+                    }
+                },
+                Err(f) if f.is_shell_not_found() && !retried => {
+                    retried = true;
+                    self.forget(&shell).await;
+                }
+                Err(f) => {
+                    if f.is_shell_not_found() {
+                        self.forget(&shell).await;
+                    }
+                    return Err(self.fault("cannot start the command", &f));
+                }
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! content beside the destination and one install script applies mode/owner/group, runs
 //! `validate`, makes the backup and renames it into place atomically.
 
+use crate::modules::Target;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,8 @@ use serde_json::Value;
 
 use super::remote::{self, FileStat, Install, Kind, ProbeOpts, Staged};
 use super::{
-    BUILTIN, MAX_DIFF_BYTES, ModeSpec, Wanted, add_path_info, content_diff, ensure_posix,
-    sha1_file, sha1_hex, validate_command,
+    BUILTIN, MAX_DIFF_BYTES, ModeSpec, Wanted, add_path_info, content_diff, sha1_file, sha1_hex,
+    validate_command,
 };
 use crate::modules::ParamType::*;
 use crate::modules::{
@@ -42,7 +43,7 @@ static COPY_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[&["src", "content"]],
     required_one_of: &[&["src", "content"]],
 };
@@ -64,7 +65,7 @@ static TEMPLATE_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -346,7 +347,6 @@ impl Module for Copy {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "copy")?;
         let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
         if dest.is_empty() {
             return Err(ModError::msg("dest is required"));
@@ -422,7 +422,6 @@ impl Module for Template {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "template")?;
         let src = arg_str(&args, "src").unwrap_or_default();
         let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
         let found = ctx.find_local(src, "templates")?;

@@ -1,11 +1,12 @@
 //! `file`: directories, links, hard links, touch, removal, and attributes — one probe to learn
 //! the current state, and (only when something must change) one batch script to change it.
 
+use crate::modules::Target;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::remote::{self, AttrChange, FileStat, Kind, Probe, ProbeOpts};
-use super::{BUILTIN, ModeSpec, Wanted, add_path_info, ensure_posix};
+use super::{BUILTIN, ModeSpec, Wanted, add_path_info};
 use crate::modules::ParamType::*;
 use crate::modules::posix::quote;
 use crate::modules::{
@@ -36,7 +37,7 @@ static DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -155,7 +156,6 @@ impl Module for File {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "file")?;
         let path = arg_str(&args, "path").unwrap_or_default().to_string();
         let recurse = arg_bool(&args, "recurse", false);
         let force = arg_bool(&args, "force", false);

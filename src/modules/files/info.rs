@@ -1,5 +1,6 @@
 //! Read-only and controller-bound modules: `stat`, `slurp`, `fetch`.
 
+use crate::modules::Target;
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
@@ -7,7 +8,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::remote::{self, FileStat, Kind, Probe, ProbeOpts};
-use super::{BUILTIN, ensure_posix, sha1_file, sha1_hex};
+use super::{BUILTIN, sha1_file, sha1_hex};
 use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
@@ -33,7 +34,7 @@ static STAT_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -158,7 +159,6 @@ impl Module for Stat {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "stat")?;
         let path = arg_str(&args, "path").unwrap_or_default();
         let follow = arg_bool(&args, "follow", false);
         let get_mime = arg_bool(&args, "get_mime", true);
@@ -222,7 +222,7 @@ static SLURP_DEF: ModuleDef = ModuleDef {
     params: &[alias(req("src", Str), &["path"])],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -261,7 +261,6 @@ impl Module for Slurp {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "slurp")?;
         let src = arg_str(&args, "src").unwrap_or_default();
         let (_, data) = read_remote(ctx, src).await?;
         let mut r = outcome(false);
@@ -289,7 +288,7 @@ static FETCH_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -374,7 +373,6 @@ impl Module for Fetch {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "fetch")?;
         if ctx.check_mode {
             let mut r = outcome(false);
             r.insert("skipped".into(), true.into());

@@ -5,12 +5,13 @@
 //! `insertafter`/`insertbefore` only apply when `regexp`/`search_string` match nothing, an
 //! exact copy of `line` anywhere counts as present, and so on.
 
+use crate::modules::Target;
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::pyre::PyRegex;
 use super::remote::{self, Install, ProbeOpts, Staged};
-use super::{BUILTIN, Wanted, attrs_differ, content_diff, ensure_posix, validate_command};
+use super::{BUILTIN, Wanted, attrs_differ, content_diff, validate_command};
 use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
@@ -39,7 +40,7 @@ static DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[
         &["insertbefore", "insertafter"],
         &["regexp", "search_string"],
@@ -263,7 +264,6 @@ impl Module for LineInFile {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "lineinfile")?;
         let path = arg_str(&args, "path").unwrap_or_default().to_string();
         let state = arg_str(&args, "state").unwrap_or("present");
         let backup = arg_bool(&args, "backup", false);

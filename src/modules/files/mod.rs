@@ -13,8 +13,7 @@ pub(crate) mod remote;
 
 use serde_json::{Map, Value};
 
-use super::{Args, ModError, Module, ModuleCtx, Outcome, arg_str};
-use crate::connection::Transport;
+use super::{Args, ModError, Module, Outcome, arg_str};
 use remote::{AttrChange, FileStat};
 
 pub static MODULES: &[&dyn Module] = &[
@@ -31,16 +30,6 @@ const BUILTIN: &[&str] = &["ansible.builtin"];
 
 /// Diffs of files larger than this are not shown (the file is still compared by checksum).
 pub const MAX_DIFF_BYTES: u64 = 1024 * 1024;
-
-/// These modules speak POSIX shell; Windows hosts have their own (`win_copy`, ...).
-fn ensure_posix(ctx: &ModuleCtx<'_>, module: &str) -> Result<(), ModError> {
-    if ctx.conn.transport == Transport::Winrm {
-        return Err(ModError::msg(format!(
-            "`{module}` works on POSIX hosts only; use `win_{module}` for Windows hosts"
-        )));
-    }
-    Ok(())
-}
 
 /// A `mode` argument: octal, symbolic (`u+rwx,g-w`), or `preserve` (copy/template only).
 #[derive(Debug, Clone, PartialEq)]

@@ -51,7 +51,7 @@ static DEF: ModuleDef = ModuleDef {
     params: &PARAMS,
     free_form: FreeForm::No,
     open_args: false,
-    controller_only: true,
+    target: crate::modules::Target::Controller,
     mutually_exclusive: &[&["definition", "src", "template"]],
     required_one_of: &[],
 };

@@ -1,6 +1,7 @@
 //! `k8s_info`: get or list objects of any kind, optionally waiting until they satisfy a
 //! condition. Returns `resources` and `api_found` like kubernetes.core.k8s_info.
 
+use crate::modules::Target;
 use async_trait::async_trait;
 use kube::api::ListParams;
 use serde_json::Value;
@@ -39,7 +40,7 @@ static DEF: ModuleDef = ModuleDef {
     params: &PARAMS,
     free_form: FreeForm::No,
     open_args: false,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[],
     required_one_of: &[],
 };

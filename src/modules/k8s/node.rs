@@ -37,6 +37,7 @@
 //! `evicted` (`namespace/name` of evicted pods). `changed` is true only when a node was modified.
 //! In check mode, modifications are server-side dry runs and nothing is evicted.
 
+use crate::modules::Target;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +79,7 @@ static DEF: ModuleDef = ModuleDef {
     params: &PARAMS,
     free_form: FreeForm::No,
     open_args: false,
-    controller_only: true,
+    target: Target::Controller,
     mutually_exclusive: &[],
     required_one_of: &[],
 };

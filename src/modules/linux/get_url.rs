@@ -8,12 +8,13 @@
 //! Scripts travel on stdin and credentials go to the downloader through its config on stdin
 //! (curl) or a private temporary rc file (wget): never on a command line, never in a result.
 
+use crate::modules::Target;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{BUILTIN, ensure_posix, run_stdin};
+use super::{BUILTIN, run_stdin};
 use crate::modules::ParamType::*;
 use crate::modules::files::remote::{self, Install, Kind, Probe, ProbeOpts, Staged};
 use crate::modules::files::{Wanted, add_path_info};
@@ -45,7 +46,7 @@ static GET_URL_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -349,7 +350,6 @@ impl Module for GetUrl {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "get_url", "win_get_url")?;
         let url = arg_str(&args, "url").unwrap_or_default().to_string();
         let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
         if url.is_empty() || dest.is_empty() {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::files::remote::Reply;
 use super::{ModError, Module, ModuleCtx, Outcome};
-use crate::connection::{CommandSpec, Connection, Transport};
+use crate::connection::{CommandSpec, Connection};
 
 pub static MODULES: &[&dyn Module] = &[
     &systemd::SYSTEMD_SERVICE,
@@ -26,16 +26,6 @@ pub static MODULES: &[&dyn Module] = &[
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
-
-/// These modules speak POSIX shell.
-fn ensure_posix(ctx: &ModuleCtx<'_>, module: &str, windows: &str) -> Result<(), ModError> {
-    if ctx.conn.transport == Transport::Winrm {
-        return Err(ModError::msg(format!(
-            "`{module}` works on POSIX hosts only; use `{windows}` for Windows hosts"
-        )));
-    }
-    Ok(())
-}
 
 /// Runs a script given on stdin (`sh -s`), so what it carries (passwords, headers) never
 /// appears on a command line or in the transport's command log. Parses its `key=value` reply;

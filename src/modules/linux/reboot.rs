@@ -7,12 +7,13 @@
 //! sshd can accept logins before the system is ready. Each attempt is bounded by
 //! `connect_timeout`, the whole wait by `reboot_timeout`.
 
+use crate::modules::Target;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{BUILTIN, ensure_posix};
+use super::BUILTIN;
 use crate::connection::ConnError;
 use crate::modules::ParamType::*;
 use crate::modules::posix::quote;
@@ -35,7 +36,7 @@ static REBOOT_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -80,7 +81,6 @@ impl Module for Reboot {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "reboot", "win_reboot")?;
         let reboot_timeout = Duration::from_secs(secs(&args, "reboot_timeout", 600)?);
         let attempt_timeout = match secs(&args, "connect_timeout", 0)? {
             0 => DEFAULT_ATTEMPT_TIMEOUT,

@@ -4,10 +4,11 @@
 //! `systemctl is-enabled -l`. The controller decides; round trip 2 (only when something must
 //! change, never in check mode) runs the `mask`/`enable`/`start`... verbs in order.
 
+use crate::modules::Target;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{BUILTIN, ensure_posix};
+use super::BUILTIN;
 use crate::modules::ParamType::*;
 use crate::modules::files::remote::{self, Reply};
 use crate::modules::posix::quote;
@@ -39,7 +40,7 @@ static SYSTEMD_SERVICE_DEF: ModuleDef = ModuleDef {
     params: SYSTEMD_PARAMS,
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[&[
         "state",
@@ -69,7 +70,7 @@ static SERVICE_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[&["state", "enabled"]],
 };
@@ -354,7 +355,6 @@ impl Module for Systemd {
         self.0
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, self.0.name, "win_service")?;
         run_systemd(ctx, Request::from_args(&args)?).await
     }
 }
@@ -365,7 +365,6 @@ impl Module for Service {
         &SERVICE_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "service", "win_service")?;
         match arg_str(&args, "use").unwrap_or("auto") {
             "auto" | "systemd" => {}
             other => {

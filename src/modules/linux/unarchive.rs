@@ -7,10 +7,11 @@
 //! and sizes (and mode/owner/group when asked: Ansible's "unarchive checks"). Round trip 3,
 //! only when something differs, extracts and applies the attributes.
 
+use crate::modules::Target;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{BUILTIN, ensure_posix};
+use super::BUILTIN;
 use crate::modules::ParamType::*;
 use crate::modules::files::remote::{self, FileStat, Kind, Reply};
 use crate::modules::files::{ModeSpec, Wanted, add_path_info};
@@ -36,7 +37,7 @@ static UNARCHIVE_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
-    controller_only: false,
+    target: Target::Posix,
     mutually_exclusive: &[],
     required_one_of: &[],
 };
@@ -232,7 +233,6 @@ impl Module for Unarchive {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        ensure_posix(ctx, "unarchive", "win_unzip")?;
         let src = arg_str(&args, "src").unwrap_or_default().to_string();
         let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
         let remote_src = arg_bool(&args, "remote_src", false);

@@ -7,18 +7,14 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::ParamType::*;
-use super::builtin::{command_result, finish_rc};
-use super::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, arg_bool, arg_str, outcome,
-    p,
-};
-use crate::connection::Transport;
+use super::WINDOWS;
 use crate::connection::winrm::ps;
-
-pub static MODULES: &[&dyn Module] = &[&WinCommand, &WinShell];
-
-const WINDOWS: &[&str] = &["ansible.windows", "ansible.builtin"];
+use crate::modules::ParamType::*;
+use crate::modules::builtin::{command_result, finish_rc};
+use crate::modules::{
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, arg_bool, arg_str,
+    outcome, p,
+};
 
 static WIN_COMMAND_DEF: ModuleDef = ModuleDef {
     name: "win_command",
@@ -34,7 +30,7 @@ static WIN_COMMAND_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::Command,
     open_args: false,
-    controller_only: false,
+    target: Target::Windows,
     mutually_exclusive: &[&["cmd", "argv"]],
     required_one_of: &[&["cmd", "argv"]],
 };
@@ -54,23 +50,13 @@ static WIN_SHELL_DEF: ModuleDef = ModuleDef {
     ],
     free_form: FreeForm::Command,
     open_args: false,
-    controller_only: false,
+    target: Target::Windows,
     mutually_exclusive: &[],
     required_one_of: &[&["cmd"]],
 };
 
-struct WinCommand;
-struct WinShell;
-
-fn require_windows(ctx: &ModuleCtx<'_>, name: &str) -> Result<(), ModError> {
-    if ctx.conn.transport != Transport::Winrm {
-        return Err(ModError::msg(format!(
-            "`{name}` runs on Windows hosts (ansible_connection: winrm); this host uses {}",
-            ctx.conn.transport.as_str()
-        )));
-    }
-    Ok(())
-}
+pub(super) struct WinCommand;
+pub(super) struct WinShell;
 
 /// `creates` / `removes`: one small PowerShell probe. Returns the skip message when the task
 /// must not run.
@@ -167,7 +153,6 @@ impl Module for WinCommand {
         &WIN_COMMAND_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        require_windows(ctx, "win_command")?;
         let (display, line) = match args.get("argv") {
             Some(Value::Array(words)) => {
                 let words: Vec<String> = words.iter().map(crate::value::to_text).collect();
@@ -211,7 +196,6 @@ impl Module for WinShell {
         &WIN_SHELL_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        require_windows(ctx, "win_shell")?;
         let script = arg_str(&args, "cmd").unwrap_or_default().to_string();
         let display = Value::String(script.clone());
         if let Some(msg) = creates_removes(ctx, &args).await? {
