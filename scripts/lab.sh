@@ -44,8 +44,8 @@ peer_down() {
 sim_init() {
   local name=$1
   cat <<EOF
-{"computer_name": "$(echo "$name" | tr a-z A-Z)", "memory_mb": 8192, "processors": 4,
- "ipv4": ["127.0.0.1"], "build": 20348}
+{"computer": {"name": "$(echo "$name" | tr a-z A-Z)", "memory_mb": 8192, "logical_processors": 4,
+              "ipv4_addresses": ["127.0.0.1"]}}
 EOF
 }
 
@@ -53,16 +53,16 @@ assemble_artifacts() {
   local a="$lab/artifacts" s="$root/tests/support/standins"
   rm -rf "$a.new"
   mkdir -p "$a.new/k3s" "$a.new/rke2" "$a.new/containerd"
-  sed -e "s#@VERSION@#$k3s_version#" -e "s#@PYTHON@#/usr/bin/python3#" -e "s#@DOUBLE@#$double#" \
-    "$s/linux/k3s" > "$a.new/k3s/k3s"
-  cp "$s/linux/k3s-install.sh" "$a.new/k3s/install.sh"
+  local dist version
+  for dist in k3s rke2; do
+    version=$k3s_version
+    [ $dist = rke2 ] && version=$rke2_version
+    sed -e "s#@DIST@#$dist#" -e "s#@VERSION@#$version#" -e "s#@PYTHON@#/usr/bin/python3#" \
+      -e "s#@DOUBLE@#$double#" "$s/linux/server" > "$a.new/$dist/$dist"
+    cp "$s/linux/$dist-install.sh" "$a.new/$dist/install.sh"
+  done
   cp "$s/windows/k3s.exe" "$a.new/k3s/k3s.exe"
-  if [ -f "$s/linux/rke2" ]; then
-    sed -e "s#@VERSION@#$rke2_version#" -e "s#@PYTHON@#/usr/bin/python3#" -e "s#@DOUBLE@#$double#" \
-      "$s/linux/rke2" > "$a.new/rke2/rke2"
-    cp "$s/linux/rke2-install.sh" "$a.new/rke2/install.sh"
-    for f in "$s"/windows/rke2*; do [ -e "$f" ] && cp "$f" "$a.new/rke2/"; done
-  fi
+  for f in "$s"/windows/rke2*; do [ -e "$f" ] && cp "$f" "$a.new/rke2/"; done
   chmod 755 "$a.new"/k3s/* "$a.new"/rke2/* 2>/dev/null || true
   # containerd's Windows release archive has bin/containerd.exe, bin/ctr.exe, ...
   local t
