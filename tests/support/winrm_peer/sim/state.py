@@ -395,16 +395,24 @@ class HostState:
         self._last_text = None
         self.fs = WinFS(self)
         if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as fh:
-                self.data = normalize(json.load(fh))
+            try:
+                with open(self.path, encoding="utf-8") as fh:
+                    self.data = normalize(json.load(fh))
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                raise SystemExit("winrm-peer: cannot load %s: %s" % (self.path, exc))
             if init_path:
                 self.log("sim: %s exists, --sim-init %s ignored (state survives restarts)" % (self.path, init_path))
             self._last_text = None
         else:
             init = {}
             if init_path:
-                with open(init_path, encoding="utf-8") as fh:
-                    init = json.load(fh)
+                try:
+                    with open(init_path, encoding="utf-8") as fh:
+                        init = json.load(fh)
+                except (OSError, ValueError) as exc:
+                    raise SystemExit("winrm-peer: cannot load --sim-init %s: %s" % (init_path, exc))
+                if not isinstance(init, dict):
+                    raise SystemExit("winrm-peer: --sim-init %s must hold a JSON object" % init_path)
             self.data = normalize(copy.deepcopy(init))
             self.seed_disk(init.get("seed_files") or {})
         self.save()
@@ -439,9 +447,7 @@ class HostState:
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     fh.write(text + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
+                os.replace(tmp, self.path)  # readers see the old or the new file, never a partial one
             except BaseException:
                 try:
                     os.unlink(tmp)
