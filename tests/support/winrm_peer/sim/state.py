@@ -124,8 +124,14 @@ def normalize(data: dict) -> dict:
     d["defender"] = dfd
     if "firewall_rules" not in d:
         d["firewall_rules"] = {r["name"]: dict(r) for r in catalog.DEFAULT_FIREWALL_RULES}
-    d["firewall_rules"] = {(v or {}).get("name") or k: deep_merge(_rule_defaults((v or {}).get("name") or k), v or {})
-                           for k, v in d["firewall_rules"].items()}
+    rules = {}
+    for k, v in d["firewall_rules"].items():
+        name = (v or {}).get("name") or k
+        r = deep_merge(_rule_defaults(name), v or {})
+        for pk in ("local_port", "remote_port"):
+            r[pk] = [str(x) for x in (r[pk] if isinstance(r[pk], list) else [r[pk]])] or ["Any"]
+        rules[name] = r
+    d["firewall_rules"] = rules
     env = d.get("environment") or {}
     if "machine" not in env:
         env["machine"] = catalog.default_machine_env(int(comp.get("logical_processors") or 2))
