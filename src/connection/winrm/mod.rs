@@ -3,8 +3,10 @@
 //!
 //! Layers, bottom up: `http` owns one TCP/TLS connection; `auth` does NTLM (sspi) and Basic;
 //! `encryption` frames sealed bodies; `soap` renders and parses envelopes; `session` is the
-//! per-host request queue that owns the authenticated connection and reconnects; `shell` runs
-//! commands on the one WinRS shell of the host; `ps` builds PowerShell command lines.
+//! per-host request queue that owns the authenticated connections and reconnects; `shell` runs
+//! commands on the host's WinRS shell (rotated before the operations quota) or, for a working
+//! directory or environment of their own, in a shell created for them; `ps` builds PowerShell
+//! command lines and quotes program arguments.
 
 pub mod auth;
 pub mod encryption;
@@ -757,6 +759,34 @@ mod tests {
             Duration::from_secs(41),
             "read timeout must exceed the operation timeout"
         );
+    }
+
+    #[test]
+    fn shell_and_program_settings() {
+        let s = settings_from_spec(&spec(json!({}))).unwrap();
+        assert!(
+            !s.noprofile,
+            "the user profile is loaded by default, as Ansible does"
+        );
+        assert_eq!(s.commands_per_shell, COMMANDS_PER_SHELL);
+        assert_eq!(s.program_exec, ProgramExec::Winrs);
+        assert_eq!(s.receive_poll, s.operation_timeout);
+        assert!(s.shared_receive_poll >= Duration::from_secs(1));
+        let s = settings_from_spec(&spec(json!({
+            "mixop_winrm_noprofile": "yes", "mixop_winrm_commands_per_shell": 8,
+            "mixop_winrm_program_exec": "PowerShell", "ansible_winrm_operation_timeout_sec": 5
+        })))
+        .unwrap();
+        assert!(s.noprofile);
+        assert_eq!(s.commands_per_shell, 8);
+        assert_eq!(s.program_exec, ProgramExec::PowerShell);
+        assert_eq!(s.receive_poll, Duration::from_secs(5));
+        for bad in [
+            json!({"mixop_winrm_noprofile": "maybe"}),
+            json!({"mixop_winrm_program_exec": "cmd"}),
+        ] {
+            assert!(settings_from_spec(&spec(bad.clone())).is_err(), "{bad}");
+        }
     }
 
     #[test]

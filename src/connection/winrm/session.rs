@@ -726,3 +726,37 @@ fn http_err_text(e: HttpError, during: &str) -> String {
         HttpError::TooLarge(n) => format!("oversized answer ({n} bytes) during {during}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::{CONTENT_TYPE, HeaderValue};
+
+    fn resp(status: u16, ctype: &str, body: &str) -> Response {
+        let mut headers = hyper::HeaderMap::new();
+        if !ctype.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_str(ctype).unwrap());
+        }
+        Response {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn http_sys_pages_are_read() {
+        let page = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>Service Unavailable</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Service Unavailable</h2>\r\n<hr><p>HTTP Error 503. The service is unavailable.</p>\r\n</BODY></HTML>\r\n";
+        assert_eq!(
+            http_sys_text(&resp(503, "text/html; charset=us-ascii", page)).as_deref(),
+            Some("\"Service Unavailable HTTP Error 503. The service is unavailable.\"")
+        );
+        // Recognised by its start even without a content type; SOAP and empty bodies are not.
+        assert!(http_sys_text(&resp(400, "", page)).is_some());
+        assert!(http_sys_text(&resp(500, "application/soap+xml", "<s:Envelope/>")).is_none());
+        assert!(http_sys_text(&resp(503, "text/html", "")).is_none());
+        let long = format!("<html><body>{}</body></html>", "é".repeat(400));
+        let t = http_sys_text(&resp(503, "text/html", &long)).unwrap();
+        assert!(t.chars().count() < 320 && t.ends_with("…\""), "{t}");
+    }
+}
