@@ -1,5 +1,6 @@
 //! Windows modules that need nothing but the transport: `win_command` (an executable with
-//! arguments, no shell) and `win_shell` (a PowerShell script), with Ansible's return values.
+//! arguments, no shell: not even cmd.exe, so `& | < > ^ %VAR%` and quotes reach the program as
+//! given) and `win_shell` (a PowerShell script), with Ansible's return values.
 //! PowerShell always goes through `connection::winrm::ps`, the one place that builds it.
 
 use std::time::Instant;
@@ -94,16 +95,28 @@ fn skipped_result(cmd: Value, msg: String) -> ModResult {
     Ok(r)
 }
 
+/// How a prepared command line is started.
+enum Via<'a> {
+    /// cmd.exe (win_shell with `executable: cmd`, PowerShell command lines).
+    Cmd,
+    /// No shell at all (win_command), in this working directory.
+    Program { cwd: Option<&'a str> },
+}
+
 /// Runs a prepared command line; adds Ansible's timing keys; non-zero rc fails.
 async fn run(
     ctx: &ModuleCtx<'_>,
     display: Value,
     cmdline: String,
     stdin: Option<Vec<u8>>,
+    via: Via<'_>,
 ) -> ModResult {
     let start = chrono::Local::now();
     let t0 = Instant::now();
-    let out = ctx.exec(cmdline, stdin).await?;
+    let out = match via {
+        Via::Cmd => ctx.exec(cmdline, stdin).await?,
+        Via::Program { cwd } => ctx.exec_program(cmdline, stdin, cwd).await?,
+    };
     // Windows programs end lines with CRLF; results carry LF like Ansible's.
     let normalize = |b: &[u8]| {
         String::from_utf8_lossy(b)
@@ -153,9 +166,22 @@ impl Module for WinCommand {
         &WIN_COMMAND_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        // The program gets exactly this command line: no cmd.exe re-parses it (see
+        // `Connection::exec_program`). `argv` words are quoted by the CommandLineToArgvW rules;
+        // a free-form `cmd` is the command line itself, as Ansible's win_command passes it.
         let (display, line) = match args.get("argv") {
             Some(Value::Array(words)) => {
                 let words: Vec<String> = words.iter().map(crate::value::to_text).collect();
+                match words.first() {
+                    None => return Err(ModError::msg("win_command: argv is empty")),
+                    Some(program) if program.is_empty() || program.contains('"') => {
+                        return Err(ModError::msg(format!(
+                            "win_command: {program:?} is not a program path (empty, or with a \
+                             double quote, which Windows paths cannot contain)"
+                        )));
+                    }
+                    Some(_) => {}
+                }
                 (
                     Value::Array(words.iter().map(|w| Value::String(w.clone())).collect()),
                     words
@@ -182,11 +208,8 @@ impl Module for WinCommand {
             );
             return Ok(r);
         }
-        let line = match arg_str(&args, "chdir") {
-            Some(dir) => format!("cd /d {} && {line}", ps::quote_arg(dir)),
-            None => line,
-        };
-        run(ctx, display, line, stdin_of(&args)).await
+        let cwd = arg_str(&args, "chdir");
+        run(ctx, display, line, stdin_of(&args), Via::Program { cwd }).await
     }
 }
 
@@ -216,7 +239,7 @@ impl Module for WinShell {
                 Some(dir) => format!("cd /d {} && {script}", ps::quote_arg(dir)),
                 None => script,
             };
-            return run(ctx, display, line, stdin_of(&args)).await;
+            return run(ctx, display, line, stdin_of(&args), Via::Cmd).await;
         }
         if !matches!(
             executable.to_ascii_lowercase().as_str(),
@@ -244,6 +267,6 @@ impl Module for WinShell {
             (a, b) => a.or(b),
         };
         let _ = arg_bool(&args, "no_profile", true);
-        run(ctx, display, command.cmdline, stdin).await
+        run(ctx, display, command.cmdline, stdin, Via::Cmd).await
     }
 }
