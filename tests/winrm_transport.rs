@@ -861,7 +861,7 @@ async fn file_transfer_5mb_with_hash_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powershell_helper_reaches_the_host_decoded() {
-    use mixop::connection::winrm::ps;
+    use mixop::powershell::script as ps;
     let peer = Peer::start(&["--mode", "record"]);
     let c = peer.connect().await;
     peer.op("rules", json!({"rules": [
@@ -1093,7 +1093,7 @@ async fn programs_run_without_cmd_exe() {
     ];
     let line = argv
         .iter()
-        .map(|a| mixop::connection::winrm::ps::quote_arg(a))
+        .map(|a| mixop::powershell::script::quote_arg(a))
         .collect::<Vec<_>>()
         .join(" ");
     c.exec_program(CommandSpec::new(line.clone()), None)
@@ -1143,7 +1143,7 @@ async fn programs_run_without_cmd_exe() {
         script.contains(r"$psi.FileName = 'C:\Program Files\A\a.exe'"),
         "{script}"
     );
-    let (_, args) = mixop::connection::winrm::ps::split_program(&line);
+    let (_, args) = mixop::powershell::script::split_program(&line);
     assert!(
         script.contains(&format!("$psi.Arguments = '{args}'")),
         "{script}"

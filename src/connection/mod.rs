@@ -261,7 +261,7 @@ pub trait Connection: Send + Sync {
 
     /// Windows hosts: starts a program without cmd.exe. `spec.cmd` is the command line as the
     /// program receives it (the program path then its arguments, quoted by the
-    /// CommandLineToArgvW rules, see `winrm::ps::quote_arg`); `cwd` is its working directory.
+    /// CommandLineToArgvW rules, see `powershell::script::quote_arg`); `cwd` is its working directory.
     /// Other transports have no such thing.
     async fn exec_program(
         &self,

@@ -29,7 +29,7 @@ from winrm.exceptions import WinRMOperationTimeoutError
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEER_DIR = os.path.join(ROOT, "tests", "support", "winrm_peer")
 PEER = os.environ.get("WINRM_PEER") or os.path.join(PEER_DIR, "peer.py")
-PS_RS = os.path.join(ROOT, "src", "connection", "winrm", "ps.rs")
+PS_RS = os.path.join(ROOT, "src", "powershell", "script.rs")
 sys.path.insert(0, PEER_DIR)
 
 from sim.frames import KINDS, FrameReader, encode_frame, parse_frames  # noqa: E402
@@ -564,15 +564,15 @@ def test_reboot_by_shutdown_runs_startup_tasks_and_automatic_services(sim):
 # --------------------------------------------------------------------------------------------
 
 def rust_script(fn: str) -> str:
-    """The format string of ps.rs `fn` as a Python format string."""
+    """The format string of script.rs `fn` as a Python format string."""
     src = open(PS_RS, encoding="utf-8").read()
     m = re.search(r"pub fn %s\(.*?format!\(\s*r#\"(.*?)\"#," % fn, src, re.S)
-    assert m, "ps.rs: %s not found" % fn
+    assert m, "script.rs: %s not found" % fn
     return m.group(1)  # Rust's format! syntax ({{ }} escapes, {name} fields) is Python's str.format syntax
 
 
 def ps_quote(s: str) -> str:
-    """ps.rs quote(): a single-quoted literal, quote characters (' and U+2018..U+201B) doubled."""
+    """script.rs quote(): a single-quoted literal, quote characters (' and U+2018..U+201B) doubled."""
     return "'" + "".join(c * 2 if c in "'\u2018\u2019\u201a\u201b" else c for c in s) + "'"
 
 

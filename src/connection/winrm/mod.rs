@@ -12,7 +12,6 @@ pub mod auth;
 pub mod encryption;
 pub mod http;
 pub mod process;
-pub mod ps;
 pub mod pshost;
 pub mod session;
 pub mod shell;
@@ -32,6 +31,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use self::http::{Endpoint, Scheme};
+use crate::powershell::script as ps;
 use self::session::{AuthKind, ProgramExec, SessionHandle, Settings};
 use self::shell::{RunOptions, Shell, Stdin};
 use self::soap::StreamKind;

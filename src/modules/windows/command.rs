@@ -1,7 +1,7 @@
 //! Windows modules that need nothing but the transport: `win_command` (an executable with
 //! arguments, no shell: not even cmd.exe, so `& | < > ^ %VAR%` and quotes reach the program as
 //! given) and `win_shell` (a PowerShell script), with Ansible's return values.
-//! PowerShell always goes through `connection::winrm::ps`, the one place that builds it.
+//! PowerShell always goes through `powershell::script`, the one place that builds it.
 
 use std::time::Instant;
 
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::WINDOWS;
-use crate::connection::winrm::ps;
+use crate::powershell::script as ps;
 use crate::modules::ParamType::*;
 use crate::modules::builtin::{command_result, finish_rc};
 use crate::modules::{

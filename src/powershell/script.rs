@@ -1,5 +1,6 @@
-//! The one typed helper that turns PowerShell into a cmd.exe command line, plus quoting and the
-//! file-transfer scripts.
+//! PowerShell text helpers shared by the WinRM transport and the Windows modules: the one place
+//! that turns PowerShell into a command line (`-EncodedCommand`), quoting (PowerShell literals,
+//! Windows argv), and the transport's file-transfer scripts.
 //!
 //! Short scripts go as `-EncodedCommand` (UTF-16LE, base64); a script whose command line would
 //! pass cmd.exe's 8191-character limit is sent over stdin to a small bootstrap instead.
