@@ -31,11 +31,11 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use self::http::{Endpoint, Scheme};
-use crate::powershell::script as ps;
 use self::session::{AuthKind, ProgramExec, SessionHandle, Settings};
 use self::shell::{RunOptions, Shell, Stdin};
 use self::soap::StreamKind;
 use super::{CommandOutput, CommandSpec, ConnError, ConnSpec, Connection, OutputChunk, Transport};
+use crate::powershell::script as ps;
 
 /// Default MaxEnvelopeSize, as pywinrm and Ansible use.
 pub const MAX_ENVELOPE: usize = 153_600;

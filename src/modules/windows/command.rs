@@ -3,19 +3,19 @@
 //! given) and `win_shell` (a PowerShell script), with Ansible's return values.
 //! PowerShell always goes through `powershell::script`, the one place that builds it.
 
-use std::time::Instant;
-
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::WINDOWS;
-use crate::powershell::script as ps;
+use crate::connection::CommandSpec;
 use crate::modules::ParamType::*;
-use crate::modules::builtin::{command_result, finish_rc};
+use crate::modules::builtin::{CommandClock, command_result, finish_rc};
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, arg_bool, arg_str,
     outcome, p,
 };
+use crate::powershell::clixml;
+use crate::powershell::script as ps;
 
 static WIN_COMMAND_DEF: ModuleDef = ModuleDef {
     name: "win_command",
@@ -97,8 +97,11 @@ fn skipped_result(cmd: Value, msg: String) -> ModResult {
 
 /// How a prepared command line is started.
 enum Via<'a> {
-    /// cmd.exe (win_shell with `executable: cmd`, PowerShell command lines).
+    /// cmd.exe (win_shell with `executable: cmd`).
     Cmd,
+    /// A powershell.exe command line whose script sets the task's environment itself (cmd.exe's
+    /// `set "K=V"&&` would expand `%` in the values).
+    PowerShell,
     /// No shell at all (win_command), in this working directory.
     Program { cwd: Option<&'a str> },
 }
@@ -111,48 +114,34 @@ async fn run(
     stdin: Option<Vec<u8>>,
     via: Via<'_>,
 ) -> ModResult {
-    let start = chrono::Local::now();
-    let t0 = Instant::now();
+    let clock = CommandClock::start();
     let out = match via {
         Via::Cmd => ctx.exec(cmdline, stdin).await?,
+        Via::PowerShell => {
+            let spec = CommandSpec {
+                cmd: cmdline,
+                stdin,
+                env: Vec::new(),
+                timeout: ctx.timeout,
+                become_: ctx.become_.clone(),
+                output: ctx.output.clone(),
+            };
+            ctx.connection().await?.exec(spec).await?
+        }
         Via::Program { cwd } => ctx.exec_program(cmdline, stdin, cwd).await?,
     };
-    // Windows programs end lines with CRLF; results carry LF like Ansible's.
-    let normalize = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .replace("\r\n", "\n")
-            .into_bytes()
-    };
+    // Windows programs end lines with CRLF; results carry LF like Ansible's. PowerShell's
+    // error records arrive on stderr as CLIXML: decoded to plain text, as Ansible's win_shell.
+    let normalize = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
+    let stderr = clixml::decode_stderr(&normalize(&out.stderr));
     let mut r = command_result(
         out.rc,
-        &normalize(&out.stdout),
-        &normalize(&out.stderr),
+        normalize(&out.stdout).as_bytes(),
+        stderr.as_bytes(),
         true,
     );
     r.insert("cmd".into(), display);
-    r.insert(
-        "start".into(),
-        start.format("%Y-%m-%d %H:%M:%S%.6f").to_string().into(),
-    );
-    r.insert(
-        "end".into(),
-        chrono::Local::now()
-            .format("%Y-%m-%d %H:%M:%S%.6f")
-            .to_string()
-            .into(),
-    );
-    let d = t0.elapsed();
-    r.insert(
-        "delta".into(),
-        format!(
-            "{}:{:02}:{:02}.{:06}",
-            d.as_secs() / 3600,
-            (d.as_secs() / 60) % 60,
-            d.as_secs() % 60,
-            d.subsec_micros()
-        )
-        .into(),
-    );
+    clock.stamp(&mut r);
     finish_rc(r)
 }
 
@@ -250,7 +239,15 @@ impl Module for WinShell {
             )));
         }
         // The script's rc is its last native command's exit code, like Ansible's win_shell.
+        // The task's environment is set by the script, each value a quoted literal.
         let mut full = String::new();
+        for (k, v) in &ctx.env {
+            full.push_str(&format!(
+                "[Environment]::SetEnvironmentVariable({}, {}, 'Process')\n",
+                ps::quote(k),
+                ps::quote(v)
+            ));
+        }
         if let Some(dir) = arg_str(&args, "chdir") {
             full.push_str(&format!("Set-Location -LiteralPath {}\n", ps::quote(dir)));
         }
@@ -267,6 +264,6 @@ impl Module for WinShell {
             (a, b) => a.or(b),
         };
         let _ = arg_bool(&args, "no_profile", true);
-        run(ctx, display, command.cmdline, stdin, Via::Cmd).await
+        run(ctx, display, command.cmdline, stdin, Via::PowerShell).await
     }
 }
