@@ -708,6 +708,22 @@ async fn become_with_sudo() {
 
     // NOPASSWD user: sudo -n.
     let c = connect(&as_user("nopass")).await.unwrap();
+    // A password given where sudo does not ask is never written: not to `cat`, and not to a
+    // script read from stdin, which would run it as shell code.
+    let mut spec = CommandSpec::new("cat");
+    spec.stdin = Some(b"payload".to_vec());
+    spec.become_ = Some(sudo(Some("pw;touch /tmp/sudo-pwned")));
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "payload");
+    let mut spec = CommandSpec::new("/bin/sh -s");
+    spec.stdin = Some(b"echo script ran\n".to_vec());
+    spec.become_ = Some(sudo(Some("pw;touch /tmp/sudo-pwned")));
+    spec.timeout = Some(Duration::from_secs(20));
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "script ran\n");
+    assert_eq!(out.stderr, b"", "markers are not output");
+    let (rc, _, _) = run(&c, "test -e /tmp/sudo-pwned").await;
+    assert_ne!(rc, 0, "the password ran as shell code");
     let mut spec = CommandSpec::new("id -un");
     spec.become_ = Some(sudo(None));
     let out = c.exec(spec).await.unwrap();

@@ -311,7 +311,7 @@ async fn exec_put(
     };
     let cmd = shell_words::join(["/bin/sh", "-c", script.as_str()]);
     let out = conn
-        .run(sess, &cmd, input, Sink::Collect, None, None)
+        .run(sess, &cmd, input, Sink::Collect, None, None, None)
         .await?;
     if out.rc != 0 {
         return Err(ConnError::failed(format!(
@@ -460,7 +460,15 @@ async fn exec_get(
         .await
         .map_err(|e| ConnError::failed(format!("local file: {e}")))?;
     let out = conn
-        .run(sess, &cmd, Input::None, Sink::File(sink_file), None, None)
+        .run(
+            sess,
+            &cmd,
+            Input::None,
+            Sink::File(sink_file),
+            None,
+            None,
+            None,
+        )
         .await?;
     if out.rc != 0 {
         return Err(ConnError::failed(format!(

@@ -1,0 +1,131 @@
+//! Reproductions of the defects found in the security review, kept as tests: the `mixop` binary
+//! end to end on `local` hosts (no lab needed).
+
+mod common;
+
+use common::Work;
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// As root sudo never asks for a password: the password must then go nowhere, neither to the
+/// command's input nor to a script read from stdin (where it would run as shell code).
+#[test]
+fn sudo_password_never_reaches_the_command() {
+    assert!(
+        is_root(),
+        "this test runs sudo as root (sudo does not ask root)"
+    );
+    let w = Work::new();
+    let marker = w.out().join("pwned");
+    w.write(
+        "inventory.yml",
+        &format!(
+            "all:\n  hosts:\n    h1:\n      ansible_connection: local\n      ansible_become_password: \"pw;touch {}\"\n",
+            marker.display()
+        ),
+    );
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - command: cat
+      register: plain
+    - command: cat
+      args: {stdin: "input"}
+      register: piped
+    - command: /bin/sh -s
+      args: {stdin: "echo script ran"}
+      register: script
+    - copy:
+        dest: "@OUT@/result"
+        content: "[{{ plain.stdout }}] [{{ piped.stdout }}] [{{ script.stdout }}] [{{ script.stderr }}]"
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
+    assert!(!r.stdout.contains("pw;touch"), "{}", r.all());
+    assert_eq!(w.read("result"), "[] [input] [script ran] []");
+    assert!(!marker.exists(), "the sudo password ran as shell code");
+}
+
+/// Where sudo does ask, the password goes in answer to its prompt and the command's input
+/// after it; a refused password is an error, not a hang. `sudo` here is a stand-in script on
+/// PATH that behaves like sudo -S -p.
+#[test]
+fn sudo_password_answers_the_prompt() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Work::new();
+    let bin = w.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("sudo");
+    std::fs::write(
+        &fake,
+        r#"#!/bin/sh
+prompt=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -p|-u) [ "$1" = -p ] && prompt=$2; shift 2 ;;
+    --) shift; break ;;
+    *) shift ;;
+  esac
+done
+tries=0
+while :; do
+  printf '%s' "$prompt" >&2
+  IFS= read -r pw || { echo "sudo: no password was provided" >&2; exit 1; }
+  [ "$pw" = "s3cret" ] && break
+  tries=$((tries + 1))
+  echo "Sorry, try again." >&2
+  [ $tries -ge 3 ] && { echo "sudo: 3 incorrect password attempts" >&2; exit 1; }
+done
+exec "$@"
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |password: &str| {
+        w.write(
+            "inventory.yml",
+            &format!(
+                "all:\n  hosts:\n    h1:\n      ansible_connection: local\n      ansible_become_password: \"{password}\"\n"
+            ),
+        );
+        let pb = w.write(
+            "pb.yml",
+            r#"- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - command: cat
+      args: {stdin: "input"}
+      register: piped
+    - copy: {dest: "@OUT@/result", content: "[{{ piped.stdout }}] [{{ piped.stderr }}]"}
+"#,
+        );
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let out = std::process::Command::new(common::mixop_bin())
+            .args(["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
+            .current_dir(w.path())
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        common::Run::from(out)
+    };
+    let r = run("s3cret");
+    r.ok();
+    assert_eq!(w.read("result"), "[input] []");
+    let t = std::time::Instant::now();
+    let r = run("wrong");
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("incorrect password"), "{}", r.all());
+    assert!(!r.stdout.contains("input"), "{}", r.all());
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+}
