@@ -129,3 +129,33 @@ exec "$@"
     assert!(!r.stdout.contains("input"), "{}", r.all());
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// `wait_for`'s host was pasted into a `bash -c` script.
+#[test]
+fn wait_for_host_is_not_shell_code() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let marker = w.out().join("y");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - wait_for: {{host: "127.0.0.1", port: {port}, timeout: 5}}
+    - wait_for:
+        host: "127.0.0.1/1; touch {}; exit 0; #"
+        port: 1
+        timeout: 1
+"#,
+            marker.display()
+        ),
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("is not a host name"), "{}", r.all());
+    assert_eq!(r.recap("h1").ok, 1, "{}", r.all());
+    assert!(!marker.exists(), "the host ran as shell code");
+}

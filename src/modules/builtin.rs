@@ -544,13 +544,15 @@ impl Module for WaitFor {
         tokio::time::sleep(Duration::from_secs(int("delay", 0))).await;
         let state = arg_str(&args, "state").unwrap_or("started").to_string();
         let want_present = matches!(state.as_str(), "started" | "present");
-        let probe = if let Some(port) = args.get("port").and_then(Value::as_u64) {
+        let probe = if let Some(port) = args.get("port") {
+            let port = port
+                .as_u64()
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or_else(|| {
+                    ModError::msg(format!("port {} is not a TCP port number", to_text(port)))
+                })?;
             let host = arg_str(&args, "host").unwrap_or("127.0.0.1");
-            // bash's /dev/tcp needs no extra tools on the target.
-            format!(
-                "bash -c {} 2>/dev/null",
-                posix::quote(&format!("exec 3<>/dev/tcp/{host}/{port}"))
-            )
+            tcp_probe(host, port)?
         } else if let Some(path) = arg_str(&args, "path") {
             match arg_str(&args, "search_regex") {
                 Some(re) => format!(
@@ -607,6 +609,26 @@ impl Module for WaitFor {
             tokio::time::sleep(sleep).await;
         }
     }
+}
+
+/// The command that tries a TCP connection: bash's /dev/tcp needs no extra tools on the
+/// target. Host and port are bash's positional parameters, never part of its script, and the
+/// host must look like a host name or an address.
+fn tcp_probe(host: &str, port: u64) -> Result<String, ModError> {
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'));
+    if !valid {
+        return Err(ModError::msg(format!(
+            "host `{host}` is not a host name or an IP address"
+        )));
+    }
+    Ok(format!(
+        "bash -c {} wait_for {} {port} 2>/dev/null",
+        posix::quote("exec 3<>\"/dev/tcp/$1/$2\""),
+        posix::quote(host)
+    ))
 }
 
 static SETUP_DEF: ModuleDef = ModuleDef {
@@ -771,4 +793,35 @@ fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String
     let mut r = outcome(false);
     r.insert("ansible_facts".into(), Value::Object(f));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_for_host_is_a_parameter_not_script() {
+        let cmd = tcp_probe("db.example-1.local", 5432).unwrap();
+        assert_eq!(
+            shell_words::split(&cmd).unwrap()[..6],
+            [
+                "bash",
+                "-c",
+                "exec 3<>\"/dev/tcp/$1/$2\"",
+                "wait_for",
+                "db.example-1.local",
+                "5432"
+            ]
+        );
+        assert!(tcp_probe("fe80::1%eth0", 22).is_ok());
+        for bad in [
+            "127.0.0.1/1; touch /tmp/y; exit 0; #",
+            "a b",
+            "$(id)",
+            "",
+            "x'y",
+        ] {
+            assert!(tcp_probe(bad, 1).is_err(), "{bad}");
+        }
+    }
 }
