@@ -159,3 +159,57 @@ fn wait_for_host_is_not_shell_code() {
     assert_eq!(r.recap("h1").ok, 1, "{}", r.all());
     assert!(!marker.exists(), "the host ran as shell code");
 }
+
+/// `no_log` loop items are secrets too: not in the human output, the JSON events or the log.
+/// A failed `no_log` task says why its output is hidden, with its module and rc.
+#[test]
+fn no_log_hides_loop_items_everywhere() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - command: "false {{ item }}"
+      loop: [TOPSECRET-123]
+      no_log: true
+      ignore_errors: true
+    - command: "echo {{ item }}"
+      loop: [TOPSECRET-456]
+      loop_control: {label: "label-{{ item }}"}
+      no_log: true
+    - shell: "echo TOPSECRET-789; exit 3"
+      no_log: true
+"#,
+    );
+    let pb = pb.to_str().unwrap();
+    for verbose in [&[][..], &["-v"][..]] {
+        let mut args = vec!["run", pb, "-i", "inventory.yml", "--log", "run.log"];
+        args.extend_from_slice(verbose);
+        let r = w.mixop(&args);
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(!r.all().contains("TOPSECRET"), "{}", r.all());
+        assert!(r.stdout.contains("(item=None)"), "{}", r.all());
+        assert!(
+            r.stdout.contains("'no_log: true' was specified")
+                && r.stdout.contains("module=shell, rc=3"),
+            "{}",
+            r.all()
+        );
+        let log = std::fs::read_to_string(w.path().join("run.log")).unwrap();
+        assert!(log.contains("host_result"), "{log}");
+        assert!(!log.contains("TOPSECRET"), "{log}");
+    }
+    let r = w.mixop(&["run", pb, "-i", "inventory.yml", "--output", "json"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(!r.all().contains("TOPSECRET"), "{}", r.all());
+    let items: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e.get("item").is_some())
+        .collect();
+    assert_eq!(items.len(), 2, "{}", r.stdout);
+    assert!(items.iter().all(|e| e["item"].is_null()), "{}", r.stdout);
+}

@@ -314,10 +314,16 @@ impl Engine {
             }
         }
         let result = Value::Object(outcome.result.clone());
-        let result = if opts.no_log.unwrap_or(false) {
-            censor(&result)
+        let no_log = opts.no_log.unwrap_or(false);
+        let (result, item) = if no_log {
+            let module = match &task.kind {
+                TaskKind::Module { module, .. } => Some(module.def().name),
+                _ => None,
+            };
+            // The item (or its label) may be the secret itself: Ansible shows `(item=None)`.
+            (censor(&result, module), item.map(|_| Value::Null))
         } else {
-            result
+            (result, item)
         };
         self.emit(Event::HostResult {
             host: host.to_string(),
