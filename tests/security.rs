@@ -213,3 +213,124 @@ fn no_log_hides_loop_items_everywhere() {
     assert_eq!(items.len(), 2, "{}", r.stdout);
     assert!(items.iter().all(|e| e["item"].is_null()), "{}", r.stdout);
 }
+
+/// Runs mixop with a given umask and working directory.
+fn mixop_with(w: &Work, umask: &str, cwd: &std::path::Path, args: &[&str]) -> common::Run {
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(common::mixop_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = w;
+    common::Run::from(out)
+}
+
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Fetched files were written 0644 whatever the source's mode and the umask; the `--log` file
+/// was 0644 and followed symbolic links.
+#[test]
+fn fetched_files_and_the_log_are_not_world_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Work::new();
+    w.local_inventory(1);
+    let src = w.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // Small files come back inline with the probe, large ones through the transport.
+    for (name, size, mode) in [
+        ("small-private", 10, 0o600),
+        ("small-shared", 10, 0o644),
+        ("big-private", 200_000, 0o600),
+        ("big-shared", 200_000, 0o644),
+    ] {
+        let p = src.join(name);
+        std::fs::write(&p, vec![b'k'; size]).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - fetch: {{src: "{src}/{{{{ item }}}}", dest: "fetched/", flat: true}}
+      loop: [small-private, small-shared, big-private, big-shared]
+"#,
+            src = src.display()
+        ),
+    );
+    let pb = pb.to_str().unwrap();
+    let r = mixop_with(
+        &w,
+        "027",
+        w.path(),
+        &["run", pb, "-i", "inventory.yml", "--log", "run.log"],
+    );
+    r.ok();
+    let f = w.path().join("fetched");
+    assert_eq!(mode_of(&f.join("small-private")), 0o600);
+    assert_eq!(mode_of(&f.join("big-private")), 0o600);
+    assert_eq!(mode_of(&f.join("small-shared")), 0o640);
+    assert_eq!(mode_of(&f.join("big-shared")), 0o640);
+    assert_eq!(mode_of(&w.path().join("run.log")), 0o600);
+    // No temporary leftovers beside the fetched files.
+    assert_eq!(std::fs::read_dir(&f).unwrap().count(), 4);
+
+    // A symbolic link where the log goes is refused, not followed.
+    let victim = w.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, w.path().join("link.log")).unwrap();
+    let r = mixop_with(
+        &w,
+        "022",
+        w.path(),
+        &["run", pb, "-i", "inventory.yml", "--log", "link.log"],
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("symbolic link"), "{}", r.all());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+}
+
+/// fetch built the local path from the path the target reported and checked it against
+/// `dest`, not `dest/<host>`: `src: ../otherhost/kubeconfig` overwrote another host's file.
+#[test]
+fn fetch_stays_in_the_hosts_own_directory() {
+    let w = Work::new();
+    w.write(
+        "inventory.yml",
+        "all:\n  hosts:\n    h1:\n      ansible_connection: local\n",
+    );
+    // The target's working directory is run/, so `../h2/kubeconfig` is this file on it.
+    std::fs::create_dir_all(w.path().join("run")).unwrap();
+    w.write("h2/kubeconfig", "from h1: evil\n");
+    w.write("out/h2/kubeconfig", "h2's own\n");
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - fetch: {src: "../h2/kubeconfig", dest: "out"}
+"#,
+    );
+    let inv = w.path().join("inventory.yml");
+    let r = mixop_with(
+        &w,
+        "022",
+        &w.path().join("run"),
+        &["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("directory traversal"), "{}", r.all());
+    assert_eq!(w.read("h2/kubeconfig"), "h2's own\n");
+}

@@ -261,13 +261,59 @@ fn finish_tmp(
             .ok()
             .map(|m| m.permissions().mode() & 0o7777)
     });
-    let mode = mode.unwrap_or_else(|| 0o666 & !current_umask());
+    let mode = mode.unwrap_or_else(|| 0o666 & !umask());
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(err)?;
     tmp.persist(dest).map_err(|e| err(e.error))?;
     Ok(())
 }
 
-fn current_umask() -> u32 {
-    // There is no way to read the umask without setting it; 022 is what hosts use by default.
-    0o022
+/// The process's umask, read from `/proc/self/status` (setting it to read it would race with
+/// the other threads creating files). Where it cannot be read, 077: new files are private.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| parse_umask(&s))
+        .unwrap_or(0o077)
+}
+
+fn parse_umask(status: &str) -> Option<u32> {
+    let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(v.trim(), 8).ok().map(|m| m & 0o777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn umask_comes_from_the_process() {
+        assert_eq!(
+            parse_umask("Name:\tx\nUmask:\t0027\nState:\tR\n"),
+            Some(0o027)
+        );
+        assert_eq!(parse_umask("Name:\tx\n"), None);
+        // The real one: set it in a child shell and ask.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "umask 0037; grep ^Umask: /proc/self/status"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            parse_umask(&String::from_utf8_lossy(&out.stdout)),
+            Some(0o037)
+        );
+    }
+
+    #[test]
+    fn new_files_follow_the_umask_and_existing_ones_keep_their_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("new");
+        atomic_write(&f, b"x", None).unwrap();
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask());
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        atomic_write(&f, b"y", None).unwrap();
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }
