@@ -334,3 +334,72 @@ fn fetch_stays_in_the_hosts_own_directory() {
     assert!(r.stdout.contains("directory traversal"), "{}", r.all());
     assert_eq!(w.read("h2/kubeconfig"), "h2's own\n");
 }
+
+/// Huge durations used to panic (exit 101 with a backtrace). They are input errors now: at load
+/// time (exit 3, file:line) when the playbook says them, else a failure of the task or host.
+#[test]
+fn huge_durations_are_input_errors_not_panics() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let load_time = [
+        "    - command: 'true'\n      register: r\n      until: r.rc == 1\n      retries: 1\n      delay: 1e30\n",
+        "    - debug: {msg: x}\n      loop: [1, 2]\n      loop_control: {pause: 1e30}\n",
+        "    - command: 'true'\n      timeout: 100000000000\n",
+    ];
+    for task in load_time {
+        let pb = w.write(
+            "pb.yml",
+            &format!("- hosts: all\n  gather_facts: false\n  tasks:\n{task}"),
+        );
+        let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+        assert_eq!(r.code, 3, "{task}\n{}", r.all());
+        assert!(r.stderr.contains("pb.yml:"), "{}", r.all());
+        assert!(r.stderr.contains("number of seconds"), "{}", r.all());
+        assert!(!r.stderr.contains("panicked"), "{}", r.all());
+    }
+    let run_time = [
+        "    - pause: {seconds: 1e30}\n",
+        "    - pause: {minutes: 1e30}\n",
+        "    - command: 'true'\n      register: r\n      until: r.rc == 1\n      retries: 1\n      delay: \"{{ 10 ** 30 }}\"\n",
+        "    - wait_for: {path: /nonexistent, timeout: \"{{ 10 ** 12 }}\"}\n",
+    ];
+    for task in run_time {
+        let pb = w.write(
+            "pb.yml",
+            &format!("- hosts: all\n  gather_facts: false\n  tasks:\n{task}"),
+        );
+        let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+        assert!(!r.stderr.contains("panicked"), "{}", r.all());
+        assert_eq!(r.code, 2, "{task}\n{}", r.all());
+        assert!(r.stdout.contains("number of seconds"), "{}", r.all());
+    }
+    // Connection settings: the host fails with the reason, before any connection is tried.
+    w.write(
+        "ssh.yml",
+        "all:\n  hosts:\n    s1: {ansible_host: 127.0.0.1, ansible_timeout: 1e30}\n",
+    );
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n",
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "ssh.yml"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("`ansible_timeout` must be a number of seconds"),
+        "{}",
+        r.all()
+    );
+    let r = w.mixop(&[
+        "exec",
+        "-i",
+        "ssh.yml",
+        "all",
+        "--command-timeout",
+        "99999999999",
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, 5, "bad usage: {}", r.all());
+    assert!(r.stderr.contains("number of seconds"), "{}", r.all());
+}

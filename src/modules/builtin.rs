@@ -457,8 +457,14 @@ impl Module for Pause {
             })
             .unwrap_or(0.0)
             .max(0.0);
+        let what = if args.contains_key("minutes") {
+            "minutes"
+        } else {
+            "seconds"
+        };
+        let pause = crate::value::seconds(secs, what).map_err(ModError::msg)?;
         let t0 = Instant::now();
-        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        tokio::time::sleep(pause).await;
         let mut r = outcome(false);
         r.insert(
             "delta".into(),
@@ -538,10 +544,16 @@ impl Module for WaitFor {
         &WAIT_FOR_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let int = |k: &str, d: i64| args.get(k).and_then(Value::as_i64).unwrap_or(d).max(0) as u64;
-        let timeout = Duration::from_secs(int("timeout", 300));
-        let sleep = Duration::from_secs(int("sleep", 1)).max(Duration::from_millis(100));
-        tokio::time::sleep(Duration::from_secs(int("delay", 0))).await;
+        let secs = |k: &str, d: f64| match args.get(k) {
+            None | Some(Value::Null) => crate::value::seconds(d, k).map_err(ModError::msg),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| ModError::msg(format!("`{k}` must be a number of seconds")))
+                .and_then(|s| crate::value::seconds(s.max(0.0), k).map_err(ModError::msg)),
+        };
+        let timeout = secs("timeout", 300.0)?;
+        let sleep = secs("sleep", 1.0)?.max(Duration::from_millis(100));
+        tokio::time::sleep(secs("delay", 0.0)?).await;
         let state = arg_str(&args, "state").unwrap_or("started").to_string();
         let want_present = matches!(state.as_str(), "started" | "present");
         let probe = if let Some(port) = args.get("port") {

@@ -209,9 +209,7 @@ impl SshConnection {
     ) -> Result<RunResult, ConnError> {
         // The deadline covers waiting for a channel too (a server at its session limit, or a
         // link that went silent), not just the command itself.
-        let deadline_at = deadline
-            .as_ref()
-            .map(|d| tokio::time::Instant::now() + d.after);
+        let deadline_at = deadline.as_ref().map(|d| deadline_after(d.after));
         let start = async {
             let permit = self.permit(sess).await?;
             let ch = self.open_channel(sess).await?;
@@ -410,7 +408,7 @@ impl SshConnection {
         let out = match deadline {
             None => reader.await,
             Some(d) => match tokio::time::timeout_at(
-                deadline_at.unwrap_or_else(|| tokio::time::Instant::now() + d.after),
+                deadline_at.unwrap_or_else(|| deadline_after(d.after)),
                 reader,
             )
             .await
@@ -446,6 +444,15 @@ impl SshConnection {
         }
         out
     }
+}
+
+/// `now + after`, saturating: a timeout too large for the clock never panics (callers bound
+/// timeouts; this is the last line).
+fn deadline_after(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(crate::value::MAX_SECONDS)))
+        .unwrap_or(now)
 }
 
 /// A per-command timeout, and the privileges needed to stop the command when it expires.
