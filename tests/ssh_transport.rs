@@ -570,6 +570,54 @@ async fn host_key_policies() {
     let c = connect(&with_kh(&hashed, "yes")).await.expect("hashed");
     assert_eq!(run(&c, "hostname").await.1, "lab1\n");
 
+    // accept-new into a hashed file records a hashed name, which OpenSSH itself finds.
+    let hashed_one = dir.path().join("hashed_one");
+    std::fs::write(&hashed_one, text.lines().next().unwrap().to_string() + "\n").unwrap();
+    let spec2 = lab.spec(
+        "lab2",
+        json!({
+            "ansible_ssh_common_args": format!(
+                "-o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new",
+                hashed_one.display()
+            ),
+        }),
+    );
+    connect(&spec2).await.expect("accept-new, hashed file");
+    let after = std::fs::read_to_string(&hashed_one).unwrap();
+    assert_eq!(after.lines().count(), 2, "{after}");
+    assert!(after.lines().all(|l| l.starts_with("|1|")), "{after}");
+    let found = Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(lab.ip("lab2"))
+        .arg("-f")
+        .arg(&hashed_one)
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "ssh-keygen -F does not find the hashed entry"
+    );
+
+    // @revoked counts wherever it is: here after the line that knows the key.
+    let revoked = dir.path().join("revoked_known_hosts");
+    let lab1_key = lab
+        .host_pub("lab1")
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(
+        &revoked,
+        format!("{ip} {lab1_key}\n@revoked * {lab1_key}\n"),
+    )
+    .unwrap();
+    let e = connect(&with_kh(&revoked, "yes")).await.err().unwrap();
+    assert!(e.message.contains("@revoked"), "{e}");
+    assert!(
+        e.message.contains(&format!("{}:2", revoked.display())),
+        "{e}"
+    );
+
     // A host known only by its ECDSA key is asked for that key type.
     let ecdsa_only = dir.path().join("ecdsa_known_hosts");
     let ecdsa_pub =
