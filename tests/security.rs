@@ -403,3 +403,194 @@ fn huge_durations_are_input_errors_not_panics() {
     assert_eq!(r.code, 5, "bad usage: {}", r.all());
     assert!(r.stderr.contains("number of seconds"), "{}", r.all());
 }
+
+/// Output is capped per stream on every transport (WinRM already was): a command that writes
+/// without end fails with a clear message and is stopped, instead of filling the controller's
+/// memory.
+#[test]
+fn endless_output_fails_the_command_and_stops_it() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pid = w.out().join("pid");
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: 'echo $$ > {}; exec cat /dev/zero'\n",
+            pid.display()
+        ),
+    );
+    let t = std::time::Instant::now();
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("more than 64 MiB of output on one stream; it was stopped"),
+        "{}",
+        r.all()
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(60));
+    let pid = std::fs::read_to_string(&pid).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next();
+    assert!(
+        matches!(state, None | Some("Z") | Some("X")),
+        "the command still runs: {stat}"
+    );
+}
+
+/// A directory of every tool in PATH but curl and wget, plus `extra` scripts.
+fn tool_dir(w: &Work, name: &str, extra: &[(&str, String)]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = w.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (n, text) in extra {
+        let p = dir.join(n);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for src in ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        let Ok(rd) = std::fs::read_dir(src) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let n = e.file_name();
+            if n == "curl" || n == "wget" || dir.join(&n).exists() {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(e.path(), dir.join(&n));
+        }
+    }
+    dir
+}
+
+/// get_url through wget put the URL, with any `user:pass@`, on wget's command line (visible to
+/// every user in /proc). `wget` here is a wrapper that records its arguments.
+#[test]
+fn get_url_keeps_url_credentials_off_wget_command_line() {
+    use std::io::{Read, Write};
+    let w = Work::new();
+    w.local_inventory(1);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut requests = Vec::new();
+        for _ in 0..1 {
+            let Ok((mut s, _)) = listener.accept() else {
+                break;
+            };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            requests.push(String::from_utf8_lossy(&req).into_owned());
+            let body = b"downloaded\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
+        }
+        requests
+    });
+    let argv_log = w.path().join("wget-argv");
+    let real_wget = ["/usr/bin/wget", "/bin/wget", "/usr/local/bin/wget"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("wget is installed (scripts/setup.sh)");
+    let tools = tool_dir(
+        &w,
+        "tools",
+        &[(
+            "wget",
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\nexec {real_wget} \"$@\"\n",
+                argv_log.display()
+            ),
+        )],
+    );
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - get_url:
+        url: "http://alice:Top-Secret-9@127.0.0.1:{port}/file.txt"
+        dest: "@OUT@/file.txt"
+        mode: "0600"
+      environment: {{PATH: "{}"}}
+"#,
+            tools.display()
+        ),
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
+    assert_eq!(w.read("file.txt"), "downloaded\n");
+    let argv = std::fs::read_to_string(&argv_log).expect("the wget wrapper ran");
+    assert!(!argv.contains("Top-Secret-9"), "{argv}");
+    assert!(
+        !argv.contains("127.0.0.1"),
+        "the URL is not an argument: {argv}"
+    );
+    assert!(!r.all().contains("Top-Secret-9"), "{}", r.all());
+    let requests = server.join().unwrap();
+    assert!(requests[0].starts_with("GET /file.txt "), "{requests:?}");
+}
+
+/// A `mode: "0600"` file was 0644 for a moment in its destination directory: the install
+/// script set the default mode, then the asked-for one. `chmod` here records the mode of the
+/// file after every call.
+#[test]
+fn asked_for_modes_apply_before_the_file_is_in_place() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let log = w.path().join("modes");
+    let real_chmod = ["/usr/bin/chmod", "/bin/chmod"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap();
+    let tools = tool_dir(
+        &w,
+        "tools",
+        &[(
+            "chmod",
+            format!(
+                "#!/bin/sh\n{real_chmod} \"$@\"; rc=$?\nfor last; do :; done\nstat -c '%a %n' -- \"$last\" >> '{}'\nexit $rc\n",
+                log.display()
+            ),
+        )],
+    );
+    std::fs::write(w.out().join("old"), "old\n").unwrap();
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {{content: "secret\n", dest: "@OUT@/new", mode: "0600"}}
+      environment: {{PATH: "{t}"}}
+    - copy: {{content: "secret\n", dest: "@OUT@/old", mode: "0600"}}
+      environment: {{PATH: "{t}"}}
+"#,
+            t = tools.display()
+        ),
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
+    assert_eq!(r.recap("h1").changed, 2, "{}", r.all());
+    let modes = std::fs::read_to_string(&log).expect("the chmod wrapper ran");
+    assert!(modes.lines().count() >= 2, "{modes}");
+    assert!(modes.lines().all(|l| l.starts_with("600 ")), "{modes}");
+    assert_eq!(mode_of(&w.out().join("new")), 0o600);
+    assert_eq!(mode_of(&w.out().join("old")), 0o600);
+}

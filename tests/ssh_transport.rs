@@ -720,6 +720,36 @@ async fn stdin_large_output_streaming_and_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_output_is_capped_and_the_command_stopped() {
+    let lab = lab();
+    let c = connect(&lab.spec("lab1", json!({}))).await.unwrap();
+    let t = Instant::now();
+    let e = c
+        .exec(CommandSpec::new(
+            "echo $$ > /tmp/spew.pid; exec cat /dev/zero",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("more than 64 MiB of output on one stream; it was stopped"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(120), "{:?}", t.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rc, _, _) = run(&c, "kill -0 $(cat /tmp/spew.pid) 2>/dev/null").await;
+    assert_ne!(rc, 0, "the command still runs");
+    // stderr too, and the session lives on.
+    let e = c
+        .exec(CommandSpec::new("cat /dev/zero >&2"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("more than 64 MiB"), "{e}");
+    assert_eq!(run(&c, "echo alive").await.1, "alive\n");
+    assert_eq!(c.sessions_opened(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn become_with_sudo() {
     let lab = lab();
     let sudo = |password: Option<&str>| Become {
