@@ -137,7 +137,7 @@ pub struct PingArgs {
     #[arg(short = 'f', long, default_value_t = 64)]
     pub forks: usize,
     /// Seconds to wait for each connection.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = seconds_arg)]
     pub timeout: u64,
 }
 
@@ -157,9 +157,19 @@ pub struct ExecArgs {
     #[arg(short = 'f', long, default_value_t = 64)]
     pub forks: usize,
     /// Seconds to wait for each connection.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = seconds_arg)]
     pub timeout: u64,
     /// Seconds the command may run (default: no limit).
-    #[arg(long)]
+    #[arg(long, value_parser = seconds_arg)]
     pub command_timeout: Option<u64>,
+}
+
+/// A whole number of seconds within what the clocks can hold (see `value::MAX_SECONDS`).
+fn seconds_arg(s: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number of seconds"))?;
+    crate::value::whole_seconds(n, "timeout")?;
+    Ok(n)
 }

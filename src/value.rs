@@ -1,6 +1,33 @@
 //! Small helpers over `serde_json::Value`, the one variable type used end to end.
 
+use std::time::Duration;
+
 use serde_json::Value;
+
+/// The most seconds mixop accepts for a timeout, delay or pause (about 31 years). Larger values
+/// cannot be meant, and would overflow the clocks (`Duration`, deadlines) and panic.
+pub const MAX_SECONDS: u64 = 1_000_000_000;
+
+/// A number of seconds as a `Duration`, or an error naming `what`: finite and from 0 to
+/// [`MAX_SECONDS`].
+pub fn seconds(s: f64, what: &str) -> Result<Duration, String> {
+    if !(0.0..=MAX_SECONDS as f64).contains(&s) {
+        return Err(format!(
+            "`{what}` must be a number of seconds from 0 to {MAX_SECONDS}, not {s}"
+        ));
+    }
+    Duration::try_from_secs_f64(s).map_err(|e| format!("`{what}`: {e}"))
+}
+
+/// [`seconds`] for whole seconds.
+pub fn whole_seconds(s: u64, what: &str) -> Result<Duration, String> {
+    if s > MAX_SECONDS {
+        return Err(format!(
+            "`{what}` must be a number of seconds from 0 to {MAX_SECONDS}, not {s}"
+        ));
+    }
+    Ok(Duration::from_secs(s))
+}
 
 /// Ansible's boolean strings (`yes`, `on`, `true`, `1`, ...).
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -57,5 +84,31 @@ pub fn merge(
                 dst.insert(k.clone(), v.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_bounded() {
+        assert_eq!(seconds(1.5, "delay").unwrap(), Duration::from_millis(1500));
+        assert_eq!(seconds(0.0, "delay").unwrap(), Duration::ZERO);
+        for bad in [
+            1e30,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            MAX_SECONDS as f64 + 1.0,
+        ] {
+            let e = seconds(bad, "delay").unwrap_err();
+            assert!(e.contains("`delay` must be a number of seconds"), "{e}");
+        }
+        assert!(whole_seconds(u64::MAX, "timeout").is_err());
+        assert_eq!(
+            whole_seconds(MAX_SECONDS, "t").unwrap().as_secs(),
+            MAX_SECONDS
+        );
     }
 }

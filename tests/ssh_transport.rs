@@ -570,6 +570,54 @@ async fn host_key_policies() {
     let c = connect(&with_kh(&hashed, "yes")).await.expect("hashed");
     assert_eq!(run(&c, "hostname").await.1, "lab1\n");
 
+    // accept-new into a hashed file records a hashed name, which OpenSSH itself finds.
+    let hashed_one = dir.path().join("hashed_one");
+    std::fs::write(&hashed_one, text.lines().next().unwrap().to_string() + "\n").unwrap();
+    let spec2 = lab.spec(
+        "lab2",
+        json!({
+            "ansible_ssh_common_args": format!(
+                "-o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new",
+                hashed_one.display()
+            ),
+        }),
+    );
+    connect(&spec2).await.expect("accept-new, hashed file");
+    let after = std::fs::read_to_string(&hashed_one).unwrap();
+    assert_eq!(after.lines().count(), 2, "{after}");
+    assert!(after.lines().all(|l| l.starts_with("|1|")), "{after}");
+    let found = Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(lab.ip("lab2"))
+        .arg("-f")
+        .arg(&hashed_one)
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "ssh-keygen -F does not find the hashed entry"
+    );
+
+    // @revoked counts wherever it is: here after the line that knows the key.
+    let revoked = dir.path().join("revoked_known_hosts");
+    let lab1_key = lab
+        .host_pub("lab1")
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(
+        &revoked,
+        format!("{ip} {lab1_key}\n@revoked * {lab1_key}\n"),
+    )
+    .unwrap();
+    let e = connect(&with_kh(&revoked, "yes")).await.err().unwrap();
+    assert!(e.message.contains("@revoked"), "{e}");
+    assert!(
+        e.message.contains(&format!("{}:2", revoked.display())),
+        "{e}"
+    );
+
     // A host known only by its ECDSA key is asked for that key type.
     let ecdsa_only = dir.path().join("ecdsa_known_hosts");
     let ecdsa_pub =
@@ -672,6 +720,36 @@ async fn stdin_large_output_streaming_and_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_output_is_capped_and_the_command_stopped() {
+    let lab = lab();
+    let c = connect(&lab.spec("lab1", json!({}))).await.unwrap();
+    let t = Instant::now();
+    let e = c
+        .exec(CommandSpec::new(
+            "echo $$ > /tmp/spew.pid; exec cat /dev/zero",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("more than 64 MiB of output on one stream; it was stopped"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(120), "{:?}", t.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rc, _, _) = run(&c, "kill -0 $(cat /tmp/spew.pid) 2>/dev/null").await;
+    assert_ne!(rc, 0, "the command still runs");
+    // stderr too, and the session lives on.
+    let e = c
+        .exec(CommandSpec::new("cat /dev/zero >&2"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("more than 64 MiB"), "{e}");
+    assert_eq!(run(&c, "echo alive").await.1, "alive\n");
+    assert_eq!(c.sessions_opened(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn become_with_sudo() {
     let lab = lab();
     let sudo = |password: Option<&str>| Become {
@@ -708,6 +786,22 @@ async fn become_with_sudo() {
 
     // NOPASSWD user: sudo -n.
     let c = connect(&as_user("nopass")).await.unwrap();
+    // A password given where sudo does not ask is never written: not to `cat`, and not to a
+    // script read from stdin, which would run it as shell code.
+    let mut spec = CommandSpec::new("cat");
+    spec.stdin = Some(b"payload".to_vec());
+    spec.become_ = Some(sudo(Some("pw;touch /tmp/sudo-pwned")));
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "payload");
+    let mut spec = CommandSpec::new("/bin/sh -s");
+    spec.stdin = Some(b"echo script ran\n".to_vec());
+    spec.become_ = Some(sudo(Some("pw;touch /tmp/sudo-pwned")));
+    spec.timeout = Some(Duration::from_secs(20));
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "script ran\n");
+    assert_eq!(out.stderr, b"", "markers are not output");
+    let (rc, _, _) = run(&c, "test -e /tmp/sudo-pwned").await;
+    assert_ne!(rc, 0, "the password ran as shell code");
     let mut spec = CommandSpec::new("id -un");
     spec.become_ = Some(sudo(None));
     let out = c.exec(spec).await.unwrap();

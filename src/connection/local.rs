@@ -7,7 +7,11 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::{CommandOutput, CommandSpec, ConnError, Connection, OutputChunk, Transport};
+use super::sudo::{SudoHandshake, SudoStep, posix_command};
+use super::{
+    CommandOutput, CommandSpec, ConnError, Connection, MAX_CAPTURE, OutputChunk, Transport,
+    output_too_large,
+};
 
 pub struct LocalConnection;
 
@@ -23,37 +27,6 @@ impl Default for LocalConnection {
     }
 }
 
-/// Builds the argv for a command, wrapped in sudo when `become` is set. The password (if any)
-/// is written to sudo's stdin ahead of the command's own input, never placed on a command line.
-pub fn posix_argv(spec: &CommandSpec) -> (Vec<String>, Option<Vec<u8>>) {
-    let mut stdin = spec.stdin.clone();
-    let argv = match &spec.become_ {
-        None => vec!["/bin/sh".into(), "-c".into(), spec.cmd.clone()],
-        Some(b) => {
-            let mut v: Vec<String> = vec!["sudo".into()];
-            if let Some(pw) = &b.password {
-                v.extend(["-S".into(), "-p".into(), String::new()]);
-                let mut input = format!("{pw}\n").into_bytes();
-                input.extend(stdin.take().unwrap_or_default());
-                stdin = Some(input);
-            } else {
-                v.push("-n".into());
-            }
-            v.extend([
-                "-H".into(),
-                "-u".into(),
-                b.user.clone(),
-                "--".into(),
-                "/bin/sh".into(),
-                "-c".into(),
-                spec.cmd.clone(),
-            ]);
-            v
-        }
-    };
-    (argv, stdin)
-}
-
 #[async_trait]
 impl Connection for LocalConnection {
     fn transport(&self) -> Transport {
@@ -61,11 +34,12 @@ impl Connection for LocalConnection {
     }
 
     async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError> {
-        let (argv, stdin) = posix_argv(&spec);
+        let mut pc = posix_command(&spec);
+        let argv = &pc.argv;
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if stdin.is_some() {
+            .stdin(if pc.needs_stdin() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -76,33 +50,63 @@ impl Connection for LocalConnection {
         let mut child = cmd
             .spawn()
             .map_err(|e| ConnError::failed(format!("cannot start {}: {e}", argv[0])))?;
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin piped");
-            tokio::spawn(async move {
-                let _ = pipe.write_all(&input).await;
-                let _ = pipe.shutdown().await;
-            });
+        let mut pipe = child.stdin.take();
+        let mut input = pc.stdin.take();
+        let mut sudo = pc.sudo.take();
+        if sudo.is_none() {
+            write_input(pipe.take(), input.take());
         }
         let out = child.stdout.take().expect("stdout piped");
-        let err = child.stderr.take().expect("stderr piped");
+        let mut err = child.stderr.take().expect("stderr piped");
         let sink = spec.output.clone();
-        let read_out = read_stream(out, sink.clone(), OutputChunk::Stdout);
-        let read_err = read_stream(err, sink, OutputChunk::Stderr);
+        let read_out = read_stream(out, Vec::new(), sink.clone(), OutputChunk::Stdout);
+        let read_err = async {
+            // With a sudo password, the command's input waits for its start (connection::sudo).
+            let mut first = Vec::new();
+            if let Some(hs) = sudo.as_mut() {
+                let started;
+                (first, started) = sudo_handshake(&mut err, hs, &mut pipe).await;
+                if started {
+                    write_input(pipe.take(), input.take());
+                } else {
+                    pipe = None;
+                }
+            }
+            read_stream(err, first, sink, OutputChunk::Stderr).await
+        };
+        let wait = async {
+            child
+                .wait()
+                .await
+                .map_err(|e| ConnError::failed(format!("wait: {e}")))
+        };
         let run = async {
-            let (stdout, stderr, status) = tokio::join!(read_out, read_err, child.wait());
-            let status = status.map_err(|e| ConnError::failed(format!("wait: {e}")))?;
+            let (stdout, stderr, status) = tokio::try_join!(read_out, read_err, wait)?;
             Ok::<_, ConnError>(CommandOutput {
                 rc: exit_code(status),
                 stdout,
                 stderr,
             })
         };
-        match spec.timeout {
-            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
-                ConnError::timeout(format!("command timed out after {}s", t.as_secs()))
-            })?,
+        let result = match spec.timeout {
+            Some(t) => tokio::time::timeout(t, run).await.unwrap_or_else(|_| {
+                Err(ConnError::timeout(format!(
+                    "command timed out after {}s",
+                    t.as_secs()
+                )))
+            }),
             None => run.await,
+        };
+        if result.is_err() {
+            // Output over the limit or a timeout: stop the command now, not at drop.
+            let _ = child.start_kill();
         }
+        if let Some(hs) = &sudo
+            && hs.refused()
+        {
+            return Err(hs.refused_error());
+        }
+        result
     }
 
     async fn put_bytes(&self, data: &[u8], dest: &str, mode: Option<u32>) -> Result<(), ConnError> {
@@ -144,17 +148,70 @@ impl Connection for LocalConnection {
     async fn close(&self) {}
 }
 
+/// Writes the command's input (if any) and closes its stdin.
+fn write_input(pipe: Option<tokio::process::ChildStdin>, input: Option<Vec<u8>>) {
+    if let Some(mut pipe) = pipe {
+        tokio::spawn(async move {
+            if let Some(input) = input {
+                let _ = pipe.write_all(&input).await;
+            }
+            let _ = pipe.shutdown().await;
+        });
+    }
+}
+
+/// Feeds sudo's stderr to the handshake until the command starts (or sudo exits). Returns the
+/// stderr to pass on and whether the command started.
+async fn sudo_handshake<R: tokio::io::AsyncRead + Unpin>(
+    err: &mut R,
+    hs: &mut SudoHandshake,
+    pipe: &mut Option<tokio::process::ChildStdin>,
+) -> (Vec<u8>, bool) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match err.read(&mut buf).await {
+            Ok(0) | Err(_) => return (hs.take_stderr(), false),
+            Ok(n) => n,
+        };
+        let mut data = &buf[..n];
+        while let Some(step) = hs.feed(data) {
+            data = &[];
+            match step {
+                SudoStep::Password(pw) => {
+                    if let Some(p) = pipe.as_mut() {
+                        let _ = p.write_all(&pw).await;
+                        let _ = p.flush().await;
+                    }
+                }
+                // Closing stdin makes sudo give up; nothing else is written.
+                SudoStep::Refused => *pipe = None,
+                SudoStep::Started(rest) => return (rest, true),
+            }
+        }
+    }
+}
+
+/// Reads a stream to its end, starting with `first`, up to [`MAX_CAPTURE`] bytes.
 async fn read_stream<R: tokio::io::AsyncRead + Unpin>(
     mut r: R,
+    first: Vec<u8>,
     sink: Option<tokio::sync::mpsc::UnboundedSender<OutputChunk>>,
     wrap: fn(Vec<u8>) -> OutputChunk,
-) -> Vec<u8> {
-    let mut all = Vec::new();
+) -> Result<Vec<u8>, ConnError> {
+    if let Some(s) = &sink
+        && !first.is_empty()
+    {
+        let _ = s.send(wrap(first.clone()));
+    }
+    let mut all = first;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if all.len() + n > MAX_CAPTURE {
+                    return Err(output_too_large(None));
+                }
                 if let Some(s) = &sink {
                     let _ = s.send(wrap(buf[..n].to_vec()));
                 }
@@ -162,7 +219,7 @@ async fn read_stream<R: tokio::io::AsyncRead + Unpin>(
             }
         }
     }
-    all
+    Ok(all)
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
@@ -204,13 +261,59 @@ fn finish_tmp(
             .ok()
             .map(|m| m.permissions().mode() & 0o7777)
     });
-    let mode = mode.unwrap_or_else(|| 0o666 & !current_umask());
+    let mode = mode.unwrap_or_else(|| 0o666 & !umask());
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(err)?;
     tmp.persist(dest).map_err(|e| err(e.error))?;
     Ok(())
 }
 
-fn current_umask() -> u32 {
-    // There is no way to read the umask without setting it; 022 is what hosts use by default.
-    0o022
+/// The process's umask, read from `/proc/self/status` (setting it to read it would race with
+/// the other threads creating files). Where it cannot be read, 077: new files are private.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| parse_umask(&s))
+        .unwrap_or(0o077)
+}
+
+fn parse_umask(status: &str) -> Option<u32> {
+    let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(v.trim(), 8).ok().map(|m| m & 0o777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn umask_comes_from_the_process() {
+        assert_eq!(
+            parse_umask("Name:\tx\nUmask:\t0027\nState:\tR\n"),
+            Some(0o027)
+        );
+        assert_eq!(parse_umask("Name:\tx\n"), None);
+        // The real one: set it in a child shell and ask.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "umask 0037; grep ^Umask: /proc/self/status"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            parse_umask(&String::from_utf8_lossy(&out.stdout)),
+            Some(0o037)
+        );
+    }
+
+    #[test]
+    fn new_files_follow_the_umask_and_existing_ones_keep_their_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("new");
+        atomic_write(&f, b"x", None).unwrap();
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask());
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        atomic_write(&f, b"y", None).unwrap();
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod ssh;
+pub mod sudo;
 pub mod winrm;
 
 use std::path::Path;
@@ -14,6 +15,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+
+/// Output kept per stream of one `exec` on every transport; more fails the command (which is
+/// stopped) rather than growing the controller's memory without bound.
+pub const MAX_CAPTURE: usize = 64 * 1024 * 1024;
+
+/// The error for a command whose output went over [`MAX_CAPTURE`].
+pub fn output_too_large(target: Option<&str>) -> ConnError {
+    let on = target.map(|t| format!("{t}: ")).unwrap_or_default();
+    ConnError::failed(format!(
+        "{on}the command produced more than {} MiB of output on one stream; it was stopped",
+        MAX_CAPTURE >> 20
+    ))
+}
 
 /// Which transport a host uses (`ansible_connection`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

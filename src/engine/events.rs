@@ -82,19 +82,47 @@ pub trait Output: Send + Sync {
     fn emit(&self, event: &Event);
 }
 
-/// Censors a result for `no_log` tasks, keeping only the status flags.
-pub fn censor(result: &Value) -> Value {
+/// What a censored result says instead of the output (Ansible's words).
+pub const CENSORED: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+/// Censors a result for `no_log` tasks, keeping only what cannot hold a secret: the status
+/// flags, the return code and the module's name.
+pub fn censor(result: &Value, module: Option<&str>) -> Value {
     let mut m = serde_json::Map::new();
-    m.insert(
-        "censored".into(),
-        "the output has been hidden due to the fact that 'no_log: true' was specified for this result".into(),
-    );
+    m.insert("censored".into(), CENSORED.into());
     if let Value::Object(r) = result {
         for k in ["changed", "failed", "skipped", "unreachable"] {
             if let Some(v) = r.get(k) {
                 m.insert(k.into(), v.clone());
             }
         }
+        if let Some(rc) = r.get("rc").filter(|v| v.is_i64() || v.is_u64()) {
+            m.insert("rc".into(), rc.clone());
+        }
+    }
+    if let Some(name) = module {
+        m.insert("module".into(), name.into());
     }
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn censor_keeps_only_flags_rc_and_module() {
+        let r = json!({"failed": true, "changed": false, "rc": 3, "msg": "secret",
+            "stdout": "secret", "cmd": ["echo", "secret"], "item": "secret"});
+        let c = censor(&r, Some("command"));
+        assert!(!c.to_string().contains("secret"), "{c}");
+        assert_eq!(c["rc"], 3);
+        assert_eq!(c["module"], "command");
+        assert_eq!(c["failed"], true);
+        assert_eq!(c["censored"], CENSORED);
+        // An rc that is not a number is not kept.
+        assert!(censor(&json!({"rc": "secret"}), None).get("rc").is_none());
+    }
 }

@@ -314,10 +314,16 @@ impl Engine {
             }
         }
         let result = Value::Object(outcome.result.clone());
-        let result = if opts.no_log.unwrap_or(false) {
-            censor(&result)
+        let no_log = opts.no_log.unwrap_or(false);
+        let (result, item) = if no_log {
+            let module = match &task.kind {
+                TaskKind::Module { module, .. } => Some(module.def().name),
+                _ => None,
+            };
+            // The item (or its label) may be the secret itself: Ansible shows `(item=None)`.
+            (censor(&result, module), item.map(|_| Value::Null))
         } else {
-            result
+            (result, item)
         };
         self.emit(Event::HostResult {
             host: host.to_string(),
@@ -387,7 +393,9 @@ impl Engine {
             if i > 0
                 && let Some(p) = lc.pause
             {
-                tokio::time::sleep(Duration::from_secs_f64(p.max(0.0))).await;
+                // Checked when the playbook was loaded.
+                let pause = Duration::try_from_secs_f64(p.max(0.0)).unwrap_or(Duration::ZERO);
+                tokio::time::sleep(pause).await;
             }
             let item_vars = with_loop_vars(vars, lc, &item, i, n);
             let label = match &lc.label {
@@ -571,6 +579,16 @@ impl Engine {
                     .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             })
             .unwrap_or(5.0);
+        let delay = match crate::value::seconds(delay.max(0.0), "delay") {
+            Ok(d) => d,
+            Err(msg) => {
+                return Outcome::failed(format!(
+                    "task '{}' at {}: {msg}",
+                    task.display_name(),
+                    task.loc
+                ));
+            }
+        };
         let mut attempt = 0u64;
         loop {
             attempt += 1;
@@ -625,7 +643,7 @@ impl Engine {
                     retries + 1 - attempt
                 ),
             });
-            tokio::time::sleep(Duration::from_secs_f64(delay.max(0.0))).await;
+            tokio::time::sleep(delay).await;
         }
     }
 

@@ -466,8 +466,14 @@ impl Module for Pause {
             })
             .unwrap_or(0.0)
             .max(0.0);
+        let what = if args.contains_key("minutes") {
+            "minutes"
+        } else {
+            "seconds"
+        };
+        let pause = crate::value::seconds(secs, what).map_err(ModError::msg)?;
         let t0 = Instant::now();
-        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        tokio::time::sleep(pause).await;
         let mut r = outcome(false);
         r.insert(
             "delta".into(),
@@ -547,19 +553,27 @@ impl Module for WaitFor {
         &WAIT_FOR_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let int = |k: &str, d: i64| args.get(k).and_then(Value::as_i64).unwrap_or(d).max(0) as u64;
-        let timeout = Duration::from_secs(int("timeout", 300));
-        let sleep = Duration::from_secs(int("sleep", 1)).max(Duration::from_millis(100));
-        tokio::time::sleep(Duration::from_secs(int("delay", 0))).await;
+        let secs = |k: &str, d: f64| match args.get(k) {
+            None | Some(Value::Null) => crate::value::seconds(d, k).map_err(ModError::msg),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| ModError::msg(format!("`{k}` must be a number of seconds")))
+                .and_then(|s| crate::value::seconds(s.max(0.0), k).map_err(ModError::msg)),
+        };
+        let timeout = secs("timeout", 300.0)?;
+        let sleep = secs("sleep", 1.0)?.max(Duration::from_millis(100));
+        tokio::time::sleep(secs("delay", 0.0)?).await;
         let state = arg_str(&args, "state").unwrap_or("started").to_string();
         let want_present = matches!(state.as_str(), "started" | "present");
-        let probe = if let Some(port) = args.get("port").and_then(Value::as_u64) {
+        let probe = if let Some(port) = args.get("port") {
+            let port = port
+                .as_u64()
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or_else(|| {
+                    ModError::msg(format!("port {} is not a TCP port number", to_text(port)))
+                })?;
             let host = arg_str(&args, "host").unwrap_or("127.0.0.1");
-            // bash's /dev/tcp needs no extra tools on the target.
-            format!(
-                "bash -c {} 2>/dev/null",
-                posix::quote(&format!("exec 3<>/dev/tcp/{host}/{port}"))
-            )
+            tcp_probe(host, port)?
         } else if let Some(path) = arg_str(&args, "path") {
             match arg_str(&args, "search_regex") {
                 Some(re) => format!(
@@ -616,6 +630,26 @@ impl Module for WaitFor {
             tokio::time::sleep(sleep).await;
         }
     }
+}
+
+/// The command that tries a TCP connection: bash's /dev/tcp needs no extra tools on the
+/// target. Host and port are bash's positional parameters, never part of its script, and the
+/// host must look like a host name or an address.
+fn tcp_probe(host: &str, port: u64) -> Result<String, ModError> {
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'));
+    if !valid {
+        return Err(ModError::msg(format!(
+            "host `{host}` is not a host name or an IP address"
+        )));
+    }
+    Ok(format!(
+        "bash -c {} wait_for {} {port} 2>/dev/null",
+        posix::quote("exec 3<>\"/dev/tcp/$1/$2\""),
+        posix::quote(host)
+    ))
 }
 
 static SETUP_DEF: ModuleDef = ModuleDef {
@@ -778,4 +812,35 @@ fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String
     let mut r = outcome(false);
     r.insert("ansible_facts".into(), Value::Object(f));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_for_host_is_a_parameter_not_script() {
+        let cmd = tcp_probe("db.example-1.local", 5432).unwrap();
+        assert_eq!(
+            shell_words::split(&cmd).unwrap()[..6],
+            [
+                "bash",
+                "-c",
+                "exec 3<>\"/dev/tcp/$1/$2\"",
+                "wait_for",
+                "db.example-1.local",
+                "5432"
+            ]
+        );
+        assert!(tcp_probe("fe80::1%eth0", 22).is_ok());
+        for bad in [
+            "127.0.0.1/1; touch /tmp/y; exit 0; #",
+            "a b",
+            "$(id)",
+            "",
+            "x'y",
+        ] {
+            assert!(tcp_probe(bad, 1).is_err(), "{bad}");
+        }
+    }
 }

@@ -103,6 +103,21 @@ fn one_line(v: &Value) -> String {
 
 fn failure_details(result: &Value) -> Vec<String> {
     let mut lines = Vec::new();
+    if let Some(censored) = result.get("censored") {
+        // `no_log`: say so, with what is not secret.
+        let mut facts = Vec::new();
+        if let Some(m) = result.get("module").and_then(Value::as_str) {
+            facts.push(format!("module={m}"));
+        }
+        if let Some(rc) = result.get("rc") {
+            facts.push(format!("rc={rc}"));
+        }
+        let mut line = one_line(censored);
+        if !facts.is_empty() {
+            line = format!("{line} ({})", facts.join(", "));
+        }
+        return vec![line];
+    }
     let msg = result.get("msg").map(one_line).unwrap_or_default();
     let mut first = msg;
     if let Some(rc) = result.get("rc") {
@@ -184,9 +199,13 @@ impl Output for Human {
                     Some(d) if d != host => format!("[{host} -> {d}]"),
                     _ => format!("[{host}]"),
                 };
+                // A `no_log` item arrives as null, shown as Ansible does: `(item=None)`.
                 let item_txt = item
                     .as_ref()
-                    .map(|i| format!(" (item={})", one_line(i)))
+                    .map(|i| match i {
+                        Value::Null => " (item=None)".to_string(),
+                        i => format!(" (item={})", one_line(i)),
+                    })
                     .unwrap_or_default();
                 if item.is_none()
                     && let Some(b) = st.bar(host)

@@ -62,11 +62,16 @@ pub fn init_log(path: Option<&std::path::Path>, verbosity: u8) -> Result<bool, S
     let Some(path) = path else {
         return Ok(false);
     };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+    let file = open_log(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            format!(
+                "cannot open log file {}: it is a symbolic link (refused)",
+                path.display()
+            )
+        } else {
+            format!("cannot open log file {}: {e}", path.display())
+        }
+    })?;
     let level = match verbosity {
         0 | 1 => "info",
         2 => "debug",
@@ -81,4 +86,39 @@ pub fn init_log(path: Option<&std::path::Path>, verbosity: u8) -> Result<bool, S
         .try_init()
         .map_err(|e| e.to_string())?;
     Ok(true)
+}
+
+/// The log holds task results and transport detail: a new file is private (0600), and a
+/// symbolic link at the path is refused rather than followed (O_NOFOLLOW), so nobody can point
+/// it at a file of their choosing.
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn log_files_are_private_and_never_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("run.log");
+        open_log(&log).unwrap();
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let target = d.path().join("victim");
+        std::fs::write(&target, "keep").unwrap();
+        let link = d.path().join("link.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = open_log(&link).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
 }

@@ -482,9 +482,12 @@ impl Loader<'_> {
             "run_once" => opts.run_once = Some(bool_of(v, k)?),
             "delegate_to" => opts.delegate_to = Some(self.str_tmpl(v, k)?),
             "timeout" => {
-                opts.timeout = Some(v.to_value().as_u64().ok_or_else(|| {
+                let secs = v.to_value().as_u64().ok_or_else(|| {
                     Diag::input("`timeout` must be a number of seconds").at(&v.loc)
-                })?)
+                })?;
+                crate::value::whole_seconds(secs, "timeout")
+                    .map_err(|e| Diag::input(e).at(&v.loc))?;
+                opts.timeout = Some(secs);
             }
             "environment" => {
                 let value = v.to_value();
@@ -753,7 +756,22 @@ impl Loader<'_> {
                     }
                 }
                 "retries" => task.retries = Some(v.to_value()),
-                "delay" => task.delay = Some(v.to_value()),
+                "delay" => {
+                    // A literal is checked here; a template when it is rendered.
+                    let value = v.to_value();
+                    let literal = match &value {
+                        Value::Number(n) => n.as_f64(),
+                        Value::String(s) if !crate::template::is_template(s) => {
+                            s.trim().parse::<f64>().ok()
+                        }
+                        _ => None,
+                    };
+                    if let Some(secs) = literal {
+                        crate::value::seconds(secs.max(0.0), "delay")
+                            .map_err(|e| Diag::input(e).at(&v.loc))?;
+                    }
+                    task.delay = Some(value)
+                }
                 "notify" => task.notify = string_list(v, "notify")?,
                 "listen" if handler => task.listen = string_list(v, "listen")?,
                 "block" | "rescue" | "always" => block_parts.push((k.clone(), v.clone())),
@@ -1102,7 +1120,17 @@ fn loop_control(v: &Node, loader: &Loader<'_>) -> Result<LoopControl> {
                 loader.check_node_templates(&val)?;
                 lc.label = Some(val.to_value())
             }
-            "pause" => lc.pause = val.to_value().as_f64(),
+            "pause" => {
+                let secs = match val.to_value() {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| Diag::input("`pause` must be a number of seconds").at(&val.loc))?;
+                crate::value::seconds(secs.max(0.0), "pause")
+                    .map_err(|e| Diag::input(e).at(&val.loc))?;
+                lc.pause = Some(secs);
+            }
             "extended" => lc.extended = bool_of(&val, &k)?,
             _ => {
                 return Err(unknown_key(

@@ -2,6 +2,7 @@
 //! destination and renaming it into place; an exec-channel fallback (`cat`) for servers without
 //! the SFTP subsystem. Memory stays bounded by the requests in flight, whatever the file size.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -311,7 +312,7 @@ async fn exec_put(
     };
     let cmd = shell_words::join(["/bin/sh", "-c", script.as_str()]);
     let out = conn
-        .run(sess, &cmd, input, Sink::Collect, None, None)
+        .run(sess, &cmd, input, Sink::Collect, None, None, None)
         .await?;
     if out.rc != 0 {
         return Err(ConnError::failed(format!(
@@ -343,7 +344,14 @@ pub(crate) async fn get(
         ".{name}.mixop-{}.part",
         uuid::Uuid::new_v4().simple()
     ));
-    let file = tokio::fs::File::create(&tmp).await.map_err(local_err)?;
+    // Private while it is written; its final mode is set before the rename.
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .await
+        .map_err(local_err)?;
 
     let fetched = match sftp(conn, sess).await {
         Ok(Some(s)) => {
@@ -358,7 +366,18 @@ pub(crate) async fn get(
         Err(e) => Err(e),
     };
     let finished = match fetched {
-        Ok(()) => tokio::fs::rename(&tmp, dest).await.map_err(local_err),
+        Ok(()) => {
+            // Like the local transport: an existing file keeps its mode, a new one follows the
+            // controller's umask.
+            let mode = match tokio::fs::metadata(dest).await {
+                Ok(m) => m.permissions().mode() & 0o7777,
+                Err(_) => 0o666 & !crate::connection::local::umask(),
+            };
+            match tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).await {
+                Ok(()) => tokio::fs::rename(&tmp, dest).await.map_err(local_err),
+                Err(e) => Err(local_err(e)),
+            }
+        }
         Err(e) => Err(e),
     };
     if finished.is_err() {
@@ -460,7 +479,15 @@ async fn exec_get(
         .await
         .map_err(|e| ConnError::failed(format!("local file: {e}")))?;
     let out = conn
-        .run(sess, &cmd, Input::None, Sink::File(sink_file), None, None)
+        .run(
+            sess,
+            &cmd,
+            Input::None,
+            Sink::File(sink_file),
+            None,
+            None,
+            None,
+        )
         .await?;
     if out.rc != 0 {
         return Err(ConnError::failed(format!(

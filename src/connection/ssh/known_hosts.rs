@@ -215,28 +215,35 @@ fn patterns_match(patterns: &str, name: &str) -> bool {
 }
 
 /// Looks `key_blob` up for `name` (see [`lookup_name`]) in `files`, in order. Files that do not
-/// exist are skipped.
+/// exist are skipped. Revocations are looked for first, in every file, as OpenSSH does
+/// (`check_key_not_revoked`): a `@revoked` line wins wherever it is, even after a line that
+/// records the same key as known.
 pub fn lookup(files: &[PathBuf], name: &str, key_blob: &[u8]) -> Lookup {
     let key_type = blob_key_type(key_blob).unwrap_or("");
+    let parsed: Vec<(&PathBuf, Vec<Entry>)> = files
+        .iter()
+        .filter_map(|f| Some((f, parse_file(&std::fs::read_to_string(f).ok()?))))
+        .collect();
+    for (file, entries) in &parsed {
+        if let Some(e) = entries.iter().find(|e| {
+            e.marker == Marker::Revoked && e.blob == key_blob && patterns_match(&e.patterns, name)
+        }) {
+            return Lookup::Revoked(Location {
+                file: (*file).clone(),
+                line: e.line,
+            });
+        }
+    }
     let mut mismatch = None;
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for e in parse_file(&text) {
-            if e.marker == Marker::CertAuthority || !patterns_match(&e.patterns, name) {
+    for (file, entries) in &parsed {
+        for e in entries {
+            if e.marker != Marker::None || !patterns_match(&e.patterns, name) {
                 continue;
             }
             let loc = || Location {
-                file: file.clone(),
+                file: (*file).clone(),
                 line: e.line,
             };
-            if e.marker == Marker::Revoked {
-                if e.blob == key_blob {
-                    return Lookup::Revoked(loc());
-                }
-                continue;
-            }
             if e.blob == key_blob {
                 return Lookup::Known(loc());
             }
@@ -275,8 +282,54 @@ pub fn known_key_types(files: &[PathBuf], name: &str) -> Vec<String> {
 /// Serialises appends from many hosts connecting at once.
 static APPEND_LOCK: Mutex<()> = Mutex::new(());
 
-/// Appends `name keytype base64` to `file` (creating it and its directory, mode 0700).
+/// Holds an exclusive `flock` on a file until dropped (closing the file releases it).
+struct FileLock<'a>(&'a std::fs::File);
+
+impl<'a> FileLock<'a> {
+    fn exclusive(f: &'a std::fs::File) -> std::io::Result<FileLock<'a>> {
+        use std::os::fd::AsRawFd;
+        loop {
+            // SAFETY: flock on a descriptor we own for the lifetime of the guard.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(FileLock(f));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as above.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// A host name hashed as `ssh-keygen -H` / `HashKnownHosts yes` write it:
+/// `|1|base64(salt)|base64(HMAC-SHA1(salt, name))` with a random 20-byte salt.
+fn hash_name(name: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut salt = [0u8; 20];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    let mac = hmac_sha1(&salt, name.as_bytes());
+    Ok(format!(
+        "|1|{}|{}",
+        STANDARD.encode(salt),
+        STANDARD.encode(mac)
+    ))
+}
+
+/// Appends `name keytype base64` to `file` (creating it and its directory, mode 0700) and
+/// returns its line number. The file is locked (`flock`) from reading to writing, so other
+/// mixop processes recording keys at the same time neither interleave nor duplicate lines; a
+/// key already recorded for `name` is not written again. When the file already holds hashed
+/// host names (`HashKnownHosts`), the new name is hashed too.
 pub fn append(file: &Path, name: &str, key_blob: &[u8]) -> std::io::Result<usize> {
+    use std::io::Read;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let _guard = APPEND_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
@@ -287,23 +340,38 @@ pub fn append(file: &Path, name: &str, key_blob: &[u8]) -> std::io::Result<usize
             .mode(0o700)
             .create(dir)?;
     }
-    let existing = std::fs::read(file).unwrap_or_default();
+    let f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .mode(0o600)
+        .open(file)?;
+    let _lock = FileLock::exclusive(&f)?;
+    let mut existing = Vec::new();
+    (&f).read_to_end(&mut existing)?;
+    let entries = parse_file(&String::from_utf8_lossy(&existing));
+    if let Some(e) = entries.iter().find(|e| {
+        e.marker == Marker::None && e.blob == key_blob && patterns_match(&e.patterns, name)
+    }) {
+        // Recorded meanwhile (another process connecting to the same host).
+        return Ok(e.line);
+    }
+    let host = if entries.iter().any(|e| e.patterns.starts_with("|1|")) {
+        hash_name(name)?
+    } else {
+        name.to_string()
+    };
     let mut line = String::new();
     if !existing.is_empty() && !existing.ends_with(b"\n") {
         line.push('\n');
     }
     let key_type = blob_key_type(key_blob).unwrap_or("ssh-unknown");
     line.push_str(&format!(
-        "{name} {key_type} {}\n",
+        "{host} {key_type} {}\n",
         STANDARD.encode(key_blob)
     ));
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(file)?;
-    // One write call for the whole line, so concurrent writers (other processes) never interleave.
-    f.write_all(line.as_bytes())?;
+    // One write call for the whole line.
+    (&f).write_all(line.as_bytes())?;
     let lines = existing.iter().filter(|&&b| b == b'\n').count();
     Ok(lines
         + if existing.ends_with(b"\n") || existing.is_empty() {
@@ -411,7 +479,107 @@ mod tests {
             matches!(lookup(std::slice::from_ref(&f), "h", &a), Lookup::Known(l) if l.line == 2)
         );
         std::fs::write(&f, format!("@revoked * {}", line("", &a).trim_start())).unwrap();
-        assert!(matches!(lookup(&[f], "h", &a), Lookup::Revoked(l) if l.line == 1));
+        assert!(
+            matches!(lookup(std::slice::from_ref(&f), "h", &a), Lookup::Revoked(l) if l.line == 1)
+        );
+        // A revocation after a line that records the key as known still wins.
+        std::fs::write(
+            &f,
+            format!("{}@revoked * {}", line("h", &a), line("", &a).trim_start()),
+        )
+        .unwrap();
+        assert!(
+            matches!(lookup(std::slice::from_ref(&f), "h", &a), Lookup::Revoked(l) if l.line == 2)
+        );
+        // ... and in a later file too; a revocation of another key changes nothing.
+        let known = dir.path().join("user");
+        let system = dir.path().join("system");
+        std::fs::write(&known, line("h", &a)).unwrap();
+        std::fs::write(
+            &system,
+            format!(
+                "@revoked * {}@revoked h {}",
+                line("", &b).trim_start(),
+                line("", &a).trim_start()
+            ),
+        )
+        .unwrap();
+        let both = vec![known.clone(), system.clone()];
+        assert_eq!(
+            lookup(&both, "h", &a),
+            Lookup::Revoked(Location {
+                file: system.clone(),
+                line: 2
+            })
+        );
+        // The revoked line's host patterns apply: for another host it is not revoked.
+        assert!(matches!(lookup(&both, "other", &a), Lookup::Unknown));
+        assert!(matches!(lookup(&both, "h", &b), Lookup::Revoked(_)));
+    }
+
+    #[test]
+    fn appends_follow_hashed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("known_hosts");
+        let a = blob("ssh-ed25519", b"A");
+        let b = blob("ssh-ed25519", b"B");
+        // A file of plain names gets a plain name.
+        std::fs::write(&f, line("plain", &a)).unwrap();
+        assert_eq!(append(&f, "[h]:2222", &b).unwrap(), 2);
+        assert!(
+            std::fs::read_to_string(&f)
+                .unwrap()
+                .contains("[h]:2222 ssh-ed25519")
+        );
+        // A hashed file gets a hashed name, which lookups find.
+        let salt = [9u8; 20];
+        let hashed = format!(
+            "|1|{}|{}",
+            STANDARD.encode(salt),
+            STANDARD.encode(hmac_sha1(&salt, b"old"))
+        );
+        std::fs::write(&f, line(&hashed, &a)).unwrap();
+        assert_eq!(append(&f, "[h]:2222", &b).unwrap(), 2);
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("[h]:2222"), "{text}");
+        let last = text.lines().last().unwrap();
+        assert!(last.starts_with("|1|"), "{text}");
+        assert!(
+            matches!(lookup(std::slice::from_ref(&f), "[h]:2222", &b), Lookup::Known(l) if l.line == 2)
+        );
+        assert_eq!(
+            lookup(std::slice::from_ref(&f), "[h]:2223", &b),
+            Lookup::Unknown
+        );
+        // Recording the same key again does not duplicate it.
+        assert_eq!(append(&f, "[h]:2222", &b).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(&f).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn appends_wait_for_other_processes_lock() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("known_hosts");
+        std::fs::write(&f, "").unwrap();
+        // Another process's lock, as far as flock can tell: a separate open file description.
+        let held = std::fs::File::open(&f).unwrap();
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let path = f.clone();
+        let t = std::thread::spawn(move || append(&path, "h", &blob("ssh-ed25519", b"K")).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            "",
+            "written while locked"
+        );
+        drop(held);
+        assert_eq!(t.join().unwrap(), 1);
+        assert!(
+            std::fs::read_to_string(&f)
+                .unwrap()
+                .starts_with("h ssh-ed25519 ")
+        );
     }
 
     #[test]

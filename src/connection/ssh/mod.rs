@@ -24,8 +24,11 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use self::auth::LoadedKey;
 use self::options::SshOptions;
 use self::session::ClientHandler;
-use super::local::posix_argv;
-use super::{Become, CommandOutput, CommandSpec, ConnError, Connection, OutputChunk, Transport};
+use super::sudo::{SudoHandshake, SudoStep, posix_command};
+use super::{
+    Become, CommandOutput, CommandSpec, ConnError, Connection, MAX_CAPTURE, OutputChunk, Transport,
+    output_too_large,
+};
 
 /// Channels we run at once on one session. OpenSSH's sshd allows 10 sessions per connection
 /// (`MaxSessions`); one is kept for the SFTP channel.
@@ -191,6 +194,9 @@ impl SshConnection {
     }
 
     /// Runs `cmdline` (already a complete command line for the remote shell) on a new channel.
+    /// With `sudo`, stderr goes through the handshake first: the password is written only when
+    /// sudo asks, `input` only once the command has started.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run(
         &self,
         sess: &Session,
@@ -199,12 +205,11 @@ impl SshConnection {
         mut sink: Sink,
         output: Option<tokio::sync::mpsc::UnboundedSender<OutputChunk>>,
         deadline: Option<Deadline>,
+        mut sudo: Option<SudoHandshake>,
     ) -> Result<RunResult, ConnError> {
         // The deadline covers waiting for a channel too (a server at its session limit, or a
         // link that went silent), not just the command itself.
-        let deadline_at = deadline
-            .as_ref()
-            .map(|d| tokio::time::Instant::now() + d.after);
+        let deadline_at = deadline.as_ref().map(|d| deadline_after(d.after));
         let start = async {
             let permit = self.permit(sess).await?;
             let ch = self.open_channel(sess).await?;
@@ -222,7 +227,20 @@ impl SshConnection {
         let (_permit, ch) = started?;
         let (mut rx, tx) = ch.split();
 
+        // Released when the command has started (at once without a sudo handshake).
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut go_tx = Some(go_tx);
+        if sudo.is_none()
+            && let Some(go) = go_tx.take()
+        {
+            let _ = go.send(());
+        }
+        let mut overflow = false;
         let writer = async {
+            if go_rx.await.is_err() {
+                // sudo refused the password: stdin was closed, nothing else is sent.
+                return Ok(());
+            }
             match input {
                 Input::None => {}
                 Input::Bytes(b) => tx.data_bytes(b).await?,
@@ -264,6 +282,12 @@ impl SshConnection {
                     }
                     msg = rx.wait() => match msg {
                         Some(ChannelMsg::Data { data }) => {
+                            if matches!(sink, Sink::Collect)
+                                && res.stdout.len() + data.len() > MAX_CAPTURE
+                            {
+                                overflow = true;
+                                break;
+                            }
                             if let Some(o) = &output {
                                 let _ = o.send(OutputChunk::Stdout(data.to_vec()));
                             }
@@ -275,8 +299,45 @@ impl SshConnection {
                             }
                         }
                         Some(ChannelMsg::ExtendedData { data, .. }) => {
+                            let mut data = data.to_vec();
+                            if let Some(hs) = sudo.as_mut() {
+                                let mut chunk: &[u8] = &data;
+                                let mut started = None;
+                                while let Some(step) = hs.feed(chunk) {
+                                    chunk = &[];
+                                    match step {
+                                        SudoStep::Password(pw) => {
+                                            if let Err(e) = tx.data_bytes(pw).await {
+                                                tracing::debug!(error = %e, "sudo password not delivered");
+                                            }
+                                        }
+                                        SudoStep::Refused => {
+                                            go_tx = None;
+                                            let _ = tx.eof().await;
+                                        }
+                                        SudoStep::Started(rest) => {
+                                            started = Some(rest);
+                                            break;
+                                        }
+                                    }
+                                }
+                                match started {
+                                    None => continue,
+                                    Some(rest) => {
+                                        sudo = None;
+                                        if let Some(go) = go_tx.take() {
+                                            let _ = go.send(());
+                                        }
+                                        data = rest;
+                                    }
+                                }
+                            }
+                            if res.stderr.len() + data.len() > MAX_CAPTURE {
+                                overflow = true;
+                                break;
+                            }
                             let data = match marker.as_mut() {
-                                None => data.to_vec(),
+                                None => data,
                                 Some(buf) => {
                                     buf.extend_from_slice(&data);
                                     match take_pgid_marker(buf) {
@@ -315,6 +376,16 @@ impl SshConnection {
                     }
                 }
             }
+            if overflow {
+                return Err(output_too_large(Some(&self.opts.target())));
+            }
+            if let Some(hs) = sudo.as_mut() {
+                // The command never started: what sudo said is all there is.
+                if hs.refused() {
+                    return Err(hs.refused_error());
+                }
+                res.stderr.extend_from_slice(&hs.take_stderr());
+            }
             if let Some(buf) = marker.take() {
                 res.stderr.extend_from_slice(&buf);
             }
@@ -333,10 +404,11 @@ impl SshConnection {
             }
         };
 
+        let kill_as = deadline.as_ref().and_then(|d| d.kill_as.clone());
         let out = match deadline {
             None => reader.await,
             Some(d) => match tokio::time::timeout_at(
-                deadline_at.unwrap_or_else(|| tokio::time::Instant::now() + d.after),
+                deadline_at.unwrap_or_else(|| deadline_after(d.after)),
                 reader,
             )
             .await
@@ -356,6 +428,15 @@ impl SshConnection {
                 }
             },
         };
+        if overflow {
+            // Too much output: stop the command rather than wait for it.
+            let _ = tx.signal(Sig::KILL).await;
+            let _ = tx.close().await;
+            let id = pgid.load(Ordering::Relaxed);
+            if id > 1 {
+                self.kill_group(sess, id, kill_as).await;
+            }
+        }
         if let Sink::File(f) = &mut sink {
             f.flush()
                 .await
@@ -363,6 +444,15 @@ impl SshConnection {
         }
         out
     }
+}
+
+/// `now + after`, saturating: a timeout too large for the clock never panics (callers bound
+/// timeouts; this is the last line).
+fn deadline_after(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(crate::value::MAX_SECONDS)))
+        .unwrap_or(now)
 }
 
 /// A per-command timeout, and the privileges needed to stop the command when it expires.
@@ -402,12 +492,20 @@ impl SshConnection {
             become_: kill_as,
             ..Default::default()
         };
-        let Ok((cmdline, stdin)) = command_line(&spec) else {
+        let Ok(line) = command_line(&spec) else {
             return;
         };
-        let input = stdin.map_or(Input::None, Input::Bytes);
+        let input = line.stdin.map_or(Input::None, Input::Bytes);
         // Boxed: `run` calls this function when a deadline passes.
-        let run = Box::pin(self.run(sess, &cmdline, input, Sink::Collect, None, None));
+        let run = Box::pin(self.run(
+            sess,
+            &line.cmdline,
+            input,
+            Sink::Collect,
+            None,
+            None,
+            line.sudo,
+        ));
         if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), run).await {
             tracing::debug!(error = %e, "could not stop a timed-out command");
         }
@@ -458,10 +556,18 @@ fn is_shell_name(s: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// The command line sent in the exec request: `posix_argv`'s `sh -c` (with the sudo wrapper for
-/// `become`), quoted for the login shell sshd runs it with. `env` becomes `export` statements
-/// inside the `sh -c` script, since sshd drops most `env` requests (AcceptEnv).
-fn command_line(spec: &CommandSpec) -> Result<(String, Option<Vec<u8>>), ConnError> {
+/// What goes into an exec request: the command line, the command's input, and the sudo
+/// handshake to run before that input is sent.
+struct CommandLine {
+    cmdline: String,
+    stdin: Option<Vec<u8>>,
+    sudo: Option<SudoHandshake>,
+}
+
+/// The command line sent in the exec request: `posix_command`'s `sh -c` (with the sudo wrapper
+/// for `become`), quoted for the login shell sshd runs it with. `env` becomes `export`
+/// statements inside the `sh -c` script, since sshd drops most `env` requests (AcceptEnv).
+fn command_line(spec: &CommandSpec) -> Result<CommandLine, ConnError> {
     let mut s = spec.clone();
     s.output = None;
     if !spec.env.is_empty() {
@@ -476,8 +582,12 @@ fn command_line(spec: &CommandSpec) -> Result<(String, Option<Vec<u8>>), ConnErr
         }
         s.cmd = format!("{prefix}; {}", spec.cmd);
     }
-    let (argv, stdin) = posix_argv(&s);
-    Ok((shell_words::join(argv), stdin))
+    let pc = posix_command(&s);
+    Ok(CommandLine {
+        cmdline: shell_words::join(&pc.argv),
+        stdin: pc.stdin,
+        sudo: pc.sudo,
+    })
 }
 
 /// sudo's own refusals, turned into errors that say what to fix. The command never ran in these
@@ -512,7 +622,7 @@ impl Connection for SshConnection {
     }
 
     async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError> {
-        let (cmdline, stdin) = if spec.timeout.is_some() {
+        let line = if spec.timeout.is_some() {
             let mut s = spec.clone();
             s.cmd = format!("{PGID_PROLOGUE}{}", spec.cmd);
             command_line(&s)?
@@ -523,7 +633,7 @@ impl Connection for SshConnection {
             after,
             kill_as: spec.become_.clone(),
         });
-        let input = match stdin {
+        let input = match line.stdin {
             Some(b) => Input::Bytes(b),
             None => Input::None,
         };
@@ -533,11 +643,12 @@ impl Connection for SshConnection {
         let out = self
             .run(
                 &sess,
-                &cmdline,
+                &line.cmdline,
                 input,
                 Sink::Collect,
                 spec.output.clone(),
                 deadline,
+                line.sudo,
             )
             .await?;
         if let Some(e) = sudo_failure(&spec, &out) {
@@ -588,7 +699,12 @@ mod tests {
     fn command_line_quotes_for_the_login_shell() {
         let mut spec = CommandSpec::new("echo \"$HOME\" 'x'");
         spec.env = vec![("A_B".into(), "it's".into())];
-        let (line, stdin) = command_line(&spec).unwrap();
+        let CommandLine {
+            cmdline: line,
+            stdin,
+            sudo,
+        } = command_line(&spec).unwrap();
+        assert!(sudo.is_none());
         assert_eq!(
             shell_words::split(&line).unwrap(),
             vec!["/bin/sh", "-c", "export A_B='it'\\''s'; echo \"$HOME\" 'x'"]
@@ -607,12 +723,15 @@ mod tests {
             user: "root".into(),
             password: Some("pw".into()),
         });
-        let (line, stdin) = command_line(&spec).unwrap();
-        let words = shell_words::split(&line).unwrap();
+        let line = command_line(&spec).unwrap();
+        let words = shell_words::split(&line.cmdline).unwrap();
         assert_eq!(words[0], "sudo");
         assert!(words.contains(&"-S".to_string()));
-        assert!(!line.contains("pw"));
-        assert_eq!(stdin.unwrap(), b"pw\ndata");
+        assert!(!line.cmdline.contains("pw\n"));
+        // The password waits for sudo's prompt: it is never queued ahead of the input.
+        assert_eq!(line.stdin.unwrap(), b"data");
+        let hs = line.sudo.unwrap();
+        assert_eq!(words[3], hs.prompt_text());
     }
 
     #[test]

@@ -203,23 +203,26 @@ impl SshOptions {
             },
         };
 
-        let secs = |v: &str, what: &str| -> Result<f64, ConnError> {
+        let secs = |v: &str, what: &str| -> Result<Duration, ConnError> {
             v.trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|s| *s > 0.0 && s.is_finite())
                 .ok_or_else(|| bad(format!("{what} '{v}' is not a positive number of seconds")))
+                .and_then(|s| {
+                    crate::value::seconds(s, what).map_err(|e| bad(format!("{e} ('{v}')")))
+                })
         };
         let connect_timeout = match first(&["ansible_ssh_timeout", "ansible_timeout"]) {
             Some(v) => secs(&v, "ansible_timeout")?,
             None => match &args.connect_timeout {
                 Some(v) => secs(v, "ConnectTimeout")?,
-                None => 10.0,
+                None => Duration::from_secs(10),
             },
         };
         let keepalive = match &args.server_alive_interval {
             Some(v) => secs(v, "ServerAliveInterval")?,
-            None => 15.0,
+            None => Duration::from_secs(15),
         };
         let keepalive_max = match &args.server_alive_count_max {
             Some(v) => v
@@ -265,8 +268,8 @@ impl SshOptions {
             allow_keyboard_interactive: args.kbd_interactive.unwrap_or(true),
             known_hosts,
             host_key_policy,
-            connect_timeout: Duration::from_secs_f64(connect_timeout),
-            keepalive: Duration::from_secs_f64(keepalive),
+            connect_timeout,
+            keepalive,
             keepalive_max,
             proxy_jump,
             home,

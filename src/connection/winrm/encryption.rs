@@ -159,18 +159,22 @@ pub fn parse<'a>(boundary: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, FrameE
             )));
         }
         rest = &rest[4..];
-        if rest.len() < sig_len + length {
-            return Err(FrameError::Malformed(format!(
-                "truncated: {} bytes of sealed data, OriginalContent says {length}",
-                rest.len().saturating_sub(sig_len)
-            )));
-        }
+        // `Length` comes from the peer: a huge value must not wrap the sum below.
+        let end = sig_len
+            .checked_add(length)
+            .filter(|end| *end <= rest.len())
+            .ok_or_else(|| {
+                FrameError::Malformed(format!(
+                    "truncated: {} bytes of sealed data, OriginalContent says {length}",
+                    rest.len().saturating_sub(sig_len)
+                ))
+            })?;
         parts.push(Part {
             length,
             signature: &rest[..sig_len],
-            sealed: &rest[sig_len..sig_len + length],
+            sealed: &rest[sig_len..end],
         });
-        rest = &rest[sig_len + length..];
+        rest = &rest[end..];
         if !rest.starts_with(open.as_bytes()) {
             return Err(bad("sealed data not followed by the boundary"));
         }
@@ -324,6 +328,31 @@ mod tests {
         assert!(parse(BOUNDARY, b"<html>oops</html>").is_err());
         // Length larger than the data.
         let lying = String::from_utf8_lossy(&body).replace("Length=10", "Length=99999");
+        assert!(parse(BOUNDARY, lying.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn huge_lengths_are_refused_not_wrapped() {
+        // sig_len + Length overflows usize: it used to wrap and panic on the slice.
+        let body = frame(&[1; 16], b"0123456789", 10);
+        for huge in [
+            "18446744073709551610",
+            "18446744073709551615",
+            "18446744073709551600",
+        ] {
+            let lying =
+                String::from_utf8_lossy(&body).replace("Length=10", &format!("Length={huge}"));
+            let err = parse(BOUNDARY, lying.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&err, FrameError::Malformed(m) if m.contains("truncated")),
+                "{err:?}"
+            );
+            let mut x = Xor::default();
+            assert!(decrypt(&mut x, CONTENT_TYPE, lying.as_bytes()).is_err());
+        }
+        // Larger than usize: not a number we accept at all.
+        let lying =
+            String::from_utf8_lossy(&body).replace("Length=10", "Length=99999999999999999999999");
         assert!(parse(BOUNDARY, lying.as_bytes()).is_err());
     }
 

@@ -164,13 +164,14 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
             Some(http::tls_config(validate, ca.as_deref()).map_err(bad)?)
         }
     };
-    let secs = |name: &str, default: u64| -> Duration {
-        Duration::from_secs(spec.var_u64(name).filter(|s| *s > 0).unwrap_or(default))
+    let secs = |name: &str, default: u64| -> Result<Duration, ConnError> {
+        let s = spec.var_u64(name).filter(|s| *s > 0).unwrap_or(default);
+        crate::value::whole_seconds(s, name).map_err(bad)
     };
-    let operation_timeout = secs("ansible_winrm_operation_timeout_sec", 20);
+    let operation_timeout = secs("ansible_winrm_operation_timeout_sec", 20)?;
     // The host may hold a Receive for the whole operation timeout before answering.
     let read_timeout =
-        secs("ansible_winrm_read_timeout_sec", 30).max(operation_timeout + Duration::from_secs(1));
+        secs("ansible_winrm_read_timeout_sec", 30)?.max(operation_timeout + Duration::from_secs(1));
     let path = spec
         .var_str("ansible_winrm_path")
         .unwrap_or_else(|| "/wsman".into());
@@ -208,8 +209,8 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
             port,
             path,
             tls,
-            connect_timeout: secs("ansible_winrm_connection_timeout", 0)
-                .max(secs("ansible_timeout", 10)),
+            connect_timeout: secs("ansible_winrm_connection_timeout", 0)?
+                .max(secs("ansible_timeout", 10)?),
         },
         auth,
         user,

@@ -1,6 +1,7 @@
 //! Read-only and controller-bound modules: `stat`, `slurp`, `fetch`.
 
 use crate::modules::Target;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
@@ -319,7 +320,9 @@ pub fn normpath(p: &Path) -> PathBuf {
 
 /// Where fetch stores a file on the controller: `dest/<host>/<src path>`, or with `flat`,
 /// `dest` itself (`dest/<basename>` when `dest` ends with `/`). Relative `dest` is taken
-/// from `base` (the playbook's directory).
+/// from `base` (the playbook's directory). `src` is the task's own argument, not a path the
+/// target reports, and the result must stay inside `dest/<host>` (inside `dest` with `flat`):
+/// `src: ../otherhost/x` must not write into another host's directory.
 pub fn fetch_dest(
     dest: &str,
     host: &str,
@@ -328,6 +331,7 @@ pub fn fetch_dest(
     base: &Path,
 ) -> Result<PathBuf, String> {
     let root = base.join(dest);
+    let mut inside = root.clone();
     let out = if flat {
         if dest.ends_with('/') {
             let name = src.rsplit('/').next().unwrap_or(src);
@@ -343,13 +347,15 @@ pub fn fetch_dest(
             root.clone()
         }
     } else {
-        root.join(host).join(src.trim_start_matches('/'))
+        inside = root.join(host);
+        inside.join(src.trim_start_matches('/'))
     };
     let out = normpath(&out);
-    if !out.starts_with(normpath(&root)) {
+    let inside = normpath(&inside);
+    if !out.starts_with(&inside) || (!flat && out == inside) {
         return Err(format!(
             "Detected directory traversal, expected to be contained in '{}' but got '{}'",
-            root.display(),
+            inside.display(),
             out.display()
         ));
     }
@@ -361,6 +367,17 @@ pub fn fetch_dest(
         ));
     }
     Ok(out)
+}
+
+/// The mode of a fetched file on the controller: an existing file keeps its own; a new one gets
+/// the source's permission bits (plus owner read/write) masked by the controller's umask, as
+/// OpenSSH's `sftp get` does, so a private source (a kubeconfig, a key) stays private.
+fn fetched_mode(local: &Path, src_mode: Option<u32>) -> u32 {
+    if let Ok(m) = std::fs::metadata(local) {
+        return m.permissions().mode() & 0o7777;
+    }
+    let src = src_mode.map_or(0o666, |m| (m & 0o777) | 0o600);
+    src & !crate::connection::local::umask()
 }
 
 /// Fetched files up to this size come back in the probe itself (one round trip).
@@ -439,7 +456,13 @@ impl Module for Fetch {
             .cloned()
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("."));
-        let local = fetch_dest(dest, ctx.host, &probe.path, flat, &base).map_err(ModError::msg)?;
+        // The local name comes from the task's `src`; only `~` needs the target (its home).
+        let name = if src.starts_with('~') {
+            probe.path.as_str()
+        } else {
+            src
+        };
+        let local = fetch_dest(dest, ctx.host, name, flat, &base).map_err(ModError::msg)?;
         let local_sum = if local.is_file() {
             sha1_file(&local).ok()
         } else {
@@ -456,11 +479,24 @@ impl Module for Fetch {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ModError::msg(format!("{}: {e}", parent.display())))?;
         }
+        let mode = fetched_mode(&local, probe.effective(true).map(|s| s.raw_mode));
         match &probe.content {
-            Some(data) => crate::connection::local::atomic_write(&local, data, None)?,
+            Some(data) => crate::connection::local::atomic_write(&local, data, Some(mode))?,
             None => {
                 let real = probe.lnk_source.clone().unwrap_or(probe.path.clone());
-                ctx.connection().await?.get_file(&real, &local).await?;
+                // Into a private (0700) directory beside the destination, then chmod and rename:
+                // the copy is never readable with more than `mode`, even for a moment.
+                let parent = local.parent().unwrap_or(Path::new("."));
+                let io = |e: std::io::Error| ModError::msg(format!("{}: {e}", local.display()));
+                let dir = tempfile::Builder::new()
+                    .prefix(".mixop-fetch-")
+                    .tempdir_in(parent)
+                    .map_err(io)?;
+                let part = dir.path().join("file");
+                ctx.connection().await?.get_file(&real, &part).await?;
+                std::fs::set_permissions(&part, std::fs::Permissions::from_mode(mode))
+                    .map_err(io)?;
+                std::fs::rename(&part, &local).map_err(io)?;
             }
         }
         let new_sum = match &probe.content {
@@ -511,6 +547,16 @@ mod tests {
                 .unwrap_err()
                 .contains("traversal")
         );
+        // Out of the host's own directory into another host's.
+        let e = fetch_dest("/abs", "web1", "../otherhost/kubeconfig", false, base).unwrap_err();
+        assert!(e.contains("contained in '/abs/web1'"), "{e}");
+        assert!(fetch_dest("/abs", "web1", "a/../../web2/x", false, base).is_err());
+        assert!(fetch_dest("/abs", "web1", "..", false, base).is_err());
+        assert_eq!(
+            fetch_dest("/abs", "web1", "a/../b", false, base).unwrap(),
+            PathBuf::from("/abs/web1/b")
+        );
+        assert!(fetch_dest("/abs/", "web1", "..", true, base).is_err());
         let d = tempfile::tempdir().unwrap();
         let err = fetch_dest(&d.path().display().to_string(), "h", "/x", true, base).unwrap_err();
         assert!(err.contains("trailing slash"), "{err}");

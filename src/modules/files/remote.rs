@@ -678,14 +678,17 @@ _fail() { rm -f -- "$tmp"; if [ "$how" = move ]; then rm -f -- "$up"; fi; _err "
 if [ -n "$mkp" ]; then _mkdirs "$(dirname -- "$dest")" || { rm -f -- "$tmp"; exit 0; }; fi
 case $how in
   move) e=$( (umask 077 && cat -- "$up" > "$tmp") 2>&1 ) || _fail "cannot write $tmp: $e"; rm -f -- "$up" ;;
-  copy) e=$(cp -- "$up" "$tmp" 2>&1) || _fail "cannot copy $up: $e"; touch -r "$up" "$tmp" 2>/dev/null ;;
+  copy) e=$( (umask 077 && cp -- "$up" "$tmp") 2>&1) || _fail "cannot copy $up: $e"; touch -r "$up" "$tmp" 2>/dev/null ;;
 esac
 bm=$bmode
 [ -n "$bm" ] || bm=$(printf '%04o' $(( 0666 & ~0$(umask) )))
-e=$(chmod -- "$bm" "$tmp" 2>&1) || _fail "$e"
+# An asked-for mode goes on first: the file, already in dest's directory, is never more open
+# than asked for, even briefly. `pre_mode` says what it would have had without it.
+e=$(chmod -- "${mode:-$bm}" "$tmp" 2>&1) || _fail "$e"
 [ -z "$keep" ] || chown -- "$keep" "$tmp" 2>/dev/null
-printf 'pre=%s\n' "$(_st "$tmp")"
-if [ -n "$mode" ]; then e=$(chmod -- "$mode" "$tmp" 2>&1) || _fail "$e"; fi
+printf 'pre=%s\npre_mode=%s\n' "$(_st "$tmp")" "$bm"
+# Again after chown, which clears set-id bits.
+if [ -n "$mode" ] && [ -n "$keep" ]; then e=$(chmod -- "$mode" "$tmp" 2>&1) || _fail "$e"; fi
 if [ -n "$own" ]; then e=$(chown -- "$own" "$tmp" 2>&1) || _fail "chown failed: $e"; fi
 if [ -n "$grp" ]; then e=$(chgrp -- "$grp" "$tmp" 2>&1) || _fail "chgrp failed: $e"; fi
 if [ -n "$val" ]; then
@@ -756,7 +759,17 @@ pub async fn install(ctx: &ModuleCtx<'_>, i: &Install) -> Result<Installed, ModE
         .ok_or_else(|| ModError::msg(format!("{}: no status after writing it", i.dest)))?;
     Ok(Installed {
         stat,
-        before_attrs: reply.stat("pre")?,
+        before_attrs: reply.stat("pre")?.map(|mut st| {
+            // The asked-for mode was applied before `pre` was taken; report the mode the file
+            // would have had without it, to tell whether the mode changed anything.
+            if let Some(m) = reply
+                .get("pre_mode")
+                .and_then(|m| u32::from_str_radix(m, 8).ok())
+            {
+                st.raw_mode = (st.raw_mode & !0o7777) | (m & 0o7777);
+            }
+            st
+        }),
         backup_file: reply.get("backup_file").map(str::to_string),
     })
 }

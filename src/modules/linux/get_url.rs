@@ -6,7 +6,8 @@
 //! the checksum, and installs it with `files::remote`'s install script (mode/owner/group,
 //! backup, atomic rename); identical content is dropped, so a re-download changes nothing.
 //! Scripts travel on stdin and credentials go to the downloader through its config on stdin
-//! (curl) or a private temporary rc file (wget): never on a command line, never in a result.
+//! (curl) or a private temporary rc file (wget), and the URL (which may hold `user:password@`)
+//! through curl's config or wget's `-i -` on stdin: never on a command line, never in a result.
 
 use crate::modules::Target;
 use std::time::Instant;
@@ -288,7 +289,8 @@ _gu_dl() {
     gu_code=$(printf '%s' "$gu_cfg" | curl -sS -L $gu_k -K - -o "$1" -w '%{http_code}' --connect-timeout "$gu_to" --speed-limit 1 --speed-time "$gu_to" 2>"$gu_e"); gu_rc=$?
   else
     gu_r=$(umask 077 && mktemp) && printf '%s' "$gu_wrc" > "$gu_r"
-    WGETRC=$gu_r wget -S -O "$1" -T "$gu_to" -t 1 -- "$gu_url" 2>"$gu_e"; gu_rc=$?
+    # The URL (which may carry user:password@) goes on stdin (-i -), never on the command line.
+    printf '%s\n' "$gu_url" | WGETRC=$gu_r wget -S -O "$1" -T "$gu_to" -t 1 -i - 2>"$gu_e"; gu_rc=$?
     rm -f -- "$gu_r"
     gu_code=$(sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$gu_e" | tail -n 1)
     [ -n "$gu_code" ] || gu_code=000
@@ -354,6 +356,9 @@ impl Module for GetUrl {
         let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
         if url.is_empty() || dest.is_empty() {
             return Err(ModError::msg("get_url needs `url` and `dest`"));
+        }
+        if url.contains(['\n', '\r']) {
+            return Err(ModError::msg("`url` must be a single line"));
         }
         let shown_url = mask_url(&url);
         let checksum = match arg_str(&args, "checksum").filter(|s| !s.is_empty()) {

@@ -54,7 +54,12 @@ fn secs(args: &Args, name: &str, default: u64) -> Result<u64, ModError> {
             .as_i64()
             .filter(|n| *n >= 0)
             .map(|n| n as u64)
-            .ok_or_else(|| ModError::msg(format!("`{name}` must be a number of seconds ≥ 0"))),
+            .ok_or_else(|| ModError::msg(format!("`{name}` must be a number of seconds ≥ 0")))
+            .and_then(|n| {
+                crate::value::whole_seconds(n, name)
+                    .map(|_| n)
+                    .map_err(ModError::msg)
+            }),
     }
 }
 
