@@ -86,7 +86,12 @@ impl Plan {
 
 /// What to install or remove, from the probed states.
 pub fn plan(probe: &Probe, args: &FeatureArgs) -> Result<Plan, String> {
-    let known = |n: &str| probe.features.iter().any(|f| f.name.eq_ignore_ascii_case(n));
+    let known = |n: &str| {
+        probe
+            .features
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(n))
+    };
     let missing: Vec<&str> = args
         .name
         .iter()
