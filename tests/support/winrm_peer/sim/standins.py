@@ -975,9 +975,10 @@ def run_agent(p: Proc, spec: dict) -> int:
     items = (nodes or {}).get("items") or []
     problem = flannel_problem(items, dist)
     with p.rt.lock:
-        node = _node_object(p.rt.state, spec, name, ip, server_version, items, token)
+        node = _node_object(p.rt.state, spec, name, ip, server_version, items, token, problem)
     try:
         st, doc = api("POST", base + "/api/v1/nodes", token, node, agent=dist)
+        created = st == 201
         if st == 409:
             patch = {"metadata": {"labels": node["metadata"]["labels"],
                                   "annotations": node["metadata"]["annotations"]},
@@ -992,14 +993,11 @@ def run_agent(p: Proc, spec: dict) -> int:
         cur = doc or node
         cidr = (cur.get("spec") or {}).get("podCIDR") or node["spec"].get("podCIDR")
         if problem:
-            conds = [c for c in (cur.get("status") or {}).get("conditions") or [] if c.get("type") != "Ready"]
-            ts = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            conds.append({"type": "Ready", "status": "False", "reason": "KubeletNotReady", "lastHeartbeatTime": ts,
-                          "lastTransitionTime": ts,
-                          "message": "container runtime network not ready: NetworkReady=false "
-                                     "reason:NetworkPluginNotReady message:" + problem})
-            api("PATCH", base + "/api/v1/nodes/%s/status" % name, token, {"status": {"conditions": conds}},
-                ctype="application/merge-patch+json", agent=dist)
+            if not created:  # an existing node: its Ready condition now says why
+                conds = [c for c in (cur.get("status") or {}).get("conditions") or [] if c.get("type") != "Ready"]
+                conds.append(_not_ready(problem))
+                api("PATCH", base + "/api/v1/nodes/%s/status" % name, token, {"status": {"conditions": conds}},
+                    ctype="application/merge-patch+json", agent=dist)
             p.event(src, "Error", 1, _klog("error", problem))
         else:
             api("POST", base + "/_double/nodes/%s/ready?status=True" % urllib.parse.quote(name), token, agent=dist)
@@ -1033,7 +1031,15 @@ def run_agent(p: Proc, spec: dict) -> int:
     return 0
 
 
-def _node_object(state, spec: dict, name: str, ip: str, version: str, nodes: list[dict], token: str) -> dict:
+def _not_ready(why: str) -> dict:
+    ts = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "lastHeartbeatTime": ts,
+            "lastTransitionTime": ts, "message": "container runtime network not ready: NetworkReady=false "
+            "reason:NetworkPluginNotReady message:" + why}
+
+
+def _node_object(state, spec: dict, name: str, ip: str, version: str, nodes: list[dict], token: str,
+                 problem: str | None = None) -> dict:
     """The Node a Windows Server 2022 kubelet registers (kubelet's initialNode + setNodeStatus)."""
     d = state.data
     comp = d["computer"]
@@ -1085,9 +1091,7 @@ def _node_object(state, spec: dict, name: str, ip: str, version: str, nodes: lis
                              ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available")):
         conds.append({"type": typ, "status": "False", "reason": reason, "message": msg, "lastHeartbeatTime": ts,
                       "lastTransitionTime": ts})
-    conds.append({"type": "Ready", "status": "False", "reason": "KubeletNotReady", "lastHeartbeatTime": ts,
-                  "lastTransitionTime": ts, "message": "container runtime network not ready: NetworkReady=false "
-                  "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized"})
+    conds.append(_not_ready(problem or "Network plugin returns error: cni plugin not initialized"))
     spec_obj = {"providerID": "%s://%s" % (dist, name)}
     if cidr:
         spec_obj.update(podCIDR=cidr, podCIDRs=[cidr])
