@@ -137,6 +137,23 @@ fn sim_state(peer: &WinrmPeer) -> Value {
     control(peer, "GET", "sim/state", "")
 }
 
+/// Polls the host's state until `done` holds.
+fn wait_state(peer: &WinrmPeer, done: impl Fn(&Value) -> bool) {
+    let t0 = Instant::now();
+    loop {
+        let st = sim_state(peer);
+        if done(&st) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the simulated host did not settle: {}",
+            st["standin_processes"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn run(w: &Work, inventory: &Path, pb: &Path) -> common::Run {
     w.mixop(&[
         "run",
@@ -184,6 +201,15 @@ fn k3s_agents_join_at_boot_and_a_wrong_token_is_in_the_event_log() {
     ));
     reboot(&good);
     reboot(&bad);
+    // The agents start with the boot and join (or fail) on their own threads: wait for both
+    // outcomes, so the playbook below sees a settled host.
+    wait_state(&good, |st| {
+        st["standin_processes"][r"task:\k3s-agent"]["node"] == "win1"
+            && st["hns_networks"].as_array().is_some_and(|n| !n.is_empty())
+    });
+    wait_state(&bad, |st| {
+        st["scheduled_tasks"][r"\k3s-agent"]["state"] == "Ready"
+    });
     let w = Work::new();
     let inv = w.write(
         "inventory.yml",

@@ -223,7 +223,7 @@ def test_k3s_agent_task_joins_a_ready_windows_node_and_stops_with_its_task(lab):
     nets = wait_for(lambda: host.state()["hns_networks"], what="HNS network")
     assert [(n["Name"], n["Type"], n["Subnets"][0]["AddressPrefix"]) for n in nets] == [
         ("flannel.4096", "Overlay", node["spec"]["podCIDR"])]
-    assert any("registered" in e["message"] for e in events(host, "k3s"))
+    wait_for(lambda: any("registered" in e["message"] for e in events(host, "k3s")), what="k3s registered entry")
     assert any("successfully booted" in e["message"] for e in events(host, "containerd"))
     # Stopping the task stops the agent: the node stays (NotReady/Unknown) until someone deletes it.
     ok(c.cmdlets(("Stop-ScheduledTask", {"TaskName": "k3s-agent"})))
