@@ -61,20 +61,28 @@ assemble_artifacts() {
       -e "s#@DOUBLE@#$double#" "$s/linux/server" > "$a.new/$dist/$dist"
     cp "$s/linux/$dist-install.sh" "$a.new/$dist/install.sh"
   done
-  cp "$s/windows/k3s.exe" "$a.new/k3s/k3s.exe"
-  for f in "$s"/windows/rke2*; do [ -e "$f" ] && cp "$f" "$a.new/rke2/"; done
-  chmod 755 "$a.new"/k3s/* "$a.new"/rke2/* 2>/dev/null || true
+  # The Windows stand-ins (tests/support/winrm_peer/README.md, "Stand-in programs") carry the
+  # version this folder was assembled with. RKE2's Windows files go to rke2/windows/, apart from
+  # the Linux server's rke2 and install.sh (playbooks/tasks/windows-rke2.yml copies only that).
+  { cat "$s/windows/k3s.exe"; printf 'version: %s\n' "$k3s_version"; } > "$a.new/k3s/k3s.exe"
+  mkdir -p "$a.new/rke2/windows"
+  { cat "$s/windows/rke2.exe"; printf 'version: %s\n' "$rke2_version"; } > "$a.new/rke2/windows/rke2.exe"
+  cp "$s/windows/rke2-install.ps1" "$a.new/rke2/windows/install.ps1"
+  cp "$s/windows/rke2-uninstall.ps1" "$a.new/rke2/windows/rke2-uninstall.ps1"
+  chmod 755 "$a.new"/k3s/* "$a.new"/rke2/rke2 "$a.new"/rke2/install.sh 2>/dev/null || true
   # containerd's Windows release archive has bin/containerd.exe, bin/ctr.exe, ...
   local t
   t=$(mktemp -d)
   mkdir -p "$t/bin"
-  cp "$s/windows/containerd.exe" "$s/windows/ctr.exe" "$t/bin/"
+  { cat "$s/windows/containerd.exe"; printf 'version: %s\n' "$containerd_version"; } > "$t/bin/containerd.exe"
+  { cat "$s/windows/ctr.exe"; printf 'version: %s\n' "$containerd_version"; } > "$t/bin/ctr.exe"
   tar -czf "$a.new/containerd/containerd-$containerd_version-windows-amd64.tar.gz" -C "$t" bin
   rm -rf "$t"
   cat > "$a.new/README" <<EOF
 Artifacts for the local lab (scripts/lab.sh). These are STAND-INS, not the real programs:
 k3s $k3s_version and RKE2 $rke2_version servers serve the project's Kubernetes API double;
-k3s.exe, rke2.exe and containerd.exe are understood by the simulated Windows workers.
+k3s.exe, rke2/windows/ (rke2.exe, install.ps1, rke2-uninstall.ps1) and containerd.exe are
+understood by the simulated Windows workers (tests/support/winrm_peer/README.md, "Stand-in programs").
 EOF
   rm -rf "$a"
   mv "$a.new" "$a"

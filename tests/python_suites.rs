@@ -35,3 +35,8 @@ fn winrm_peer_with_reference_clients() {
 fn kube_double_with_kubectl() {
     pytest("tests/python/test_kube_double.py");
 }
+
+#[test]
+fn simulated_windows_workers_join_the_api_double() {
+    pytest("tests/python/test_winrm_sim_cluster.py");
+}

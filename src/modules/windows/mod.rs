@@ -5,8 +5,11 @@
 
 mod command;
 mod setup;
+mod win_eventlog_info;
 mod win_feature;
+mod win_hns_network;
 mod win_ping;
+mod win_scheduled_task_stat;
 mod win_stat;
 
 use serde::Serialize;
@@ -22,6 +25,9 @@ pub static MODULES: &[&dyn Module] = &[
     &win_feature::WinFeature,
     &win_ping::WinPing,
     &win_stat::WinStat,
+    &win_eventlog_info::WinEventlogInfo,
+    &win_hns_network::WinHnsNetwork,
+    &win_scheduled_task_stat::WinScheduledTaskStat,
 ];
 
 /// A module's static script, built in.
@@ -47,6 +53,9 @@ const SCRIPTS: &[&Script] = &[
     &win_feature::SCRIPT,
     &win_ping::SCRIPT,
     &win_stat::SCRIPT,
+    &win_eventlog_info::SCRIPT,
+    &win_hns_network::SCRIPT,
+    &win_scheduled_task_stat::SCRIPT,
 ];
 
 impl Script {

@@ -368,6 +368,7 @@ class Command:
         self.synthetic = False
         self.record_info: dict | None = None
         self.on_done = None  # callable run once when done
+        self.skip_cmd_shell = False  # WINRS_SKIP_CMD_SHELL=TRUE: no cmd.exe between WinRS and the program
         self.reboot_after: float | None = None  # record mode: reboot this long after Done reaches the client
         self.created = time.time()
         self.skip_cmd_shell = False
@@ -1227,7 +1228,7 @@ class Soap:
                 peer.stats["injected"]["big"] += 1
         vlog("command %s in shell %s: %r" % (cid, sh.id, cmd.cmdline[:200]))
         skip_cmd = truthy(req.options.get("WINRS_SKIP_CMD_SHELL"))
-        cmd.skip_cmd_shell = skip_cmd
+        cmd.skip_cmd_shell = skip_cmd  # sim mode: a command line goes through cmd.exe unless this is set
         if peer.mode == "record":
             env = cmdexe.default_env(sh.owner)
             env.update(sh.env)

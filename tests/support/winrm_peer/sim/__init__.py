@@ -7,6 +7,7 @@
     sim/cmdlets.py   the cmdlet layer, written from Microsoft's cmdlet documentation
     sim/errors.py    CmdletError: failures shaped like PowerShell ErrorRecords
     sim/transfer.py  mixop's put/get scripts against the simulated disk
+    sim/standins.py  the lab's stand-in programs (k3s.exe, containerd.exe, RKE2) that join the API double
     sim/modules/     one handler file per module (win_ping.py, setup.py, win_feature.py, win_stat.py ...)
 """
 

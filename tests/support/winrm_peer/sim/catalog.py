@@ -269,3 +269,14 @@ DEFAULT_FIREWALL_RULES = [
     _rule("CoreNet-DHCP-In", "Core Networking - Dynamic Host Configuration Protocol (DHCP-In)", "Core Networking",
           "Inbound", "Allow", "UDP", ["68"], True, "Any", r"%SystemRoot%\system32\svchost.exe", ["67"]),
 ]
+
+
+# Classic event logs of a fresh Server 2022 host and some of the sources registered with them
+# (HKLM\SYSTEM\CurrentControlSet\Services\EventLog\<log>\<source>). Programs that write events
+# register their own source (EventCreate-style, as Go's eventlog.InstallAsEventCreate does).
+EVENT_LOGS = {
+    "Application": ["Application", "Application Error", "Application Hang", "MsiInstaller", "Windows Error Reporting",
+                    "Microsoft-Windows-Security-SPP", "Desktop Window Manager", "WSH"],
+    "System": ["EventLog", "Service Control Manager", "Microsoft-Windows-Kernel-General", "User32",
+               "Microsoft-Windows-Kernel-Power"],
+}

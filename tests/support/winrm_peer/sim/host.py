@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 
-from . import modules, transfer
+from . import modules, standins, transfer
 from .cmdlets import Cmdlets
 from .errors import CmdletError
 from .frames import Frame, FrameReader, encode_frame
@@ -233,6 +233,10 @@ class SimHost:
         self.scripts_dir = os.path.join(self.state.dir, "scripts")
         self.jsonl_lock = threading.Lock()
         self._sync_boot_from_state()
+        # The stand-in programs (sim/standins.py): the lab's k3s.exe, containerd.exe, RKE2 ...
+        self.runtime = standins.Runtime(self)
+        self.state.runtime = self.runtime
+        self.runtime.resume()
         _log("simulating %s (%s, build %s) from %s" % (
             self.state.data["computer"]["name"], self.state.data["computer"]["os_caption"],
             self.state.data["computer"]["build_number"], self.state.dir))
@@ -254,7 +258,7 @@ class SimHost:
         try:
             script = info.get("script")
             if not info.get("powershell") or not script:
-                return False
+                return self.runtime.start_command(cmd, info)
             if MARK_HOST.search(script):
                 PsHost(self, cmd, script, oneshot=False).start()
                 return True
@@ -265,6 +269,7 @@ class SimHost:
             if spec:
                 Transfer(self, cmd, script, spec).start()
                 return True
+            return self.runtime.start_command(cmd, info)
         except Exception:
             _log("start_command failed (left to record mode): %s" % traceback.format_exc())
         return False

@@ -144,6 +144,18 @@ def normalize(data: dict) -> dict:
     d["scheduled_tasks"] = tasks
     d.setdefault("startup_runs", [])
     d.setdefault("files", {})
+    # Classic event logs (Get-EventLog / Get-WinEvent) and the sources registered with them.
+    logs = d.get("event_log") or {}
+    for name in catalog.EVENT_LOGS:
+        logs.setdefault(name, [])
+    d["event_log"] = {k: list(v or []) for k, v in logs.items()}
+    sources = d.get("event_sources") or {}
+    for name, default in catalog.EVENT_LOGS.items():
+        sources.setdefault(name, list(default))
+    d["event_sources"] = {k: list(v or []) for k, v in sources.items()}
+    # Host Networking Service networks (Get-HnsNetwork), and what the stand-in programs are doing.
+    d["hns_networks"] = list(d.get("hns_networks") or [])
+    d["standin_processes"] = dict(d.get("standin_processes") or {})
     return d
 
 
@@ -400,6 +412,7 @@ class HostState:
         self.lock = threading.RLock()
         self._last_text = None
         self.fs = WinFS(self)
+        self.runtime = None  # sim.standins.Runtime: the stand-in programs (set by SimHost)
         if os.path.exists(self.path):
             try:
                 with open(self.path, encoding="utf-8") as fh:
@@ -469,10 +482,16 @@ class HostState:
 
     def replace(self, data: dict) -> None:
         with self.lock:
-            self.data = normalize(copy.deepcopy(data))
+            seed = (data or {}).get("seed_files") if isinstance(data, dict) else None
+            self.data = normalize(copy.deepcopy({k: v for k, v in data.items() if k != "seed_files"}))
+            if seed:
+                self.seed_disk(seed)
             self.save()
 
     def patch(self, over: dict) -> None:
         with self.lock:
-            self.data = normalize(deep_merge(self.data, over))
+            seed = over.get("seed_files")
+            self.data = normalize(deep_merge(self.data, {k: v for k, v in over.items() if k != "seed_files"}))
+            if seed:
+                self.seed_disk(seed)
             self.save()
