@@ -72,6 +72,8 @@ pub struct Stats {
     pub connections: AtomicU64,
     pub handshakes: AtomicU64,
     pub requests: AtomicU64,
+    /// Cleanup requests queued with `defer` and not answered yet.
+    pub deferred: AtomicU64,
 }
 
 pub type Reply = Result<soap::Response, soap::Fault>;
@@ -134,7 +136,10 @@ impl SessionHandle {
     /// Queues cleanup (the Signal after a command finished) to be sent when the connection
     /// has nothing else to do, e.g. while the next command's process starts on the host.
     pub fn defer(&self, req: soap::Request) {
-        let _ = self.tx.try_send(Job { req, reply: None });
+        self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(Job { req, reply: None }).is_err() {
+            self.stats.deferred.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Queues a request without waiting for it (cleanup that nobody awaits).
@@ -170,6 +175,7 @@ impl Session {
                 Err(mpsc::error::TryRecvError::Empty) => {
                     if let Some(req) = later.pop_front() {
                         let _ = self.roundtrip(req).await;
+                        self.stats.deferred.fetch_sub(1, Ordering::Relaxed);
                         continue;
                     }
                     match rx.recv().await {
@@ -185,6 +191,7 @@ impl Session {
                     // A connection that is never idle still gets its cleanup done.
                     if let Some(req) = later.pop_front() {
                         let _ = self.roundtrip(req).await;
+                        self.stats.deferred.fetch_sub(1, Ordering::Relaxed);
                     }
                 }
                 continue;
