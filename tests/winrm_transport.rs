@@ -174,7 +174,10 @@ impl Peer {
         }
     }
 
+    /// Ends a simulated reboot (started with a downtime longer than any test) and waits until
+    /// the host is back.
     fn wait_up(&self) {
+        self.op("up", json!({}));
         // The listener is bound (and queues connections) before `up` flips.
         wait_for("the peer to come back up", || {
             self.stats()["up"] == json!(true)
@@ -632,7 +635,9 @@ async fn reconnects_after_a_simulated_reboot() {
     // the reboot close its connection, the next command needs a new one.
     settle(&c).await;
     let sockets = peer.client_sockets();
-    peer.op("reboot", json!({"down_seconds": 1.5}));
+    // Down until the test brings it back (wait_up), so "while the host is down" holds however
+    // slow the machine is.
+    peer.op("reboot", json!({"down_seconds": 600}));
     wait_closed(&sockets);
     // While the host is down: unreachable, naming the address, port and scheme.
     let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
@@ -663,7 +668,7 @@ async fn reconnects_after_a_simulated_reboot() {
         .await
         .expect("the command did not start");
     let start = Instant::now();
-    peer.op("reboot", json!({"down_seconds": 1}));
+    peer.op("reboot", json!({"down_seconds": 600}));
     let e = t.await.unwrap().unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(10), "{e}");
     assert!(
