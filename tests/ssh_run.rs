@@ -158,18 +158,35 @@ fn sshd_killed_mid_run_fails_that_host_only() {
     let w = Work::new();
     let pb = w.write(
         "pb.yml",
-        "- hosts: lab\n  tasks:\n    - command: hostname\n    - pause: {seconds: 3}\n    - shell: echo done > /opt/done\n",
+        "- hosts: lab\n  tasks:\n    - command: hostname\n    - shell: touch /opt/waiting; until [ -e /opt/go ]; do sleep 0.05; done\n    - shell: echo done > /opt/done\n",
     );
     let inv = lab.inventory.clone();
-    let child = std::process::Command::new(common::mixop_bin())
+    let mut child = std::process::Command::new(common::mixop_bin())
         .args(["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()])
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Every host is inside the second task (waiting for /opt/go) when lab2's sshd is killed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    for h in ["lab1", "lab2", "lab3"] {
+        while lab.exec(h, "test -e /opt/waiting && echo yes") != "yes\n" {
+            if let Ok(Some(_)) = child.try_wait() {
+                let r = common::Run::from(child.wait_with_output().unwrap());
+                panic!("mixop ended before {h} reached the gate:\n{}", r.all());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{h} never reached the gate"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     lab.ctl(&["stop", "lab2", "--kill-sessions"]);
+    for h in ["lab1", "lab3"] {
+        lab.exec(h, "touch /opt/go");
+    }
     let out = child.wait_with_output().unwrap();
     let r = common::Run::from(out);
     assert!(r.code == 2 || r.code == 4, "{}", r.all());

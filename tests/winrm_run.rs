@@ -210,7 +210,9 @@ fn posix_modules_refuse_windows_hosts() {
     let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
-        r.stdout.contains("use `win_command` or `win_shell`"),
+        r.stdout.contains(
+            "`command` works on POSIX hosts only; this host uses winrm: use `win_command`"
+        ),
         "{}",
         r.all()
     );

@@ -273,6 +273,12 @@ impl WinrmConnection {
         )
     }
 
+    /// Cleanup requests (the Signal after each finished command) still queued or in flight;
+    /// they are sent when the connection is idle. Tests wait for 0 before injecting faults.
+    pub fn deferred_pending(&self) -> u64 {
+        self.session.stats.deferred.load(Ordering::Relaxed)
+    }
+
     fn check_open(&self) -> Result<(), ConnError> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(ConnError::failed(format!(

@@ -101,6 +101,8 @@ pub struct Stats {
     pub connections: AtomicU64,
     pub handshakes: AtomicU64,
     pub requests: AtomicU64,
+    /// Cleanup requests queued with `defer` and not answered yet.
+    pub deferred: AtomicU64,
 }
 
 pub type Reply = Result<soap::Response, soap::Fault>;
@@ -163,7 +165,10 @@ impl SessionHandle {
     /// Queues cleanup (the Signal after a command finished) to be sent when the connection
     /// has nothing else to do, e.g. while the next command's process starts on the host.
     pub fn defer(&self, req: soap::Request) {
-        let _ = self.tx.try_send(Job { req, reply: None });
+        self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(Job { req, reply: None }).is_err() {
+            self.stats.deferred.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Queues a request without waiting for it (cleanup that nobody awaits).
@@ -234,6 +239,7 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Job>) {
                     if let Some(req) = later.pop_front() {
                         let mut lane = idle.pop();
                         let _ = drive(ctx.roundtrip(&mut lane, req), &mut parked, &mut idle).await;
+                        ctx.stats.deferred.fetch_sub(1, Ordering::Relaxed);
                         give_back(&mut idle, parked.is_some(), lane);
                     }
                     continue;
@@ -263,6 +269,7 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Job>) {
                 if let Some(req) = later.pop_front() {
                     let mut lane = idle.pop();
                     let _ = drive(ctx.roundtrip(&mut lane, req), &mut parked, &mut idle).await;
+                    ctx.stats.deferred.fetch_sub(1, Ordering::Relaxed);
                     give_back(&mut idle, parked.is_some(), lane);
                 }
             }

@@ -487,6 +487,8 @@ class Peer:
         self.boot_filetime = filetime(self.boot_time_unix)
         self.down = False
         self.down_until = 0.0
+        self.coming_up = False
+        self.up_timer: threading.Timer | None = None
         self.reboot_pending: threading.Timer | None = None
         self.reboot_pending_at = 0.0
         self.conns: set = set()
@@ -806,9 +808,23 @@ class Peer:
         # --- end sim mode hook ---
         t = threading.Timer(down, self._come_up)
         t.daemon = True
+        with self.lock:
+            self.up_timer = t
         t.start()
 
-    def _come_up(self) -> None:
+    def come_up_now(self) -> bool:
+        """Ends a simulated reboot's downtime now (control op `up`); False if the host is up."""
+        with self.lock:
+            t, self.up_timer = self.up_timer, None
+        if t is not None:
+            t.cancel()
+        return self._come_up()
+
+    def _come_up(self) -> bool:
+        with self.lock:
+            if not self.down or self.coming_up:
+                return False
+            self.coming_up = True
         for attempt in range(50):
             try:
                 self.bind_listener(self.port)
@@ -818,7 +834,9 @@ class Peer:
                 time.sleep(0.1)
         with self.lock:
             self.down = False
+            self.coming_up = False
         log("simulated reboot: listener back on port %d" % self.port)
+        return True
 
     # ---- listener ------------------------------------------------------------------------
     def bind_listener(self, port: int) -> None:
@@ -2289,6 +2307,8 @@ def apply_control(peer: Peer, op: str, body) -> object:
         else:
             peer.reboot(None if down is None else float(down))
         return {"boot_time_filetime": peer.boot_filetime}
+    if op == "up":
+        return {"was_down": peer.come_up_now()}
     if op == "stats":
         return peer.snapshot()
     raise ValueError("unknown control op %r" % op)
