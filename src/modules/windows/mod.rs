@@ -5,9 +5,11 @@
 
 mod command;
 mod setup;
+mod win_copy;
 mod win_feature;
 mod win_ping;
 mod win_stat;
+pub mod winpath;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,6 +21,8 @@ use crate::powershell::{self, Request};
 pub static MODULES: &[&dyn Module] = &[
     &command::WinCommand,
     &command::WinShell,
+    &win_copy::WinCopy,
+    &win_copy::WinTemplate,
     &win_feature::WinFeature,
     &win_ping::WinPing,
     &win_stat::WinStat,
@@ -44,6 +48,7 @@ pub(crate) use script;
 /// Every module script, for the grammar test and the docs.
 const SCRIPTS: &[&Script] = &[
     &setup::SCRIPT,
+    &win_copy::SCRIPT,
     &win_feature::SCRIPT,
     &win_ping::SCRIPT,
     &win_stat::SCRIPT,
