@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::ParamType::*;
 use super::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, alias, arg_bool, arg_str,
-    choice, outcome, p, posix,
+    choice, outcome, p, posix, wait,
 };
 use crate::connection::Transport;
 use crate::value::to_text;
@@ -517,6 +517,7 @@ static WAIT_FOR_DEF: ModuleDef = ModuleDef {
         p("sleep", Int),
         p("connect_timeout", Int),
         p("search_regex", Str),
+        p("exclude_hosts", List),
         p("msg", Str),
     ],
     free_form: FreeForm::KeyValue,
@@ -534,75 +535,65 @@ impl Module for WaitFor {
         &WAIT_FOR_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let int = |k: &str, d: i64| args.get(k).and_then(Value::as_i64).unwrap_or(d).max(0) as u64;
-        let timeout = Duration::from_secs(int("timeout", 300));
-        let sleep = Duration::from_secs(int("sleep", 1)).max(Duration::from_millis(100));
-        tokio::time::sleep(Duration::from_secs(int("delay", 0))).await;
-        let state = arg_str(&args, "state").unwrap_or("started").to_string();
-        let want_present = matches!(state.as_str(), "started" | "present");
-        let probe = if let Some(port) = args.get("port").and_then(Value::as_u64) {
-            let host = arg_str(&args, "host").unwrap_or("127.0.0.1");
-            // bash's /dev/tcp needs no extra tools on the target.
-            format!(
-                "bash -c {} 2>/dev/null",
-                posix::quote(&format!("exec 3<>/dev/tcp/{host}/{port}"))
-            )
-        } else if let Some(path) = arg_str(&args, "path") {
-            match arg_str(&args, "search_regex") {
-                Some(re) => format!(
-                    "grep -Eq {} {} 2>/dev/null",
-                    posix::quote(re),
-                    posix::quote(path)
-                ),
-                None => format!("test -e {}", posix::quote(path)),
+        let w = wait::Wait::from_args(&args).map_err(ModError::msg)?;
+        let script = posix_wait_probe(&w);
+        wait::run(&w, wait::Family::Posix, || {
+            let script = script.clone();
+            async move {
+                let out = ctx.exec(script, None).await?;
+                Ok(parse_observation(&String::from_utf8_lossy(&out.stdout)))
             }
-        } else {
-            // Only a delay / timeout: sleep for it like Ansible.
-            tokio::time::sleep(timeout).await;
-            let mut r = outcome(false);
-            r.insert("elapsed".into(), timeout.as_secs().into());
-            return Ok(r);
-        };
-        let t0 = Instant::now();
-        loop {
-            let out = ctx.exec(probe.clone(), None).await?;
-            if (out.rc == 0) == want_present {
-                let mut r = outcome(false);
-                r.insert("elapsed".into(), t0.elapsed().as_secs().into());
-                r.insert("state".into(), state.into());
-                if let Some(path) = arg_str(&args, "path") {
-                    r.insert("path".into(), path.into());
-                }
-                if let Some(port) = args.get("port") {
-                    r.insert("port".into(), port.clone());
-                }
-                return Ok(r);
+        })
+        .await
+    }
+}
+
+/// One look at the condition, as a `sh` script printing `exists=`, `matched=` and `conn=`
+/// lines: a TCP connection with bash's /dev/tcp (no extra tools on the target), established
+/// connections to the port with `ss`, the path with `test -e`, its text with `grep -E`.
+fn posix_wait_probe(w: &wait::Wait) -> String {
+    if let Some(port) = w.port {
+        if w.state == wait::State::Drained {
+            return format!(
+                "ss -Htn state established {} 2>/dev/null | awk '{{print \"conn=\" $4}}'",
+                posix::quote(&format!("( sport = :{port} )"))
+            );
+        }
+        let connect = format!("exec 3<>/dev/tcp/{}/{port}", w.host);
+        return format!(
+            "if timeout {} bash -c {} 2>/dev/null; then echo exists=1; else echo exists=0; fi",
+            w.connect_timeout,
+            posix::quote(&connect)
+        );
+    }
+    let path = posix::quote(w.path.as_deref().unwrap_or_default());
+    let grep = match &w.search_regex {
+        Some(re) => format!(
+            "if grep -Eq -- {} {path} 2>/dev/null; then echo matched=1; else echo matched=0; fi; ",
+            posix::quote(re)
+        ),
+        None => String::new(),
+    };
+    format!("if [ -e {path} ]; then echo exists=1; {grep}else echo exists=0; fi")
+}
+
+/// The probe's lines as an observation; `conn=` addresses lose their port.
+fn parse_observation(out: &str) -> wait::Observation {
+    let mut o = wait::Observation::default();
+    for line in out.lines() {
+        match line.trim().split_once('=') {
+            Some(("exists", v)) => o.exists = v == "1",
+            Some(("matched", v)) => o.matched = Some(v == "1"),
+            Some(("conn", v)) if !v.is_empty() => {
+                let addr = v.rsplit_once(':').map(|(a, _)| a).unwrap_or(v);
+                let addr = addr.trim_start_matches('[').trim_end_matches(']');
+                let addr = addr.strip_prefix("::ffff:").unwrap_or(addr);
+                o.connections.push(addr.to_string());
             }
-            if t0.elapsed() >= timeout {
-                let what = arg_str(&args, "path")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| {
-                        format!(
-                            "{}:{}",
-                            arg_str(&args, "host").unwrap_or("127.0.0.1"),
-                            args.get("port").map(to_text).unwrap_or_default()
-                        )
-                    });
-                let msg = arg_str(&args, "msg")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| {
-                        format!(
-                            "Timeout when waiting for {what} to be {state} ({}s)",
-                            timeout.as_secs()
-                        )
-                    });
-                let mut result = outcome(false);
-                result.insert("elapsed".into(), t0.elapsed().as_secs().into());
-                return Err(ModError::Failed { msg, result });
-            }
-            tokio::time::sleep(sleep).await;
+            _ => {}
         }
     }
+    o
 }
 
 static SETUP_DEF: ModuleDef = ModuleDef {
@@ -765,4 +756,43 @@ fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String
     let mut r = outcome(false);
     r.insert("ansible_facts".into(), Value::Object(f));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(v: Value) -> wait::Wait {
+        wait::Wait::from_args(v.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn posix_wait_probes() {
+        let s = posix_wait_probe(&w(
+            serde_json::json!({"path": "/o'x", "search_regex": "a b"}),
+        ));
+        assert!(s.contains("[ -e '/o'\\''x' ]"), "{s}");
+        assert!(s.contains("grep -Eq -- 'a b' '/o'\\''x'"), "{s}");
+        let s = posix_wait_probe(&w(
+            serde_json::json!({"port": 22, "host": "h", "connect_timeout": 2}),
+        ));
+        assert!(
+            s.contains("timeout 2 bash -c 'exec 3<>/dev/tcp/h/22'"),
+            "{s}"
+        );
+        let s = posix_wait_probe(&w(serde_json::json!({"port": 22, "state": "drained"})));
+        assert!(
+            s.starts_with("ss -Htn state established '( sport = :22 )'"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn observations() {
+        let o = parse_observation("exists=1\nmatched=0\n");
+        assert!(o.exists && o.matched == Some(false));
+        let o =
+            parse_observation("conn=10.0.0.1:5555\nconn=[::ffff:10.0.0.2]:1\nconn=[fe80::1]:22\n");
+        assert_eq!(o.connections, vec!["10.0.0.1", "10.0.0.2", "fe80::1"]);
+    }
 }

@@ -10,6 +10,7 @@ mod linux;
 mod posix;
 pub mod source;
 mod url;
+pub mod wait;
 pub mod windows;
 
 use std::collections::HashMap;

@@ -64,7 +64,11 @@ pub enum CopySource {
 
 /// Resolves a copy task's source. `seps` are the separators that mark "a directory's contents"
 /// at the end of `src` (`/` on the controller; Windows users also write `\`).
-pub fn copy_source(ctx: &ModuleCtx<'_>, args: &Args, seps: &[char]) -> Result<CopySource, ModError> {
+pub fn copy_source(
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+    seps: &[char],
+) -> Result<CopySource, ModError> {
     if let Some(content) = args.get("content").filter(|v| !v.is_null()) {
         return Ok(CopySource::Inline(
             crate::value::arg_text(content).into_bytes(),
@@ -100,7 +104,10 @@ pub struct Rendered {
 }
 
 /// `newline_sequence` as Ansible accepts it (the real characters or their escapes).
-pub fn newline_sequence(arg: Option<&str>, default: &'static str) -> Result<&'static str, ModError> {
+pub fn newline_sequence(
+    arg: Option<&str>,
+    default: &'static str,
+) -> Result<&'static str, ModError> {
     match arg.unwrap_or(default) {
         "\n" | "\\n" => Ok("\n"),
         "\r\n" | "\\r\\n" => Ok("\r\n"),
@@ -156,7 +163,12 @@ pub enum Decision {
 
 /// The one copy decision: `dest_checksum` is the destination's SHA-1 when it is a regular file
 /// that may be compared (None when missing, or not comparable).
-pub fn decide(dest_exists: bool, dest_checksum: Option<&str>, src_checksum: &str, force: bool) -> Decision {
+pub fn decide(
+    dest_exists: bool,
+    dest_checksum: Option<&str>,
+    src_checksum: &str,
+    force: bool,
+) -> Decision {
     if dest_exists && !force {
         Decision::KeepExisting
     } else if dest_checksum == Some(src_checksum) {

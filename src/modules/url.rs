@@ -63,7 +63,6 @@ pub fn mask_url(url: &str) -> String {
     url.to_string()
 }
 
-
 /// The file name ansible.windows.win_get_url gives a download into a directory: the last
 /// segment of the URL's path, percent-decoded, or the host name when the path has none.
 pub fn win_url_filename(url: &str) -> String {
@@ -102,7 +101,10 @@ mod tests {
         assert_eq!(win_url_filename("http://u:p@h.example:8080/"), "h.example");
         assert_eq!(win_url_filename("https://h.example"), "h.example");
         assert_eq!(win_url_filename("http://[::1]:80/"), "::1");
-        assert_eq!(win_url_filename("http://h/d/%C3%A9t%C3%A9.zip"), "\u{e9}t\u{e9}.zip");
+        assert_eq!(
+            win_url_filename("http://h/d/%C3%A9t%C3%A9.zip"),
+            "\u{e9}t\u{e9}.zip"
+        );
         assert_eq!(mask_url("https://u:p@h:8/x@y"), "https://h:8/x@y");
         assert_eq!(mask_url("https://h/x"), "https://h/x");
         assert!(normalize_hex("AB:cd").is_ok_and(|h| h == "abcd"));

@@ -14,10 +14,10 @@ use serde_json::Value;
 
 use super::remote::{self, FileStat, Install, Kind, ProbeOpts, Staged};
 use super::{BUILTIN, ModeSpec, Wanted, add_path_info, content_diff, validate_command};
+use crate::modules::ParamType::*;
 use crate::modules::source::{
     self, Content, CopySource, Decision, MAX_DIFF_BYTES, file_name, walk_local,
 };
-use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, arg_bool, arg_str,
     outcome, p, posix, req,
@@ -183,7 +183,9 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         }));
     }
     // Without `follow`, a symlink at dest is always replaced by a file (Ansible).
-    let comparable = (req.follow || !is_link).then_some(probe.checksum.as_deref()).flatten();
+    let comparable = (req.follow || !is_link)
+        .then_some(probe.checksum.as_deref())
+        .flatten();
     let decision = source::decide(lstat.is_some(), comparable, &src_sum, req.force);
     if decision == Decision::KeepExisting {
         let mut r = outcome(false);

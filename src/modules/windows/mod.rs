@@ -6,9 +6,15 @@
 mod command;
 mod setup;
 mod win_copy;
+mod win_environment;
 mod win_feature;
+mod win_file;
+mod win_get_url;
+mod win_path;
 mod win_ping;
 mod win_stat;
+mod win_unarchive;
+mod win_wait_for;
 pub mod winpath;
 
 use serde::Serialize;
@@ -23,9 +29,15 @@ pub static MODULES: &[&dyn Module] = &[
     &command::WinShell,
     &win_copy::WinCopy,
     &win_copy::WinTemplate,
+    &win_environment::WinEnvironment,
     &win_feature::WinFeature,
+    &win_file::WinFile,
+    &win_get_url::WinGetUrl,
+    &win_path::WinPath,
     &win_ping::WinPing,
     &win_stat::WinStat,
+    &win_unarchive::WinUnarchive,
+    &win_wait_for::WinWaitFor,
 ];
 
 /// A module's static script, built in.
@@ -49,9 +61,15 @@ pub(crate) use script;
 const SCRIPTS: &[&Script] = &[
     &setup::SCRIPT,
     &win_copy::SCRIPT,
+    &win_environment::SCRIPT,
     &win_feature::SCRIPT,
+    &win_file::SCRIPT,
+    &win_get_url::SCRIPT,
+    &win_path::SCRIPT,
     &win_ping::SCRIPT,
     &win_stat::SCRIPT,
+    &win_unarchive::SCRIPT,
+    &win_wait_for::SCRIPT,
 ];
 
 impl Script {

@@ -50,7 +50,8 @@ if ($Mixop.phase -eq 'probe') {
 
 $p = $Mixop.plan
 foreach ($d in @($p.mkdirs)) {
-    if ($null -ne $d) { $null = [IO.Directory]::CreateDirectory([string]$d) }
+    # .NET resolves a relative path against the process directory, not PowerShell's location.
+    if ($null -ne $d) { $null = [IO.Directory]::CreateDirectory($ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath([string]$d)) }
 }
 $backup = $null
 if ($p.backup) {

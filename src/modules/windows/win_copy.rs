@@ -252,7 +252,12 @@ pub struct FileReq<'a> {
 }
 
 /// The paths the single-file plan needs to know about.
-pub fn file_queries(dest: &str, basename: Option<&str>, size: Option<u64>, diff: Option<u64>) -> Vec<Query> {
+pub fn file_queries(
+    dest: &str,
+    basename: Option<&str>,
+    size: Option<u64>,
+    diff: Option<u64>,
+) -> Vec<Query> {
     let mut q = vec![Query::sum(dest, size, diff)];
     if let Some(n) = basename {
         q.push(Query::sum(&join(dest, n), size, diff));
@@ -841,7 +846,10 @@ mod tests {
         assert_eq!(plan.mkdirs, vec!["C:\\new\\".to_string()]);
         // a file path whose directory is missing: Ansible refuses.
         let e = plan_file(&p, &req("C:\\new\\a.txt", Some("a.txt"), "abc")).unwrap_err();
-        assert!(e.contains("Destination directory 'C:\\new' does not exist"), "{e}");
+        assert!(
+            e.contains("Destination directory 'C:\\new' does not exist"),
+            "{e}"
+        );
         // the parent is a file
         let p = probe(vec![entry("C:\\f", true, false, Some("x"))]);
         let e = plan_file(&p, &req("C:\\f\\a.txt", None, "abc")).unwrap_err();
@@ -869,8 +877,15 @@ mod tests {
         let p = probe(vec![entry("C:\\", true, true, None)]);
         assert_eq!(plan_file(&p, &r).unwrap().backup, None);
         // A size mismatch means the host reported no checksum: written.
-        let p = probe(vec![entry("C:\\a.txt", true, false, None), entry("C:\\", true, true, None)]);
-        assert!(plan_file(&p, &req("C:\\a.txt", None, "new")).unwrap().changes());
+        let p = probe(vec![
+            entry("C:\\a.txt", true, false, None),
+            entry("C:\\", true, true, None),
+        ]);
+        assert!(
+            plan_file(&p, &req("C:\\a.txt", None, "new"))
+                .unwrap()
+                .changes()
+        );
     }
 
     #[test]
@@ -974,19 +989,53 @@ mod tests {
         assert_eq!(plan.uploads.len(), 1);
         // Nothing to do at all.
         let mut all = have.clone();
-        all.insert(key("sub\\empty"), Have { is_dir: true, checksum: None });
-        all.insert(key("sub\\changed.txt"), Have { is_dir: false, checksum: Some("new".into()) });
-        all.insert(key("sub\\new $f.txt"), Have { is_dir: false, checksum: Some("n".into()) });
+        all.insert(
+            key("sub\\empty"),
+            Have {
+                is_dir: true,
+                checksum: None,
+            },
+        );
+        all.insert(
+            key("sub\\changed.txt"),
+            Have {
+                is_dir: false,
+                checksum: Some("new".into()),
+            },
+        );
+        all.insert(
+            key("sub\\new $f.txt"),
+            Have {
+                is_dir: false,
+                checksum: Some("n".into()),
+            },
+        );
         let r = TreeReq { force: true, ..r };
         assert!(!plan_tree(&base_e, None, &all, &r).unwrap().changes());
         // Conflicts.
         let mut clash = have.clone();
-        clash.insert("sub".into(), Have { is_dir: false, checksum: None });
-        assert!(plan_tree(&base_e, None, &clash, &r).unwrap_err().contains("already a file"));
+        clash.insert(
+            "sub".into(),
+            Have {
+                is_dir: false,
+                checksum: None,
+            },
+        );
+        assert!(
+            plan_tree(&base_e, None, &clash, &r)
+                .unwrap_err()
+                .contains("already a file")
+        );
         let e = plan_tree(&entry("C:\\site", true, false, None), None, &have, &r).unwrap_err();
         assert!(e.contains("dest is already a file"), "{e}");
         // A missing base is created first.
-        let plan = plan_tree(&entry("C:\\site", false, false, None), None, &HashMap::new(), &r).unwrap();
+        let plan = plan_tree(
+            &entry("C:\\site", false, false, None),
+            None,
+            &HashMap::new(),
+            &r,
+        )
+        .unwrap();
         assert_eq!(plan.mkdirs[0], "C:\\site");
         assert_eq!(plan.uploads.len(), 3);
     }
