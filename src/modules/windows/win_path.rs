@@ -143,8 +143,8 @@ pub fn plan(current: &str, elements: &[String], state: &str) -> Plan {
                     changed = true;
                 }
                 Some(i) if last.is_some_and(|l| i < l) => {
-                    let moved = list.remove(i);
-                    list.push(moved);
+                    list.remove(i);
+                    list.push(el.clone());
                     last = Some(list.len() - 1);
                     changed = true;
                 }

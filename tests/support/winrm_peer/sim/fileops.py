@@ -12,6 +12,7 @@ import datetime
 import io
 import os
 import socket
+import stat
 import ssl
 import tarfile
 import time
@@ -19,7 +20,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
-from .errors import CmdletError, dotnet_method, path_not_found
+from .errors import CmdletError, dotnet_method, path_not_found  # noqa: F401 (dotnet_method is used by handlers)
 from .state import FsError
 
 PSC = "Microsoft.PowerShell.Commands."
@@ -207,7 +208,7 @@ def tar_exe(ps, argv: list[str]) -> tuple[int, str, str]:
                 lines.append(_tar_name(m))
             else:
                 when = datetime.datetime.fromtimestamp(m.mtime, datetime.timezone.utc).strftime("%b %d  %Y")
-                lines.append("%s  0 %-6s %-6s %8d %s %s" % (tarfile.filemode(m.mode), m.uname or m.uid,
+                lines.append("%s  0 %-6s %-6s %8d %s %s" % (stat.filemode(m.mode | (stat.S_IFDIR if m.isdir() else stat.S_IFREG)), m.uname or m.uid,
                                                              m.gname or m.gid, m.size, when, _tar_name(m)))
         return 0, "".join(x + "\r\n" for x in lines), ""
     base = chdir or "."
