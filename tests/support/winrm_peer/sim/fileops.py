@@ -92,6 +92,25 @@ def walk(ps, root: str) -> list[tuple[str, bool]]:
 
 
 # ================================================================================================
+# Set-ItemProperty on the environment keys (HKLM:\System\CurrentControlSet\Control\Session Manager\
+# Environment, HKCU:\Environment)
+# https://learn.microsoft.com/powershell/module/microsoft.powershell.management/set-itemproperty?view=powershell-5.1
+# A registry value name is case-insensitive and keeps the case it was created with; unlike
+# [Environment]::SetEnvironmentVariable, an empty string is stored (not a deletion).
+# ================================================================================================
+
+def set_environment_registry_value(ps, scope: str, name: str, value: str) -> None:
+    if not name:
+        raise CmdletError("Cannot bind argument to parameter 'Name' because it is an empty string.",
+                          "System.Management.Automation.ParameterBindingValidationException", "InvalidData",
+                          "ParameterArgumentValidationErrorEmptyStringNotAllowed," + PSC + "SetItemPropertyCommand",
+                          "Set-ItemProperty")
+    env = ps.d["environment"]["user" if str(scope).lower() == "user" else "machine"]
+    key = next((k for k in env if k.lower() == name.lower()), name)
+    env[key] = str(value)
+
+
+# ================================================================================================
 # Expand-Archive (Microsoft.PowerShell.Archive 1.0.1.0, the version Windows PowerShell 5.1 ships)
 # https://learn.microsoft.com/powershell/module/microsoft.powershell.archive/expand-archive?view=powershell-5.1
 # -LiteralPath must be an existing .zip file; the destination is created when missing; an existing

@@ -4,7 +4,7 @@ probe  args {"level": "machine"|"user"|"process", "names": [...]} ->
        {"variables": [{"name", "exists", "value"}]}   ([Environment]::GetEnvironmentVariable(name, level))
 apply  plan {"set": [{"name", "value"}], "remove": [name]} -> {"level"}
        ([Environment]::SetEnvironmentVariable(name, value, level); removal passes [NullString]::Value;
-        machine/user changes are broadcast with WM_SETTINGCHANGE, which the simulator only notes)
+        machine/user changes are broadcast with WM_SETTINGCHANGE, which has no effect on the model)
 """
 
 LEVELS = {"machine": "Machine", "user": "User", "process": "Process"}
@@ -32,7 +32,4 @@ def apply(ctx):
         ctx.ps.set_environment_variable(str(s["name"]), str(s["value"]), level)
     for n in plan.get("remove") or []:
         ctx.ps.set_environment_variable(str(n), None, level)
-    if level != "Process":
-        ctx.host.data.setdefault("environment_broadcasts", 0)
-        ctx.host.data["environment_broadcasts"] += 1
     return {"level": level}

@@ -6,6 +6,8 @@ probe  args {"name", "scope": "machine"|"user"} -> {"exists", "value"}
 apply  plan {"value"} -> {"value"}   (Set-ItemProperty -Type ExpandString, then WM_SETTINGCHANGE)
 """
 
+from .. import fileops
+
 SCOPES = {"machine": "Machine", "user": "User"}
 
 
@@ -20,13 +22,5 @@ def probe(ctx):
 
 def apply(ctx):
     value = str((ctx.plan or {}).get("value") or "")
-    name = str(ctx.arg("name", required=True))
-    scope = _scope(ctx)
-    env = ctx.host.data["environment"][scope.lower()]
-    # Set-ItemProperty keeps an existing value's name (registry names are case-insensitive) and, unlike
-    # SetEnvironmentVariable, writes an empty string rather than deleting the value.
-    key = next((k for k in env if k.lower() == name.lower()), name)
-    env[key] = value
-    ctx.host.data.setdefault("environment_broadcasts", 0)
-    ctx.host.data["environment_broadcasts"] += 1
+    fileops.set_environment_registry_value(ctx.ps, _scope(ctx), str(ctx.arg("name", required=True)), value)
     return {"value": value}
