@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use common::{Run, WinrmPeer, Work};
@@ -153,7 +153,7 @@ impl Ran {
     }
 }
 
-fn run(w: &Work, inv: &PathBuf, pb: &str, extra: &[&str]) -> Ran {
+fn run(w: &Work, inv: &Path, pb: &str, extra: &[&str]) -> Ran {
     let pb = w.path().join(pb);
     let mut args = vec![
         "run",
@@ -221,7 +221,7 @@ fn win_copy_and_win_template_are_idempotent_by_hash() {
       win_copy: {src: 'C:\app\app.conf', dest: 'C:\backup\', remote_src: true}
 "#,
     );
-    let odd_file = format!("C:\\app\\odd dir\\it's $x `b` n\u{e9} \u{540d}.txt");
+    let odd_file = "C:\\app\\odd dir\\it's $x `b` n\u{e9} \u{540d}.txt".to_string();
     let r = run(&w, &inv, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 8, "{}", r.all());
@@ -522,12 +522,15 @@ fn win_environment_and_win_path_set_machine_state() {
     assert!(!d["after"].as_str().unwrap().contains("k3s"), "{d}");
 }
 
+/// (path, request header lines) of every request, in order.
+type Hits = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
 /// A tiny HTTP/1.1 server on loopback: `/tool.bin` (changeable), `/secret.bin` behind Basic
 /// auth (a 401 challenge first). Counts the GETs per path and keeps the request headers seen.
 struct Http {
     port: u16,
     body: Arc<Mutex<Vec<u8>>>,
-    hits: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    hits: Hits,
 }
 
 impl Http {
@@ -535,7 +538,7 @@ impl Http {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let body = Arc::new(Mutex::new(b"tool v1\n".to_vec()));
-        let hits: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+        let hits: Hits = Arc::default();
         let expect = format!(
             "Basic {}",
             base64::Engine::encode(
