@@ -32,9 +32,14 @@ if ($Mixop.phase -eq 'probe') {
         }
     } else {
         if (-not $r.tar_exe) { return $r }
-        $names = @(& $tar -tf $full)
-        if ($LASTEXITCODE -ne 0) { throw "tar.exe could not list '$src' (exit code $LASTEXITCODE)" }
-        $verbose = @(& $tar -tvf $full)
+        # tar.exe may write to stderr: under 'Stop' Windows PowerShell 5.1 would make that a
+        # terminating error; the exit code says whether it failed.
+        $ErrorActionPreference = 'Continue'
+        $names = @(& $tar -tf $full 2>$null)
+        $rc = $LASTEXITCODE
+        $verbose = @(& $tar -tvf $full 2>$null)
+        $ErrorActionPreference = 'Stop'
+        if ($rc -ne 0) { throw "tar.exe could not list '$src' (exit code $rc)" }
         $r.verbose = $verbose
         $entries = @(foreach ($n in $names) { @{ name = [string]$n } })
     }
@@ -55,8 +60,12 @@ if ($p.extract) {
     if ([string]$a.format -eq 'zip') {
         Expand-Archive -LiteralPath $src -DestinationPath $destFull -Force
     } else {
-        $out = & $tar -xf $src -C $destFull 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "Error extracting '$src' to '$dest' using tar.exe (rc=$LASTEXITCODE): $out" }
+        $ErrorActionPreference = 'Continue'
+        $srcFull = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($src)
+        $out = (& $tar -xf $srcFull -C $destFull 2>&1 | ForEach-Object { [string]$_ }) -join ' '
+        $rc = $LASTEXITCODE
+        $ErrorActionPreference = 'Stop'
+        if ($rc -ne 0) { throw "Error extracting '$src' to '$dest' using tar.exe (rc=$rc): $out" }
     }
 }
 $removed = $false
