@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{WINDOWS, finish, list, script, typed_args};
 use crate::modules::ParamType::*;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, choice, p,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Param, Target, choice, p,
 };
 
 pub static SCRIPT: super::Script = script!("win_environment");
@@ -42,8 +42,6 @@ static DEF: ModuleDef = ModuleDef {
     ],
     required_one_of: &[&["name", "variables"]],
 };
-
-use crate::modules::Param;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EnvArgs {
