@@ -2,7 +2,7 @@
 //! (tree-sitter-powershell): no ERROR or MISSING nodes. PowerShell itself cannot run here, so
 //! this is the check that a script is at least well-formed.
 
-use mixop::connection::winrm::ps;
+use mixop::powershell::script as ps;
 
 fn problems(source: &str) -> Vec<String> {
     let mut parser = tree_sitter::Parser::new();

@@ -215,3 +215,109 @@ fn posix_modules_refuse_windows_hosts() {
         r.all()
     );
 }
+
+/// A one-host Windows inventory, with extra host variables.
+fn one_windows_host(peer: &WinrmPeer, extra: &str) -> String {
+    let host = peer.inventory_host("win1");
+    let host = match extra {
+        "" => host,
+        e => host.replacen("}\n", &format!(", {e}}}\n"), 1),
+    };
+    format!("all:\n  children:\n    windows:\n      hosts:\n{host}")
+}
+
+#[test]
+fn forty_commands_under_an_operations_quota_of_ten() {
+    // MaxConcurrentOperationsPerUser 10: every Command counts until its shell is deleted, a
+    // Signal does not give it back. Without rotation mixop meets the quota fault, deletes the
+    // idle shell and sends the Command again on a new one (as Ansible); with
+    // `mixop_winrm_commands_per_shell` below the quota it never meets it.
+    let tasks: String = (0..40)
+        .map(|i| format!("    - win_command: echo task{i}\n      register: r{i}\n"))
+        .collect();
+    let pb_text = format!(
+        "- hosts: windows\n  tasks:\n{tasks}    - copy:\n        dest: \"@OUT@/last\"\n        content: \"{{{{ r0.stdout }}}} {{{{ r39.stdout }}}}\"\n      delegate_to: localhost\n"
+    );
+    for (extra, faults, shells) in [("", 3, 4), ("mixop_winrm_commands_per_shell: 8", 0, 5)] {
+        let peer = WinrmPeer::start(&["--mode", "sh", "--max-operations", "10"]);
+        let w = Work::new();
+        let inv = w.write("inventory.yml", &one_windows_host(&peer, extra));
+        let pb = w.write("pb.yml", &pb_text);
+        let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+        r.ok();
+        assert_eq!(r.recap("win1").failed, 0, "{}", r.all());
+        assert_eq!(w.read("last"), "task0 task39");
+        let s = peer.stats();
+        assert_eq!(s["commands_started"], 40, "{extra}: {s}");
+        assert_eq!(
+            s["faults"]["QuotaMaxOperations"].as_u64().unwrap_or(0),
+            faults,
+            "{extra}: {s}"
+        );
+        assert_eq!(s["shells_created"], shells, "{extra}: {s}");
+        // Every shell is deleted by the end of the run (the last one when the connection closes).
+        assert_eq!(s["shells_open"], 0, "{extra}: {s}");
+    }
+}
+
+#[test]
+fn win_command_argv_reaches_the_program_exactly() {
+    let peer = WinrmPeer::start(&["--mode", "record"]);
+    let w = Work::new();
+    let inv = w.write("inventory.yml", &one_windows_host(&peer, ""));
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: windows
+  vars:
+    args: ['C:\Program Files\A\a.exe', 'x & y', '%USERNAME%', 'say "hi" ^ <now> | more', 'C:\dir with space\']
+  tasks:
+    - win_command:
+        argv: "{{ args }}"
+    - win_command:
+        argv: "{{ args }}"
+        chdir: 'C:\work dir & co'
+    - win_command: '"C:\Program Files\A\a.exe" "x & y" /q'
+    - win_command: '"C:\Program Files\A\a.exe" "x & y" /q'
+      args:
+        chdir: 'C:\work dir & co'
+      environment:
+        MIXOP_TEST: '1 & 2'
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    r.ok();
+    let recs = peer.records();
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    let args = serde_json::json!([
+        r"C:\Program Files\A\a.exe",
+        "x & y",
+        "%USERNAME%",
+        r#"say "hi" ^ <now> | more"#,
+        r"C:\dir with space\"
+    ]);
+    let quoted = serde_json::json!([r"C:\Program Files\A\a.exe", "x & y", "/q"]);
+    for (i, (argv, dir)) in [
+        (&args, None),
+        (&args, Some(r"C:\work dir & co")),
+        (&quoted, None),
+        (&quoted, Some(r"C:\work dir & co")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let rec = &recs[i];
+        assert_eq!(rec["skip_cmd_shell"], true, "{rec}");
+        assert_eq!(&rec["argv"], argv, "task {i}: {rec}");
+        assert_eq!(rec["working_directory"].as_str(), dir, "task {i}: {rec}");
+    }
+    assert_eq!(recs[3]["environment"]["MIXOP_TEST"], "1 & 2");
+    // The plain commands share the host's shell; the chdir ones had shells of their own.
+    assert_eq!(recs[0]["shell_id"], recs[2]["shell_id"]);
+    assert_ne!(recs[0]["shell_id"], recs[1]["shell_id"]);
+    let s = peer.stats();
+    assert_eq!(
+        (s["shells_created"].as_u64(), s["shells_open"].as_u64()),
+        (Some(3), Some(0)),
+        "{s}"
+    );
+}

@@ -262,7 +262,10 @@ async fn ntlm_encrypted_one_handshake_one_shell_for_20_commands() {
         "{s}"
     );
     assert_eq!(s["shells"][0]["codepage"], json!(65001), "{s}");
-    assert_eq!(s["shells"][0]["noprofile"], json!(true), "{s}");
+    // The user profile is loaded, as Ansible and pywinrm do (WINRS_NOPROFILE=FALSE).
+    assert_eq!(s["shells"][0]["noprofile"], json!(false), "{s}");
+    // Each command polled with one long Receive, not a flood of sub-second ones.
+    assert_eq!(n(&s["requests_by_action"]["Receive"]), 20, "{s}");
     let (conns, handshakes, _) = c.counters();
     assert_eq!((conns, handshakes), (1, 1));
     c.close().await;
@@ -390,8 +393,9 @@ async fn concurrent_commands_share_one_connection_and_shell() {
     let out = long.await.unwrap().unwrap();
     assert_eq!(out.stdout, b"long\n");
     let s = peer.stats();
-    assert_eq!(n(&s["handshakes"]), 1, "{s}");
-    assert_eq!(n(&s["connections_accepted"]), 1, "{s}");
+    // The long command's Receive kept a connection to itself; the others used a second one.
+    assert_eq!(n(&s["connections_accepted"]), 2, "{s}");
+    assert_eq!(n(&s["handshakes"]), 2, "{s}");
     assert_eq!(n(&s["shells_created"]), 1, "{s}");
     assert_eq!(n(&s["commands_started"]), 11, "{s}");
 }
@@ -509,14 +513,25 @@ async fn reconnects_after_idle_drop_and_injected_drops() {
     let e = c.exec(CommandSpec::new("echo c")).await.unwrap_err();
     assert!(e.message.contains("may or may not have started"), "{e}");
     assert_eq!(run(&c, "echo d").await.1, "d\n");
-    // A Receive dropped after the command started is resent (Receive is safe to repeat).
-    let c = std::sync::Arc::new(c);
+    // A Receive dropped after the command started is resent (Receive is safe to repeat). With
+    // a 1 s OperationTimeout the silent command polls once a second: once the first poll has
+    // timed out (the second is then waiting at the peer), the third one is dropped.
+    peer.quiesce();
+    let c = std::sync::Arc::new(
+        peer.connect_with(json!({"ansible_winrm_operation_timeout_sec": 1}))
+            .await,
+    );
     let c2 = c.clone();
-    let t = tokio::spawn(async move { c2.exec(CommandSpec::new("sleep 1; echo e")).await });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let t = tokio::spawn(async move { c2.exec(CommandSpec::new("sleep 3.5; echo e")).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n(&peer.stats()["faults"]["TimedOut"]) == 0 {
+        assert!(Instant::now() < deadline, "no Receive timed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     peer.op("drop_next", json!({"n": 1}));
     let out = t.await.unwrap().unwrap();
     assert_eq!(out.stdout, b"e\n");
+    assert_eq!(n(&peer.stats()["injected"]["drop"]), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,7 +861,7 @@ async fn file_transfer_5mb_with_hash_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powershell_helper_reaches_the_host_decoded() {
-    use mixop::connection::winrm::ps;
+    use mixop::powershell::script as ps;
     let peer = Peer::start(&["--mode", "record"]);
     let c = peer.connect().await;
     peer.op("rules", json!({"rules": [
@@ -876,6 +891,267 @@ async fn powershell_helper_reaches_the_host_decoded() {
             .contains("OpenStandardInput")
     );
     assert_eq!(recs[1]["stdin"].as_str(), Some(long.as_str()));
+}
+
+/// A connection with settings adjusted beyond what inventory variables offer.
+async fn connect_tuned(
+    peer: &Peer,
+    vars: Value,
+    tune: impl FnOnce(&mut mixop::connection::winrm::session::Settings),
+) -> WinrmConnection {
+    let mut settings = mixop::connection::winrm::settings_from_spec(&peer.spec(vars)).unwrap();
+    tune(&mut settings);
+    match WinrmConnection::with_settings(settings).await {
+        Ok(c) => c,
+        Err(e) => panic!("connect: {e}\npeer log:\n{}", peer.log()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shells_rotate_before_the_operations_quota() {
+    // MaxConcurrentOperationsPerUser 10: every Command counts until its shell is deleted.
+    let peer = Peer::start(&["--max-operations", "10"]);
+    let c = peer
+        .connect_with(json!({"mixop_winrm_commands_per_shell": 4}))
+        .await;
+    for i in 0..30 {
+        assert_eq!(run(&c, &format!("echo {i}")).await.1, format!("{i}\n"));
+    }
+    peer.quiesce();
+    let s = peer.stats();
+    assert_eq!(n(&s["faults"]["QuotaMaxOperations"]), 0, "{s}");
+    // 30 commands, 4 per shell: 8 shells, each deleted as soon as the next one took over.
+    assert_eq!(n(&s["shells_created"]), 8, "{s}");
+    assert_eq!(n(&s["shells_deleted"]), 7, "{s}");
+    assert_eq!(n(&s["shells_open"]), 1, "{s}");
+    assert_eq!(n(&s["operations"]["vagrant"]), 2, "{s}");
+    c.close().await;
+    assert_eq!(n(&peer.stats()["shells_open"]), 0);
+
+    // A retired shell stays while a command still runs on it, and goes when that one ends.
+    let peer = Peer::start(&[]);
+    let c = std::sync::Arc::new(
+        peer.connect_with(json!({"mixop_winrm_commands_per_shell": 3}))
+            .await,
+    );
+    let c2 = c.clone();
+    let long = tokio::spawn(async move { c2.exec(CommandSpec::new("sleep 1.5; echo long")).await });
+    for i in 0..4 {
+        assert_eq!(run(&c, &format!("echo {i}")).await.1, format!("{i}\n"));
+    }
+    let s = peer.stats();
+    assert_eq!(
+        (n(&s["shells_created"]), n(&s["shells_open"])),
+        (2, 2),
+        "{s}"
+    );
+    assert_eq!(long.await.unwrap().unwrap().stdout, b"long\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n(&peer.stats()["shells_deleted"]) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "retired shell not deleted: {}",
+            peer.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(n(&peer.stats()["shells_open"]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_fault_recreates_the_shell_and_retries_once() {
+    for form in ["wsman", "wmi"] {
+        let peer = Peer::start(&["--max-operations", "10", "--operations-fault", form]);
+        let c = peer.connect().await;
+        for i in 0..30 {
+            let (rc, out, _) = run(&c, &format!("echo {i}")).await;
+            assert_eq!((rc, out), (0, format!("{i}\n")), "{form}");
+        }
+        peer.quiesce();
+        let s = peer.stats();
+        // The 11th and 21st Commands hit the quota; each time the idle shell was deleted and
+        // the Command sent again on a new one.
+        assert_eq!(n(&s["faults"]["QuotaMaxOperations"]), 2, "{form}: {s}");
+        assert_eq!(
+            (n(&s["shells_created"]), n(&s["shells_deleted"])),
+            (3, 2),
+            "{form}: {s}"
+        );
+        assert_eq!(n(&s["commands_started"]), 30, "{form}: {s}");
+    }
+    // Another session of the same user holding the operations: one retry, then a clear error.
+    let peer = Peer::start(&["--max-operations", "3"]);
+    let hog = peer.connect().await;
+    for _ in 0..3 {
+        run(&hog, "true").await;
+    }
+    let c = peer.connect().await;
+    let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
+    assert!(e.message.contains("2150859174"), "{e}");
+    assert!(e.message.contains("MaxConcurrentOperationsPerUser"), "{e}");
+    assert_eq!(n(&peer.stats()["faults"]["QuotaMaxOperations"]), 2);
+    hog.close().await;
+    assert_eq!(run(&c, "echo freed").await.1, "freed\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_timed_out_carries_on_and_busy_is_retried() {
+    let peer = Peer::start(&[]);
+    let c = connect_tuned(&peer, json!({}), |s| {
+        s.busy_retry_delay = Duration::from_millis(50)
+    })
+    .await;
+    let data = random_bytes(1_000_000, 11);
+    peer.op("send_timeout", json!({"n": 2}));
+    peer.op("send_busy", json!({"n": 2}));
+    let mut spec = CommandSpec::new("sha256sum | cut -c1-64");
+    spec.stdin = Some(data.clone());
+    let out = c.exec(spec).await.unwrap();
+    // Nothing lost (the timed-out Sends were taken), nothing doubled (the busy ones were not).
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        sha256_hex(&data)
+    );
+    let s = peer.stats();
+    assert_eq!(
+        (n(&s["faults"]["TimedOut"]), n(&s["faults"]["SendBusy"])),
+        (2, 2),
+        "{s}"
+    );
+    // Busy three times in a row: the third refusal is the error.
+    peer.op("send_busy", json!({"n": 3}));
+    let mut spec = CommandSpec::new("cat");
+    spec.stdin = Some(b"x".to_vec());
+    let e = c.exec(spec).await.unwrap_err();
+    assert!(e.message.contains("cannot send input"), "{e}");
+    assert!(e.message.contains("WinRM fault 170"), "{e}");
+    assert_eq!(run(&c, "echo next").await.1, "next\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_waits_long_and_always_names_its_command() {
+    // The peer answers a Receive without CommandId with InvalidParameter (as Windows does), so
+    // every test here also checks that ours always carry it.
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    peer.quiesce();
+    peer.op("reset_stats", json!({}));
+    let start = Instant::now();
+    let (_, out, _) = run(&c, "sleep 2.5; echo late").await;
+    assert_eq!(out, "late\n");
+    assert!(start.elapsed() >= Duration::from_millis(2500));
+    let s = peer.stats();
+    // One Receive waited for the output: no sub-second polls timing out.
+    assert_eq!(n(&s["requests_by_action"]["Receive"]), 1, "{s}");
+    assert_eq!(n(&s["faults"]["TimedOut"]), 0, "{s}");
+    assert_eq!(n(&s["faults"]["InvalidParameter"]), 0, "{s}");
+
+    // Done without an exit code is not success.
+    peer.op("no_exit_code", json!({"n": 1}));
+    let e = c
+        .exec(CommandSpec::new("echo hi; exit 0"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("without an exit code"), "{e}");
+    assert_eq!(run(&c, "exit 3").await.0, 3);
+
+    // HTTP.sys answering instead of WinRM: its page is quoted, with what to check.
+    peer.quiesce();
+    peer.op("http503", json!({"n": 1}));
+    let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
+    assert!(
+        e.message
+            .contains("HTTP 503 to Command from the host's HTTP server, not from WinRM"),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .contains("Service Unavailable HTTP Error 503. The service is unavailable."),
+        "{e}"
+    );
+    assert!(e.message.contains("WinRM service is stopped"), "{e}");
+    peer.op("http503", json!({"n": 1, "status": 400}));
+    let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
+    assert!(
+        e.message
+            .contains("HTTP Error 400. The request hostname is invalid."),
+        "{e}"
+    );
+    assert_eq!(run(&c, "echo back").await.1, "back\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_run_without_cmd_exe() {
+    let peer = Peer::start(&["--mode", "record"]);
+    let c = peer.connect().await;
+    let argv = [
+        r"C:\Program Files\A\a.exe",
+        "x & y",
+        "%USERNAME%",
+        r#"say "hi" ^ <now>"#,
+        r"C:\dir with space\",
+    ];
+    let line = argv
+        .iter()
+        .map(|a| mixop::powershell::script::quote_arg(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    c.exec_program(CommandSpec::new(line.clone()), None)
+        .await
+        .unwrap();
+    let mut spec = CommandSpec::new(line.clone());
+    spec.env = vec![("GREETING".into(), "a & b %X%".into())];
+    c.exec_program(spec, Some(r"C:\work dir & more"))
+        .await
+        .unwrap();
+    peer.quiesce();
+    let recs = peer.records();
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    for r in &recs {
+        assert_eq!(r["skip_cmd_shell"], json!(true), "{r}");
+        assert_eq!(r["argv"], json!(argv), "{r}");
+        assert_eq!(r["command_line"], json!(line), "{r}");
+    }
+    assert_eq!(recs[0]["working_directory"], Value::Null);
+    // chdir and environment: a shell of its own, created with them and deleted afterwards.
+    assert_eq!(recs[1]["working_directory"], json!(r"C:\work dir & more"));
+    assert_eq!(recs[1]["environment"], json!({"GREETING": "a & b %X%"}));
+    assert_ne!(recs[0]["shell_id"], recs[1]["shell_id"]);
+    let s = peer.stats();
+    assert_eq!(
+        (n(&s["shells_created"]), n(&s["shells_deleted"])),
+        (2, 1),
+        "{s}"
+    );
+    // Through cmd.exe the same line would not reach the program intact.
+    c.exec(CommandSpec::new(line.clone())).await.unwrap();
+    let r = peer.records().pop().unwrap();
+    assert_eq!(r["skip_cmd_shell"], json!(false));
+    assert_ne!(r["argv"], json!(argv), "{r}");
+
+    // mixop_winrm_program_exec: powershell, for hosts that ignore WINRS_SKIP_CMD_SHELL.
+    let peer = Peer::start(&["--mode", "record", "--ignore-skip-cmd-shell"]);
+    let c = peer
+        .connect_with(json!({"mixop_winrm_program_exec": "powershell"}))
+        .await;
+    c.exec_program(CommandSpec::new(line.clone()), Some(r"C:\work"))
+        .await
+        .unwrap();
+    let r = peer.records().pop().unwrap();
+    let script = r["script"].as_str().unwrap_or_default();
+    assert!(
+        script.contains(r"$psi.FileName = 'C:\Program Files\A\a.exe'"),
+        "{script}"
+    );
+    let (_, args) = mixop::powershell::script::split_program(&line);
+    assert!(
+        script.contains(&format!("$psi.Arguments = '{args}'")),
+        "{script}"
+    );
+    assert!(
+        script.contains(r"$psi.WorkingDirectory = 'C:\work'"),
+        "{script}"
+    );
 }
 
 /// Per-command latency on one shell (sh mode, `exit 0`), 1 host and 8 hosts in parallel.

@@ -258,6 +258,22 @@ pub trait Connection: Send + Sync {
 
     /// Closes the connection (deletes shells, ends sessions). Idempotent.
     async fn close(&self);
+
+    /// Windows hosts: starts a program without cmd.exe. `spec.cmd` is the command line as the
+    /// program receives it (the program path then its arguments, quoted by the
+    /// CommandLineToArgvW rules, see `powershell::script::quote_arg`); `cwd` is its working directory.
+    /// Other transports have no such thing.
+    async fn exec_program(
+        &self,
+        spec: CommandSpec,
+        cwd: Option<&str>,
+    ) -> Result<CommandOutput, ConnError> {
+        let _ = (spec, cwd);
+        Err(ConnError::failed(format!(
+            "starting a program without a shell is only for Windows hosts (this one uses {})",
+            self.transport().as_str()
+        )))
+    }
 }
 
 /// Opens a connection for a host. Transports not built yet fail with a clear message.

@@ -930,7 +930,12 @@ impl Engine {
                 Some(t) if !crate::template::is_template(file) => {
                     // Already validated at load time; reload to own the tasks for this run.
                     let _ = t;
-                    match crate::playbook::load_task_file(&path, &self.templar, &[]) {
+                    match crate::playbook::load_task_file(
+                        &path,
+                        &self.templar,
+                        &[],
+                        &self.playbook_dir,
+                    ) {
                         Ok(t) => t,
                         Err(d) => {
                             self.include_failed(task, &group, &opts, &d.to_string());
@@ -938,7 +943,12 @@ impl Engine {
                         }
                     }
                 }
-                _ => match crate::playbook::load_task_file(&path, &self.templar, &[]) {
+                _ => match crate::playbook::load_task_file(
+                    &path,
+                    &self.templar,
+                    &[],
+                    &self.playbook_dir,
+                ) {
                     Ok(t) => t,
                     Err(d) => {
                         self.include_failed(task, &group, &opts, &d.to_string());

@@ -151,24 +151,37 @@ async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String) -> ModResul
         data
     });
     let strip = arg_bool(args, "strip_empty_ends", true);
-    let start = chrono::Local::now();
-    let t0 = Instant::now();
+    let clock = CommandClock::start();
     let out = ctx.exec(line, stdin).await?;
     let mut r = command_result(out.rc, &out.stdout, &out.stderr, strip);
     r.insert("cmd".into(), display_cmd);
-    r.insert(
-        "start".into(),
-        start.format("%Y-%m-%d %H:%M:%S%.6f").to_string().into(),
-    );
-    r.insert(
-        "end".into(),
-        chrono::Local::now()
-            .format("%Y-%m-%d %H:%M:%S%.6f")
-            .to_string()
-            .into(),
-    );
-    r.insert("delta".into(), format_delta(t0.elapsed()).into());
+    clock.stamp(&mut r);
     finish_rc(r)
+}
+
+/// Ansible's `start`, `end` and `delta` of a command result (POSIX and Windows commands).
+pub struct CommandClock {
+    start: chrono::DateTime<chrono::Local>,
+    t0: Instant,
+}
+
+impl CommandClock {
+    pub fn start() -> CommandClock {
+        CommandClock {
+            start: chrono::Local::now(),
+            t0: Instant::now(),
+        }
+    }
+
+    pub fn stamp(&self, r: &mut Map<String, Value>) {
+        const FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f";
+        r.insert("start".into(), self.start.format(FORMAT).to_string().into());
+        r.insert(
+            "end".into(),
+            chrono::Local::now().format(FORMAT).to_string().into(),
+        );
+        r.insert("delta".into(), format_delta(self.t0.elapsed()).into());
+    }
 }
 
 /// Ansible's `stdout`, `stdout_lines`, `stderr`, `stderr_lines`, `rc`, `changed: true`.

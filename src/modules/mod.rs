@@ -250,6 +250,25 @@ impl ModuleCtx<'_> {
         self.connection().await?.exec(spec).await
     }
 
+    /// Starts a Windows program without cmd.exe (see `Connection::exec_program`), with the
+    /// task's environment, timeout and output streaming; `cwd` is its working directory.
+    pub async fn exec_program(
+        &self,
+        cmdline: impl Into<String>,
+        stdin: Option<Vec<u8>>,
+        cwd: Option<&str>,
+    ) -> Result<CommandOutput, ConnError> {
+        let spec = CommandSpec {
+            cmd: cmdline.into(),
+            stdin,
+            env: self.env.clone(),
+            timeout: self.timeout,
+            become_: self.become_.clone(),
+            output: self.output.clone(),
+        };
+        self.connection().await?.exec_program(spec, cwd).await
+    }
+
     /// Finds a controller-side file given relative to the playbook (`files/`, `templates/`).
     pub fn find_local(&self, name: &str, subdir: &str) -> Result<PathBuf, ModError> {
         let path = Path::new(name);

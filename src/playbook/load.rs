@@ -147,16 +147,18 @@ pub fn load_playbook(path: &Path, templar: &Templar) -> Result<Playbook> {
     })
 }
 
-/// Loads a task file at run time (`include_tasks` with a templated name).
+/// Loads a task file at run time (`include_tasks` with a templated name). `playbook_dir` is
+/// searched for `src` files too, as at load time.
 pub fn load_task_file(
     path: &Path,
     templar: &Templar,
     inherited_tags: &[String],
+    playbook_dir: &Path,
 ) -> Result<Vec<Task>> {
     let mut loader = Loader {
         templar,
         stack: Vec::new(),
-        root: None,
+        root: Some(playbook_dir.to_path_buf()),
     };
     loader.task_file(path, inherited_tags, None)
 }

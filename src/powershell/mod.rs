@@ -5,11 +5,12 @@
 
 pub mod clixml;
 pub mod frame;
+pub mod script;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use crate::connection::winrm::ps::{encode, quote, quote_arg};
+pub use script::{encode, quote, quote_arg};
 
 /// The first line of the long-lived host's launcher (the simulator recognises it).
 pub const HOST_MARKER: &str = "# mixop-pshost v1";

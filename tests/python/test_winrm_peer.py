@@ -291,7 +291,7 @@ def record_peer(tmp_path_factory):
         "  stderr: 'boom'\n"
         "  rc: 7\n")
     p = PeerProc(tmp, "--mode", "record", "--record-log", str(tmp / "record.jsonl"), "--replies", str(rules),
-                 "--reboot-down", "1")
+                 "--reboot-down", "1", "--reboot-delay-cap", "2")
     p.record_log = str(tmp / "record.jsonl")
     yield p
     p.stop()
@@ -916,4 +916,210 @@ def test_record_rules_at_run_time_with_upload_hash_placeholders(record_peer):
     assert rc == 0 and res == {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
     assert record_peer.records()[-1]["stdin_bytes"] == len(lines)
     assert [run(p, shell, "powershell -Command flaky")[2] for _ in range(2)] == [1, 0]
+    p.close_shell(shell)
+
+
+# --------------------------------------------------------------------------------------------
+# Real Windows behaviour on request (WINRM-NOTES.md "Real Windows behaviour the first peer did
+# not model"): each mode checked with pywinrm and pypsrp.
+# --------------------------------------------------------------------------------------------
+
+MAX_OPERATIONS = 2150859174  # ERROR_WSMAN_QUOTA_MAX_OPERATIONS, 0x803381A6
+
+
+def test_operations_quota_counts_commands_until_the_shell_is_deleted(fresh_peer):
+    peer = fresh_peer("--max-operations", "3")
+    p = protocol(peer)
+    shell = p.open_shell()
+    for i in range(3):  # finished and signalled (pywinrm's cleanup_command): still counted
+        assert run(p, shell, "echo %d" % i)[0] == b"%d\n" % i
+    assert peer.stats()["operations"] == {USER: 3}
+    with pytest.raises(WSManFaultError) as ei:
+        p.run_command(shell, "true")
+    assert ei.value.wsman_fault_code == MAX_OPERATIONS and ei.value.fault_subcode == "w:QuotaLimit"
+    assert "maximum number of 3 concurrent operations" in ei.value.reason
+    # per user, across shells
+    other = p.open_shell()
+    with pytest.raises(WSManFaultError):
+        p.run_command(other, "true")
+    # another user has a quota of their own
+    q = winrm.Protocol(peer.url, transport="ntlm", username="LAB\\admin", password="Adm1n-pw")
+    qs = q.open_shell()
+    assert run(q, qs, "echo admin")[0] == b"admin\n"
+    q.close_shell(qs)
+    # only Delete gives the operations back
+    p.close_shell(shell)
+    assert run(p, other, "echo again")[0] == b"again\n"
+    p.close_shell(other)
+    st = peer.stats()
+    assert st["faults"]["QuotaMaxOperations"] == 2 and st["operations"] == {}
+
+    # pypsrp sees the same fault code
+    peer2 = fresh_peer("--max-operations", "1")
+    wsman = WSMan("127.0.0.1", port=peer2.port, username=USER, password=PASSWORD, ssl=False,
+                  auth="negotiate", cert_validation=False)
+    with WinRS(wsman) as ws:
+        Process(ws, "echo one").invoke()
+        with pytest.raises(PsrpFault) as ei:
+            Process(ws, "echo two").invoke()
+        assert ei.value.code == MAX_OPERATIONS
+
+
+def test_operations_quota_as_wmi_error(fresh_peer):
+    # The shape of pywinrm's test_exceptions.py: w:InternalError with p:MSFT_WmiError/error_Code,
+    # no WSManFault (what Ansible's winrm plugin checks).
+    peer = fresh_peer("--max-operations", "1", "--operations-fault", "wmi")
+    p = protocol(peer)
+    shell = p.open_shell()
+    run(p, shell, "true")
+    with pytest.raises(WSManFaultError) as ei:
+        p.run_command(shell, "true")
+    e = ei.value
+    assert (e.fault_subcode, e.wsman_fault_code, e.wmierror_code) == ("w:InternalError", None, 0x803381A6)
+    assert "concurrent operations" in e.reason
+    p.close_shell(shell)
+
+
+def test_receive_without_command_id_is_invalid_parameter(fresh_peer):
+    # pypsrp's test_winrs_fail_poll_process.yml: Windows answers w:InvalidParameter, code 87.
+    for tolerant in (False, True):
+        peer = fresh_peer(*(["--tolerate-missing-command-id"] if tolerant else []))
+        wsman = WSMan("127.0.0.1", port=peer.port, username=USER, password=PASSWORD, ssl=False,
+                      auth="negotiate", cert_validation=False)
+        with WinRS(wsman) as ws:
+            proc = Process(ws, "echo hi")
+            proc.begin_invoke()
+            if tolerant:
+                resp = ws.receive("stdout stderr")  # the shell's only command
+                assert resp[0] in ("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done",
+                                   "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running")
+            else:
+                with pytest.raises(PsrpFault) as ei:
+                    ws.receive("stdout stderr")
+                assert ei.value.code == 87 and ei.value.reason == "The parameter is incorrect."
+                assert ei.value.provider == "Shell cmd plugin"
+            proc.signal(SignalCode.TERMINATE)
+        assert peer.stats()["faults"].get("InvalidParameter", 0) == (0 if tolerant else 1)
+
+
+def test_send_timed_out_still_delivers_and_busy_does_not(fresh_peer):
+    peer = fresh_peer()
+    p = protocol(peer)
+    shell = p.open_shell()
+    cid = p.run_command(shell, "cat")
+    peer.control("send_timeout", {"n": 1})
+    with pytest.raises(WinRMOperationTimeoutError):  # what Ansible warns about and carries on from
+        p.send_command_input(shell, cid, b"first\n")
+    peer.control("send_busy", {"n": 1})
+    with pytest.raises(WSManFaultError) as ei:
+        p.send_command_input(shell, cid, b"second\n")
+    assert ei.value.wsman_fault_code == 170  # Ansible retries ERROR_BUSY
+    p.send_command_input(shell, cid, b"second\n", end=True)  # the retry
+    out, _, rc = p.get_command_output(shell, cid)
+    p.cleanup_command(shell, cid)
+    assert (out, rc) == (b"first\nsecond\n", 0)  # the timed-out input arrived, the busy one once
+    st = peer.stats()
+    assert st["injected"] == {"send_timeout": 1, "send_busy": 1}
+    assert st["faults"]["TimedOut"] == 1 and st["faults"]["SendBusy"] == 1
+    p.close_shell(shell)
+
+
+def test_done_without_exit_code(fresh_peer):
+    peer = fresh_peer("--no-exit-code", "1")
+    wsman = WSMan("127.0.0.1", port=peer.port, username=USER, password=PASSWORD, ssl=False,
+                  auth="negotiate", cert_validation=False)
+    with WinRS(wsman) as ws:
+        proc = Process(ws, "echo hi; exit 3")
+        proc.invoke()
+        assert proc.stdout == b"hi\n" and proc.rc is None  # Done, but no rsp:ExitCode
+        proc = Process(ws, "exit 3")
+        proc.invoke()
+        assert proc.rc == 3
+    p = protocol(peer)
+    peer.control("no_exit_code", {"n": 1})
+    with pytest.raises(StopIteration):  # pywinrm looks for the element unconditionally
+        p.get_command_output(*(lambda s: (s, p.run_command(s, "true")))(p.open_shell()))
+
+
+def test_http_sys_error_page(fresh_peer):
+    peer = fresh_peer()
+    p = protocol(peer)
+    shell = p.open_shell()
+    for status in (503, 400):
+        peer.control("http503", {"n": 1, "status": status})
+        with pytest.raises(WinRMTransportError) as ei:
+            p.run_command(shell, "true")
+        assert ei.value.code == status
+        text = {503: "HTTP Error 503. The service is unavailable.",
+                400: "HTTP Error 400. The request hostname is invalid."}[status]
+        assert text in ei.value.response_text and ei.value.response_text.startswith("<!DOCTYPE HTML")
+        # HTTP.sys answered, not WinRM: the shell and a new connection are fine
+        assert run(protocol(peer), shell, "echo after")[0] == b"after\n"
+    assert peer.stats()["injected"] == {"http503": 2}
+
+
+def test_cmd_exe_model_gives_the_argv_a_program_receives(fresh_peer, tmp_path):
+    log = tmp_path / "records.jsonl"
+    peer = fresh_peer("--mode", "record", "--record-log", str(log))
+    p = protocol(peer)
+    shell = p.open_shell(codepage=65001)
+    exe = r'"C:\Program Files\A\a.exe"'
+    line = exe + r' "x & y" "%USERNAME%" "say \"hi\" ^ <now>"'
+    want = [r"C:\Program Files\A\a.exe", "x & y", "%USERNAME%", 'say "hi" ^ <now>']
+
+    def record(command, skip):
+        cid = p.run_command(shell, command, skip_cmd_shell=skip)
+        out, _, rc = p.get_command_output(shell, cid)
+        p.cleanup_command(shell, cid)
+        return peer.records()[-1], out
+
+    # WINRS_SKIP_CMD_SHELL=TRUE: CreateProcess gets the line; CommandLineToArgvW splits it.
+    r, _ = record(line, True)
+    assert r["skip_cmd_shell"] is True and r["cmd"] is None and r["argv"] == want
+    # Through cmd.exe: the first and last quote are stripped (more than two quotes), `&` splits the
+    # line, %USERNAME% is expanded: the program is not even the one asked for.
+    r, _ = record(line, False)
+    assert r["cmd"]["quotes_stripped"] is True
+    assert r["argv"][0] == r"C:\Program" and r["argv"] != want
+    assert [s["op"] for s in r["cmd"]["segments"]][0] == "&"
+    # Exactly two quotes around an executable path with spaces: kept.
+    r, _ = record(exe + " /all", False)
+    assert r["argv"] == [r"C:\Program Files\A\a.exe", "/all"] and r["cmd"]["quotes_stripped"] is False
+    # %VAR% expansion and carets, and cmd's own echo
+    r, out = record("cmd.exe /d /c echo %USERNAME% a^^b", True)
+    assert out == b"vagrant a^b\r\n" and r["builtin"] == "cmd_echo"
+    r, out = record("cmd.exe /d /c echo a^^b", False)  # parsed twice: the outer cmd eats a caret
+    assert out == b"ab\r\n"
+    # `set "K=V"&& ` prefixes and `cd /d` do not hide the program
+    r, _ = record(r'set "A=1"&& cd /d "C:\x y" && ' + exe + ' "p q"', False)
+    assert r["argv"] == [r"C:\Program Files\A\a.exe", "p q"]
+    assert [s["builtin"] for s in r["cmd"]["segments"]] == ["set", "cd", None]
+    # The shell's working directory and environment are in the record.
+    p2 = winrm.Protocol(peer.url, transport="ntlm", username=USER, password=PASSWORD)
+    s2 = p2.open_shell(working_directory=r"C:\work dir", env_vars={"GREETING": "hi there"})
+    cid = p2.run_command(s2, "cmd.exe /c echo %GREETING%")
+    out, _, _ = p2.get_command_output(s2, cid)
+    assert out == b"hi there\r\n"
+    r = peer.records()[-1]
+    assert r["working_directory"] == r"C:\work dir" and r["environment"] == {"GREETING": "hi there"}
+    p2.close_shell(s2)
+    # pypsrp's no_shell sends the executable and each argument as they are: unquoted, the path splits.
+    wsman = WSMan("127.0.0.1", port=peer.port, username=USER, password=PASSWORD, ssl=False,
+                  auth="negotiate", cert_validation=False)
+    with WinRS(wsman) as ws:
+        Process(ws, r"C:\Program Files\A\a.exe", ["x & y"], no_shell=True).invoke()
+    assert peer.records()[-1]["argv"] == [r"C:\Program", r"Files\A\a.exe", "x", "&", "y"]
+    p.close_shell(shell)
+    assert json.loads(log.read_text().splitlines()[0])["argv"] == want
+
+
+def test_hosts_that_ignore_skip_cmd_shell(fresh_peer):
+    peer = fresh_peer("--mode", "record", "--ignore-skip-cmd-shell")
+    p = protocol(peer)
+    shell = p.open_shell()
+    cid = p.run_command(shell, r'"C:\Program Files\A\a.exe" "x & y"', skip_cmd_shell=True)
+    p.get_command_output(shell, cid)
+    r = peer.records()[-1]
+    assert r["skip_cmd_shell"] is True and r["cmd"]["quotes_stripped"] is True
+    assert r["argv"][0] == r"C:\Program"
     p.close_shell(shell)

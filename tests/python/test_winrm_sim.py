@@ -29,7 +29,7 @@ from winrm.exceptions import WinRMOperationTimeoutError
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEER_DIR = os.path.join(ROOT, "tests", "support", "winrm_peer")
 PEER = os.environ.get("WINRM_PEER") or os.path.join(PEER_DIR, "peer.py")
-PS_RS = os.path.join(ROOT, "src", "connection", "winrm", "ps.rs")
+PS_RS = os.path.join(ROOT, "src", "powershell", "script.rs")
 sys.path.insert(0, PEER_DIR)
 
 from sim.frames import KINDS, FrameReader, encode_frame, parse_frames  # noqa: E402
@@ -217,7 +217,7 @@ def test_pshost_ready_then_one_res_per_req_with_frames_split_anywhere(sim):
                                     "args": {"data": "ünïcode ☃"}}).replace(b"\n", b"\r\n"),
             b"MIXOP1 REQ 3 8\nnot-b64!\n",  # bad payload: answered, host keeps running
             b"MIXOP1 REQ 4 4\nbnVsbA==\n",  # wrong length
-            b"garbage line\n",
+            b"garbage line\n",  # not a frame: skipped, as the real wrapper does
             encode_frame("REQ", 5, {"id": 5, "module": "win_ping", "phase": "nope"}),
             encode_frame("REQ", 6, {"id": 6, "module": "win_ping", "phase": "run", "args": {"data": "crash"},
                                     "script": "param($Mixop)\nif ($d -eq 'crash') { throw 'boom' }"}),
@@ -237,24 +237,24 @@ def test_pshost_ready_then_one_res_per_req_with_frames_split_anywhere(sim):
     frames = parse_frames(proc.stdout)
     assert [f.error for f in frames] == [None] * len(frames)
     assert [(f.kind, f.id) for f in frames] == [("READY", 0), ("RES", 1), ("RES", 2), ("RES", 3), ("RES", 4),
-                                                ("RES", 0), ("RES", 5), ("RES", 6), ("RES", 7)]
+                                                ("RES", 5), ("RES", 6), ("RES", 7)]
     assert proc.stdout.count(b"\r\n") == 0  # the host writes \n
     ready = frames[0].payload
     assert ready["ps_version"] == "5.1.20348.2849" and ready["host"] == "WIN-SIM2022" and ready["pid"] % 4 == 0
     assert frames[1].payload == {"id": 1, "ok": True, "result": {"ping": "pong"}, "warnings": [],
                                  "duration_ms": frames[1].payload["duration_ms"]}
     assert frames[2].payload["result"] == {"ping": "ünïcode ☃"}
-    for f in frames[3:7]:
+    for f in frames[3:6]:
         assert f.payload["ok"] is False and f.payload["exception"] == "mixop.BadRequest", f.payload
-    boom = frames[7].payload
+    boom = frames[6].payload
     assert (boom["ok"], boom["msg"], boom["exception"], boom["line"]) == (
         False, "boom", "System.Management.Automation.RuntimeException", 2)
-    assert frames[8].payload["ok"] is True
+    assert frames[7].payload["ok"] is True
     log = [json.loads(x) for x in open(os.path.join(peer.state_dir, "scripts.jsonl"), encoding="utf-8")]
-    assert len(log) == 8 and {"time", "module", "phase", "args", "plan", "script_sha256", "check_mode", "env",
+    assert len(log) == 7 and {"time", "module", "phase", "args", "plan", "script_sha256", "check_mode", "env",
                               "ok"} <= set(log[0])
     rec = [r for r in peer.get("records") if r["builtin"] == "sim_pshost"]
-    assert len(rec) == 1 and rec[0]["rc"] == 0 and rec[0]["sim"]["requests"] == 8
+    assert len(rec) == 1 and rec[0]["rc"] == 0 and rec[0]["sim"]["requests"] == 7
 
 
 def test_oneshot_and_unknown_module_and_pwsh_start_cost(sim):
@@ -564,15 +564,15 @@ def test_reboot_by_shutdown_runs_startup_tasks_and_automatic_services(sim):
 # --------------------------------------------------------------------------------------------
 
 def rust_script(fn: str) -> str:
-    """The format string of ps.rs `fn` as a Python format string."""
+    """The format string of script.rs `fn` as a Python format string."""
     src = open(PS_RS, encoding="utf-8").read()
     m = re.search(r"pub fn %s\(.*?format!\(\s*r#\"(.*?)\"#," % fn, src, re.S)
-    assert m, "ps.rs: %s not found" % fn
+    assert m, "script.rs: %s not found" % fn
     return m.group(1)  # Rust's format! syntax ({{ }} escapes, {name} fields) is Python's str.format syntax
 
 
 def ps_quote(s: str) -> str:
-    """ps.rs quote(): a single-quoted literal, quote characters (' and U+2018..U+201B) doubled."""
+    """script.rs quote(): a single-quoted literal, quote characters (' and U+2018..U+201B) doubled."""
     return "'" + "".join(c * 2 if c in "'\u2018\u2019\u201a\u201b" else c for c in s) + "'"
 
 

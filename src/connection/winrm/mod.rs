@@ -3,14 +3,15 @@
 //!
 //! Layers, bottom up: `http` owns one TCP/TLS connection; `auth` does NTLM (sspi) and Basic;
 //! `encryption` frames sealed bodies; `soap` renders and parses envelopes; `session` is the
-//! per-host request queue that owns the authenticated connection and reconnects; `shell` runs
-//! commands on the one WinRS shell of the host; `ps` builds PowerShell command lines.
+//! per-host request queue that owns the authenticated connections and reconnects; `shell` runs
+//! commands on the host's WinRS shell (rotated before the operations quota) or, for a working
+//! directory or environment of their own, in a shell created for them; `ps` builds PowerShell
+//! command lines and quotes program arguments.
 
 pub mod auth;
 pub mod encryption;
 pub mod http;
 pub mod process;
-pub mod ps;
 pub mod pshost;
 pub mod session;
 pub mod shell;
@@ -30,13 +31,17 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use self::http::{Endpoint, Scheme};
-use self::session::{AuthKind, SessionHandle, Settings};
-use self::shell::{Shell, Stdin};
+use self::session::{AuthKind, ProgramExec, SessionHandle, Settings};
+use self::shell::{RunOptions, Shell, Stdin};
 use self::soap::StreamKind;
 use super::{CommandOutput, CommandSpec, ConnError, ConnSpec, Connection, OutputChunk, Transport};
+use crate::powershell::script as ps;
 
 /// Default MaxEnvelopeSize, as pywinrm and Ansible use.
 pub const MAX_ENVELOPE: usize = 153_600;
+/// Commands per shell before it is rotated: below MaxConcurrentOperationsPerUser (1500 by
+/// default), with room for another session of the same user (WinRb/WinRM rotates at 1498).
+pub const COMMANDS_PER_SHELL: u64 = 1400;
 /// Output kept per stream of one `exec`; more fails the command (and terminates it) rather
 /// than growing without bound.
 pub const MAX_CAPTURE: usize = 64 * 1024 * 1024;
@@ -169,6 +174,32 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
     let path = spec
         .var_str("ansible_winrm_path")
         .unwrap_or_else(|| "/wsman".into());
+    let noprofile = match spec.vars.get("mixop_winrm_noprofile") {
+        None | Some(Value::Null) => false,
+        Some(v) => crate::value::as_bool(v).ok_or_else(|| {
+            bad(format!(
+                "mixop_winrm_noprofile: {} is not a boolean",
+                crate::value::to_text(v)
+            ))
+        })?,
+    };
+    let commands_per_shell = spec
+        .var_u64("mixop_winrm_commands_per_shell")
+        .filter(|n| *n > 0)
+        .unwrap_or(COMMANDS_PER_SHELL);
+    let program_exec = match spec
+        .var_str("mixop_winrm_program_exec")
+        .map(|s| s.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("winrs") => ProgramExec::Winrs,
+        Some("powershell") => ProgramExec::PowerShell,
+        Some(other) => {
+            return Err(bad(format!(
+                "mixop_winrm_program_exec: {other:?} is not winrs or powershell"
+            )));
+        }
+    };
     Ok(Settings {
         host: spec.host.clone(),
         endpoint: Endpoint {
@@ -187,8 +218,12 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         operation_timeout,
         read_timeout,
         max_envelope: MAX_ENVELOPE,
-        receive_poll: Duration::from_secs(1),
-        shared_receive_poll: Duration::from_millis(250),
+        receive_poll: operation_timeout,
+        shared_receive_poll: Duration::from_secs(1),
+        noprofile,
+        commands_per_shell,
+        busy_retry_delay: Duration::from_secs(2),
+        program_exec,
     })
 }
 
@@ -251,6 +286,7 @@ impl WinrmConnection {
     async fn run_collect(
         &self,
         cmdline: &str,
+        opts: &RunOptions,
         stdin: Stdin,
         live: Option<mpsc::UnboundedSender<OutputChunk>>,
     ) -> Result<CommandOutput, ConnError> {
@@ -276,10 +312,29 @@ impl WinrmConnection {
                 }
                 Ok(())
             };
-            self.shell.run(cmdline, stdin, &mut sink).await?
+            self.shell.run_with(cmdline, opts, stdin, &mut sink).await?
         };
         out.rc = rc;
         Ok(out)
+    }
+
+    /// Bounds a command by the task's timeout. Dropping the command's future signals terminate
+    /// for it on the host (and deletes a shell of its own).
+    async fn with_timeout(
+        &self,
+        timeout: Option<Duration>,
+        run: impl std::future::Future<Output = Result<CommandOutput, ConnError>>,
+    ) -> Result<CommandOutput, ConnError> {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
+                ConnError::timeout(format!(
+                    "{}: command timed out after {}s and was terminated",
+                    self.host,
+                    t.as_secs_f32()
+                ))
+            })?,
+            None => run.await,
+        }
     }
 
     /// Uploads through the put script, with `stdin` carrying base64 lines of the content.
@@ -291,7 +346,9 @@ impl WinrmConnection {
                 self.host
             )));
         }
-        let out = self.run_collect(&cmd.cmdline, stdin, None).await?;
+        let out = self
+            .run_collect(&cmd.cmdline, &RunOptions::default(), stdin, None)
+            .await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let reported = stdout
             .lines()
@@ -387,17 +444,59 @@ impl Connection for WinrmConnection {
         }
         let cmdline = format!("{}{}", env_prefix(&spec.env)?, spec.cmd);
         let stdin = spec.stdin.map(Stdin::Bytes).unwrap_or(Stdin::None);
-        let run = self.run_collect(&cmdline, stdin, spec.output);
-        match spec.timeout {
-            // Dropping `run` signals terminate for the command on the host.
-            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
-                ConnError::timeout(format!(
-                    "{}: command timed out after {}s and was terminated",
-                    self.host,
-                    t.as_secs_f32()
-                ))
-            })?,
-            None => run.await,
+        let opts = RunOptions::default();
+        let run = self.run_collect(&cmdline, &opts, stdin, spec.output);
+        self.with_timeout(spec.timeout, run).await
+    }
+
+    async fn exec_program(
+        &self,
+        spec: CommandSpec,
+        cwd: Option<&str>,
+    ) -> Result<CommandOutput, ConnError> {
+        self.check_open()?;
+        if spec.become_.is_some() {
+            return Err(ConnError::failed(format!(
+                "{}: become is not supported on WinRM hosts",
+                self.host
+            )));
+        }
+        let settings = &self.session.settings;
+        let stdin = spec.stdin.map(Stdin::Bytes).unwrap_or(Stdin::None);
+        match settings.program_exec {
+            ProgramExec::Winrs => {
+                // No cmd.exe: the line goes to CreateProcess as it is. WinRS has no
+                // per-command working directory or environment, so a command that needs them
+                // gets a shell of its own created with them (rsp:WorkingDirectory,
+                // rsp:Environment) and deleted afterwards: two cheap requests, and nothing
+                // goes through cmd.exe's parsing (`cd /d … &&` would).
+                let own_shell =
+                    (cwd.is_some() || !spec.env.is_empty()).then(|| soap::ShellOptions {
+                        noprofile: settings.noprofile,
+                        working_directory: cwd.map(str::to_string),
+                        environment: spec.env.clone(),
+                    });
+                let opts = RunOptions {
+                    skip_cmd_shell: true,
+                    own_shell,
+                };
+                let run = self.run_collect(&spec.cmd, &opts, stdin, spec.output);
+                self.with_timeout(spec.timeout, run).await
+            }
+            ProgramExec::PowerShell => {
+                let script = ps::program_script(&spec.cmd, cwd, &spec.env);
+                let cmd = ps::command(&script);
+                if cmd.stdin.is_some() {
+                    return Err(ConnError::failed(format!(
+                        "{}: the command line is too long to start through PowerShell \
+                         (mixop_winrm_program_exec: powershell)",
+                        self.host
+                    )));
+                }
+                let opts = RunOptions::default();
+                let run = self.run_collect(&cmd.cmdline, &opts, stdin, spec.output);
+                self.with_timeout(spec.timeout, run).await
+            }
         }
     }
 
@@ -673,6 +772,34 @@ mod tests {
             Duration::from_secs(41),
             "read timeout must exceed the operation timeout"
         );
+    }
+
+    #[test]
+    fn shell_and_program_settings() {
+        let s = settings_from_spec(&spec(json!({}))).unwrap();
+        assert!(
+            !s.noprofile,
+            "the user profile is loaded by default, as Ansible does"
+        );
+        assert_eq!(s.commands_per_shell, COMMANDS_PER_SHELL);
+        assert_eq!(s.program_exec, ProgramExec::Winrs);
+        assert_eq!(s.receive_poll, s.operation_timeout);
+        assert!(s.shared_receive_poll >= Duration::from_secs(1));
+        let s = settings_from_spec(&spec(json!({
+            "mixop_winrm_noprofile": "yes", "mixop_winrm_commands_per_shell": 8,
+            "mixop_winrm_program_exec": "PowerShell", "ansible_winrm_operation_timeout_sec": 5
+        })))
+        .unwrap();
+        assert!(s.noprofile);
+        assert_eq!(s.commands_per_shell, 8);
+        assert_eq!(s.program_exec, ProgramExec::PowerShell);
+        assert_eq!(s.receive_poll, Duration::from_secs(5));
+        for bad in [
+            json!({"mixop_winrm_noprofile": "maybe"}),
+            json!({"mixop_winrm_program_exec": "cmd"}),
+        ] {
+            assert!(settings_from_spec(&spec(bad.clone())).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,11 +1,17 @@
-//! The request queue of one host: a task that owns the HTTP connection and its NTLM context and
-//! runs SOAP requests strictly one after another.
+//! The request queue of one host: a task that owns the HTTP connections and their NTLM
+//! contexts and runs SOAP requests.
 //!
-//! Serialising is required, not just convenient: NTLM sequence numbers are per direction and
-//! sspi rejects a message out of order. Commands still interleave: each of them queues its own
-//! Command/Send/Receive requests, and Receive polls use a short OperationTimeout while several
-//! commands share the connection so a silent command cannot hold it for long.
+//! On one connection requests go strictly one after another: NTLM sequence numbers are per
+//! direction and sspi rejects a message out of order. A Receive may wait for output for the whole
+//! OperationTimeout (20 s by default, like pywinrm and Ansible, rather than flooding the host
+//! with sub-second polls that time out), so the first Receive in flight gets a connection of its
+//! own (a second "lane", opened with its own handshake only when something else needs to go out
+//! meanwhile): a new command, input, or cleanup never waits behind a silent command. Receives
+//! that find that lane taken (several commands running at once) use a short OperationTimeout on
+//! the shared connection.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -27,6 +33,17 @@ pub enum AuthKind {
     Basic,
 }
 
+/// How `win_command` starts a program (`mixop_winrm_program_exec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramExec {
+    /// `WINRS_SKIP_CMD_SHELL=TRUE`: WinRS hands the command line to CreateProcess, no cmd.exe.
+    Winrs,
+    /// A small PowerShell wrapper starts the program with `System.Diagnostics.Process`, for
+    /// hosts that do not honour `WINRS_SKIP_CMD_SHELL` (pypsrp documents it as working only
+    /// before Server 2012 R2): slower (a powershell.exe per command), but no cmd.exe either.
+    PowerShell,
+}
+
 /// Everything the session needs, resolved from the inventory.
 #[derive(Clone)]
 pub struct Settings {
@@ -42,12 +59,24 @@ pub struct Settings {
     pub read_timeout: Duration,
     /// Our MaxEnvelopeSize: the largest answer we ask for, and the limit for Send chunks.
     pub max_envelope: usize,
-    /// OperationTimeout of Receive polls. A Receive holds the one connection until output
-    /// comes or this passes, so it is kept short: a newly started command waits at most this
-    /// long behind a silent one (a silent command costs one small request per poll).
+    /// OperationTimeout of a Receive that has a connection to itself: the host answers as soon
+    /// as there is output, so waiting long costs nothing (default: the operation timeout).
     pub receive_poll: Duration,
-    /// The same while several commands share the connection.
+    /// OperationTimeout of Receives that share a connection with other requests (several
+    /// commands running at once): short, so a silent command delays the others little.
     pub shared_receive_poll: Duration,
+    /// Create shells with `WINRS_NOPROFILE=TRUE` (default false: the user profile is loaded,
+    /// as Ansible and pywinrm do).
+    pub noprofile: bool,
+    /// Commands started on one shell before new commands go to a fresh one (the old one is
+    /// deleted once its commands have finished): Windows counts every Command against
+    /// MaxConcurrentOperationsPerUser (1500) until the shell is deleted.
+    pub commands_per_shell: u64,
+    /// Wait before re-sending input the host refused as busy (ERROR_BUSY, 170); doubled for
+    /// the next attempt (3 attempts in all, as Ansible).
+    pub busy_retry_delay: Duration,
+    /// How `win_command` starts programs.
+    pub program_exec: ProgramExec,
 }
 
 impl Settings {
@@ -76,17 +105,19 @@ pub struct Stats {
 
 pub type Reply = Result<soap::Response, soap::Fault>;
 
+type ReplyTx = oneshot::Sender<Result<Reply, ConnError>>;
+
 struct Job {
     req: soap::Request,
     /// None for deferred cleanup that nobody waits for.
-    reply: Option<oneshot::Sender<Result<Reply, ConnError>>>,
+    reply: Option<ReplyTx>,
 }
 
 /// A cheap handle to the queue.
 #[derive(Clone)]
 pub struct SessionHandle {
     tx: mpsc::Sender<Job>,
-    /// Commands in flight on this host (decides the Receive poll timeout).
+    /// Commands in flight on this host.
     pub active: Arc<AtomicUsize>,
     pub stats: Arc<Stats>,
     pub settings: Arc<Settings>,
@@ -102,13 +133,11 @@ impl SessionHandle {
             stats: Arc::new(Stats::default()),
             settings: settings.clone(),
         };
-        let session = Session {
+        let ctx = Ctx {
             settings,
-            live: None,
-            active: handle.active.clone(),
             stats: handle.stats.clone(),
         };
-        tokio::spawn(session.run(rx));
+        tokio::spawn(run(ctx, rx));
         handle
     }
 
@@ -153,79 +182,168 @@ struct Live {
     ntlm: Option<NtlmSession>,
 }
 
-struct Session {
+/// Connections at most: one for a long Receive, one for everything else.
+const LANES: usize = 2;
+/// Deferred cleanup requests kept before one is sent even though nothing is idle.
+const MAX_DEFERRED: usize = 32;
+
+/// The Receive that has a connection to itself: resolves to that connection when done (None
+/// when it was abandoned, its answer still due on the wire).
+type Parked = Pin<Box<dyn Future<Output = Option<Live>> + Send>>;
+
+/// Puts a connection back for reuse, unless it broke or there are enough already.
+fn give_back(idle: &mut Vec<Live>, parked: bool, lane: Option<Live>) {
+    if let Some(l) = lane
+        && !l.http.is_closed()
+        && idle.len() + usize::from(parked) < LANES
+    {
+        idle.push(l);
+    }
+}
+
+/// Waits for `fut` while also finishing the parked Receive if its answer comes first (its
+/// connection is then free again).
+async fn drive<F: Future>(fut: F, parked: &mut Option<Parked>, idle: &mut Vec<Live>) -> F::Output {
+    tokio::pin!(fut);
+    loop {
+        match parked.as_mut() {
+            Some(p) => tokio::select! {
+                r = &mut fut => return r,
+                back = p => {
+                    *parked = None;
+                    give_back(idle, false, back);
+                }
+            },
+            None => return fut.await,
+        }
+    }
+}
+
+async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Job>) {
+    let mut idle: Vec<Live> = Vec::new();
+    let mut parked: Option<Parked> = None;
+    let mut later: std::collections::VecDeque<soap::Request> = Default::default();
+    loop {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Idle: send deferred cleanup, but without opening a connection just for it
+                // while the only one is held by a Receive.
+                if !later.is_empty() && (!idle.is_empty() || parked.is_none()) {
+                    if let Some(req) = later.pop_front() {
+                        let mut lane = idle.pop();
+                        let _ = drive(ctx.roundtrip(&mut lane, req), &mut parked, &mut idle).await;
+                        give_back(&mut idle, parked.is_some(), lane);
+                    }
+                    continue;
+                }
+                let next = match parked.as_mut() {
+                    Some(p) => tokio::select! {
+                        back = p => {
+                            parked = None;
+                            give_back(&mut idle, false, back);
+                            continue;
+                        }
+                        j = rx.recv() => j,
+                    },
+                    None => rx.recv().await,
+                };
+                match next {
+                    Some(job) => job,
+                    None => break,
+                }
+            }
+        };
+        let Job { mut req, reply } = job;
+        let Some(mut reply) = reply else {
+            later.push_back(req);
+            if later.len() > MAX_DEFERRED {
+                // A connection that is never idle still gets its cleanup done.
+                if let Some(req) = later.pop_front() {
+                    let mut lane = idle.pop();
+                    let _ = drive(ctx.roundtrip(&mut lane, req), &mut parked, &mut idle).await;
+                    give_back(&mut idle, parked.is_some(), lane);
+                }
+            }
+            continue;
+        };
+        if reply.is_closed() {
+            // Its command was cancelled while this waited in the queue.
+            continue;
+        }
+        let s = &ctx.settings;
+        if req.action == Action::Receive {
+            if req.timeout.is_none() && parked.is_none() {
+                req.timeout = Some(s.receive_poll.min(s.operation_timeout));
+                parked = Some(ctx.park(idle.pop(), req, reply));
+                continue;
+            }
+            if req.timeout.is_none() {
+                req.timeout = Some(s.shared_receive_poll.min(s.operation_timeout));
+            }
+            // A cancelled or timed-out command must not keep the connection for a whole poll:
+            // abandon the Receive (its output is not wanted) and the connection with it, since
+            // its answer is still due on the wire.
+            let mut lane = idle.pop();
+            let done = {
+                let exchange = async {
+                    tokio::select! {
+                        r = ctx.roundtrip(&mut lane, req) => Some(r),
+                        _ = reply.closed() => None,
+                    }
+                };
+                drive(exchange, &mut parked, &mut idle).await
+            };
+            match done {
+                Some(r) => {
+                    let _ = reply.send(r);
+                    give_back(&mut idle, parked.is_some(), lane);
+                }
+                None => drop(lane),
+            }
+        } else {
+            let mut lane = idle.pop();
+            let r = drive(ctx.roundtrip(&mut lane, req), &mut parked, &mut idle).await;
+            let _ = reply.send(r);
+            give_back(&mut idle, parked.is_some(), lane);
+        }
+    }
+}
+
+/// What every lane shares: settings and counters.
+#[derive(Clone)]
+struct Ctx {
     settings: Arc<Settings>,
-    live: Option<Live>,
-    active: Arc<AtomicUsize>,
     stats: Arc<Stats>,
 }
 
-impl Session {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut later: std::collections::VecDeque<soap::Request> = Default::default();
-        loop {
-            let job = match rx.try_recv() {
-                Ok(job) => job,
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    if let Some(req) = later.pop_front() {
-                        let _ = self.roundtrip(req).await;
-                        continue;
-                    }
-                    match rx.recv().await {
-                        Some(job) => job,
-                        None => break,
-                    }
+impl Ctx {
+    /// The Receive gets `lane` to itself until its answer comes.
+    fn park(&self, lane: Option<Live>, req: soap::Request, mut reply: ReplyTx) -> Parked {
+        let ctx = self.clone();
+        Box::pin(async move {
+            let mut lane = lane;
+            tokio::select! {
+                r = ctx.roundtrip(&mut lane, req) => {
+                    let _ = reply.send(r);
+                    lane
                 }
-            };
-            let Job { req, reply } = job;
-            let Some(mut reply) = reply else {
-                later.push_back(req);
-                if later.len() > 32 {
-                    // A connection that is never idle still gets its cleanup done.
-                    if let Some(req) = later.pop_front() {
-                        let _ = self.roundtrip(req).await;
-                    }
-                }
-                continue;
-            };
-            if reply.is_closed() {
-                // Its command was cancelled while this waited in the queue.
-                continue;
+                _ = reply.closed() => None,
             }
-            if req.action == Action::Receive {
-                // A cancelled or timed-out command must not keep the connection for a whole
-                // poll: abandon the Receive (its output is not wanted) and the connection with
-                // it, since its answer is still due on the wire.
-                tokio::select! {
-                    r = self.roundtrip(req) => {
-                        let _ = reply.send(r);
-                    }
-                    _ = reply.closed() => {
-                        self.live = None;
-                    }
-                }
-            } else {
-                let r = self.roundtrip(req).await;
-                let _ = reply.send(r);
-            }
-        }
+        })
     }
 
     fn err_prefix(&self) -> String {
         format!("{}: {}", self.settings.host, self.settings.target())
     }
 
-    async fn roundtrip(&mut self, mut req: soap::Request) -> Result<Reply, ConnError> {
+    async fn roundtrip(
+        &self,
+        lane: &mut Option<Live>,
+        req: soap::Request,
+    ) -> Result<Reply, ConnError> {
         let s = self.settings.clone();
-        if req.action == Action::Receive && req.timeout.is_none() {
-            let poll = if self.active.load(Ordering::Relaxed) > 1 {
-                s.shared_receive_poll
-            } else {
-                s.receive_poll
-            };
-            req.timeout = Some(poll.min(s.operation_timeout));
-        }
         let op_timeout = req.timeout.unwrap_or(s.operation_timeout);
         let xml = soap::render(&req, &s.endpoint.url(), s.max_envelope, s.operation_timeout);
         // The server may hold a Receive for the whole OperationTimeout.
@@ -233,37 +351,36 @@ impl Session {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let fresh =
-                self.live.is_none() || self.live.as_ref().is_some_and(|l| l.http.is_closed());
+            let fresh = lane.is_none() || lane.as_ref().is_some_and(|l| l.http.is_closed());
             if fresh {
-                self.live = None;
-                self.live = Some(self.open().await?);
+                *lane = None;
+                *lane = Some(self.open().await?);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match self.exchange(xml.as_bytes(), read_timeout).await {
-                Ok(resp) => match self.interpret(resp, req.action, xml.len()) {
+            match self.exchange(lane, xml.as_bytes(), read_timeout).await {
+                Ok(resp) => match self.interpret(lane, resp, req.action, xml.len()) {
                     Ok(reply) => return Ok(reply),
                     Err(Interpreted::Reauth) if attempt == 1 && !fresh => {
                         // The host forgot our context (e.g. the service restarted): the request
                         // was not processed, so authenticate again and resend.
-                        self.live = None;
+                        *lane = None;
                         continue;
                     }
                     Err(Interpreted::Reauth) => {
-                        self.live = None;
+                        *lane = None;
                         return Err(self.unauthorized());
                     }
                     Err(Interpreted::Fatal(e)) => {
-                        self.live = None;
+                        *lane = None;
                         return Err(e);
                     }
                 },
                 Err(HttpError::NotSent(_)) if attempt <= 2 => {
-                    self.live = None;
+                    *lane = None;
                     continue;
                 }
                 Err(HttpError::Broken(why)) => {
-                    self.live = None;
+                    *lane = None;
                     if req.action.resendable() && attempt == 1 {
                         continue;
                     }
@@ -279,7 +396,7 @@ impl Session {
                     )));
                 }
                 Err(HttpError::Timeout) => {
-                    self.live = None;
+                    *lane = None;
                     return Err(ConnError::timeout(format!(
                         "{}: no answer to {} within the read timeout of {}s \
                          (ansible_winrm_read_timeout_sec)",
@@ -289,7 +406,7 @@ impl Session {
                     )));
                 }
                 Err(HttpError::TooLarge(n)) => {
-                    self.live = None;
+                    *lane = None;
                     return Err(ConnError::failed(format!(
                         "{}: the answer to {} is larger than {} bytes ({n}); refusing to \
                          buffer it (our MaxEnvelopeSize is {})",
@@ -300,7 +417,7 @@ impl Session {
                     )));
                 }
                 Err(HttpError::Connect(m)) | Err(HttpError::NotSent(m)) => {
-                    self.live = None;
+                    *lane = None;
                     return Err(ConnError::unreachable(format!("{}: {m}", s.host)));
                 }
             }
@@ -308,7 +425,7 @@ impl Session {
     }
 
     /// Connects and, for NTLM, authenticates the new connection.
-    async fn open(&mut self) -> Result<Live, ConnError> {
+    async fn open(&self) -> Result<Live, ConnError> {
         let s = self.settings.clone();
         let mut http = HttpConn::connect(&s.endpoint).await.map_err(|e| match e {
             HttpError::Connect(m) => ConnError::unreachable(format!("{}: {m}", s.host)),
@@ -341,8 +458,11 @@ impl Session {
             .map_err(|e| unreachable(http_err_text(e, "the NTLM handshake")))?;
         if r.status != 401 {
             return Err(unreachable(format!(
-                "expected an NTLM challenge (HTTP 401), got HTTP {}",
-                r.status
+                "expected an NTLM challenge (HTTP 401), got HTTP {}{}",
+                r.status,
+                http_sys_text(&r)
+                    .map(|t| format!(": {t}{}", http_sys_hint(r.status)))
+                    .unwrap_or_default()
             )));
         }
         let Some(challenge) = auth::challenge_token(r.header_values("www-authenticate")) else {
@@ -378,7 +498,10 @@ impl Session {
             401 => return Err(self.unauthorized()),
             other => {
                 return Err(unreachable(format!(
-                    "NTLM handshake answered with HTTP {other}"
+                    "NTLM handshake answered with HTTP {other}{}",
+                    http_sys_text(&r)
+                        .map(|t| format!(": {t}{}", http_sys_hint(other)))
+                        .unwrap_or_default()
                 )));
             }
         }
@@ -416,9 +539,14 @@ impl Session {
         ))
     }
 
-    async fn exchange(&mut self, xml: &[u8], timeout: Duration) -> Result<Response, HttpError> {
+    async fn exchange(
+        &self,
+        lane: &mut Option<Live>,
+        xml: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
         let s = self.settings.clone();
-        let Some(live) = self.live.as_mut() else {
+        let Some(live) = lane.as_mut() else {
             return Err(HttpError::NotSent("not connected".into()));
         };
         let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(2);
@@ -450,7 +578,8 @@ impl Session {
     }
 
     fn interpret(
-        &mut self,
+        &self,
+        lane: &mut Option<Live>,
         resp: Response,
         action: Action,
         sent_len: usize,
@@ -458,6 +587,18 @@ impl Session {
         let s = self.settings.clone();
         let prefix = self.err_prefix();
         let fatal = |m: String| Interpreted::Fatal(ConnError::failed(format!("{prefix}: {m}")));
+        if resp.status != 401
+            && let Some(text) = http_sys_text(&resp)
+        {
+            // Not WinRM answering but HTTP.sys in front of it (service stopped or starting, a
+            // bad Host header, a wrong path): its HTML page says why.
+            return Err(fatal(format!(
+                "HTTP {} to {} from the host's HTTP server, not from WinRM: {text}{}",
+                resp.status,
+                action.name(),
+                http_sys_hint(resp.status)
+            )));
+        }
         match resp.status {
             401 => return Err(Interpreted::Reauth),
             413 => {
@@ -491,7 +632,7 @@ impl Session {
         let ctype = resp.content_type().to_string();
         let encrypted_answer = ctype.to_ascii_lowercase().starts_with("multipart/");
         let xml = if s.encrypt || encrypted_answer {
-            let Some(ntlm) = self.live.as_mut().and_then(|l| l.ntlm.as_mut()) else {
+            let Some(ntlm) = lane.as_mut().and_then(|l| l.ntlm.as_mut()) else {
                 return Err(fatal(
                     "encrypted answer on a connection without NTLM".into(),
                 ));
@@ -524,11 +665,98 @@ enum Interpreted {
     Fatal(ConnError),
 }
 
+/// The text of an HTML error page (HTTP.sys answers 400, 404 and 503 itself, with a short HTML
+/// page such as `<h2>Service Unavailable</h2><hr><p>HTTP Error 503. The service is
+/// unavailable.</p>`), or None when the body is not HTML.
+fn http_sys_text(resp: &Response) -> Option<String> {
+    let ctype = resp.content_type().to_ascii_lowercase();
+    let head: String = String::from_utf8_lossy(&resp.body[..resp.body.len().min(64)])
+        .trim_start()
+        .to_ascii_lowercase();
+    let html = ctype.starts_with("text/html")
+        || head.starts_with("<!doctype html")
+        || head.starts_with("<html");
+    if !html || resp.body.is_empty() {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&resp.body[..resp.body.len().min(16 * 1024)]);
+    let head_re = regex::Regex::new(r"(?is)<head\b.*?</head\s*>").ok()?;
+    let tag_re = regex::Regex::new(r"(?s)<[^>]*>").ok()?;
+    let no_head = head_re.replace_all(&body, " ");
+    let text = tag_re.replace_all(&no_head, " ");
+    let text = text
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let mut words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.is_empty() {
+        return None;
+    }
+    if words.len() > 300 {
+        let mut cut = 300;
+        while !words.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        words.truncate(cut);
+        words.push('…');
+    }
+    Some(format!("\"{words}\""))
+}
+
+fn http_sys_hint(status: u16) -> &'static str {
+    match status {
+        503 => {
+            " (nothing serves this URL: the WinRM service is stopped or still starting, e.g. \
+             after a reboot, or the listener has another path; check `winrm enumerate \
+             winrm/config/listener` and ansible_winrm_path)"
+        }
+        404 => " (check ansible_winrm_path; WinRM listens on /wsman)",
+        400 => " (HTTP.sys refused the request itself, e.g. a Host header it does not accept)",
+        _ => "",
+    }
+}
+
 fn http_err_text(e: HttpError, during: &str) -> String {
     match e {
         HttpError::Connect(m) | HttpError::NotSent(m) => m,
         HttpError::Broken(m) => format!("connection lost during {during}: {m}"),
         HttpError::Timeout => format!("no answer during {during}"),
         HttpError::TooLarge(n) => format!("oversized answer ({n} bytes) during {during}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::{CONTENT_TYPE, HeaderValue};
+
+    fn resp(status: u16, ctype: &str, body: &str) -> Response {
+        let mut headers = hyper::HeaderMap::new();
+        if !ctype.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_str(ctype).unwrap());
+        }
+        Response {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn http_sys_pages_are_read() {
+        let page = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>Service Unavailable</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Service Unavailable</h2>\r\n<hr><p>HTTP Error 503. The service is unavailable.</p>\r\n</BODY></HTML>\r\n";
+        assert_eq!(
+            http_sys_text(&resp(503, "text/html; charset=us-ascii", page)).as_deref(),
+            Some("\"Service Unavailable HTTP Error 503. The service is unavailable.\"")
+        );
+        // Recognised by its start even without a content type; SOAP and empty bodies are not.
+        assert!(http_sys_text(&resp(400, "", page)).is_some());
+        assert!(http_sys_text(&resp(500, "application/soap+xml", "<s:Envelope/>")).is_none());
+        assert!(http_sys_text(&resp(503, "text/html", "")).is_none());
+        let long = format!("<html><body>{}</body></html>", "é".repeat(400));
+        let t = http_sys_text(&resp(503, "text/html", &long)).unwrap();
+        assert!(t.chars().count() < 320 && t.ends_with("…\""), "{t}");
     }
 }

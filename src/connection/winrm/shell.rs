@@ -1,6 +1,15 @@
 //! The WinRS shell of one host: created once, reused by every command, recreated after the host
-//! lost it (reboot, service restart).
+//! lost it (reboot, service restart), and replaced before the per-user operations quota.
+//!
+//! Windows counts every Command against MaxConcurrentOperationsPerUser (1500 by default) until
+//! the shell is deleted; a Signal terminate does not give the operation back (MS-WSMV note <118>,
+//! ansible/ansible#83656). So commands are counted per shell: after `commands_per_shell` new
+//! commands go to a fresh shell and the old one is deleted once its commands have finished; and a
+//! Command refused with the quota fault (2150859174) is sent once more on a fresh shell, as
+//! Ansible does.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::{Mutex, mpsc};
@@ -23,6 +32,8 @@ pub type Sink<'a> = dyn FnMut(StreamKind, &[u8]) -> Result<(), ConnError> + Send
 pub struct Shell {
     session: SessionHandle,
     id: Mutex<Option<String>>,
+    /// Commands per live shell (the current one and retired ones still running commands).
+    book: Arc<std::sync::Mutex<Book>>,
 }
 
 /// Signals `terminate` for a command unless disarmed: on timeout, on cancellation (the exec
@@ -50,11 +61,117 @@ impl Drop for Active<'_> {
     }
 }
 
+/// How a command is started (`Shell::run_with`).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `WINRS_SKIP_CMD_SHELL=TRUE`: the command line goes to CreateProcess, not to cmd.exe.
+    pub skip_cmd_shell: bool,
+    /// Run in a shell of its own, created with these options (working directory, environment)
+    /// and deleted afterwards, instead of the host's shared shell.
+    pub own_shell: Option<soap::ShellOptions>,
+}
+
+#[derive(Default)]
+struct Book {
+    shells: HashMap<String, Usage>,
+}
+
+#[derive(Default)]
+struct Usage {
+    /// Commands started on the shell.
+    started: u64,
+    /// Commands started and not finished.
+    running: u64,
+    /// No new commands go there; delete it when `running` drops to 0.
+    retiring: bool,
+}
+
+impl Book {
+    /// Marks `shell` as retired; true when nothing runs there any more, so it must be deleted
+    /// now (it is then forgotten).
+    fn retire(&mut self, shell: &str) -> bool {
+        match self.shells.get_mut(shell) {
+            Some(u) if u.running == 0 => {
+                self.shells.remove(shell);
+                true
+            }
+            Some(u) => {
+                u.retiring = true;
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// A started command's claim on its shell: a retired shell is deleted when its last claim ends.
+struct Lease {
+    book: Arc<std::sync::Mutex<Book>>,
+    session: SessionHandle,
+    shell: String,
+    done: bool,
+}
+
+impl Lease {
+    /// Ends the claim; true when that deleted the shell (so no cleanup Signal is needed).
+    fn finish(mut self) -> bool {
+        self.release()
+    }
+
+    fn release(&mut self) -> bool {
+        if std::mem::replace(&mut self.done, true) {
+            return false;
+        }
+        let delete = {
+            let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+            match book.shells.get_mut(&self.shell) {
+                Some(u) => {
+                    u.running = u.running.saturating_sub(1);
+                    let gone = u.retiring && u.running == 0;
+                    if gone {
+                        book.shells.remove(&self.shell);
+                    }
+                    gone
+                }
+                None => false,
+            }
+        };
+        if delete {
+            self.session.call_detached(soap::delete_shell(&self.shell));
+        }
+        delete
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Deletes a command's own shell when the command ends, however it ends.
+struct OwnShell {
+    session: SessionHandle,
+    shell: Option<String>,
+}
+
+impl Drop for OwnShell {
+    fn drop(&mut self) {
+        if let Some(shell) = self.shell.take() {
+            self.session.call_detached(soap::delete_shell(&shell));
+        }
+    }
+}
+
+/// Attempts for input the host refuses as busy (ERROR_BUSY), as Ansible.
+const SEND_ATTEMPTS: u32 = 3;
+
 impl Shell {
     pub fn new(session: SessionHandle) -> Shell {
         Shell {
             session,
             id: Mutex::new(None),
+            book: Arc::default(),
         }
     }
 
@@ -72,16 +189,8 @@ impl Shell {
         if let Some(id) = id.as_ref() {
             return Ok(id.clone());
         }
-        let r = self.session.call(soap::create_shell()).await?;
-        let created = match r {
-            Ok(r) => r.shell_id.filter(|s| !s.is_empty()).ok_or_else(|| {
-                ConnError::failed(format!(
-                    "{}: the Create answer carries no ShellId",
-                    self.host()
-                ))
-            })?,
-            Err(f) => return Err(self.fault("cannot create a WinRS shell", &f)),
-        };
+        let created = self.create(&self.shell_options()).await?;
+        self.book().shells.insert(created.clone(), Usage::default());
         *id = Some(created.clone());
         Ok(created)
     }
@@ -91,13 +200,99 @@ impl Shell {
         if id.as_deref() == Some(stale) {
             *id = None;
         }
+        self.book().shells.remove(stale);
     }
 
-    /// Deletes the shell (at the end of the run).
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The options of the shared shell.
+    fn shell_options(&self) -> soap::ShellOptions {
+        soap::ShellOptions {
+            noprofile: self.session.settings.noprofile,
+            ..Default::default()
+        }
+    }
+
+    /// Creates a shell and returns its id.
+    async fn create(&self, opts: &soap::ShellOptions) -> Result<String, ConnError> {
+        match self.session.call(soap::create_shell_with(opts)).await? {
+            Ok(r) => r.shell_id.filter(|s| !s.is_empty()).ok_or_else(|| {
+                ConnError::failed(format!(
+                    "{}: the Create answer carries no ShellId",
+                    self.host()
+                ))
+            }),
+            Err(f) => Err(self.fault("cannot create a WinRS shell", &f)),
+        }
+    }
+
+    /// The shared shell for one more command: rotated first when it has had its share of
+    /// commands (the old one is deleted now if idle, else when its last command ends).
+    async fn lease(&self) -> Result<Lease, ConnError> {
+        let mut id = self.id.lock().await;
+        if let Some(current) = id.clone() {
+            let limit = self.session.settings.commands_per_shell;
+            let full = self
+                .book()
+                .shells
+                .get(&current)
+                .is_some_and(|u| u.started >= limit);
+            if full {
+                *id = None;
+                let idle = self.book().retire(&current);
+                if idle {
+                    // Deleted before the next Create, so its operations are free again.
+                    let _ = self.session.call(soap::delete_shell(&current)).await;
+                }
+            }
+        }
+        let shell = match id.as_ref() {
+            Some(s) => s.clone(),
+            None => {
+                let created = self.create(&self.shell_options()).await?;
+                self.book().shells.insert(created.clone(), Usage::default());
+                *id = Some(created.clone());
+                created
+            }
+        };
+        let mut book = self.book();
+        let usage = book.shells.entry(shell.clone()).or_default();
+        usage.started += 1;
+        usage.running += 1;
+        Ok(Lease {
+            book: self.book.clone(),
+            session: self.session.clone(),
+            shell,
+            done: false,
+        })
+    }
+
+    /// The host refused a Command on `shell` for the operations quota: no new commands go
+    /// there; it is deleted now if nothing else runs on it, which gives its operations back.
+    async fn retire_for_quota(&self, shell: &str) {
+        let mut id = self.id.lock().await;
+        if id.as_deref() == Some(shell) {
+            *id = None;
+        }
+        let idle = self.book().retire(shell);
+        if idle {
+            let _ = self.session.call(soap::delete_shell(shell)).await;
+        }
+        drop(id);
+    }
+
+    /// Deletes the shell (at the end of the run), and shells retired before it.
     pub async fn delete(&self) {
-        let id = self.id.lock().await.take();
-        if let Some(id) = id {
-            let _ = self.session.call(soap::delete_shell(&id)).await;
+        let mut id = self.id.lock().await;
+        let current = id.take();
+        let retired: Vec<String> = self.book().shells.drain().map(|(k, _)| k).collect();
+        for shell in current
+            .iter()
+            .chain(retired.iter().filter(|s| Some(*s) != current.as_ref()))
+        {
+            let _ = self.session.call(soap::delete_shell(shell)).await;
         }
     }
 
@@ -109,37 +304,38 @@ impl Shell {
         stdin: Stdin,
         sink: &mut Sink<'_>,
     ) -> Result<i32, ConnError> {
+        self.run_with(cmdline, &RunOptions::default(), stdin, sink)
+            .await
+    }
+
+    /// `run` with options: without cmd.exe, or in a shell of its own.
+    pub async fn run_with(
+        &self,
+        cmdline: &str,
+        opts: &RunOptions,
+        stdin: Stdin,
+        sink: &mut Sink<'_>,
+    ) -> Result<i32, ConnError> {
         self.session.active.fetch_add(1, Ordering::Relaxed);
         let _active = Active(&self.session);
         let console = matches!(stdin, Stdin::None);
-        // A shell lost to a reboot is only noticed here; the command had not started, so it
-        // is safe to create a new shell and send it once more.
-        let mut retried = false;
-        let (shell, command) = loop {
-            let shell = self.ensure().await?;
-            match self
-                .session
-                .call(soap::command(&shell, cmdline, console))
-                .await?
-            {
-                Ok(r) => match r.command_id {
-                    Some(c) if !c.is_empty() => break (shell, c),
-                    _ => {
-                        return Err(ConnError::failed(format!(
-                            "{}: the Command answer carries no CommandId",
-                            self.host()
-                        )));
-                    }
-                },
-                Err(f) if f.is_shell_not_found() && !retried => {
-                    retried = true;
-                    self.forget(&shell).await;
+        let mut own = OwnShell {
+            session: self.session.clone(),
+            shell: None,
+        };
+        let (shell, command, lease) = match &opts.own_shell {
+            Some(shell_opts) => {
+                let shell = self.create(shell_opts).await?;
+                own.shell = Some(shell.clone());
+                let req = soap::command_with(&shell, cmdline, console, opts.skip_cmd_shell);
+                match self.session.call(req).await? {
+                    Ok(r) => (shell, self.command_id(r)?, None),
+                    Err(f) => return Err(self.fault("cannot start the command", &f)),
                 }
-                Err(f) if f.is_shell_not_found() => {
-                    self.forget(&shell).await;
-                    return Err(self.fault("the shell vanished again", &f));
-                }
-                Err(f) => return Err(self.fault("cannot start the command", &f)),
+            }
+            None => {
+                let (shell, command, lease) = self.start(cmdline, console, opts).await?;
+                (shell, command, Some(lease))
             }
         };
         let mut guard = Terminate {
@@ -157,7 +353,7 @@ impl Shell {
                         sink(*kind, data)?;
                     }
                     if r.done {
-                        break r.exit_code.unwrap_or(0);
+                        break r.exit_code;
                     }
                 }
                 Err(f) if f.is_timed_out() => continue,
@@ -177,11 +373,78 @@ impl Shell {
             }
         };
         // Windows keeps a finished command until it is signalled (pywinrm's cleanup_command);
-        // nobody needs to wait for that answer, so it goes when the connection is idle.
+        // nobody needs to wait for that answer, so it goes when the connection is idle. A shell
+        // deleted now (retired, or the command's own) needs no Signal.
         guard.armed = false;
-        self.session.defer(soap::signal_terminate(&shell, &command));
-        // Windows exit codes are u32 (e.g. 0xC000013A after Ctrl-C): keep the bits.
-        Ok(rc as i32)
+        let deleted = match lease {
+            Some(lease) => lease.finish(),
+            None => own.shell.is_some(),
+        };
+        if !deleted {
+            self.session.defer(soap::signal_terminate(&shell, &command));
+        }
+        drop(own);
+        match rc {
+            // Windows exit codes are u32 (e.g. 0xC000013A after Ctrl-C): keep the bits.
+            Some(rc) => Ok(rc as i32),
+            None => Err(ConnError::failed(format!(
+                "{}: the host reported the command done without an exit code (CommandState \
+                 Done without rsp:ExitCode), so whether it succeeded is unknown",
+                self.host()
+            ))),
+        }
+    }
+
+    fn command_id(&self, r: soap::Response) -> Result<String, ConnError> {
+        match r.command_id {
+            Some(c) if !c.is_empty() => Ok(c),
+            _ => Err(ConnError::failed(format!(
+                "{}: the Command answer carries no CommandId",
+                self.host()
+            ))),
+        }
+    }
+
+    /// Starts a command on the shared shell: (shell, command id, its lease).
+    async fn start(
+        &self,
+        cmdline: &str,
+        console: bool,
+        opts: &RunOptions,
+    ) -> Result<(String, String, Lease), ConnError> {
+        // A shell lost to a reboot is only noticed here; the command had not started, so it
+        // is safe to create a new shell and send it once more. So is a Command refused for the
+        // operations quota, on a fresh shell (Ansible does the same).
+        let mut retried_lost = false;
+        let mut retried_quota = false;
+        loop {
+            let lease = self.lease().await?;
+            let shell = lease.shell.clone();
+            let req = soap::command_with(&shell, cmdline, console, opts.skip_cmd_shell);
+            match self.session.call(req).await? {
+                Ok(r) => return Ok((shell, self.command_id(r)?, lease)),
+                Err(f) if f.is_shell_not_found() && !retried_lost => {
+                    retried_lost = true;
+                    drop(lease);
+                    self.forget(&shell).await;
+                }
+                Err(f) if f.is_shell_not_found() => {
+                    drop(lease);
+                    self.forget(&shell).await;
+                    return Err(self.fault("the shell vanished again", &f));
+                }
+                Err(f) if f.is_quota_exceeded() && !retried_quota => {
+                    retried_quota = true;
+                    tracing::debug!(
+                        host = self.host(),
+                        "operations quota reached: replacing the shell"
+                    );
+                    drop(lease);
+                    self.retire_for_quota(&shell).await;
+                }
+                Err(f) => return Err(self.fault("cannot start the command", &f)),
+            }
+        }
     }
 
     async fn feed(&self, shell: &str, command: &str, stdin: Stdin) -> Result<(), ConnError> {
@@ -227,13 +490,38 @@ impl Shell {
         data: &[u8],
         end: bool,
     ) -> Result<(), ConnError> {
-        match self
-            .session
-            .call(soap::send(shell, command, data, end))
-            .await?
-        {
-            Ok(_) => Ok(()),
-            Err(f) => Err(self.fault("cannot send input to the command", &f)),
+        let mut delay = self.session.settings.busy_retry_delay;
+        let mut attempt = 1;
+        loop {
+            match self
+                .session
+                .call(soap::send(shell, command, data, end))
+                .await?
+            {
+                Ok(_) => return Ok(()),
+                // The host took the input but did not finish handing it to the process within
+                // the OperationTimeout: it is still being processed, so carry on (Ansible does;
+                // sending it again would duplicate it).
+                Err(f) if f.is_timed_out() => {
+                    tracing::warn!(
+                        host = self.host(),
+                        "WinRM Send timed out; the input is still being processed, continuing"
+                    );
+                    return Ok(());
+                }
+                // ERROR_BUSY: earlier input still being processed; this chunk was not taken.
+                Err(f) if f.is_busy() && attempt < SEND_ATTEMPTS => {
+                    tracing::warn!(
+                        host = self.host(),
+                        attempt,
+                        "WinRM Send refused as busy (170); sending again"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(f) => return Err(self.fault("cannot send input to the command", &f)),
+            }
         }
     }
 

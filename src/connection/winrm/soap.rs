@@ -22,6 +22,13 @@ const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/a
 pub const CODE_TIMED_OUT: u64 = 2150858793;
 pub const CODE_INVALID_SELECTORS: u64 = 2150858843;
 pub const CODE_MAX_SHELLS: u64 = 2150859173;
+/// ERROR_WSMAN_QUOTA_MAX_OPERATIONS (0x803381A6): MaxConcurrentOperationsPerUser reached. Windows
+/// sends it as a WSManFault Code or inside `p:MSFT_WmiError/p:error_Code` of a `w:InternalError`.
+pub const CODE_MAX_OPERATIONS: u64 = 2150859174;
+/// ERROR_BUSY, on a Send while earlier input is still being processed (Ansible retries it).
+pub const CODE_BUSY: u64 = 170;
+/// ERROR_INVALID_PARAMETER (e.g. a Receive without CommandId).
+pub const CODE_INVALID_PARAMETER: u64 = 87;
 /// ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED (0x80338111): what users see for an HTTP 413.
 pub const CODE_ENVELOPE_EXCEEDED: u64 = 0x8033_8111;
 
@@ -131,14 +138,53 @@ pub fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
+/// How a shell is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellOptions {
+    /// `WINRS_NOPROFILE=TRUE`: do not load the user's profile (registry hive, profile
+    /// environment). Ansible and pywinrm load it, so the default is false.
+    pub noprofile: bool,
+    /// `rsp:WorkingDirectory`: the working directory of every process of the shell.
+    pub working_directory: Option<String>,
+    /// `rsp:Environment`: variables set for every process of the shell.
+    pub environment: Vec<(String, String)>,
+}
+
+/// A shell with the default options (user profile loaded, UTF-8 code page).
 pub fn create_shell() -> Request {
+    create_shell_with(&ShellOptions::default())
+}
+
+/// Create, in MS-WSMV's element order (Environment and WorkingDirectory before the streams).
+pub fn create_shell_with(opts: &ShellOptions) -> Request {
+    let mut body = String::from("<rsp:Shell>");
+    if !opts.environment.is_empty() {
+        body.push_str("<rsp:Environment>");
+        for (k, v) in &opts.environment {
+            body.push_str(&format!(
+                "<rsp:Variable Name=\"{}\">{}</rsp:Variable>",
+                escape(k),
+                escape(v)
+            ));
+        }
+        body.push_str("</rsp:Environment>");
+    }
+    if let Some(dir) = &opts.working_directory {
+        body.push_str(&format!(
+            "<rsp:WorkingDirectory>{}</rsp:WorkingDirectory>",
+            escape(dir)
+        ));
+    }
+    body.push_str(
+        "<rsp:InputStreams>stdin</rsp:InputStreams>\
+         <rsp:OutputStreams>stdout stderr</rsp:OutputStreams></rsp:Shell>",
+    );
+    let noprofile = if opts.noprofile { "TRUE" } else { "FALSE" };
     Request {
         action: Action::Create,
         shell_id: None,
-        options: vec![("WINRS_NOPROFILE", "TRUE"), ("WINRS_CODEPAGE", "65001")],
-        body: "<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams>\
-               <rsp:OutputStreams>stdout stderr</rsp:OutputStreams></rsp:Shell>"
-            .into(),
+        options: vec![("WINRS_NOPROFILE", noprofile), ("WINRS_CODEPAGE", "65001")],
+        body,
         command_id: None,
         timeout: None,
     }
@@ -158,13 +204,26 @@ pub fn delete_shell(shell: &str) -> Request {
 /// Runs `cmdline` through cmd.exe. `console_stdin` makes stdin a console (no stdin is sent);
 /// commands that read stdin get a pipe, like pywinrm and Ansible do.
 pub fn command(shell: &str, cmdline: &str, console_stdin: bool) -> Request {
+    command_with(shell, cmdline, console_stdin, false)
+}
+
+/// `command`, optionally with `WINRS_SKIP_CMD_SHELL=TRUE`: the command line then goes to
+/// CreateProcess as it is, without cmd.exe re-parsing it (quotes, `& | < > ^ %VAR%`), so the
+/// program's arguments follow only the CommandLineToArgvW rules.
+pub fn command_with(
+    shell: &str,
+    cmdline: &str,
+    console_stdin: bool,
+    skip_cmd_shell: bool,
+) -> Request {
     let console = if console_stdin { "TRUE" } else { "FALSE" };
+    let skip = if skip_cmd_shell { "TRUE" } else { "FALSE" };
     Request {
         action: Action::Command,
         shell_id: Some(shell.into()),
         options: vec![
             ("WINRS_CONSOLEMODE_STDIN", console),
-            ("WINRS_SKIP_CMD_SHELL", "FALSE"),
+            ("WINRS_SKIP_CMD_SHELL", skip),
         ],
         body: format!(
             "<rsp:CommandLine><rsp:Command>{}</rsp:Command></rsp:CommandLine>",
@@ -247,6 +306,8 @@ pub struct Response {
 pub struct Fault {
     /// `WSManFault Code=` (a Windows error code), when present.
     pub wsman_code: Option<u64>,
+    /// `p:MSFT_WmiError/p:error_Code`, which some faults carry instead of a WSManFault.
+    pub wmi_code: Option<u64>,
     pub code: String,
     pub subcode: String,
     pub reason: String,
@@ -254,6 +315,18 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// The Windows error code: the WSManFault's, else the MSFT_WmiError's.
+    pub fn error_code(&self) -> Option<u64> {
+        self.wsman_code.or(self.wmi_code)
+    }
+    /// MaxConcurrentOperationsPerUser reached (in either of the forms Windows uses).
+    pub fn is_quota_exceeded(&self) -> bool {
+        self.wsman_code == Some(CODE_MAX_OPERATIONS) || self.wmi_code == Some(CODE_MAX_OPERATIONS)
+    }
+    /// ERROR_BUSY: earlier input is still being processed.
+    pub fn is_busy(&self) -> bool {
+        self.error_code() == Some(CODE_BUSY)
+    }
     pub fn is_timed_out(&self) -> bool {
         self.wsman_code == Some(CODE_TIMED_OUT)
             || (self.wsman_code.is_none() && self.subcode.ends_with("TimedOut"))
@@ -277,11 +350,16 @@ impl Fault {
         } else {
             self.message.trim()
         };
-        let code = match self.wsman_code {
+        let code = match self.error_code() {
             Some(c) => format!("WinRM fault {c} (0x{c:08X})"),
             None => format!("WinRM fault {}", self.subcode),
         };
-        let hint = match self.wsman_code {
+        let hint = match self.error_code() {
+            Some(CODE_MAX_OPERATIONS) => {
+                "; the user has used up its WinRM operations (MaxConcurrentOperationsPerUser, \
+                 1500 by default): other sessions of this user may hold them. Raise the quota \
+                 with `winrm set winrm/config/service @{MaxConcurrentOperationsPerUser=\"4294967295\"}`"
+            }
             Some(CODE_MAX_SHELLS) => {
                 "; the user has too many open shells (MaxShellsPerUser): close other WinRM \
                  sessions, wait for idle shells to expire, or raise the quota with \
@@ -457,6 +535,18 @@ pub fn parse(xml: &[u8]) -> Result<Result<Response, Fault>, ParseError> {
                             f.message = text.trim().to_string();
                         }
                     }
+                    "Message" if parent == "MSFT_WmiError" => {
+                        if let Some(f) = fault.as_mut()
+                            && f.message.is_empty()
+                        {
+                            f.message = text.trim().to_string();
+                        }
+                    }
+                    "error_Code" if parent == "MSFT_WmiError" => {
+                        if let Some(f) = fault.as_mut() {
+                            f.wmi_code = text.trim().parse().ok();
+                        }
+                    }
                     _ => {
                         // Text nested in a fault message (ProviderFault etc.) belongs to it.
                         if stack.iter().any(|(n, _)| n == "Message")
@@ -547,6 +637,62 @@ mod tests {
             f.describe().contains("MaxShellsPerUser"),
             "{}",
             f.describe()
+        );
+    }
+
+    // The shape pywinrm's test_exceptions.py records for the operations quota: no WSManFault,
+    // the code inside MSFT_WmiError.
+    const QUOTA_WMI: &str = r#"<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header/><s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>w:InternalError</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">Reason text. </s:Text></s:Reason><s:Detail><p:MSFT_WmiError b:IsCIM_Error="true" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:b="http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd" xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError" xmlns:cim="http://schemas.dmtf.org/wbem/wscim/1/common" xsi:type="p:MSFT_WmiError_Type"><p:CIMStatusCode xsi:type="cim:cimUnsignedInt">27</p:CIMStatusCode><p:CIMStatusCodeDescription xsi:type="cim:cimString" xsi:nil="true"/><p:Message xsi:type="cim:cimString">WMI Message. </p:Message><p:MessageID xsi:type="cim:cimString">HRESULT 0x803381a6</p:MessageID><p:error_Category xsi:type="cim:cimUnsignedInt">30</p:error_Category><p:error_Code xsi:type="cim:cimUnsignedInt">2150859174</p:error_Code><p:error_Type xsi:type="cim:cimString">HRESULT</p:error_Type></p:MSFT_WmiError></s:Detail></s:Fault></s:Body></s:Envelope>"#;
+
+    #[test]
+    fn quota_fault_in_both_forms() {
+        let f = parse(QUOTA_WMI.as_bytes()).unwrap().unwrap_err();
+        assert_eq!(
+            (f.wsman_code, f.wmi_code),
+            (None, Some(CODE_MAX_OPERATIONS))
+        );
+        assert!(f.is_quota_exceeded());
+        assert_eq!(f.subcode, "w:InternalError");
+        assert_eq!(f.message, "WMI Message.");
+        let d = f.describe();
+        assert!(d.contains("2150859174 (0x803381A6)"), "{d}");
+        assert!(d.contains("MaxConcurrentOperationsPerUser"), "{d}");
+        let xml = TIMED_OUT.replace("2150858793", "2150859174");
+        let f = parse(xml.as_bytes()).unwrap().unwrap_err();
+        assert!(f.is_quota_exceeded() && !f.is_timed_out());
+        let busy = TIMED_OUT
+            .replace("2150858793", "170")
+            .replace("w:TimedOut", "w:InternalError");
+        let f = parse(busy.as_bytes()).unwrap().unwrap_err();
+        assert!(f.is_busy() && !f.is_timed_out());
+    }
+
+    #[test]
+    fn shell_and_command_options() {
+        let r = create_shell();
+        assert_eq!(
+            r.options,
+            vec![("WINRS_NOPROFILE", "FALSE"), ("WINRS_CODEPAGE", "65001")]
+        );
+        let r = create_shell_with(&ShellOptions {
+            noprofile: true,
+            working_directory: Some("C:\\a & b".into()),
+            environment: vec![("K".into(), "<v>".into())],
+        });
+        assert_eq!(r.options[0], ("WINRS_NOPROFILE", "TRUE"));
+        assert!(
+            r.body.starts_with(
+                "<rsp:Shell><rsp:Environment><rsp:Variable Name=\"K\">&lt;v&gt;</rsp:Variable></rsp:Environment><rsp:WorkingDirectory>C:\\a &amp; b</rsp:WorkingDirectory><rsp:InputStreams>"
+            ),
+            "{}",
+            r.body
+        );
+        let c = command_with("S", "a.exe", true, true);
+        assert!(c.options.contains(&("WINRS_SKIP_CMD_SHELL", "TRUE")));
+        assert!(
+            command("S", "a", true)
+                .options
+                .contains(&("WINRS_SKIP_CMD_SHELL", "FALSE"))
         );
     }
 

@@ -1,20 +1,21 @@
 //! Windows modules that need nothing but the transport: `win_command` (an executable with
-//! arguments, no shell) and `win_shell` (a PowerShell script), with Ansible's return values.
-//! PowerShell always goes through `connection::winrm::ps`, the one place that builds it.
-
-use std::time::Instant;
+//! arguments, no shell: not even cmd.exe, so `& | < > ^ %VAR%` and quotes reach the program as
+//! given) and `win_shell` (a PowerShell script), with Ansible's return values.
+//! PowerShell always goes through `powershell::script`, the one place that builds it.
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::WINDOWS;
-use crate::connection::winrm::ps;
+use crate::connection::CommandSpec;
 use crate::modules::ParamType::*;
-use crate::modules::builtin::{command_result, finish_rc};
+use crate::modules::builtin::{CommandClock, command_result, finish_rc};
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, arg_bool, arg_str,
     outcome, p,
 };
+use crate::powershell::clixml;
+use crate::powershell::script as ps;
 
 static WIN_COMMAND_DEF: ModuleDef = ModuleDef {
     name: "win_command",
@@ -94,52 +95,53 @@ fn skipped_result(cmd: Value, msg: String) -> ModResult {
     Ok(r)
 }
 
+/// How a prepared command line is started.
+enum Via<'a> {
+    /// cmd.exe (win_shell with `executable: cmd`).
+    Cmd,
+    /// A powershell.exe command line whose script sets the task's environment itself (cmd.exe's
+    /// `set "K=V"&&` would expand `%` in the values).
+    PowerShell,
+    /// No shell at all (win_command), in this working directory.
+    Program { cwd: Option<&'a str> },
+}
+
 /// Runs a prepared command line; adds Ansible's timing keys; non-zero rc fails.
 async fn run(
     ctx: &ModuleCtx<'_>,
     display: Value,
     cmdline: String,
     stdin: Option<Vec<u8>>,
+    via: Via<'_>,
 ) -> ModResult {
-    let start = chrono::Local::now();
-    let t0 = Instant::now();
-    let out = ctx.exec(cmdline, stdin).await?;
-    // Windows programs end lines with CRLF; results carry LF like Ansible's.
-    let normalize = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .replace("\r\n", "\n")
-            .into_bytes()
+    let clock = CommandClock::start();
+    let out = match via {
+        Via::Cmd => ctx.exec(cmdline, stdin).await?,
+        Via::PowerShell => {
+            let spec = CommandSpec {
+                cmd: cmdline,
+                stdin,
+                env: Vec::new(),
+                timeout: ctx.timeout,
+                become_: ctx.become_.clone(),
+                output: ctx.output.clone(),
+            };
+            ctx.connection().await?.exec(spec).await?
+        }
+        Via::Program { cwd } => ctx.exec_program(cmdline, stdin, cwd).await?,
     };
+    // Windows programs end lines with CRLF; results carry LF like Ansible's. PowerShell's
+    // error records arrive on stderr as CLIXML: decoded to plain text, as Ansible's win_shell.
+    let normalize = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
+    let stderr = clixml::decode_stderr(&normalize(&out.stderr));
     let mut r = command_result(
         out.rc,
-        &normalize(&out.stdout),
-        &normalize(&out.stderr),
+        normalize(&out.stdout).as_bytes(),
+        stderr.as_bytes(),
         true,
     );
     r.insert("cmd".into(), display);
-    r.insert(
-        "start".into(),
-        start.format("%Y-%m-%d %H:%M:%S%.6f").to_string().into(),
-    );
-    r.insert(
-        "end".into(),
-        chrono::Local::now()
-            .format("%Y-%m-%d %H:%M:%S%.6f")
-            .to_string()
-            .into(),
-    );
-    let d = t0.elapsed();
-    r.insert(
-        "delta".into(),
-        format!(
-            "{}:{:02}:{:02}.{:06}",
-            d.as_secs() / 3600,
-            (d.as_secs() / 60) % 60,
-            d.as_secs() % 60,
-            d.subsec_micros()
-        )
-        .into(),
-    );
+    clock.stamp(&mut r);
     finish_rc(r)
 }
 
@@ -153,9 +155,22 @@ impl Module for WinCommand {
         &WIN_COMMAND_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        // The program gets exactly this command line: no cmd.exe re-parses it (see
+        // `Connection::exec_program`). `argv` words are quoted by the CommandLineToArgvW rules;
+        // a free-form `cmd` is the command line itself, as Ansible's win_command passes it.
         let (display, line) = match args.get("argv") {
             Some(Value::Array(words)) => {
                 let words: Vec<String> = words.iter().map(crate::value::to_text).collect();
+                match words.first() {
+                    None => return Err(ModError::msg("win_command: argv is empty")),
+                    Some(program) if program.is_empty() || program.contains('"') => {
+                        return Err(ModError::msg(format!(
+                            "win_command: {program:?} is not a program path (empty, or with a \
+                             double quote, which Windows paths cannot contain)"
+                        )));
+                    }
+                    Some(_) => {}
+                }
                 (
                     Value::Array(words.iter().map(|w| Value::String(w.clone())).collect()),
                     words
@@ -182,11 +197,8 @@ impl Module for WinCommand {
             );
             return Ok(r);
         }
-        let line = match arg_str(&args, "chdir") {
-            Some(dir) => format!("cd /d {} && {line}", ps::quote_arg(dir)),
-            None => line,
-        };
-        run(ctx, display, line, stdin_of(&args)).await
+        let cwd = arg_str(&args, "chdir");
+        run(ctx, display, line, stdin_of(&args), Via::Program { cwd }).await
     }
 }
 
@@ -216,7 +228,7 @@ impl Module for WinShell {
                 Some(dir) => format!("cd /d {} && {script}", ps::quote_arg(dir)),
                 None => script,
             };
-            return run(ctx, display, line, stdin_of(&args)).await;
+            return run(ctx, display, line, stdin_of(&args), Via::Cmd).await;
         }
         if !matches!(
             executable.to_ascii_lowercase().as_str(),
@@ -227,7 +239,15 @@ impl Module for WinShell {
             )));
         }
         // The script's rc is its last native command's exit code, like Ansible's win_shell.
+        // The task's environment is set by the script, each value a quoted literal.
         let mut full = String::new();
+        for (k, v) in &ctx.env {
+            full.push_str(&format!(
+                "[Environment]::SetEnvironmentVariable({}, {}, 'Process')\n",
+                ps::quote(k),
+                ps::quote(v)
+            ));
+        }
         if let Some(dir) = arg_str(&args, "chdir") {
             full.push_str(&format!("Set-Location -LiteralPath {}\n", ps::quote(dir)));
         }
@@ -244,6 +264,6 @@ impl Module for WinShell {
             (a, b) => a.or(b),
         };
         let _ = arg_bool(&args, "no_profile", true);
-        run(ctx, display, command.cmdline, stdin).await
+        run(ctx, display, command.cmdline, stdin, Via::PowerShell).await
     }
 }

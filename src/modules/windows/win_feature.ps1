@@ -3,15 +3,11 @@ param($Mixop)
 # plan lists. Cmdlets as in ansible.windows.win_feature (ServerManager module).
 $a = $Mixop.args
 if ($Mixop.phase -eq 'probe') {
-    $features = @(foreach ($n in @($a.name)) {
-        $f = Get-WindowsFeature -Name $n
-        if ($null -eq $f) {
-            @{ name = [string]$n; found = $false }
-        } else {
-            @{
-                name = [string]$f.Name; found = $true; display_name = [string]$f.DisplayName
-                install_state = [string]$f.InstallState; sub_features = @($f.SubFeatures)
-            }
+    # Names that match no feature are simply absent from Get-WindowsFeature's output.
+    $features = @(Get-WindowsFeature -Name @($a.name) | ForEach-Object {
+        @{
+            name = [string]$_.Name; display_name = [string]$_.DisplayName
+            install_state = [string]$_.InstallState; sub_features = @($_.SubFeatures)
         }
     })
     return @{ features = $features }

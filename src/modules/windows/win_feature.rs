@@ -63,8 +63,6 @@ pub struct Probe {
 pub struct Feature {
     pub name: String,
     #[serde(default)]
-    pub found: bool,
-    #[serde(default)]
     pub install_state: String,
 }
 
@@ -88,11 +86,17 @@ impl Plan {
 
 /// What to install or remove, from the probed states.
 pub fn plan(probe: &Probe, args: &FeatureArgs) -> Result<Plan, String> {
-    let missing: Vec<&str> = probe
-        .features
+    let known = |n: &str| {
+        probe
+            .features
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(n))
+    };
+    let missing: Vec<&str> = args
+        .name
         .iter()
-        .filter(|f| !f.found)
-        .map(|f| f.name.as_str())
+        .map(String::as_str)
+        .filter(|n| !known(n))
         .collect();
     if !missing.is_empty() {
         return Err(format!(
@@ -207,9 +211,9 @@ mod tests {
         Probe {
             features: states
                 .iter()
+                .filter(|(_, s)| !s.is_empty())
                 .map(|(n, s)| Feature {
                     name: n.to_string(),
-                    found: !s.is_empty(),
                     install_state: s.to_string(),
                 })
                 .collect(),
@@ -278,7 +282,7 @@ mod tests {
     #[test]
     fn powershell_51_single_element_lists() {
         let p: Probe = serde_json::from_str(
-            r#"{"features": {"name": "Containers", "found": true, "install_state": "Available"}}"#,
+            r#"{"features": {"name": "Containers", "install_state": "Available"}}"#,
         )
         .unwrap();
         assert_eq!(p.features.len(), 1);

@@ -37,8 +37,17 @@ def _builder(subject, issuer, pub, days):
             .not_valid_after(now + datetime.timedelta(days=days)))
 
 
-def generate(state_dir):
-    """Writes ca.crt, server.crt/key, client-admin.crt/key (reused if present). Returns the paths."""
+def _san(name):
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def generate(state_dir, extra_sans=()):
+    """Writes ca.crt, server.crt/key, client-admin.crt/key (reused if present). Returns the paths.
+    `extra_sans`: more names or IP addresses for the serving certificate (k3s's --tls-san and
+    node IP), e.g. the lab server's address so the controller can verify it."""
     p = lambda n: os.path.join(state_dir, n)
     names = ["ca.crt", "ca.key", "server.crt", "server.key", "client-admin.crt", "client-admin.key"]
     if all(os.path.exists(p(n)) for n in names):
@@ -67,7 +76,8 @@ def generate(state_dir):
                 x509.DNSName("kubernetes.default.svc.cluster.local"), x509.DNSName("localhost"),
                 x509.DNSName("lab-server"),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1")),
-                x509.IPAddress(ipaddress.ip_address("10.43.0.1"))]), critical=False)
+                x509.IPAddress(ipaddress.ip_address("10.43.0.1"))] + [_san(n) for n in extra_sans]),
+                critical=False)
         return k, b.sign(ca_key, hashes.SHA256())
 
     sk, sc = leaf("k3s", "k3s", True)

@@ -833,6 +833,8 @@ def main(argv=None):
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--scenario", help="scenario YAML (see README.md); a built-in default is used otherwise")
     ap.add_argument("--pod-ready-delay", type=float, help="override the scenario's podReadyDelay (seconds)")
+    ap.add_argument("--san", action="append", default=[],
+                    help="extra subject alternative name (DNS name or IP) for the serving certificate; repeatable")
     args = ap.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
@@ -845,7 +847,7 @@ def main(argv=None):
     sc = scen.load(args.scenario)
     if args.pod_ready_delay is not None:
         sc["podReadyDelay"] = args.pod_ready_delay
-    paths = certs.generate(args.state_dir)
+    paths = certs.generate(args.state_dir, args.san)
     w = World(sc, args.state_dir)
     tok_path = os.path.join(args.state_dir, "token")
     if os.path.exists(tok_path):

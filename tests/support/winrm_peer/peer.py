@@ -59,6 +59,9 @@ except Exception as exc:  # pragma: no cover - environment problem
     sys.stderr.write("winrm-peer: pyspnego is required (%s)\n" % exc)
     raise
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cmdexe  # noqa: E402  (beside this file: cmd.exe and CommandLineToArgvW, for records)
+
 # --------------------------------------------------------------------------------------------
 # Constants
 # --------------------------------------------------------------------------------------------
@@ -99,6 +102,9 @@ SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 CODE_TIMED_OUT = 2150858793  # ERROR_WSMAN_OPERATION_TIMEDOUT
 CODE_INVALID_SELECTORS = 2150858843  # ERROR_WSMAN_UNEXPECTED_SELECTORS (shell / command not found)
 CODE_QUOTA_MAX_SHELLS = 2150859173  # ERROR_WSMAN_QUOTA_MAX_SHELLS
+CODE_QUOTA_MAX_OPERATIONS = 2150859174  # ERROR_WSMAN_QUOTA_MAX_OPERATIONS (0x803381A6)
+CODE_BUSY = 170  # ERROR_BUSY
+CODE_INVALID_PARAMETER = 87  # ERROR_INVALID_PARAMETER
 CODE_ACTION_NOT_SUPPORTED = 2150858771
 CODE_DESTINATION_UNREACHABLE = 2150858770
 CODE_INVALID_XML = 2150858819
@@ -304,7 +310,7 @@ RE_READS_STDIN = re.compile(r"\$input\b|\[Console\]::In\b|\[System\.Console\]::I
 
 class Fault(Exception):
     def __init__(self, code: str, subcode: str, reason: str, wsman_code: int | None, message: str | None = None,
-                 detail: str = "", action: str = ACT_FAULT, stat: str = ""):
+                 detail: str = "", action: str = ACT_FAULT, stat: str = "", provider: bool = False):
         super().__init__(reason)
         self.code = code
         self.subcode = subcode
@@ -314,6 +320,8 @@ class Fault(Exception):
         self.detail = detail
         self.action = action
         self.stat = stat or subcode.split(":")[-1]
+        # The message comes from the shell plugin (f:ProviderFault inside f:Message).
+        self.provider = provider
 
 
 class Injections:
@@ -328,6 +336,11 @@ class Injections:
         self.endless = 0
         self.big_mb = 0.0
         self.big_single = False
+        self.send_timeout = 0
+        self.send_busy = 0
+        self.no_exit_code = 0
+        self.http503 = 0
+        self.http_status = 503
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -357,6 +370,9 @@ class Command:
         self.on_done = None  # callable run once when done
         self.reboot_after: float | None = None  # record mode: reboot this long after Done reaches the client
         self.created = time.time()
+        self.skip_cmd_shell = False
+        # record mode: what the program gets after cmd.exe (unless skipped) and CommandLineToArgvW
+        self.exec_info: dict = {"argv": None, "cmd": None, "echo": None}
 
     # output side -------------------------------------------------------------------------
     def push(self, stream: str, data: bytes) -> None:
@@ -449,6 +465,9 @@ class Shell:
         self.commands: dict[str, Command] = {}
         self.created = time.time()
         self.last_used = time.time()
+        # Commands started here: each holds one of the user's MaxConcurrentOperationsPerUser until
+        # the shell is deleted (Signal terminate does not give it back).
+        self.operations = 0
 
 
 class Peer:
@@ -513,7 +532,12 @@ class Peer:
             s["shells_open"] = len(self.shells)
             s["shells"] = [
                 {"id": sh.id, "owner": sh.owner, "codepage": sh.codepage, "noprofile": sh.noprofile,
-                 "commands": len(sh.commands)} for sh in self.shells.values()]
+                 "commands": len(sh.commands), "operations": sh.operations,
+                 "working_directory": sh.workdir} for sh in self.shells.values()]
+            ops: dict = collections.Counter()
+            for sh in self.shells.values():
+                ops[sh.owner.lower()] += sh.operations
+            s["operations"] = dict(ops)
             s["boot_time_filetime"] = self.boot_filetime
             s["up"] = not self.down
             s["reboot_pending"] = self.reboot_pending is not None
@@ -695,10 +719,15 @@ class Peer:
                 m = RE_SHUTDOWN_T.search(text)
                 t = float(m.group(1)) if m else (30.0 if RE_SHUTDOWN_R.search(text) else 0.0)
                 reboot_delay = min(t, float(self.args.reboot_delay_cap))
+        if rule_idx is None and builtin is None and cmd.exec_info.get("echo") is not None:
+            # cmd.exe's `echo` (after quote stripping, %VAR% expansion and carets).
+            out_b, builtin = (cmd.exec_info["echo"] + "\r\n").encode(codec, errors="replace"), "cmd_echo"
         self.write_record({
             "shell_id": cmd.shell.id, "command_id": cmd.id, "user": cmd.shell.owner,
             "codepage": cmd.shell.codepage, "noprofile": cmd.shell.noprofile,
             "command": cmd.command, "arguments": cmd.arguments, "command_line": cmd.cmdline,
+            "skip_cmd_shell": cmd.skip_cmd_shell, "working_directory": cmd.shell.workdir,
+            "environment": dict(cmd.shell.env), "argv": cmd.exec_info.get("argv"), "cmd": cmd.exec_info.get("cmd"),
             "stdin": stdin_text, "stdin_bytes": len(cmd.stdin_buf),
             "script": script, "script_source": info.get("source"),
             "rule": rule_idx, "builtin": builtin, "rc": rc,
@@ -862,6 +891,70 @@ def command_not_found() -> Fault:
         stat="CommandNotFound")
 
 
+def operations_quota(limit: int, form: str) -> Fault:
+    """MaxConcurrentOperationsPerUser reached: as a WSManFault, or (form "wmi") as the
+    w:InternalError carrying p:MSFT_WmiError that pywinrm's test_exceptions.py records."""
+    text = ("The WS-Management service cannot process the request. This user is allowed a maximum number of %d "
+            "concurrent operations, which has been exceeded. Close existing operations for this user, or raise "
+            "the quota for this user. " % limit)
+    if form == "wmi":
+        detail = ('<p:MSFT_WmiError b:IsCIM_Error="true" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                  'xmlns:b="http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd" '
+                  'xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError" '
+                  'xmlns:cim="http://schemas.dmtf.org/wbem/wscim/1/common" xsi:type="p:MSFT_WmiError_Type">'
+                  '<p:CIMStatusCode xsi:type="cim:cimUnsignedInt">27</p:CIMStatusCode>'
+                  '<p:CIMStatusCodeDescription xsi:type="cim:cimString" xsi:nil="true" />'
+                  '<p:ErrorSource xsi:type="cim:cimString" xsi:nil="true" />'
+                  '<p:ErrorSourceFormat xsi:type="cim:cimUnsignedShort">0</p:ErrorSourceFormat>'
+                  '<p:ErrorType xsi:type="cim:cimUnsignedShort">0</p:ErrorType>'
+                  '<p:Message xsi:type="cim:cimString">%s</p:Message>'
+                  '<p:MessageID xsi:type="cim:cimString">HRESULT 0x803381a6</p:MessageID>'
+                  '<p:OtherErrorSourceFormat xsi:type="cim:cimString" xsi:nil="true" />'
+                  '<p:OtherErrorType xsi:type="cim:cimString" xsi:nil="true" />'
+                  '<p:OwningEntity xsi:type="cim:cimString" xsi:nil="true" />'
+                  '<p:PerceivedSeverity xsi:type="cim:cimUnsignedShort">0</p:PerceivedSeverity>'
+                  '<p:ProbableCause xsi:type="cim:cimUnsignedShort">0</p:ProbableCause>'
+                  '<p:ProbableCauseDescription xsi:type="cim:cimString" xsi:nil="true" />'
+                  '<p:error_Category xsi:type="cim:cimUnsignedInt">30</p:error_Category>'
+                  '<p:error_Code xsi:type="cim:cimUnsignedInt">%d</p:error_Code>'
+                  '<p:error_Type xsi:type="cim:cimString">HRESULT</p:error_Type>'
+                  '<p:error_WindowsErrorMessage xsi:type="cim:cimString">%s</p:error_WindowsErrorMessage>'
+                  "</p:MSFT_WmiError>" % (xesc(text), CODE_QUOTA_MAX_OPERATIONS, xesc(text)))
+        return Fault("s:Receiver", "w:InternalError", text, None, detail=detail, stat="QuotaMaxOperations")
+    return Fault("s:Receiver", "w:QuotaLimit", text, CODE_QUOTA_MAX_OPERATIONS, stat="QuotaMaxOperations")
+
+
+def invalid_parameter() -> Fault:
+    """What Windows answers to a Receive without CommandId (pypsrp's test_winrs_fail_poll_process.yml)."""
+    return Fault("s:Sender", "w:InvalidParameter", "The parameter is incorrect. ", CODE_INVALID_PARAMETER,
+                 detail="<w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidValue"
+                        "</w:FaultDetail>", stat="InvalidParameter", provider=True)
+
+
+def send_busy() -> Fault:
+    """ERROR_BUSY on a Send (Ansible retries it; the shape is a best guess: a shell plugin error)."""
+    return Fault("s:Receiver", "w:InternalError",
+                 "The WS-Management service cannot process the request. The service encountered an internal "
+                 "error. ", CODE_BUSY, "The requested resource is in use. ", stat="SendBusy", provider=True)
+
+
+# What HTTP.sys itself answers (before WinRM sees the request) when nothing serves the URL (503, e.g.
+# the WinRM service stopped or still starting) or it refuses the request (400).
+HTTPSYS_PAGES = {
+    503: ("Service Unavailable", "HTTP Error 503. The service is unavailable."),
+    400: ("Bad Request - Invalid Hostname", "HTTP Error 400. The request hostname is invalid."),
+    404: ("Not Found", "HTTP Error 404. The requested resource is not found."),
+}
+
+
+def httpsys_page(status: int) -> bytes:
+    title, text = HTTPSYS_PAGES.get(status, HTTPSYS_PAGES[503])
+    return ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">\r\n'
+            "<HTML><HEAD><TITLE>%s</TITLE>\r\n"
+            '<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>\r\n'
+            "<BODY><h2>%s</h2>\r\n<hr><p>%s</p>\r\n</BODY></HTML>\r\n" % (title, title, text)).encode("ascii")
+
+
 def timed_out() -> Fault:
     text = "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "
     return Fault("s:Receiver", "w:TimedOut", text, CODE_TIMED_OUT, text)
@@ -901,8 +994,12 @@ def soap_envelope(action: str, relates_to: str, body: str) -> bytes:
 def fault_envelope(f: Fault, relates_to: str, machine: str) -> bytes:
     wsman = ""
     if f.wsman_code is not None:
+        msg = xesc(f.message)
+        if f.provider:
+            msg = ('<f:ProviderFault provider="Shell cmd plugin" path="%%systemroot%%\\system32\\winrscmd.dll">%s'
+                   "</f:ProviderFault>" % msg)
         wsman = ('<f:WSManFault xmlns:f="%s" Code="%d" Machine="%s"><f:Message>%s</f:Message></f:WSManFault>'
-                 % (NS_F, f.wsman_code, xesc(machine), xesc(f.message)))
+                 % (NS_F, f.wsman_code, xesc(machine), msg))
     body = ("<s:Fault><s:Code><s:Value>%s</s:Value><s:Subcode><s:Value>%s</s:Value></s:Subcode></s:Code>"
             '<s:Reason><s:Text xml:lang="en-US">%s</s:Text></s:Reason><s:Detail>%s%s</s:Detail></s:Fault>'
             % (f.code, f.subcode, xesc(f.reason), f.detail, wsman))
@@ -1109,6 +1206,12 @@ class Soap:
         with peer.lock:
             if peer.shells.get(sh.id) is not sh:
                 raise shell_not_found(sh.id)
+            # MaxConcurrentOperationsPerUser: every Command of the user's live shells counts, finished or
+            # not, until its shell is deleted (MS-WSMV <118>: Signal terminate does not decrement it).
+            used = sum(o.operations for o in peer.shells.values() if o.owner.lower() == sh.owner.lower())
+            if used >= int(peer.args.max_operations):
+                raise operations_quota(int(peer.args.max_operations), peer.args.operations_fault)
+            sh.operations += 1
             sh.commands[cid] = cmd
             peer.stats["commands_started"] += 1
             inj = peer.inj
@@ -1124,6 +1227,15 @@ class Soap:
                 peer.stats["injected"]["big"] += 1
         vlog("command %s in shell %s: %r" % (cid, sh.id, cmd.cmdline[:200]))
         skip_cmd = truthy(req.options.get("WINRS_SKIP_CMD_SHELL"))
+        cmd.skip_cmd_shell = skip_cmd
+        if peer.mode == "record":
+            env = cmdexe.default_env(sh.owner)
+            env.update(sh.env)
+            honoured = skip_cmd and not peer.args.ignore_skip_cmd_shell
+            try:
+                cmd.exec_info = cmdexe.describe(cmd.cmdline, honoured, env)
+            except Exception:
+                log("cannot model the command line %r: %s" % (cmd.cmdline[:200], traceback.format_exc()))
         limit = 32767 if skip_cmd else 8191
         if not peer.args.no_cmdline_limit and len(cmd.cmdline) > limit:
             # cmd.exe refuses command lines over 8191 characters (CreateProcess: 32767), reported through
@@ -1133,7 +1245,9 @@ class Soap:
                 peer.write_record({
                     "shell_id": sh.id, "command_id": cid, "user": sh.owner, "codepage": sh.codepage,
                     "noprofile": sh.noprofile, "command": command, "arguments": arguments,
-                    "command_line": cmd.cmdline, "stdin": "", "stdin_bytes": 0, "script": None,
+                    "command_line": cmd.cmdline, "skip_cmd_shell": skip_cmd, "working_directory": sh.workdir,
+                    "environment": dict(sh.env), "argv": None, "cmd": None,
+                    "stdin": "", "stdin_bytes": 0, "script": None,
                     "script_source": None, "rule": None, "builtin": "command_line_too_long", "rc": 1})
             cmd.push("stderr", msg.encode())
             cmd.finish(1)
@@ -1262,6 +1376,19 @@ class Soap:
             raise Fault("s:Sender", "w:SchemaValidationError",
                         "The SOAP XML in the message does not match the corresponding XML schema definition. "
                         "Change the XML and retry. ", CODE_INVALID_XML_VALUES, stat="MissingSend")
+        peer = self.peer
+        with peer.lock:
+            busy = peer.inj.send_busy > 0
+            if busy:
+                peer.inj.send_busy -= 1
+                peer.stats["injected"]["send_busy"] += 1
+            late = (not busy) and peer.inj.send_timeout > 0
+            if late:
+                peer.inj.send_timeout -= 1
+                peer.stats["injected"]["send_timeout"] += 1
+        if busy:
+            # ERROR_BUSY: earlier input still being handed over; this input is not taken.
+            raise send_busy()
         for st in send.findall("{%s}Stream" % NS_RSP):
             cid = (st.get("CommandId") or "").upper()
             cmd = sh.commands.get(cid)
@@ -1277,6 +1404,10 @@ class Soap:
                             "The WS-Management service cannot process the request because the XML content has "
                             "invalid values. ", CODE_INVALID_XML_VALUES, stat="BadBase64")
             cmd.send_stdin(data, truthy(st.get("End")))
+        if late:
+            # The input was taken but not handed to the process within OperationTimeout (a host under
+            # load): Windows answers w:TimedOut although the input is still processed (Ansible's note).
+            raise timed_out()
         return soap_envelope(NS_RSP + "/SendResponse", req.message_id, "<rsp:SendResponse/>")
 
     def receive(self, req: Req) -> bytes:
@@ -1286,6 +1417,9 @@ class Soap:
         ds = rcv.find("{%s}DesiredStream" % NS_RSP) if rcv is not None else None
         cid = (ds.get("CommandId") or "").upper() if ds is not None else ""
         streams = ((ds.text or "") if ds is not None else "").split() or ["stdout", "stderr"]
+        if not cid and not peer.args.tolerate_missing_command_id:
+            # Windows answers a cmd-shell Receive without CommandId with InvalidParameter (87).
+            raise invalid_parameter()
         cmd = sh.commands.get(cid)
         if cmd is None:
             if not cid and len(sh.commands) == 1:
@@ -1340,8 +1474,16 @@ class Soap:
             if finished:
                 for stream in streams:
                     parts.append('<rsp:Stream Name="%s" CommandId="%s" End="true"></rsp:Stream>' % (stream, cmd.id))
-                parts.append('<rsp:CommandState CommandId="%s" State="%s"><rsp:ExitCode>%d</rsp:ExitCode>'
-                             "</rsp:CommandState>" % (cmd.id, STATE_DONE, cmd.exit_code or 0))
+                with peer.lock:
+                    no_rc = peer.inj.no_exit_code > 0
+                    if no_rc:
+                        peer.inj.no_exit_code -= 1
+                        peer.stats["injected"]["no_exit_code"] += 1
+                if no_rc:
+                    parts.append('<rsp:CommandState CommandId="%s" State="%s"/>' % (cmd.id, STATE_DONE))
+                else:
+                    parts.append('<rsp:CommandState CommandId="%s" State="%s"><rsp:ExitCode>%d</rsp:ExitCode>'
+                                 "</rsp:CommandState>" % (cmd.id, STATE_DONE, cmd.exit_code or 0))
                 cmd.done_delivered = True
             else:
                 parts.append('<rsp:CommandState CommandId="%s" State="%s"/>' % (cmd.id, STATE_RUNNING))
@@ -1387,6 +1529,11 @@ class Soap:
             elif kind in ("ctrl_c", "ctrl_break", "crtl_c"):
                 if not cmd.done:
                     cmd.kill(signal.SIGINT)
+                    if cmd.proc is not None:
+                        # Ctrl+C reaches the console's whole process group, also processes it starts
+                        # right after: a SIGINT that lands while /bin/sh is still starting its child is
+                        # only noted by sh, so interrupt again until the command is gone.
+                        threading.Thread(target=self._interrupt, args=(cmd,), name="ctrl-c", daemon=True).start()
                     if cmd.proc is None:
                         if cmd.record_info and cmd.record_info.get("waiting_stdin"):
                             cmd.record_info["waiting_stdin"] = False
@@ -1397,6 +1544,18 @@ class Soap:
                             "The WS-Management service cannot process the request because the XML content has "
                             "invalid values. ", CODE_INVALID_XML_VALUES, stat="BadSignalCode")
         return soap_envelope(NS_RSP + "/SignalResponse", req.message_id, "<rsp:SignalResponse/>")
+
+    @staticmethod
+    def _interrupt(cmd: Command) -> None:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            with cmd.cond:
+                if cmd.done or cmd.removed:
+                    return
+                cmd.cond.wait(0.1)
+                if cmd.done or cmd.removed:
+                    return
+            cmd.kill(signal.SIGINT)
 
     def delete(self, req: Req) -> bytes:
         peer = self.peer
@@ -1639,6 +1798,17 @@ class Connection:
 
     def handle(self, req: HttpRequest) -> None:
         peer = self.peer
+        if req.body:
+            with peer.lock:
+                page = peer.inj.http503 > 0
+                if page:
+                    peer.inj.http503 -= 1
+                    peer.stats["injected"]["http503"] += 1
+                    status = int(peer.inj.http_status or 503)
+            if page:
+                # HTTP.sys answers by itself (WinRM never sees the request, so NTLM state is untouched).
+                self.send(status, [("Content-Type", "text/html; charset=us-ascii")], httpsys_page(status),
+                          close=True)
         path = urlsplit(req.target).path.rstrip("/").lower()
         if getattr(req, "discard_unread", False):
             peer.bump("envelope_too_large")
@@ -2079,8 +2249,13 @@ def apply_control(peer: Peer, op: str, body) -> object:
         if op == "delay_ms":
             inj.delay_ms = int(_num(body, "ms", "delay_ms", "n", default=0))
             return inj.as_dict()
-        if op in ("http500", "garbage", "truncate", "badsig", "endless"):
+        if op in ("http500", "garbage", "truncate", "badsig", "endless", "send_timeout", "send_busy",
+                  "no_exit_code"):
             setattr(inj, op, int(_num(body, "n", "count", default=1)))
+            return inj.as_dict()
+        if op == "http503":
+            inj.http503 = int(_num(body, "n", "count", default=1))
+            inj.http_status = int(body.get("status", 503)) if isinstance(body, dict) else 503
             return inj.as_dict()
         if op == "big":
             inj.big_mb = float(_num(body, "mb", "n_mb", "n", default=1))
@@ -2174,6 +2349,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-cmdline-limit", action="store_true",
                    help="do not emulate cmd.exe's 8191-character command line limit")
     p.add_argument("--max-shells", type=int, default=30, help="MaxShellsPerUser (default 30)")
+    p.add_argument("--max-operations", type=int, default=1500,
+                   help="MaxConcurrentOperationsPerUser (default 1500): Commands per user on live shells; only "
+                        "Delete of the shell gives them back")
+    p.add_argument("--operations-fault", choices=["wsman", "wmi"], default="wsman",
+                   help="shape of the quota fault 2150859174: WSManFault Code, or w:InternalError with "
+                        "p:MSFT_WmiError/error_Code")
+    p.add_argument("--tolerate-missing-command-id", action="store_true",
+                   help="answer a Receive without CommandId for the shell's only command (Windows faults: 87)")
+    p.add_argument("--ignore-skip-cmd-shell", action="store_true",
+                   help="record mode: run command lines through the cmd.exe model even with "
+                        "WINRS_SKIP_CMD_SHELL=TRUE (pypsrp documents the option as working only before 2012 R2)")
     p.add_argument("--operation-timeout-cap", type=float, default=60.0,
                    help="upper bound in seconds for a Receive's wait (MaxTimeoutms, default 60)")
     p.add_argument("--reboot-down", type=float, default=3.0, help="seconds the listener stays down on reboot")
@@ -2193,6 +2379,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--badsig", type=int, default=0)
     p.add_argument("--endless", type=int, default=0)
     p.add_argument("--big-mb", type=float, default=0.0)
+    p.add_argument("--send-timeout", type=int, default=0)
+    p.add_argument("--send-busy", type=int, default=0)
+    p.add_argument("--no-exit-code", type=int, default=0)
+    p.add_argument("--http503", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -2234,6 +2424,8 @@ def main(argv=None) -> int:
     inj.drop_next, inj.delay_ms, inj.http500 = args.drop_next, args.delay_ms, args.http500
     inj.garbage, inj.truncate, inj.badsig, inj.endless, inj.big_mb = (
         args.garbage, args.truncate, args.badsig, args.endless, args.big_mb)
+    inj.send_timeout, inj.send_busy, inj.no_exit_code, inj.http503 = (
+        args.send_timeout, args.send_busy, args.no_exit_code, args.http503)
 
     cred_fd, cred_path = tempfile.mkstemp(prefix="winrm-peer-ntlm-", suffix=".txt")
     os.close(cred_fd)

@@ -5,8 +5,10 @@
 
 The payload is base64 of UTF-8 JSON. The controller may end lines with \\r\\n; the host writes \\n.
 Frames arrive on stdin in Send chunks that may split them anywhere, so `FrameReader` buffers and
-only yields complete frames. A malformed frame is reported (``Frame.error``), never raised, so the
-host can answer it with ``mixop.BadRequest`` and keep running.
+only yields complete frames. Lines that do not start with ``MIXOP1`` are skipped, as the real
+wrapper's Read-MixopFrame does (the first stdin line is the wrapper script itself, read by the
+launcher). A malformed frame is reported (``Frame.error``), never raised, so the host can answer
+it with ``mixop.BadRequest`` and keep running.
 """
 
 from __future__ import annotations
@@ -62,8 +64,7 @@ class FrameReader:
             if nl < 0:
                 self.scanned = len(self.buf)
                 if self.pending is None and not self.discarding and len(self.buf) > self.max_header:
-                    # Not a header (headers are short): report once, skip to the next newline.
-                    out.append(Frame("REQ", 0, error="not a frame header: %r..." % bytes(self.buf[:40])))
+                    # Not a header (headers are short): skip to the next newline, in bounded memory.
                     self.discarding = True
                 if self.discarding:
                     self.buf.clear()
@@ -102,7 +103,9 @@ class FrameReader:
         if not line.strip():
             return None  # blank lines between frames are harmless
         parts = line.strip().split()
-        if len(parts) != 4 or parts[0] != MAGIC:
+        if not parts or parts[0] != MAGIC:
+            return None  # not a frame: skipped, like the wrapper does
+        if len(parts) != 4:
             return Frame("REQ", 0, error="not a frame header: %r" % line[:80])
         kind = parts[1].decode("ascii", "replace")
         try:

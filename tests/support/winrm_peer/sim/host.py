@@ -3,7 +3,7 @@
 Sim mode is record mode plus this: commands whose decoded PowerShell carries the host bootstrap's
 marker (``# mixop-pshost v1``) or the one-shot wrapper's (``# mixop-psoneshot v1``) become simulated
 PowerShell processes speaking the frame protocol of docs/windows-protocol.md §2; mixop's upload and
-download scripts (src/connection/winrm/ps.rs) act on the simulated disk; everything else goes to
+download scripts (src/powershell/script.rs) act on the simulated disk; everything else goes to
 record mode's rules and built-ins. The peer calls in through four hooks: `start_command`,
 `start_cost_ms`, `on_reboot` and the control channel (`control_get` / `control_post`).
 """

@@ -1,4 +1,4 @@
-"""mixop's own file-transfer scripts (src/connection/winrm/ps.rs `put_script` / `get_script`),
+"""mixop's own file-transfer scripts (src/powershell/script.rs `put_script` / `get_script`),
 recognised by their content and run against the simulated disk.
 
 put: base64 lines on stdin -> a temporary file beside the destination ('<dest>.mixop-<guid>.tmp'),
@@ -31,7 +31,7 @@ RE_EXPECT = re.compile(r"\$hash\s+-ne\s+" + _LIT)
 
 
 def unquote(inner: str) -> str:
-    """Undo ps.rs quote(): inside a single-quoted literal a doubled quote character is one."""
+    """Undo script.rs quote(): inside a single-quoted literal a doubled quote character is one."""
     return re.sub("([%s])[%s]" % (QUOTES, QUOTES), r"\1", inner)
 
 

@@ -1,5 +1,6 @@
-//! The one typed helper that turns PowerShell into a cmd.exe command line, plus quoting and the
-//! file-transfer scripts.
+//! PowerShell text helpers shared by the WinRM transport and the Windows modules: the one place
+//! that turns PowerShell into a command line (`-EncodedCommand`), quoting (PowerShell literals,
+//! Windows argv), and the transport's file-transfer scripts.
 //!
 //! Short scripts go as `-EncodedCommand` (UTF-16LE, base64); a script whose command line would
 //! pass cmd.exe's 8191-character limit is sent over stdin to a small bootstrap instead.
@@ -93,6 +94,57 @@ pub fn quote_arg(arg: &str) -> String {
     out.extend(std::iter::repeat_n('\\', backslashes * 2));
     out.push('"');
     out
+}
+
+/// Splits a command line into the program and the rest, as CreateProcess and
+/// CommandLineToArgvW read the first word: up to the closing quote when it starts with one
+/// (no escapes inside), else up to the first space or tab.
+pub fn split_program(cmdline: &str) -> (String, &str) {
+    let line = cmdline.trim_start_matches([' ', '\t']);
+    let (program, rest) = if let Some(quoted) = line.strip_prefix('"') {
+        match quoted.find('"') {
+            Some(i) => (quoted[..i].to_string(), &quoted[i + 1..]),
+            None => (quoted.to_string(), ""),
+        }
+    } else {
+        match line.find([' ', '\t']) {
+            Some(i) => (line[..i].to_string(), &line[i..]),
+            None => (line.to_string(), ""),
+        }
+    };
+    (program, rest.trim_start_matches([' ', '\t']))
+}
+
+/// A PowerShell script that starts the program of `cmdline` with exactly that command line,
+/// without cmd.exe: `System.Diagnostics.Process` with `UseShellExecute = $false` (so the
+/// program inherits the shell's stdin, stdout and stderr and its output streams as it comes),
+/// in `cwd`, with `env` added; it exits with the program's exit code. For hosts where
+/// `WINRS_SKIP_CMD_SHELL` is not honoured.
+pub fn program_script(cmdline: &str, cwd: Option<&str>, env: &[(String, String)]) -> String {
+    let (program, args) = split_program(cmdline);
+    let mut s = String::from(
+        "$ErrorActionPreference = 'Stop'\n\
+         $psi = New-Object System.Diagnostics.ProcessStartInfo\n",
+    );
+    s.push_str(&format!("$psi.FileName = {}\n", quote(&program)));
+    s.push_str(&format!("$psi.Arguments = {}\n", quote(args)));
+    s.push_str("$psi.UseShellExecute = $false\n");
+    if let Some(dir) = cwd {
+        s.push_str(&format!("$psi.WorkingDirectory = {}\n", quote(dir)));
+    }
+    for (k, v) in env {
+        s.push_str(&format!(
+            "$psi.EnvironmentVariables[{}] = {}\n",
+            quote(k),
+            quote(v)
+        ));
+    }
+    s.push_str(
+        "$p = [System.Diagnostics.Process]::Start($psi)\n\
+         $p.WaitForExit()\n\
+         exit $p.ExitCode\n",
+    );
+    s
 }
 
 /// Upload: reads base64 lines from stdin into a temporary file beside `dest`, checks the
@@ -207,6 +259,51 @@ mod tests {
             "\"C:\\dir with space\\\\\""
         );
         assert_eq!(quote_arg("a\\\\\"b"), "\"a\\\\\\\\\\\"b\"");
+    }
+
+    #[test]
+    fn program_and_arguments() {
+        let line = [
+            r"C:\Program Files\A\a.exe",
+            "x & y",
+            "say \"hi\"",
+            r"C:\dir with space\",
+        ]
+        .iter()
+        .map(|a| quote_arg(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+        assert_eq!(
+            line,
+            r#""C:\Program Files\A\a.exe" "x & y" "say \"hi\"" "C:\dir with space\\""#
+        );
+        let (program, rest) = split_program(&line);
+        assert_eq!(program, r"C:\Program Files\A\a.exe");
+        assert_eq!(rest, r#""x & y" "say \"hi\"" "C:\dir with space\\""#);
+        assert_eq!(split_program("whoami /all"), ("whoami".to_string(), "/all"));
+        assert_eq!(split_program("  ping"), ("ping".to_string(), ""));
+        let script = program_script(&line, Some(r"C:\it's here"), &[("A".into(), "1".into())]);
+        assert!(
+            script.contains(r"$psi.FileName = 'C:\Program Files\A\a.exe'"),
+            "{script}"
+        );
+        assert!(
+            script.contains(r#"$psi.Arguments = '"x & y" "say \"hi\"" "C:\dir with space\\"'"#),
+            "{script}"
+        );
+        assert!(
+            script.contains(r"$psi.WorkingDirectory = 'C:\it''s here'"),
+            "{script}"
+        );
+        assert!(
+            script.contains("$psi.EnvironmentVariables['A'] = '1'"),
+            "{script}"
+        );
+        assert!(script.ends_with("exit $p.ExitCode\n"));
+        // The wrapper goes as -EncodedCommand: nothing in it for cmd.exe to re-parse.
+        let c = command(&script);
+        assert!(c.stdin.is_none());
+        assert!(!c.cmdline.contains(['&', '"', '%', '^']));
     }
 
     #[test]
