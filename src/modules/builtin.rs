@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::ParamType::*;
 use super::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, alias, arg_bool, arg_str,
-    choice, outcome, p, posix,
+    choice, outcome, p, posix, wait,
 };
 use crate::connection::Transport;
 use crate::value::to_text;
@@ -536,6 +536,7 @@ static WAIT_FOR_DEF: ModuleDef = ModuleDef {
         p("sleep", Int),
         p("connect_timeout", Int),
         p("search_regex", Str),
+        p("exclude_hosts", List),
         p("msg", Str),
     ],
     free_form: FreeForm::KeyValue,
@@ -553,83 +554,68 @@ impl Module for WaitFor {
         &WAIT_FOR_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let secs = |k: &str, d: f64| match args.get(k) {
-            None | Some(Value::Null) => crate::value::seconds(d, k).map_err(ModError::msg),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| ModError::msg(format!("`{k}` must be a number of seconds")))
-                .and_then(|s| crate::value::seconds(s.max(0.0), k).map_err(ModError::msg)),
-        };
-        let timeout = secs("timeout", 300.0)?;
-        let sleep = secs("sleep", 1.0)?.max(Duration::from_millis(100));
-        tokio::time::sleep(secs("delay", 0.0)?).await;
-        let state = arg_str(&args, "state").unwrap_or("started").to_string();
-        let want_present = matches!(state.as_str(), "started" | "present");
-        let probe = if let Some(port) = args.get("port") {
-            let port = port
-                .as_u64()
-                .filter(|p| (1..=65535).contains(p))
-                .ok_or_else(|| {
-                    ModError::msg(format!("port {} is not a TCP port number", to_text(port)))
-                })?;
-            let host = arg_str(&args, "host").unwrap_or("127.0.0.1");
-            tcp_probe(host, port)?
-        } else if let Some(path) = arg_str(&args, "path") {
-            match arg_str(&args, "search_regex") {
-                Some(re) => format!(
-                    "grep -Eq {} {} 2>/dev/null",
-                    posix::quote(re),
-                    posix::quote(path)
-                ),
-                None => format!("test -e {}", posix::quote(path)),
+        let w = wait::Wait::from_args(&args).map_err(ModError::msg)?;
+        let script = posix_wait_probe(&w)?;
+        wait::run(&w, wait::Family::Posix, || {
+            let script = script.clone();
+            async move {
+                let out = ctx.exec(script, None).await?;
+                Ok(parse_observation(&String::from_utf8_lossy(&out.stdout)))
             }
-        } else {
-            // Only a delay / timeout: sleep for it like Ansible.
-            tokio::time::sleep(timeout).await;
-            let mut r = outcome(false);
-            r.insert("elapsed".into(), timeout.as_secs().into());
-            return Ok(r);
-        };
-        let t0 = Instant::now();
-        loop {
-            let out = ctx.exec(probe.clone(), None).await?;
-            if (out.rc == 0) == want_present {
-                let mut r = outcome(false);
-                r.insert("elapsed".into(), t0.elapsed().as_secs().into());
-                r.insert("state".into(), state.into());
-                if let Some(path) = arg_str(&args, "path") {
-                    r.insert("path".into(), path.into());
-                }
-                if let Some(port) = args.get("port") {
-                    r.insert("port".into(), port.clone());
-                }
-                return Ok(r);
+        })
+        .await
+    }
+}
+
+/// One look at the condition, as a `sh` script printing `exists=`, `matched=` and `conn=`
+/// lines: a TCP connection with bash's /dev/tcp (no extra tools on the target), established
+/// connections to the port with `ss`, the path with `test -e`, its text with `grep -E`.
+fn posix_wait_probe(w: &wait::Wait) -> Result<String, ModError> {
+    if let Some(port) = w.port {
+        if w.state == wait::State::Drained {
+            return Ok(format!(
+                "ss -Htn state established {} 2>/dev/null | awk '{{print \"conn=\" $4}}'",
+                posix::quote(&format!("( sport = :{port} )"))
+            ));
+        }
+        // Host and port are bash's positional parameters, never script text: a host name
+        // from facts or another host's variables cannot run commands here.
+        return Ok(format!(
+            "if timeout {} {}; then echo exists=1; else echo exists=0; fi",
+            w.connect_timeout,
+            tcp_probe(&w.host, u64::from(port))?
+        ));
+    }
+    let path = posix::quote(w.path.as_deref().unwrap_or_default());
+    let grep = match &w.search_regex {
+        Some(re) => format!(
+            "if grep -Eq -- {} {path} 2>/dev/null; then echo matched=1; else echo matched=0; fi; ",
+            posix::quote(re)
+        ),
+        None => String::new(),
+    };
+    Ok(format!(
+        "if [ -e {path} ]; then echo exists=1; {grep}else echo exists=0; fi"
+    ))
+}
+
+/// The probe's lines as an observation; `conn=` addresses lose their port.
+fn parse_observation(out: &str) -> wait::Observation {
+    let mut o = wait::Observation::default();
+    for line in out.lines() {
+        match line.trim().split_once('=') {
+            Some(("exists", v)) => o.exists = v == "1",
+            Some(("matched", v)) => o.matched = Some(v == "1"),
+            Some(("conn", v)) if !v.is_empty() => {
+                let addr = v.rsplit_once(':').map(|(a, _)| a).unwrap_or(v);
+                let addr = addr.trim_start_matches('[').trim_end_matches(']');
+                let addr = addr.strip_prefix("::ffff:").unwrap_or(addr);
+                o.connections.push(addr.to_string());
             }
-            if t0.elapsed() >= timeout {
-                let what = arg_str(&args, "path")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| {
-                        format!(
-                            "{}:{}",
-                            arg_str(&args, "host").unwrap_or("127.0.0.1"),
-                            args.get("port").map(to_text).unwrap_or_default()
-                        )
-                    });
-                let msg = arg_str(&args, "msg")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| {
-                        format!(
-                            "Timeout when waiting for {what} to be {state} ({}s)",
-                            timeout.as_secs()
-                        )
-                    });
-                let mut result = outcome(false);
-                result.insert("elapsed".into(), t0.elapsed().as_secs().into());
-                return Err(ModError::Failed { msg, result });
-            }
-            tokio::time::sleep(sleep).await;
+            _ => {}
         }
     }
+    o
 }
 
 /// The command that tries a TCP connection: bash's /dev/tcp needs no extra tools on the
@@ -818,6 +804,33 @@ fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String
 mod tests {
     use super::*;
 
+    fn w(v: Value) -> wait::Wait {
+        wait::Wait::from_args(v.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn posix_wait_probes() {
+        let s = posix_wait_probe(&w(
+            serde_json::json!({"path": "/o'x", "search_regex": "a b"}),
+        ))
+        .unwrap();
+        assert!(s.contains("[ -e '/o'\\''x' ]"), "{s}");
+        assert!(s.contains("grep -Eq -- 'a b' '/o'\\''x'"), "{s}");
+        let s = posix_wait_probe(&w(
+            serde_json::json!({"port": 22, "host": "h", "connect_timeout": 2}),
+        ))
+        .unwrap();
+        assert!(
+            s.contains("timeout 2 bash -c 'exec 3<>\"/dev/tcp/$1/$2\"' wait_for h 22"),
+            "{s}"
+        );
+        let s = posix_wait_probe(&w(serde_json::json!({"port": 22, "state": "drained"}))).unwrap();
+        assert!(
+            s.starts_with("ss -Htn state established '( sport = :22 )'"),
+            "{s}"
+        );
+    }
+
     #[test]
     fn wait_for_host_is_a_parameter_not_script() {
         let cmd = tcp_probe("db.example-1.local", 5432).unwrap();
@@ -841,6 +854,19 @@ mod tests {
             "x'y",
         ] {
             assert!(tcp_probe(bad, 1).is_err(), "{bad}");
+            let probe = serde_json::json!({"port": 1, "host": bad});
+            if let Ok(wait) = wait::Wait::from_args(probe.as_object().unwrap()) {
+                assert!(posix_wait_probe(&wait).is_err(), "{bad}");
+            }
         }
+    }
+
+    #[test]
+    fn observations() {
+        let o = parse_observation("exists=1\nmatched=0\n");
+        assert!(o.exists && o.matched == Some(false));
+        let o =
+            parse_observation("conn=10.0.0.1:5555\nconn=[::ffff:10.0.0.2]:1\nconn=[fe80::1]:22\n");
+        assert_eq!(o.connections, vec!["10.0.0.1", "10.0.0.2", "fe80::1"]);
     }
 }

@@ -8,6 +8,9 @@ mod files;
 pub mod k8s;
 mod linux;
 mod posix;
+pub mod source;
+mod url;
+pub mod wait;
 pub mod windows;
 
 use std::collections::HashMap;

@@ -999,17 +999,8 @@ impl Loader<'_> {
         dir: &Path,
         arg_loc: &dyn Fn(&str) -> Loc,
     ) -> Result<()> {
-        let subdir = match module {
-            "template" => "templates",
-            "copy"
-                if !args
-                    .get("remote_src")
-                    .and_then(crate::value::as_bool)
-                    .unwrap_or(false) =>
-            {
-                "files"
-            }
-            _ => return Ok(()),
+        let Some((subdir, what)) = modules::source::local_source(module, args) else {
+            return Ok(());
         };
         let Some(src) = args.get("src").and_then(Value::as_str) else {
             return Ok(());
@@ -1017,7 +1008,12 @@ impl Loader<'_> {
         if crate::template::is_template(src) {
             return Ok(());
         }
-        let path = Path::new(src);
+        // Windows users may end a directory `src` with `\` as well as `/`.
+        let path = Path::new(if module.starts_with("win_") {
+            src.trim_end_matches('\\')
+        } else {
+            src
+        });
         let mut dirs = vec![dir.to_path_buf()];
         if let Some(root) = self.root.as_ref().filter(|r| r.as_path() != dir) {
             dirs.push(root.clone());
@@ -1032,11 +1028,6 @@ impl Loader<'_> {
         if candidates.iter().any(|c| c.exists()) {
             return Ok(());
         }
-        let what = if module == "template" {
-            "template source"
-        } else {
-            "copy source"
-        };
         let mut loc = arg_loc("src");
         // Point at the value rather than the key when we can.
         if let Some(off) = loc.src.text[loc.offset..].find(src) {

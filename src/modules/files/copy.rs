@@ -6,18 +6,18 @@
 //! `validate`, makes the backup and renames it into place atomically.
 
 use crate::modules::Target;
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::remote::{self, FileStat, Install, Kind, ProbeOpts, Staged};
-use super::{
-    BUILTIN, MAX_DIFF_BYTES, ModeSpec, Wanted, add_path_info, content_diff, sha1_file, sha1_hex,
-    validate_command,
-};
+use super::{BUILTIN, ModeSpec, Wanted, add_path_info, content_diff, validate_command};
 use crate::modules::ParamType::*;
+use crate::modules::source::{
+    self, Content, CopySource, Decision, MAX_DIFF_BYTES, file_name, walk_local,
+};
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, arg_bool, arg_str,
     outcome, p, posix, req,
@@ -69,15 +69,6 @@ static TEMPLATE_DEF: ModuleDef = ModuleDef {
     mutually_exclusive: &[],
     required_one_of: &[],
 };
-
-/// Where new content comes from.
-pub enum Content {
-    Bytes(Vec<u8>),
-    /// A controller file (streamed by the connection).
-    Local(PathBuf),
-    /// A file on the target itself (`remote_src`).
-    Remote(String),
-}
 
 /// "Put this content at dest with these attributes, idempotently."
 pub struct PutRequest {
@@ -133,16 +124,8 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
     let first = join_dest(&req.dest, req.basename.as_deref());
     // Source checksum and the destination probe.
     let (src_sum, src_size, src_mode, probe) = match &req.content {
-        Content::Bytes(b) => (
-            sha1_hex(b),
-            b.len() as u64,
-            None,
-            remote::probe(ctx, &first, &dest_opts).await?,
-        ),
-        Content::Local(p) => {
-            let sum = sha1_file(p)
-                .map_err(|e| ModError::msg(format!("cannot read {}: {e}", p.display())))?;
-            let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        Content::Bytes(_) | Content::Local(_) => {
+            let (sum, size) = req.content.digest()?.unwrap_or_default();
             (
                 sum,
                 size,
@@ -199,7 +182,12 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
             format!("{path} is a directory; cannot replace it with a file")
         }));
     }
-    if lstat.is_some() && !req.force {
+    // Without `follow`, a symlink at dest is always replaced by a file (Ansible).
+    let comparable = (req.follow || !is_link)
+        .then_some(probe.checksum.as_deref())
+        .flatten();
+    let decision = source::decide(lstat.is_some(), comparable, &src_sum, req.force);
+    if decision == Decision::KeepExisting {
         let mut r = outcome(false);
         r.insert("dest".into(), req.dest.clone().into());
         r.insert("src".into(), req.src_label.clone().into());
@@ -217,10 +205,7 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         (Some(t), true) => t.clone(),
         _ => path.clone(),
     };
-    // Without `follow`, a symlink at dest is always replaced by a file (Ansible).
-    let same = (req.follow || !is_link) && probe.checksum.as_deref() == Some(src_sum.as_str());
-
-    if same {
+    if decision == Decision::Same {
         let st = current.ok_or_else(|| ModError::msg(format!("{path}: cannot read it")))?;
         let ch = req.wanted.change_for(&st, probe.umask)?;
         let changed = !ch.is_empty();
@@ -245,11 +230,7 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         } else {
             Some(&b""[..])
         };
-        let after: Option<Vec<u8>> = match &req.content {
-            Content::Bytes(b) => Some(b.clone()),
-            Content::Local(p) if src_size <= MAX_DIFF_BYTES => std::fs::read(p).ok(),
-            _ => None,
-        };
+        let after = req.content.diff_bytes(src_size);
         r.insert(
             "diff".into(),
             content_diff(
@@ -372,47 +353,37 @@ impl Module for Copy {
             expect_checksum: expect_checksum.clone(),
         };
 
-        if let Some(content) = args.get("content").filter(|v| !v.is_null()) {
-            if dest.ends_with('/') {
-                return Err(ModError::msg("can not use content with a dir as dest"));
+        match source::copy_source(ctx, &args, &['/'])? {
+            CopySource::Inline(bytes) => {
+                if dest.ends_with('/') {
+                    return Err(ModError::msg("can not use content with a dir as dest"));
+                }
+                put_content(ctx, base(Content::Bytes(bytes), None, String::new())).await
             }
-            // Ansible writes structured content as JSON.
-            let bytes = crate::value::arg_text(content).into_bytes();
-            return put_content(ctx, base(Content::Bytes(bytes), None, String::new())).await;
+            CopySource::Remote(src) => {
+                copy_remote(
+                    ctx,
+                    &src,
+                    base(Content::Remote(src.clone()), None, src.clone()),
+                )
+                .await
+            }
+            CopySource::Dir { path, trailing } => {
+                let label = arg_str(&args, "src").unwrap_or_default().to_string();
+                copy_tree(
+                    ctx,
+                    &path,
+                    trailing,
+                    base(Content::Bytes(vec![]), None, label),
+                )
+                .await
+            }
+            CopySource::File { path, name } => {
+                let label = path.display().to_string();
+                put_content(ctx, base(Content::Local(path), Some(name), label)).await
+            }
         }
-        let src = arg_str(&args, "src").unwrap_or_default().to_string();
-        if src.is_empty() {
-            return Err(ModError::msg("src (or content) is required"));
-        }
-        if arg_bool(&args, "remote_src", false) {
-            return copy_remote(
-                ctx,
-                &src,
-                base(Content::Remote(src.clone()), None, src.clone()),
-            )
-            .await;
-        }
-        let trailing = src.ends_with('/');
-        let found = ctx.find_local(src.trim_end_matches('/'), "files")?;
-        if found.is_dir() {
-            return copy_tree(
-                ctx,
-                &found,
-                trailing,
-                base(Content::Bytes(vec![]), None, src.clone()),
-            )
-            .await;
-        }
-        let name = file_name(&found);
-        let label = found.display().to_string();
-        put_content(ctx, base(Content::Local(found), Some(name), label)).await
     }
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -422,31 +393,14 @@ impl Module for Template {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let src = arg_str(&args, "src").unwrap_or_default();
         let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
-        let found = ctx.find_local(src, "templates")?;
-        let mut text = ctx
-            .templar
-            .render_file(&found, ctx.vars)
-            .map_err(|e| ModError::msg(format!("{}: {e}", found.display())))?;
-        match arg_str(&args, "newline_sequence").unwrap_or("\n") {
-            "\n" | "\\n" => {}
-            seq @ ("\r\n" | "\\r\\n" | "\r" | "\\r") => {
-                let nl = if seq.contains('n') { "\r\n" } else { "\r" };
-                text = text.replace("\r\n", "\n").replace('\n', nl);
-            }
-            other => {
-                return Err(ModError::msg(format!(
-                    "newline_sequence must be one of \\n, \\r, \\r\\n; got {other:?}"
-                )));
-            }
-        }
+        let rendered = source::render_template(ctx, &args, "\n")?;
         put_content(
             ctx,
             PutRequest {
-                basename: Some(file_name(&found)),
-                src_label: found.display().to_string(),
-                content: Content::Bytes(text.into_bytes()),
+                basename: Some(rendered.name),
+                src_label: rendered.path.display().to_string(),
+                content: Content::Bytes(rendered.bytes),
                 dest,
                 wanted: Wanted::from_args(&args, true)?,
                 force: arg_bool(&args, "force", true),
@@ -459,60 +413,6 @@ impl Module for Template {
         )
         .await
     }
-}
-
-/// A controller directory, walked with symlinks followed (Ansible's `local_follow: true`).
-#[derive(Debug, Default)]
-pub struct LocalTree {
-    pub dirs: Vec<String>,
-    /// relative path → (absolute path, sha1, permission bits)
-    pub files: BTreeMap<String, (PathBuf, String, u32)>,
-}
-
-pub fn walk_local(root: &Path) -> Result<LocalTree, ModError> {
-    fn walk(
-        dir: &Path,
-        rel: &str,
-        tree: &mut LocalTree,
-        seen: &mut HashSet<PathBuf>,
-    ) -> Result<(), ModError> {
-        use std::os::unix::fs::PermissionsExt;
-        let err = |e: std::io::Error| ModError::msg(format!("{}: {e}", dir.display()));
-        // Guard against symlink loops.
-        let canon = dir.canonicalize().map_err(err)?;
-        if !seen.insert(canon) {
-            return Ok(());
-        }
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(err)?
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let r = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let path = e.path();
-            let meta = std::fs::metadata(&path)
-                .map_err(|e| ModError::msg(format!("{}: {e}", path.display())))?;
-            if meta.is_dir() {
-                tree.dirs.push(r.clone());
-                walk(&path, &r, tree, seen)?;
-            } else if meta.is_file() {
-                let sum = sha1_file(&path)
-                    .map_err(|e| ModError::msg(format!("{}: {e}", path.display())))?;
-                tree.files
-                    .insert(r, (path, sum, meta.permissions().mode() & 0o7777));
-            }
-        }
-        Ok(())
-    }
-    let mut tree = LocalTree::default();
-    walk(root, "", &mut tree, &mut HashSet::new())?;
-    Ok(tree)
 }
 
 /// Where a directory copy lands: `src/` copies the contents into `dest`, `src` copies the
@@ -840,21 +740,5 @@ mod tests {
         assert_eq!(tree_base("/", "site", true), "/");
         assert_eq!(tree_base("/", "site", false), "/site");
         assert_eq!(tree_base("rel", "site", false), "rel/site");
-    }
-
-    #[test]
-    fn local_walk_follows_links_and_sorts() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
-        std::fs::write(d.path().join("a/b/f"), "x").unwrap();
-        std::fs::write(d.path().join("top"), "y").unwrap();
-        std::os::unix::fs::symlink(d.path().join("top"), d.path().join("a/lnk")).unwrap();
-        // A loop back to the root must not recurse forever.
-        std::os::unix::fs::symlink(d.path(), d.path().join("a/loop")).unwrap();
-        let t = walk_local(d.path()).unwrap();
-        assert_eq!(t.dirs, vec!["a", "a/b", "a/loop"]);
-        let names: Vec<_> = t.files.keys().cloned().collect();
-        assert_eq!(names, vec!["a/b/f", "a/lnk", "top"]);
-        assert_eq!(t.files["a/lnk"].1, sha1_hex(b"y"));
     }
 }

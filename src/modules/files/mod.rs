@@ -11,7 +11,7 @@ mod lineinfile;
 mod pyre;
 pub(crate) mod remote;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{Args, ModError, Module, Outcome, arg_str};
 use remote::{AttrChange, FileStat};
@@ -28,8 +28,7 @@ pub static MODULES: &[&dyn Module] = &[
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
 
-/// Diffs of files larger than this are not shown (the file is still compared by checksum).
-pub const MAX_DIFF_BYTES: u64 = 1024 * 1024;
+pub use super::source::{content_diff, sha1_file, sha1_hex};
 
 /// A `mode` argument: octal, symbolic (`u+rwx,g-w`), or `preserve` (copy/template only).
 #[derive(Debug, Clone, PartialEq)]
@@ -243,43 +242,6 @@ pub fn add_path_info(r: &mut Outcome, st: &FileStat) {
     r.insert("size".into(), st.size.into());
 }
 
-/// Text for a `--diff` side, or the marker Ansible's callback understands when the content is
-/// binary (`*_binary`) or too large (`*_larger`).
-fn diff_side(diff: &mut Map<String, Value>, side: &str, data: Option<&[u8]>, size: u64) {
-    let marker = if side == "before" { "dst" } else { "src" };
-    match data {
-        _ if size > MAX_DIFF_BYTES => {
-            diff.insert(format!("{marker}_larger"), MAX_DIFF_BYTES.into());
-        }
-        Some(d) if d.contains(&0) || std::str::from_utf8(d).is_err() => {
-            diff.insert(format!("{marker}_binary"), 1.into());
-        }
-        Some(d) => {
-            diff.insert(side.into(), String::from_utf8_lossy(d).into_owned().into());
-        }
-        None => {
-            diff.insert(side.into(), "".into());
-        }
-    }
-}
-
-/// A content diff (`before`/`after` with headers), Ansible-shaped.
-pub fn content_diff(
-    before_header: &str,
-    before: Option<&[u8]>,
-    before_size: u64,
-    after_header: &str,
-    after: Option<&[u8]>,
-    after_size: u64,
-) -> Value {
-    let mut d = Map::new();
-    d.insert("before_header".into(), before_header.into());
-    d.insert("after_header".into(), after_header.into());
-    diff_side(&mut d, "before", before, before_size);
-    diff_side(&mut d, "after", after, after_size);
-    Value::Object(d)
-}
-
 /// `validate: visudo -cf %s` → the command with the quoted path (Python `%` formatting rules
 /// for `%s` and `%%`).
 pub fn validate_command(validate: &str, path: &str) -> Result<String, ModError> {
@@ -292,29 +254,6 @@ pub fn validate_command(validate: &str, path: &str) -> Result<String, ModError> 
         .replace("%%", "\u{0}")
         .replace("%s", &super::posix::quote(path))
         .replace('\u{0}', "%"))
-}
-
-/// SHA-1 of bytes, hex, as Ansible's `checksum`.
-pub fn sha1_hex(data: &[u8]) -> String {
-    use sha1::Digest;
-    hex::encode(sha1::Sha1::digest(data))
-}
-
-/// SHA-1 of a controller file, streamed.
-pub fn sha1_file(path: &std::path::Path) -> std::io::Result<String> {
-    use sha1::Digest;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = sha1::Sha1::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]
@@ -376,16 +315,5 @@ mod tests {
             "test 100% -a -f /a"
         );
         assert!(validate_command("true", "/a").is_err());
-    }
-
-    #[test]
-    fn diff_sides() {
-        let d = content_diff("a", Some(b"x\n"), 2, "b", Some(b"\0bin"), 4);
-        assert_eq!(d["before"], "x\n");
-        assert_eq!(d["src_binary"], 1);
-        assert!(d.get("after").is_none());
-        let d = content_diff("a", None, 0, "b", Some(b"y"), MAX_DIFF_BYTES + 1);
-        assert_eq!(d["before"], "");
-        assert_eq!(d["src_larger"], MAX_DIFF_BYTES);
     }
 }

@@ -20,6 +20,7 @@ use crate::modules::ParamType::*;
 use crate::modules::files::remote::{self, Install, Kind, Probe, ProbeOpts, Staged};
 use crate::modules::files::{Wanted, add_path_info};
 use crate::modules::posix::quote;
+use crate::modules::url::{mask_url, normalize_hex, url_filename};
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
     arg_str, outcome, p, req,
@@ -99,19 +100,6 @@ impl Checksum {
     }
 }
 
-/// Ansible's normalization: drop non-word characters, lowercase, must be hex.
-fn normalize_hex(v: &str) -> Result<String, ModError> {
-    let hex: String = v
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == '_')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ModError::msg("The checksum format is invalid"));
-    }
-    Ok(hex)
-}
-
 /// Finds `filename`'s digest in a checksum file (GNU `HASH  name` / `HASH *name`, BSD
 /// `ALG (name) = HASH`, or a file holding just one hash).
 pub fn digest_for(filename: &str, text: &str) -> Option<String> {
@@ -150,53 +138,6 @@ pub fn digest_for(filename: &str, text: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// The file name a URL gives a download into a directory (Ansible's `url_filename`).
-pub fn url_filename(url: &str) -> String {
-    let no_frag = url.split(['?', '#']).next().unwrap_or(url);
-    let path = match no_frag.split_once("://") {
-        Some((_, rest)) => rest.split_once('/').map(|(_, p)| p).unwrap_or(""),
-        None => no_frag,
-    };
-    let base = path.rsplit('/').next().unwrap_or("");
-    let name = percent_decode(base);
-    if name.is_empty() || name == "." || name == ".." {
-        "index.html".into()
-    } else {
-        name
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).replace('/', "_")
-}
-
-/// The URL with any `user:password@` removed, for results and messages.
-pub fn mask_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let host_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..host_end].rfind('@') {
-            return format!("{scheme}://{}", &rest[at + 1..]);
-        }
-    }
-    url.to_string()
 }
 
 /// How to call the downloader.

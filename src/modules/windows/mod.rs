@@ -5,12 +5,20 @@
 
 mod command;
 mod setup;
+mod win_copy;
+mod win_environment;
 mod win_eventlog_info;
 mod win_feature;
+mod win_file;
+mod win_get_url;
 mod win_hns_network;
+mod win_path;
 mod win_ping;
 mod win_scheduled_task_stat;
 mod win_stat;
+mod win_unarchive;
+mod win_wait_for;
+pub mod winpath;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,12 +30,20 @@ use crate::powershell::{self, Request};
 pub static MODULES: &[&dyn Module] = &[
     &command::WinCommand,
     &command::WinShell,
+    &win_copy::WinCopy,
+    &win_copy::WinTemplate,
+    &win_environment::WinEnvironment,
     &win_feature::WinFeature,
+    &win_file::WinFile,
+    &win_get_url::WinGetUrl,
+    &win_path::WinPath,
     &win_ping::WinPing,
     &win_stat::WinStat,
     &win_eventlog_info::WinEventlogInfo,
     &win_hns_network::WinHnsNetwork,
     &win_scheduled_task_stat::WinScheduledTaskStat,
+    &win_unarchive::WinUnarchive,
+    &win_wait_for::WinWaitFor,
 ];
 
 /// A module's static script, built in.
@@ -50,12 +66,19 @@ pub(crate) use script;
 /// Every module script, for the grammar test and the docs.
 const SCRIPTS: &[&Script] = &[
     &setup::SCRIPT,
+    &win_copy::SCRIPT,
+    &win_environment::SCRIPT,
     &win_feature::SCRIPT,
+    &win_file::SCRIPT,
+    &win_get_url::SCRIPT,
+    &win_path::SCRIPT,
     &win_ping::SCRIPT,
     &win_stat::SCRIPT,
     &win_eventlog_info::SCRIPT,
     &win_hns_network::SCRIPT,
     &win_scheduled_task_stat::SCRIPT,
+    &win_unarchive::SCRIPT,
+    &win_wait_for::SCRIPT,
 ];
 
 impl Script {
