@@ -59,6 +59,31 @@ impl Double {
     }
 }
 
+/// Sets a node's Ready condition through the double's test-control endpoint.
+fn set_node_ready(state: &Path, node: &str) {
+    let script = r#"
+import http.client, ssl, sys
+d, node = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context(cafile=d + "/ca.crt")
+ctx.load_cert_chain(d + "/client-admin.crt", d + "/client-admin.key")
+c = http.client.HTTPSConnection("127.0.0.1", int(open(d + "/port").read()), context=ctx, timeout=20)
+c.request("POST", "/_double/nodes/%s/ready?status=True" % node)
+r = c.getresponse()
+sys.exit(0 if r.status == 200 else "HTTP %d: %s" % (r.status, r.read()))
+"#;
+    let out = common::venv_python()
+        .args(["-c", script])
+        .arg(state)
+        .arg(node)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "set {node} Ready: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Drop for Double {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -358,8 +383,37 @@ fn unschedulable_deployment_times_out_with_the_scheduler_reason() {
 #[test]
 fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
     let d = Double::start(Some(
-        "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, readyAfter: 2}\n  - {name: win2, os: windows}\n",
+        "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, ready: false}\n  - {name: win2, os: windows}\n",
     ));
+    // win1 turns Ready only once mixop has listed the Windows nodes for the "both Ready" task
+    // (after the first task saw it NotReady), so that task really waits, on any machine.
+    let state = d.dir.path().to_path_buf();
+    let audit = d.file("audit.jsonl");
+    let flipper = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        loop {
+            let listed = std::fs::read_to_string(&audit)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|r| {
+                    r["verb"] == "GET"
+                        && r["path"] == "/api/v1/nodes"
+                        && r["query"]["labelSelector"]
+                            .as_str()
+                            .is_some_and(|s| s.contains("kubernetes.io/os=windows"))
+                });
+            if listed {
+                set_node_ready(&state, "win1");
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "mixop never listed the Windows nodes"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
     let w = Work::new();
     setup(&w);
     w.write("files/web.yml", WEB);
@@ -406,8 +460,8 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
 "#
         ),
     );
-    let t0 = Instant::now();
     let r = run(&w, &pb, &[]);
+    flipper.join().expect("win1 set Ready");
     r.ok();
     let res = json(&w, "nodes.json");
     assert_eq!(res["before"]["nodes"][0]["ready"], false, "{res}");
@@ -417,7 +471,6 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
         res["ready"]["nodes"][0]["os_image"],
         "Windows Server 2022 Datacenter"
     );
-    assert!(t0.elapsed() >= Duration::from_millis(1500));
     let win2 = &res["labelled"]["nodes"][0];
     assert_eq!(res["labelled"]["changed"], true);
     assert_eq!(win2["labels"]["mixop.dev/pool"], "iis", "{win2}");

@@ -562,7 +562,9 @@ fn free_strategy_lets_hosts_run_ahead() {
         r#"- hosts: all
   strategy: free
   tasks:
-    - shell: sleep 1
+    # h1 waits until h2 has run ahead and written its line (a deadline only for the failure
+    # case: under the linear strategy h2 would wait for h1 here).
+    - shell: "for i in $(seq 1500); do [ -e @OUT@/log ] && exit 0; sleep 0.02; done"
       when: inventory_hostname == 'h1'
     - shell: echo {{ inventory_hostname }} >> @OUT@/log
 "#,

@@ -76,7 +76,14 @@ tear_down_net() {
 
 if [ "$net" = auto ]; then
   x=''
-  for i in $(seq 1 255); do
+  # A lab of this state dir that is still registered keeps its net (up is idempotent: the same
+  # net, not a lower one that another lab freed meanwhile); otherwise the lowest free one.
+  for f in "$LAB_REG"/net-*.env; do
+    [ -f "$f" ] && [ "$(. "$f"; echo "$STATE")" = "$state" ] || continue
+    i=${f##*/net-}; i=${i%.env}
+    [[ "$i" =~ ^[0-9]+$ ]] && [ "$i" -ge 1 ] && [ "$i" -le 255 ] && { x=$i; break; }
+  done
+  for i in $( [ -z "$x" ] && seq 1 255); do
     f="$LAB_REG/net-$i.env"
     if [ -f "$f" ]; then
       [ "$(. "$f"; echo "$STATE")" = "$state" ] || ! lab_owner_alive "$f" || continue
