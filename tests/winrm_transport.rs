@@ -275,6 +275,12 @@ async fn ntlm_encrypted_one_handshake_one_shell_for_20_commands() {
     assert_eq!(n(&s["shells_open"]), 0, "{s}");
     let e = c.exec(CommandSpec::new("true")).await.unwrap_err();
     assert!(e.message.contains("closed"), "{e}");
+    // mixop_winrm_noprofile: true asks for WINRS_NOPROFILE=TRUE.
+    let c = peer
+        .connect_with(json!({"mixop_winrm_noprofile": true}))
+        .await;
+    assert_eq!(peer.stats()["shells"][0]["noprofile"], json!(true));
+    c.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
