@@ -279,6 +279,11 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Job>) {
             // Its command was cancelled while this waited in the queue.
             continue;
         }
+        if req.action == Action::Delete {
+            // Deleting a shell ends its commands: their deferred Signals would only meet
+            // "shell not found".
+            later.retain(|r| r.shell_id != req.shell_id);
+        }
         let s = &ctx.settings;
         if req.action == Action::Receive {
             if req.timeout.is_none() && parked.is_none() {

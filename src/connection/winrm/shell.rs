@@ -33,7 +33,7 @@ pub struct Shell {
     session: SessionHandle,
     id: Mutex<Option<String>>,
     /// Commands per live shell (the current one and retired ones still running commands).
-    book: Arc<std::sync::Mutex<Book>>,
+    book: SharedBook,
 }
 
 /// Signals `terminate` for a command unless disarmed: on timeout, on cancellation (the exec
@@ -74,6 +74,8 @@ pub struct RunOptions {
 #[derive(Default)]
 struct Book {
     shells: HashMap<String, Usage>,
+    /// Shells created for one command (working directory, environment) and not deleted yet.
+    own: std::collections::HashSet<String>,
 }
 
 #[derive(Default)]
@@ -102,63 +104,98 @@ impl Book {
             None => false,
         }
     }
+
+    /// One command of `shell` ended; true when that leaves a retired shell with nothing to
+    /// run, which must then be deleted (`forget`: drop it from the book now).
+    fn ended(&mut self, shell: &str, forget: bool) -> bool {
+        let Some(u) = self.shells.get_mut(shell) else {
+            return false;
+        };
+        u.running = u.running.saturating_sub(1);
+        let gone = u.retiring && u.running == 0;
+        if gone && forget {
+            self.shells.remove(shell);
+        }
+        gone
+    }
+}
+
+type SharedBook = Arc<std::sync::Mutex<Book>>;
+
+fn lock(book: &SharedBook) -> std::sync::MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Deletes `shell` in the background (a command cancelled or failed): the shell stays in the
+/// book until the Delete has been answered, so `Shell::delete` at the end of the run still
+/// deletes it should this not get through first.
+fn delete_detached(session: &SessionHandle, book: &SharedBook, shell: String) {
+    let (session, book) = (session.clone(), book.clone());
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = session.call(soap::delete_shell(&shell)).await;
+            let mut b = lock(&book);
+            b.shells.remove(&shell);
+            b.own.remove(&shell);
+        });
+    }
 }
 
 /// A started command's claim on its shell: a retired shell is deleted when its last claim ends.
 struct Lease {
-    book: Arc<std::sync::Mutex<Book>>,
+    book: SharedBook,
     session: SessionHandle,
     shell: String,
     done: bool,
 }
 
 impl Lease {
-    /// Ends the claim; true when that deleted the shell (so no cleanup Signal is needed).
-    fn finish(mut self) -> bool {
-        self.release()
-    }
-
-    fn release(&mut self) -> bool {
-        if std::mem::replace(&mut self.done, true) {
-            return false;
-        }
-        let delete = {
-            let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
-            match book.shells.get_mut(&self.shell) {
-                Some(u) => {
-                    u.running = u.running.saturating_sub(1);
-                    let gone = u.retiring && u.running == 0;
-                    if gone {
-                        book.shells.remove(&self.shell);
-                    }
-                    gone
-                }
-                None => false,
-            }
-        };
+    /// Ends the claim of a command that finished; deletes the shell (and waits for that) if it
+    /// was retired and this was its last command. True when the shell was deleted, so the
+    /// command needs no cleanup Signal.
+    async fn finish(mut self) -> bool {
+        self.done = true;
+        let delete = lock(&self.book).ended(&self.shell, true);
         if delete {
-            self.session.call_detached(soap::delete_shell(&self.shell));
+            let _ = self.session.call(soap::delete_shell(&self.shell)).await;
         }
         delete
     }
 }
 
 impl Drop for Lease {
+    /// A command that did not finish normally (error, cancellation).
     fn drop(&mut self) {
-        self.release();
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        if lock(&self.book).ended(&self.shell, false) {
+            delete_detached(&self.session, &self.book, self.shell.clone());
+        }
     }
 }
 
-/// Deletes a command's own shell when the command ends, however it ends.
+/// A command's own shell: deleted when the command ends, however it ends.
 struct OwnShell {
     session: SessionHandle,
+    book: SharedBook,
     shell: Option<String>,
+}
+
+impl OwnShell {
+    /// The command finished: delete the shell and wait for that.
+    async fn delete(mut self) {
+        if let Some(shell) = self.shell.take() {
+            let _ = self.session.call(soap::delete_shell(&shell)).await;
+            lock(&self.book).own.remove(&shell);
+        }
+    }
 }
 
 impl Drop for OwnShell {
     fn drop(&mut self) {
         if let Some(shell) = self.shell.take() {
-            self.session.call_detached(soap::delete_shell(&shell));
+            delete_detached(&self.session, &self.book, shell);
         }
     }
 }
@@ -204,7 +241,7 @@ impl Shell {
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.book)
     }
 
     /// The options of the shared shell.
@@ -283,15 +320,21 @@ impl Shell {
         drop(id);
     }
 
-    /// Deletes the shell (at the end of the run), and shells retired before it.
+    /// Deletes the shell (at the end of the run), shells retired before it, and any shell of a
+    /// single command whose deletion may not have got through.
     pub async fn delete(&self) {
         let mut id = self.id.lock().await;
         let current = id.take();
-        let retired: Vec<String> = self.book().shells.drain().map(|(k, _)| k).collect();
-        for shell in current
+        let others: Vec<String> = {
+            let mut book = self.book();
+            let mut v: Vec<String> = book.shells.drain().map(|(k, _)| k).collect();
+            v.extend(book.own.drain());
+            v
+        };
+        let current_first = current
             .iter()
-            .chain(retired.iter().filter(|s| Some(*s) != current.as_ref()))
-        {
+            .chain(others.iter().filter(|s| Some(*s) != current.as_ref()));
+        for shell in current_first {
             let _ = self.session.call(soap::delete_shell(shell)).await;
         }
     }
@@ -321,11 +364,13 @@ impl Shell {
         let console = matches!(stdin, Stdin::None);
         let mut own = OwnShell {
             session: self.session.clone(),
+            book: self.book.clone(),
             shell: None,
         };
         let (shell, command, lease) = match &opts.own_shell {
             Some(shell_opts) => {
                 let shell = self.create(shell_opts).await?;
+                self.book().own.insert(shell.clone());
                 own.shell = Some(shell.clone());
                 let req = soap::command_with(&shell, cmdline, console, opts.skip_cmd_shell);
                 match self.session.call(req).await? {
@@ -377,13 +422,15 @@ impl Shell {
         // deleted now (retired, or the command's own) needs no Signal.
         guard.armed = false;
         let deleted = match lease {
-            Some(lease) => lease.finish(),
-            None => own.shell.is_some(),
+            Some(lease) => lease.finish().await,
+            None => {
+                own.delete().await;
+                true
+            }
         };
         if !deleted {
             self.session.defer(soap::signal_terminate(&shell, &command));
         }
-        drop(own);
         match rc {
             // Windows exit codes are u32 (e.g. 0xC000013A after Ctrl-C): keep the bits.
             Some(rc) => Ok(rc as i32),

@@ -1247,7 +1247,7 @@ class Soap:
         vlog("command %s in shell %s: %r" % (cid, sh.id, cmd.cmdline[:200]))
         skip_cmd = truthy(req.options.get("WINRS_SKIP_CMD_SHELL"))
         cmd.skip_cmd_shell = skip_cmd  # sim mode: a command line goes through cmd.exe unless this is set
-        if peer.mode == "record":
+        if peer.mode != "sh":  # what the program would get on Windows (records; other modes may use it)
             env = cmdexe.default_env(sh.owner)
             env.update(sh.env)
             honoured = skip_cmd and not peer.args.ignore_skip_cmd_shell
