@@ -14,7 +14,8 @@ MaxShellsPerUser=30) so that WinRM clients can be tested without Windows:
 * the WinRS cmd shell operations (Create, Command, Send, Receive, Signal,
   Delete) plus WS-Man Identify, with the SOAP faults Windows really returns;
 * ``--mode sh`` runs commands through ``/bin/sh -c`` here, ``--mode record``
-  records the PowerShell it is sent and answers from rules;
+  records the PowerShell it is sent and answers from rules, ``--mode sim`` is
+  record mode plus a simulated Windows Server 2022 host (the ``sim`` package);
 * fault injection and a simulated reboot, from flags or a JSON control port.
 
 See README.md beside this file. Only binds to loopback addresses.
@@ -453,7 +454,10 @@ class Shell:
 class Peer:
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.mode = args.mode
+        # --- sim mode hook: sim mode is record mode plus the simulated host in sim/ ---
+        self.mode = "record" if args.mode == "sim" else args.mode
+        self.sim = None  # sim.SimHost in sim mode
+        # --- end sim mode hook ---
         self.lock = threading.RLock()
         self.cred_lock = threading.Lock()
         self.shells: dict[str, Shell] = {}
@@ -513,7 +517,7 @@ class Peer:
             s["boot_time_filetime"] = self.boot_filetime
             s["up"] = not self.down
             s["reboot_pending"] = self.reboot_pending is not None
-            s["mode"] = self.mode
+            s["mode"] = self.args.mode
             s["port"] = self.port
             s["https"] = bool(self.args.https)
             s["injections"] = self.inj.as_dict()
@@ -657,6 +661,10 @@ class Peer:
             delay_ms = int(rule.get("delay_ms", 0) or 0)
             rule_idx = i
             break
+        # --- sim mode hook: a powershell.exe pays its start-up cost (--pwsh-start-ms) ---
+        if self.sim is not None:
+            delay_ms = self.sim.start_cost_ms(cmd, info, delay_ms)
+        # --- end sim mode hook ---
         out_b = stdout.encode(codec, errors="replace") if isinstance(stdout, str) else bytes(stdout)
         err_b = stderr.encode(codec, errors="replace") if isinstance(stderr, str) else bytes(stderr)
         if rule_idx is not None:
@@ -762,6 +770,10 @@ class Peer:
             # The host boots while it is down; WinRM answers only after the listener is back.
             self.boot_time_unix = time.time() + down / 2.0
             self.boot_filetime = filetime(self.boot_time_unix)
+        # --- sim mode hook: the simulated host boots (pending features, services, startup tasks) ---
+        if self.sim is not None:
+            self.sim.on_reboot()
+        # --- end sim mode hook ---
         t = threading.Timer(down, self._come_up)
         t.daemon = True
         t.start()
@@ -1232,6 +1244,10 @@ class Soap:
 
     def _start_record(self, cmd: Command) -> None:
         info = analyse_powershell(cmd.cmdline)
+        # --- sim mode hook: the PowerShell host, the one-shot wrapper and file transfers run in sim/ ---
+        if self.peer.sim is not None and self.peer.sim.start_command(cmd, info):
+            return
+        # --- end sim mode hook ---
         script = info.get("script")
         waits = info.get("source") == "stdin" or bool(script and RE_READS_STDIN.search(script))
         info["waiting_stdin"] = waits and not cmd.stdin_closed
@@ -2014,6 +2030,9 @@ def make_control_handler(peer: Peer):
                         self._reply(200, list(peer.records))
                 elif p == "rules":
                     self._reply(200, peer.rules)
+                elif p.startswith("sim/") and peer.sim is not None:  # sim mode hook: GET /sim/state, /sim/scripts
+                    res = peer.sim.control_get(p[4:])
+                    self._reply(200 if res is not None else 404, res if res is not None else {"error": "unknown path %s" % p})
                 else:
                     self._reply(404, {"error": "unknown path %s" % p})
             except Exception as exc:
@@ -2049,6 +2068,8 @@ def _num(body, *keys, default=None):
 
 def apply_control(peer: Peer, op: str, body) -> object:
     op = op.lower()
+    if op.startswith("sim/") and peer.sim is not None:  # sim mode hook: POST /sim/state, /sim/patch
+        return peer.sim.control_post(op[4:], body)
     inj = peer.inj
     with peer.lock:
         if op == "drop_next":
@@ -2136,7 +2157,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="channel binding hardening over HTTPS (Windows default: relaxed)")
     p.add_argument("--allow-unencrypted", action="store_true", help="AllowUnencrypted=true")
     p.add_argument("--basic", action="store_true", help="enable Basic auth")
-    p.add_argument("--mode", choices=["sh", "record"], default="sh")
+    p.add_argument("--mode", choices=["sh", "record", "sim"], default="sh",
+                   help="sim: record mode plus a simulated Windows Server 2022 host (sim/, see README)")
+    # --- sim mode hook: options of the simulated host ---
+    p.add_argument("--state-dir", help="sim mode: the host's state directory (host.json, scripts.jsonl, fs/)")
+    p.add_argument("--sim-init", help="sim mode: JSON merged into a new host.json (ignored when one exists)")
+    p.add_argument("--pwsh-start-ms", type=int, default=0,
+                   help="sim mode: milliseconds a powershell.exe takes to start (default 0)")
+    # --- end sim mode hook ---
     p.add_argument("--record-log", help="record mode: append one JSON line per Command here")
     p.add_argument("--replies", help="record mode: JSON/YAML list of {match, stdout, stderr, rc} rules")
     p.add_argument("--max-envelope-kb", type=int, default=500, help="MaxEnvelopeSizekb (default 500)")
@@ -2196,6 +2224,12 @@ def main(argv=None) -> int:
         log("no --users given: accepting vagrant:vagrant")
     if args.replies:
         peer.rules = load_rules(args.replies)
+    # --- sim mode hook: load the simulated host ---
+    if args.mode == "sim":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from sim import SimHost
+        peer.sim = SimHost(peer, args)
+    # --- end sim mode hook ---
     inj = peer.inj
     inj.drop_next, inj.delay_ms, inj.http500 = args.drop_next, args.delay_ms, args.http500
     inj.garbage, inj.truncate, inj.badsig, inj.endless, inj.big_mb = (
