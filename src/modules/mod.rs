@@ -8,6 +8,7 @@ mod files;
 pub mod k8s;
 mod linux;
 mod posix;
+pub mod reboot_wait;
 pub mod windows;
 
 use std::collections::HashMap;
