@@ -44,7 +44,7 @@ pub trait RebootProbe: Send + Sync {
 }
 
 /// How long to wait, in total and per attempt.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitSpec {
     pub reboot_timeout: Duration,
     pub post_reboot_delay: Duration,

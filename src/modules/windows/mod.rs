@@ -7,6 +7,7 @@ mod command;
 mod setup;
 mod win_feature;
 mod win_ping;
+mod win_reboot;
 mod win_stat;
 
 use serde::Serialize;
@@ -21,6 +22,7 @@ pub static MODULES: &[&dyn Module] = &[
     &command::WinShell,
     &win_feature::WinFeature,
     &win_ping::WinPing,
+    &win_reboot::WinReboot,
     &win_stat::WinStat,
 ];
 
@@ -46,6 +48,7 @@ const SCRIPTS: &[&Script] = &[
     &setup::SCRIPT,
     &win_feature::SCRIPT,
     &win_ping::SCRIPT,
+    &win_reboot::SCRIPT,
     &win_stat::SCRIPT,
 ];
 
@@ -149,6 +152,11 @@ pub const WINDOWS: &[&str] = &["ansible.windows", "ansible.builtin"];
 /// Every module script shipped, as (name, text).
 pub fn scripts() -> Vec<(&'static str, &'static str)> {
     SCRIPTS.iter().map(|s| (s.module, s.text)).collect()
+}
+
+/// PowerShell that modules build at run time (with sample arguments), for the grammar test.
+pub fn generated_scripts() -> Vec<(&'static str, String)> {
+    win_reboot::generated_scripts()
 }
 
 /// One request to the host's PowerShell process: `phase` of `module`'s `script` with `args`
