@@ -574,3 +574,78 @@ def rust_script(fn: str) -> str:
 def ps_quote(s: str) -> str:
     """ps.rs quote(): a single-quoted literal, quote characters (' and U+2018..U+201B) doubled."""
     return "'" + "".join(c * 2 if c in "'\u2018\u2019\u201a\u201b" else c for c in s) + "'"
+
+
+# --------------------------------------------------------------------------------------------
+# the cmdlet layer on its own (no peer): shapes and errors the wire tests do not reach
+# --------------------------------------------------------------------------------------------
+
+def test_cmdlet_layer_shapes_and_errors(tmp_path):
+    from sim.cmdlets import Cmdlets
+    from sim.errors import CmdletError
+    from sim.state import HostState
+
+    host = HostState(str(tmp_path / "state"))
+    ps = Cmdlets(host)
+
+    def err(fn, *a, **k) -> CmdletError:
+        with pytest.raises(CmdletError) as ei:
+            fn(*a, **k)
+        return ei.value
+
+    # Server Manager / DISM
+    assert ps.get_windows_feature("NET-Framework-Core")[0]["InstallState"] == "Removed"
+    e = err(ps.install_windows_feature, "NET-Framework-Core")
+    assert "0x800f081f" in e.msg and e.error_id.startswith("DISMAPI_Error__Failed_To_Enable_Updates,")
+    res = ps.install_windows_feature("Web-Default-Doc", include_management_tools=True)
+    assert [r["Name"] for r in res["FeatureResult"]] == ["Web-Server", "Web-WebServer", "Web-Common-Http",
+                                                         "Web-Default-Doc", "Web-Mgmt-Tools", "Web-Mgmt-Console"]
+    assert res["ExitCode"] == "Success" and res["RestartNeeded"] == "No"
+    assert ps.get_windows_optional_feature("Containers")[0]["State"] == "Disabled"
+    assert ps.enable_windows_optional_feature("Containers")["RestartNeeded"] is True
+    assert ps.get_windows_feature("Containers")[0]["InstallState"] == "InstallPending"
+    assert err(ps.get_windows_optional_feature, "Nope").msg == "Feature name Nope is unknown."
+    assert ps.uninstall_windows_feature("Windows-Defender")["RestartNeeded"] == "Yes"
+    ps.boot(time.time())
+    assert ps.get_windows_optional_feature("Containers")[0]["State"] == "Enabled"
+    e = err(ps.get_mp_preference)  # Defender removed
+    assert e.exception == "Microsoft.Management.Infrastructure.CimException"
+    assert err(ps.get_service, "WinDefend").error_id == \
+        "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.GetServiceCommand"
+    # services
+    e = err(ps.stop_service, "RpcSs")
+    assert e.error_id.startswith("ServiceHasDependentServices,") and "-Force" not in e.msg
+    assert err(ps.set_service, "nope", startup_type="Manual").exception == "System.InvalidOperationException"
+    # files
+    ps.new_item(r"C:\Data\Sub", "Directory")
+    ps.set_content(r"C:\Data\a.txt", ["héllo"], encoding="UTF8")
+    assert ps.get_content_bytes(r"c:\data\A.TXT") == "\ufeffhéllo\r\n".encode("utf-8")
+    ps.set_attributes(r"C:\Data\a.txt", "ReadOnly, Archive")
+    item = ps.get_item(r"C:\DATA\a.txt")
+    assert (item["FullName"], item["Attributes"], item["Mode"], item["Length"]) == (
+        r"C:\Data\a.txt", "ReadOnly, Archive", "-ar---", 11)
+    assert err(ps.set_content, r"C:\Data\a.txt", "x").exception == "System.UnauthorizedAccessException"
+    assert err(ps.remove_item, r"C:\Data").exception == "System.Management.Automation.PSInvalidOperationException"
+    assert err(ps.new_item, r"C:\Nope\x.txt").exception == "System.IO.DirectoryNotFoundException"
+    assert err(ps.get_item, r"C:\Nope").error_id == "PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand"
+    assert ps.get_file_hash(r"C:\Data\a.txt", "SHA1")["Hash"] == hashlib.sha1(
+        "\ufeffhéllo\r\n".encode("utf-8")).hexdigest().upper()
+    ps.remove_item(r"C:\Data", recurse=True, force=True)
+    assert not ps.test_path(r"C:\Data") and ps.test_path(r"C:\Windows", "Container")
+    # environment, firewall, tasks, CIM
+    e = err(ps.set_environment_variable, "a=b", "1", "Machine")
+    assert e.exception == "System.Management.Automation.MethodInvocationException" and e.error_id == "ArgumentException"
+    ps.set_environment_variable("MIXOP", "1", "Machine")
+    assert ps.get_environment_variable("mixop", "Machine") == "1" and ps.get_environment_variable("MIXOP") is None
+    assert err(ps.new_net_firewall_rule, "icmp", protocol="ICMPv4", local_port=["80"]).error_id == \
+        "Windows System Error 87,New-NetFirewallRule"
+    assert err(ps.new_net_firewall_rule, "x", direction="In").exception == \
+        "System.Management.Automation.ParameterBindingException"
+    rule = ps.new_net_firewall_rule("Any name", profile="Private,Domain")
+    assert rule["Name"].startswith("{") and rule["Profile"] == "Domain, Private" and rule["Enabled"] == "True"
+    assert err(ps.unregister_scheduled_task, "nope").error_id == "CmdletizationQuery_NotFound_TaskName,Unregister-ScheduledTask"
+    assert err(ps.get_cim_instance, "Win32_Bogus").error_id.startswith("HRESULT 0x80041010,")
+    osi = ps.get_cim_instance("Win32_OperatingSystem")
+    assert (osi["Caption"], osi["Version"], osi["BuildNumber"], osi["OSArchitecture"]) == (
+        "Microsoft Windows Server 2022 Datacenter", "10.0.20348", "20348", "64-bit")
+    assert ps.get_cim_instance("Win32_ComputerSystem")["NumberOfLogicalProcessors"] == 2

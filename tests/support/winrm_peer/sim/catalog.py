@@ -249,10 +249,10 @@ def default_machine_env(processors: int) -> dict:
 
 
 def _rule(name, display, group, direction, action, protocol, local_port, enabled, profile, program="Any",
-          remote_port="Any", description=""):
+          remote_port=("Any",), description=""):
     return {"name": name, "display_name": display, "description": description, "display_group": group,
-            "direction": direction, "action": action, "protocol": protocol, "local_port": local_port,
-            "remote_port": remote_port, "program": program, "enabled": enabled, "profile": profile}
+            "direction": direction, "action": action, "protocol": protocol, "local_port": list(local_port),
+            "remote_port": list(remote_port), "program": program, "enabled": enabled, "profile": profile}
 
 
 DEFAULT_FIREWALL_RULES = [

@@ -109,7 +109,7 @@ class Cmdlets:
     def get_windows_feature(self, name=None) -> list[dict]:
         """Get-WindowsFeature [-Name <string[]>]: wildcards allowed; a name that matches nothing is
         simply not in the output (the cmdlet writes no error)."""
-        names = as_list(name)
+        names = [str(n) for n in as_list(name)]
         out = []
         for n in catalog.FEATURES:
             if not names or any(wild_match(p, n) if has_wildcard(p) else p.lower() == n.lower() for p in names):
@@ -177,7 +177,10 @@ class Cmdlets:
             if include_all_sub_feature:
                 for s in self._descendants(n):
                     add(s)
-            if include_management_tools:
+        if include_management_tools:
+            # the tools of every role/feature being installed, parents included (Web-Default-Doc brings
+            # Web-Server, whose tools are the IIS console)
+            for n in list(wanted):
                 for t in catalog.MANAGEMENT_TOOLS.get(n, []):
                     add(t)
         feats = self.d["features"]
@@ -302,7 +305,7 @@ class Cmdlets:
                            "NotSpecified", DISM + cmd_type, cmd, name)
 
     def get_windows_optional_feature(self, feature_name=None) -> list[dict]:
-        names = as_list(feature_name)
+        names = [str(n) for n in as_list(feature_name)]
         if not names:
             return [self._optional_obj(n) for n in catalog.OPTIONAL_FEATURES]
         out = []
@@ -332,11 +335,8 @@ class Cmdlets:
             o = catalog.OPTIONAL_FEATURES[canon]
             feat = o.get("feature")
             if feat:
-                parent = catalog.FEATURES[feat]["parent"]
-                if parent and not all and self.d["features"][parent] not in ("Installed", "InstallPending"):
-                    raise CmdletError("One or several parent features are disabled so current feature can not be "
-                                      "enabled.", "System.Runtime.InteropServices.COMException", "NotSpecified",
-                                      DISM + cmd_type, "Enable-WindowsOptionalFeature", canon)
+                # DISM's own parent/child relations are not modelled: the Server Manager parents come along
+                # (as with -All).
                 before = self.d["features"][feat]
                 if before == "Removed" and not (source and self.fs.exists(str(source))):
                     raise CmdletError("The source files could not be found. \r\nUse the \"Source\" option to specify "
@@ -436,7 +436,7 @@ class Cmdlets:
                 else "Share Process", "ExitCode": s.get("exit_code", 0)}
 
     def get_service(self, name=None) -> list[dict]:
-        names = as_list(name)
+        names = [str(n) for n in as_list(name)]
         if not names:
             return [self._service_obj(s) for s in sorted(self.d["services"].values(), key=lambda x: x["name"].lower())]
         out = []

@@ -52,20 +52,24 @@ class FrameReader:
     buf: bytearray = field(default_factory=bytearray)
     pending: _Pending | None = None
     discarding: bool = False  # inside an over-long non-frame line
+    scanned: int = 0  # bytes of buf already known to hold no newline (big payloads arrive in many Sends)
 
     def feed(self, data: bytes) -> list[Frame]:
         self.buf.extend(data)
         out: list[Frame] = []
         while True:
-            nl = self.buf.find(b"\n")
+            nl = self.buf.find(b"\n", self.scanned)
             if nl < 0:
+                self.scanned = len(self.buf)
                 if self.pending is None and not self.discarding and len(self.buf) > self.max_header:
                     # Not a header (headers are short): report once, skip to the next newline.
                     out.append(Frame("REQ", 0, error="not a frame header: %r..." % bytes(self.buf[:40])))
                     self.discarding = True
                 if self.discarding:
                     self.buf.clear()
+                    self.scanned = 0
                 break
+            self.scanned = 0
             line = bytes(self.buf[:nl])
             del self.buf[:nl + 1]
             if line.endswith(b"\r"):
@@ -91,6 +95,7 @@ class FrameReader:
             p, self.pending = self.pending, None
             out.append(Frame(p.kind, p.id, error="input ended inside frame %d (payload missing)" % p.id))
         self.buf.clear()
+        self.scanned = 0
         return out
 
     def _header(self, line: bytes) -> Frame | None:

@@ -359,8 +359,8 @@ class SimHost:
                     if modules.load(module) is None:
                         raise CmdletError(
                             "The term '%s' is not recognized as the name of a cmdlet, function, script file, or "
-                            "operable program. (winrm-peer sim: no handler sim/modules/%s.py for module %r)"
-                            % (name, name, module), "System.Management.Automation.CommandNotFoundException",
+                            "operable program. (winrm-peer sim: no handler for module %r in sim/modules/)"
+                            % (module, module), "System.Management.Automation.CommandNotFoundException",
                             "ObjectNotFound", "CommandNotFoundException", None, module)
                     raise CmdletError("winrm-peer sim: sim/modules/%s.py has no '%s' phase" % (name, phase),
                                       "System.Management.Automation.CommandNotFoundException", "ObjectNotFound",

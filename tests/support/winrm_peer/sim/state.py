@@ -124,8 +124,14 @@ def normalize(data: dict) -> dict:
     d["defender"] = dfd
     if "firewall_rules" not in d:
         d["firewall_rules"] = {r["name"]: dict(r) for r in catalog.DEFAULT_FIREWALL_RULES}
-    d["firewall_rules"] = {(v or {}).get("name") or k: deep_merge(_rule_defaults((v or {}).get("name") or k), v or {})
-                           for k, v in d["firewall_rules"].items()}
+    rules = {}
+    for k, v in d["firewall_rules"].items():
+        name = (v or {}).get("name") or k
+        r = deep_merge(_rule_defaults(name), v or {})
+        for pk in ("local_port", "remote_port"):
+            r[pk] = [str(x) for x in (r[pk] if isinstance(r[pk], list) else [r[pk]])] or ["Any"]
+        rules[name] = r
+    d["firewall_rules"] = rules
     env = d.get("environment") or {}
     if "machine" not in env:
         env["machine"] = catalog.default_machine_env(int(comp.get("logical_processors") or 2))
@@ -395,16 +401,24 @@ class HostState:
         self._last_text = None
         self.fs = WinFS(self)
         if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as fh:
-                self.data = normalize(json.load(fh))
+            try:
+                with open(self.path, encoding="utf-8") as fh:
+                    self.data = normalize(json.load(fh))
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                raise SystemExit("winrm-peer: cannot load %s: %s" % (self.path, exc))
             if init_path:
                 self.log("sim: %s exists, --sim-init %s ignored (state survives restarts)" % (self.path, init_path))
             self._last_text = None
         else:
             init = {}
             if init_path:
-                with open(init_path, encoding="utf-8") as fh:
-                    init = json.load(fh)
+                try:
+                    with open(init_path, encoding="utf-8") as fh:
+                        init = json.load(fh)
+                except (OSError, ValueError) as exc:
+                    raise SystemExit("winrm-peer: cannot load --sim-init %s: %s" % (init_path, exc))
+                if not isinstance(init, dict):
+                    raise SystemExit("winrm-peer: --sim-init %s must hold a JSON object" % init_path)
             self.data = normalize(copy.deepcopy(init))
             self.seed_disk(init.get("seed_files") or {})
         self.save()
@@ -439,9 +453,7 @@ class HostState:
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     fh.write(text + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
+                os.replace(tmp, self.path)  # readers see the old or the new file, never a partial one
             except BaseException:
                 try:
                     os.unlink(tmp)

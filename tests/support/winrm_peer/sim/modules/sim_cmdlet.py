@@ -10,6 +10,7 @@ failing call's CmdletError is the request's error, as in a script running with
 $ErrorActionPreference = 'Stop'.
 """
 
+import inspect
 import re
 
 from ..errors import CmdletError
@@ -37,6 +38,12 @@ def run(ctx):
         if isinstance(params, list):
             res = fn(*params)
         else:
+            accepted = inspect.signature(fn).parameters
+            for k in params:
+                if snake(k) not in accepted:
+                    raise CmdletError("A parameter cannot be found that matches parameter name '%s'." % k,
+                                      "System.Management.Automation.ParameterBindingException", "InvalidArgument",
+                                      "NamedParameterNotFound,%s" % cmdlet, cmdlet)
             res = fn(**{snake(k): v for k, v in params.items()})
         out.append(list(res) if isinstance(res, tuple) else res)
     return {"results": out}
