@@ -88,12 +88,25 @@ impl Plan {
 
 /// What to install or remove, from the probed states.
 pub fn plan(probe: &Probe, args: &FeatureArgs) -> Result<Plan, String> {
-    let missing: Vec<&str> = probe
+    // A feature is found when the probe says so or reports a state; a requested name with no
+    // entry at all matched nothing (Get-WindowsFeature writes no error for it).
+    let known = |f: &Feature| f.found || !f.install_state.is_empty();
+    let mut missing: Vec<&str> = probe
         .features
         .iter()
-        .filter(|f| !f.found)
+        .filter(|f| !known(f))
         .map(|f| f.name.as_str())
         .collect();
+    for n in &args.name {
+        if !probe
+            .features
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(n))
+            && !missing.iter().any(|m| m.eq_ignore_ascii_case(n))
+        {
+            missing.push(n);
+        }
+    }
     if !missing.is_empty() {
         return Err(format!(
             "no such Windows feature: {} (Get-WindowsFeature lists the names this host knows)",
@@ -273,6 +286,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("no such Windows feature: Contianers"), "{e}");
+    }
+
+    #[test]
+    fn names_that_match_nothing_may_be_left_out_of_the_probe() {
+        let p: Probe = serde_json::from_str(
+            r#"{"features": [{"name": "Containers", "install_state": "Available"}]}"#,
+        )
+        .unwrap();
+        let e = plan(&p, &args(&["Containers", "NoSuch"], "present")).unwrap_err();
+        assert!(e.contains("no such Windows feature: NoSuch"), "{e}");
+        let ok = plan(&p, &args(&["containers"], "present")).unwrap();
+        assert_eq!(ok.install, vec!["Containers".to_string()]);
     }
 
     #[test]
