@@ -351,3 +351,183 @@ fn containers_feature_then_reboot_when_required() {
     assert_eq!(p.task("reboot")["status"], "skipped");
     assert_eq!(sim.reboots(), 1);
 }
+
+// ---------------------------------------------------------------- services
+
+fn seeded(files: &[&str]) -> Value {
+    let mut m = serde_json::Map::new();
+    for f in files {
+        m.insert(f.to_string(), Value::String(format!("MZ simulated {f}")));
+    }
+    serde_json::json!({ "seed_files": m })
+}
+
+#[test]
+fn service_create_start_auto_then_delete() {
+    let sim = Sim::start_with(&[], Some(seeded(&[r"C:\Program Files\k3s\k3s.exe"])));
+    let w = Work::new();
+    let tasks = r#"    - name: svc
+      win_service:
+        name: k3s-agent
+        path: 'C:\Program Files\k3s\k3s.exe'
+        arguments: [agent, --token-file, 'C:\etc\k3s token', --node-label, "a=\"b\" $c `d é"]
+        display_name: k3s agent
+        description: "k3s agent, kept running\nby mixop"
+        start_mode: delayed
+        dependencies: [vmcompute]
+        failure_actions:
+          - {type: restart, delay_ms: 5000}
+          - {type: restart, delay_ms: 10000}
+          - {type: none}
+        failure_reset_period_sec: 86400
+        failure_actions_on_non_crash_failure: true
+        state: started
+"#;
+    // --check: nothing is created.
+    let p = play(&w, &sim, tasks, &["--check"]);
+    p.ok();
+    assert_eq!(p.result("svc")["changed"], true);
+    assert!(sim.host()["services"].get("k3s-agent").is_none());
+
+    // vmcompute (a dependency) comes with the Containers feature, not there yet: the start fails,
+    // saying why.
+    let p = play(&w, &sim, tasks, &[]);
+    assert_eq!(p.failed(), 1, "{}", p.all);
+    let r = p.result("svc");
+    let msg = r["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Service 'k3s-agent' could not be started: ")
+            && msg.ends_with(
+                "Cannot start service k3s-agent on computer '.': The dependency service does not exist or has been marked for deletion"
+            ),
+        "{msg}"
+    );
+    assert_eq!(r["state"], "stopped", "{r}");
+    let svc = &sim.host()["services"]["k3s-agent"];
+    assert_eq!(
+        svc["binary_path_name"],
+        r#""C:\Program Files\k3s\k3s.exe" agent --token-file "C:\etc\k3s token" --node-label "a=\"b\" $c `d é""#
+    );
+    assert_eq!(svc["start_mode"], "delayed");
+    assert_eq!(svc["description"], "k3s agent, kept running\nby mixop");
+    assert_eq!(svc["display_name"], "k3s agent");
+    assert_eq!(svc["depends_on"], serde_json::json!(["vmcompute"]));
+    assert_eq!(
+        svc["failure_actions"]["actions"],
+        serde_json::json!([{"type": "restart", "delay_ms": 5000}, {"type": "restart", "delay_ms": 10000}, {"type": "none", "delay_ms": 0}])
+    );
+    assert_eq!(svc["failure_actions"]["reset_period"], 86400);
+    assert_eq!(svc["failure_actions_on_non_crash"], true);
+
+    // With the dependency's binary in place the same task starts it; a second run changes nothing.
+    sim.control(
+        "sim/patch",
+        r#"{"services": {"vmcompute": {"name": "vmcompute", "binary_path_name": "C:\\Windows\\system32\\svchost.exe -k x", "start_mode": "manual"}}}"#,
+    );
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.result("svc")["state"], "running");
+    assert_eq!(p.result("svc")["start_mode"], "delayed");
+    assert_eq!(sim.host()["services"]["k3s-agent"]["status"], "Running");
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 0, "{}", p.all);
+    let applies = sim.requests("win_service", "apply").len();
+
+    // --diff shows what changes; absent stops and deletes.
+    let p = play(
+        &w,
+        &sim,
+        "    - name: svc\n      win_service: {name: k3s-agent, start_mode: manual}\n",
+        &["--diff"],
+    );
+    p.ok();
+    let d = &p.result("svc")["diff"];
+    assert_eq!(d["before"]["start_mode"], "delayed");
+    assert_eq!(d["after"]["start_mode"], "manual");
+    let p = play(
+        &w,
+        &sim,
+        "    - name: svc\n      win_service: {name: k3s-agent, state: absent}\n",
+        &[],
+    );
+    p.ok();
+    assert_eq!(p.result("svc")["exists"], false);
+    assert!(sim.host()["services"].get("k3s-agent").is_none());
+    assert_eq!(sim.requests("win_service", "apply").len(), applies + 2);
+    let p = play(
+        &w,
+        &sim,
+        "    - name: svc\n      win_service: {name: k3s-agent, state: absent}\n",
+        &[],
+    );
+    p.ok();
+    assert_eq!(p.changed(), 0);
+}
+
+#[test]
+fn service_start_fails_clearly_when_the_binary_is_missing() {
+    let sim = Sim::start(&[]);
+    let w = Work::new();
+    let p = play(
+        &w,
+        &sim,
+        "    - name: svc\n      win_service: {name: rke2, path: 'C:\\usr\\local\\bin\\rke2.exe agent', state: started}\n",
+        &[],
+    );
+    assert_eq!(p.code, 2, "{}", p.all);
+    let msg = p.result("svc")["msg"].as_str().unwrap().to_string();
+    assert_eq!(
+        msg,
+        "Service 'rke2' could not be started: Service 'rke2 (rke2)' cannot be started due to the following error: Cannot start service rke2 on computer '.': The system cannot find the file specified"
+    );
+    let svc = &sim.host()["services"]["rke2"];
+    assert_eq!(svc["status"], "Stopped");
+    assert_eq!(svc["start_mode"], "auto");
+}
+
+#[test]
+fn service_password_is_applied_for_the_same_user_and_never_printed() {
+    let sim = Sim::start_with(&[], Some(seeded(&[r"C:\svc\agent.exe"])));
+    let w = Work::new();
+    let task = |pw: &str, extra: &str| {
+        format!(
+            "    - name: svc\n      win_service: {{name: agent, path: 'C:\\svc\\agent.exe', username: svcuser, password: '{pw}'{extra}}}\n"
+        )
+    };
+    let p = play(&w, &sim, &task("Fir$t'' \"pw\"", ""), &["-v", "--diff"]);
+    p.ok();
+    let svc = &sim.host()["services"]["agent"];
+    assert_eq!(svc["start_name"], ".\\svcuser");
+    assert_eq!(svc["password_changes"], 1);
+    let first = svc["password_sha256"].clone();
+    assert!(
+        !p.all.contains("Fir$t"),
+        "the password was printed:\n{}",
+        p.all
+    );
+    assert_eq!(
+        p.result("svc")["diff"]["after"]["password"],
+        "CHANGED REDACTED"
+    );
+
+    // Same user, new password: applied (ansible/ansible#69911).
+    let p = play(&w, &sim, &task("Second", ""), &[]);
+    p.ok();
+    assert_eq!(p.changed(), 1);
+    let svc = &sim.host()["services"]["agent"];
+    assert_eq!(svc["password_changes"], 2);
+    assert_ne!(svc["password_sha256"], first);
+    assert!(!p.all.contains("Second"));
+
+    // update_password: on_create leaves it alone.
+    let p = play(
+        &w,
+        &sim,
+        &task("Third", ", update_password: on_create"),
+        &[],
+    );
+    p.ok();
+    assert_eq!(p.changed(), 0);
+    assert_eq!(sim.host()["services"]["agent"]["password_changes"], 2);
+}

@@ -8,6 +8,7 @@ mod setup;
 mod win_feature;
 mod win_ping;
 mod win_reboot;
+mod win_service;
 mod win_stat;
 
 use serde::Serialize;
@@ -23,6 +24,7 @@ pub static MODULES: &[&dyn Module] = &[
     &win_feature::WinFeature,
     &win_ping::WinPing,
     &win_reboot::WinReboot,
+    &win_service::WinService,
     &win_stat::WinStat,
 ];
 
@@ -49,6 +51,7 @@ const SCRIPTS: &[&Script] = &[
     &win_feature::SCRIPT,
     &win_ping::SCRIPT,
     &win_reboot::SCRIPT,
+    &win_service::SCRIPT,
     &win_stat::SCRIPT,
 ];
 

@@ -19,6 +19,7 @@ import datetime
 import fnmatch
 import hashlib
 import re
+import struct
 import time
 import uuid
 
@@ -534,11 +535,26 @@ class Cmdlets:
             return self.which(path) is not None
         return self.fs.is_file(path) or (not path.lower().endswith(".exe") and self.fs.is_file(path + ".exe"))
 
+    # System error messages (https://learn.microsoft.com/windows/win32/debug/system-error-codes--0-499- and
+    # --1000-1299-) for the reasons a service does not start.
+    WIN32_MESSAGES = {
+        2: "The system cannot find the file specified",
+        1058: "The service cannot be started, either because it is disabled or because it has no enabled devices "
+              "associated with it",
+        1059: "Circular service dependency was specified",
+        1068: "The dependency service or group failed to start",
+        1072: "The specified service has been marked for deletion",
+        1075: "The dependency service does not exist or has been marked for deletion",
+    }
+
     def _start_failure(self, s: dict, cmd: str, cmd_type: str, why: str) -> CmdletError:
         s["last_start_error"] = why
+        # ServiceCommandException <- InvalidOperationException (ServiceController.Start) <- Win32Exception.
+        code = int(why.split(" ", 1)[0])
+        inner = ["Cannot start service %s on computer '.'." % s["name"], self.WIN32_MESSAGES.get(code, why)]
         return CmdletError("Service '%s (%s)' cannot be started due to the following error: Cannot start service %s "
                            "on computer '.'." % (s["display_name"], s["name"], s["name"]), SVC_EXC, "OpenError",
-                           "CouldNotStartService," + PSC + cmd_type, cmd, s["name"])
+                           "CouldNotStartService," + PSC + cmd_type, cmd, s["name"], inner=inner)
 
     def _start(self, s: dict, cmd: str, cmd_type: str, seen=None) -> None:
         seen = seen or set()
@@ -614,6 +630,67 @@ class Cmdlets:
             self._stop(s, force, cmd, cmd_type)
             if self._find_service(n) is not None:
                 self._start(s, cmd, cmd_type)
+
+    # -- the service's registry key and Win32_Service.Change ------------------------------------------------
+    # HKLM\SYSTEM\CurrentControlSet\Services\<name>: the SCM keeps the failure configuration there
+    # (ChangeServiceConfig2 SERVICE_CONFIG_FAILURE_ACTIONS): FailureActions is a REG_BINARY
+    # SERVICE_FAILURE_ACTIONS as the SCM serialises it - dwResetPeriod, two zero pointer slots, cActions, a
+    # pointer slot (the offset 0x14), then cActions SC_ACTION {Type, Delay} pairs, all little-endian DWORDs
+    # (https://learn.microsoft.com/windows/win32/api/winsvc/ns-winsvc-service_failure_actionsw); the command
+    # and the reboot message are the REG_SZ values FailureCommand and RebootMessage;
+    # FailureActionsOnNonCrashFailures is a REG_DWORD.
+    SC_ACTION_TYPES = {"none": 0, "restart": 1, "reboot": 2, "run": 3}
+
+    def get_item_property_service_key(self, name) -> dict:
+        r"""Get-ItemProperty -LiteralPath HKLM:\SYSTEM\CurrentControlSet\Services\<name> (the values above;
+        FailureActions as bytes, absent ones missing)."""
+        s = self._find_service(name)
+        if s is None:
+            raise path_not_found("HKLM:\\SYSTEM\\CurrentControlSet\\Services\\%s" % name, "Get-ItemProperty",
+                                 PSC + "GetItemPropertyCommand")
+        out = {"ImagePath": s["binary_path_name"], "DisplayName": s["display_name"],
+               "ObjectName": s.get("start_name") or "LocalSystem"}
+        fa = s.get("failure_actions") or {}
+        if fa.get("actions") is not None or fa.get("reset_period") is not None:
+            acts = fa.get("actions") or []
+            reset = fa.get("reset_period")
+            data = struct.pack("<5I", 0xFFFFFFFF if reset is None else int(reset) & 0xFFFFFFFF, 0, 0, len(acts),
+                               0x14 if acts else 0)
+            for a in acts:
+                data += struct.pack("<2I", self.SC_ACTION_TYPES.get(a.get("type"), 0), int(a.get("delay_ms") or 0))
+            out["FailureActions"] = data
+        if fa.get("command"):
+            out["FailureCommand"] = fa["command"]
+        if fa.get("reboot_message"):
+            out["RebootMessage"] = fa["reboot_message"]
+        if s.get("failure_actions_on_non_crash") is not None:
+            out["FailureActionsOnNonCrashFailures"] = 1 if s["failure_actions_on_non_crash"] else 0
+        return out
+
+    def invoke_cim_method_win32_service_change(self, name, start_name=None, start_password=None) -> dict:
+        """Invoke-CimMethod -MethodName Change on a Win32_Service
+        (https://learn.microsoft.com/windows/win32/cimwin32prov/change-method-in-class-win32-service): a null
+        parameter leaves that setting alone, so StartPassword alone changes only the password. Returns
+        {"ReturnValue": n}: 0 success, 16 marked for deletion, 21 invalid parameter (a password for
+        LocalSystem), 22 invalid service account (an empty account name). Accounts themselves are not
+        modelled: any other name is accepted. The password is kept only as a SHA-256 and a change counter."""
+        s = self._find_service(name)
+        if s is None:
+            return {"ReturnValue": 5}
+        if s.get("marked_for_delete"):
+            return {"ReturnValue": 16}
+        if start_name is not None and not str(start_name).strip():
+            return {"ReturnValue": 22}
+        account = str(start_name) if start_name is not None else (s.get("start_name") or "LocalSystem")
+        if account.lower() == "localsystem" and start_password:
+            return {"ReturnValue": 21}
+        if start_name is not None:
+            s["start_name"] = account
+        if start_password is not None:
+            s["password_sha256"] = hashlib.sha256(str(start_password).encode("utf-8")).hexdigest() \
+                if start_password else None
+            s["password_changes"] = int(s.get("password_changes") or 0) + 1
+        return {"ReturnValue": 0}
 
     # -- sc.exe (https://learn.microsoft.com/windows-server/administration/windows-commands/sc-config etc.) ---
 
@@ -696,6 +773,15 @@ class Cmdlets:
             if "obj" in opts:
                 s["start_name"] = opts["obj"]
             return 0, "[SC] ChangeServiceConfig SUCCESS\r\n"
+        if verb == "failureflag":
+            # sc failureflag <name> <0|1>: SERVICE_CONFIG_FAILURE_ACTIONS_FLAG (actions on non-crash failures)
+            if len(rest) != 1 or rest[0] not in ("0", "1"):
+                return 1639, ("DESCRIPTION:\r\n        Changes the failure actions flag setting of a service.\r\n"
+                              "USAGE:\r\n        sc <server> failureflag [service name] [flag]\r\n")
+            if s is None:
+                return 1060, self.SC_NOT_FOUND
+            s["failure_actions_on_non_crash"] = rest[0] == "1"
+            return 0, "[SC] ChangeServiceConfig2 SUCCESS\r\n"
         if verb == "qfailure":
             if s is None:
                 return 1060, self.SC_NOT_FOUND
