@@ -531,3 +531,54 @@ fn service_password_is_applied_for_the_same_user_and_never_printed() {
     assert_eq!(p.changed(), 0);
     assert_eq!(sim.host()["services"]["agent"]["password_changes"], 2);
 }
+
+#[test]
+fn optional_feature_reboot_only_while_a_change_needs_it() {
+    let sim = Sim::start(&[]);
+    let w = Work::new();
+    let tasks = "    - name: opt\n      win_optional_feature: {name: [Containers, TelnetClient]}\n      register: f\n";
+    let p = play(&w, &sim, tasks, &["--check"]);
+    p.ok();
+    assert_eq!(p.result("opt")["changed"], true);
+    assert_eq!(sim.host()["features"]["Containers"], "Available");
+
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.result("opt")["reboot_required"], true);
+    assert_eq!(sim.host()["features"]["Containers"], "InstallPending");
+    assert_eq!(sim.host()["features"]["Telnet-Client"], "Installed");
+    // Not rebooted yet: nothing to change, but the restart is still owed.
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 0);
+    assert_eq!(p.result("opt")["reboot_required"], true);
+
+    let p = play(
+        &w,
+        &sim,
+        &format!(
+            "{tasks}    - name: reboot\n      win_reboot: {{}}\n      when: f.reboot_required\n"
+        ),
+        &[],
+    );
+    p.ok();
+    assert_eq!(sim.host()["features"]["Containers"], "Installed");
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 0);
+    assert_eq!(p.result("opt")["reboot_required"], false);
+
+    let p = play(
+        &w,
+        &sim,
+        "    - name: opt\n      win_optional_feature: {name: NoSuchThing}\n",
+        &[],
+    );
+    assert_eq!(p.failed(), 1);
+    assert!(
+        p.result("opt")["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to find feature 'NoSuchThing'")
+    );
+}

@@ -6,6 +6,7 @@
 mod command;
 mod setup;
 mod win_feature;
+mod win_optional_feature;
 mod win_ping;
 mod win_reboot;
 mod win_service;
@@ -22,6 +23,7 @@ pub static MODULES: &[&dyn Module] = &[
     &command::WinCommand,
     &command::WinShell,
     &win_feature::WinFeature,
+    &win_optional_feature::WinOptionalFeature,
     &win_ping::WinPing,
     &win_reboot::WinReboot,
     &win_service::WinService,
@@ -49,6 +51,7 @@ pub(crate) use script;
 const SCRIPTS: &[&Script] = &[
     &setup::SCRIPT,
     &win_feature::SCRIPT,
+    &win_optional_feature::SCRIPT,
     &win_ping::SCRIPT,
     &win_reboot::SCRIPT,
     &win_service::SCRIPT,
