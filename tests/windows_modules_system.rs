@@ -582,3 +582,58 @@ fn optional_feature_reboot_only_while_a_change_needs_it() {
             .starts_with("Failed to find feature 'NoSuchThing'")
     );
 }
+
+// ---------------------------------------------------------------- Defender
+
+#[test]
+fn defender_exclusions_added_and_removed_once() {
+    let sim = Sim::start(&[]);
+    let w = Work::new();
+    let tasks = r#"    - name: excl
+      win_defender_exclusion:
+        path: ['C:\var\lib\rancher', 'C:\run\flannel', 'C:\opt\cni', "C:\\it's $x `y é"]
+        process: [containerd.exe]
+        extension: [vhdx]
+"#;
+    let p = play(&w, &sim, tasks, &["--check"]);
+    p.ok();
+    assert_eq!(p.result("excl")["changed"], true);
+    assert_eq!(
+        sim.host()["defender"]["exclusion_path"],
+        serde_json::json!([])
+    );
+
+    let p = play(&w, &sim, tasks, &["--diff"]);
+    p.ok();
+    let r = p.result("excl");
+    assert_eq!(r["added"]["path"].as_array().unwrap().len(), 4);
+    assert_eq!(r["added"]["process"], serde_json::json!(["containerd.exe"]));
+    let d = &sim.host()["defender"];
+    assert_eq!(
+        d["exclusion_path"],
+        serde_json::json!([
+            r"C:\var\lib\rancher",
+            r"C:\run\flannel",
+            r"C:\opt\cni",
+            r"C:\it's $x `y é"
+        ])
+    );
+    assert_eq!(d["exclusion_extension"], serde_json::json!(["vhdx"]));
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 0);
+
+    let p = play(
+        &w,
+        &sim,
+        "    - name: excl\n      win_defender_exclusion: {path: ['c:\\OPT\\cni\\', 'C:\\never'], extension: [.VHDX], state: absent}\n",
+        &[],
+    );
+    p.ok();
+    let r = p.result("excl");
+    assert_eq!(r["removed"]["path"], serde_json::json!([r"C:\opt\cni"]));
+    assert_eq!(r["removed"]["extension"], serde_json::json!(["vhdx"]));
+    let d = &sim.host()["defender"];
+    assert_eq!(d["exclusion_path"].as_array().unwrap().len(), 3);
+    assert_eq!(d["exclusion_extension"], serde_json::json!([]));
+}

@@ -5,6 +5,7 @@
 
 mod command;
 mod setup;
+mod win_defender_exclusion;
 mod win_feature;
 mod win_optional_feature;
 mod win_ping;
@@ -22,6 +23,7 @@ use crate::powershell::{self, Request};
 pub static MODULES: &[&dyn Module] = &[
     &command::WinCommand,
     &command::WinShell,
+    &win_defender_exclusion::WinDefenderExclusion,
     &win_feature::WinFeature,
     &win_optional_feature::WinOptionalFeature,
     &win_ping::WinPing,
@@ -50,6 +52,7 @@ pub(crate) use script;
 /// Every module script, for the grammar test and the docs.
 const SCRIPTS: &[&Script] = &[
     &setup::SCRIPT,
+    &win_defender_exclusion::SCRIPT,
     &win_feature::SCRIPT,
     &win_optional_feature::SCRIPT,
     &win_ping::SCRIPT,
