@@ -637,3 +637,103 @@ fn defender_exclusions_added_and_removed_once() {
     assert_eq!(d["exclusion_path"].as_array().unwrap().len(), 3);
     assert_eq!(d["exclusion_extension"], serde_json::json!([]));
 }
+
+// ---------------------------------------------------------------- firewall
+
+#[test]
+fn firewall_rules_compare_and_set_only_what_differs() {
+    let sim = Sim::start(&[]);
+    let w = Work::new();
+    let tasks = r#"    - name: api
+      win_firewall_rule:
+        name: "k3s 'api' $x `y é"
+        localport: 6443,10250
+        protocol: tcp
+        direction: in
+        action: allow
+        remoteip: 10.0.0.0/24,192.168.56.10
+        profiles: [domain, private, public]
+        description: kubelet and API
+    - name: vxlan
+      win_firewall_rule: {name: flannel vxlan, localport: 4789, protocol: udp, group: k3s}
+"#;
+    let p = play(&w, &sim, tasks, &["--check"]);
+    p.ok();
+    assert_eq!(p.changed(), 2);
+    let rules = |sim: &Sim| -> Vec<Value> {
+        sim.host()["firewall_rules"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| {
+                r["display_name"] == "flannel vxlan" || r["display_name"] == "k3s 'api' $x `y é"
+            })
+            .cloned()
+            .collect()
+    };
+    assert!(rules(&sim).is_empty());
+
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 2);
+    assert_eq!(
+        p.result("api")["msg"],
+        "Firewall rule 'k3s 'api' $x `y é' created."
+    );
+    let api = rules(&sim)
+        .into_iter()
+        .find(|r| r["protocol"] == "TCP")
+        .unwrap();
+    assert_eq!(api["local_port"], serde_json::json!(["6443", "10250"]));
+    // Windows reports the prefix in mask form; the second run must still see no change.
+    assert_eq!(
+        api["remote_address"],
+        serde_json::json!(["10.0.0.0/255.255.255.0", "192.168.56.10"])
+    );
+    assert_eq!(api["profile"], "Any");
+    let p = play(&w, &sim, tasks, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 0, "{}", p.all);
+
+    // One differing value: only that parameter is set.
+    let p = play(
+        &w,
+        &sim,
+        "    - name: vxlan\n      win_firewall_rule: {name: flannel vxlan, localport: 4789, protocol: udp, enabled: false, group: k3s-net}\n",
+        &["--diff"],
+    );
+    p.ok();
+    let set = sim.requests("win_firewall_rule", "apply").last().unwrap()["plan"]["set"].clone();
+    assert_eq!(
+        set[0]["params"],
+        serde_json::json!({"Enabled": "False", "Group": "k3s-net"})
+    );
+    let vx = rules(&sim)
+        .into_iter()
+        .find(|r| r["protocol"] == "UDP")
+        .unwrap();
+    assert_eq!(vx["enabled"], false);
+    assert_eq!(vx["group"], "k3s-net");
+
+    // A whole group at once, then removal.
+    let p = play(
+        &w,
+        &sim,
+        "    - name: group\n      win_firewall_rule: {group: k3s-net, enabled: true}\n",
+        &[],
+    );
+    p.ok();
+    assert_eq!(p.changed(), 1);
+    let p = play(
+        &w,
+        &sim,
+        "    - name: gone\n      win_firewall_rule: {name: flannel vxlan, state: absent}\n",
+        &[],
+    );
+    p.ok();
+    assert_eq!(
+        p.result("gone")["msg"],
+        "Firewall rule(s) 'flannel vxlan' removed."
+    );
+    assert_eq!(rules(&sim).len(), 1);
+}

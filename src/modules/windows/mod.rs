@@ -7,6 +7,7 @@ mod command;
 mod setup;
 mod win_defender_exclusion;
 mod win_feature;
+mod win_firewall_rule;
 mod win_optional_feature;
 mod win_ping;
 mod win_reboot;
@@ -25,6 +26,7 @@ pub static MODULES: &[&dyn Module] = &[
     &command::WinShell,
     &win_defender_exclusion::WinDefenderExclusion,
     &win_feature::WinFeature,
+    &win_firewall_rule::WinFirewallRule,
     &win_optional_feature::WinOptionalFeature,
     &win_ping::WinPing,
     &win_reboot::WinReboot,
@@ -54,6 +56,7 @@ const SCRIPTS: &[&Script] = &[
     &setup::SCRIPT,
     &win_defender_exclusion::SCRIPT,
     &win_feature::SCRIPT,
+    &win_firewall_rule::SCRIPT,
     &win_optional_feature::SCRIPT,
     &win_ping::SCRIPT,
     &win_reboot::SCRIPT,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import hashlib
+import ipaddress
 import re
 import struct
 import time
@@ -1075,7 +1076,40 @@ class Cmdlets:
                 "PolicyStoreSource": "PersistentStore", "PolicyStoreSourceType": "Local",
                 # port filter / application filter (lists, even for one value)
                 "Protocol": r["protocol"], "LocalPort": list(r["local_port"]), "RemotePort": list(r["remote_port"]),
-                "Program": r["program"]}
+                "Program": r["program"],
+                # address filter (Get-NetFirewallAddressFilter) and service filter (Get-NetFirewallServiceFilter)
+                "LocalAddress": list(r.get("local_address") or ["Any"]),
+                "RemoteAddress": list(r.get("remote_address") or ["Any"]),
+                "Service": r.get("service") or "Any"}
+
+    @staticmethod
+    def _addresses(value) -> list[str]:
+        """-LocalAddress/-RemoteAddress as the address filter shows them afterwards: an IPv4 prefix in
+        subnet-mask form ("10.0.0.0/24" reads back as "10.0.0.0/255.255.255.0"), a host prefix (/32, /128) as
+        the bare address; keywords (LocalSubnet, DNS, DHCP, WINS, DefaultGateway, Internet, Intranet, ...),
+        ranges and IPv6 prefixes as given. https://learn.microsoft.com/powershell/module/netsecurity/new-netfirewallrule
+        (-LocalAddress) and Get-NetFirewallAddressFilter's output on Windows Server."""
+        out = []
+        for v in as_list(value):
+            v = str(v).strip()
+            if v.lower() == "any":
+                return ["Any"]
+            if "/" in v:
+                addr, suffix = v.split("/", 1)
+                try:
+                    net = ipaddress.ip_network(v if suffix.isdigit() else "%s/%s" % (addr, suffix), strict=False)
+                except ValueError:
+                    out.append(v)
+                    continue
+                if net.prefixlen == net.max_prefixlen:
+                    out.append(addr)
+                elif net.version == 4:
+                    out.append("%s/%s" % (addr, net.netmask))
+                else:
+                    out.append("%s/%d" % (addr, net.prefixlen))
+            else:
+                out.append(v)
+        return out or ["Any"]
 
     def _net_enum(self, param: str, value, cmd: str) -> str:
         v = str(value)
@@ -1150,7 +1184,8 @@ class Cmdlets:
 
     def new_net_firewall_rule(self, display_name, name=None, direction="Inbound", action="Allow", protocol=None,
                               local_port=None, remote_port=None, program=None, enabled="True", profile="Any",
-                              description=None, group=None) -> dict:
+                              description=None, group=None, local_address=None, remote_address=None,
+                              service=None) -> dict:
         cmd = "New-NetFirewallRule"
         if not display_name:
             raise parameter_null("DisplayName", cmd)
@@ -1164,7 +1199,9 @@ class Cmdlets:
              "protocol": self._protocol(protocol), "local_port": [str(p) for p in as_list(local_port)] or ["Any"],
              "remote_port": [str(p) for p in as_list(remote_port)] or ["Any"], "program": program or "Any",
              "enabled": self._net_enum("Enabled", enabled if enabled is not None else "True", cmd) == "True",
-             "profile": self._profile(profile if profile is not None else "Any", cmd)}
+             "profile": self._profile(profile if profile is not None else "Any", cmd),
+             "local_address": self._addresses(local_address), "remote_address": self._addresses(remote_address),
+             "service": str(service) if service else "Any"}
         self._check_ports(r, cmd)
         self.d["firewall_rules"][rname] = r
         return self._rule_obj(r)
@@ -1189,8 +1226,14 @@ class Cmdlets:
                     new["protocol"] = self._protocol(v)
                 elif k in ("local_port", "remote_port"):
                     new[k] = [str(p) for p in as_list(v)] or ["Any"]
-                elif k in ("program", "description"):
+                elif k in ("program", "description", "service"):
                     new[k] = str(v)
+                elif k in ("local_address", "remote_address"):
+                    new[k] = self._addresses(v)
+                elif k == "group":
+                    # Set-NetFirewallRule has no -Group: scripts set the CIM instance's Group property and
+                    # pass it back with -InputObject (the rule keeps its identity).
+                    new["group"] = new["display_group"] = str(v)
                 else:
                     raise CmdletError("A parameter cannot be found that matches parameter name '%s'." % k,
                                       "System.Management.Automation.ParameterBindingException", "InvalidArgument",
