@@ -11,6 +11,7 @@ mod posix;
 pub mod source;
 mod url;
 pub mod wait;
+pub mod reboot_wait;
 pub mod windows;
 
 use std::collections::HashMap;

@@ -73,6 +73,7 @@ pub fn shipped_scripts() -> Vec<(&'static str, String)> {
     for (name, text) in crate::modules::windows::scripts() {
         v.push((name, text.to_string()));
     }
+    v.extend(crate::modules::windows::generated_scripts());
     v
 }
 

@@ -1,14 +1,15 @@
 //! `reboot`: reboot a Linux host and wait until it is back.
 //!
 //! Reads the boot id, runs `shutdown -r`, drops the host's connection (the slot reconnects on
-//! next use, as after `meta: reset_connection`), then polls with backoff until a fresh
-//! connection works AND the boot id differs — never "until the host went down", so a host that
-//! reboots before the first poll is fine — and finally until `test_command` succeeds, since
-//! sshd can accept logins before the system is ready. Each attempt is bounded by
-//! `connect_timeout`, the whole wait by `reboot_timeout`.
+//! next use, as after `meta: reset_connection`), then waits with the wait `win_reboot` shares
+//! (`modules/reboot_wait.rs`): until a fresh connection works AND the boot id differs — never
+//! "until the host went down", so a host that reboots before the first poll is fine — and
+//! finally until `test_command` succeeds, since sshd can accept logins before the system is
+//! ready. Each attempt is bounded by `connect_timeout`, the whole wait by `reboot_timeout`.
 
-use crate::modules::Target;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -17,8 +18,10 @@ use super::BUILTIN;
 use crate::connection::ConnError;
 use crate::modules::ParamType::*;
 use crate::modules::posix::quote;
+use crate::modules::reboot_wait::{Check, RebootProbe, TimedOut, WaitSpec, wait_for_reboot};
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, alias, arg_str, outcome, p,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, arg_str,
+    outcome, p,
 };
 
 static REBOOT_DEF: ModuleDef = ModuleDef {
@@ -68,15 +71,44 @@ pub fn reboot_command(pre_delay: u64, msg: &str) -> String {
     format!("shutdown -r {} {}", pre_delay / 60, quote(msg))
 }
 
-/// Backoff between polls: 0.5 s doubling up to 8 s, never past the deadline.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(4)))
+/// The Linux half of the shared reboot wait: the boot id and the test command over the host's
+/// (re)opened connection.
+struct LinuxProbe<'a> {
+    ctx: &'a ModuleCtx<'a>,
+    boot_cmd: &'a str,
+    test_command: &'a str,
 }
 
-/// Outcome of one probe of the rebooting host.
-enum Poll {
-    Done(String),
-    NotYet(String),
+#[async_trait]
+impl RebootProbe for LinuxProbe<'_> {
+    async fn boot_id(&self) -> Result<Result<String, String>, ConnError> {
+        let out = self.ctx.exec(self.boot_cmd, None).await?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(if out.rc != 0 {
+            Err(format!("boot id command failed (rc={})", out.rc))
+        } else if id.is_empty() {
+            Err("boot id command printed nothing".into())
+        } else {
+            Ok(id)
+        })
+    }
+
+    async fn ready(&self) -> Result<Check, ConnError> {
+        let out = self.ctx.exec(self.test_command, None).await?;
+        Ok(if out.rc == 0 {
+            Check::Done
+        } else {
+            Check::NotYet(format!(
+                "test command failed (rc={}): {}",
+                out.rc,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        })
+    }
+
+    async fn reset(&self) {
+        self.ctx.conn.close().await;
+    }
 }
 
 #[async_trait]
@@ -143,57 +175,20 @@ impl Module for Reboot {
         }
         // Forget the old session: every later exec opens a new one.
         ctx.conn.close().await;
-        if post > 0 {
-            tokio::time::sleep(Duration::from_secs(post)).await;
-        }
-        let deadline = start + reboot_timeout + Duration::from_secs(post);
-
-        // Phase 1: a new connection and a new boot id.
-        let boot_probe = || async {
-            let out = tokio::time::timeout(attempt_timeout, ctx.exec(boot_cmd.as_str(), None))
-                .await
-                .map_err(|_| ConnError::timeout("no answer within connect_timeout"))??;
-            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            Ok::<Poll, ConnError>(if out.rc == 0 && !id.is_empty() && id != before_id {
-                Poll::Done(id)
-            } else if out.rc != 0 {
-                Poll::NotYet(format!("boot id command failed (rc={})", out.rc))
-            } else {
-                Poll::NotYet("boot id unchanged: the host has not rebooted yet".into())
-            })
-        };
-        poll_until(
+        let probe = LinuxProbe {
             ctx,
-            deadline,
-            reboot_timeout,
-            "the host to reboot",
-            boot_probe,
-        )
-        .await?;
-
-        // Phase 2: the system is ready.
-        let test = || async {
-            let out = tokio::time::timeout(attempt_timeout, ctx.exec(test_command.as_str(), None))
-                .await
-                .map_err(|_| ConnError::timeout("no answer within connect_timeout"))??;
-            Ok::<Poll, ConnError>(if out.rc == 0 {
-                Poll::Done(String::new())
-            } else {
-                Poll::NotYet(format!(
-                    "test command failed (rc={}): {}",
-                    out.rc,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            })
+            boot_cmd: &boot_cmd,
+            test_command: &test_command,
         };
-        poll_until(
-            ctx,
-            deadline,
+        let spec = WaitSpec {
             reboot_timeout,
-            "the post-reboot test command",
-            test,
-        )
-        .await?;
+            post_reboot_delay: Duration::from_secs(post),
+            boot_attempt: Some(attempt_timeout),
+            ready_attempt: Some(attempt_timeout),
+        };
+        wait_for_reboot(&probe, &before_id, &spec, start)
+            .await
+            .map_err(TimedOut::into_error)?;
 
         let mut r = outcome(true);
         r.insert("rebooted".into(), true.into());
@@ -202,60 +197,16 @@ impl Module for Reboot {
     }
 }
 
-/// Calls `probe` until it reports `Done`, reconnecting after transport errors, sleeping with
-/// backoff in between; fails with the last reason once `deadline` passes.
-async fn poll_until<F, Fut>(
-    ctx: &ModuleCtx<'_>,
-    deadline: Instant,
-    timeout: Duration,
-    what: &str,
-    probe: F,
-) -> Result<String, ModError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<Poll, ConnError>>,
-{
-    let mut attempt = 0u32;
-    loop {
-        let last = match probe().await {
-            Ok(Poll::Done(v)) => return Ok(v),
-            Ok(Poll::NotYet(why)) => why,
-            Err(e) => {
-                // A half-open or refused session: start over with a new one next time.
-                ctx.conn.close().await;
-                e.message
-            }
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            let mut r = outcome(true);
-            r.insert("rebooted".into(), true.into());
-            return Err(ModError::Failed {
-                msg: format!(
-                    "Timed out waiting for {what} (timeout={}): {last}",
-                    timeout.as_secs()
-                ),
-                result: r,
-            });
-        }
-        tokio::time::sleep(backoff(attempt).min(deadline - now)).await;
-        attempt += 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn commands_and_backoff() {
+    fn commands() {
         assert_eq!(
             reboot_command(0, "Reboot initiated by Ansible"),
             "shutdown -r 0 'Reboot initiated by Ansible'"
         );
         assert_eq!(reboot_command(150, "x"), "shutdown -r 2 x");
-        assert_eq!(backoff(0), Duration::from_millis(500));
-        assert_eq!(backoff(3), Duration::from_secs(4));
-        assert_eq!(backoff(40), Duration::from_secs(8));
     }
 }

@@ -15,6 +15,11 @@ mod win_hns_network;
 mod win_path;
 mod win_ping;
 mod win_scheduled_task_stat;
+mod win_defender_exclusion;
+mod win_firewall_rule;
+mod win_optional_feature;
+mod win_reboot;
+mod win_service;
 mod win_stat;
 mod win_unarchive;
 mod win_wait_for;
@@ -37,7 +42,12 @@ pub static MODULES: &[&dyn Module] = &[
     &win_file::WinFile,
     &win_get_url::WinGetUrl,
     &win_path::WinPath,
+    &win_defender_exclusion::WinDefenderExclusion,
+    &win_firewall_rule::WinFirewallRule,
+    &win_optional_feature::WinOptionalFeature,
     &win_ping::WinPing,
+    &win_reboot::WinReboot,
+    &win_service::WinService,
     &win_stat::WinStat,
     &win_eventlog_info::WinEventlogInfo,
     &win_hns_network::WinHnsNetwork,
@@ -72,7 +82,12 @@ const SCRIPTS: &[&Script] = &[
     &win_file::SCRIPT,
     &win_get_url::SCRIPT,
     &win_path::SCRIPT,
+    &win_defender_exclusion::SCRIPT,
+    &win_firewall_rule::SCRIPT,
+    &win_optional_feature::SCRIPT,
     &win_ping::SCRIPT,
+    &win_reboot::SCRIPT,
+    &win_service::SCRIPT,
     &win_stat::SCRIPT,
     &win_eventlog_info::SCRIPT,
     &win_hns_network::SCRIPT,
@@ -181,6 +196,11 @@ pub const WINDOWS: &[&str] = &["ansible.windows", "ansible.builtin"];
 /// Every module script shipped, as (name, text).
 pub fn scripts() -> Vec<(&'static str, &'static str)> {
     SCRIPTS.iter().map(|s| (s.module, s.text)).collect()
+}
+
+/// PowerShell that modules build at run time (with sample arguments), for the grammar test.
+pub fn generated_scripts() -> Vec<(&'static str, String)> {
+    win_reboot::generated_scripts()
 }
 
 /// One request to the host's PowerShell process: `phase` of `module`'s `script` with `args`

@@ -18,7 +18,9 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import hashlib
+import ipaddress
 import re
+import struct
 import time
 import uuid
 
@@ -538,9 +540,12 @@ class Cmdlets:
     def _start_failure(self, s: dict, cmd: str, cmd_type: str, why: str) -> CmdletError:
         s["last_start_error"] = why
         self._scm_start_failed(s, why)
+        # ServiceCommandException <- InvalidOperationException (ServiceController.Start) <- Win32Exception.
+        text = self.SCM_ERRORS.get(str(why).split(" ", 1)[0], str(why)).rstrip(".")
+        inner = ["Cannot start service %s on computer '.'." % s["name"], text]
         return CmdletError("Service '%s (%s)' cannot be started due to the following error: Cannot start service %s "
                            "on computer '.'." % (s["display_name"], s["name"], s["name"]), SVC_EXC, "OpenError",
-                           "CouldNotStartService," + PSC + cmd_type, cmd, s["name"])
+                           "CouldNotStartService," + PSC + cmd_type, cmd, s["name"], inner=inner)
 
     def _start(self, s: dict, cmd: str, cmd_type: str, seen=None) -> None:
         seen = seen or set()
@@ -625,6 +630,67 @@ class Cmdlets:
             if self._find_service(n) is not None:
                 self._start(s, cmd, cmd_type)
 
+    # -- the service's registry key and Win32_Service.Change ------------------------------------------------
+    # HKLM\SYSTEM\CurrentControlSet\Services\<name>: the SCM keeps the failure configuration there
+    # (ChangeServiceConfig2 SERVICE_CONFIG_FAILURE_ACTIONS): FailureActions is a REG_BINARY
+    # SERVICE_FAILURE_ACTIONS as the SCM serialises it - dwResetPeriod, two zero pointer slots, cActions, a
+    # pointer slot (the offset 0x14), then cActions SC_ACTION {Type, Delay} pairs, all little-endian DWORDs
+    # (https://learn.microsoft.com/windows/win32/api/winsvc/ns-winsvc-service_failure_actionsw); the command
+    # and the reboot message are the REG_SZ values FailureCommand and RebootMessage;
+    # FailureActionsOnNonCrashFailures is a REG_DWORD.
+    SC_ACTION_TYPES = {"none": 0, "restart": 1, "reboot": 2, "run": 3}
+
+    def get_item_property_service_key(self, name) -> dict:
+        r"""Get-ItemProperty -LiteralPath HKLM:\SYSTEM\CurrentControlSet\Services\<name> (the values above;
+        FailureActions as bytes, absent ones missing)."""
+        s = self._find_service(name)
+        if s is None:
+            raise path_not_found("HKLM:\\SYSTEM\\CurrentControlSet\\Services\\%s" % name, "Get-ItemProperty",
+                                 PSC + "GetItemPropertyCommand")
+        out = {"ImagePath": s["binary_path_name"], "DisplayName": s["display_name"],
+               "ObjectName": s.get("start_name") or "LocalSystem"}
+        fa = s.get("failure_actions") or {}
+        if fa.get("actions") is not None or fa.get("reset_period") is not None:
+            acts = fa.get("actions") or []
+            reset = fa.get("reset_period")
+            data = struct.pack("<5I", 0xFFFFFFFF if reset is None else int(reset) & 0xFFFFFFFF, 0, 0, len(acts),
+                               0x14 if acts else 0)
+            for a in acts:
+                data += struct.pack("<2I", self.SC_ACTION_TYPES.get(a.get("type"), 0), int(a.get("delay_ms") or 0))
+            out["FailureActions"] = data
+        if fa.get("command"):
+            out["FailureCommand"] = fa["command"]
+        if fa.get("reboot_message"):
+            out["RebootMessage"] = fa["reboot_message"]
+        if s.get("failure_actions_on_non_crash") is not None:
+            out["FailureActionsOnNonCrashFailures"] = 1 if s["failure_actions_on_non_crash"] else 0
+        return out
+
+    def invoke_cim_method_win32_service_change(self, name, start_name=None, start_password=None) -> dict:
+        """Invoke-CimMethod -MethodName Change on a Win32_Service
+        (https://learn.microsoft.com/windows/win32/cimwin32prov/change-method-in-class-win32-service): a null
+        parameter leaves that setting alone, so StartPassword alone changes only the password. Returns
+        {"ReturnValue": n}: 0 success, 16 marked for deletion, 21 invalid parameter (a password for
+        LocalSystem), 22 invalid service account (an empty account name). Accounts themselves are not
+        modelled: any other name is accepted. The password is kept only as a SHA-256 and a change counter."""
+        s = self._find_service(name)
+        if s is None:
+            return {"ReturnValue": 5}
+        if s.get("marked_for_delete"):
+            return {"ReturnValue": 16}
+        if start_name is not None and not str(start_name).strip():
+            return {"ReturnValue": 22}
+        account = str(start_name) if start_name is not None else (s.get("start_name") or "LocalSystem")
+        if account.lower() == "localsystem" and start_password:
+            return {"ReturnValue": 21}
+        if start_name is not None:
+            s["start_name"] = account
+        if start_password is not None:
+            s["password_sha256"] = hashlib.sha256(str(start_password).encode("utf-8")).hexdigest() \
+                if start_password else None
+            s["password_changes"] = int(s.get("password_changes") or 0) + 1
+        return {"ReturnValue": 0}
+
     # -- sc.exe (https://learn.microsoft.com/windows-server/administration/windows-commands/sc-config etc.) ---
 
     SC_NOT_FOUND = "[SC] OpenService FAILED 1060:\r\n\r\nThe specified service does not exist as an installed service.\r\n\r\n"
@@ -706,6 +772,15 @@ class Cmdlets:
             if "obj" in opts:
                 s["start_name"] = opts["obj"]
             return 0, "[SC] ChangeServiceConfig SUCCESS\r\n"
+        if verb == "failureflag":
+            # sc failureflag <name> <0|1>: SERVICE_CONFIG_FAILURE_ACTIONS_FLAG (actions on non-crash failures)
+            if len(rest) != 1 or rest[0] not in ("0", "1"):
+                return 1639, ("DESCRIPTION:\r\n        Changes the failure actions flag setting of a service.\r\n"
+                              "USAGE:\r\n        sc <server> failureflag [service name] [flag]\r\n")
+            if s is None:
+                return 1060, self.SC_NOT_FOUND
+            s["failure_actions_on_non_crash"] = rest[0] == "1"
+            return 0, "[SC] ChangeServiceConfig2 SUCCESS\r\n"
         if verb == "qfailure":
             if s is None:
                 return 1060, self.SC_NOT_FOUND
@@ -999,7 +1074,40 @@ class Cmdlets:
                 "PolicyStoreSource": "PersistentStore", "PolicyStoreSourceType": "Local",
                 # port filter / application filter (lists, even for one value)
                 "Protocol": r["protocol"], "LocalPort": list(r["local_port"]), "RemotePort": list(r["remote_port"]),
-                "Program": r["program"]}
+                "Program": r["program"],
+                # address filter (Get-NetFirewallAddressFilter) and service filter (Get-NetFirewallServiceFilter)
+                "LocalAddress": list(r.get("local_address") or ["Any"]),
+                "RemoteAddress": list(r.get("remote_address") or ["Any"]),
+                "Service": r.get("service") or "Any"}
+
+    @staticmethod
+    def _addresses(value) -> list[str]:
+        """-LocalAddress/-RemoteAddress as the address filter shows them afterwards: an IPv4 prefix in
+        subnet-mask form ("10.0.0.0/24" reads back as "10.0.0.0/255.255.255.0"), a host prefix (/32, /128) as
+        the bare address; keywords (LocalSubnet, DNS, DHCP, WINS, DefaultGateway, Internet, Intranet, ...),
+        ranges and IPv6 prefixes as given. https://learn.microsoft.com/powershell/module/netsecurity/new-netfirewallrule
+        (-LocalAddress) and Get-NetFirewallAddressFilter's output on Windows Server."""
+        out = []
+        for v in as_list(value):
+            v = str(v).strip()
+            if v.lower() == "any":
+                return ["Any"]
+            if "/" in v:
+                addr, suffix = v.split("/", 1)
+                try:
+                    net = ipaddress.ip_network(v if suffix.isdigit() else "%s/%s" % (addr, suffix), strict=False)
+                except ValueError:
+                    out.append(v)
+                    continue
+                if net.prefixlen == net.max_prefixlen:
+                    out.append(addr)
+                elif net.version == 4:
+                    out.append("%s/%s" % (addr, net.netmask))
+                else:
+                    out.append("%s/%d" % (addr, net.prefixlen))
+            else:
+                out.append(v)
+        return out or ["Any"]
 
     def _net_enum(self, param: str, value, cmd: str) -> str:
         v = str(value)
@@ -1074,7 +1182,8 @@ class Cmdlets:
 
     def new_net_firewall_rule(self, display_name, name=None, direction="Inbound", action="Allow", protocol=None,
                               local_port=None, remote_port=None, program=None, enabled="True", profile="Any",
-                              description=None, group=None) -> dict:
+                              description=None, group=None, local_address=None, remote_address=None,
+                              service=None) -> dict:
         cmd = "New-NetFirewallRule"
         if not display_name:
             raise parameter_null("DisplayName", cmd)
@@ -1088,7 +1197,9 @@ class Cmdlets:
              "protocol": self._protocol(protocol), "local_port": [str(p) for p in as_list(local_port)] or ["Any"],
              "remote_port": [str(p) for p in as_list(remote_port)] or ["Any"], "program": program or "Any",
              "enabled": self._net_enum("Enabled", enabled if enabled is not None else "True", cmd) == "True",
-             "profile": self._profile(profile if profile is not None else "Any", cmd)}
+             "profile": self._profile(profile if profile is not None else "Any", cmd),
+             "local_address": self._addresses(local_address), "remote_address": self._addresses(remote_address),
+             "service": str(service) if service else "Any"}
         self._check_ports(r, cmd)
         self.d["firewall_rules"][rname] = r
         return self._rule_obj(r)
@@ -1113,8 +1224,14 @@ class Cmdlets:
                     new["protocol"] = self._protocol(v)
                 elif k in ("local_port", "remote_port"):
                     new[k] = [str(p) for p in as_list(v)] or ["Any"]
-                elif k in ("program", "description"):
+                elif k in ("program", "description", "service"):
                     new[k] = str(v)
+                elif k in ("local_address", "remote_address"):
+                    new[k] = self._addresses(v)
+                elif k == "group":
+                    # Set-NetFirewallRule has no -Group: scripts set the CIM instance's Group property and
+                    # pass it back with -InputObject (the rule keeps its identity).
+                    new["group"] = new["display_group"] = str(v)
                 else:
                     raise CmdletError("A parameter cannot be found that matches parameter name '%s'." % k,
                                       "System.Management.Automation.ParameterBindingException", "InvalidArgument",
@@ -1728,6 +1845,9 @@ class Cmdlets:
         self.log_event(key, source, et, int(event_id), message)
 
     # -- the Service Control Manager's entries in the System log --------------------------------
+    # System error messages (https://learn.microsoft.com/windows/win32/debug/system-error-codes--0-499- and
+    # --1000-1299-) for the reasons a service does not start: the event log's text and, without the final
+    # period, the Win32Exception inside a failed Start-Service.
     SCM_ERRORS = {"2": "The system cannot find the file specified.",
                   "1053": "The service did not respond to the start or control request in a timely fashion.",
                   "1058": "The service cannot be started, either because it is disabled or because it has no "

@@ -17,8 +17,11 @@ class CmdletError(Exception):
     """A terminating error as PowerShell would report it."""
 
     def __init__(self, msg: str, exception: str, category: str, error_id: str, command: str | None = None,
-                 target: object = None):
+                 target: object = None, inner: list[str] | None = None):
         super().__init__(msg)
+        # The messages of $_.Exception.InnerException, .InnerException.InnerException ... (outermost first):
+        # what a script that walks the chain sees (e.g. the Win32 error behind a failed Start-Service).
+        self.inner = list(inner or [])
         self.msg = msg
         self.exception = exception
         self.category = category
