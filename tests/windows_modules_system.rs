@@ -737,3 +737,119 @@ fn firewall_rules_compare_and_set_only_what_differs() {
     );
     assert_eq!(rules(&sim).len(), 1);
 }
+
+// ---------------------------------------------------------------- scheduled tasks
+
+#[test]
+fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
+    let sim = Sim::start(&[]);
+    let w = Work::new();
+    let define = r#"    - name: task
+      win_scheduled_task:
+        name: mixop-agent
+        description: "agent 'x' $y"
+        actions:
+          - path: C:\Windows\System32\cmd.exe
+            arguments: /c "echo it's %COMPUTERNAME%"
+        triggers: [{type: boot}]
+        username: NT AUTHORITY\SYSTEM
+        run_level: highest
+        restart_count: 999
+        restart_interval: PT60S
+        execution_time_limit: PT0S
+        enabled: true
+"#;
+    let tasks = |sim: &Sim| sim.host()["scheduled_tasks"].clone();
+    let p = play(&w, &sim, define, &["--check"]);
+    p.ok();
+    assert_eq!(p.changed(), 1);
+    assert_eq!(p.result("task")["msg"], "task 'mixop-agent' created");
+    assert!(tasks(&sim).get("\\mixop-agent").is_none());
+
+    let p = play(&w, &sim, define, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 1);
+    let t = tasks(&sim)["\\mixop-agent"].clone();
+    assert_eq!(t["actions"][0]["execute"], r"C:\Windows\System32\cmd.exe");
+    assert_eq!(t["actions"][0]["arguments"], "/c \"echo it's %COMPUTERNAME%\"");
+    assert_eq!(t["triggers"][0]["type"], "AtStartup");
+    assert_eq!(t["principal"]["user_id"], "SYSTEM");
+    assert_eq!(t["principal"]["logon_type"], "ServiceAccount");
+    assert_eq!(t["principal"]["run_level"], "Highest");
+    assert_eq!(t["settings"]["restart_count"], 999);
+    assert_eq!(t["description"], "agent 'x' $y");
+    assert_eq!(t["state"], "Ready");
+    // Same definition, other spellings (PT60S read back as given, SYSTEM without its domain): no change.
+    let p = play(&w, &sim, define, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 0, "{}", p.all);
+
+    // Run it the way the cluster playbook does, guarded by the stat module.
+    let run = r#"    - name: stat
+      win_scheduled_task_stat: {name: mixop-agent}
+      register: st
+    - name: start
+      win_command: schtasks.exe /Run /TN mixop-agent
+      when: st.state.status != 'TASK_STATE_RUNNING'
+"#;
+    let p = play(&w, &sim, run, &[]);
+    p.ok();
+    assert_eq!(
+        p.result("start")["stdout"],
+        "SUCCESS: Attempted to run the scheduled task \"mixop-agent\"."
+    );
+    assert_eq!(tasks(&sim)["\\mixop-agent"]["state"], "Running");
+    let p = play(&w, &sim, run, &[]);
+    p.ok();
+    assert_eq!(p.task("start")["status"], "skipped", "{}", p.all);
+
+    // A changed argument re-registers the task; the running instance carries on.
+    let changed = define.replace("restart_count: 999", "restart_count: 3");
+    let p = play(&w, &sim, &changed, &["--diff"]);
+    p.ok();
+    assert_eq!(
+        p.result("task")["msg"],
+        "task 'mixop-agent' changed: restart_count"
+    );
+    assert_eq!(p.result("task")["diff"]["after"]["restart_count"], 3);
+    let t = tasks(&sim)["\\mixop-agent"].clone();
+    assert_eq!(t["settings"]["restart_count"], 3);
+    assert_eq!(t["state"], "Running");
+
+    // Errors name the argument; a missing task for schtasks is Windows' own message.
+    let p = play(
+        &w,
+        &sim,
+        "    - name: bad\n      win_scheduled_task: {name: other, actions: [{path: a.exe}], restart_count: 2}\n",
+        &[],
+    );
+    assert_eq!(p.failed(), 1);
+    assert!(
+        p.result("bad")["msg"]
+            .as_str()
+            .unwrap()
+            .contains("restart_count needs restart_interval"),
+        "{}",
+        p.all
+    );
+    let p = play(
+        &w,
+        &sim,
+        "    - name: missing\n      win_command: schtasks.exe /Run /TN nosuch\n",
+        &[],
+    );
+    assert_eq!(p.failed(), 1);
+    assert_eq!(
+        p.result("missing")["stderr"],
+        "ERROR: The system cannot find the file specified."
+    );
+
+    let gone = "    - name: gone\n      win_scheduled_task: {name: mixop-agent, state: absent}\n";
+    let p = play(&w, &sim, gone, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 1);
+    assert!(tasks(&sim).get("\\mixop-agent").is_none());
+    let p = play(&w, &sim, gone, &[]);
+    p.ok();
+    assert_eq!(p.changed(), 0);
+}

@@ -14,6 +14,7 @@ mod win_get_url;
 mod win_hns_network;
 mod win_path;
 mod win_ping;
+mod win_scheduled_task;
 mod win_scheduled_task_stat;
 mod win_defender_exclusion;
 mod win_firewall_rule;
@@ -51,6 +52,7 @@ pub static MODULES: &[&dyn Module] = &[
     &win_stat::WinStat,
     &win_eventlog_info::WinEventlogInfo,
     &win_hns_network::WinHnsNetwork,
+    &win_scheduled_task::WinScheduledTask,
     &win_scheduled_task_stat::WinScheduledTaskStat,
     &win_unarchive::WinUnarchive,
     &win_wait_for::WinWaitFor,
@@ -91,6 +93,7 @@ const SCRIPTS: &[&Script] = &[
     &win_stat::SCRIPT,
     &win_eventlog_info::SCRIPT,
     &win_hns_network::SCRIPT,
+    &win_scheduled_task::SCRIPT,
     &win_scheduled_task_stat::SCRIPT,
     &win_unarchive::SCRIPT,
     &win_wait_for::SCRIPT,

@@ -213,6 +213,7 @@ SEED_DIRS = [
 SEED_FILES = [
     r"C:\Windows\System32\svchost.exe", r"C:\Windows\System32\cmd.exe", r"C:\Windows\System32\sc.exe",
     r"C:\Windows\System32\shutdown.exe", r"C:\Windows\System32\netsh.exe", r"C:\Windows\System32\spoolsv.exe",
+    r"C:\Windows\System32\schtasks.exe",
     r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe", r"C:\Windows\servicing\TrustedInstaller.exe",
     r"C:\Windows\System32\OpenSSH\ssh.exe", DEFENDER_DIR + r"\MsMpEng.exe",
     # bsdtar, shipped in System32 since Windows 10 1803 / Server 2019 (win_unarchive runs it)

@@ -1424,6 +1424,7 @@ class Cmdlets:
                 "Actions": [{"Execute": a["execute"], "Arguments": a.get("arguments"),
                              "WorkingDirectory": a.get("working_directory")} for a in t["actions"]],
                 "Triggers": [{"Type": tr["type"], "Enabled": tr.get("enabled", True), "Delay": tr.get("delay"),
+                              "StartBoundary": tr.get("at"),
                               "CimClass": {"AtStartup": "MSFT_TaskBootTrigger", "AtLogOn": "MSFT_TaskLogonTrigger",
                                            "Once": "MSFT_TaskTimeTrigger", "Daily": "MSFT_TaskDailyTrigger"}.get(
                                   tr["type"], "MSFT_TaskTrigger")} for tr in t["triggers"]],
@@ -1469,8 +1470,9 @@ class Cmdlets:
         existing = next((k for k in self.d["scheduled_tasks"] if k.lower() == key.lower()), None)
         if existing and not force:
             raise cim_already_exists("HRESULT 0x800700b7", cmd)
+        previous = None
         if existing:
-            del self.d["scheduled_tasks"][existing]
+            previous = self.d["scheduled_tasks"].pop(existing)
         st = settings or self.new_scheduled_task_settings_set()
         t = {"task_name": str(task_name), "task_path": self._task_path(task_path), "description": description or "",
              "state": "Ready" if st.get("enabled", True) else "Disabled",
@@ -1480,6 +1482,12 @@ class Cmdlets:
              "settings": dict(st), "last_run_time": None, "last_task_result": SCHED_S_TASK_HAS_NOT_RUN, "runs": 0,
              "registered": time.time(),
              "author": "%s\\%s" % (self.d["computer"]["name"].upper(), self.d["computer"].get("user", "Administrator"))}
+        if previous is not None and previous["state"] == "Running":
+            # Updating a task's definition (TASK_CREATE_OR_UPDATE) leaves a running instance running; it
+            # uses the new definition from its next start.
+            t["state"] = "Running"
+            for k in ("last_run_time", "last_task_result", "runs"):
+                t[k] = previous.get(k, t[k])
         self.d["scheduled_tasks"][key] = t
         return self._task_obj(t)
 
@@ -1504,6 +1512,42 @@ class Cmdlets:
                 self.host.runtime.task_stopped(self, key)
             t["state"] = "Ready" if t["settings"].get("enabled", True) else "Disabled"
             t["last_task_result"] = SCHED_S_TASK_TERMINATED
+
+    def schtasks_exe(self, argv: list[str]) -> tuple[int, str, str]:
+        """`schtasks.exe /Run /TN <name>` and `/End /TN <name>`: (exit code, stdout, stderr).
+        https://learn.microsoft.com/windows-server/administration/windows-commands/schtasks-run (and -end).
+        Not verified against Windows: /End on a task that is not running is modelled as success."""
+        usage = 'Type "SCHTASKS /?" for usage.\r\n'
+        if not argv:
+            return 1, "", "ERROR: Invalid syntax.\r\n" + usage
+        verb = str(argv[0]).lower()
+        opts, i = {}, 1
+        while i < len(argv):
+            k = str(argv[i]).lower()
+            if k in ("/tn", "/s", "/u", "/p") and i + 1 < len(argv):
+                opts[k] = str(argv[i + 1])
+                i += 2
+            elif k == "/i":
+                opts[k] = True
+                i += 1
+            else:
+                return 1, "", "ERROR: Invalid argument/option - '%s'.\r\n%s" % (argv[i], usage)
+        if verb not in ("/run", "/end") or "/tn" not in opts:
+            return 1, "", "ERROR: Invalid syntax.\r\n" + usage
+        name = opts["/tn"]
+        path, _, leaf = name.rpartition("\\")
+        folder = path + "\\" if path else "\\"
+        try:
+            found = self._find_tasks(leaf, folder, "schtasks")
+        except CmdletError:
+            found = []
+        if not found:
+            return 1, "", "ERROR: The system cannot find the file specified.\r\n"
+        if verb == "/run":
+            self.start_scheduled_task(leaf, folder)
+            return 0, 'SUCCESS: Attempted to run the scheduled task "%s".\r\n' % name, ""
+        self.stop_scheduled_task(leaf, folder)
+        return 0, 'SUCCESS: The scheduled task "%s" has been terminated successfully.\r\n' % name, ""
 
     def run_task(self, key: str, reason: str) -> dict:
         """Run a task's first action: the program must exist on the simulated disk. A powershell.exe

@@ -575,6 +575,11 @@ class Runtime:
             if exe is None:
                 return False
             base = exe.rsplit("\\", 1)[-1].lower()
+            if base in SYSTEM_PROGRAMS and exe.lower().startswith("c:\\windows\\system32\\"):
+                rc, out, err = getattr(ps, SYSTEM_PROGRAMS[base])(argv[1:])
+                self.state.save()
+                self._quick(cmd, rc, base, line, out.encode(), err.encode())
+                return True
             if base in PS_EXES:
                 script_path, sargs = _ps_file(argv[1:])
                 if not script_path:
@@ -621,6 +626,10 @@ class Runtime:
             cmd.push("stderr", err)
         self.sim.record(p)
         cmd.finish(rc)
+
+
+# Windows programs the simulator answers itself when a command runs them (the cmdlet layer's method).
+SYSTEM_PROGRAMS = {"schtasks.exe": "schtasks_exe"}
 
 
 def _ps_file(argv: list[str]) -> tuple[str | None, list[str]]:
