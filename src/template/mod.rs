@@ -332,10 +332,13 @@ impl Inner {
                 (format!("{{{{ {src} }}}}"), true)
             }
             Mode::Str => {
-                let typed = single_expr_candidate(src).is_some_and(|inner| {
+                let source = escape_backslashes(src).into_owned();
+                // Judged on the escaped source, as it will be compiled: `'C:\x'` is not a valid
+                // escape for Jinja until its backslash is doubled.
+                let typed = single_expr_candidate(&source).is_some_and(|inner| {
                     self.env.compile_expression_owned(inner.to_string()).is_ok()
                 });
-                (escape_backslashes(src).into_owned(), typed)
+                (source, typed)
             }
             Mode::File => (src.to_string(), false),
         };
