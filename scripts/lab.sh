@@ -12,6 +12,7 @@
 #   scripts/lab.sh up       bring it up (fresh: Windows hosts back to their initial state)
 #   scripts/lab.sh down     remove it
 #   scripts/lab.sh status
+#   scripts/lab.sh artifacts DIR   only assemble the artifact stand-ins in DIR (the tests do)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -50,7 +51,7 @@ EOF
 }
 
 assemble_artifacts() {
-  local a="$lab/artifacts" s="$root/tests/support/standins"
+  local a="${1:-$lab/artifacts}" s="$root/tests/support/standins"
   rm -rf "$a.new"
   mkdir -p "$a.new/k3s" "$a.new/rke2" "$a.new/containerd"
   local dist version
@@ -148,5 +149,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: scripts/lab.sh up|down|status" >&2; exit 5 ;;
+  artifacts) [ -n "${2:-}" ] || { echo "usage: scripts/lab.sh artifacts DIR" >&2; exit 5; }
+    mkdir -p "$(dirname "$2")"; assemble_artifacts "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")" ;;
+  *) echo "usage: scripts/lab.sh up|down|status|artifacts DIR" >&2; exit 5 ;;
 esac

@@ -116,3 +116,13 @@ fn loops_and_conditions() {
 fn typed_values() {
     compare("types.yml");
 }
+
+#[test]
+fn any_errors_fatal_ends_the_playbook() {
+    compare("fatal.yml");
+}
+
+#[test]
+fn max_fail_percentage_ends_the_playbook() {
+    compare("maxfail.yml");
+}

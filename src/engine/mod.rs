@@ -67,6 +67,9 @@ pub struct Engine {
     waiting_for_start: std::sync::Mutex<Option<String>>,
     forks: Arc<Semaphore>,
     playbook_dir: PathBuf,
+    /// any_errors_fatal or max_fail_percentage ended a play: as in ansible-core
+    /// (RUN_FAILED_BREAK_PLAY), no later play runs either.
+    playbook_stopped: AtomicBool,
 }
 
 /// Settings inherited from enclosing plays and blocks.
@@ -108,6 +111,7 @@ impl Engine {
             hosts: std::sync::Mutex::new(IndexMap::new()),
             forks: Arc::new(Semaphore::new(forks)),
             playbook_dir: playbook_dir.to_path_buf(),
+            playbook_stopped: AtomicBool::new(false),
         }
     }
 
@@ -137,6 +141,9 @@ impl Engine {
         });
         for play in &playbook.plays {
             self.run_play(play).await?;
+            if self.playbook_stopped.load(Ordering::SeqCst) {
+                break;
+            }
             let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if hosts.values().any(|h| h.played())
                 && hosts.values().filter(|h| h.played()).all(|h| !h.active())

@@ -160,19 +160,21 @@ impl Engine {
             if failed_now && (opts.any_errors_fatal.unwrap_or(false) || pc.play.any_errors_fatal) {
                 self.emit(Event::Warning {
                     message: format!(
-                        "any_errors_fatal: task '{}' failed; ending the play for all hosts",
+                        "any_errors_fatal: task '{}' failed; ending the playbook for all hosts",
                         task.display_name()
                     ),
                 });
                 pc.aborted.store(true, Ordering::SeqCst);
+                self.playbook_stopped.store(true, Ordering::SeqCst);
             }
             if let Some(pct) = pc.play.max_fail_percentage {
                 let failed = pc.batch.iter().filter(|h| !self.host_active(h)).count();
                 if (failed as f64) * 100.0 / (pc.batch.len() as f64) > pct {
                     self.emit(Event::Warning {
-                        message: format!("max_fail_percentage {pct}% exceeded ({failed} of {} hosts failed); ending the play", pc.batch.len()),
+                        message: format!("max_fail_percentage {pct}% exceeded ({failed} of {} hosts failed); ending the playbook", pc.batch.len()),
                     });
                     pc.aborted.store(true, Ordering::SeqCst);
+                    self.playbook_stopped.store(true, Ordering::SeqCst);
                 }
             }
         }
