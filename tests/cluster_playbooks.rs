@@ -6,7 +6,7 @@
 //! k3s.exe, rke2.exe, containerd). What is stood in is listed in README.md ("The cluster").
 //!
 //! Checked: both routes (k3s, RKE2) come up with every Windows worker a Ready node; a second
-//! run changes nothing; teardown twice (the second changes nothing); rebuild; the node token is
+//! run changes nothing, nor does `--check`; teardown twice (the second changes nothing); rebuild; the node token is
 //! never printed, even at -vv; preflight refuses a bad setting before any host is changed.
 
 mod common;
@@ -225,6 +225,9 @@ fn full_cycle(dist: &str) {
     );
 
     cl.run("cluster.yml", &e).ok().changed_nowhere();
+    cl.run("cluster.yml", &[&e[..], &["--check"]].concat())
+        .ok()
+        .changed_nowhere();
 
     cl.run("teardown.yml", &e).ok();
     assert!(!cl.artifacts_dir.join("kubeconfig").exists());
