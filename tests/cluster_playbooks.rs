@@ -138,6 +138,54 @@ impl ClusterLab {
     }
 }
 
+/// What a Windows worker's teardown must restore, from the simulator's host.json: everything the
+/// bring-up touches except the Containers feature, which stays installed by design (README), with
+/// what it brings (the vmcompute service and program), and the generic parents `C:\etc`,
+/// `C:\usr\local\bin` the agent folders are made in, which teardown leaves (they may hold
+/// other things on a real host; README says so).
+fn windows_state(cl: &ClusterLab, name: &str) -> Value {
+    let text = std::fs::read_to_string(cl.work.path().join(format!("{name}-state/host.json")))
+        .expect("host.json");
+    let h: Value = serde_json::from_str(&text).unwrap();
+    let left_by_design = |k: &str| {
+        k.contains("vmcompute")
+            || k == "c:\\etc"
+            || k == "c:\\usr"
+            || k == "c:\\usr\\local"
+            || k == "c:\\usr\\local\\bin"
+    };
+    let keys = |v: &Value| -> Value {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|m| {
+                m.keys()
+                    .map(|k| k.to_lowercase())
+                    .filter(|k| !left_by_design(k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        k.sort();
+        Value::from(k)
+    };
+    serde_json::json!({
+        "files": keys(&h["files"]),
+        "services": keys(&h["services"]),
+        "scheduled_tasks": keys(&h["scheduled_tasks"]),
+        "firewall_rules": keys(&h["firewall_rules"]),
+        "defender": h["defender"],
+        "environment": h["environment"],
+        "hns_networks": h["hns_networks"],
+    })
+}
+
+/// The server's files where the install puts things.
+fn server_state(cl: &ClusterLab) -> String {
+    cl.lab.exec(
+        "lab1",
+        "find /etc/rancher /var/lib/rancher /usr/local/bin /etc/systemd/system -xdev 2>/dev/null | sort",
+    )
+}
+
 struct Played {
     code: i32,
     recap: Value,
@@ -154,8 +202,11 @@ impl Played {
             .as_u64()
             .unwrap_or_else(|| panic!("no recap for {host}:\n{}", self.all))
     }
+    /// No host of the recap changed (every host the playbook reached).
     fn changed_nowhere(&self) {
-        for h in ["lab1", "win1", "win2"] {
+        let hosts = self.recap.as_object().expect("a recap");
+        assert!(!hosts.is_empty(), "empty recap:\n{}", self.all);
+        for h in hosts.keys() {
             assert_eq!(self.changed(h), 0, "{h} changed:\n{}", self.all);
         }
     }
@@ -163,7 +214,11 @@ impl Played {
 
 fn kubeconfig_nodes(dir: &Path) -> Vec<(String, String, bool)> {
     let kubeconfig = dir.join("kubeconfig");
-    assert!(kubeconfig.exists(), "no kubeconfig fetched to {}", dir.display());
+    assert!(
+        kubeconfig.exists(),
+        "no kubeconfig fetched to {}",
+        dir.display()
+    );
     let play = dir.join("nodes.yml");
     std::fs::write(
         &play,
@@ -195,12 +250,37 @@ fn kubeconfig_nodes(dir: &Path) -> Vec<(String, String, bool)> {
     nodes
 }
 
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn full_cycle(dist: &str) {
     let cl = ClusterLab::up();
     let dist_var = format!("k8s_distribution={dist}");
     let e = ["-e", dist_var.as_str(), "--output", "json"];
+    // Each host as it was before the bring-up (a ping makes the simulators write their state).
+    cl.run("preflight.yml", &e).ok();
+    let before = (
+        windows_state(&cl, "WIN1"),
+        windows_state(&cl, "WIN2"),
+        server_state(&cl),
+    );
 
-    let first = cl.run("cluster.yml", &[&e[..], &["-vv"]].concat());
+    let first_log = cl.work.path().join("first.log");
+    let first_log_arg = format!("--log={}", first_log.display());
+    let first = cl.run(
+        "cluster.yml",
+        &[&e[..], &["-vv", first_log_arg.as_str()]].concat(),
+    );
     first.ok();
     assert!(first.changed("win1") > 0 && first.changed("lab1") > 0);
     let nodes = kubeconfig_nodes(&cl.artifacts_dir);
@@ -213,9 +293,10 @@ fn full_cycle(dist: &str) {
         ]
     );
     // The node token went from the server to both workers without ever being printed.
-    let token = cl
-        .lab
-        .exec("lab1", &format!("cat /var/lib/rancher/{dist}/server/node-token"));
+    let token = cl.lab.exec(
+        "lab1",
+        &format!("cat /var/lib/rancher/{dist}/server/node-token"),
+    );
     let token = token.trim();
     assert!(token.len() >= 16, "no node token on the server: {token:?}");
     assert!(
@@ -223,14 +304,58 @@ fn full_cycle(dist: &str) {
         "the node token was printed:\n{}",
         first.all
     );
+    let logged = std::fs::read_to_string(&first_log).expect("--log file");
+    assert!(logged.len() > 1000, "the --log file is nearly empty");
+    assert!(
+        !logged.contains(token),
+        "the node token is in the --log file"
+    );
+    // Diagnostics go to files on the controller: none holds the token either.
+    let diag = cl.run("troubleshoot.yml", &e);
+    diag.ok();
+    assert!(!diag.all.contains(token));
+    for f in walk(&cl.artifacts_dir) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert!(
+            !text.contains(token),
+            "the node token is in {}",
+            f.display()
+        );
+    }
 
     cl.run("cluster.yml", &e).ok().changed_nowhere();
     cl.run("cluster.yml", &[&e[..], &["--check"]].concat())
         .ok()
         .changed_nowhere();
 
-    cl.run("teardown.yml", &e).ok();
+    let workloads = cl.run("workloads.yml", &e);
+    workloads.ok();
+    cl.run("workloads.yml", &e).ok().changed_nowhere();
+
+    let log = cl.work.path().join("teardown.log");
+    let log_arg = format!("--log={}", log.display());
+    cl.run("teardown.yml", &[&e[..], &[log_arg.as_str()]].concat())
+        .ok();
     assert!(!cl.artifacts_dir.join("kubeconfig").exists());
+    let after = (
+        windows_state(&cl, "WIN1"),
+        windows_state(&cl, "WIN2"),
+        server_state(&cl),
+    );
+    assert_eq!(
+        after.0, before.0,
+        "win1 is not back to its state before the cluster"
+    );
+    assert_eq!(
+        after.1, before.1,
+        "win2 is not back to its state before the cluster"
+    );
+    assert_eq!(
+        after.2, before.2,
+        "lab1 is not back to its state before the cluster"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!logged.is_empty(), "no --log written");
     cl.run("teardown.yml", &e).ok().changed_nowhere();
 
     let rebuilt = cl.run("rebuild.yml", &e);
@@ -259,7 +384,37 @@ fn preflight_refuses_before_any_host_changes() {
     ] {
         let p = cl.run("cluster.yml", &["-e", setting, "--output", "json"]);
         assert_ne!(p.code, 0, "{setting} was accepted:\n{}", p.all);
-        assert!(p.all.contains(says), "{setting}: no word of {says}:\n{}", p.all);
+        assert!(
+            p.all.contains(says),
+            "{setting}: no word of {says}:\n{}",
+            p.all
+        );
         p.changed_nowhere();
     }
+}
+
+#[test]
+fn every_playbook_checks_with_both_inventories() {
+    let w = Work::new();
+    let mut checked = 0;
+    for inv in ["inventories/lab.yml", "inventories/example-real-lab.yml"] {
+        for entry in std::fs::read_dir(root().join("playbooks")).unwrap() {
+            let pb = entry.unwrap().path();
+            if pb.extension().and_then(|e| e.to_str()) != Some("yml") {
+                continue;
+            }
+            let inv = root().join(inv);
+            let r = w.mixop(&["check", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+            assert_eq!(
+                r.code,
+                0,
+                "{} with {}:\n{}",
+                pb.display(),
+                inv.display(),
+                r.all()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 16, "only {checked} playbook checks");
 }

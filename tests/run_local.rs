@@ -687,3 +687,37 @@ fn diff_shows_what_changes() {
         "one\ntwo\n"
     );
 }
+
+/// Many hosts creating sibling folders under one new parent at once (what troubleshoot.yml does
+/// on the controller): every folder is made, and a folder that cannot be made is an error, not a
+/// silent `changed`.
+#[test]
+fn parallel_directory_creation_under_one_new_parent() {
+    let w = Work::new();
+    w.local_inventory(12);
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - file: {path: "@OUT@/a/b/c/d/{{ inventory_hostname }}", state: directory, mode: "0700"}
+    - copy: {dest: "@OUT@/a/b/c/d/{{ inventory_hostname }}/report", content: x}
+"#,
+    );
+    for round in 0..3 {
+        let _ = std::fs::remove_dir_all(w.out().join("a"));
+        let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+        assert_eq!(r.code, 0, "round {round}:\n{}", r.all());
+        for i in 1..=12 {
+            assert!(w.out().join(format!("a/b/c/d/h{i}/report")).is_file());
+        }
+    }
+    std::fs::write(w.out().join("plain-file"), "x").unwrap();
+    let bad = w.write(
+        "bad.yml",
+        "- hosts: h1\n  gather_facts: false\n  tasks:\n    - file: {path: \"@OUT@/plain-file/sub\", state: directory}\n",
+    );
+    let r = w.mixop(&["run", bad.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.all().contains("cannot create directory"), "{}", r.all());
+}

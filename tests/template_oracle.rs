@@ -205,7 +205,10 @@ const CASES: &[(&str, &str)] = &[
     ("statement_backslash", "{% set x = 'a\\tb' %}{{ x }}"),
     // A list of Windows paths stays a list (`\W`, `\x`, `\u` are not Jinja escapes until the
     // backslash is doubled, as Ansible does).
-    ("windows_paths_list", "{{ l[:1] + ['C:\\Windows\\x', 'C:\\usr\\local'] }}"),
+    (
+        "windows_paths_list",
+        "{{ l[:1] + ['C:\\Windows\\x', 'C:\\usr\\local'] }}",
+    ),
     ("windows_path_concat", "{{ ['C:\\Temp\\c-' ~ n ~ '.tgz'] }}"),
 ];
 

@@ -615,7 +615,7 @@ async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequ
 
 const REMOTE_TREE_BODY: &str = r#"
 [ -d "$s" ] || { _err "Source $s not found"; exit 0; }
-if [ ! -d "$b" ]; then echo changed=1; [ -n "$chk" ] || _mkdirs "$b" >/dev/null || exit 0; fi
+if [ ! -d "$b" ]; then echo changed=1; [ -n "$chk" ] || { _mkq=1; _mkdirs "$b" || exit 0; _mkq=; }; fi
 cd -- "$s" || { _err "cannot enter $s"; exit 0; }
 find . -mindepth 1 -type d | while IFS= read -r d; do
   [ -d "$b/$d" ] && continue

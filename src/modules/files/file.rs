@@ -308,7 +308,7 @@ impl Module for File {
                         let ch = wanted.for_new(0o777 & !probe.umask, probe.umask)?;
                         let oct = ch.mode.map(|m| format!("{m:04o}")).unwrap_or_default();
                         let script = format!(
-                            "dmode={}\ndown={}\ndgrp={}\n_mkdirs {w} >/dev/null || exit 0\n{}",
+                            "dmode={}\ndown={}\ndgrp={}\n_mkq=1; _mkdirs {w} || exit 0; _mkq=\n{}",
                             if oct.is_empty() { "''".into() } else { oct },
                             ch.owner.as_deref().map(quote).unwrap_or("''".into()),
                             ch.group.as_deref().map(quote).unwrap_or("''".into()),

@@ -27,11 +27,14 @@ _mkdirs() {{
     [ -n "$_x" ] || continue
     _c=$_c/$_x
     if [ ! -d "$_c" ]; then
-      _e=$(mkdir -- "$_c" 2>&1) || {{ _err "cannot create directory $_c: $_e"; return 1; }}
-      if [ -n "$dmode" ]; then _e=$(chmod -- "$dmode" "$_c" 2>&1) || {{ _err "$_e"; return 1; }}; fi
-      if [ -n "$down" ]; then _e=$(chown -- "$down" "$_c" 2>&1) || {{ _err "$_e"; return 1; }}; fi
-      if [ -n "$dgrp" ]; then _e=$(chgrp -- "$dgrp" "$_c" 2>&1) || {{ _err "$_e"; return 1; }}; fi
-      printf 'created=%s\n' "$_c"
+      if _e=$(mkdir -- "$_c" 2>&1); then
+        if [ -n "$dmode" ]; then _e=$(chmod -- "$dmode" "$_c" 2>&1) || {{ _err "$_e"; return 1; }}; fi
+        if [ -n "$down" ]; then _e=$(chown -- "$down" "$_c" 2>&1) || {{ _err "$_e"; return 1; }}; fi
+        if [ -n "$dgrp" ]; then _e=$(chgrp -- "$dgrp" "$_c" 2>&1) || {{ _err "$_e"; return 1; }}; fi
+        [ -n "$_mkq" ] || printf 'created=%s\n' "$_c"
+      elif [ ! -d "$_c" ]; then
+        _err "cannot create directory $_c: $_e"; return 1
+      fi  # else: made by someone else meanwhile (parallel tasks), as mkdir -p accepts
     fi
   done
 }}
