@@ -357,6 +357,103 @@ def test_delete_deployment_deletes_its_pods(kube):
     eventually(lambda: kube.kjson("get", "pods,replicasets", "-l", "app=gone")["items"] == [], what="pods to be deleted")
 
 
+DAEMONSET = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {name}
+  namespace: default
+  labels: {{app: {name}}}
+spec:
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      nodeSelector: {{{selector}}}
+      containers:
+      - name: exporter
+        image: {image}
+        ports: [{{containerPort: 9182, hostPort: 9182}}]
+"""
+
+
+def daemonset(name, selector="kubernetes.io/os: windows", image="ghcr.io/prometheus-community/windows-exporter:0.30.6"):
+    return DAEMONSET.format(name=name, selector=selector, image=image)
+
+
+def test_daemonset_one_pod_per_matching_node(kube):
+    p = kube.apply(daemonset("exporter"))
+    assert p.stdout.strip() == "daemonset.apps/exporter serverside-applied"
+    p = kube.kubectl("rollout", "status", "ds/exporter", "--timeout=30s")
+    assert 'daemon set "exporter" successfully rolled out' in p.stdout
+    ds = kube.kjson("get", "daemonset", "exporter")
+    assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    st = ds["status"]
+    assert (st["desiredNumberScheduled"], st["currentNumberScheduled"], st["numberReady"], st["numberAvailable"],
+            st["updatedNumberScheduled"], st["numberMisscheduled"]) == (2, 2, 2, 2, 2, 0)
+    assert st["observedGeneration"] == ds["metadata"]["generation"] == 1
+    pods = kube.kjson("get", "pods", "-l", "app=exporter")["items"]
+    assert sorted(p["spec"]["nodeName"] for p in pods) == ["win1", "win2"]  # not the Linux lab-server
+    for pod in pods:
+        ref = pod["metadata"]["ownerReferences"][0]
+        assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == ("DaemonSet", "exporter", ds["metadata"]["uid"], True)
+        assert pod["status"]["phase"] == "Running" and cond(pod, "Ready")["status"] == "True"
+        assert pod["metadata"]["name"].startswith("exporter-")
+        assert {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+    table = kube.kubectl("get", "ds", "exporter").stdout.splitlines()
+    assert table[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR", "AGE"]
+    assert table[1].split()[:7] == ["exporter", "2", "2", "2", "2", "2", "kubernetes.io/os=windows"]
+    # a second identical apply changes nothing
+    rv = ds["metadata"]["resourceVersion"]
+    kube.apply(daemonset("exporter"))
+    assert kube.kjson("get", "daemonset", "exporter")["metadata"]["resourceVersion"] == rv
+    # a template change replaces the pods (RollingUpdate) and rollout status waits for it
+    kube.apply(daemonset("exporter", image="ghcr.io/prometheus-community/windows-exporter:0.31.0"))
+    kube.kubectl("rollout", "status", "ds/exporter", "--timeout=30s")
+    ds = kube.kjson("get", "daemonset", "exporter")
+    assert ds["metadata"]["generation"] == ds["status"]["observedGeneration"] == 2
+    pods = kube.kjson("get", "pods", "-l", "app=exporter")["items"]
+    assert sorted(p["spec"]["nodeName"] for p in pods) == ["win1", "win2"]
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"ghcr.io/prometheus-community/windows-exporter:0.31.0"}
+    assert {p["metadata"]["labels"]["pod-template-generation"] for p in pods} == {"2"}
+    p = kube.kubectl("delete", "ds", "exporter")
+    assert p.stdout.strip() == 'daemonset.apps "exporter" deleted'
+    eventually(lambda: kube.kjson("get", "pods", "-l", "app=exporter")["items"] == [], what="daemon pods to be deleted")
+
+
+def test_daemonset_follows_node_readiness_taints_and_selector(new_double):
+    d = new_double("""
+        nodes:
+          - {name: lab-server, os: linux, roles: [control-plane, master]}
+          - {name: win1, os: windows}
+          - {name: win2, os: windows, ready: false}
+          - {name: win3, os: windows, taints: [{key: os, value: windows, effect: NoSchedule}]}
+        """)
+    d.apply(daemonset("agent"))
+    d.kubectl("rollout", "status", "ds/agent", "--timeout=30s")
+    # win2 is NotReady (not-ready:NoSchedule) and win3 has an untolerated taint: neither is desired
+    st = d.kjson("get", "ds", "agent")["status"]
+    assert (st["desiredNumberScheduled"], st["numberReady"]) == (1, 1)
+    assert [p["spec"]["nodeName"] for p in d.kjson("get", "pods", "-l", "app=agent")["items"]] == ["win1"]
+    # win2 turns Ready: it gets its daemon pod
+    st_, _, body = d.raw("POST", "/_double/nodes/win2/ready?status=True")
+    assert st_ == 200, body
+    eventually(lambda: d.kjson("get", "ds", "agent")["status"]["desiredNumberScheduled"] == 2, what="win2 to be desired")
+    d.kubectl("rollout", "status", "ds/agent", "--timeout=30s")
+    assert sorted(p["spec"]["nodeName"] for p in d.kjson("get", "pods", "-l", "app=agent")["items"]) == ["win1", "win2"]
+    # daemon pods tolerate cordoning, as on a real cluster: a cordoned node keeps (and gets) its pod
+    d.kubectl("cordon", "win1")
+    time.sleep(0.5)
+    st = d.kjson("get", "ds", "agent")["status"]
+    assert (st["desiredNumberScheduled"], st["numberReady"]) == (2, 2)
+    # a DaemonSet for Linux lands only on the server
+    d.apply(daemonset("linux-agent", selector="kubernetes.io/os: linux", image="busybox:1.36"))
+    d.kubectl("rollout", "status", "ds/linux-agent", "--timeout=30s")
+    assert [p["spec"]["nodeName"] for p in d.kjson("get", "pods", "-l", "app=linux-agent")["items"]] == ["lab-server"]
+
+
 def test_server_dry_run_never_persists(kube):
     p = kube.apply(deployment("dry"), "--dry-run=server")
     assert p.stdout.strip() == "deployment.apps/dry serverside-applied (server dry run)"

@@ -59,6 +59,18 @@ def apply_defaults(res, obj):
         tpl = spec.get("template")
         if isinstance(tpl, dict):
             default_pod_spec(tpl.get("spec"))
+    elif k == "DaemonSet":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("revisionHistoryLimit", 10)
+        us = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+        if isinstance(us, dict) and us.get("type", "RollingUpdate") == "RollingUpdate":
+            us.setdefault("type", "RollingUpdate")
+            ru = us.setdefault("rollingUpdate", {})
+            ru.setdefault("maxUnavailable", 1)
+            ru.setdefault("maxSurge", 0)
+        tpl = spec.get("template")
+        if isinstance(tpl, dict):
+            default_pod_spec(tpl.get("spec"))
     elif k == "Pod":
         spec = obj.setdefault("spec", {})
         default_pod_spec(spec)
@@ -104,6 +116,9 @@ def initial_status(res, obj):
         return {"loadBalancer": {}}
     if res.kind in ("Deployment", "ReplicaSet", "PodDisruptionBudget", "Node"):
         return {}
+    if res.kind == "DaemonSet":
+        # these four are not omitempty in apps/v1 DaemonSetStatus, so a new DaemonSet shows them as 0
+        return {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}
     return None
 
 
@@ -127,7 +142,7 @@ def validate(res, obj, name):
                 if not isinstance(lv, str):
                     raise err_bad_request("json: cannot unmarshal %s into Go struct field ObjectMeta.metadata.labels of type string" % type(lv).__name__)
     spec = obj.get("spec") or {}
-    if res.kind in ("Deployment", "ReplicaSet"):
+    if res.kind in ("Deployment", "ReplicaSet", "DaemonSet"):
         sel = spec.get("selector")
         tpl = spec.get("template") or {}
         if not sel:
@@ -137,11 +152,12 @@ def validate(res, obj, name):
             reqs = selector_from_label_selector(sel)
             tl = (tpl.get("metadata") or {}).get("labels") or {}
             if not reqs:
-                causes.append(("spec.selector", "Invalid value: %s: empty selector is invalid for deployment" % json.dumps(sel)))
+                causes.append(("spec.selector", "Invalid value: %s: empty selector is invalid for %s" % (
+                    json.dumps(sel), "daemonset" if res.kind == "DaemonSet" else "deployment")))
             elif not label_matches(reqs, tl):
                 causes.append(("spec.template.metadata.labels", "Invalid value: map[string]string{%s}: `selector` does not match template `labels`" % ", ".join('"%s":"%s"' % kv for kv in sorted(tl.items()))))
         r = spec.get("replicas", 1)
-        if not isinstance(r, int) or r < 0:
+        if res.kind != "DaemonSet" and (not isinstance(r, int) or r < 0):
             causes.append(("spec.replicas", "Invalid value: %s: must be greater than or equal to 0" % r))
         _validate_pod_spec((tpl.get("spec") or {}), "spec.template.spec", causes)
     elif res.kind == "Pod":

@@ -1,4 +1,4 @@
-"""A tiny control plane: deployment and replicaset controllers, scheduler, kubelets, node lifecycle,
+"""A tiny control plane: deployment, replicaset and daemonset controllers, scheduler, kubelets, node lifecycle,
 garbage collector and namespace deletion. Runs in one thread, a reconcile pass every 100 ms."""
 import fnmatch
 import math
@@ -14,6 +14,19 @@ from util import ApiError, canon, deepcopy, fnv32a, rand_hex, rand_suffix, rfc33
 R = resources.BY_KEY
 NODES, PODS, EVENTS = R[("", "nodes")], R[("", "pods")], R[("", "events")]
 DEPLOY, RS, NS, LEASES = R[("apps", "deployments")], R[("apps", "replicasets")], R[("", "namespaces")], R[("coordination.k8s.io", "leases")]
+DS = R[("apps", "daemonsets")]
+
+# What the DaemonSet controller adds to every daemon pod (pkg/controller/daemon/util AddOrUpdateDaemonPodTolerations):
+# survive NotReady/unreachable NoExecute forever, and ignore the condition taints and cordoning.
+DS_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+]
+DS_TOLERATION_HOSTNET = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"}
 
 ANN_READY_DELAY = "kube-double.mixop.dev/ready-delay"
 ANN_NEVER_READY = "kube-double.mixop.dev/never-ready"
@@ -208,10 +221,14 @@ class Controller(threading.Thread):
             self.deployment(d)
         for rs in list(self.store.items(RS.key)[0]):
             self.replicaset(rs)
+        for ds in list(self.store.items(DS.key)[0]):
+            self.daemonset(ds)
         self.schedule()
         self.kubelets()
         for rs in list(self.store.items(RS.key)[0]):
             self.rs_status(rs)
+        for ds in list(self.store.items(DS.key)[0]):
+            self.daemonset_status(ds)
         for d in list(self.store.items(DEPLOY.key)[0]):
             self.deployment_status(d)
         self.leases()
@@ -504,6 +521,166 @@ class Controller(threading.Thread):
             new = deepcopy(d)
             new["status"] = st
             self.write(DEPLOY, deepcopy(d), new, "k3s", status=True)
+
+    # ---- daemonset controller --------------------------------------------------------------------
+    def daemon_pod_spec(self, ds, node_name=None):
+        """The template's pod spec as the DaemonSet controller creates it: its tolerations added and, for a
+        given node, the required node affinity replaced by a matchFields term on metadata.name."""
+        spec = deepcopy((((ds.get("spec") or {}).get("template") or {}).get("spec")) or {})
+        tols = spec.setdefault("tolerations", [])
+        extra = DS_TOLERATIONS + ([DS_TOLERATION_HOSTNET] if spec.get("hostNetwork") else [])
+        for t in extra:
+            tols[:] = [x for x in tols if not (isinstance(x, dict) and x.get("key") == t["key"] and x.get("effect") == t["effect"])]
+            tols.append(dict(t))
+        if node_name is not None:
+            aff = spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
+            aff["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [{"matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}
+        return spec
+
+    def should_run(self, ds, node):
+        """(shouldRun, shouldContinueRunning) as NodeShouldRunDaemonPod: nodeName, node affinity/selector, then
+        taints (NoSchedule and NoExecute; a pod already there stays unless a NoExecute taint is untolerated)."""
+        pod = {"spec": self.daemon_pod_spec(ds)}
+        nn = pod["spec"].get("nodeName")
+        if nn and nn != node["metadata"]["name"]:
+            return False, False
+        if not affinity_matches(pod, node):
+            return False, False
+        tols = pod["spec"]["tolerations"]
+        taints = (node.get("spec") or {}).get("taints") or []
+        if any(t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tols, t) for t in taints):
+            return False, not any(t.get("effect") == "NoExecute" and not tolerates(tols, t) for t in taints)
+        return True, True
+
+    @staticmethod
+    def daemon_pod_node(p):
+        spec = p.get("spec") or {}
+        if spec.get("nodeName"):
+            return spec["nodeName"]
+        req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+        for t in req.get("nodeSelectorTerms") or []:
+            for f in t.get("matchFields") or []:
+                if f.get("key") == "metadata.name" and f.get("operator") == "In" and len(f.get("values") or []) == 1:
+                    return f["values"][0]
+        return None
+
+    def daemon_pods_by_node(self, ds):
+        md = ds["metadata"]
+        by_node = {}
+        for p in self.owned(PODS, md["namespace"], md["uid"]):
+            if p["metadata"].get("deletionTimestamp"):
+                continue
+            by_node.setdefault(self.daemon_pod_node(p), []).append(p)
+        for ps in by_node.values():
+            ps.sort(key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+        return by_node
+
+    @staticmethod
+    def _pod_ready(p):
+        return (_cond(p, "Ready") or {}).get("status") == "True"
+
+    def _delete_daemon_pod(self, ds, p):
+        self.store.remove(PODS.key, p["metadata"]["namespace"], p["metadata"]["name"])
+        self.pod_state.pop(p["metadata"]["uid"], None)
+        self.event(ds, DS, "Normal", "SuccessfulDelete", "Deleted pod: %s" % p["metadata"]["name"], "daemonset-controller")
+
+    def daemonset(self, ds):
+        md = ds["metadata"]
+        if md.get("deletionTimestamp"):
+            return
+        ns = md["namespace"]
+        spec = ds.get("spec") or {}
+        h = self.template_hash(ds)
+        by_node = self.daemon_pods_by_node(ds)
+        nodes = list(self.store.items(NODES.key)[0])
+        tpl = spec.get("template") or {}
+        for n in nodes:
+            nn = n["metadata"]["name"]
+            run, keep = self.should_run(ds, n)
+            pods = by_node.get(nn) or []
+            if not keep:
+                for p in pods:
+                    self._delete_daemon_pod(ds, p)
+                continue
+            for p in pods[1:]:  # one daemon pod per node: the oldest stays
+                self._delete_daemon_pod(ds, p)
+            if pods or not run:
+                continue
+            labels = dict((tpl.get("metadata") or {}).get("labels") or {})
+            labels["controller-revision-hash"] = h
+            labels["pod-template-generation"] = str(md.get("generation", 1))
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"generateName": md["name"] + "-", "namespace": ns, "labels": labels,
+                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": md["name"],
+                                                     "uid": md["uid"], "controller": True, "blockOwnerDeletion": True}]},
+                   "spec": self.daemon_pod_spec(ds, nn)}
+            if (tpl.get("metadata") or {}).get("annotations"):
+                pod["metadata"]["annotations"] = dict(tpl["metadata"]["annotations"])
+            try:
+                p = self.api.create(PODS, ns, pod, "k3s")
+            except ApiError as e:
+                self.event(ds, DS, "Warning", "FailedCreate", "Error creating: %s" % e.message, "daemonset-controller")
+                return
+            self.event(ds, DS, "Normal", "SuccessfulCreate", "Created pod: %s" % p["metadata"]["name"], "daemonset-controller")
+        # RollingUpdate (maxSurge 0): replace outdated pods, at most maxUnavailable of the nodes unavailable at once.
+        # OnDelete leaves outdated pods until someone deletes them.
+        us = spec.get("updateStrategy") or {}
+        if us.get("type", "RollingUpdate") != "RollingUpdate":
+            return
+        by_node = self.daemon_pods_by_node(ds)
+        wanted = [n["metadata"]["name"] for n in nodes if self.should_run(ds, n)[0]]
+        maxu = max(1, _intstr((us.get("rollingUpdate") or {}).get("maxUnavailable", 1), len(wanted), True)) if wanted else 0
+        unavailable = sum(1 for nn in wanted if not by_node.get(nn) or not self._pod_ready(by_node[nn][0]))
+        for nn in wanted:
+            pods = by_node.get(nn) or []
+            if not pods or (pods[0]["metadata"].get("labels") or {}).get("controller-revision-hash") == h:
+                continue
+            if not self._pod_ready(pods[0]):
+                self._delete_daemon_pod(ds, pods[0])
+            elif unavailable < maxu:
+                unavailable += 1
+                self._delete_daemon_pod(ds, pods[0])
+
+    def daemonset_status(self, ds):
+        md = ds["metadata"]
+        if md.get("deletionTimestamp"):
+            return
+        h = self.template_hash(ds)
+        by_node = self.daemon_pods_by_node(ds)
+        desired = current = mis = ready = available = updated = 0
+        for n in self.store.items(NODES.key)[0]:
+            run, _ = self.should_run(ds, n)
+            pods = by_node.get(n["metadata"]["name"]) or []
+            if not run:
+                if pods:
+                    mis += 1
+                continue
+            desired += 1
+            if not pods:
+                continue
+            current += 1
+            p = pods[0]
+            if self._pod_ready(p):
+                ready += 1
+                available += 1  # minReadySeconds is not modelled, as for Deployments
+            if (p["metadata"].get("labels") or {}).get("controller-revision-hash") == h:
+                updated += 1
+        st = {"currentNumberScheduled": current, "numberMisscheduled": mis, "desiredNumberScheduled": desired,
+              "numberReady": ready, "observedGeneration": md.get("generation", 1)}
+        if updated:
+            st["updatedNumberScheduled"] = updated
+        if available:
+            st["numberAvailable"] = available
+        if desired - available > 0:
+            st["numberUnavailable"] = desired - available
+        old_st = ds.get("status") or {}
+        if old_st.get("collisionCount"):
+            st["collisionCount"] = old_st["collisionCount"]
+        if canon(st) != canon(old_st):
+            new = deepcopy(ds)
+            new["status"] = st
+            self.write(DS, deepcopy(ds), new, "k3s", status=True)
 
     # ---- scheduler -------------------------------------------------------------------------------
     def schedule(self):

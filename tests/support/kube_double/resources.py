@@ -49,6 +49,8 @@ RESOURCES = [
     Resource("", "v1", "Secret", "secrets", "secret", True, [], status=False),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ["sa"], status=False),
     Resource("", "v1", "Service", "services", "service", True, ["svc"], ["all"], status=True),
+    Resource("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ["ds"], ["all"],
+             status=True, generation=True),
     Resource("apps", "v1", "Deployment", "deployments", "deployment", True, ["deploy"], ["all"],
              status=True, generation=True, subresources=[("scale", ["get", "patch", "update"])]),
     Resource("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ["rs"], ["all"],
@@ -323,6 +325,11 @@ def table_columns(r):
         return [_col("Name", fmt="name"), _col("Desired", "integer"), _col("Current", "integer"),
                 _col("Ready", "integer"), _col("Age"), _col("Containers", priority=1), _col("Images", priority=1),
                 _col("Selector", priority=1)]
+    if k == "DaemonSet":
+        return [_col("Name", fmt="name"), _col("Desired", "integer"), _col("Current", "integer"),
+                _col("Ready", "integer"), _col("Up-to-date", "integer"), _col("Available", "integer"),
+                _col("Node Selector"), _col("Age"), _col("Containers", priority=1), _col("Images", priority=1),
+                _col("Selector", priority=1)]
     if k == "Event":
         return [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Subobject", priority=1),
                 _col("Source", priority=1), _col("Message"), _col("First Seen", priority=1),
@@ -374,6 +381,12 @@ def table_cells(r, o):
     if k == "ReplicaSet":
         c, i = _containers(o)
         return [name, sp.get("replicas", 1), st.get("replicas", 0), st.get("readyReplicas", 0), a, c, i, _sel(o)]
+    if k == "DaemonSet":
+        c, i = _containers(o)
+        nsel = ((sp.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+        return [name, st.get("desiredNumberScheduled", 0), st.get("currentNumberScheduled", 0),
+                st.get("numberReady", 0), st.get("updatedNumberScheduled", 0), st.get("numberAvailable", 0),
+                ",".join("%s=%s" % kv for kv in sorted(nsel.items())) or "<none>", a, c, i, _sel(o)]
     if k == "Event":
         io = o.get("involvedObject") or {}
         last = o.get("lastTimestamp") or o.get("eventTime") or md.get("creationTimestamp")
