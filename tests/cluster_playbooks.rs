@@ -5,7 +5,7 @@
 //! `scripts/lab.sh artifacts` assembles (k3s/RKE2 servers serving the Kubernetes API double,
 //! k3s.exe, rke2.exe, containerd). What is stood in is listed in README.md ("The cluster").
 //!
-//! Checked: both routes (k3s, RKE2) come up with every Windows worker a Ready node; a second
+//! Checked: both routes (k3s, RKE2) come up, with workloads, networking and monitoring, with every Windows worker a Ready node; a second
 //! run changes nothing, nor does `--check`; teardown twice (the second changes nothing); rebuild; the node token is
 //! never printed, even at -vv; preflight refuses a bad setting before any host is changed.
 
@@ -331,6 +331,9 @@ fn full_cycle(dist: &str) {
     let workloads = cl.run("workloads.yml", &e);
     workloads.ok();
     cl.run("workloads.yml", &e).ok().changed_nowhere();
+    cl.run("networking.yml", &e).ok().changed_nowhere();
+    cl.run("monitoring.yml", &e).ok();
+    cl.run("monitoring.yml", &e).ok().changed_nowhere();
 
     let log = cl.work.path().join("teardown.log");
     let log_arg = format!("--log={}", log.display());
