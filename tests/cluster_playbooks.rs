@@ -19,7 +19,7 @@ use serde_json::Value;
 
 struct ClusterLab {
     lab: Lab,
-    _win: Vec<WinrmPeer>,
+    win: Vec<WinrmPeer>,
     work: Work,
     inventory: PathBuf,
     artifacts_dir: PathBuf,
@@ -101,7 +101,7 @@ impl ClusterLab {
         let artifacts_dir = work.path().join("fetched");
         ClusterLab {
             lab,
-            _win: win,
+            win,
             work,
             inventory,
             artifacts_dir,
@@ -136,6 +136,24 @@ impl ClusterLab {
             all: run.all(),
         }
     }
+}
+
+/// Changes a simulated worker's machine (`POST /sim/patch` on its control port).
+fn patch_worker(peer: &WinrmPeer, patch: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", peer.control)).unwrap();
+    write!(
+        s,
+        "POST /sim/patch HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{patch}",
+        patch.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
 }
 
 /// What a Windows worker's teardown must restore, from the simulator's host.json: everything the
@@ -390,6 +408,24 @@ fn preflight_refuses_before_any_host_changes() {
         assert!(
             p.all.contains(says),
             "{setting}: no word of {says}:\n{}",
+            p.all
+        );
+        p.changed_nowhere();
+    }
+    // The workers themselves: too small, then the wrong Windows.
+    for (patch, says) in [
+        (r#"{"computer": {"memory_mb": 2048}}"#, "at least 4 GB"),
+        (
+            r#"{"computer": {"memory_mb": 8192, "build_number": 19041}}"#,
+            "Windows Server 2022",
+        ),
+    ] {
+        patch_worker(&cl.win[1], patch);
+        let p = cl.run("cluster.yml", &["--output", "json"]);
+        assert_ne!(p.code, 0, "{patch} was accepted:\n{}", p.all);
+        assert!(
+            p.all.contains(says),
+            "{patch}: no word of {says}:\n{}",
             p.all
         );
         p.changed_nowhere();
