@@ -290,10 +290,133 @@ fn fixtures_are_not_empty() {
         "priority/inv.yml",
         "dirsrc/01-base.yml",
         "multi/two/inv.yml",
+        "ini/basic/hosts",
+        "ini/withvars/inv.ini",
+        "ini/dir/02-more.ini",
     ] {
         let p: &Path = &fixture(f);
         assert!(p.is_file(), "{} is missing", p.display());
     }
     let inv = Inventory::load(&[fixture("lab/lab.yml")]).expect("lab loads");
     assert_eq!(inv.hosts.len(), 10);
+}
+
+#[test]
+fn ini_inventory_matches_ansible() {
+    check(Case {
+        sources: vec![fixture("ini/basic/hosts")],
+        patterns: &[
+            "all",
+            "web",
+            "linux",
+            "app",
+            "edge:monitoring",
+            "linux:&monitoring",
+            "linux:!db",
+            "ungrouped",
+            "web0*",
+            "~db-[ab]",
+            "web[1:2]",
+            "shared",
+        ],
+        graph_groups: &["linux", "app"],
+    });
+}
+
+#[test]
+fn ini_inventory_with_group_and_host_vars_matches_ansible() {
+    check(Case {
+        sources: vec![fixture("ini/withvars/inv.ini")],
+        patterns: &[
+            "all",
+            "k3s_cluster",
+            "k3s_agents[0]",
+            "k3s_server:k3s_agents",
+        ],
+        graph_groups: &["k3s_cluster"],
+    });
+}
+
+#[test]
+fn directory_of_yaml_and_ini_files_matches_ansible() {
+    check(Case {
+        sources: vec![fixture("ini/dir")],
+        patterns: &["all", "web", "db"],
+        graph_groups: &[],
+    });
+}
+
+#[test]
+fn ini_and_yaml_sources_merge_like_ansible() {
+    check(Case {
+        sources: vec![fixture("ini/basic/hosts"), fixture("lab/lab.yml")],
+        patterns: &["all", "linux", "web:windows"],
+        graph_groups: &["linux"],
+    });
+}
+
+/// INI inventories Ansible refuses are refused by mixop too, with file:line and exit code 3
+/// (Ansible only warns and goes on with an empty inventory unless told otherwise, so the
+/// oracle runs with `ANSIBLE_INVENTORY_UNPARSED_FAILED`).
+#[test]
+fn bad_ini_inventories_are_refused_with_their_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[a:children]\nb\n[b:children]\na\n",
+            ":4:1:",
+            "group cycle: a -> b -> a",
+        ),
+        (
+            "[a]\nh1 x\n",
+            ":2:1:",
+            "expected `key=value` after the host name, found `x`",
+        ),
+        (
+            "[a:children]\nnope\n[a]\n",
+            ":2:1:",
+            "names group `nope`, which is not defined",
+        ),
+        (
+            "# c\n[a:vars]\nx=1\n",
+            ":2:1:",
+            "section [a:vars] is for group `a`",
+        ),
+        ("[a]\nh1 x='open\n", ":2:1:", "no closing quotation"),
+        ("[a]\n[a:bogus]\n", ":2:1:", "unknown type `bogus`"),
+        ("[a]\n[a b]\n", ":2:1:", "invalid section `[a b]`"),
+        (
+            "[a:vars]\nnovalue\n[a]\n",
+            ":2:1:",
+            "expected `key = value`, found `novalue`",
+        ),
+        ("[a]\nweb:\n", ":2:1:", "host `web:` ends with `:`"),
+    ];
+    let oracle = Oracle::new();
+    for (text, at, message) in cases {
+        let path = oracle.scratch.path().join("bad-inventory");
+        std::fs::write(&path, text).unwrap();
+        let ansible = Command::new(oracle.venv.join("bin/ansible-inventory"))
+            .arg("-i")
+            .arg(&path)
+            .arg("--list")
+            .current_dir(oracle.scratch.path())
+            .env("ANSIBLE_CONFIG", oracle.scratch.path().join("ansible.cfg"))
+            .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+            .output()
+            .expect("run ansible-inventory");
+        assert!(!ansible.status.success(), "ansible accepts {text:?}");
+        let out = Command::new(env!("CARGO_BIN_EXE_mixop"))
+            .args(["inventory", "--list", "-i"])
+            .arg(&path)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run mixop");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{text:?}: {stderr}");
+        let want = format!("{}{at} ", path.display());
+        assert!(
+            stderr.contains(&want) && stderr.contains(message),
+            "{text:?}: want `{want}` and `{message}` in:\n{stderr}"
+        );
+    }
 }

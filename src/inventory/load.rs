@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::ini;
 use super::pattern::parse_address;
 use super::{Group, Host, Inventory};
 use crate::diag::{Diag, Loc, Result, Source};
@@ -23,8 +24,6 @@ const MAX_RANGE_HOSTS: usize = 100_000;
 const IGNORED_EXTS: [&str; 12] = [
     ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
 ];
-
-const INI_HINT: &str = "convert with `ansible-inventory -i FILE --list -y`";
 
 /// The directory whose `group_vars/` and `host_vars/` belong to an inventory source (the source
 /// itself for a directory, its parent for a file), or None for a host list.
@@ -130,22 +129,19 @@ impl Inventory {
                 self.parse_dir(&path)?;
                 continue;
             }
-            match path.extension().and_then(|e| e.to_str()) {
-                None | Some("yml" | "yaml" | "json") => self.parse_file(&path)?,
-                Some("ini") => return Err(ini_error(&path)),
-                Some(_) => self.warnings.push(format!(
-                    "skipping {}: not a YAML inventory (.yml, .yaml, .json or no extension)",
+            if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+                self.warnings.push(format!(
+                    "skipping {}: TOML inventories are not supported",
                     path.display()
-                )),
+                ));
+                continue;
             }
+            self.parse_file(&path)?;
         }
         Ok(())
     }
 
     fn parse_file(&mut self, path: &Path) -> Result<()> {
-        if path.extension().and_then(|e| e.to_str()) == Some("ini") {
-            return Err(ini_error(path));
-        }
         let bytes = std::fs::read(path)
             .map_err(|e| Diag::input(format!("cannot read {}: {e}", path.display())))?;
         if bytes.starts_with(b"#!") {
@@ -157,21 +153,47 @@ impl Inventory {
         }
         let text = String::from_utf8(bytes)
             .map_err(|_| Diag::input(format!("{}: not UTF-8 text", path.display())))?;
-        self.parse_yaml_text(Source::new(path, text))
+        // Ansible's yaml plugin only takes these extensions; every other file goes to the ini
+        // plugin.
+        let yaml_ext = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            None | Some("yml" | "yaml" | "json")
+        );
+        let src = Source::new(path, text);
+        if yaml_ext {
+            self.parse_text(src)
+        } else {
+            ini::parse(self, &src)
+        }
     }
 
-    pub(super) fn parse_yaml_text(&mut self, src: Arc<Source>) -> Result<()> {
+    /// One inventory file's text, detected as Ansible does: YAML when it parses as a YAML
+    /// mapping (or is empty), else INI. When both fail, the error of the format the text
+    /// looks like is reported.
+    pub(super) fn parse_text(&mut self, src: Arc<Source>) -> Result<()> {
         let looks_ini = looks_like_ini(&src.text);
         let docs = match yaml::load_str(src.clone()) {
             Ok(docs) => docs,
-            Err(_) if looks_ini => return Err(ini_error(&src.path)),
-            Err(e) => return Err(e),
+            Err(yaml_err) => {
+                return self.parse_ini_instead(&src, looks_ini, yaml_err);
+            }
         };
         let Some(doc) = docs.first() else {
             self.warnings
                 .push(format!("{}: empty inventory file", src.path.display()));
             return Ok(());
         };
+        if !matches!(doc.kind, Kind::Map(_) | Kind::Null) {
+            let not_mapping = Diag::input(format!(
+                "an inventory must be a mapping of group names, found {}",
+                doc.type_name()
+            ))
+            .at(&doc.loc)
+            .hint("start with `all:` and put `hosts:`, `vars:` and `children:` below it");
+            // YAML reads a lone `host key=value` line as a string: that is INI, not YAML.
+            let ini_like = looks_ini || doc.as_str().is_some();
+            return self.parse_ini_instead(&src, ini_like, not_mapping);
+        }
         if let Some(extra) = docs.get(1) {
             return Err(Diag::input("an inventory file must hold a single YAML document")
                 .at(&extra.loc)
@@ -184,23 +206,7 @@ impl Inventory {
                     .push(format!("{}: empty inventory file", src.path.display()));
                 return Ok(());
             }
-            _ if looks_ini => return Err(ini_error(&src.path)),
-            _ => {
-                let hint = if doc.as_str().is_some() {
-                    format!(
-                        "start with `all:` and put `hosts:`, `vars:` and `children:` below it; if this is an INI inventory, {INI_HINT}"
-                    )
-                } else {
-                    "start with `all:` and put `hosts:`, `vars:` and `children:` below it"
-                        .to_string()
-                };
-                return Err(Diag::input(format!(
-                    "an inventory must be a mapping of group names, found {}",
-                    doc.type_name()
-                ))
-                .at(&doc.loc)
-                .hint(hint));
-            }
+            _ => return Ok(()), // refused above
         };
         if let Some((key, _)) = pairs.iter().find(|(k, _)| k.as_str() == Some("plugin")) {
             return Err(Diag::input(
@@ -224,6 +230,26 @@ impl Inventory {
             self.parse_group(key, body, &ctx, 0, None)?;
         }
         Ok(())
+    }
+
+    /// The text is not a YAML inventory: read it as INI, or report `yaml_err` when it does not
+    /// look like INI either.
+    fn parse_ini_instead(
+        &mut self,
+        src: &Arc<Source>,
+        looks_ini: bool,
+        yaml_err: Diag,
+    ) -> Result<()> {
+        // Parsed into a copy: a failed attempt must not leave half an inventory behind.
+        let mut attempt = self.clone();
+        match ini::parse(&mut attempt, src) {
+            Ok(()) => {
+                *self = attempt;
+                Ok(())
+            }
+            Err(ini_err) if looks_ini => Err(ini_err),
+            Err(_) => Err(yaml_err),
+        }
     }
 
     /// One group definition (`name: {hosts, vars, children}`), below `parent` if given.
@@ -445,7 +471,7 @@ impl Inventory {
     }
 
     /// Makes `child` a child group of `parent`, refusing cycles.
-    fn add_child(&mut self, parent: &str, child: &str, loc: &Loc) -> Result<()> {
+    pub(super) fn add_child(&mut self, parent: &str, child: &str, loc: &Loc) -> Result<()> {
         if child == "all" {
             return Err(Diag::input("`all` cannot be a child group")
                 .at(loc)
@@ -614,15 +640,9 @@ impl Inventory {
     }
 }
 
-fn ini_error(path: &Path) -> Diag {
-    Diag::input(format!(
-        "{}: INI inventories are not supported; {INI_HINT}",
-        path.display()
-    ))
-}
-
 /// INI inventories start with `[group]` or with bare `host key=value` lines, which YAML either
-/// rejects or reads as a plain string.
+/// rejects or reads as a plain string. Decides whose error is shown when neither parser
+/// accepts a file.
 fn looks_like_ini(text: &str) -> bool {
     let Some(first) = text
         .lines()
@@ -672,7 +692,7 @@ fn priority_value(v: &Node) -> Result<i64> {
     }
 }
 
-fn parse_port(port: Option<&str>) -> std::result::Result<Option<u64>, String> {
+pub(super) fn parse_port(port: Option<&str>) -> std::result::Result<Option<u64>, String> {
     match port {
         None => Ok(None),
         Some(p) => p

@@ -6,11 +6,13 @@
 //! # Sources
 //!
 //! `-i` takes files, directories, or a comma-separated host list (`web1,web2,`), like Ansible.
-//! A file is Ansible's YAML inventory (`.yml`, `.yaml`, `.json` or no extension). A directory
+//! A file is Ansible's YAML inventory or its INI inventory (see `ini.rs` for its value typing),
+//! told apart as Ansible does: a file with a YAML extension (`.yml`, `.yaml`, `.json`) or none
+//! is YAML when it parses as a YAML mapping, else INI; any other file is INI. A directory
 //! is read like Ansible reads it: every entry in sorted order, recursing into subdirectories,
 //! skipping hidden files, `group_vars/`, `host_vars/` and backup/doc extensions (`~`, `.orig`,
-//! `.cfg`, `.retry`, `.bak`, `.swp`, `.md`, `.txt`, `.rst`, ...). INI inventories and inventory
-//! scripts are refused with a message that says how to convert them. Several sources merge:
+//! `.cfg`, `.retry`, `.bak`, `.swp`, `.md`, `.txt`, `.rst`, ...) and `.toml`. Inventory scripts
+//! are refused with a message that says how to convert them. Several sources merge:
 //! a group or host seen twice keeps its first position, gains the new members, and later
 //! variables win key by key.
 //!
@@ -45,6 +47,7 @@
 //!
 //! See [`Inventory::select`].
 
+mod ini;
 mod load;
 mod output;
 mod pattern;
@@ -158,11 +161,12 @@ impl Inventory {
         Ok(inv)
     }
 
-    /// Parses one YAML inventory text (for tests and embedded inventories). `path` is only used
-    /// in messages and as the base of `group_vars/`, which is not read.
+    /// Parses one inventory text, YAML or INI told apart as for a file without extension (for
+    /// tests and embedded inventories). `path` is only used in messages; `group_vars/` is not
+    /// read.
     pub fn from_yaml_str(path: impl Into<PathBuf>, text: &str) -> Result<Inventory> {
         let mut inv = Inventory::empty();
-        inv.parse_yaml_text(crate::diag::Source::new(path, text))?;
+        inv.parse_text(crate::diag::Source::new(path, text))?;
         inv.reconcile();
         Ok(inv)
     }

@@ -598,23 +598,32 @@ fn cycles_are_named() {
 fn file_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
+    // INI files are read whatever their name (YAML first when the extension allows it).
     let ini = write(d, "hosts", "[web]\nweb1 ansible_host=1.2.3.4\n");
-    let e = Inventory::load(std::slice::from_ref(&ini))
+    let inv = Inventory::load(std::slice::from_ref(&ini)).unwrap();
+    assert_eq!(inv.host_vars("web1")["ansible_host"], "1.2.3.4");
+    let ini2 = write(d, "hosts.ini", "web1\n");
+    assert!(Inventory::load(&[ini2]).unwrap().hosts.contains_key("web1"));
+    let plain = write(d, "plain", "web1\nweb2\n");
+    assert_eq!(Inventory::load(&[plain]).unwrap().hosts.len(), 2);
+    // Neither YAML nor INI: the error of the format it looks like.
+    let bad_ini = write(d, "bad.ini", "[web]\nweb1 novalue\n");
+    let e = Inventory::load(std::slice::from_ref(&bad_ini))
         .unwrap_err()
         .to_string();
     assert_eq!(
         e,
         format!(
-            "{}: INI inventories are not supported; convert with `ansible-inventory -i FILE --list -y`",
-            ini.display()
+            "{}:2:1: expected `key=value` after the host name, found `novalue`",
+            bad_ini.display()
         )
     );
-    let ini2 = write(d, "hosts.ini", "web1\n");
-    let e = Inventory::load(&[ini2]).unwrap_err().to_string();
-    assert!(e.contains("INI inventories are not supported"), "{e}");
-    let plain = write(d, "plain", "web1\nweb2\n");
-    let e = Inventory::load(&[plain]).unwrap_err().to_string();
-    assert!(e.contains("INI inventories are not supported"), "{e}");
+    let list = write(d, "list.yml", "- web1\n- web2 x\n");
+    let e = Inventory::load(&[list]).unwrap_err().to_string();
+    assert!(
+        e.contains("an inventory must be a mapping of group names, found a list"),
+        "{e}"
+    );
 
     let e = Inventory::load(&[d.join("missing.yml")]).unwrap_err();
     assert_eq!(e.kind, crate::diag::DiagKind::Usage);
@@ -653,14 +662,14 @@ fn file_errors() {
 }
 
 #[test]
-fn ini_lines_that_yaml_reads_as_text_get_the_ini_hint() {
-    let e = err("web1 ansible_host=10.0.0.1:22\n");
+fn ini_lines_that_yaml_reads_as_text_are_ini() {
+    let inv = inv("web1 ansible_host=10.0.0.1:22 n=5\n");
+    assert_eq!(inv.host_vars("web1")["ansible_host"], "10.0.0.1:22");
+    assert_eq!(inv.host_vars("web1")["n"], 5);
+    assert_eq!(inv.groups["ungrouped"].hosts, ["web1"]);
+    let e = err("web[3:1] x=1\n");
     assert!(
-        e.starts_with("inv.yml:1:1: an inventory must be a mapping of group names, found a string"),
-        "{e}"
-    );
-    assert!(
-        e.contains("if this is an INI inventory, convert with"),
+        e.starts_with("inv.yml:1:1: host `web[3:1]`: host range must have begin <= end"),
         "{e}"
     );
 }

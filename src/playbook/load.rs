@@ -791,8 +791,14 @@ impl Loader<'_> {
                     );
                 }
                 _ => {
-                    if UNSUPPORTED.iter().any(|(u, _)| u == k) {
-                        return Err(unknown_key(k, knode, TASK_KEYWORDS, "task"));
+                    // `ansible.builtin.include_role` gets the message of `include_role`.
+                    let short = ["ansible.builtin.", "ansible.legacy."]
+                        .iter()
+                        .find_map(|ns| k.strip_prefix(ns))
+                        .filter(|s| matches!(*s, "include_role" | "import_role" | "include"))
+                        .unwrap_or(k);
+                    if UNSUPPORTED.iter().any(|(u, _)| *u == short) {
+                        return Err(unknown_key(short, knode, TASK_KEYWORDS, "task"));
                     }
                     if action.is_some() {
                         return Err(two_actions(&action, k, knode));
