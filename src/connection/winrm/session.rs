@@ -282,7 +282,10 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Job>) {
         if req.action == Action::Delete {
             // Deleting a shell ends its commands: their deferred Signals would only meet
             // "shell not found".
+            let before = later.len();
             later.retain(|r| r.shell_id != req.shell_id);
+            let dropped = (before - later.len()) as u64;
+            ctx.stats.deferred.fetch_sub(dropped, Ordering::Relaxed);
         }
         let s = &ctx.settings;
         if req.action == Action::Receive {
