@@ -771,7 +771,10 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
     assert_eq!(p.changed(), 1);
     let t = tasks(&sim)["\\mixop-agent"].clone();
     assert_eq!(t["actions"][0]["execute"], r"C:\Windows\System32\cmd.exe");
-    assert_eq!(t["actions"][0]["arguments"], "/c \"echo it's %COMPUTERNAME%\"");
+    assert_eq!(
+        t["actions"][0]["arguments"],
+        "/c \"echo it's %COMPUTERNAME%\""
+    );
     assert_eq!(t["triggers"][0]["type"], "AtStartup");
     assert_eq!(t["principal"]["user_id"], "SYSTEM");
     assert_eq!(t["principal"]["logon_type"], "ServiceAccount");

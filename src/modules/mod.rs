@@ -8,10 +8,10 @@ mod files;
 pub mod k8s;
 mod linux;
 mod posix;
+pub mod reboot_wait;
 pub mod source;
 mod url;
 pub mod wait;
-pub mod reboot_wait;
 pub mod windows;
 
 use std::collections::HashMap;

@@ -28,12 +28,12 @@ use tokio::time::Instant;
 
 use super::{WINDOWS, finish, script, typed_args};
 use crate::connection::ConnError;
-use crate::powershell::script as ps;
 use crate::modules::ParamType::*;
 use crate::modules::reboot_wait::{Check, RebootProbe, WaitSpec, wait_for_reboot};
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, outcome, p,
 };
+use crate::powershell::script as ps;
 
 pub static SCRIPT: super::Script = script!("win_reboot");
 
@@ -198,7 +198,10 @@ pub fn parse_shutdown(rc: i32, stdout: &str, stderr: &str) -> Shutdown {
         stderr: Option<String>,
         rc: i64,
     }
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{'));
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'));
     if let Some(j) = line.and_then(|l| serde_json::from_str::<J>(l.trim()).ok()) {
         return Shutdown {
             rc: j.rc,
@@ -286,11 +289,13 @@ impl WindowsProbe<'_> {
 impl RebootProbe for WindowsProbe<'_> {
     async fn boot_id(&self) -> Result<Result<String, String>, ConnError> {
         self.connect().await?;
-        let (rc, out, err) =
-            powershell(self.ctx, &wrap_command(&self.s.boot_time_command)).await?;
+        let (rc, out, err) = powershell(self.ctx, &wrap_command(&self.s.boot_time_command)).await?;
         let id = out.trim().to_string();
         Ok(if rc != 0 {
-            Err(format!("boot time command failed (rc={rc}): {}", err.trim()))
+            Err(format!(
+                "boot time command failed (rc={rc}): {}",
+                err.trim()
+            ))
         } else if id.is_empty() {
             Err("boot time command printed nothing".into())
         } else {
@@ -337,7 +342,11 @@ impl Module for WinReboot {
         let a: RebootArgs = typed_args(DEF.name, &args)?;
         let s = settings(&a).map_err(ModError::msg)?;
         if ctx.check_mode {
-            return Ok(finish(true, Vec::new(), json!({"rebooted": true, "elapsed": 0})));
+            return Ok(finish(
+                true,
+                Vec::new(),
+                json!({"rebooted": true, "elapsed": 0}),
+            ));
         }
         let not_rebooted = |msg: String| {
             let mut r = outcome(false);
@@ -410,14 +419,17 @@ fn with_warnings(e: ModError, warnings: &[String]) -> ModError {
 
 /// Generated scripts, for the grammar test.
 pub fn generated_scripts() -> Vec<(&'static str, String)> {
-    let a: RebootArgs = serde_json::from_value(json!({"msg": "it's $a `b \"c\"\nnew line é"}))
-        .expect("defaults");
+    let a: RebootArgs =
+        serde_json::from_value(json!({"msg": "it's $a `b \"c\"\nnew line é"})).expect("defaults");
     let mut s = settings(&a).expect("settings");
     let default = reboot_script(&s);
     s.test_command = Some("exit 0".into());
     vec![
         ("win_reboot reboot command", default),
-        ("win_reboot reboot command (test_command)", reboot_script(&s)),
+        (
+            "win_reboot reboot command (test_command)",
+            reboot_script(&s),
+        ),
         (
             "win_reboot boot time command",
             wrap_command(DEFAULT_BOOT_TIME_COMMAND),
@@ -493,7 +505,11 @@ mod tests {
         assert_eq!(next_step(&r, false), Next::AbortAndRetry);
         assert!(matches!(next_step(&r, true), Next::Fail(m) if m.contains("(1190)")));
         // No JSON (a peer or wrapper that answers for shutdown.exe directly).
-        let r = parse_shutdown(1190, "", "A system shutdown has already been scheduled.(1190)");
+        let r = parse_shutdown(
+            1190,
+            "",
+            "A system shutdown has already been scheduled.(1190)",
+        );
         assert_eq!(next_step(&r, false), Next::AbortAndRetry);
         let r = parse_shutdown(1115, "", "A system shutdown is in progress.(1115)");
         assert_eq!(next_step(&r, false), Next::WaitForOthers);

@@ -338,8 +338,7 @@ fn same_actions(have: &[Action], want: &[Action]) -> bool {
         && have.iter().zip(want).all(|(h, w)| {
             h.path.eq_ignore_ascii_case(&w.path)
                 && norm(&h.arguments) == norm(&w.arguments)
-                && norm(&h.working_directory)
-                    .map(|s| s.to_ascii_lowercase())
+                && norm(&h.working_directory).map(|s| s.to_ascii_lowercase())
                     == norm(&w.working_directory).map(|s| s.to_ascii_lowercase())
         })
 }
@@ -361,7 +360,10 @@ pub fn plan(p: &Probe, a: &TaskArgs) -> Result<Plan, String> {
             })
             .collect()
     });
-    if actions.as_ref().is_some_and(|v| v.iter().any(|x| x.path.trim().is_empty())) {
+    if actions
+        .as_ref()
+        .is_some_and(|v| v.iter().any(|x| x.path.trim().is_empty()))
+    {
         return Err("every action needs a path".into());
     }
     let triggers = a
@@ -454,8 +456,7 @@ pub fn plan(p: &Probe, a: &TaskArgs) -> Result<Plan, String> {
         want.restart_count = n;
         changed.push("restart_count");
     }
-    if a.restart_interval.is_some() && !same_duration(&a.restart_interval, &have.restart_interval)
-    {
+    if a.restart_interval.is_some() && !same_duration(&a.restart_interval, &have.restart_interval) {
         want.restart_interval = a.restart_interval.clone();
         changed.push("restart_interval");
     }
@@ -563,10 +564,7 @@ impl Module for WinScheduledTask {
                 Plan::Register { task, .. } => json!(task),
                 _ => Value::Null,
             };
-            r.insert(
-                "diff".into(),
-                json!({"before": probe.task, "after": after}),
-            );
+            r.insert("diff".into(), json!({"before": probe.task, "after": after}));
         }
         Ok(r)
     }
@@ -640,7 +638,9 @@ mod tests {
             task: Some(agent()),
             state: Some("Ready".into()),
         };
-        let a = args(json!({"name": "k3s-agent", "actions": [{"path": r"C:\k3s\k3s.exe", "arguments": "agent --debug"}]}));
+        let a = args(
+            json!({"name": "k3s-agent", "actions": [{"path": r"C:\k3s\k3s.exe", "arguments": "agent --debug"}]}),
+        );
         let Plan::Register { task, changed } = plan(&there, &a).unwrap() else {
             panic!()
         };
@@ -697,7 +697,16 @@ mod tests {
         assert_eq!(duration_seconds("pt0s").unwrap(), 0);
         assert_eq!(duration_seconds("P1DT2H3M4S").unwrap(), 93784);
         assert_eq!(duration_seconds("P2W").unwrap(), 14 * 86400);
-        for bad in ["", "P", "PT", "1M", "PT1X", "PTM", "P1H", "PT99999999999999999999S"] {
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "1M",
+            "PT1X",
+            "PTM",
+            "P1H",
+            "PT99999999999999999999S",
+        ] {
             assert!(duration_seconds(bad).is_err(), "{bad}");
         }
         assert_eq!(user_key("nt authority\\system"), "SYSTEM");

@@ -29,12 +29,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{WINDOWS, finish, list, script, typed_args};
-use crate::powershell::script::quote_arg;
 use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, choice, p,
     req,
 };
+use crate::powershell::script::quote_arg;
 
 pub static SCRIPT: super::Script = script!("win_service");
 
