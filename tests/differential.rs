@@ -46,6 +46,20 @@ fn tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
 }
 
 fn compare(fixture: &str) {
+    compare_runs(fixture);
+}
+
+/// `PLAY [...]` and `TASK [...]` header names, in order (mixop adds a host count after them).
+fn headers(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("PLAY [") || l.starts_with("TASK ["))
+        .map(|l| l[..=l.find(']').unwrap_or(l.len() - 1)].to_string())
+        .collect()
+}
+
+/// Runs both tools on a fixture and compares exit codes, recaps and files; returns both stdouts.
+fn compare_runs(fixture: &str) -> (String, String) {
     let text =
         std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(fixture)).unwrap();
     let venv = venv();
@@ -90,6 +104,7 @@ fn compare(fixture: &str) {
         assert_eq!(got, want, "recap for {h} differs\n{ctx}");
     }
     assert_eq!(tree(&m.out()), tree(&a.out()), "files differ\n{ctx}");
+    (ansible_stdout, r.stdout)
 }
 
 #[test]
@@ -125,4 +140,14 @@ fn any_errors_fatal_ends_the_playbook() {
 #[test]
 fn max_fail_percentage_ends_the_playbook() {
     compare("maxfail.yml");
+}
+
+#[test]
+fn task_and_play_names_are_templated() {
+    let (ansible, mixop) = compare_runs("names.yml");
+    assert_eq!(
+        headers(&mixop),
+        headers(&ansible),
+        "--- ansible\n{ansible}\n--- mixop\n{mixop}"
+    );
 }

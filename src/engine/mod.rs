@@ -87,6 +87,8 @@ struct Inherit {
 /// One batch of one play.
 struct PlayCtx<'a> {
     play: &'a Play,
+    /// The play's name, templated.
+    name: String,
     play_vars: Map<String, Value>,
     play_hosts: Vec<String>,
     batch: Vec<String>,
@@ -203,16 +205,18 @@ impl Engine {
             return Ok(());
         }
         let play_vars = self.play_vars(play, &extra)?;
+        let name = self.play_name(play, &pattern, &play_vars)?;
         for h in &hosts {
             self.host(h).mark_played();
         }
         self.emit(Event::PlayStart {
-            name: play.name.clone(),
+            name: name.clone(),
             hosts: hosts.clone(),
         });
         for batch in batches(&hosts, &play.serial) {
             let pc = PlayCtx {
                 play,
+                name: name.clone(),
                 play_vars: play_vars.clone(),
                 play_hosts: hosts.clone(),
                 batch: batch.clone(),
@@ -228,6 +232,29 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The play's name templated with play and extra vars (an undefined variable is an error,
+    /// as in ansible-core); a play without a name is called by its rendered host pattern.
+    fn play_name(
+        &self,
+        play: &Play,
+        pattern: &str,
+        play_vars: &Map<String, Value>,
+    ) -> Result<String, Diag> {
+        if !play.named {
+            return Ok(pattern.to_string());
+        }
+        let mut vars = play_vars.clone();
+        crate::value::merge(&mut vars, &self.opts.extra_vars, false);
+        let ctx = Vars {
+            vars: Arc::new(vars),
+            hostvars: Arc::default(),
+            data_vars: Arc::default(),
+        };
+        self.templar
+            .render_str(&play.name, &ctx)
+            .map_err(|e| Diag::input(format!("play name: {}", e.message)).at(&play.loc))
     }
 
     fn play_vars(&self, play: &Play, extra: &Vars) -> Result<Map<String, Value>, Diag> {

@@ -110,6 +110,18 @@ impl Engine {
         inh: &Inherit,
         handler: bool,
     ) {
+        let hostvars = self.hostvars(pc);
+        let named;
+        let task = match self.task_name(pc, task, hosts, inh, &hostvars) {
+            Some(name) => {
+                named = Task {
+                    name: Some(name),
+                    ..task.clone()
+                };
+                &named
+            }
+            None => task,
+        };
         self.emit(Event::TaskStart {
             name: task.display_name(),
             location: format!("{}:{}", task.loc.path().display(), task.loc.line),
@@ -117,7 +129,6 @@ impl Engine {
             handler,
         });
         let opts = task.opts.inherit(&inh.opts);
-        let hostvars = self.hostvars(pc);
         match &task.kind {
             TaskKind::Meta { action } => {
                 return self.run_meta(pc, task, action, hosts, inh, &hostvars).await;
@@ -178,6 +189,32 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The task's name templated with the first host's variables, as ansible-core's linear
+    /// strategy does (undefined parts are marked, not fatal). `None` when there is nothing to
+    /// template.
+    fn task_name(
+        &self,
+        pc: &PlayCtx<'_>,
+        task: &Task,
+        hosts: &[String],
+        inh: &Inherit,
+        hostvars: &HostVars,
+    ) -> Option<String> {
+        let name = task.name.as_deref()?;
+        let first = hosts.first()?;
+        if !crate::template::is_template(name) {
+            return None;
+        }
+        let vars = self.vars_for(pc, first, inh, &task.vars, hostvars);
+        let (text, errors) = self.templar.render_lenient(name, &vars);
+        for e in &errors {
+            self.emit(Event::Warning {
+                message: format!("task name at {}: {}", task.loc, e.message),
+            });
+        }
+        Some(text)
     }
 
     async fn run_on_host(

@@ -108,7 +108,7 @@ impl Engine {
                 .collect(),
         );
         vars.insert("ansible_play_batch".into(), Value::Array(batch));
-        vars.insert("ansible_play_name".into(), pc.play.name.clone().into());
+        vars.insert("ansible_play_name".into(), pc.name.clone().into());
         vars.insert("playbook_dir".into(), abs(&self.playbook_dir).into());
         if let Some(dir) = &self.inv.dir {
             vars.insert("inventory_dir".into(), abs(dir).into());

@@ -350,6 +350,7 @@ impl Loader<'_> {
             return Err(d);
         }
         let mut play = Play {
+            named: false,
             loc: node.loc.clone(),
             name: String::new(),
             hosts: String::new(),
@@ -421,7 +422,8 @@ impl Loader<'_> {
         if play.hosts.trim().is_empty() {
             return Err(Diag::input("`hosts` is empty").at(&node.loc));
         }
-        if play.name.is_empty() {
+        play.named = !play.name.is_empty();
+        if !play.named {
             play.name = play.hosts.clone();
         }
         for (k, v) in sections {

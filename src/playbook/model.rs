@@ -26,6 +26,8 @@ pub enum Serial {
 pub struct Play {
     pub loc: Loc,
     pub name: String,
+    /// `name:` was given (otherwise `name` is the host pattern).
+    pub named: bool,
     /// Host pattern (may contain templates, rendered with extra vars).
     pub hosts: String,
     /// The playbook's directory (`playbook_dir`).
@@ -113,6 +115,7 @@ pub struct LoopControl {
     pub extended: bool,
 }
 
+#[derive(Clone)]
 pub struct Task {
     pub loc: Loc,
     pub name: Option<String>,
@@ -153,6 +156,7 @@ impl Task {
     }
 }
 
+#[derive(Clone)]
 pub enum TaskKind {
     Module {
         module: &'static dyn Module,

@@ -139,6 +139,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The variable an undefined name starts from (`a` for `a.b[0]`), as Ansible names it.
+fn undefined_root(name: &str) -> &str {
+    name.split(['.', '[']).next().unwrap_or(name)
+}
+
 /// True when the string contains template syntax.
 pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
@@ -463,6 +468,45 @@ impl Templar {
     /// Renders a string to text.
     pub fn render_str(&self, s: &str, ctx: &Vars) -> Result<String, TemplateError> {
         Ok(crate::value::to_text(&self.render(s, ctx)?))
+    }
+
+    /// Renders display text (task names) as ansible-core 2.19 does with
+    /// `fail_on_undefined=False`: each `{{ ... }}` that fails is replaced by
+    /// `<< error N - MESSAGE >>` and the rest is rendered. Text with `{% %}` or `{# #}` that fails
+    /// is left as written. Returns the text and the errors met.
+    pub fn render_lenient(&self, s: &str, ctx: &Vars) -> (String, Vec<TemplateError>) {
+        if !is_template(s) {
+            return (s.to_string(), Vec::new());
+        }
+        match self.render_str(s, ctx) {
+            Ok(text) => return (text, Vec::new()),
+            Err(e) if s.contains("{%") || s.contains("{#") => return (s.to_string(), vec![e]),
+            Err(_) => {}
+        }
+        let mut out = String::new();
+        let mut errors = Vec::new();
+        let mut rest = s;
+        while let Some(start) = rest.find("{{") {
+            let Some(len) = rest[start..].find("}}").map(|end| end + 2) else {
+                break;
+            };
+            out.push_str(&rest[..start]);
+            let segment = &rest[start..start + len];
+            match self.render_str(segment, ctx) {
+                Ok(text) => out.push_str(&text),
+                Err(e) => {
+                    let msg = match &e.undefined {
+                        Some(var) => format!("'{}' is undefined", undefined_root(var)),
+                        None => e.message.clone(),
+                    };
+                    errors.push(e);
+                    out.push_str(&format!("<< error {} - {msg} >>", errors.len()));
+                }
+            }
+            rest = &rest[start + len..];
+        }
+        out.push_str(rest);
+        (out, errors)
     }
 
     /// Templates every string inside a value (keys too).
