@@ -13,13 +13,16 @@
 #   scripts/lab.sh down     remove it
 #   scripts/lab.sh status
 #   scripts/lab.sh artifacts DIR   only assemble the artifact stand-ins in DIR (the tests do)
+#   scripts/lab.sh install-double HOSTDIR   copy the API double into a lab host's /opt
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 lab="$root/.lab"
 py="${MIXOP_VENV:-$root/.venv}/bin/python"
 peer="$root/tests/support/winrm_peer/peer.py"
-double="$root/tests/support/kube_double/server.py"
+# The API double runs inside lab1, which sees its own /opt, /tmp, /root and /home only (a clone
+# of this repository may live in any of those): `install_double` copies it into lab1's /opt.
+double_in_lab=/opt/mixop-kube-double/server.py
 k3s_version=v1.32.5+k3s1
 rke2_version=v1.32.5+rke2r1
 containerd_version=2.3.0
@@ -59,7 +62,7 @@ assemble_artifacts() {
     version=$k3s_version
     [ $dist = rke2 ] && version=$rke2_version
     sed -e "s#@DIST@#$dist#" -e "s#@VERSION@#$version#" -e "s#@PYTHON@#/usr/bin/python3#" \
-      -e "s#@DOUBLE@#$double#" "$s/linux/server" > "$a.new/$dist/$dist"
+      -e "s#@DOUBLE@#$double_in_lab#" "$s/linux/server" > "$a.new/$dist/$dist"
     cp "$s/linux/$dist-install.sh" "$a.new/$dist/install.sh"
   done
   # The Windows stand-ins (tests/support/winrm_peer/README.md, "Stand-in programs") carry the
@@ -89,6 +92,15 @@ EOF
   mv "$a.new" "$a"
 }
 
+# install_double HOSTDIR: the Kubernetes API double into a lab host's /opt (HOSTDIR/opt).
+install_double() {
+  local d="$1/opt/mixop-kube-double"
+  rm -rf "$d"
+  mkdir -p "$d"
+  cp -r "$root/tests/support/kube_double/." "$d/"
+  rm -rf "$d/__pycache__"
+}
+
 up() {
   [ "$(id -u)" = 0 ] || { echo "lab: needs root (network namespaces)" >&2; exit 1; }
   mkdir -p "$lab"
@@ -99,6 +111,7 @@ up() {
   # here also runs a unit's ExecStart (the k3s/RKE2 stand-ins serve the API double).
   tests/lab/ctl.sh exec lab1 -- sh -c 'mkdir -p /etc/fake-systemd && touch /etc/fake-systemd/run-services'
   install -m 0755 tests/fixtures/fake-systemctl tests/lab/state/hosts/lab1/usr-local-bin/systemctl
+  install_double "$root/tests/lab/state/hosts/lab1"
   say "artifact stand-ins in .lab/artifacts ..."
   assemble_artifacts
   if [ ! -s "$lab/win-password" ]; then
@@ -149,6 +162,8 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
+  install-double) [ -n "${2:-}" ] || { echo "usage: scripts/lab.sh install-double HOSTDIR" >&2; exit 5; }
+    install_double "$2" ;;
   artifacts) [ -n "${2:-}" ] || { echo "usage: scripts/lab.sh artifacts DIR" >&2; exit 5; }
     mkdir -p "$(dirname "$2")"; assemble_artifacts "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")" ;;
   *) echo "usage: scripts/lab.sh up|down|status|artifacts DIR" >&2; exit 5 ;;

@@ -36,6 +36,19 @@ impl ClusterLab {
         );
         let bin = lab.state.path().join("hosts/lab1/usr-local-bin/systemctl");
         std::fs::copy(root().join("tests/fixtures/fake-systemctl"), &bin).unwrap();
+        // The server stand-ins run the API double from lab1's own /opt (a lab host does not see
+        // this checkout when it lives under /tmp, /root, /opt or /home).
+        let out = Command::new("bash")
+            .arg(root().join("scripts/lab.sh"))
+            .arg("install-double")
+            .arg(lab.state.path().join("hosts/lab1"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let work = Work::new();
         let artifacts = work.path().join("artifacts-source");
         let out = Command::new("bash")
