@@ -598,7 +598,15 @@ async fn reconnects_after_idle_drop_and_a_dropped_create() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_command_is_an_error_and_dropped_receive_is_resent() {
     let peer = Peer::start(&[]);
-    let c = std::sync::Arc::new(peer.connect().await);
+    // A short OperationTimeout: the Receive already waiting at the peer when the drop is armed
+    // returns within a second, so the drop meets the next Receive (with the long default it
+    // could wait past this test's 20 s bound).
+    let c = std::sync::Arc::new(
+        peer.connect_with(
+            json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 10}),
+        )
+        .await,
+    );
     assert_eq!(run(&c, "echo b").await.1, "b\n");
     // A dropped Command cannot be resent blindly: a clear error, then the next command works.
     // The deferred Signal of "echo b" goes first, so the drop hits the Command.
