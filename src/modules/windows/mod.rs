@@ -193,6 +193,20 @@ where
     }
 }
 
+/// An optional list argument: `null` (or absent) is "keep what there is", anything else a list
+/// as `list` reads it.
+pub fn opt_list<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v => list(v).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// The FQCN namespaces Windows modules answer to.
 pub const WINDOWS: &[&str] = &["ansible.windows", "ansible.builtin"];
 

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{finish, list, script, typed_args};
+use super::{finish, list, opt_list, script, typed_args};
 use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, choice, p,
@@ -87,16 +87,6 @@ pub struct RuleArgs {
     pub profiles: Option<Vec<String>>,
     #[serde(default)]
     pub description: Option<String>,
-}
-
-fn opt_list<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        v => list(v).map(Some).map_err(serde::de::Error::custom),
-    }
 }
 
 /// One rule as probed (NetSecurity's names and forms).

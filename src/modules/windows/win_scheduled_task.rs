@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{finish, list, script, typed_args};
+use super::{finish, list, opt_list, script, typed_args};
 use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, choice, p,
@@ -123,17 +123,6 @@ pub struct TaskArgs {
     pub execution_time_limit: Option<String>,
     #[serde(default)]
     pub start_when_available: Option<bool>,
-}
-
-fn opt_list<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        v => list(v).map(Some).map_err(serde::de::Error::custom),
-    }
 }
 
 /// A task definition, in the form the plan sends and the probe reports (ScheduledTasks' values:

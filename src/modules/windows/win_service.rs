@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{WINDOWS, finish, list, script, typed_args};
+use super::{WINDOWS, finish, list, opt_list, script, typed_args};
 use crate::modules::ParamType::*;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, choice, p,
@@ -70,18 +70,6 @@ static DEF: ModuleDef = ModuleDef {
     mutually_exclusive: &[],
     required_one_of: &[],
 };
-
-/// `null` (or absent) is "keep what the service has"; a list (possibly empty) is a value.
-fn opt_list<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        v => list(v).map(Some).map_err(serde::de::Error::custom),
-    }
-}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceArgs {
