@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-apt_pkgs=(openssh-server openssh-client iproute2 sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml)
+apt_pkgs=(openssh-server openssh-client iproute2 nftables sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

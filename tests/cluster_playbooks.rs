@@ -412,15 +412,34 @@ fn rke2_cluster_up_again_down_twice_and_rebuilt() {
 #[test]
 fn preflight_refuses_before_any_host_changes() {
     let cl = ClusterLab::up();
-    for (setting, says) in [
-        ("flannel_backend=host-gw", "vxlan"),
-        ("windows_cni=calico", "RKE2"),
+    for (settings, says) in [
+        (
+            &["flannel_backend=host-gw"][..],
+            "accepts only the vxlan backend",
+        ),
+        (&["windows_cni=calico"], "Calico for Windows lists k3s as"),
+        (
+            &["k8s_distribution=rke2", "windows_cni=canal"],
+            "windows_cni: canal cannot work with Windows workers on RKE2",
+        ),
+        (
+            &["k8s_distribution=rke2", "windows_cni=cilium"],
+            "windows_cni: cilium cannot work with Windows workers on RKE2",
+        ),
+        (
+            &["ansible_winrm_message_encryption=never"],
+            "WinRM to this worker would be unencrypted",
+        ),
     ] {
-        let p = cl.run("cluster.yml", &["-e", setting, "--output", "json"]);
-        assert_ne!(p.code, 0, "{setting} was accepted:\n{}", p.all);
+        let mut args = vec!["--output", "json"];
+        for s in settings {
+            args.extend(["-e", s]);
+        }
+        let p = cl.run("cluster.yml", &args);
+        assert_eq!(p.code, 2, "{settings:?} was not refused:\n{}", p.all);
         assert!(
             p.all.contains(says),
-            "{setting}: no word of {says}:\n{}",
+            "{settings:?}: no word of {says}:\n{}",
             p.all
         );
         p.changed_nowhere();
@@ -435,7 +454,7 @@ fn preflight_refuses_before_any_host_changes() {
     ] {
         patch_worker(&cl.win[1], patch);
         let p = cl.run("cluster.yml", &["--output", "json"]);
-        assert_ne!(p.code, 0, "{patch} was accepted:\n{}", p.all);
+        assert_eq!(p.code, 2, "{patch} was not refused:\n{}", p.all);
         assert!(
             p.all.contains(says),
             "{patch}: no word of {says}:\n{}",
@@ -443,6 +462,39 @@ fn preflight_refuses_before_any_host_changes() {
         );
         p.changed_nowhere();
     }
+    // The server's API port dropped by its firewall: each worker's connection times out.
+    patch_worker(
+        &cl.win[1],
+        r#"{"computer": {"memory_mb": 8192, "build_number": 20348}}"#,
+    );
+    cl.lab.exec(
+        "lab1",
+        "nft add table inet preflight && nft add chain inet preflight input '{ type filter hook input priority 0; }' && nft add rule inet preflight input tcp dport 6443 drop",
+    );
+    let p = cl.run("cluster.yml", &["--output", "json"]);
+    assert_eq!(p.code, 2, "a blocked 6443 was not refused:\n{}", p.all);
+    for worker in ["win1", "win2"] {
+        let says = format!(
+            "{worker} cannot connect to the server lab1 at {} on TCP port 6443",
+            cl.lab.addr("lab1")
+        );
+        assert!(p.all.contains(&says), "no word of {says}:\n{}", p.all);
+    }
+    p.changed_nowhere();
+    // Open again: preflight passes (its listener answers, then is gone before the server is
+    // installed), proven by the whole preflight reaching the end with nothing changed.
+    cl.lab.exec("lab1", "nft delete table inet preflight");
+    let p = cl.run("preflight.yml", &["--output", "json"]);
+    assert_eq!(p.code, 0, "preflight refused an open server:\n{}", p.all);
+    p.changed_nowhere();
+    let listeners = cl
+        .lab
+        .exec("lab1", "pgrep -f '[m]ixop-preflight-listener' || true");
+    assert_eq!(
+        listeners.trim(),
+        "",
+        "the preflight listener outlived preflight"
+    );
 }
 
 #[test]
