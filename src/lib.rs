@@ -9,6 +9,7 @@ pub mod cli;
 pub mod connection;
 pub mod diag;
 pub mod engine;
+pub mod fuzzing;
 pub mod inventory;
 pub mod modules;
 pub mod output;

@@ -170,18 +170,34 @@ fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
     outer.finalize().into()
 }
 
-/// OpenSSH's `match_pattern`: `*` and `?` wildcards, case-insensitive.
+/// OpenSSH's `match_pattern`: `*` and `?` wildcards, case-insensitive. Matched greedily with one
+/// backtrack point (the last `*`), which is linear per star instead of the exponential recursion
+/// a pattern like `*a*a*a*a*b` would cost.
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| glob_match(rest, &name[i..])),
-        Some((&p, rest)) => match name.split_first() {
-            Some((&c, name_rest)) if p == b'?' || p.eq_ignore_ascii_case(&c) => {
-                glob_match(rest, name_rest)
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
             }
-            _ => false,
-        },
+            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&name[n]) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                // Let the last star swallow one more byte and retry from there.
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    p = sp + 1;
+                    n = sn + 1;
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 fn hashed_match(entry: &str, name: &str) -> bool {
@@ -383,6 +399,31 @@ pub fn append(file: &Path, name: &str, key_blob: &[u8]) -> std::io::Result<usize
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn glob_match_as_openssh_and_in_linear_time() {
+        for (pat, name, want) in [
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("lab?", "lab1", true),
+            ("lab?", "lab12", false),
+            ("*.LAB", "win1.lab", true),
+            ("w*1*", "win1.lab", true),
+            ("*a*b", "xaxxb", true),
+            ("*a*b", "xaxxbc", false),
+            ("a*", "b", false),
+            ("**", "abc", true),
+            ("*?", "", false),
+        ] {
+            assert_eq!(glob_match(pat.as_bytes(), name.as_bytes()), want, "{pat} ~ {name}");
+        }
+        // Exponential with naive recursion (2^20 paths); instant here.
+        let t0 = std::time::Instant::now();
+        let pat = format!("{}b", "*a".repeat(20));
+        assert!(!glob_match(pat.as_bytes(), "a".repeat(60).as_bytes()));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+    }
     use super::*;
 
     fn blob(kind: &str, body: &[u8]) -> Vec<u8> {
