@@ -51,7 +51,12 @@ fn interrupt(mixop: Background) -> common::Run {
     mixop.interrupt();
     let (r, took) = mixop.wait(LIMIT);
     eprintln!("SIGINT to exit: {took:?}");
-    assert_eq!(r.code, 130, "exit code after SIGINT ({took:?}):\n{}", r.all());
+    assert_eq!(
+        r.code,
+        130,
+        "exit code after SIGINT ({took:?}):\n{}",
+        r.all()
+    );
     r
 }
 
@@ -75,7 +80,8 @@ fn local_commands_are_stopped_with_everything_they_started() {
     let r = interrupt(mixop);
     assert!(
         r.stdout.contains("interrupted (SIGINT)")
-            && r.stdout.contains("TASK [wait here] (pb.yml:5) on h1, h2, h3, h4"),
+            && r.stdout
+                .contains("TASK [wait here] (pb.yml:5) on h1, h2, h3, h4"),
         "{}",
         r.all()
     );
@@ -171,7 +177,11 @@ fn ssh_commands_are_stopped_on_every_host_also_as_root_through_sudo() {
         .into_iter()
         .filter(|(_, l)| l.starts_with("sudo "))
         .collect();
-    assert_eq!(as_root.len(), 2, "lab2 and lab3 run through sudo: {as_root:?}");
+    assert_eq!(
+        as_root.len(),
+        2,
+        "lab2 and lab3 run through sudo: {as_root:?}"
+    );
     let r = interrupt(mixop);
     assert!(
         r.stdout
@@ -226,7 +236,8 @@ fn winrm_commands_get_signal_terminate_before_their_shell_is_deleted() {
     wait_for_sleeps(&sleep, 2, &mut mixop);
     let r = interrupt(mixop);
     assert!(
-        r.stdout.contains("TASK [wait here] (pb.yml:4) on win1, win2"),
+        r.stdout
+            .contains("TASK [wait here] (pb.yml:4) on win1, win2"),
         "{}",
         r.all()
     );

@@ -57,7 +57,8 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         if let (Some(pgid), Some(mut child)) = (self.pgid.take(), self.child.take()) {
             let b = self.become_.take();
-            self.cleanup.spawn(async move { stop_group(pgid, b, &mut child).await });
+            self.cleanup
+                .spawn(async move { stop_group(pgid, b, &mut child).await });
         }
     }
 }

@@ -53,7 +53,11 @@ pub struct AdhocResult {
 }
 
 impl AdhocResult {
-    fn new(host: String, transport: Option<Transport>, outcome: Result<CommandOutput, ConnError>) -> Self {
+    fn new(
+        host: String,
+        transport: Option<Transport>,
+        outcome: Result<CommandOutput, ConnError>,
+    ) -> Self {
         AdhocResult {
             host,
             transport,
@@ -153,16 +157,15 @@ pub async fn run(
                     AdhocResult::new(spec.host, Some(spec.transport), outcome)
                 }
                 None => {
-                    let what = match tokio::time::timeout(super::INTERRUPT_CLEANUP, conn.close())
-                        .await
-                    {
-                        Ok(()) => "while the command ran; it was stopped".to_string(),
-                        Err(_) => format!(
-                            "while the command ran; no answer within {}s while stopping it, \
+                    let what =
+                        match tokio::time::timeout(super::INTERRUPT_CLEANUP, conn.close()).await {
+                            Ok(()) => "while the command ran; it was stopped".to_string(),
+                            Err(_) => format!(
+                                "while the command ran; no answer within {}s while stopping it, \
                              it may still be running",
-                            super::INTERRUPT_CLEANUP.as_secs()
-                        ),
-                    };
+                                super::INTERRUPT_CLEANUP.as_secs()
+                            ),
+                        };
                     interrupted(&what)
                 }
             };

@@ -361,7 +361,11 @@ pub fn procs_with(needle: &str) -> Vec<(u32, String)> {
     let me = std::process::id();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -381,7 +385,11 @@ pub fn procs_with(needle: &str) -> Vec<(u32, String)> {
 
 /// Polls `cond` until it holds; panics with `what` (and the last state `cond` reports) after
 /// `limit`.
-pub fn wait_until(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> Result<(), String>) {
+pub fn wait_until(
+    limit: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Result<(), String>,
+) {
     let t0 = std::time::Instant::now();
     loop {
         match cond() {
