@@ -238,6 +238,8 @@ fn run_cmd(args: RunArgs) -> Result<i32, Diag> {
     let playbook = plan.playbook;
     runtime.block_on(async {
         let t0 = Instant::now();
+        // On Ctrl-C, select! drops the run's future before `finish` starts: every command in
+        // flight is then being stopped (connection::Cleanup), and `finish` waits for that.
         let summary = tokio::select! {
             r = engine.run(&playbook) => r?,
             _ = tokio::signal::ctrl_c() => engine.finish(t0, true).await,
@@ -336,17 +338,39 @@ fn adhoc_cmd(
         .build()
         .map_err(|e| Diag::internal(format!("cannot start the async runtime: {e}")))?;
     let is_ping = command.is_none();
-    let results = runtime.block_on(crate::engine::adhoc::run(
-        specs,
-        command,
-        std::time::Duration::from_secs(timeout),
-        command_timeout.map(std::time::Duration::from_secs),
-        forks,
-    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let results = runtime.block_on(async {
+        let run = crate::engine::adhoc::run(
+            specs,
+            command,
+            std::time::Duration::from_secs(timeout),
+            command_timeout.map(std::time::Duration::from_secs),
+            forks,
+            stop_rx,
+        );
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => r,
+            _ = tokio::signal::ctrl_c() => {
+                // Every host stops what it runs (bounded) and reports.
+                let _ = stop_tx.send(true);
+                run.await
+            }
+        }
+    });
     let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
     let (mut failed, mut unreachable) = (false, false);
+    let interrupted = *stop_tx.borrow();
     for r in &results {
         let transport = r.transport.map(|t| t.as_str()).unwrap_or("?");
+        if let Some(what) = &r.interrupted {
+            out!(
+                "{:width$} | INTERRUPTED | {transport} | {what} ({} ms)",
+                r.host,
+                r.run_ms
+            );
+            continue;
+        }
         match &r.outcome {
             Err(e) => {
                 if e.kind == crate::connection::ConnErrorKind::Unreachable {
@@ -393,6 +417,10 @@ fn adhoc_cmd(
                 }
             }
         }
+    }
+    if interrupted {
+        out!("interrupted (SIGINT)");
+        return Ok(exit::INTERRUPTED);
     }
     let mut code = exit::OK;
     if failed {

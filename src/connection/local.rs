@@ -5,19 +5,61 @@ use std::process::Stdio;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::sudo::{SudoHandshake, SudoStep, posix_command};
 use super::{
-    CommandOutput, CommandSpec, ConnError, Connection, MAX_CAPTURE, OutputChunk, Transport,
-    output_too_large,
+    Become, CLEANUP_LIMIT, Cleanup, CommandOutput, CommandSpec, ConnError, Connection, MAX_CAPTURE,
+    OutputChunk, Transport, output_too_large, stop_group_command,
 };
 
-pub struct LocalConnection;
+pub struct LocalConnection {
+    /// Stops of commands whose `exec` was dropped, waited for by `close`.
+    cleanup: Cleanup,
+}
 
 impl LocalConnection {
     pub fn new() -> Self {
-        LocalConnection
+        LocalConnection {
+            cleanup: Cleanup::default(),
+        }
+    }
+}
+
+/// Stops a command's process group (see `stop_group_command`), with the command's `become`,
+/// and reaps its leader, our child: the stop waits for the group to be gone, and an unreaped
+/// leader would keep it there.
+async fn stop_group(pgid: u32, become_: Option<Become>, leader: &mut Child) {
+    let conn = LocalConnection::new();
+    let stop = async {
+        // Boxed: `run` calls this function.
+        let run = Box::pin(conn.run(stop_group_command(pgid, become_), false));
+        match tokio::time::timeout(CLEANUP_LIMIT, run).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, pgid, "could not stop a command"),
+            Err(_) => tracing::debug!(pgid, "stopping a command took too long"),
+        }
+    };
+    let reap = tokio::time::timeout(CLEANUP_LIMIT, leader.wait());
+    let _ = tokio::join!(stop, reap);
+}
+
+/// Owns the command's process; stops its process group when `exec` is dropped before the
+/// command ended (Ctrl-C, a caller's timeout). `close` waits for that.
+struct StopOnDrop {
+    cleanup: Cleanup,
+    child: Option<Child>,
+    pgid: Option<u32>,
+    become_: Option<Become>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let (Some(pgid), Some(mut child)) = (self.pgid.take(), self.child.take()) {
+            let b = self.become_.take();
+            self.cleanup
+                .spawn(async move { stop_group(pgid, b, &mut child).await });
+        }
     }
 }
 
@@ -27,13 +69,10 @@ impl Default for LocalConnection {
     }
 }
 
-#[async_trait]
-impl Connection for LocalConnection {
-    fn transport(&self) -> Transport {
-        Transport::Local
-    }
-
-    async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError> {
+impl LocalConnection {
+    /// Runs a command in a session of its own. `stoppable`: its process group is stopped if
+    /// this future is dropped before it ended (not for the stop commands themselves).
+    async fn run(&self, spec: CommandSpec, stoppable: bool) -> Result<CommandOutput, ConnError> {
         let mut pc = posix_command(&spec);
         let argv = &pc.argv;
         let mut cmd = Command::new(&argv[0]);
@@ -46,10 +85,31 @@ impl Connection for LocalConnection {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
+            // A stoppable command is stopped as a whole group (below), TERM first; killing
+            // just the shell or sudo at drop would orphan what they started.
+            .kill_on_drop(!stoppable);
+        // A session of its own, as sshd gives a command: its process group holds everything
+        // it starts (so all of it can be stopped), and it has no controlling terminal, so a
+        // Ctrl-C on mixop's terminal reaches mixop, which stops it and reports.
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| ConnError::failed(format!("cannot start {}: {e}", argv[0])))?;
+        let mut stop = StopOnDrop {
+            cleanup: self.cleanup.clone(),
+            pgid: child.id().filter(|_| stoppable),
+            child: Some(child),
+            become_: spec.become_.clone(),
+        };
+        let child = stop.child.as_mut().expect("just set");
         let mut pipe = child.stdin.take();
         let mut input = pc.stdin.take();
         let mut sudo = pc.sudo.take();
@@ -97,9 +157,17 @@ impl Connection for LocalConnection {
             }),
             None => run.await,
         };
-        if result.is_err() {
+        let pgid = stop.pgid.take();
+        if result.is_err()
+            && let Some(child) = stop.child.as_mut()
+        {
             // Output over the limit or a timeout: stop the command now, not at drop.
-            let _ = child.start_kill();
+            match pgid {
+                Some(pgid) => stop_group(pgid, spec.become_.clone(), child).await,
+                None => {
+                    let _ = child.start_kill();
+                }
+            }
         }
         if let Some(hs) = &sudo
             && hs.refused()
@@ -107,6 +175,17 @@ impl Connection for LocalConnection {
             return Err(hs.refused_error());
         }
         result
+    }
+}
+
+#[async_trait]
+impl Connection for LocalConnection {
+    fn transport(&self) -> Transport {
+        Transport::Local
+    }
+
+    async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError> {
+        self.run(spec, true).await
     }
 
     async fn put_bytes(&self, data: &[u8], dest: &str, mode: Option<u32>) -> Result<(), ConnError> {
@@ -145,7 +224,9 @@ impl Connection for LocalConnection {
             .map_err(|e| ConnError::failed(e.to_string()))?
     }
 
-    async fn close(&self) {}
+    async fn close(&self) {
+        self.cleanup.settle(CLEANUP_LIMIT).await;
+    }
 }
 
 /// Writes the command's input (if any) and closes its stdin.

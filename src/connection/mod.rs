@@ -10,6 +10,8 @@ pub mod sudo;
 pub mod winrm;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +29,84 @@ pub fn output_too_large(target: Option<&str>) -> ConnError {
         "{on}the command produced more than {} MiB of output on one stream; it was stopped",
         MAX_CAPTURE >> 20
     ))
+}
+
+/// Background work that stops commands whose caller went away (the `exec` future was dropped:
+/// Ctrl-C, a caller's own timeout). A dropped future cannot wait, so the stop runs here, and
+/// `Connection::close` waits for it: the connection is not torn down, nor mixop gone, before
+/// the kill has been delivered.
+#[derive(Clone, Default)]
+pub struct Cleanup {
+    inner: Arc<CleanupInner>,
+}
+
+#[derive(Default)]
+struct CleanupInner {
+    pending: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one piece of work as done, also when its task is cancelled.
+struct CleanupDone(Cleanup);
+
+impl Drop for CleanupDone {
+    fn drop(&mut self) {
+        if self.0.inner.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.inner.idle.notify_waiters();
+        }
+    }
+}
+
+impl Cleanup {
+    /// Runs `work` in the background (outside a runtime there is nothing to run it on).
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        let done = CleanupDone(self.clone());
+        rt.spawn(async move {
+            let _done = done;
+            work.await;
+        });
+    }
+
+    /// Waits until the work started so far is done, at most `limit`. False when some is left.
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let all_done = async {
+            loop {
+                let idle = self.inner.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.inner.pending.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(limit, all_done).await.is_ok()
+    }
+}
+
+/// How long `close` waits for commands being stopped (each stop is bounded on its own too).
+pub const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// The POSIX command that stops a command's process group (local and SSH hosts, run with the
+/// command's own `become`, since a become'd command runs as another user): TERM, which lets the
+/// command clean up, up to half a second for the group to go (zombies count as members until
+/// their new parent reaps them, which some init processes do lazily: so the grace is short),
+/// then KILL. A group that is already gone is left alone (its number may be reused soon). `kill -s SIG -- -PGID` is the form
+/// dash's builtin accepts too (it refuses `kill -TERM -- -PGID`).
+pub fn stop_group_command(pgid: u32, become_: Option<Become>) -> CommandSpec {
+    CommandSpec {
+        cmd: format!(
+            "kill -s TERM -- -{pgid} 2>/dev/null || exit 0; i=0; \
+             while [ $i -lt 10 ] && kill -s 0 -- -{pgid} 2>/dev/null; do sleep 0.05; i=$((i+1)); done; \
+             kill -s KILL -- -{pgid} 2>/dev/null; true"
+        ),
+        become_,
+        ..Default::default()
+    }
 }
 
 /// Which transport a host uses (`ansible_connection`).
@@ -243,7 +323,9 @@ impl ConnError {
 pub trait Connection: Send + Sync {
     fn transport(&self) -> Transport;
 
-    /// Runs one command. Several calls may be in flight at once on one connection.
+    /// Runs one command. Several calls may be in flight at once on one connection. Dropping
+    /// the future before it is done stops the command on the target, with everything it
+    /// started (its process group; WinRM: Signal terminate).
     async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError>;
 
     /// Writes `data` to `dest` on the target atomically (temporary file in the same directory,
@@ -270,7 +352,8 @@ pub trait Connection: Send + Sync {
         )))
     }
 
-    /// Closes the connection (deletes shells, ends sessions). Idempotent.
+    /// Closes the connection (deletes shells, ends sessions). Idempotent. Waits first for the
+    /// commands being stopped because their `exec` was dropped (see [`Cleanup`]).
     async fn close(&self);
 
     /// Windows hosts: starts a program without cmd.exe. `spec.cmd` is the command line as the

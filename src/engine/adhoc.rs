@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::{Map, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::connection::{CommandOutput, CommandSpec, ConnError, ConnSpec, Transport};
 use crate::inventory::Inventory;
@@ -48,60 +48,92 @@ pub struct AdhocResult {
     pub connect_ms: u128,
     pub run_ms: u128,
     pub outcome: Result<CommandOutput, ConnError>,
+    /// Set when Ctrl-C stopped the host's work: what was interrupted.
+    pub interrupted: Option<String>,
+}
+
+impl AdhocResult {
+    fn new(
+        host: String,
+        transport: Option<Transport>,
+        outcome: Result<CommandOutput, ConnError>,
+    ) -> Self {
+        AdhocResult {
+            host,
+            transport,
+            connect_ms: 0,
+            run_ms: 0,
+            outcome,
+            interrupted: None,
+        }
+    }
+}
+
+/// Resolves once `stop` says so (never, if its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Connects to every host at once (bounded by `forks`) and runs `command` (or, for `ping`, a
-/// no-op round trip) on each. Connections are closed at the end.
+/// no-op round trip) on each. Connections are closed at the end. When `stop` turns true
+/// (Ctrl-C), running commands are stopped (see `connection::Cleanup`), within a bounded time,
+/// and nothing new starts.
 pub async fn run(
     specs: Vec<Result<ConnSpec, (String, String)>>,
     command: Option<String>,
     timeout: Duration,
     command_timeout: Option<Duration>,
     forks: usize,
+    stop: watch::Receiver<bool>,
 ) -> Vec<AdhocResult> {
     let sem = Arc::new(Semaphore::new(forks.max(1)));
     let futs = specs.into_iter().map(|spec| {
         let sem = sem.clone();
         let command = command.clone();
+        let stop = stop.clone();
         async move {
-            let _permit = sem.acquire().await;
             let spec = match spec {
                 Ok(s) => s,
                 Err((host, msg)) => {
-                    return AdhocResult {
-                        host,
-                        transport: None,
-                        connect_ms: 0,
-                        run_ms: 0,
-                        outcome: Err(ConnError::unreachable(msg)),
-                    };
+                    return AdhocResult::new(host, None, Err(ConnError::unreachable(msg)));
                 }
             };
+            let interrupted = |what: &str| {
+                let mut r = AdhocResult::new(
+                    spec.host.clone(),
+                    Some(spec.transport),
+                    Err(ConnError::failed(format!("interrupted {what}"))),
+                );
+                r.interrupted = Some(what.to_string());
+                r
+            };
+            let _permit = tokio::select! {
+                p = sem.acquire() => p,
+                _ = stopped(stop.clone()) => return interrupted("before it started"),
+            };
             let t0 = Instant::now();
-            let conn = match tokio::time::timeout(timeout, crate::connection::connect(&spec)).await
-            {
+            let connect = tokio::time::timeout(timeout, crate::connection::connect(&spec));
+            let connected = tokio::select! {
+                c = connect => c,
+                _ = stopped(stop.clone()) => return interrupted("while connecting"),
+            };
+            let conn = match connected {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
-                    return AdhocResult {
-                        host: spec.host,
-                        transport: Some(spec.transport),
-                        connect_ms: t0.elapsed().as_millis(),
-                        run_ms: 0,
-                        outcome: Err(e),
-                    };
+                    let mut r = AdhocResult::new(spec.host, Some(spec.transport), Err(e));
+                    r.connect_ms = t0.elapsed().as_millis();
+                    return r;
                 }
                 Err(_) => {
                     let e = ConnError::unreachable(format!(
                         "no connection within {}s",
                         timeout.as_secs()
                     ));
-                    return AdhocResult {
-                        host: spec.host,
-                        transport: Some(spec.transport),
-                        connect_ms: t0.elapsed().as_millis(),
-                        run_ms: 0,
-                        outcome: Err(e),
-                    };
+                    let mut r = AdhocResult::new(spec.host, Some(spec.transport), Err(e));
+                    r.connect_ms = t0.elapsed().as_millis();
+                    return r;
                 }
             };
             let connect_ms = t0.elapsed().as_millis();
@@ -112,16 +144,34 @@ pub async fn run(
             let t1 = Instant::now();
             let mut cs = CommandSpec::new(cmd);
             cs.timeout = command_timeout;
-            let outcome = conn.exec(cs).await;
+            // Dropping the command's future when Ctrl-C comes starts stopping it; `close`
+            // waits for that.
+            let ran = tokio::select! {
+                o = conn.exec(cs) => Some(o),
+                _ = stopped(stop.clone()) => None,
+            };
             let run_ms = t1.elapsed().as_millis();
-            conn.close().await;
-            AdhocResult {
-                host: spec.host,
-                transport: Some(spec.transport),
-                connect_ms,
-                run_ms,
-                outcome,
-            }
+            let mut r = match ran {
+                Some(outcome) => {
+                    conn.close().await;
+                    AdhocResult::new(spec.host, Some(spec.transport), outcome)
+                }
+                None => {
+                    let what =
+                        match tokio::time::timeout(super::INTERRUPT_CLEANUP, conn.close()).await {
+                            Ok(()) => "while the command ran; it was stopped".to_string(),
+                            Err(_) => format!(
+                                "while the command ran; no answer within {}s while stopping it, \
+                             it may still be running",
+                                super::INTERRUPT_CLEANUP.as_secs()
+                            ),
+                        };
+                    interrupted(&what)
+                }
+            };
+            r.connect_ms = connect_ms;
+            r.run_ms = run_ms;
+            r
         }
     });
     join_all(futs).await

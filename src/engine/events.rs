@@ -70,11 +70,25 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// The run was interrupted (SIGINT): what was running where. Emitted when the interrupt
+    /// arrives; what was running is being stopped, then the recap follows.
+    Interrupted {
+        running: Vec<RunningTask>,
+    },
     Recap {
         hosts: IndexMap<String, Stats>,
         elapsed_ms: u64,
         interrupted: bool,
     },
+}
+
+/// A task a host was working on.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningTask {
+    pub host: String,
+    pub task: String,
+    /// `file:line` of the task.
+    pub location: String,
 }
 
 /// Receives events; implementations must be cheap (they run on the engine's tasks).

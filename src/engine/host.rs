@@ -25,6 +25,8 @@ pub struct HostState {
     /// Took part in at least one play (only those appear in the recap).
     played: AtomicBool,
     notified: Mutex<Vec<String>>,
+    /// The task the host is working on (name, location), to say what an interrupt stopped.
+    running: Mutex<Option<(String, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -44,6 +46,7 @@ impl HostState {
             ended: AtomicBool::new(false),
             played: AtomicBool::new(false),
             notified: Mutex::default(),
+            running: Mutex::default(),
         }
     }
 
@@ -87,6 +90,18 @@ impl HostState {
         let mut s = lock(&self.stats);
         s.failed = s.failed.saturating_sub(1);
         s.rescued += 1;
+    }
+
+    /// The host started working on a task. Cleared by `end_task` only: when the run is
+    /// interrupted, its future is dropped and what was running stays recorded.
+    pub fn begin_task(&self, name: String, location: String) {
+        *lock(&self.running) = Some((name, location));
+    }
+    pub fn end_task(&self) {
+        *lock(&self.running) = None;
+    }
+    pub fn running_task(&self) -> Option<(String, String)> {
+        lock(&self.running).clone()
     }
 
     pub fn stats(&self) -> Stats {

@@ -14,20 +14,24 @@ mod vars;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt, join_all};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
-pub use events::{Event, Output, Stats, Status};
+pub use events::{Event, Output, RunningTask, Stats, Status};
 use host::HostState;
 
 use crate::diag::Diag;
 use crate::inventory::Inventory;
 use crate::playbook::{Play, Playbook, Serial, Strategy, Task, TaskKind, TaskOpts};
 use crate::template::{Templar, Vars};
+
+/// How long an interrupted run waits for its commands to be stopped and its connections
+/// closed: with the recap, the interrupt is over within 5 s even when a host does not answer.
+const INTERRUPT_CLEANUP: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -156,7 +160,9 @@ impl Engine {
         Ok(self.finish(t0, false).await)
     }
 
-    /// Closes every connection and emits the recap.
+    /// Closes every connection and emits the recap. `interrupted`: the future of `run` has
+    /// been dropped (which starts stopping the commands it was running, see
+    /// `connection::Cleanup`); says what was running, and waits a bounded time for the stops.
     pub async fn finish(&self, t0: Instant, interrupted: bool) -> RunSummary {
         let hosts: Vec<Arc<HostState>> = self
             .hosts
@@ -165,7 +171,38 @@ impl Engine {
             .values()
             .cloned()
             .collect();
-        join_all(hosts.iter().map(|h| h.close())).await;
+        if interrupted {
+            let running = hosts
+                .iter()
+                .filter_map(|h| {
+                    let (task, location) = h.running_task()?;
+                    Some(RunningTask {
+                        host: h.name.clone(),
+                        task,
+                        location,
+                    })
+                })
+                .collect();
+            self.emit(Event::Interrupted { running });
+            let closes = hosts.iter().map(|h| async move {
+                let done = tokio::time::timeout(INTERRUPT_CLEANUP, h.close()).await;
+                (h, done.is_ok())
+            });
+            for (h, done) in join_all(closes).await {
+                if !done {
+                    self.emit(Event::Warning {
+                        message: format!(
+                            "{}: no answer within {}s while stopping its commands; they may \
+                             still be running there",
+                            h.name,
+                            INTERRUPT_CLEANUP.as_secs()
+                        ),
+                    });
+                }
+            }
+        } else {
+            join_all(hosts.iter().map(|h| h.close())).await;
+        }
         let stats: IndexMap<String, Stats> = hosts
             .iter()
             .filter(|h| h.played())

@@ -85,6 +85,11 @@ pub fn setup_task(play: &Play) -> Task {
     }
 }
 
+/// `file:line` of a task, as events show it.
+fn task_location(task: &Task) -> String {
+    format!("{}:{}", task.loc.path().display(), task.loc.line)
+}
+
 fn template_failure(task: &Task, what: &str, e: &TemplateError, limited: bool) -> Outcome {
     let mut msg = format!(
         "task '{}' at {}: {what}: {}",
@@ -124,7 +129,7 @@ impl Engine {
         };
         self.emit(Event::TaskStart {
             name: task.display_name(),
-            location: format!("{}:{}", task.loc.path().display(), task.loc.line),
+            location: task_location(task),
             hosts: hosts.to_vec(),
             handler,
         });
@@ -231,6 +236,8 @@ impl Engine {
             host: host.to_string(),
             task: task.display_name(),
         });
+        let hs = self.host(host);
+        hs.begin_task(task.display_name(), task_location(task));
         let vars = self.vars_for(pc, host, inh, &task.vars, hostvars);
         let conds: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
         let outcome = match &task.loop_ {
@@ -249,6 +256,7 @@ impl Engine {
         let result = outcome.result.clone();
         self.apply_result(task, host, &result);
         self.report(task, host, opts, &outcome, t0, None);
+        hs.end_task();
         result
     }
 

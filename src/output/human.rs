@@ -309,6 +309,35 @@ impl Output for Human {
             Event::Warning { message } => {
                 st.println(format!("{} {message}", style("[WARNING]:").magenta()));
             }
+            Event::Interrupted { running } => {
+                st.clear_bars();
+                st.println(format!(
+                    "\n{}",
+                    style("interrupted (SIGINT): stopping what was running")
+                        .red()
+                        .bold()
+                ));
+                if running.is_empty() {
+                    st.println("  no task was running".to_string());
+                }
+                // One line per task, with the hosts that were running it.
+                let mut tasks: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+                for r in running {
+                    match tasks
+                        .iter_mut()
+                        .find(|(t, l, _)| *t == r.task && *l == r.location)
+                    {
+                        Some((_, _, hosts)) => hosts.push(&r.host),
+                        None => tasks.push((&r.task, &r.location, vec![&r.host])),
+                    }
+                }
+                for (task, location, hosts) in tasks {
+                    st.println(format!(
+                        "  TASK [{task}] ({location}) on {}",
+                        hosts.join(", ")
+                    ));
+                }
+            }
             Event::Recap {
                 hosts,
                 elapsed_ms,

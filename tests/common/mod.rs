@@ -354,3 +354,129 @@ impl Drop for WinrmPeer {
         let _ = self.child.wait();
     }
 }
+
+/// Processes whose command line contains `needle`, as (pid, command line). The lab hosts and
+/// the WinRM peer share the controller's pid namespace, so this sees their processes too.
+pub fn procs_with(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Zombies (and processes gone meanwhile) have no command line.
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            found.push((pid, line.trim_end().to_string()));
+        }
+    }
+    found
+}
+
+/// Polls `cond` until it holds; panics with `what` (and the last state `cond` reports) after
+/// `limit`.
+pub fn wait_until(
+    limit: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Result<(), String>,
+) {
+    let t0 = std::time::Instant::now();
+    loop {
+        match cond() {
+            Ok(()) => return,
+            Err(state) if t0.elapsed() > limit => {
+                panic!("{what}: not within {limit:?}: {state}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A `mixop` running in the background (to be interrupted), its output collected.
+pub struct Background {
+    child: std::process::Child,
+    out: Option<std::thread::JoinHandle<String>>,
+    err: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Work {
+    pub fn spawn_mixop(&self, args: &[&str]) -> Background {
+        let mut child = Command::new(mixop_bin())
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start mixop");
+        let drain = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut s = Vec::new();
+                let _ = r.read_to_end(&mut s);
+                String::from_utf8_lossy(&s).into_owned()
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().unwrap()));
+        let err = drain(Box::new(child.stderr.take().unwrap()));
+        Background {
+            child,
+            out: Some(out),
+            err: Some(err),
+        }
+    }
+}
+
+impl Background {
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Sends SIGINT, as Ctrl-C does (to mixop alone, as `kill -INT` does: nothing else gets it).
+    pub fn interrupt(&self) {
+        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        assert_eq!(rc, 0, "kill -INT {}", self.child.id());
+    }
+
+    /// Waits for mixop to exit, at most `limit` (then kills it and fails): its output and how
+    /// long it took.
+    pub fn wait(mut self, limit: std::time::Duration) -> (Run, std::time::Duration) {
+        let t0 = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for mixop") {
+                break s;
+            }
+            if t0.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let out = self.out.take().unwrap().join().unwrap_or_default();
+                panic!("mixop did not exit within {limit:?}; stdout:\n{out}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let took = t0.elapsed();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: self.out.take().unwrap().join().unwrap_or_default(),
+            stderr: self.err.take().unwrap().join().unwrap_or_default(),
+        };
+        (run, took)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -312,7 +312,7 @@ async fn exec_put(
     };
     let cmd = shell_words::join(["/bin/sh", "-c", script.as_str()]);
     let out = conn
-        .run(sess, &cmd, input, Sink::Collect, None, None, None)
+        .run(sess, &cmd, input, Sink::Collect, None, None, None, None)
         .await?;
     if out.rc != 0 {
         return Err(ConnError::failed(format!(
@@ -484,6 +484,7 @@ async fn exec_get(
             &cmd,
             Input::None,
             Sink::File(sink_file),
+            None,
             None,
             None,
             None,

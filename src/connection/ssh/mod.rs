@@ -26,8 +26,8 @@ use self::options::SshOptions;
 use self::session::ClientHandler;
 use super::sudo::{SudoHandshake, SudoStep, posix_command};
 use super::{
-    Become, CommandOutput, CommandSpec, ConnError, Connection, MAX_CAPTURE, OutputChunk, Transport,
-    output_too_large,
+    Become, CLEANUP_LIMIT, Cleanup, CommandOutput, CommandSpec, ConnError, Connection, MAX_CAPTURE,
+    OutputChunk, Transport, output_too_large, stop_group_command,
 };
 
 /// Channels we run at once on one session. OpenSSH's sshd allows 10 sessions per connection
@@ -37,13 +37,17 @@ const MAX_CHANNELS: usize = 9;
 /// Size of one file transfer request / stdin write.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
-/// An SSH connection to one host.
+/// An SSH connection to one host. Clones share everything (a stop running in the background
+/// holds one).
+#[derive(Clone)]
 pub struct SshConnection {
     opts: Arc<SshOptions>,
     keys: Arc<Vec<LoadedKey>>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     /// TCP connections (sessions) opened so far, reconnects included.
-    sessions_opened: AtomicU64,
+    sessions_opened: Arc<AtomicU64>,
+    /// Stops of commands whose `exec` was dropped, waited for by `close`.
+    cleanup: Cleanup,
 }
 
 struct State {
@@ -92,11 +96,12 @@ impl SshConnection {
         let conn = SshConnection {
             opts: Arc::new(opts),
             keys: Arc::new(keys),
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 session: None,
                 closed: false,
-            }),
-            sessions_opened: AtomicU64::new(0),
+            })),
+            sessions_opened: Arc::new(AtomicU64::new(0)),
+            cleanup: Cleanup::default(),
         };
         conn.session().await?;
         Ok(conn)
@@ -195,7 +200,9 @@ impl SshConnection {
 
     /// Runs `cmdline` (already a complete command line for the remote shell) on a new channel.
     /// With `sudo`, stderr goes through the handshake first: the password is written only when
-    /// sudo asks, `input` only once the command has started.
+    /// sudo asks, `input` only once the command has started. With `group`, the command line
+    /// starts with PGID_PROLOGUE: its process group is recorded there, and stopped when the
+    /// deadline passes or the output is too large.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run(
         &self,
@@ -204,12 +211,13 @@ impl SshConnection {
         input: Input,
         mut sink: Sink,
         output: Option<tokio::sync::mpsc::UnboundedSender<OutputChunk>>,
-        deadline: Option<Deadline>,
+        deadline: Option<Duration>,
         mut sudo: Option<SudoHandshake>,
+        group: Option<&Group>,
     ) -> Result<RunResult, ConnError> {
         // The deadline covers waiting for a channel too (a server at its session limit, or a
         // link that went silent), not just the command itself.
-        let deadline_at = deadline.as_ref().map(|d| deadline_after(d.after));
+        let deadline_at = deadline.map(deadline_after);
         let start = async {
             let permit = self.permit(sess).await?;
             let ch = self.open_channel(sess).await?;
@@ -218,10 +226,10 @@ impl SshConnection {
                 .map_err(|e| self.lost(sess, "starting a command", e))?;
             Ok::<_, ConnError>((permit, ch))
         };
-        let started = match (deadline_at, &deadline) {
-            (Some(at), Some(d)) => tokio::time::timeout_at(at, start)
+        let started = match (deadline_at, deadline) {
+            (Some(at), Some(after)) => tokio::time::timeout_at(at, start)
                 .await
-                .map_err(|_| self.timed_out(d.after))?,
+                .map_err(|_| self.timed_out(after))?,
             _ => start.await,
         };
         let (_permit, ch) = started?;
@@ -258,9 +266,8 @@ impl SshConnection {
             Ok::<(), russh::Error>(())
         };
 
-        // With a deadline the command announces its process group first (see PGID_PROLOGUE).
-        let pgid = AtomicU32::new(0);
-        let mut marker = deadline.as_ref().map(|_| Vec::new());
+        // A stoppable command announces its process group first (see PGID_PROLOGUE).
+        let mut marker = group.map(|_| Vec::new());
         let reader = async {
             tokio::pin!(writer);
             let mut writer_done = false;
@@ -343,7 +350,9 @@ impl SshConnection {
                                     match take_pgid_marker(buf) {
                                         None => continue,
                                         Some((id, rest)) => {
-                                            pgid.store(id.unwrap_or(0), Ordering::Relaxed);
+                                            if let Some(g) = group {
+                                                g.pgid.store(id.unwrap_or(0), Ordering::SeqCst);
+                                            }
                                             marker = None;
                                             rest
                                         }
@@ -356,9 +365,11 @@ impl SshConnection {
                             res.stderr.extend_from_slice(&data);
                         }
                         Some(ChannelMsg::ExitStatus { exit_status }) => {
+                            Group::ended(group);
                             status = Some(exit_status as i32)
                         }
                         Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                            Group::ended(group);
                             status = Some(128 + signal_number(&signal_name))
                         }
                         Some(ChannelMsg::Failure) => {
@@ -404,38 +415,26 @@ impl SshConnection {
             }
         };
 
-        let kill_as = deadline.as_ref().and_then(|d| d.kill_as.clone());
-        let out = match deadline {
-            None => reader.await,
-            Some(d) => match tokio::time::timeout_at(
-                deadline_at.unwrap_or_else(|| deadline_after(d.after)),
-                reader,
-            )
-            .await
-            {
+        let out = match (deadline_at, deadline) {
+            (Some(at), Some(after)) => match tokio::time::timeout_at(at, reader).await {
                 Ok(r) => r,
                 Err(_) => {
                     // sshd refuses `signal` requests in many setups (root sessions, OpenSSH
-                    // before 7.9), so the process group the command announced is killed from a
-                    // second channel, with the same privileges, after the signal and close.
+                    // before 7.9), so the process group the command announced is stopped from
+                    // a second channel, with the same privileges, after the signal and close.
                     let _ = tx.signal(Sig::KILL).await;
                     let _ = tx.close().await;
-                    let id = pgid.load(Ordering::Relaxed);
-                    if id > 1 {
-                        self.kill_group(sess, id, d.kill_as).await;
-                    }
-                    return Err(self.timed_out(d.after));
+                    self.stop_group(sess, group).await;
+                    return Err(self.timed_out(after));
                 }
             },
+            _ => reader.await,
         };
         if overflow {
             // Too much output: stop the command rather than wait for it.
             let _ = tx.signal(Sig::KILL).await;
             let _ = tx.close().await;
-            let id = pgid.load(Ordering::Relaxed);
-            if id > 1 {
-                self.kill_group(sess, id, kill_as).await;
-            }
+            self.stop_group(sess, group).await;
         }
         if let Sink::File(f) = &mut sink {
             f.flush()
@@ -455,14 +454,58 @@ fn deadline_after(after: Duration) -> tokio::time::Instant {
         .unwrap_or(now)
 }
 
-/// A per-command timeout, and the privileges needed to stop the command when it expires.
-pub(crate) struct Deadline {
-    pub after: Duration,
-    pub kill_as: Option<Become>,
+/// A command's process group, as its PGID_PROLOGUE announced it, and the privileges needed to
+/// stop it (a become'd command runs as another user).
+pub(crate) struct Group {
+    /// 0 until announced, and again once the command ended or was stopped.
+    pgid: AtomicU32,
+    kill_as: Option<Become>,
 }
 
-/// Prepended to commands that have a timeout: prints the command's process group on stderr
-/// (read from /proc on Linux, else the shell's pid), which `run` strips from the output.
+impl Group {
+    fn new(kill_as: Option<Become>) -> Group {
+        Group {
+            pgid: AtomicU32::new(0),
+            kill_as,
+        }
+    }
+
+    /// The command ended: there is nothing left to stop (its number may be reused).
+    fn ended(group: Option<&Group>) {
+        if let Some(g) = group {
+            g.pgid.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// The group to stop, once: later callers get `None`.
+    fn take(&self) -> Option<u32> {
+        Some(self.pgid.swap(0, Ordering::SeqCst)).filter(|id| *id > 1)
+    }
+}
+
+/// Stops the command's process group when `exec` is dropped while it runs (Ctrl-C, a caller's
+/// timeout): from a new channel of the same session, in the background; `close` waits for it.
+struct StopOnDrop {
+    conn: SshConnection,
+    sess: Arc<Session>,
+    group: Arc<Group>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.group.take() {
+            let (conn, sess) = (self.conn.clone(), self.sess.clone());
+            let kill_as = self.group.kill_as.clone();
+            self.conn.cleanup.spawn(async move {
+                conn.kill_group(&sess, id, kill_as).await;
+            });
+        }
+    }
+}
+
+/// Prepended to every command: prints the command's process group on stderr (read from /proc
+/// on Linux, else the shell's pid), which `run` strips from the output. A non-pty command
+/// outlives its channel, so this is how mixop can stop it (see `Group`).
 const PGID_PROLOGUE: &str = "read -r _ _ _ _ __mixop_pg _ < /proc/$$/stat 2>/dev/null || __mixop_pg=$$; printf '\\001mixop-pgid:%s\\n' \"$__mixop_pg\" >&2; unset __mixop_pg; ";
 const PGID_MARK: &[u8] = b"\x01mixop-pgid:";
 
@@ -483,20 +526,22 @@ fn take_pgid_marker(buf: &mut Vec<u8>) -> Option<(Option<u32>, Vec<u8>)> {
 }
 
 impl SshConnection {
-    /// Stops a timed-out command's process group: TERM (which sudo relays), then KILL.
+    /// Stops the command's group, if it announced one and it is still running.
+    async fn stop_group(&self, sess: &Session, group: Option<&Group>) {
+        if let Some(g) = group
+            && let Some(id) = g.take()
+        {
+            self.kill_group(sess, id, g.kill_as.clone()).await;
+        }
+    }
+
+    /// Stops a process group (`stop_group_command`) from a new channel.
     async fn kill_group(&self, sess: &Session, pgid: u32, kill_as: Option<Become>) {
-        let spec = CommandSpec {
-            cmd: format!(
-                "kill -TERM -- -{pgid} 2>/dev/null; sleep 0.2; kill -KILL -- -{pgid} 2>/dev/null || kill -KILL {pgid} 2>/dev/null; true"
-            ),
-            become_: kill_as,
-            ..Default::default()
-        };
-        let Ok(line) = command_line(&spec) else {
+        let Ok(line) = command_line(&stop_group_command(pgid, kill_as)) else {
             return;
         };
         let input = line.stdin.map_or(Input::None, Input::Bytes);
-        // Boxed: `run` calls this function when a deadline passes.
+        // Boxed: `run` calls this function.
         let run = Box::pin(self.run(
             sess,
             &line.cmdline,
@@ -505,9 +550,12 @@ impl SshConnection {
             None,
             None,
             line.sudo,
+            None,
         ));
-        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), run).await {
-            tracing::debug!(error = %e, "could not stop a timed-out command");
+        match tokio::time::timeout(Duration::from_secs(5), run).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, pgid, "could not stop a command"),
+            Err(_) => tracing::debug!(pgid, "stopping a command took too long"),
         }
     }
 }
@@ -622,17 +670,9 @@ impl Connection for SshConnection {
     }
 
     async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, ConnError> {
-        let line = if spec.timeout.is_some() {
-            let mut s = spec.clone();
-            s.cmd = format!("{PGID_PROLOGUE}{}", spec.cmd);
-            command_line(&s)?
-        } else {
-            command_line(&spec)?
-        };
-        let deadline = spec.timeout.map(|after| Deadline {
-            after,
-            kill_as: spec.become_.clone(),
-        });
+        let mut s = spec.clone();
+        s.cmd = format!("{PGID_PROLOGUE}{}", spec.cmd);
+        let line = command_line(&s)?;
         let input = match line.stdin {
             Some(b) => Input::Bytes(b),
             None => Input::None,
@@ -640,6 +680,11 @@ impl Connection for SshConnection {
         // A session found dead is replaced here (one reconnect); a command that was running
         // when the session broke fails and is never re-run.
         let sess = self.session().await?;
+        let stop = StopOnDrop {
+            conn: self.clone(),
+            sess: sess.clone(),
+            group: Arc::new(Group::new(spec.become_.clone())),
+        };
         let out = self
             .run(
                 &sess,
@@ -647,10 +692,14 @@ impl Connection for SshConnection {
                 input,
                 Sink::Collect,
                 spec.output.clone(),
-                deadline,
+                spec.timeout,
                 line.sudo,
+                Some(&stop.group),
             )
-            .await?;
+            .await;
+        // Finished (or stopped already): nothing for the guard to do.
+        Group::ended(Some(&stop.group));
+        let out = out?;
         if let Some(e) = sudo_failure(&spec, &out) {
             return Err(e);
         }
@@ -680,6 +729,8 @@ impl Connection for SshConnection {
     }
 
     async fn close(&self) {
+        // Commands being stopped need the session for that.
+        self.cleanup.settle(CLEANUP_LIMIT).await;
         let mut st = self.state.lock().await;
         st.closed = true;
         if let Some(s) = st.session.take() {

@@ -680,6 +680,12 @@ impl Connection for WinrmConnection {
 
     async fn close(&self) {
         if !self.closed.swap(true, Ordering::Relaxed) {
+            // Commands that were cancelled (Ctrl-C) get their Signal terminate first: Delete
+            // ends a shell's processes too, but the host is told to stop each command.
+            self.session
+                .cleanup
+                .settle(crate::connection::CLEANUP_LIMIT)
+                .await;
             self.shell.delete().await;
         }
     }

@@ -28,7 +28,8 @@ const MAX_STDERR: usize = 64 * 1024;
 enum Mode {
     /// No process yet (or the last one was stopped): start one on the next request.
     Idle,
-    Running(Running),
+    /// Boxed: the process is large beside the other states.
+    Running(Box<Running>),
     /// The host process could not start: one powershell.exe per request.
     PerRequest,
 }
@@ -96,7 +97,7 @@ impl PsHost {
             }
             Mode::Running(r) if r.proc.exited().is_none() => r,
             Mode::Running(_) | Mode::Idle => match self.start(shell).await {
-                Ok(r) => r,
+                Ok(r) => Box::new(r),
                 Err(e) => {
                     warnings.push(format!(
                         "the PowerShell host process could not start ({e}); falling back to one \
@@ -114,9 +115,9 @@ impl PsHost {
             // The process died between requests: this request never started, so it is safe
             // to send it to a new one, once.
             drop(running);
-            running = self.start(shell).await.map_err(|e2| {
+            running = Box::new(self.start(shell).await.map_err(|e2| {
                 ConnError::failed(format!("{e}; restarting the PowerShell host failed: {e2}"))
-            })?;
+            })?);
             warnings.push(format!(
                 "the PowerShell host process had stopped ({e}); a new one was started"
             ));

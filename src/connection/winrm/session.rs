@@ -123,6 +123,9 @@ pub struct SessionHandle {
     pub active: Arc<AtomicUsize>,
     pub stats: Arc<Stats>,
     pub settings: Arc<Settings>,
+    /// Requests nobody waits for (the Signal for a cancelled command, the Delete of its own
+    /// shell); `WinrmConnection::close` waits for them before it deletes the shell.
+    pub cleanup: crate::connection::Cleanup,
 }
 
 impl SessionHandle {
@@ -134,6 +137,7 @@ impl SessionHandle {
             active: Arc::new(AtomicUsize::new(0)),
             stats: Arc::new(Stats::default()),
             settings: settings.clone(),
+            cleanup: Default::default(),
         };
         let ctx = Ctx {
             settings,
@@ -171,14 +175,13 @@ impl SessionHandle {
         }
     }
 
-    /// Queues a request without waiting for it (cleanup that nobody awaits).
+    /// Sends a request without waiting for it (cleanup that nobody awaits), tracked in
+    /// `cleanup`.
     pub fn call_detached(&self, req: soap::Request) {
         let h = self.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = h.call(req).await;
-            });
-        }
+        self.cleanup.spawn(async move {
+            let _ = h.call(req).await;
+        });
     }
 }
 

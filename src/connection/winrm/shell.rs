@@ -130,15 +130,13 @@ fn lock(book: &SharedBook) -> std::sync::MutexGuard<'_, Book> {
 /// book until the Delete has been answered, so `Shell::delete` at the end of the run still
 /// deletes it should this not get through first.
 fn delete_detached(session: &SessionHandle, book: &SharedBook, shell: String) {
-    let (session, book) = (session.clone(), book.clone());
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(async move {
-            let _ = session.call(soap::delete_shell(&shell)).await;
-            let mut b = lock(&book);
-            b.shells.remove(&shell);
-            b.own.remove(&shell);
-        });
-    }
+    let (s, book) = (session.clone(), book.clone());
+    session.cleanup.spawn(async move {
+        let _ = s.call(soap::delete_shell(&shell)).await;
+        let mut b = lock(&book);
+        b.shells.remove(&shell);
+        b.own.remove(&shell);
+    });
 }
 
 /// A started command's claim on its shell: a retired shell is deleted when its last claim ends.
