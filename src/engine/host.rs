@@ -25,6 +25,9 @@ pub struct HostState {
     /// Took part in at least one play (only those appear in the recap).
     played: AtomicBool,
     notified: Mutex<Vec<String>>,
+    /// The last failure counted against the host: the task (as `ansible_failed_task` shows it)
+    /// and its result.
+    last_failure: Mutex<Option<(Value, Map<String, Value>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -44,6 +47,7 @@ impl HostState {
             ended: AtomicBool::new(false),
             played: AtomicBool::new(false),
             notified: Mutex::default(),
+            last_failure: Mutex::default(),
         }
     }
 
@@ -87,6 +91,19 @@ impl HostState {
         let mut s = lock(&self.stats);
         s.failed = s.failed.saturating_sub(1);
         s.rescued += 1;
+    }
+
+    pub fn record_failure(&self, task: Value, result: Map<String, Value>) {
+        *lock(&self.last_failure) = Some((task, result));
+    }
+    /// Makes the last failure the facts `ansible_failed_task` and `ansible_failed_result`, as
+    /// ansible-core does for a failure inside a block that has `rescue` (at any depth): they stay
+    /// set for the rest of the run, in `hostvars` too.
+    pub fn publish_failure(&self) {
+        if let Some((task, result)) = lock(&self.last_failure).clone() {
+            self.set_fact("ansible_failed_task", task);
+            self.set_fact("ansible_failed_result", Value::Object(result));
+        }
     }
 
     pub fn stats(&self) -> Stats {

@@ -180,20 +180,14 @@ impl Engine {
     }
 
     async fn run_play(&self, play: &Play) -> Result<(), Diag> {
-        let extra = Vars {
-            vars: Arc::new(self.opts.extra_vars.clone()),
-            hostvars: Arc::default(),
-            data_vars: Arc::default(),
-        };
-        let pattern = self
-            .templar
-            .render_str(&play.hosts, &extra)
-            .map_err(|e| Diag::input(format!("hosts: {}", e.message)).at(&play.loc))?;
-        let mut hosts = self.inv.select(&pattern)?;
-        if let Some(limit) = &self.opts.limit {
-            let allowed = self.inv.select(limit)?;
-            hosts.retain(|h| allowed.contains(h));
-        }
+        let extra = &self.opts.extra_vars;
+        let (pattern, mut hosts) = play_hosts(
+            &self.inv,
+            &self.templar,
+            play,
+            extra,
+            self.opts.limit.as_deref(),
+        )?;
         hosts.retain(|h| self.host_active(h));
         if hosts.is_empty() {
             self.emit(Event::Warning {
@@ -204,8 +198,8 @@ impl Engine {
             });
             return Ok(());
         }
-        let play_vars = self.play_vars(play, &extra)?;
-        let name = self.play_name(play, &pattern, &play_vars)?;
+        let play_vars = play_vars(&self.templar, play, extra)?;
+        let name = play_name(&self.templar, play, &pattern, &play_vars, extra)?;
         for h in &hosts {
             self.host(h).mark_played();
         }
@@ -232,61 +226,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// The play's name templated with play and extra vars (an undefined variable is an error,
-    /// as in ansible-core); a play without a name is called by its rendered host pattern.
-    fn play_name(
-        &self,
-        play: &Play,
-        pattern: &str,
-        play_vars: &Map<String, Value>,
-    ) -> Result<String, Diag> {
-        if !play.named {
-            return Ok(pattern.to_string());
-        }
-        let mut vars = play_vars.clone();
-        crate::value::merge(&mut vars, &self.opts.extra_vars, false);
-        let ctx = Vars {
-            vars: Arc::new(vars),
-            hostvars: Arc::default(),
-            data_vars: Arc::default(),
-        };
-        self.templar
-            .render_str(&play.name, &ctx)
-            .map_err(|e| Diag::input(format!("play name: {}", e.message)).at(&play.loc))
-    }
-
-    fn play_vars(&self, play: &Play, extra: &Vars) -> Result<Map<String, Value>, Diag> {
-        let mut vars = play.vars.clone();
-        for (file, loc) in &play.vars_files {
-            let mut ctx_map = vars.clone();
-            crate::value::merge(&mut ctx_map, &self.opts.extra_vars, false);
-            let ctx = Vars {
-                vars: Arc::new(ctx_map),
-                hostvars: extra.hostvars.clone(),
-                data_vars: Arc::default(),
-            };
-            let name = self
-                .templar
-                .render_str(file, &ctx)
-                .map_err(|e| Diag::input(format!("vars_files: {}", e.message)).at(loc))?;
-            let path = play.dir.join(&name);
-            let docs = crate::yaml::load_file(&path)
-                .map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
-            match docs.first().map(|d| d.to_value()) {
-                Some(Value::Object(m)) => crate::value::merge(&mut vars, &m, false),
-                None | Some(Value::Null) => {}
-                Some(_) => {
-                    return Err(Diag::input(format!(
-                        "{}: a vars file must be a mapping",
-                        path.display()
-                    ))
-                    .at(loc));
-                }
-            }
-        }
-        Ok(vars)
     }
 
     async fn run_batch(&self, pc: &PlayCtx<'_>) {
@@ -411,16 +350,29 @@ impl Engine {
         let mut in_block = child.clone();
         in_block.rescuable = inh.rescuable || !rescue.is_empty();
         self.run_items(pc, block, active, &in_block).await;
-        let failed: Vec<String> = active
-            .iter()
-            .filter(|h| self.host(h).is_failed())
-            .cloned()
-            .collect();
+        let failed_in = |hosts: &[String]| -> Vec<String> {
+            hosts
+                .iter()
+                .filter(|h| self.host(h).is_failed())
+                .cloned()
+                .collect()
+        };
+        let failed = failed_in(active);
+        // A failure under a `rescue` (this block's or an enclosing one's) sets
+        // ansible_failed_task/_result before anything else runs on that host.
+        if in_block.rescuable {
+            failed.iter().for_each(|h| self.host(h).publish_failure());
+        }
         if !rescue.is_empty() && !failed.is_empty() {
             for h in &failed {
                 self.host(h).rescue();
             }
             self.run_items(pc, rescue, &failed, &child).await;
+            if child.rescuable {
+                failed_in(&failed)
+                    .iter()
+                    .for_each(|h| self.host(h).publish_failure());
+            }
         }
         if !always.is_empty() {
             let hosts: Vec<String> = active
@@ -428,11 +380,7 @@ impl Engine {
                 .filter(|h| !self.host(h).is_unreachable())
                 .cloned()
                 .collect();
-            let still_failed: Vec<String> = hosts
-                .iter()
-                .filter(|h| self.host(h).is_failed())
-                .cloned()
-                .collect();
+            let still_failed = failed_in(&hosts);
             for h in &still_failed {
                 self.host(h).set_failed(false);
             }
@@ -459,6 +407,85 @@ impl Engine {
         }
         tags_selected(&task.tags, &self.opts.tags, &self.opts.skip_tags)
     }
+}
+
+/// Extra vars alone, for what is templated before a play has variables of its own.
+fn extra_only(extra_vars: &Map<String, Value>) -> Vars {
+    Vars {
+        vars: Arc::new(extra_vars.clone()),
+        hostvars: Arc::default(),
+        data_vars: Arc::default(),
+    }
+}
+
+/// A play's host pattern rendered with the extra vars, and the hosts it selects within
+/// `--limit`, in inventory order.
+pub(crate) fn play_hosts(
+    inv: &Inventory,
+    templar: &Templar,
+    play: &Play,
+    extra_vars: &Map<String, Value>,
+    limit: Option<&str>,
+) -> Result<(String, Vec<String>), Diag> {
+    let pattern = templar
+        .render_str(&play.hosts, &extra_only(extra_vars))
+        .map_err(|e| Diag::input(format!("hosts: {}", e.message)).at(&play.loc))?;
+    let mut hosts = inv.select(&pattern)?;
+    if let Some(limit) = limit {
+        let allowed = inv.select(limit)?;
+        hosts.retain(|h| allowed.contains(h));
+    }
+    Ok((pattern, hosts))
+}
+
+/// A play's `vars` and `vars_files` (file names templated with those vars and the extra vars).
+pub(crate) fn play_vars(
+    templar: &Templar,
+    play: &Play,
+    extra_vars: &Map<String, Value>,
+) -> Result<Map<String, Value>, Diag> {
+    let mut vars = play.vars.clone();
+    for (file, loc) in &play.vars_files {
+        let mut ctx_map = vars.clone();
+        crate::value::merge(&mut ctx_map, extra_vars, false);
+        let name = templar
+            .render_str(file, &extra_only(&ctx_map))
+            .map_err(|e| Diag::input(format!("vars_files: {}", e.message)).at(loc))?;
+        let path = play.dir.join(&name);
+        let docs =
+            crate::yaml::load_file(&path).map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
+        match docs.first().map(|d| d.to_value()) {
+            Some(Value::Object(m)) => crate::value::merge(&mut vars, &m, false),
+            None | Some(Value::Null) => {}
+            Some(_) => {
+                return Err(Diag::input(format!(
+                    "{}: a vars file must be a mapping",
+                    path.display()
+                ))
+                .at(loc));
+            }
+        }
+    }
+    Ok(vars)
+}
+
+/// The play's name templated with play and extra vars (an undefined variable is an error, as in
+/// ansible-core); a play without a name is called by its rendered host pattern.
+pub(crate) fn play_name(
+    templar: &Templar,
+    play: &Play,
+    pattern: &str,
+    play_vars: &Map<String, Value>,
+    extra_vars: &Map<String, Value>,
+) -> Result<String, Diag> {
+    if !play.named {
+        return Ok(pattern.to_string());
+    }
+    let mut vars = play_vars.clone();
+    crate::value::merge(&mut vars, extra_vars, false);
+    templar
+        .render_str(&play.name, &extra_only(&vars))
+        .map_err(|e| Diag::input(format!("play name: {}", e.message)).at(&play.loc))
 }
 
 /// Ansible's tag rules: `always` runs unless skipped by name, `never` only when asked for.
