@@ -265,6 +265,13 @@ fn run_cmd(args: RunArgs) -> Result<i32, Diag> {
 fn listing(plan: &Plan, args: &RunArgs) -> Result<String, Diag> {
     use std::fmt::Write;
     let opts = &args.plan;
+    // As ansible-playbook: --list-tags without tag options lists `never` tasks' tags too.
+    let only = if args.list_tags && opts.tags.is_empty() && opts.skip_tags.is_empty() {
+        vec!["never".to_string(), "all".to_string()]
+    } else {
+        opts.tags.clone()
+    };
+    let select = |tags: &[String]| crate::engine::tags_selected(tags, &only, &opts.skip_tags);
     let mut text = format!("\nplaybook: {}\n", opts.playbook.display());
     for (idx, play) in plan.playbook.plays.iter().enumerate() {
         let (pattern, hosts) = crate::engine::play_hosts(
@@ -300,7 +307,7 @@ fn listing(plan: &Plan, args: &RunArgs) -> Result<String, Diag> {
         let mut all_tags: Vec<String> = play.tags.clone();
         let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
         for task in sections.into_iter().flatten() {
-            list_task(task, opts, &play.tags, &mut all_tags, &mut lines);
+            list_task(task, &select, &play.tags, &mut all_tags, &mut lines);
         }
         if args.list_tasks {
             let _ = write!(text, "    tasks:\n{lines}");
@@ -310,7 +317,6 @@ fn listing(plan: &Plan, args: &RunArgs) -> Result<String, Diag> {
             all_tags.dedup();
             let _ = writeln!(text, "      TASK TAGS: [{}]", all_tags.join(", "));
         }
-        text.push('\n');
     }
     Ok(text)
 }
@@ -318,18 +324,18 @@ fn listing(plan: &Plan, args: &RunArgs) -> Result<String, Diag> {
 /// One task of `listing` (a block: the tasks of its `block:` section), if the tags select it.
 fn list_task(
     task: &crate::playbook::Task,
-    opts: &PlanArgs,
+    select: &dyn Fn(&[String]) -> bool,
     play_tags: &[String],
     all_tags: &mut Vec<String>,
     lines: &mut String,
 ) {
     if let crate::playbook::TaskKind::Block { block, .. } = &task.kind {
         for t in block {
-            list_task(t, opts, play_tags, all_tags, lines);
+            list_task(t, select, play_tags, all_tags, lines);
         }
         return;
     }
-    if !crate::engine::tags_selected(&task.tags, &opts.tags, &opts.skip_tags) {
+    if !select(&task.tags) {
         return;
     }
     all_tags.extend(task.tags.iter().cloned());

@@ -488,27 +488,25 @@ pub(crate) fn play_name(
         .map_err(|e| Diag::input(format!("play name: {}", e.message)).at(&play.loc))
 }
 
-/// Ansible's tag rules: `always` runs unless skipped by name, `never` only when asked for.
+/// Ansible's tag rules (ansible-core's `Taggable.evaluate_tags`): `always` runs unless skipped
+/// by name, `never` only when asked for by name; no `--tags` means `all`; an untagged task
+/// matches `untagged`.
 pub fn tags_selected(task_tags: &[String], only: &[String], skip: &[String]) -> bool {
     let has = |t: &str| task_tags.iter().any(|x| x == t);
-    if skip.iter().any(|s| {
-        has(s)
-            || (s == "tagged" && !task_tags.is_empty())
-            || (s == "untagged" && task_tags.is_empty())
-    }) {
+    let untagged = task_tags.is_empty();
+    let names = |list: &[String]| list.iter().any(|t| has(t) || (untagged && t == "untagged"));
+    let asks = |list: &[String], t: &str| list.iter().any(|x| x == t);
+    let selected = has("always")
+        || ((only.is_empty() || asks(only, "all")) && !has("never"))
+        || names(only)
+        || (asks(only, "tagged") && !untagged && !has("never"));
+    if !selected {
         return false;
     }
-    if has("always") {
-        return true;
+    if asks(skip, "all") {
+        return has("always") && !asks(skip, "always");
     }
-    if only.is_empty() || only.iter().any(|t| t == "all") {
-        return !has("never");
-    }
-    only.iter().any(|t| {
-        has(t)
-            || (t == "tagged" && !task_tags.is_empty())
-            || (t == "untagged" && task_tags.is_empty())
-    })
+    !(names(skip) || (asks(skip, "tagged") && !untagged))
 }
 
 /// Splits hosts into `serial` batches (the last size repeats).
@@ -555,6 +553,15 @@ mod tests {
         assert!(!tags_selected(&s(&["a"]), &s(&["b"]), &s(&[])));
         assert!(tags_selected(&s(&["a"]), &s(&["tagged"]), &s(&[])));
         assert!(!tags_selected(&s(&["a"]), &s(&[]), &s(&["a"])));
+        // `never` runs when named, even beside `all` (what --list-tags asks for).
+        assert!(tags_selected(&s(&["never", "x"]), &s(&["never", "all"]), &s(&[])));
+        assert!(!tags_selected(&s(&["never"]), &s(&["tagged"]), &s(&[])));
+        assert!(tags_selected(&s(&[]), &s(&["untagged"]), &s(&[])));
+        assert!(!tags_selected(&s(&[]), &s(&[]), &s(&["untagged"])));
+        // --skip-tags all keeps only `always` tasks (unless `always` is skipped too).
+        assert!(!tags_selected(&s(&["a"]), &s(&[]), &s(&["all"])));
+        assert!(tags_selected(&s(&["always"]), &s(&[]), &s(&["all"])));
+        assert!(!tags_selected(&s(&["always"]), &s(&[]), &s(&["all", "always"])));
     }
 
     #[test]

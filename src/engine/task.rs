@@ -1104,10 +1104,12 @@ pub(crate) fn render_conn_vars(
 ) -> Result<Map<String, Value>, String> {
     let mut conn_vars = Map::new();
     for (k, v) in tvars {
+        // ansible_failed_task/_result are results (data that may quote template text).
         let connection_var = k.starts_with("mixop_")
             || (k.starts_with("ansible_")
                 && !k.starts_with("ansible_facts")
-                && !k.starts_with("ansible_play"));
+                && !k.starts_with("ansible_play")
+                && !k.starts_with("ansible_failed_"));
         if connection_var {
             let rendered = templar
                 .render_deep(v, vars)
