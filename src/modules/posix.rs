@@ -45,9 +45,14 @@ fn build_word(s: &str, glob: bool) -> (String, bool) {
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
         {
+            // The tilde prefix ends at the first unquoted `/`, so that one stays bare.
             out.push('~');
             out.push_str(user);
             i = 1 + user.len();
+            if rest[user.len()..].starts_with('/') {
+                out.push('/');
+                i += 1;
+            }
         }
     }
     while i < b.len() {
@@ -68,7 +73,7 @@ fn build_word(s: &str, glob: bool) -> (String, bool) {
             };
             if is_sh_name(name) {
                 flush(&mut lit, &mut out);
-                let written = s[i..end].replace('$', "\\$").replace('{', "\\{").replace('}', "\\}");
+                let written = s[i..end].replace('$', "\\$").replace('}', "\\}");
                 out.push_str(&format!("\"${{{name}-{written}}}\""));
                 i = end;
                 continue;
@@ -89,10 +94,14 @@ fn build_word(s: &str, glob: bool) -> (String, bool) {
             }
             if let Some(k) = s[j..].find(']') {
                 let inner = &s[i + 1..j + k];
-                // Only classes sh reads the same way stay active; others are literal text.
+                // Only classes sh reads the same way stay active (no `[:alpha:]`-style
+                // classes, which Python does not have); others are literal text.
                 if inner
                     .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"._!-]".contains(&c))
+                    .all(|c| c.is_ascii_alphanumeric() || b"._!-][".contains(&c))
+                    && !inner.contains("[:")
+                    && !inner.contains("[.")
+                    && !inner.contains("[=")
                 {
                     flush(&mut lit, &mut out);
                     bracket = true;
