@@ -282,7 +282,8 @@ fn listing(plan: &Plan, args: &RunArgs) -> Result<String, Diag> {
             opts.limit.as_deref(),
         )?;
         let vars = crate::engine::play_vars(&plan.templar, play, &plan.extra_vars)?;
-        let name = crate::engine::play_name(&plan.templar, play, &pattern, &vars, &plan.extra_vars)?;
+        let name =
+            crate::engine::play_name(&plan.templar, play, &pattern, &vars, &plan.extra_vars)?;
         let _ = write!(
             text,
             "\n  play #{} ({pattern}): {name}\tTAGS: [{}]\n",

@@ -247,12 +247,30 @@ fn missing_files_are_input_errors_naming_the_path() {
     w.local_inventory(1);
     w.write("pb.yml", FIRST);
     let cases: [(&[&str], &str); 8] = [
-        (&["run", "nope.yml", "-i", "inventory.yml"], "playbook `nope.yml`"),
-        (&["check", "nope.yml", "-i", "inventory.yml"], "playbook `nope.yml`"),
-        (&["run", "nope.yml", "--syntax-check"], "playbook `nope.yml`"),
-        (&["run", "pb.yml", "-i", "noinv.yml"], "inventory `noinv.yml`"),
-        (&["run", "pb.yml", "-i", "noinv.yml", "--list-hosts"], "inventory `noinv.yml`"),
-        (&["inventory", "-i", "noinv.yml", "--list"], "inventory `noinv.yml`"),
+        (
+            &["run", "nope.yml", "-i", "inventory.yml"],
+            "playbook `nope.yml`",
+        ),
+        (
+            &["check", "nope.yml", "-i", "inventory.yml"],
+            "playbook `nope.yml`",
+        ),
+        (
+            &["run", "nope.yml", "--syntax-check"],
+            "playbook `nope.yml`",
+        ),
+        (
+            &["run", "pb.yml", "-i", "noinv.yml"],
+            "inventory `noinv.yml`",
+        ),
+        (
+            &["run", "pb.yml", "-i", "noinv.yml", "--list-hosts"],
+            "inventory `noinv.yml`",
+        ),
+        (
+            &["inventory", "-i", "noinv.yml", "--list"],
+            "inventory `noinv.yml`",
+        ),
         (&["ping", "-i", "noinv.yml"], "inventory `noinv.yml`"),
         (
             &["run", "pb.yml", "-i", "inventory.yml", "-e", "@novars.yml"],
@@ -272,7 +290,11 @@ fn missing_files_are_input_errors_naming_the_path() {
     assert!(!w.out().join("touched").exists());
     let r = w.mixop(&["run", ".", "-i", "inventory.yml"]);
     assert_eq!(r.code, 3, "{}", r.all());
-    assert!(r.stderr.contains("playbook `.` is not a file"), "{}", r.all());
+    assert!(
+        r.stderr.contains("playbook `.` is not a file"),
+        "{}",
+        r.all()
+    );
 }
 
 #[test]
@@ -287,9 +309,20 @@ fn syntax_check_validates_and_connects_nowhere() {
     let r = w.mixop(&["run", "pb.yml", "-i", "inventory.yml", "--syntax-check"]);
     r.ok();
     assert_eq!(r.stdout, "\nplaybook: pb.yml\n");
-    let r = w.mixop(&["run", "pb.yml", "-i", "inventory.yml", "--list-hosts", "--list-tasks"]);
+    let r = w.mixop(&[
+        "run",
+        "pb.yml",
+        "-i",
+        "inventory.yml",
+        "--list-hosts",
+        "--list-tasks",
+    ]);
     r.ok();
-    assert!(r.stdout.contains("    hosts (1):\n      far\n"), "{}", r.all());
+    assert!(
+        r.stdout.contains("    hosts (1):\n      far\n"),
+        "{}",
+        r.all()
+    );
     assert!(r.stdout.contains("      shell\tTAGS: []\n"), "{}", r.all());
     assert!(!w.out().join("touched").exists());
 }

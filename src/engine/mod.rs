@@ -452,8 +452,8 @@ pub(crate) fn play_vars(
             .render_str(file, &extra_only(&ctx_map))
             .map_err(|e| Diag::input(format!("vars_files: {}", e.message)).at(loc))?;
         let path = play.dir.join(&name);
-        let docs =
-            crate::yaml::load_file(&path).map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
+        let docs = crate::yaml::load_file(&path)
+            .map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
         match docs.first().map(|d| d.to_value()) {
             Some(Value::Object(m)) => crate::value::merge(&mut vars, &m, false),
             None | Some(Value::Null) => {}
@@ -554,14 +554,22 @@ mod tests {
         assert!(tags_selected(&s(&["a"]), &s(&["tagged"]), &s(&[])));
         assert!(!tags_selected(&s(&["a"]), &s(&[]), &s(&["a"])));
         // `never` runs when named, even beside `all` (what --list-tags asks for).
-        assert!(tags_selected(&s(&["never", "x"]), &s(&["never", "all"]), &s(&[])));
+        assert!(tags_selected(
+            &s(&["never", "x"]),
+            &s(&["never", "all"]),
+            &s(&[])
+        ));
         assert!(!tags_selected(&s(&["never"]), &s(&["tagged"]), &s(&[])));
         assert!(tags_selected(&s(&[]), &s(&["untagged"]), &s(&[])));
         assert!(!tags_selected(&s(&[]), &s(&[]), &s(&["untagged"])));
         // --skip-tags all keeps only `always` tasks (unless `always` is skipped too).
         assert!(!tags_selected(&s(&["a"]), &s(&[]), &s(&["all"])));
         assert!(tags_selected(&s(&["always"]), &s(&[]), &s(&["all"])));
-        assert!(!tags_selected(&s(&["always"]), &s(&[]), &s(&["all", "always"])));
+        assert!(!tags_selected(
+            &s(&["always"]),
+            &s(&[]),
+            &s(&["all", "always"])
+        ));
     }
 
     #[test]

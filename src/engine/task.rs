@@ -19,7 +19,7 @@ use crate::template::{TemplateError, Vars};
 struct Outcome {
     result: Map<String, Value>,
     /// The module arguments as rendered for this run (`ansible_failed_task.args`).
-    args: Option<Map<String, Value>>,
+    args: Option<Box<Map<String, Value>>>,
 }
 
 impl Outcome {
@@ -383,7 +383,7 @@ impl Engine {
                         hs.count(|s| s.failed += 1);
                         hs.set_failed(true);
                         hs.record_failure(
-                            failed_task(task, opts, outcome.args.as_ref()),
+                            failed_task(task, opts, outcome.args.as_deref()),
                             outcome.result.clone(),
                         );
                     }
@@ -566,7 +566,7 @@ impl Engine {
         let mut outcome = self
             .run_module(task, *module, host, opts, vars, rendered.clone())
             .await;
-        outcome.args = Some(rendered);
+        outcome.args = Some(Box::new(rendered));
         outcome
     }
 

@@ -153,7 +153,12 @@ async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String, cmd: Value)
         // Ansible's partial check mode: with creates/removes the command "would have run"
         // (changed); without them it is skipped.
         let guarded = creates.is_some() || removes.is_some();
-        let mut r = not_run(cmd, guarded, "Command would have run if not in check mode", "");
+        let mut r = not_run(
+            cmd,
+            guarded,
+            "Command would have run if not in check mode",
+            "",
+        );
         if !guarded {
             r.insert("skipped".into(), true.into());
         }
@@ -953,18 +958,30 @@ mod tests {
         let skip = |path: &str| Some(format!("Did not run command since '{path}' exists"));
         let run = None;
         // Relative patterns are taken after chdir.
-        assert_eq!(verdict(d, Some("sub"), Some("*.done"), None), (0, skip("*.done")));
+        assert_eq!(
+            verdict(d, Some("sub"), Some("*.done"), None),
+            (0, skip("*.done"))
+        );
         assert_eq!(verdict(d, None, Some("*.done"), None), (0, run.clone()));
-        assert_eq!(verdict(d, Some("sub"), Some("a?.done"), None).1, skip("a?.done"));
+        assert_eq!(
+            verdict(d, Some("sub"), Some("a?.done"), None).1,
+            skip("a?.done")
+        );
         // `*` skips dot files; `.*` never matches `.` or `..`; a dangling symlink counts.
         assert_eq!(verdict(d, None, Some("sub/*hidden"), None).1, run);
         assert_eq!(verdict(d, None, Some("sub/.h*"), None).1, skip("sub/.h*"));
         assert_eq!(verdict(d, None, Some("top/.*"), None).1, run);
         assert_eq!(verdict(d, Some("sub"), Some(".*"), None).1, skip(".*"));
-        assert_eq!(verdict(d, Some("sub"), Some("dangling"), None).1, skip("dangling"));
+        assert_eq!(
+            verdict(d, Some("sub"), Some("dangling"), None).1,
+            skip("dangling")
+        );
         // A `[...]` class does not match a file named like the pattern itself.
         assert_eq!(verdict(d, Some("sub"), Some("x[1]"), None).1, run);
-        assert_eq!(verdict(d, Some("sub"), Some("x[[]1]"), None).1, skip("x[[]1]"));
+        assert_eq!(
+            verdict(d, Some("sub"), Some("x[[]1]"), None).1,
+            skip("x[[]1]")
+        );
         // `~` and `$VAR` expand on the host; the message names the expanded path.
         let home = d.display().to_string();
         assert_eq!(

@@ -134,14 +134,7 @@ mod tests {
 
     #[test]
     fn quoting_round_trips_through_sh() {
-        let words = vec![
-            "printf".to_string(),
-            "%s|".into(),
-            "a b".into(),
-            "it's".into(),
-            "$HOME".into(),
-            "".into(),
-        ];
+        let words = ["printf", "%s|", "a b", "it's", "$HOME", ""];
         let out = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "))
@@ -183,8 +176,16 @@ mod tests {
         ];
         std::fs::write(dir.path().join("f.txt"), "").unwrap();
         for (input, want) in cases {
-            let got = sh(&format!("printf '%s|' {}", expand_word(input, false)), dir.path());
-            assert_eq!(got, format!("{want}|"), "{input:?} as {}", expand_word(input, false));
+            let got = sh(
+                &format!("printf '%s|' {}", expand_word(input, false)),
+                dir.path(),
+            );
+            assert_eq!(
+                got,
+                format!("{want}|"),
+                "{input:?} as {}",
+                expand_word(input, false)
+            );
         }
     }
 
@@ -207,7 +208,10 @@ mod tests {
             ("$V", "a b*|"),
         ];
         for (input, want) in cases {
-            let got = sh(&format!("printf '%s|' {}", expand_word(input, true)), dir.path());
+            let got = sh(
+                &format!("printf '%s|' {}", expand_word(input, true)),
+                dir.path(),
+            );
             assert_eq!(got, want, "{input:?} as {}", expand_word(input, true));
         }
         assert!(glob_word("x[1].log").1 && !glob_word("a[ b]*").1 && !glob_word("*").1);
