@@ -121,9 +121,12 @@ struct Plan {
 
 fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
     let extra_vars = parse_extra_vars(&args.extra_vars)?;
+    if !args.playbook.exists() {
+        return Err(Diag::no_such_file("playbook", &args.playbook));
+    }
     if !args.playbook.is_file() {
-        return Err(Diag::usage(format!(
-            "playbook not found: {}",
+        return Err(Diag::input(format!(
+            "playbook `{}` is not a file",
             args.playbook.display()
         )));
     }
@@ -210,6 +213,15 @@ fn count_tasks(tasks: &[crate::playbook::Task]) -> usize {
 
 fn run_cmd(args: RunArgs) -> Result<i32, Diag> {
     let plan = load_plan(&args.plan)?;
+    if args.syntax_check {
+        // What ansible-playbook --syntax-check prints once every file has loaded.
+        out!("\nplaybook: {}", args.plan.playbook.display());
+        return Ok(exit::OK);
+    }
+    if args.list_hosts || args.list_tasks || args.list_tags {
+        outn!("{}", listing(&plan, &args)?);
+        return Ok(exit::OK);
+    }
     let log = crate::output::init_log(args.log.as_deref(), args.verbose).map_err(Diag::usage)?;
     let renderer: Box<dyn Output> = match args.output {
         OutputFormat::Human => Box::new(Human::new(args.verbose)),
@@ -246,6 +258,99 @@ fn run_cmd(args: RunArgs) -> Result<i32, Diag> {
         };
         Ok(exit_code(&summary))
     })
+}
+
+/// ansible-playbook's `--list-hosts` / `--list-tasks` / `--list-tags` text for the loaded plan:
+/// plays with their hosts (within --limit, in inventory order where Ansible's is arbitrary), the
+/// tasks --tags/--skip-tags select (as Ansible, `rescue`/`always` tasks and handlers are not
+/// listed, nor the tasks of an `include_tasks`), and the tags.
+fn listing(plan: &Plan, args: &RunArgs) -> Result<String, Diag> {
+    use std::fmt::Write;
+    let opts = &args.plan;
+    // As ansible-playbook: --list-tags without tag options lists `never` tasks' tags too.
+    let only = if args.list_tags && opts.tags.is_empty() && opts.skip_tags.is_empty() {
+        vec!["never".to_string(), "all".to_string()]
+    } else {
+        opts.tags.clone()
+    };
+    let select = |tags: &[String]| crate::engine::tags_selected(tags, &only, &opts.skip_tags);
+    let mut text = format!("\nplaybook: {}\n", opts.playbook.display());
+    for (idx, play) in plan.playbook.plays.iter().enumerate() {
+        let (pattern, hosts) = crate::engine::play_hosts(
+            &plan.inventory,
+            &plan.templar,
+            play,
+            &plan.extra_vars,
+            opts.limit.as_deref(),
+        )?;
+        let vars = crate::engine::play_vars(&plan.templar, play, &plan.extra_vars)?;
+        let name =
+            crate::engine::play_name(&plan.templar, play, &pattern, &vars, &plan.extra_vars)?;
+        let _ = write!(
+            text,
+            "\n  play #{} ({pattern}): {name}\tTAGS: [{}]\n",
+            idx + 1,
+            play.tags.join(",")
+        );
+        if args.list_hosts {
+            let _ = writeln!(
+                text,
+                "    pattern: {}\n    hosts ({}):",
+                crate::template::py_repr_json(&serde_json::json!([pattern])),
+                hosts.len()
+            );
+            for h in &hosts {
+                let _ = writeln!(text, "      {h}");
+            }
+        }
+        if !(args.list_tasks || args.list_tags) {
+            continue;
+        }
+        let mut lines = String::new();
+        let mut all_tags: Vec<String> = play.tags.clone();
+        let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
+        for task in sections.into_iter().flatten() {
+            list_task(task, &select, &play.tags, &mut all_tags, &mut lines);
+        }
+        if args.list_tasks {
+            let _ = write!(text, "    tasks:\n{lines}");
+        }
+        if args.list_tags {
+            all_tags.sort();
+            all_tags.dedup();
+            let _ = writeln!(text, "      TASK TAGS: [{}]", all_tags.join(", "));
+        }
+    }
+    Ok(text)
+}
+
+/// One task of `listing` (a block: the tasks of its `block:` section), if the tags select it.
+fn list_task(
+    task: &crate::playbook::Task,
+    select: &dyn Fn(&[String]) -> bool,
+    play_tags: &[String],
+    all_tags: &mut Vec<String>,
+    lines: &mut String,
+) {
+    if let crate::playbook::TaskKind::Block { block, .. } = &task.kind {
+        for t in block {
+            list_task(t, select, play_tags, all_tags, lines);
+        }
+        return;
+    }
+    if !select(&task.tags) {
+        return;
+    }
+    all_tags.extend(task.tags.iter().cloned());
+    let mut tags: Vec<&String> = play_tags.iter().chain(&task.tags).collect();
+    tags.sort();
+    tags.dedup();
+    let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+    lines.push_str(&format!(
+        "      {}\tTAGS: [{}]\n",
+        task.name.as_deref().unwrap_or(&task.action),
+        tags.join(", ")
+    ));
 }
 
 fn exit_code(summary: &RunSummary) -> i32 {

@@ -94,6 +94,18 @@ pub struct RunArgs {
     /// Write a detailed log (tracing) to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Only load and validate everything (as `mixop check`), print `playbook: PATH`; run nothing.
+    #[arg(long, conflicts_with_all = ["list_hosts", "list_tasks", "list_tags"])]
+    pub syntax_check: bool,
+    /// List each play's hosts (within --limit) instead of running, as ansible-playbook does.
+    #[arg(long)]
+    pub list_hosts: bool,
+    /// List each play's tasks (as selected by --tags/--skip-tags) instead of running.
+    #[arg(long)]
+    pub list_tasks: bool,
+    /// List the tags of each play's tasks instead of running.
+    #[arg(long)]
+    pub list_tags: bool,
 }
 
 #[derive(Debug, Args)]

@@ -115,6 +115,10 @@ impl Diag {
             ..Diag::input(message)
         }
     }
+    /// A file the user named is missing: invalid input (exit 3) that names the path.
+    pub fn no_such_file(what: &str, path: &Path) -> Diag {
+        Diag::input(format!("{what} `{}`: no such file", path.display()))
+    }
     pub fn at(mut self, loc: &Loc) -> Diag {
         if self.loc.is_none() {
             self.loc = Some(loc.clone());

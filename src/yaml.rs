@@ -127,8 +127,10 @@ impl Node {
 
 /// Reads and parses a file; returns its documents.
 pub fn load_file(path: &Path) -> Result<Vec<Node>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diag::input(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Diag::no_such_file("file", path),
+        _ => Diag::input(format!("cannot read {}: {e}", path.display())),
+    })?;
     load_str(Source::new(path, text))
 }
 

@@ -58,18 +58,15 @@ fn headers(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs both tools on a fixture and compares exit codes, recaps and files; returns both stdouts.
-fn compare_runs(fixture: &str) -> (String, String) {
-    let text =
-        std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(fixture)).unwrap();
+/// ansible-playbook on a playbook in `a` with the differential inventory, plus `args`.
+fn ansible(a: &Work, text: &str, args: &[&str]) -> std::process::Output {
     let venv = venv();
-    // Ansible's run.
-    let a = Work::new();
-    let inv = inventory(&a, &venv.join("bin/python"));
-    let pb = a.write("pb.yml", &text);
+    let inv = inventory(a, &venv.join("bin/python"));
+    a.write("pb.yml", text);
     let home = a.path().join("ansible-home");
-    let out = Command::new(venv.join("bin/ansible-playbook"))
-        .args(["-i", inv.to_str().unwrap(), pb.to_str().unwrap()])
+    Command::new(venv.join("bin/ansible-playbook"))
+        .args(["-i", inv.to_str().unwrap(), "pb.yml"])
+        .args(args)
         .current_dir(a.path())
         .env("ANSIBLE_HOME", &home)
         .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
@@ -80,14 +77,26 @@ fn compare_runs(fixture: &str) -> (String, String) {
         .env("ANSIBLE_LOCALHOST_WARNING", "0")
         .env("ANSIBLE_FORKS", "10")
         .output()
-        .expect("run ansible-playbook");
+        .expect("run ansible-playbook")
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(name)).unwrap()
+}
+
+/// Runs both tools on a fixture and compares exit codes, recaps and files; returns both stdouts.
+fn compare_runs(fixture_name: &str) -> (String, String) {
+    let text = fixture(fixture_name);
+    let venv = venv();
+    let a = Work::new();
+    let out = ansible(&a, &text, &[]);
     let ansible_stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let ansible_code = out.status.code().unwrap_or(-1);
     // mixop's run.
     let m = Work::new();
     inventory(&m, &venv.join("bin/python"));
-    let pb = m.write("pb.yml", &text);
-    let r = m.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    m.write("pb.yml", &text);
+    let r = m.mixop(&["run", "pb.yml", "-i", "inventory.yml"]);
     let ctx = format!(
         "--- ansible (exit {ansible_code})\n{ansible_stdout}\n--- mixop\n{}",
         r.all()
@@ -150,4 +159,72 @@ fn task_and_play_names_are_templated() {
         headers(&ansible),
         "--- ansible\n{ansible}\n--- mixop\n{mixop}"
     );
+}
+
+#[test]
+fn rescue_sees_the_failed_task_and_result() {
+    compare("rescue_vars.yml");
+}
+
+#[test]
+fn command_argv_expansion_and_creates_globs() {
+    compare("command.yml");
+}
+
+/// ansible-playbook's listing with the hosts under each `hosts (N):` sorted (Ansible prints a
+/// Python set there, in no particular order).
+fn sorted_hosts(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut hosts: Vec<String> = Vec::new();
+    let mut in_hosts = false;
+    for line in text.lines() {
+        if in_hosts && line.starts_with("      ") {
+            hosts.push(line.to_string());
+            continue;
+        }
+        hosts.sort();
+        out.append(&mut hosts);
+        in_hosts = line.starts_with("    hosts (");
+        out.push(line.to_string());
+    }
+    hosts.sort();
+    out.append(&mut hosts);
+    out.join("\n")
+}
+
+#[test]
+fn list_hosts_tasks_and_tags_print_what_ansible_prints() {
+    let text = fixture("listing.yml");
+    let (a, m) = (Work::new(), Work::new());
+    inventory(&m, &venv().join("bin/python"));
+    m.write("pb.yml", &text);
+    for args in [
+        &["--list-hosts"][..],
+        &["--list-tasks"],
+        &["--list-tags"],
+        &["--list-hosts", "--list-tasks", "--list-tags"],
+        &["--list-tasks", "--list-tags", "--tags", "a,blk,pre"],
+        &["--list-tasks", "--skip-tags", "always,b"],
+        &["--list-tasks", "--tags", "never"],
+        &["--list-hosts", "--limit", "h1,h3"],
+        &["--syntax-check"],
+    ] {
+        let out = ansible(&a, &text, args);
+        let want = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ansible-playbook {args:?} failed:\n{want}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut margs = vec!["run", "pb.yml", "-i", "inventory.yml"];
+        margs.extend_from_slice(args);
+        let r = m.mixop(&margs);
+        r.ok();
+        assert_eq!(
+            sorted_hosts(&r.stdout),
+            sorted_hosts(&want),
+            "{args:?}\n--- ansible\n{want}\n--- mixop\n{}",
+            r.all()
+        );
+    }
 }

@@ -18,6 +18,12 @@ fn rejected(w: &Work, playbook: &str) -> String {
     // `check` reports the same error without running anything.
     let c = w.mixop(&["check", pb.to_str().unwrap(), "-i", "inventory.yml"]);
     assert_eq!(c.code, 3, "{}", c.all());
+    // So does `run --syntax-check`, and the listings.
+    for flag in ["--syntax-check", "--list-tasks"] {
+        let s = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml", flag]);
+        assert_eq!((s.code, s.stdout.as_str()), (3, ""), "{flag}: {}", s.all());
+        assert_eq!(s.stderr, r.stderr, "{flag}");
+    }
     r.stderr
 }
 
@@ -198,9 +204,8 @@ fn usage_errors_exit_5() {
     let w = Work::new();
     let r = w.mixop(&["run"]);
     assert_eq!(r.code, 5, "{}", r.all());
-    let r = w.mixop(&["run", "nope.yml", "-i", "x"]);
+    let r = w.mixop(&["run", "pb.yml", "--syntax-check", "--list-tasks"]);
     assert_eq!(r.code, 5, "{}", r.all());
-    assert!(r.stderr.contains("playbook not found"), "{}", r.all());
 }
 
 #[test]
@@ -234,4 +239,90 @@ fn inventory_cycle() {
         "{}",
         r.all()
     );
+}
+
+#[test]
+fn missing_files_are_input_errors_naming_the_path() {
+    let w = Work::new();
+    w.local_inventory(1);
+    w.write("pb.yml", FIRST);
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["run", "nope.yml", "-i", "inventory.yml"],
+            "playbook `nope.yml`",
+        ),
+        (
+            &["check", "nope.yml", "-i", "inventory.yml"],
+            "playbook `nope.yml`",
+        ),
+        (
+            &["run", "nope.yml", "--syntax-check"],
+            "playbook `nope.yml`",
+        ),
+        (
+            &["run", "pb.yml", "-i", "noinv.yml"],
+            "inventory `noinv.yml`",
+        ),
+        (
+            &["run", "pb.yml", "-i", "noinv.yml", "--list-hosts"],
+            "inventory `noinv.yml`",
+        ),
+        (
+            &["inventory", "-i", "noinv.yml", "--list"],
+            "inventory `noinv.yml`",
+        ),
+        (&["ping", "-i", "noinv.yml"], "inventory `noinv.yml`"),
+        (
+            &["run", "pb.yml", "-i", "inventory.yml", "-e", "@novars.yml"],
+            "file `novars.yml`",
+        ),
+    ];
+    for (args, what) in cases {
+        let r = w.mixop(args);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.all());
+        assert!(
+            r.stderr.contains(&format!("{what}: no such file")),
+            "{args:?}: {}",
+            r.all()
+        );
+        assert!(!r.stderr.contains("panicked"), "{}", r.all());
+    }
+    assert!(!w.out().join("touched").exists());
+    let r = w.mixop(&["run", ".", "-i", "inventory.yml"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("playbook `.` is not a file"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn syntax_check_validates_and_connects_nowhere() {
+    let w = Work::new();
+    // An unreachable host: a syntax check or listing must not try it.
+    w.write(
+        "inventory.yml",
+        "all:\n  hosts:\n    far:\n      ansible_host: 192.0.2.1\n      ansible_connection: ssh\n",
+    );
+    w.write("pb.yml", FIRST);
+    let r = w.mixop(&["run", "pb.yml", "-i", "inventory.yml", "--syntax-check"]);
+    r.ok();
+    assert_eq!(r.stdout, "\nplaybook: pb.yml\n");
+    let r = w.mixop(&[
+        "run",
+        "pb.yml",
+        "-i",
+        "inventory.yml",
+        "--list-hosts",
+        "--list-tasks",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout.contains("    hosts (1):\n      far\n"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("      shell\tTAGS: []\n"), "{}", r.all());
+    assert!(!w.out().join("touched").exists());
 }

@@ -27,6 +27,9 @@ pub struct HostState {
     notified: Mutex<Vec<String>>,
     /// The task the host is working on (name, location), to say what an interrupt stopped.
     running: Mutex<Option<(String, String)>>,
+    /// The last failure counted against the host: the task (as `ansible_failed_task` shows it)
+    /// and its result.
+    last_failure: Mutex<Option<(Value, Map<String, Value>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,6 +50,7 @@ impl HostState {
             played: AtomicBool::new(false),
             notified: Mutex::default(),
             running: Mutex::default(),
+            last_failure: Mutex::default(),
         }
     }
 
@@ -102,6 +106,18 @@ impl HostState {
     }
     pub fn running_task(&self) -> Option<(String, String)> {
         lock(&self.running).clone()
+    }
+    pub fn record_failure(&self, task: Value, result: Map<String, Value>) {
+        *lock(&self.last_failure) = Some((task, result));
+    }
+    /// Makes the last failure the facts `ansible_failed_task` and `ansible_failed_result`, as
+    /// ansible-core does for a failure inside a block that has `rescue` (at any depth): they stay
+    /// set for the rest of the run, in `hostvars` too.
+    pub fn publish_failure(&self) {
+        if let Some((task, result)) = lock(&self.last_failure).clone() {
+            self.set_fact("ansible_failed_task", task);
+            self.set_fact("ansible_failed_result", Value::Object(result));
+        }
     }
 
     pub fn stats(&self) -> Stats {

@@ -217,20 +217,14 @@ impl Engine {
     }
 
     async fn run_play(&self, play: &Play) -> Result<(), Diag> {
-        let extra = Vars {
-            vars: Arc::new(self.opts.extra_vars.clone()),
-            hostvars: Arc::default(),
-            data_vars: Arc::default(),
-        };
-        let pattern = self
-            .templar
-            .render_str(&play.hosts, &extra)
-            .map_err(|e| Diag::input(format!("hosts: {}", e.message)).at(&play.loc))?;
-        let mut hosts = self.inv.select(&pattern)?;
-        if let Some(limit) = &self.opts.limit {
-            let allowed = self.inv.select(limit)?;
-            hosts.retain(|h| allowed.contains(h));
-        }
+        let extra = &self.opts.extra_vars;
+        let (pattern, mut hosts) = play_hosts(
+            &self.inv,
+            &self.templar,
+            play,
+            extra,
+            self.opts.limit.as_deref(),
+        )?;
         hosts.retain(|h| self.host_active(h));
         if hosts.is_empty() {
             self.emit(Event::Warning {
@@ -241,8 +235,8 @@ impl Engine {
             });
             return Ok(());
         }
-        let play_vars = self.play_vars(play, &extra)?;
-        let name = self.play_name(play, &pattern, &play_vars)?;
+        let play_vars = play_vars(&self.templar, play, extra)?;
+        let name = play_name(&self.templar, play, &pattern, &play_vars, extra)?;
         for h in &hosts {
             self.host(h).mark_played();
         }
@@ -269,61 +263,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// The play's name templated with play and extra vars (an undefined variable is an error,
-    /// as in ansible-core); a play without a name is called by its rendered host pattern.
-    fn play_name(
-        &self,
-        play: &Play,
-        pattern: &str,
-        play_vars: &Map<String, Value>,
-    ) -> Result<String, Diag> {
-        if !play.named {
-            return Ok(pattern.to_string());
-        }
-        let mut vars = play_vars.clone();
-        crate::value::merge(&mut vars, &self.opts.extra_vars, false);
-        let ctx = Vars {
-            vars: Arc::new(vars),
-            hostvars: Arc::default(),
-            data_vars: Arc::default(),
-        };
-        self.templar
-            .render_str(&play.name, &ctx)
-            .map_err(|e| Diag::input(format!("play name: {}", e.message)).at(&play.loc))
-    }
-
-    fn play_vars(&self, play: &Play, extra: &Vars) -> Result<Map<String, Value>, Diag> {
-        let mut vars = play.vars.clone();
-        for (file, loc) in &play.vars_files {
-            let mut ctx_map = vars.clone();
-            crate::value::merge(&mut ctx_map, &self.opts.extra_vars, false);
-            let ctx = Vars {
-                vars: Arc::new(ctx_map),
-                hostvars: extra.hostvars.clone(),
-                data_vars: Arc::default(),
-            };
-            let name = self
-                .templar
-                .render_str(file, &ctx)
-                .map_err(|e| Diag::input(format!("vars_files: {}", e.message)).at(loc))?;
-            let path = play.dir.join(&name);
-            let docs = crate::yaml::load_file(&path)
-                .map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
-            match docs.first().map(|d| d.to_value()) {
-                Some(Value::Object(m)) => crate::value::merge(&mut vars, &m, false),
-                None | Some(Value::Null) => {}
-                Some(_) => {
-                    return Err(Diag::input(format!(
-                        "{}: a vars file must be a mapping",
-                        path.display()
-                    ))
-                    .at(loc));
-                }
-            }
-        }
-        Ok(vars)
     }
 
     async fn run_batch(&self, pc: &PlayCtx<'_>) {
@@ -448,16 +387,29 @@ impl Engine {
         let mut in_block = child.clone();
         in_block.rescuable = inh.rescuable || !rescue.is_empty();
         self.run_items(pc, block, active, &in_block).await;
-        let failed: Vec<String> = active
-            .iter()
-            .filter(|h| self.host(h).is_failed())
-            .cloned()
-            .collect();
+        let failed_in = |hosts: &[String]| -> Vec<String> {
+            hosts
+                .iter()
+                .filter(|h| self.host(h).is_failed())
+                .cloned()
+                .collect()
+        };
+        let failed = failed_in(active);
+        // A failure under a `rescue` (this block's or an enclosing one's) sets
+        // ansible_failed_task/_result before anything else runs on that host.
+        if in_block.rescuable {
+            failed.iter().for_each(|h| self.host(h).publish_failure());
+        }
         if !rescue.is_empty() && !failed.is_empty() {
             for h in &failed {
                 self.host(h).rescue();
             }
             self.run_items(pc, rescue, &failed, &child).await;
+            if child.rescuable {
+                failed_in(&failed)
+                    .iter()
+                    .for_each(|h| self.host(h).publish_failure());
+            }
         }
         if !always.is_empty() {
             let hosts: Vec<String> = active
@@ -465,11 +417,7 @@ impl Engine {
                 .filter(|h| !self.host(h).is_unreachable())
                 .cloned()
                 .collect();
-            let still_failed: Vec<String> = hosts
-                .iter()
-                .filter(|h| self.host(h).is_failed())
-                .cloned()
-                .collect();
+            let still_failed = failed_in(&hosts);
             for h in &still_failed {
                 self.host(h).set_failed(false);
             }
@@ -498,27 +446,104 @@ impl Engine {
     }
 }
 
-/// Ansible's tag rules: `always` runs unless skipped by name, `never` only when asked for.
+/// Extra vars alone, for what is templated before a play has variables of its own.
+fn extra_only(extra_vars: &Map<String, Value>) -> Vars {
+    Vars {
+        vars: Arc::new(extra_vars.clone()),
+        hostvars: Arc::default(),
+        data_vars: Arc::default(),
+    }
+}
+
+/// A play's host pattern rendered with the extra vars, and the hosts it selects within
+/// `--limit`, in inventory order.
+pub(crate) fn play_hosts(
+    inv: &Inventory,
+    templar: &Templar,
+    play: &Play,
+    extra_vars: &Map<String, Value>,
+    limit: Option<&str>,
+) -> Result<(String, Vec<String>), Diag> {
+    let pattern = templar
+        .render_str(&play.hosts, &extra_only(extra_vars))
+        .map_err(|e| Diag::input(format!("hosts: {}", e.message)).at(&play.loc))?;
+    let mut hosts = inv.select(&pattern)?;
+    if let Some(limit) = limit {
+        let allowed = inv.select(limit)?;
+        hosts.retain(|h| allowed.contains(h));
+    }
+    Ok((pattern, hosts))
+}
+
+/// A play's `vars` and `vars_files` (file names templated with those vars and the extra vars).
+pub(crate) fn play_vars(
+    templar: &Templar,
+    play: &Play,
+    extra_vars: &Map<String, Value>,
+) -> Result<Map<String, Value>, Diag> {
+    let mut vars = play.vars.clone();
+    for (file, loc) in &play.vars_files {
+        let mut ctx_map = vars.clone();
+        crate::value::merge(&mut ctx_map, extra_vars, false);
+        let name = templar
+            .render_str(file, &extra_only(&ctx_map))
+            .map_err(|e| Diag::input(format!("vars_files: {}", e.message)).at(loc))?;
+        let path = play.dir.join(&name);
+        let docs = crate::yaml::load_file(&path)
+            .map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
+        match docs.first().map(|d| d.to_value()) {
+            Some(Value::Object(m)) => crate::value::merge(&mut vars, &m, false),
+            None | Some(Value::Null) => {}
+            Some(_) => {
+                return Err(Diag::input(format!(
+                    "{}: a vars file must be a mapping",
+                    path.display()
+                ))
+                .at(loc));
+            }
+        }
+    }
+    Ok(vars)
+}
+
+/// The play's name templated with play and extra vars (an undefined variable is an error, as in
+/// ansible-core); a play without a name is called by its rendered host pattern.
+pub(crate) fn play_name(
+    templar: &Templar,
+    play: &Play,
+    pattern: &str,
+    play_vars: &Map<String, Value>,
+    extra_vars: &Map<String, Value>,
+) -> Result<String, Diag> {
+    if !play.named {
+        return Ok(pattern.to_string());
+    }
+    let mut vars = play_vars.clone();
+    crate::value::merge(&mut vars, extra_vars, false);
+    templar
+        .render_str(&play.name, &extra_only(&vars))
+        .map_err(|e| Diag::input(format!("play name: {}", e.message)).at(&play.loc))
+}
+
+/// Ansible's tag rules (ansible-core's `Taggable.evaluate_tags`): `always` runs unless skipped
+/// by name, `never` only when asked for by name; no `--tags` means `all`; an untagged task
+/// matches `untagged`.
 pub fn tags_selected(task_tags: &[String], only: &[String], skip: &[String]) -> bool {
     let has = |t: &str| task_tags.iter().any(|x| x == t);
-    if skip.iter().any(|s| {
-        has(s)
-            || (s == "tagged" && !task_tags.is_empty())
-            || (s == "untagged" && task_tags.is_empty())
-    }) {
+    let untagged = task_tags.is_empty();
+    let names = |list: &[String]| list.iter().any(|t| has(t) || (untagged && t == "untagged"));
+    let asks = |list: &[String], t: &str| list.iter().any(|x| x == t);
+    let selected = has("always")
+        || ((only.is_empty() || asks(only, "all")) && !has("never"))
+        || names(only)
+        || (asks(only, "tagged") && !untagged && !has("never"));
+    if !selected {
         return false;
     }
-    if has("always") {
-        return true;
+    if asks(skip, "all") {
+        return has("always") && !asks(skip, "always");
     }
-    if only.is_empty() || only.iter().any(|t| t == "all") {
-        return !has("never");
-    }
-    only.iter().any(|t| {
-        has(t)
-            || (t == "tagged" && !task_tags.is_empty())
-            || (t == "untagged" && task_tags.is_empty())
-    })
+    !(names(skip) || (asks(skip, "tagged") && !untagged))
 }
 
 /// Splits hosts into `serial` batches (the last size repeats).
@@ -565,6 +590,23 @@ mod tests {
         assert!(!tags_selected(&s(&["a"]), &s(&["b"]), &s(&[])));
         assert!(tags_selected(&s(&["a"]), &s(&["tagged"]), &s(&[])));
         assert!(!tags_selected(&s(&["a"]), &s(&[]), &s(&["a"])));
+        // `never` runs when named, even beside `all` (what --list-tags asks for).
+        assert!(tags_selected(
+            &s(&["never", "x"]),
+            &s(&["never", "all"]),
+            &s(&[])
+        ));
+        assert!(!tags_selected(&s(&["never"]), &s(&["tagged"]), &s(&[])));
+        assert!(tags_selected(&s(&[]), &s(&["untagged"]), &s(&[])));
+        assert!(!tags_selected(&s(&[]), &s(&[]), &s(&["untagged"])));
+        // --skip-tags all keeps only `always` tasks (unless `always` is skipped too).
+        assert!(!tags_selected(&s(&["a"]), &s(&[]), &s(&["all"])));
+        assert!(tags_selected(&s(&["always"]), &s(&[]), &s(&["all"])));
+        assert!(!tags_selected(
+            &s(&["always"]),
+            &s(&[]),
+            &s(&["all", "always"])
+        ));
     }
 
     #[test]

@@ -18,9 +18,14 @@ use crate::template::{TemplateError, Vars};
 /// What happened on one host (for one loop item, or the task as a whole).
 struct Outcome {
     result: Map<String, Value>,
+    /// The module arguments as rendered for this run (`ansible_failed_task.args`).
+    args: Option<Box<Map<String, Value>>>,
 }
 
 impl Outcome {
+    fn of(result: Map<String, Value>) -> Outcome {
+        Outcome { result, args: None }
+    }
     fn flag(&self, k: &str) -> bool {
         self.result.get(k).and_then(Value::as_bool).unwrap_or(false)
     }
@@ -42,7 +47,7 @@ impl Outcome {
         result.insert("failed".into(), true.into());
         result.insert("changed".into(), false.into());
         result.insert("msg".into(), msg.into().into());
-        Outcome { result }
+        Outcome::of(result)
     }
     fn skipped(reason: &str, condition: Option<&Value>) -> Outcome {
         let mut result = Map::new();
@@ -52,7 +57,7 @@ impl Outcome {
         if let Some(c) = condition {
             result.insert("false_condition".into(), c.clone());
         }
-        Outcome { result }
+        Outcome::of(result)
     }
 }
 
@@ -62,6 +67,7 @@ pub fn setup_task(play: &Play) -> Task {
     Task {
         loc: play.loc.clone(),
         name: Some("Gathering Facts".into()),
+        action: "gather_facts".into(),
         kind: TaskKind::Module {
             module,
             args: Map::new(),
@@ -88,6 +94,40 @@ pub fn setup_task(play: &Play) -> Task {
 /// `file:line` of a task, as events show it.
 fn task_location(task: &Task) -> String {
     format!("{}:{}", task.loc.path().display(), task.loc.line)
+}
+
+/// `ansible_failed_task`: the task as ansible-core serializes it, for the attributes mixop has:
+/// the name as displayed (templated with the first host's variables), the module as written,
+/// the arguments as rendered for the host (`args`: as written when they were never rendered).
+fn failed_task(task: &Task, opts: &TaskOpts, args: Option<&Map<String, Value>>) -> Value {
+    let args = match (&task.kind, args) {
+        (_, Some(rendered)) => Value::Object(rendered.clone()),
+        (TaskKind::Module { args, .. }, None) => Value::Object(args.clone()),
+        (TaskKind::IncludeTasks { file, .. }, None) => serde_json::json!({ "_raw_params": file }),
+        (TaskKind::Meta { action }, None) => serde_json::json!({ "_raw_params": action }),
+        (TaskKind::Block { .. }, None) => Value::Object(Map::new()),
+    };
+    let conditions = |c: &Option<Vec<Value>>| Value::Array(c.clone().unwrap_or_default());
+    serde_json::json!({
+        "name": task.name.clone().unwrap_or_default(),
+        "action": task.action,
+        "args": args,
+        "when": task.when,
+        "tags": task.tags,
+        "register": task.register,
+        "loop": task.loop_,
+        "until": task.until,
+        "changed_when": conditions(&task.changed_when),
+        "failed_when": conditions(&task.failed_when),
+        "notify": (!task.notify.is_empty()).then_some(&task.notify),
+        "ignore_errors": opts.ignore_errors,
+        "delegate_to": opts.delegate_to,
+        "run_once": opts.run_once,
+        "no_log": opts.no_log.unwrap_or(false),
+        "become": opts.become_.unwrap_or(false),
+        "become_user": opts.become_user,
+        "vars": task.vars,
+    })
 }
 
 fn template_failure(task: &Task, what: &str, e: &TemplateError, limited: bool) -> Outcome {
@@ -350,6 +390,10 @@ impl Engine {
                     } else {
                         hs.count(|s| s.failed += 1);
                         hs.set_failed(true);
+                        hs.record_failure(
+                            failed_task(task, opts, outcome.args.as_deref()),
+                            outcome.result.clone(),
+                        );
                     }
                 }
                 Status::Skipped => hs.count(|s| s.skipped += 1),
@@ -505,7 +549,7 @@ impl Engine {
         }
         result.insert("results".into(), Value::Array(results));
         let _ = t0;
-        Outcome { result }
+        Outcome::of(result)
     }
 
     /// Runs the module once (with retries/until), then applies changed_when/failed_when.
@@ -520,13 +564,32 @@ impl Engine {
         let TaskKind::Module { module, args, .. } = &task.kind else {
             return Outcome::failed("internal error: not a module task");
         };
-        let def = module.def();
-        let limited = self.opts.limit.is_some();
         let rendered = match self.templar.render_deep(&Value::Object(args.clone()), vars) {
             Ok(Value::Object(m)) => m,
             Ok(_) => Map::new(),
-            Err(e) => return template_failure(task, "arguments", &e, limited),
+            Err(e) => {
+                return template_failure(task, "arguments", &e, self.opts.limit.is_some());
+            }
         };
+        let mut outcome = self
+            .run_module(task, *module, host, opts, vars, rendered.clone())
+            .await;
+        outcome.args = Some(Box::new(rendered));
+        outcome
+    }
+
+    /// `run_action` once the arguments are rendered.
+    async fn run_module(
+        &self,
+        task: &Task,
+        module: &'static dyn modules::Module,
+        host: &str,
+        opts: &TaskOpts,
+        vars: &Vars,
+        rendered: Map<String, Value>,
+    ) -> Outcome {
+        let def = module.def();
+        let limited = self.opts.limit.is_some();
         let args = match modules::normalize_args(def, rendered) {
             Ok(a) => a,
             Err(msg) => {
@@ -657,14 +720,14 @@ impl Engine {
                     result.insert(key.into(), true.into());
                     result.insert("changed".into(), false.into());
                     result.insert("msg".into(), e.message.into());
-                    return Outcome { result };
+                    return Outcome::of(result);
                 }
             };
             if let Err(o) = self.apply_overrides(task, vars, &mut result) {
                 return o;
             }
             if task.until.is_empty() {
-                return Outcome { result };
+                return Outcome::of(result);
             }
             let check_vars = with_registered(vars, task.register.as_deref(), &result);
             let done = match self.conditions_hold(&task.until, &check_vars) {
@@ -674,14 +737,14 @@ impl Engine {
             result.insert("attempts".into(), attempt.into());
             if done {
                 result.insert("failed".into(), false.into());
-                return Outcome { result };
+                return Outcome::of(result);
             }
             if attempt > retries {
                 result.insert("failed".into(), true.into());
                 result
                     .entry("msg")
                     .or_insert(format!("condition not met after {attempt} attempts").into());
-                return Outcome { result };
+                return Outcome::of(result);
             }
             self.emit(Event::Warning {
                 message: format!(
@@ -1049,10 +1112,12 @@ pub(crate) fn render_conn_vars(
 ) -> Result<Map<String, Value>, String> {
     let mut conn_vars = Map::new();
     for (k, v) in tvars {
+        // ansible_failed_task/_result are results (data that may quote template text).
         let connection_var = k.starts_with("mixop_")
             || (k.starts_with("ansible_")
                 && !k.starts_with("ansible_facts")
-                && !k.starts_with("ansible_play"));
+                && !k.starts_with("ansible_play")
+                && !k.starts_with("ansible_failed_"));
         if connection_var {
             let rendered = templar
                 .render_deep(v, vars)

@@ -83,11 +83,7 @@ impl Inventory {
         if text.contains(',') {
             return self.parse_host_list(&text);
         }
-        Err(Diag::usage(format!(
-            "inventory source `{}` does not exist",
-            path.display()
-        ))
-        .hint(
+        Err(Diag::no_such_file("inventory", path).hint(
             "give an inventory file or directory, or a comma-separated host list like `web1,web2,`",
         ))
     }

@@ -626,8 +626,8 @@ fn file_errors() {
     );
 
     let e = Inventory::load(&[d.join("missing.yml")]).unwrap_err();
-    assert_eq!(e.kind, crate::diag::DiagKind::Usage);
-    assert!(e.to_string().contains("missing.yml` does not exist"), "{e}");
+    assert_eq!(e.kind, crate::diag::DiagKind::Input);
+    assert!(e.to_string().contains("missing.yml`: no such file"), "{e}");
 
     let inv_file = write(d, "ok/inv.yml", "web:\n  hosts: {w1: }\n");
     write(

@@ -31,6 +31,7 @@ const COMMAND_PARAMS: &[super::Param] = &[
     p("stdin_add_newline", Bool),
     p("strip_empty_ends", Bool),
     p("executable", Str),
+    p("expand_argument_vars", Bool),
 ];
 
 static COMMAND_DEF: ModuleDef = ModuleDef {
@@ -59,20 +60,37 @@ impl Module for Command {
         &COMMAND_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let line = match args.get("argv") {
-            Some(Value::Array(words)) => {
-                posix::join(&words.iter().map(to_text).collect::<Vec<_>>())
-            }
+        // The program's words: `argv` as given (each item one argument), or `cmd` split like
+        // Python's shlex; Ansible returns these as `cmd`.
+        let words: Vec<String> = match args.get("argv") {
+            Some(Value::Array(words)) => words.iter().map(crate::value::arg_text).collect(),
             _ => {
                 let cmd = arg_str(&args, "cmd").unwrap_or_default();
-                // `command` never goes through a shell: split like a shell would, then quote each
-                // word so `|`, `>` and `$VAR` stay literal.
-                let words = shell_words::split(cmd)
-                    .map_err(|e| ModError::msg(format!("cannot parse command `{cmd}`: {e}")))?;
-                posix::join(&words)
+                shell_words::split(cmd)
+                    .map_err(|e| ModError::msg(format!("cannot parse command `{cmd}`: {e}")))?
             }
         };
-        run_command(ctx, &args, line).await
+        if words.is_empty() {
+            return Err(ModError::msg("no command given"));
+        }
+        // Never through a shell's syntax: each word is one argument, with only `~` and `$VAR`
+        // expanded on the host as Ansible's run_command does (`expand_argument_vars`). `exec`
+        // makes the first word a program, as subprocess runs it: never a shell builtin or a
+        // `NAME=value` assignment.
+        let expand = arg_bool(&args, "expand_argument_vars", true);
+        let line = words
+            .iter()
+            .map(|w| {
+                if expand {
+                    posix::expand_word(w, false)
+                } else {
+                    posix::quote(w)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let cmd = Value::Array(words.into_iter().map(Value::String).collect());
+        run_command(ctx, &args, format!("exec {line}"), cmd).await
     }
 }
 
@@ -85,62 +103,69 @@ impl Module for Shell {
         let cmd = arg_str(&args, "cmd").unwrap_or_default().to_string();
         let line = match arg_str(&args, "executable") {
             Some(exe) => format!("{} -c {}", posix::quote(exe), posix::quote(&cmd)),
-            None => cmd,
+            None => cmd.clone(),
         };
-        run_command(ctx, &args, line).await
+        run_command(ctx, &args, line, Value::String(cmd)).await
     }
 }
 
-/// Shared by command and shell: creates/removes, chdir, stdin, Ansible's return values.
-async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String) -> ModResult {
-    let display_cmd = match args.get("argv") {
-        Some(v) => v.clone(),
-        None => Value::String(arg_str(args, "cmd").unwrap_or_default().to_string()),
-    };
-    for (key, want_exists) in [("creates", true), ("removes", false)] {
-        if let Some(path) = arg_str(args, key) {
-            let probe = ctx
-                .exec(format!("test -e {}", posix::quote(path)), None)
-                .await?;
-            let exists = probe.rc == 0;
-            if exists == want_exists {
-                let mut r = outcome(false);
-                r.insert("cmd".into(), display_cmd);
-                r.insert("rc".into(), 0.into());
-                r.insert(
-                    "stdout".into(),
-                    format!(
-                        "skipped, since {path} {}",
-                        if want_exists {
-                            "exists"
-                        } else {
-                            "does not exist"
-                        }
-                    )
-                    .into(),
-                );
-                r.insert("msg".into(), r["stdout"].clone());
-                r.insert(
-                    "stdout_lines".into(),
-                    Value::Array(vec![r["stdout"].clone()]),
-                );
-                r.insert("stderr".into(), "".into());
-                r.insert("stderr_lines".into(), Value::Array(vec![]));
-                return Ok(r);
-            }
+/// Shared by command and shell: chdir, creates/removes, check mode, stdin, Ansible's return
+/// values (`cmd` is what Ansible reports: the words for command, the text for shell).
+async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String, cmd: Value) -> ModResult {
+    // `chdir`, `creates` and `removes` are Ansible `path` arguments: `~` and `$VAR` expand on
+    // the host.
+    let chdir = arg_str(args, "chdir").map(|d| posix::expand_word(d, false));
+    let creates = arg_str(args, "creates");
+    let removes = arg_str(args, "removes");
+    if creates.is_some() || removes.is_some() {
+        let probe = ctx
+            .exec(paths_probe(chdir.as_deref(), creates, removes), None)
+            .await?;
+        if probe.rc == CHDIR_FAILED {
+            let mut r = outcome(false);
+            r.insert("cmd".into(), cmd);
+            r.insert("rc".into(), Value::Null);
+            r.insert(
+                "stderr".into(),
+                String::from_utf8_lossy(&probe.stderr).trim_end().into(),
+            );
+            return Err(ModError::Failed {
+                msg: "Unable to change directory before execution.".into(),
+                result: r,
+            });
+        }
+        if probe.rc != 0 {
+            return Err(ModError::msg(format!(
+                "cannot check creates/removes: {}",
+                String::from_utf8_lossy(&probe.stderr).trim_end()
+            )));
+        }
+        let (msg, stdout) = paths_verdict(
+            &probe.stdout,
+            [creates.is_some(), removes.is_some()],
+            ctx.check_mode,
+        )?;
+        if let Some(msg) = msg {
+            return Ok(not_run(cmd, false, &msg, &stdout));
         }
     }
     if ctx.check_mode {
-        let mut r = outcome(false);
-        r.insert("skipped".into(), true.into());
-        r.insert(
-            "msg".into(),
-            "Command would have run if not in check mode".into(),
+        // Ansible's partial check mode: with creates/removes the command "would have run"
+        // (changed); without them it is skipped.
+        let guarded = creates.is_some() || removes.is_some();
+        let mut r = not_run(
+            cmd,
+            guarded,
+            "Command would have run if not in check mode",
+            "",
         );
+        if !guarded {
+            r.insert("skipped".into(), true.into());
+        }
         return Ok(r);
     }
-    let line = match arg_str(args, "chdir") {
-        Some(dir) => format!("cd {} && {line}", posix::quote(dir)),
+    let line = match &chdir {
+        Some(dir) => format!("cd {dir} && {line}"),
         None => line,
     };
     let stdin = arg_str(args, "stdin").map(|s| {
@@ -154,9 +179,102 @@ async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String) -> ModResul
     let clock = CommandClock::start();
     let out = ctx.exec(line, stdin).await?;
     let mut r = command_result(out.rc, &out.stdout, &out.stderr, strip);
-    r.insert("cmd".into(), display_cmd);
+    r.insert("cmd".into(), cmd);
+    r.insert("msg".into(), "".into());
     clock.stamp(&mut r);
     finish_rc(r)
+}
+
+/// The result of a command that did not run (creates/removes, check mode), with the keys
+/// Ansible always returns.
+fn not_run(cmd: Value, changed: bool, msg: &str, stdout: &str) -> Map<String, Value> {
+    let mut r = outcome(changed);
+    r.insert("cmd".into(), cmd);
+    r.insert("rc".into(), 0.into());
+    r.insert("msg".into(), msg.into());
+    r.insert("stdout".into(), stdout.into());
+    r.insert(
+        "stdout_lines".into(),
+        stdout.lines().map(|l| Value::String(l.into())).collect(),
+    );
+    r.insert("stderr".into(), "".into());
+    r.insert("stderr_lines".into(), Value::Array(vec![]));
+    for k in ["start", "end", "delta"] {
+        r.insert(k.into(), Value::Null);
+    }
+    r
+}
+
+/// Exit status of the paths probe when `chdir` fails.
+const CHDIR_FAILED: i32 = 97;
+
+/// One round trip for `creates`/`removes`, as Ansible's command module checks them: after
+/// `chdir`, each path expanded (`~`, `$VAR`) and matched with Python's `glob.glob` rules
+/// (`*` skips dot files, `.` and `..` are never matches, a dangling symlink counts). Prints, per
+/// path given, `1` or `0` and the expanded path, NUL-terminated.
+fn paths_probe(chdir: Option<&str>, creates: Option<&str>, removes: Option<&str>) -> String {
+    // e LITERAL BRACKET MATCHES...: sh keeps an unmatched pattern as written (LITERAL); that is
+    // a match only when it names an existing file and has no `[...]` class.
+    let mut script = String::from(
+        "e() { l=$1; b=$2; shift 2; for f; do \
+         if [ \"$f\" = \"$l\" ]; then [ \"$b\" = 1 ] && continue; \
+         else case $f in .|..|*/.|*/..) continue;; esac; fi; \
+         if [ -e \"$f\" ] || [ -L \"$f\" ]; then printf '1\\0%s\\0' \"$l\"; return; fi; done; \
+         printf '0\\0%s\\0' \"$l\"; }\n",
+    );
+    if let Some(dir) = chdir {
+        script.push_str(&format!("cd {dir} || exit {CHDIR_FAILED}\n"));
+    }
+    for path in [creates, removes].into_iter().flatten() {
+        let (pattern, bracket) = posix::glob_word(path);
+        script.push_str(&format!(
+            "e {} {} {pattern}\n",
+            posix::expand_word(path, false),
+            u8::from(bracket)
+        ));
+    }
+    script
+}
+
+/// Ansible's decision from the probe's answer: `creates` matching, or else `removes` not
+/// matching, skips the command with Ansible's `msg` and `stdout` (naming the expanded path).
+fn paths_verdict(
+    out: &[u8],
+    [has_creates, has_removes]: [bool; 2],
+    check_mode: bool,
+) -> Result<(Option<String>, String), ModError> {
+    let text = String::from_utf8_lossy(out);
+    let fields: Vec<&str> = text.split('\0').collect();
+    let answer = |i: usize| -> Result<(bool, &str), ModError> {
+        match (fields.get(2 * i), fields.get(2 * i + 1)) {
+            (Some(hit), Some(path)) if *hit == "0" || *hit == "1" => Ok((*hit == "1", path)),
+            _ => Err(ModError::msg(format!(
+                "unexpected answer checking creates/removes: {text:?}"
+            ))),
+        }
+    };
+    let shoulda = if check_mode { "Would" } else { "Did" };
+    if has_creates {
+        let (hit, path) = answer(0)?;
+        if hit {
+            return Ok((
+                Some(format!("{shoulda} not run command since '{path}' exists")),
+                format!("skipped, since {path} exists"),
+            ));
+        }
+    }
+    if has_removes {
+        let (hit, path) = answer(usize::from(has_creates))?;
+        if !hit {
+            return Ok((
+                Some(format!(
+                    "{shoulda} not run command since '{path}' does not exist"
+                )),
+                format!("skipped, since {path} does not exist"),
+            ));
+        }
+    }
+    Ok((None, String::new()))
 }
 
 /// Ansible's `start`, `end` and `delta` of a command result (POSIX and Windows commands).
@@ -803,6 +921,80 @@ fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The creates/removes probe run by /bin/sh in `dir`, and Ansible's verdict.
+    fn verdict(
+        dir: &std::path::Path,
+        chdir: Option<&str>,
+        creates: Option<&str>,
+        removes: Option<&str>,
+    ) -> (i32, Option<String>) {
+        let chdir = chdir.map(|d| posix::expand_word(d, false));
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(paths_probe(chdir.as_deref(), creates, removes))
+            .current_dir(dir)
+            .env("HOME", dir)
+            .output()
+            .unwrap();
+        let rc = out.status.code().unwrap();
+        if rc != 0 {
+            return (rc, None);
+        }
+        let (msg, _) =
+            paths_verdict(&out.stdout, [creates.is_some(), removes.is_some()], false).unwrap();
+        (rc, msg)
+    }
+
+    #[test]
+    fn creates_and_removes_glob_after_chdir_like_ansible() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        for f in ["sub/a1.done", "sub/.hidden", "sub/x[1]", "top"] {
+            std::fs::write(d.join(f), "").unwrap();
+        }
+        std::os::unix::fs::symlink("/nonexistent-mixop", d.join("sub/dangling")).unwrap();
+        let skip = |path: &str| Some(format!("Did not run command since '{path}' exists"));
+        let run = None;
+        // Relative patterns are taken after chdir.
+        assert_eq!(
+            verdict(d, Some("sub"), Some("*.done"), None),
+            (0, skip("*.done"))
+        );
+        assert_eq!(verdict(d, None, Some("*.done"), None), (0, run.clone()));
+        assert_eq!(
+            verdict(d, Some("sub"), Some("a?.done"), None).1,
+            skip("a?.done")
+        );
+        // `*` skips dot files; `.*` never matches `.` or `..`; a dangling symlink counts.
+        assert_eq!(verdict(d, None, Some("sub/*hidden"), None).1, run);
+        assert_eq!(verdict(d, None, Some("sub/.h*"), None).1, skip("sub/.h*"));
+        assert_eq!(verdict(d, None, Some("top/.*"), None).1, run);
+        assert_eq!(verdict(d, Some("sub"), Some(".*"), None).1, skip(".*"));
+        assert_eq!(
+            verdict(d, Some("sub"), Some("dangling"), None).1,
+            skip("dangling")
+        );
+        // A `[...]` class does not match a file named like the pattern itself.
+        assert_eq!(verdict(d, Some("sub"), Some("x[1]"), None).1, run);
+        assert_eq!(
+            verdict(d, Some("sub"), Some("x[[]1]"), None).1,
+            skip("x[[]1]")
+        );
+        // `~` and `$VAR` expand on the host; the message names the expanded path.
+        let home = d.display().to_string();
+        assert_eq!(
+            verdict(d, None, Some("~/sub/a*"), None).1,
+            skip(&format!("{home}/sub/a*"))
+        );
+        assert_eq!(
+            verdict(d, Some("$HOME"), None, Some("nothing*")).1,
+            Some("Did not run command since 'nothing*' does not exist".into())
+        );
+        assert_eq!(verdict(d, None, Some("none"), Some("top")).1, run);
+        assert_eq!(verdict(d, Some("missing"), Some("x"), None).0, CHDIR_FAILED);
+    }
 
     fn w(v: Value) -> wait::Wait {
         wait::Wait::from_args(v.as_object().unwrap()).unwrap()

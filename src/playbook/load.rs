@@ -320,11 +320,7 @@ impl Loader<'_> {
                 self.check_template(&file, &target.loc)?;
                 let sub = dir.join(&file);
                 if !sub.is_file() {
-                    return Err(Diag::input(format!(
-                        "imported playbook not found: {}",
-                        sub.display()
-                    ))
-                    .at(&target.loc));
+                    return Err(Diag::no_such_file("imported playbook", &sub).at(&target.loc));
                 }
                 plays.extend(self.playbook_file(&sub, &vars)?);
                 continue;
@@ -650,6 +646,7 @@ impl Loader<'_> {
         let mut task = Task {
             loc: node.loc.clone(),
             name: None,
+            action: String::new(),
             kind: TaskKind::Meta {
                 action: "noop".into(),
             },
@@ -861,6 +858,7 @@ impl Loader<'_> {
         args_kw: Option<&Node>,
         handler: bool,
     ) -> Result<()> {
+        task.action = name.to_string();
         let short = name.rsplit('.').next().unwrap_or(name);
         let builtin_ns = name == short
             || name.starts_with("ansible.builtin.")

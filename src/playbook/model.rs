@@ -119,6 +119,9 @@ pub struct LoopControl {
 pub struct Task {
     pub loc: Loc,
     pub name: Option<String>,
+    /// The module or keyword as written (`command`, `ansible.builtin.command`, `include_tasks`,
+    /// `meta`); empty for a block. Ansible's `action`, which names an unnamed task in listings.
+    pub action: String,
     pub kind: TaskKind,
     pub opts: TaskOpts,
     /// Effective tags: the task's own plus those of every enclosing block/import/play.
