@@ -11,6 +11,9 @@
 //! decrypts it, then the PKCS#7 padding is removed. Pure functions: no files, no passwords
 //! from anywhere but the caller.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use aes::Aes256;
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, KeyInit, Mac};
@@ -111,8 +114,7 @@ impl Envelope {
 
     /// Decrypts with one password: `NoPasswordFits` when the HMAC does not match.
     pub fn decrypt(&self, password: &[u8]) -> Result<Vec<u8>, VaultError> {
-        let mut keys = [0u8; 80];
-        pbkdf2::pbkdf2_hmac::<Sha256>(password, &self.salt, ROUNDS, &mut keys);
+        let keys = derive_keys(password, &self.salt);
         let (aes_key, rest) = keys.split_at(32);
         let (hmac_key, counter) = rest.split_at(32);
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(hmac_key)
@@ -139,6 +141,25 @@ impl Envelope {
         data.truncate(data.len() - pad);
         Ok(data)
     }
+}
+
+/// PBKDF2 output by (password, salt), as ansible-core caches it: a file read again (for each
+/// host, at load and at run time) costs no second 10000 rounds.
+fn derive_keys(password: &[u8], salt: &[u8]) -> [u8; 80] {
+    type Cache = Mutex<HashMap<(Vec<u8>, Vec<u8>), [u8; 80]>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Cache::default);
+    let key = (password.to_vec(), salt.to_vec());
+    if let Some(k) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return *k;
+    }
+    let mut keys = [0u8; 80];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, ROUNDS, &mut keys);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, keys);
+    keys
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ fn keyring() -> &'static Keyring {
 }
 
 /// Decrypts vault data (`what` names it in errors: a file, or a file:line:col). The password
-/// labelled with the envelope's vault id is tried first, then the others, as Ansible does.
+/// labelled with the envelope's vault id (`default` for format 1.1) is tried first, then the
+/// others, as Ansible does.
 pub fn decrypt(data: &[u8], what: &str) -> Result<Vec<u8>, Diag> {
     decrypt_with(keyring(), data, what)
 }
@@ -50,7 +51,8 @@ fn decrypt_with(keyring: &Keyring, data: &[u8], what: &str) -> Result<Vec<u8>, D
             "give one with --vault-password-file FILE, --vault-id LABEL@FILE or --ask-vault-pass",
         ));
     }
-    for (_, password) in keyring.ordered_for(env.vault_id.as_deref()) {
+    let first = env.vault_id.as_deref().unwrap_or("default");
+    for (_, password) in keyring.ordered_for(Some(first)) {
         match env.decrypt(password) {
             Ok(plain) => return Ok(plain),
             Err(VaultError::NoPasswordFits) => continue,
