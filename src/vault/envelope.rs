@@ -104,7 +104,10 @@ impl Envelope {
             hmac: unhex("the HMAC", hmac)?,
             ciphertext: unhex("the ciphertext", ct)?,
         };
-        if env.salt.is_empty() || env.ciphertext.is_empty() || env.ciphertext.len() % 16 != 0 {
+        if env.salt.is_empty()
+            || env.ciphertext.is_empty()
+            || !env.ciphertext.len().is_multiple_of(16)
+        {
             return Err(VaultError::Format(
                 "the ciphertext is not whole AES blocks".into(),
             ));
