@@ -9,7 +9,9 @@ use std::time::Instant;
 use clap::{CommandFactory, Parser};
 use serde_json::{Map, Value};
 
-use crate::cli::{CheckArgs, Cli, Command, InventoryArgs, OutputFormat, PlanArgs, RunArgs};
+use crate::cli::{
+    CheckArgs, Cli, Command, InventoryArgs, OutputFormat, PlanArgs, RunArgs, VaultOpt,
+};
 use crate::diag::{Diag, DiagKind};
 use crate::engine::{Engine, Output, RunOptions, RunSummary};
 use crate::inventory::Inventory;
@@ -17,17 +19,20 @@ use crate::output::{Human, JsonLines, Tee};
 use crate::playbook::{Playbook, load_playbook};
 use crate::template::{Templar, TemplarOptions};
 
-/// Prints to stdout, ignoring a closed pipe (`mixop inventory --list | head`).
+/// Prints to stdout, ignoring a closed pipe (`mixop inventory --list | head`), with vault
+/// secrets masked (inventory listings and command output may hold them).
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stdout().lock(), "{}", crate::secret::mask(&text));
     }};
 }
 macro_rules! outn {
     ($($arg:tt)*) => {{
         use std::io::Write;
-        let _ = write!(std::io::stdout().lock(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = write!(std::io::stdout().lock(), "{}", crate::secret::mask(&text));
     }};
 }
 
@@ -65,7 +70,7 @@ pub fn main() -> i32 {
 /// Prints a diagnostic on stderr and returns its exit code.
 pub fn report(d: &Diag) -> i32 {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    eprint!("{}", d.render(color));
+    eprint!("{}", crate::secret::mask(&d.render(color)));
     match d.kind {
         DiagKind::Input => exit::INVALID_INPUT,
         DiagKind::Usage => exit::USAGE,
@@ -73,15 +78,28 @@ pub fn report(d: &Diag) -> i32 {
     }
 }
 
+/// Reads the vault passwords the command line names, before anything is loaded.
+fn vault_setup(opts: &VaultOpt) -> Result<(), Diag> {
+    crate::vault::install(crate::vault::keyring_from(opts)?);
+    Ok(())
+}
+
 fn dispatch(cli: Cli) -> Result<i32, Diag> {
     match cli.command {
-        Command::Inventory(args) => inventory_cmd(args),
+        Command::Inventory(args) => {
+            vault_setup(&args.vault)?;
+            inventory_cmd(args)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mixop", &mut std::io::stdout());
             Ok(exit::OK)
         }
-        Command::Run(args) => run_cmd(args),
+        Command::Run(args) => {
+            vault_setup(&args.plan.vault)?;
+            run_cmd(args)
+        }
         Command::Ping(args) => {
+            vault_setup(&args.vault)?;
             let inv = adhoc_inventory(&args.inventory.inventory)?;
             adhoc_cmd(
                 inv,
@@ -94,6 +112,7 @@ fn dispatch(cli: Cli) -> Result<i32, Diag> {
             )
         }
         Command::Exec(args) => {
+            vault_setup(&args.vault)?;
             let inv = adhoc_inventory(&args.inventory.inventory)?;
             let command = args.command.join(" ");
             adhoc_cmd(
@@ -106,7 +125,10 @@ fn dispatch(cli: Cli) -> Result<i32, Diag> {
                 args.forks,
             )
         }
-        Command::Check(args) => check_cmd(args),
+        Command::Check(args) => {
+            vault_setup(&args.plan.vault)?;
+            check_cmd(args)
+        }
     }
 }
 
@@ -147,7 +169,7 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
     inventory.load_vars_dirs(&playbook_dir)?;
     inventory.ensure_implicit_localhost();
     for w in &inventory.warnings {
-        eprintln!("[WARNING]: {w}");
+        eprintln!("[WARNING]: {}", crate::secret::mask(w));
     }
     let playbook = load_playbook(&args.playbook, &templar)?;
     // Patterns are checked now so a typo fails before anything runs.

@@ -49,12 +49,37 @@ pub struct InventoryOpt {
     pub inventory: Vec<PathBuf>,
 }
 
+/// Ansible Vault passwords (see `vault::keyring_from` for the order they are tried in).
+#[derive(Debug, Args, Default)]
+pub struct VaultOpt {
+    /// A file holding the vault password, or an executable that prints it (may repeat).
+    #[arg(
+        long = "vault-password-file",
+        visible_alias = "vault-pass-file",
+        value_name = "FILE",
+        env = "ANSIBLE_VAULT_PASSWORD_FILE"
+    )]
+    pub password_files: Vec<PathBuf>,
+    /// A vault identity: `LABEL@FILE`, `LABEL@prompt`, or `FILE` (label `default`); may repeat.
+    #[arg(long = "vault-id", value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Ask for the vault password on the terminal.
+    #[arg(
+        short = 'J',
+        long = "ask-vault-pass",
+        visible_alias = "ask-vault-password"
+    )]
+    pub ask: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The playbook to run.
     pub playbook: PathBuf,
     #[command(flatten)]
     pub inventory: InventoryOpt,
+    #[command(flatten)]
+    pub vault: VaultOpt,
     /// Limit the run to hosts matching this pattern.
     #[arg(short = 'l', long, value_name = "PATTERN")]
     pub limit: Option<String>,
@@ -118,6 +143,8 @@ pub struct CheckArgs {
 pub struct InventoryArgs {
     #[command(flatten)]
     pub inventory: InventoryOpt,
+    #[command(flatten)]
+    pub vault: VaultOpt,
     /// All hosts and groups as JSON (ansible-inventory --list).
     #[arg(long, conflicts_with_all = ["graph", "host"])]
     pub list: bool,
@@ -139,6 +166,8 @@ pub struct InventoryArgs {
 pub struct PingArgs {
     #[command(flatten)]
     pub inventory: InventoryOpt,
+    #[command(flatten)]
+    pub vault: VaultOpt,
     /// Hosts to reach (an Ansible host pattern).
     #[arg(default_value = "all")]
     pub pattern: String,
@@ -157,6 +186,8 @@ pub struct PingArgs {
 pub struct ExecArgs {
     #[command(flatten)]
     pub inventory: InventoryOpt,
+    #[command(flatten)]
+    pub vault: VaultOpt,
     /// Hosts to run on (an Ansible host pattern).
     pub pattern: String,
     /// The command (a `sh -c` line on Linux hosts, a cmd.exe line on Windows hosts).

@@ -13,6 +13,8 @@ pub struct Source {
     /// The path as the user gave it (relative paths stay relative in messages).
     pub path: PathBuf,
     pub text: String,
+    /// Decrypted from a vault: diagnostics name the place but never quote the text.
+    pub secret: bool,
 }
 
 impl Source {
@@ -20,6 +22,16 @@ impl Source {
         Arc::new(Source {
             path: path.into(),
             text: text.into(),
+            secret: false,
+        })
+    }
+
+    /// The plaintext of a vault-encrypted file.
+    pub fn decrypted(path: impl Into<PathBuf>, text: impl Into<String>) -> Arc<Source> {
+        Arc::new(Source {
+            path: path.into(),
+            text: text.into(),
+            secret: true,
         })
     }
 
@@ -205,7 +217,11 @@ impl Diag {
     pub fn render(&self, color: bool) -> String {
         let report = RenderedDiag {
             diag: self,
-            source: self.loc.as_ref().map(|l| SharedSource(l.src.clone())),
+            source: self
+                .loc
+                .as_ref()
+                .filter(|l| !l.src.secret)
+                .map(|l| SharedSource(l.src.clone())),
         };
         let handler = if color {
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode())
@@ -242,6 +258,7 @@ impl miette::Diagnostic for RenderedDiag<'_> {
         self.source.as_ref().map(|s| s as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.source.as_ref()?;
         let loc = self.diag.loc.as_ref()?;
         let len = loc
             .len

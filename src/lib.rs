@@ -15,8 +15,10 @@ pub mod modules;
 pub mod output;
 pub mod playbook;
 pub mod powershell;
+pub mod secret;
 pub mod template;
 pub mod value;
+pub mod vault;
 pub mod yaml;
 
 pub fn main() -> i32 {

@@ -3,6 +3,8 @@
 //! Scalars are resolved like PyYAML (YAML 1.1), which is what Ansible users' files are written
 //! for: `yes`/`no`/`on`/`off` are booleans, `0644` is the octal number 420, `~` is null.
 //! Duplicate keys are an error (Ansible only warns and keeps the last). Merge keys (`<<`) work.
+//! Ansible Vault: `!vault` values are decrypted here (a string, as in Ansible), and a whole
+//! encrypted file is decrypted before parsing; the values of either are registered as secrets.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -125,13 +127,14 @@ impl Node {
     }
 }
 
-/// Reads and parses a file; returns its documents.
+/// Reads and parses a file (decrypting a vault-encrypted one); returns its documents.
 pub fn load_file(path: &Path) -> Result<Vec<Node>> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Diag::no_such_file("file", path),
-        _ => Diag::input(format!("cannot read {}: {e}", path.display())),
-    })?;
-    load_str(Source::new(path, text))
+    let (text, secret) = crate::vault::read_text(path)?;
+    load_str(if secret {
+        Source::decrypted(path, text)
+    } else {
+        Source::new(path, text)
+    })
 }
 
 /// Parses a source's documents.
@@ -207,7 +210,13 @@ impl Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 let loc = self.loc(span);
                 let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
-                let kind = resolve_scalar(&text, style, tag.as_deref(), &loc)?;
+                // Every value of a decrypted file is a secret (keys are names, not secrets).
+                let is_key = matches!(self.stack.last(), Some(Frame::Map(_, _, _, None, _)));
+                let kind = resolve_scalar(&text, style, tag.as_deref(), &loc);
+                if self.src.secret && !is_key && !matches!(kind, Ok(Kind::Bool(_) | Kind::Null)) {
+                    crate::secret::register(&text);
+                }
+                let kind = kind?;
                 self.push(Node { loc, kind }, anchor)
             }
             Event::SequenceStart(anchor, _) => {
@@ -343,11 +352,9 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>, loc: &Loc) 
                 .filter(|k| matches!(k, Kind::Bool(_)))
                 .ok_or_else(|| Diag::input(format!("`{text}` is not a boolean")).at(loc)),
             "!!null" | "tag:yaml.org,2002:null" => Ok(Kind::Null),
-            "!vault" => Err(
-                Diag::input("Ansible Vault values (`!vault`) are not supported")
-                    .at(loc)
-                    .hint("pass secrets with -e @file.yml or environment lookups instead"),
-            ),
+            "!vault" | "!vault-encrypted" => Ok(Kind::Str(
+                crate::vault::decrypt_value(text, "the `!vault` value").map_err(|d| d.at(loc))?,
+            )),
             other => Err(Diag::input(format!("unsupported YAML tag `{other}`")).at(loc)),
         };
     }

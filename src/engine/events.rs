@@ -91,6 +91,62 @@ pub struct RunningTask {
     pub location: String,
 }
 
+impl Event {
+    /// Replaces vault secrets in every text the event carries (see `crate::secret`).
+    pub fn mask_secrets(&mut self) {
+        use crate::secret::{mask_string, mask_value};
+        match self {
+            Event::PlaybookStart { playbook, .. } => mask_string(playbook),
+            Event::PlayStart { name, hosts } => {
+                mask_string(name);
+                hosts.iter_mut().for_each(mask_string);
+            }
+            Event::TaskStart {
+                name,
+                location,
+                hosts,
+                ..
+            } => {
+                mask_string(name);
+                mask_string(location);
+                hosts.iter_mut().for_each(mask_string);
+            }
+            Event::HostTaskStart { host, task } => {
+                mask_string(host);
+                mask_string(task);
+            }
+            Event::HostResult {
+                host,
+                task,
+                item,
+                delegated_to,
+                result,
+                ..
+            } => {
+                mask_string(host);
+                mask_string(task);
+                item.iter_mut().for_each(mask_value);
+                delegated_to.iter_mut().for_each(mask_string);
+                mask_value(result);
+            }
+            Event::Warning { message } => mask_string(message),
+            Event::Interrupted { running } => running.iter_mut().for_each(|r| {
+                mask_string(&mut r.host);
+                mask_string(&mut r.task);
+            }),
+            Event::Recap { hosts, .. } => {
+                *hosts = std::mem::take(hosts)
+                    .into_iter()
+                    .map(|(mut h, s)| {
+                        mask_string(&mut h);
+                        (h, s)
+                    })
+                    .collect();
+            }
+        }
+    }
+}
+
 /// Receives events; implementations must be cheap (they run on the engine's tasks).
 pub trait Output: Send + Sync {
     fn emit(&self, event: &Event);
@@ -138,5 +194,25 @@ mod tests {
         assert_eq!(c["censored"], CENSORED);
         // An rc that is not a number is not kept.
         assert!(censor(&json!({"rc": "secret"}), None).get("rc").is_none());
+    }
+
+    #[test]
+    fn masking_reaches_every_text_of_an_event() {
+        crate::secret::register("ev-secret-42");
+        let mut e = Event::HostResult {
+            host: "h1".into(),
+            task: "say ev-secret-42".into(),
+            status: Status::Ok,
+            changed: false,
+            ignored: false,
+            duration_ms: 1,
+            item: Some(json!({"pw": "ev-secret-42"})),
+            delegated_to: None,
+            result: json!({"msg": "the token is ev-secret-42", "ev-secret-42": 1}),
+        };
+        e.mask_secrets();
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("ev-secret-42"), "{text}");
+        assert!(text.contains("the token is ********"), "{text}");
     }
 }

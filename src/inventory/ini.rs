@@ -112,13 +112,7 @@ pub(super) fn parse(inv: &mut Inventory, src: &Arc<Source>) -> Result<()> {
                         .at(&loc)
                         .hint(format!("lines of a `[{group}:vars]` section set variables of group `{group}`")));
                 };
-                set_group_var(
-                    inv,
-                    &group,
-                    key.trim(),
-                    literal_or_string(value.trim()),
-                    &loc,
-                )?;
+                set_group_var(inv, &group, key.trim(), value_at(value.trim(), &loc), &loc)?;
             }
             Section::Children => {
                 let Some(child) = child_name(line) else {
@@ -233,7 +227,7 @@ fn host_line(inv: &mut Inventory, group: &str, line: &str, loc: &Loc) -> Result<
             .at(loc)
             .hint("a host line is `NAME[:PORT] key=value key2=\"value with spaces\"`"));
         };
-        vars.insert(key.to_string(), literal_or_string(value));
+        vars.insert(key.to_string(), value_at(value, loc));
     }
     for name in names {
         inv.add_host(
@@ -283,6 +277,14 @@ fn set_group_var(
         g.vars.insert(key.to_string(), value);
     }
     Ok(())
+}
+
+/// A value read at `loc`: a secret when the file was vault-encrypted.
+fn value_at(text: &str, loc: &Loc) -> Value {
+    if loc.src.secret {
+        crate::secret::register(text);
+    }
+    literal_or_string(text)
 }
 
 /// What Ansible stores for an INI value: the Python literal it spells, or the text itself.

@@ -138,8 +138,7 @@ impl Inventory {
     }
 
     fn parse_file(&mut self, path: &Path) -> Result<()> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Diag::input(format!("cannot read {}: {e}", path.display())))?;
+        let (bytes, secret) = crate::vault::read(path)?;
         if bytes.starts_with(b"#!") {
             return Err(Diag::input(format!(
                 "{}: inventory scripts are not supported",
@@ -155,7 +154,11 @@ impl Inventory {
             path.extension().and_then(|e| e.to_str()),
             None | Some("yml" | "yaml" | "json")
         );
-        let src = Source::new(path, text);
+        let src = if secret {
+            Source::decrypted(path, text)
+        } else {
+            Source::new(path, text)
+        };
         if yaml_ext {
             self.parse_text(src)
         } else {

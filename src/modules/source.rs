@@ -54,10 +54,20 @@ impl Content {
 pub enum CopySource {
     /// Inline `content` (a mapping or list is written as JSON, like Ansible).
     Inline(Vec<u8>),
-    /// A controller file: its path and base name.
-    File { path: PathBuf, name: String },
-    /// A controller directory; `trailing`: `src` ended with a separator (copy its contents).
-    Dir { path: PathBuf, trailing: bool },
+    /// A controller file: its path, base name and content (decrypted when it is a vault and
+    /// `decrypt` is on, as Ansible's copy does by default).
+    File {
+        path: PathBuf,
+        name: String,
+        content: Content,
+    },
+    /// A controller directory; `trailing`: `src` ended with a separator (copy its contents);
+    /// `decrypt`: vault-encrypted files in it are decrypted.
+    Dir {
+        path: PathBuf,
+        trailing: bool,
+        decrypt: bool,
+    },
     /// `remote_src: true`: a path on the target, as given.
     Remote(String),
 }
@@ -82,17 +92,33 @@ pub fn copy_source(
         return Ok(CopySource::Remote(src.to_string()));
     }
     let trailing = src.ends_with(seps);
+    let decrypt = arg_bool(args, "decrypt", true);
     let found = ctx.find_local(src.trim_end_matches(seps), "files")?;
     if found.is_dir() {
         return Ok(CopySource::Dir {
             path: found,
             trailing,
+            decrypt,
         });
     }
     Ok(CopySource::File {
         name: file_name(&found),
+        content: local_content(&found, decrypt)?.0,
         path: found,
     })
+}
+
+/// A controller file as content to upload, with its SHA-1 and size: the plaintext of a
+/// vault-encrypted file when `decrypt` (Ansible's copy default), else the file as it is.
+pub fn local_content(path: &Path, decrypt: bool) -> Result<(Content, String, u64), ModError> {
+    if decrypt && crate::vault::is_vault_file(path) {
+        let (plain, _) = crate::vault::read(path).map_err(|d| ModError::msg(d.message))?;
+        let (sum, size) = (sha1_hex(&plain), plain.len() as u64);
+        return Ok((Content::Bytes(plain), sum, size));
+    }
+    let sum = sha1_file(path).map_err(|e| ModError::msg(format!("{}: {e}", path.display())))?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok((Content::Local(path.to_path_buf()), sum, size))
 }
 
 /// A template rendered on the controller: its text with the newline sequence applied, and the
@@ -268,16 +294,17 @@ pub fn file_name(p: &Path) -> String {
 pub struct LocalTree {
     /// Relative paths, `/`-separated, parents before children.
     pub dirs: Vec<String>,
-    /// relative path → (absolute path, sha1, permission bits)
-    pub files: BTreeMap<String, (PathBuf, String, u32)>,
+    /// relative path → (content, sha1, permission bits, size); see [`local_content`].
+    pub files: BTreeMap<String, (Content, String, u32, u64)>,
 }
 
-pub fn walk_local(root: &Path) -> Result<LocalTree, ModError> {
+pub fn walk_local(root: &Path, decrypt: bool) -> Result<LocalTree, ModError> {
     fn walk(
         dir: &Path,
         rel: &str,
         tree: &mut LocalTree,
         seen: &mut HashSet<PathBuf>,
+        decrypt: bool,
     ) -> Result<(), ModError> {
         use std::os::unix::fs::PermissionsExt;
         let err = |e: std::io::Error| ModError::msg(format!("{}: {e}", dir.display()));
@@ -303,18 +330,17 @@ pub fn walk_local(root: &Path) -> Result<LocalTree, ModError> {
                 .map_err(|e| ModError::msg(format!("{}: {e}", path.display())))?;
             if meta.is_dir() {
                 tree.dirs.push(r.clone());
-                walk(&path, &r, tree, seen)?;
+                walk(&path, &r, tree, seen, decrypt)?;
             } else if meta.is_file() {
-                let sum = sha1_file(&path)
-                    .map_err(|e| ModError::msg(format!("{}: {e}", path.display())))?;
+                let (content, sum, size) = local_content(&path, decrypt)?;
                 tree.files
-                    .insert(r, (path, sum, meta.permissions().mode() & 0o7777));
+                    .insert(r, (content, sum, meta.permissions().mode() & 0o7777, size));
             }
         }
         Ok(())
     }
     let mut tree = LocalTree::default();
-    walk(root, "", &mut tree, &mut HashSet::new())?;
+    walk(root, "", &mut tree, &mut HashSet::new(), decrypt)?;
     Ok(tree)
 }
 
@@ -385,7 +411,7 @@ mod tests {
         std::os::unix::fs::symlink(d.path().join("top"), d.path().join("a/lnk")).unwrap();
         // A loop back to the root must not recurse forever.
         std::os::unix::fs::symlink(d.path(), d.path().join("a/loop")).unwrap();
-        let t = walk_local(d.path()).unwrap();
+        let t = walk_local(d.path(), true).unwrap();
         assert_eq!(t.dirs, vec!["a", "a/b", "a/loop"]);
         let names: Vec<_> = t.files.keys().cloned().collect();
         assert_eq!(names, vec!["a/b/f", "a/lnk", "top"]);

@@ -1,5 +1,6 @@
 //! Renders engine events: human (live per-host lines, results, recap), JSON lines, and the
-//! tracing log. Results of `no_log` tasks arrive here already censored.
+//! tracing log. Results of `no_log` tasks arrive here already censored; vault secrets are
+//! masked here (`Tee`), before any renderer sees an event, and in the log file's writer.
 
 mod human;
 
@@ -39,7 +40,8 @@ impl Output for JsonLines {
     }
 }
 
-/// Sends every event to the tracing log (when `--log` is set) and on to the renderer.
+/// Sends every event, with vault secrets masked, to the tracing log (when `--log` is set) and
+/// on to the renderer.
 pub struct Tee {
     pub inner: Box<dyn Output>,
     pub log: bool,
@@ -47,6 +49,15 @@ pub struct Tee {
 
 impl Output for Tee {
     fn emit(&self, event: &Event) {
+        let masked;
+        let event = if crate::secret::active() {
+            let mut e = event.clone();
+            e.mask_secrets();
+            masked = e;
+            &masked
+        } else {
+            event
+        };
         if self.log {
             match serde_json::to_string(event) {
                 Ok(json) => tracing::info!(target: "mixop::event", "{json}"),
@@ -80,12 +91,29 @@ pub fn init_log(path: Option<&std::path::Path>, verbosity: u8) -> Result<bool, S
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIXOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mixop={level}")));
     tracing_subscriber::fmt()
-        .with_writer(Mutex::new(file))
+        .with_writer(Mutex::new(MaskedFile(file)))
         .with_ansi(false)
         .with_env_filter(filter)
         .try_init()
         .map_err(|e| e.to_string())?;
     Ok(true)
+}
+
+/// The log file's writer: every line is masked (transport detail may quote a command that
+/// holds a vault secret). The formatter hands over one whole event per write.
+struct MaskedFile(std::fs::File);
+
+impl Write for MaskedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.0.write_all(crate::secret::mask(text).as_bytes())?,
+            Err(_) => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// The log holds task results and transport detail: a new file is private (0600), and a

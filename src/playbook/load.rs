@@ -383,8 +383,9 @@ impl Loader<'_> {
                 "vars" => crate::value::merge(&mut play.vars, &vars_map(v, "vars")?, false),
                 "vars_files" => {
                     for f in v.expect_seq("vars_files")? {
-                        play.vars_files
-                            .push((string_of(f, "vars_files")?, f.loc.clone()));
+                        let name = string_of(f, "vars_files")?;
+                        check_vars_file(&dir.join(&name), f)?;
+                        play.vars_files.push((name, f.loc.clone()));
                     }
                 }
                 "gather_facts" => play.gather_facts = bool_of(v, k)?,
@@ -1031,9 +1032,6 @@ impl Loader<'_> {
                 .flat_map(|d| [d.join(subdir).join(path), d.join(path)])
                 .collect()
         };
-        if candidates.iter().any(|c| c.exists()) {
-            return Ok(());
-        }
         let mut loc = arg_loc("src");
         // Point at the value rather than the key when we can.
         if let Some(off) = loc.src.text[loc.offset..].find(src) {
@@ -1047,6 +1045,15 @@ impl Loader<'_> {
                 ..loc
             };
         }
+        if let Some(found) = candidates.iter().find(|c| c.exists()) {
+            // A vault-encrypted source is decrypted now, so a wrong password stops the run
+            // before any host is contacted.
+            let decrypt = modules::arg_bool(args, "decrypt", true);
+            if decrypt && found.is_file() && crate::vault::is_vault_file(found) {
+                crate::vault::read(found).map_err(|d| d.at(&loc))?;
+            }
+            return Ok(());
+        }
         Err(Diag::input(format!("{what} `{src}` not found"))
             .at(&loc)
             .label("no such file")
@@ -1058,6 +1065,26 @@ impl Loader<'_> {
                     .collect::<Vec<_>>()
                     .join(", ")
             )))
+    }
+}
+
+/// A `vars_files` entry written literally is loaded now (decrypted when it is a vault), so a
+/// bad file or a wrong vault password stops the run before any host is contacted. One that
+/// does not exist yet, or whose name is templated, is loaded when its play starts.
+fn check_vars_file(path: &Path, entry: &Node) -> Result<()> {
+    if entry.as_str().is_some_and(crate::template::is_template) || !path.is_file() {
+        return Ok(());
+    }
+    let docs =
+        yaml::load_file(path).map_err(|d| if d.loc.is_none() { d.at(&entry.loc) } else { d })?;
+    match docs.first() {
+        None => Ok(()),
+        Some(doc) if matches!(doc.kind, Kind::Map(_) | Kind::Null) => Ok(()),
+        Some(doc) => Err(Diag::input(format!(
+            "a vars file must be a mapping of variable names to values, found {}",
+            doc.type_name()
+        ))
+        .at(&doc.loc)),
     }
 }
 

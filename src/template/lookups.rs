@@ -97,8 +97,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                             searched(&scope, "files")
                         ))
                     })?;
-                let mut text = std::fs::read_to_string(&path)
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                let (mut text, _) = crate::vault::read_text(&path).map_err(|d| err(d.message))?;
                 if rstrip {
                     text.truncate(text.trim_end().len());
                 }
@@ -120,8 +119,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                         ))
                     },
                 )?;
-                let src = std::fs::read_to_string(&path)
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                let (src, _) = crate::vault::read_text(&path).map_err(|d| err(d.message))?;
                 let text = scope
                     .inner
                     .render_text(&src, &scope)

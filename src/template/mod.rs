@@ -261,12 +261,9 @@ fn build_env(
         }
         // `{% include %}` / `{% import %}` of a template file.
         match lookups::find_file(&opts.search_paths, "templates", name) {
-            Some(path) => std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                minijinja::Error::new(
-                    ErrorKind::TemplateNotFound,
-                    format!("cannot read template {}: {e}", path.display()),
-                )
-            }),
+            Some(path) => crate::vault::read_text(&path)
+                .map(|(text, _)| Some(text))
+                .map_err(|d| minijinja::Error::new(ErrorKind::TemplateNotFound, d.message)),
             None => Ok(None),
         }
     });
@@ -586,9 +583,7 @@ impl Templar {
 
     /// Renders a template file (the `template` module, `lookup('template')`).
     pub fn render_file(&self, path: &Path, ctx: &Vars) -> Result<String, TemplateError> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
-            TemplateError::new(format!("cannot read template {}: {e}", path.display()))
-        })?;
+        let (src, _) = crate::vault::read_text(path).map_err(|d| TemplateError::new(d.message))?;
         let scope = self.scope(ctx);
         self.inner.render_text(&src, &scope).map_err(|mut e| {
             e.message = format!("{}: {}", path.display(), e.message);

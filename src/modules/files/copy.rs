@@ -40,6 +40,7 @@ static COPY_DEF: ModuleDef = ModuleDef {
         p("follow", Bool),
         p("directory_mode", Any),
         p("checksum", Str),
+        p("decrypt", Bool),
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
@@ -368,19 +369,28 @@ impl Module for Copy {
                 )
                 .await
             }
-            CopySource::Dir { path, trailing } => {
+            CopySource::Dir {
+                path,
+                trailing,
+                decrypt,
+            } => {
                 let label = arg_str(&args, "src").unwrap_or_default().to_string();
                 copy_tree(
                     ctx,
                     &path,
                     trailing,
+                    decrypt,
                     base(Content::Bytes(vec![]), None, label),
                 )
                 .await
             }
-            CopySource::File { path, name } => {
+            CopySource::File {
+                path,
+                name,
+                content,
+            } => {
                 let label = path.display().to_string();
-                put_content(ctx, base(Content::Local(path), Some(name), label)).await
+                put_content(ctx, base(content, Some(name), label)).await
             }
         }
     }
@@ -438,8 +448,14 @@ pub fn tree_base(dest: &str, src_name: &str, trailing_slash: bool) -> String {
 /// Recursive copy of a controller directory: one probe lists the remote tree with checksums,
 /// changed files are uploaded, and one batch script creates directories, installs the files
 /// and fixes attributes.
-async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequest) -> ModResult {
-    let local = walk_local(src)?;
+async fn copy_tree(
+    ctx: &ModuleCtx<'_>,
+    src: &Path,
+    trailing: bool,
+    decrypt: bool,
+    req: PutRequest,
+) -> ModResult {
+    let local = walk_local(src, decrypt)?;
     let base = tree_base(&req.dest, &file_name(src), trailing);
     let probe = remote::probe(
         ctx,
@@ -539,7 +555,7 @@ async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequ
     // Files.
     let conn = ctx.connection().await?;
     let mut uploads = Vec::new();
-    for (rel, (path, sum, lmode)) in &local.files {
+    for (rel, (content, sum, lmode, _)) in &local.files {
         let full = format!("{base}/{rel}");
         let mut wanted = req.wanted.clone();
         if wanted.mode == Some(ModeSpec::Preserve) {
@@ -594,7 +610,7 @@ async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequ
             make_parents: false,
             dir_mode: None,
         };
-        uploads.push((path.clone(), upload));
+        uploads.push((content, upload));
         frags.push(remote::fragment(
             &remote::install_vars(&install),
             remote::INSTALL,
@@ -606,8 +622,12 @@ async fn copy_tree(ctx: &ModuleCtx<'_>, src: &Path, trailing: bool, req: PutRequ
     if !changed || ctx.check_mode {
         return Ok(r);
     }
-    for (local_path, up) in &uploads {
-        conn.put_file(local_path, up, Some(0o600)).await?;
+    for (content, up) in &uploads {
+        match content {
+            Content::Local(p) => conn.put_file(p, up, Some(0o600)).await?,
+            Content::Bytes(b) => conn.put_bytes(b, up, Some(0o600)).await?,
+            Content::Remote(_) => {}
+        }
     }
     remote::run(ctx, remote::batch(&frags)).await?;
     Ok(r)

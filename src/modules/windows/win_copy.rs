@@ -36,7 +36,7 @@ static COPY_DEF: ModuleDef = ModuleDef {
         p("remote_src", Bool),
         p("force", Bool),
         p("backup", Bool),
-        // Vault-encrypted sources are not supported; accepted for compatibility.
+        // A vault-encrypted `src` file is decrypted on the controller unless `decrypt: false`.
         p("decrypt", Bool),
     ],
     free_form: FreeForm::KeyValue,
@@ -533,9 +533,10 @@ async fn copy_local_tree(
     a: &CopyArgs,
     dir: &std::path::Path,
     trailing: bool,
+    decrypt: bool,
     label: String,
 ) -> ModResult {
-    let local = source::walk_local(dir)?;
+    let local = source::walk_local(dir, decrypt)?;
     let base = if trailing {
         a.dest.clone()
     } else {
@@ -544,15 +545,15 @@ async fn copy_local_tree(
     let dirs: Vec<String> = local.dirs.iter().map(|d| d.replace('/', "\\")).collect();
     let mut sources = Vec::new();
     let mut files = Vec::new();
-    for (rel, (path, sum, _)) in &local.files {
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    for (rel, (content, sum, _, size)) in &local.files {
+        let size = *size;
         files.push(SourceFile {
             rel: rel.replace('/', "\\"),
             checksum: sum.clone(),
             size,
             origin: Origin::Controller(sources.len()),
         });
-        sources.push(Content::Local(path.clone()));
+        sources.push(content.clone());
     }
     let mut paths = vec![Query::stat(&base)];
     if let Some(par) = parent(&base) {
@@ -740,13 +741,21 @@ impl Module for WinCopy {
                 }
                 copy_single(ctx, &a, None, Content::Bytes(bytes), String::new()).await
             }
-            CopySource::File { path, name } => {
+            CopySource::File {
+                path,
+                name,
+                content,
+            } => {
                 let label = path.display().to_string();
-                copy_single(ctx, &a, Some(&name), Content::Local(path), label).await
+                copy_single(ctx, &a, Some(&name), content, label).await
             }
-            CopySource::Dir { path, trailing } => {
+            CopySource::Dir {
+                path,
+                trailing,
+                decrypt,
+            } => {
                 let label = path.display().to_string();
-                copy_local_tree(ctx, &a, &path, trailing, label).await
+                copy_local_tree(ctx, &a, &path, trailing, decrypt, label).await
             }
             CopySource::Remote(src) => copy_remote(ctx, &a, &src).await,
         }

@@ -1,0 +1,155 @@
+//! Text that must never be shown: values decrypted from Ansible Vault.
+//!
+//! Decrypted values are registered here as they are loaded; every way out of the process that
+//! can carry a value — events (human and JSON output, the `--log` file), diagnostics, the log's
+//! own messages, `inventory` and ad hoc listings — passes its text through [`mask`]. Masking
+//! works on text, so a secret transformed on the way (`b64encode`, a substring) is not caught.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use serde_json::Value;
+
+/// What a secret is replaced with.
+pub const MASK: &str = "********";
+
+/// Shorter values are not masked: hiding every `yes`, `22` or `app` in the output would wreck
+/// it, and a value that short is no secret anyway.
+pub const MIN_LEN: usize = 4;
+
+#[derive(Default)]
+struct Registry {
+    secrets: BTreeSet<String>,
+    /// Built on first use after a change.
+    matcher: Option<Arc<AhoCorasick>>,
+}
+
+static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
+    secrets: BTreeSet::new(),
+    matcher: None,
+});
+
+/// Registers a secret: the text, its trimmed form, each of its lines (a key printed line by
+/// line), and the JSON-escaped forms of these (log lines hold JSON).
+pub fn register(text: &str) {
+    let mut forms: Vec<String> = vec![text.to_string(), text.trim().to_string()];
+    if text.contains('\n') {
+        forms.extend(text.lines().map(|l| l.trim().to_string()));
+    }
+    let escaped: Vec<String> = forms
+        .iter()
+        .filter_map(|f| {
+            let json = serde_json::to_string(f).ok()?;
+            let inner = &json[1..json.len() - 1];
+            (inner != f).then(|| inner.to_string())
+        })
+        .collect();
+    forms.extend(escaped);
+    let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let mut added = false;
+    for f in forms {
+        if f.chars().count() >= MIN_LEN && !reg.secrets.contains(&f) {
+            reg.secrets.insert(f);
+            added = true;
+        }
+    }
+    if added {
+        reg.matcher = None;
+    }
+}
+
+/// Is anything registered? (Lets callers skip copying what has nothing to mask.)
+pub fn active() -> bool {
+    !REGISTRY
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .secrets
+        .is_empty()
+}
+
+fn matcher() -> Option<Arc<AhoCorasick>> {
+    {
+        let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+        if reg.secrets.is_empty() {
+            return None;
+        }
+        if let Some(m) = &reg.matcher {
+            return Some(m.clone());
+        }
+    }
+    let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    // The longest match wins, so a secret that contains another is hidden whole.
+    let built = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(reg.secrets.iter())
+        .ok()
+        .map(Arc::new);
+    reg.matcher = built.clone();
+    built
+}
+
+/// The text with every registered secret replaced by [`MASK`].
+pub fn mask(text: &str) -> Cow<'_, str> {
+    match matcher() {
+        Some(m) if m.is_match(text) => {
+            Cow::Owned(m.replace_all(text, &vec![MASK; m.patterns_len()]))
+        }
+        _ => Cow::Borrowed(text),
+    }
+}
+
+/// Masks a string in place.
+pub fn mask_string(s: &mut String) {
+    if let Cow::Owned(masked) = mask(s) {
+        *s = masked;
+    }
+}
+
+/// Masks every string in a value, keys included.
+pub fn mask_value(v: &mut Value) {
+    if matcher().is_none() {
+        return;
+    }
+    match v {
+        Value::String(s) => mask_string(s),
+        Value::Array(items) => items.iter_mut().for_each(mask_value),
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (mut k, mut item) in old {
+                mask_string(&mut k);
+                mask_value(&mut item);
+                map.insert(k, item);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    // The registry is process-wide: each test uses secrets of its own.
+    #[test]
+    fn masks_whole_secrets_their_lines_and_json_forms() {
+        register("tok-3141\n  line-two-xyz\n");
+        assert_eq!(mask("a tok-3141 b"), "a ******** b");
+        assert_eq!(mask("line-two-xyz"), "********");
+        assert_eq!(mask("tok-3141\\n  line-two-xyz\\n"), "********");
+        let mut v = json!({"tok-3141": ["x line-two-xyz"], "n": 1});
+        mask_value(&mut v);
+        assert_eq!(v, json!({"********": ["x ********"], "n": 1}));
+    }
+
+    #[test]
+    fn short_values_are_left_alone_and_longest_wins() {
+        register("abc");
+        assert_eq!(mask("abc"), "abc");
+        register("pw-55");
+        register("pw-55-long");
+        assert_eq!(mask("pw-55-long pw-55"), "******** ********");
+    }
+}
