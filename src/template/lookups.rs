@@ -59,6 +59,14 @@ fn searched(scope: &Scope, subdir: &str) -> String {
         .join(", ")
 }
 
+/// The lookup plugins `run` implements (short names; `ansible.builtin.` is accepted too).
+pub(crate) const SUPPORTED: &[&str] = &["env", "file", "template", "vars", "pipe", "items", "list"];
+
+/// Whether `lookup(name, ...)` names a plugin mixop has.
+pub(crate) fn is_supported(name: &str) -> bool {
+    SUPPORTED.contains(&name.strip_prefix("ansible.builtin.").unwrap_or(name))
+}
+
 fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
     let plugin = name.strip_prefix("ansible.builtin.").unwrap_or(name);
     let term_str = |t: &Value| -> Result<String, Error> {
@@ -177,7 +185,8 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
         }
         other => {
             return Err(err(format!(
-                "lookup plugin '{other}' is not supported (mixop supports env, file, template, vars, pipe, items, list)"
+                "lookup plugin '{other}' is not supported (mixop supports {})",
+                SUPPORTED.join(", ")
             )));
         }
     }

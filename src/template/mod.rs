@@ -123,6 +123,8 @@ struct Caches {
     exprs: HashMap<String, CacheEntry>,
     /// Template files, keyed by content (always rendered as text).
     files: HashMap<String, CacheEntry>,
+    /// Whether a filter (`true`) or test (`false`) name exists, as probed by `Inner::exists`.
+    names: HashMap<(bool, String), bool>,
 }
 
 pub(crate) struct Inner {
@@ -324,6 +326,67 @@ impl Inner {
         entry
     }
 
+    /// Every filter and test the compiled template applies exists (user-defined ones cannot be
+    /// added, so an unknown name is a typo or a plugin mixop lacks).
+    fn check_names(&self, compiled: &Compiled, src: &str) -> Result<(), TemplateError> {
+        use minijinja::machinery::{Instruction, get_compiled_template};
+        let tmpl = self
+            .env
+            .get_template(&compiled.name)
+            .map_err(|e| map_syntax_error(&e, src))?;
+        let code = get_compiled_template(&tmpl);
+        for instrs in std::iter::once(&code.instructions).chain(code.blocks.values()) {
+            let mut idx = 0;
+            while let Some(instr) = instrs.get(idx) {
+                let (filter, name) = match instr {
+                    Instruction::ApplyFilter(name, ..) => (true, *name),
+                    Instruction::PerformTest(name, ..) => (false, *name),
+                    _ => {
+                        idx += 1;
+                        continue;
+                    }
+                };
+                if !self.exists(filter, name) {
+                    let line = instrs.get_line(idx);
+                    let mut err = TemplateError::new(format!(
+                        "no {} named '{name}'{}",
+                        if filter { "filter" } else { "test" },
+                        objects::location(src, line)
+                    ));
+                    err.line = line;
+                    return Err(err);
+                }
+                idx += 1;
+            }
+        }
+        check_lookup_names(src)
+    }
+
+    /// Whether the environment has a filter (or test) of this name: applied to `none`, does it
+    /// fail as unknown rather than for its input or arguments?
+    fn exists(&self, filter: bool, name: &str) -> bool {
+        let key = (filter, name.to_string());
+        if let Some(&known) = lock(&self.caches).names.get(&key) {
+            return known;
+        }
+        let probe = if filter {
+            format!("none | {name}")
+        } else {
+            format!("none is {name}")
+        };
+        let unknown = if filter {
+            minijinja::ErrorKind::UnknownFilter
+        } else {
+            minijinja::ErrorKind::UnknownTest
+        };
+        let known = match self.env.compile_expression_owned(probe) {
+            Ok(expr) => expr.eval(()).map_or_else(|e| e.kind() != unknown, |_| true),
+            Err(_) => true,
+        };
+        lock(&self.caches).names.insert(key, known);
+        known
+    }
+
     fn compile_uncached(&self, src: &str, mode: &Mode) -> CacheEntry {
         let (source, typed) = match mode {
             Mode::Expr => {
@@ -431,6 +494,32 @@ fn map_syntax_error(e: &minijinja::Error, src: &str) -> TemplateError {
     ));
     err.line = e.line();
     err
+}
+
+/// Every `lookup('name', ...)` / `query(...)` / `q(...)` whose plugin is written as a literal
+/// names one mixop has (a templated name is judged when it is rendered).
+fn check_lookup_names(src: &str) -> Result<(), TemplateError> {
+    static CALL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"\b(lookup|query|q)\(\s*(?:'([A-Za-z0-9_.]+)'|"([A-Za-z0-9_.]+)")"#)
+            .expect("valid regex")
+    });
+    for c in CALL.captures_iter(src) {
+        let Some(name) = c.get(2).or_else(|| c.get(3)) else {
+            continue;
+        };
+        if !lookups::is_supported(name.as_str()) {
+            let line = src[..name.start()].matches('\n').count() + 1;
+            let mut err = TemplateError::new(format!(
+                "no lookup plugin named '{}'{} (mixop supports {})",
+                name.as_str(),
+                objects::location(src, Some(line)),
+                lookups::SUPPORTED.join(", ")
+            ));
+            err.line = Some(line);
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 impl Templar {
@@ -591,12 +680,14 @@ impl Templar {
         })
     }
 
-    /// Syntax check only (validation before any host is contacted).
+    /// Validation before any host is contacted: syntax, and that every filter and test named
+    /// exists (`run` would fail on one only when the expression is reached, maybe after changes).
     pub fn check_template(&self, s: &str) -> Result<(), TemplateError> {
         if !is_template(s) {
             return Ok(());
         }
-        self.inner.compile(s, Mode::Str).map(|_| ())
+        let compiled = self.inner.compile(s, Mode::Str)?;
+        self.inner.check_names(&compiled, s)
     }
 
     /// Syntax check of a bare expression.
@@ -612,6 +703,7 @@ impl Templar {
         if bare.trim().is_empty() {
             return Err(TemplateError::new("empty expression"));
         }
-        self.inner.compile(bare.trim(), Mode::Expr).map(|_| ())
+        let compiled = self.inner.compile(bare.trim(), Mode::Expr)?;
+        self.inner.check_names(&compiled, expr)
     }
 }
