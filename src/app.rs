@@ -78,13 +78,46 @@ pub fn report(d: &Diag) -> i32 {
     }
 }
 
-/// Reads the vault passwords the command line names, before anything is loaded.
+/// Reads the vault passwords the command line names (else those ansible.cfg names), before
+/// anything is loaded.
 fn vault_setup(opts: &VaultOpt) -> Result<(), Diag> {
-    crate::vault::install(crate::vault::keyring_from(opts)?);
+    let config = crate::config::get();
+    let keyring = if opts.password_files.is_empty() && opts.ids.is_empty() && !opts.ask {
+        crate::vault::keyring_from(&VaultOpt {
+            password_files: config.vault_password_files.clone(),
+            ids: config.vault_identities.clone(),
+            ask: false,
+        })?
+    } else {
+        crate::vault::keyring_from(opts)?
+    };
+    crate::vault::install(keyring);
+    Ok(())
+}
+
+/// The inventory sources: `-i`, else ansible.cfg's `inventory` (or `$ANSIBLE_INVENTORY`).
+fn inventory_sources(opt: &crate::cli::InventoryOpt) -> Vec<PathBuf> {
+    if opt.inventory.is_empty() {
+        crate::config::get().inventory.clone()
+    } else {
+        opt.inventory.clone()
+    }
+}
+
+/// Reads ansible.cfg and the `ANSIBLE_*` environment once, before anything else.
+fn config_setup() -> Result<(), Diag> {
+    let config = crate::config::discover()?;
+    for w in &config.warnings {
+        eprintln!("[WARNING]: {w}");
+    }
+    crate::config::install(config);
     Ok(())
 }
 
 fn dispatch(cli: Cli) -> Result<i32, Diag> {
+    if !matches!(cli.command, Command::Completions { .. }) {
+        config_setup()?;
+    }
     match cli.command {
         Command::Inventory(args) => {
             vault_setup(&args.vault)?;
@@ -100,7 +133,7 @@ fn dispatch(cli: Cli) -> Result<i32, Diag> {
         }
         Command::Ping(args) => {
             vault_setup(&args.vault)?;
-            let inv = adhoc_inventory(&args.inventory.inventory)?;
+            let inv = adhoc_inventory(&inventory_sources(&args.inventory))?;
             adhoc_cmd(
                 inv,
                 &args.pattern,
@@ -113,7 +146,7 @@ fn dispatch(cli: Cli) -> Result<i32, Diag> {
         }
         Command::Exec(args) => {
             vault_setup(&args.vault)?;
-            let inv = adhoc_inventory(&args.inventory.inventory)?;
+            let inv = adhoc_inventory(&inventory_sources(&args.inventory))?;
             let command = args.command.join(" ");
             adhoc_cmd(
                 inv,
@@ -160,10 +193,11 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
     let templar = Arc::new(Templar::new(TemplarOptions {
         search_paths: vec![playbook_dir.clone()],
     }));
-    let mut inventory = if args.inventory.inventory.is_empty() {
+    let sources = inventory_sources(&args.inventory);
+    let mut inventory = if sources.is_empty() {
         Inventory::empty()
     } else {
-        Inventory::load(&args.inventory.inventory)?
+        Inventory::load(&sources)?
     };
     // group_vars/ and host_vars/ beside the playbook rank above the inventory's, as in Ansible.
     inventory.load_vars_dirs(&playbook_dir)?;
@@ -171,7 +205,7 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
     for w in &inventory.warnings {
         eprintln!("[WARNING]: {}", crate::secret::mask(w));
     }
-    let playbook = load_playbook(&args.playbook, &templar)?;
+    let playbook = load_playbook(&args.playbook, &templar, &extra_vars)?;
     // Patterns are checked now so a typo fails before anything runs.
     if let Some(limit) = &args.limit {
         inventory.select(limit)?;
@@ -259,7 +293,7 @@ fn run_cmd(args: RunArgs) -> Result<i32, Diag> {
         skip_tags: args.plan.skip_tags.clone(),
         check: args.check,
         diff: args.diff,
-        forks: args.forks,
+        forks: args.forks.or(crate::config::get().forks),
         start_at_task: args.start_at_task.clone(),
         extra_vars: plan.extra_vars,
         verbosity: args.verbose,
@@ -560,7 +594,7 @@ fn adhoc_cmd(
 }
 
 fn inventory_cmd(args: InventoryArgs) -> Result<i32, Diag> {
-    let inv = Inventory::load(&args.inventory.inventory)?;
+    let inv = Inventory::load(&inventory_sources(&args.inventory))?;
     if let Some(host) = &args.host {
         if !inv.hosts.contains_key(host) {
             return Err(Diag::usage(format!(

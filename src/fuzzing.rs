@@ -19,7 +19,7 @@ use crate::template::{Templar, TemplarOptions, Vars};
 pub fn playbook(data: &[u8]) {
     let path = scratch_file("pb.yml", data);
     let templar = Templar::new(TemplarOptions::default());
-    if let Err(d) = crate::playbook::load_playbook(&path, &templar) {
+    if let Err(d) = crate::playbook::load_playbook(&path, &templar, &Default::default()) {
         let _ = d.render(false);
     }
 }
@@ -118,7 +118,11 @@ pub fn known_hosts(data: &[u8]) {
 /// What a Windows module writes to stdout (the framed results mixop's PowerShell wrapper emits),
 /// fed in two chunks split where the first byte says, plus the CLIXML decoder for its stderr.
 pub fn module_frames(data: &[u8]) {
-    let split = data.first().map(|&b| b as usize).unwrap_or(0).min(data.len());
+    let split = data
+        .first()
+        .map(|&b| b as usize)
+        .unwrap_or(0)
+        .min(data.len());
     let mut reader = crate::powershell::frame::Reader::default();
     let _ = reader.push(&data[..split]);
     let _ = reader.push(&data[split..]);

@@ -487,9 +487,14 @@ fn preflight_refuses_before_any_host_changes() {
     let p = cl.run("preflight.yml", &["--output", "json"]);
     assert_eq!(p.code, 0, "preflight refused an open server:\n{}", p.all);
     p.changed_nowhere();
-    let listeners = cl
-        .lab
-        .exec("lab1", "pgrep -f '[m]ixop-preflight-listener' || true");
+    // Lab hosts share the process table: only a listener in lab1's network namespace is this
+    // test's (another test's cluster may be in its preflight).
+    let listeners = cl.lab.exec(
+        "lab1",
+        "for p in $(pgrep -f '[m]ixop-preflight-listener'); do \
+           [ \"$(readlink /proc/$p/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ] && echo $p; \
+         done; true",
+    );
     assert_eq!(
         listeners.trim(),
         "",

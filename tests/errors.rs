@@ -326,3 +326,103 @@ fn syntax_check_validates_and_connects_nowhere() {
     assert!(r.stdout.contains("      shell\tTAGS: []\n"), "{}", r.all());
     assert!(!w.out().join("touched").exists());
 }
+
+#[test]
+fn unknown_filters_tests_and_lookups_are_refused_before_anything_runs() {
+    let w = Work::new();
+    let err = rejected(
+        &w,
+        &format!("{FIRST}    - debug:\n        msg: \"{{{{ 'a' | uppper }}}}\"\n"),
+    );
+    assert!(
+        err.contains("pb.yml:5:") && err.contains("no filter named 'uppper'"),
+        "{err}"
+    );
+    let err = rejected(
+        &w,
+        &format!("{FIRST}    - debug: {{msg: hi}}\n      when: x is definned\n"),
+    );
+    assert!(err.contains("no test named 'definned'"), "{err}");
+    let err = rejected(
+        &w,
+        &format!("{FIRST}    - debug:\n        msg: \"{{{{ lookup('nosuch', 'x') }}}}\"\n"),
+    );
+    assert!(err.contains("no lookup plugin named 'nosuch'"), "{err}");
+}
+
+#[test]
+fn python_plugins_are_named_at_load_time() {
+    let w = Work::new();
+    w.write("library/my_module.py", "# an Ansible module\n");
+    let err = rejected(&w, &format!("{FIRST}    - my_module: {{a: 1}}\n"));
+    assert!(
+        err.contains("library/my_module.py") && err.contains("cannot run Ansible's Python"),
+        "{err}"
+    );
+    w.write(
+        "filter_plugins/custom.py",
+        "class FilterModule:\n    def filters(self):\n        return {'shout': lambda s: s.upper()}\n",
+    );
+    let err = rejected(
+        &w,
+        &format!("{FIRST}    - debug:\n        msg: \"{{{{ 'a' | shout }}}}\"\n"),
+    );
+    assert!(
+        err.contains("no filter named 'shout'") && err.contains("filter_plugins/custom.py"),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_playbook_paths_are_rendered_and_when_and_tags_apply_to_every_task() {
+    let w = Work::new();
+    w.local_inventory(2);
+    w.write(
+        "stage-a.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: \"in-a\"}\n    \
+         - debug: {msg: \"tagged-a\"}\n      tags: [t]\n",
+    );
+    w.write(
+        "main.yml",
+        "- import_playbook: \"stage-{{ stage }}.yml\"\n  when: inventory_hostname == 'h1'\n  tags: [imported]\n",
+    );
+    let r = w.mixop(&["run", "main.yml", "-i", "inventory.yml", "-e", "stage=a"]);
+    r.ok();
+    assert_eq!(r.stdout.matches("] in-a").count(), 1, "{}", r.all());
+    assert_eq!(r.recap("h1").ok, 2, "{}", r.all());
+    assert_eq!(r.recap("h2").skipped, 2, "{}", r.all());
+    // The import's tags reach every task it imports.
+    let r = w.mixop(&[
+        "run",
+        "main.yml",
+        "-i",
+        "inventory.yml",
+        "-e",
+        "stage=a",
+        "--tags",
+        "imported",
+    ]);
+    r.ok();
+    assert_eq!(r.recap("h1").ok, 2, "{}", r.all());
+    let r = w.mixop(&[
+        "run",
+        "main.yml",
+        "-i",
+        "inventory.yml",
+        "-e",
+        "stage=a",
+        "--list-tags",
+    ]);
+    r.ok();
+    assert!(r.stdout.contains("TASK TAGS: [imported, t]"), "{}", r.all());
+    // Without the variable: an input error that names it and says what is known at load time.
+    let r = w.mixop(&["check", "main.yml", "-i", "inventory.yml"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("main.yml:1:")
+            && r.stderr.contains("stage")
+            && r.stderr.contains("extra vars"),
+        "{}",
+        r.all()
+    );
+}

@@ -82,7 +82,7 @@ proptest! {
         let path = dir.path().join("pb.yml");
         std::fs::write(&path, &text).unwrap();
         let templar = Templar::new(TemplarOptions::default());
-        if let Err(d) = mixop::playbook::load_playbook(&path, &templar) {
+        if let Err(d) = mixop::playbook::load_playbook(&path, &templar, &Default::default()) {
             // Every error renders without panicking, with or without a location.
             let _ = d.render(false);
         }

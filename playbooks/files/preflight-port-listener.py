@@ -12,14 +12,18 @@ DEADLINE = 60
 
 
 def stop_stale():
-    me, stopped = os.getpid(), []
+    # Only listeners in this network namespace can hold these ports: another namespace on the
+    # same kernel (a container, a lab host sharing the process table) has ports of its own, and
+    # its listener may be another preflight's at work.
+    me, stopped, my_net = os.getpid(), [], os.readlink("/proc/self/ns/net")
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
+            same_net = os.readlink(f"/proc/{pid}/ns/net") == my_net
         except OSError:
             continue
-        if int(pid) != me and len(argv) > 2 and argv[1] == b"-" and argv[2] == MARKER.encode():
+        if int(pid) != me and same_net and len(argv) > 2 and argv[1] == b"-" and argv[2] == MARKER.encode():
             try:
                 os.kill(int(pid), signal.SIGTERM)
                 stopped.append(pid)

@@ -194,6 +194,28 @@ pub fn spec_from_vars(
     remote_user: Option<&str>,
     in_inventory: bool,
 ) -> Result<ConnSpec, String> {
+    let mut vars = vars;
+    // ansible.cfg's connection defaults rank below every variable, aliases included.
+    for (k, v) in &crate::config::get().connection {
+        let aliases: &[&str] = match k.as_str() {
+            "ansible_user" => &["ansible_user", "ansible_ssh_user"],
+            "ansible_port" => &["ansible_port", "ansible_ssh_port"],
+            "ansible_private_key_file" => {
+                &["ansible_private_key_file", "ansible_ssh_private_key_file"]
+            }
+            "ansible_timeout" => &["ansible_timeout", "ansible_ssh_timeout"],
+            "ansible_host_key_checking" => {
+                &["ansible_host_key_checking", "ansible_ssh_host_key_checking"]
+            }
+            _ => &[],
+        };
+        if !aliases
+            .iter()
+            .any(|a| vars.get(*a).is_some_and(|v| !v.is_null()))
+        {
+            vars.insert(k.clone(), v.clone());
+        }
+    }
     let get = |k: &str| {
         vars.get(k)
             .filter(|v| !v.is_null())

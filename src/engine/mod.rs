@@ -74,6 +74,8 @@ pub struct Engine {
     /// any_errors_fatal or max_fail_percentage ended a play: as in ansible-core
     /// (RUN_FAILED_BREAK_PLAY), no later play runs either.
     playbook_stopped: AtomicBool,
+    /// Hosts whose facts a play gathered (`gathering = smart` asks each host once per run).
+    gathered: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Settings inherited from enclosing plays and blocks.
@@ -118,6 +120,7 @@ impl Engine {
             forks: Arc::new(Semaphore::new(forks)),
             playbook_dir: playbook_dir.to_path_buf(),
             playbook_stopped: AtomicBool::new(false),
+            gathered: std::sync::Mutex::default(),
         }
     }
 
@@ -265,14 +268,39 @@ impl Engine {
         Ok(())
     }
 
+    /// The hosts of the batch whose facts the play gathers first: `gather_facts` when the play
+    /// says, else ansible.cfg's `gathering` (implicit by default, as in Ansible).
+    fn hosts_to_gather(&self, pc: &PlayCtx<'_>) -> Vec<String> {
+        use crate::config::Gathering;
+        let gathering = crate::config::get().gathering;
+        let wanted = pc
+            .play
+            .gather_facts
+            .unwrap_or(gathering != Gathering::Explicit);
+        if !wanted {
+            return Vec::new();
+        }
+        let mut gathered = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
+        let hosts = pc
+            .batch
+            .iter()
+            .filter(|h| gathering != Gathering::Smart || !gathered.contains(*h))
+            .cloned()
+            .collect();
+        gathered.extend(pc.batch.iter().cloned());
+        hosts
+    }
+
     async fn run_batch(&self, pc: &PlayCtx<'_>) {
         let root = Inherit {
             opts: pc.play.opts.clone(),
+            when: pc.play.when.clone(),
             ..Default::default()
         };
-        if pc.play.gather_facts {
+        let hosts = self.hosts_to_gather(pc);
+        if !hosts.is_empty() {
             let setup = task::setup_task(pc.play);
-            self.run_items(pc, std::slice::from_ref(&setup), &pc.batch, &root)
+            self.run_items(pc, std::slice::from_ref(&setup), &hosts, &root)
                 .await;
         }
         let sections = [&pc.play.pre_tasks, &pc.play.tasks, &pc.play.post_tasks];

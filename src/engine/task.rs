@@ -835,9 +835,11 @@ impl Engine {
 
     fn become_for(&self, opts: &TaskOpts, vars: &Vars) -> Result<Option<Become>, TemplateError> {
         let get = |k: &str| vars.vars.get(k).filter(|v| !v.is_null());
+        let config = crate::config::get();
         let enabled = opts.become_.unwrap_or_else(|| {
             get("ansible_become")
                 .and_then(crate::value::as_bool)
+                .or(config.become_)
                 .unwrap_or(false)
         });
         if !enabled {
@@ -847,7 +849,7 @@ impl Engine {
             Some(u) => self.templar.render_str(&u, vars)?,
             None => match get("ansible_become_user") {
                 Some(v) => crate::value::to_text(&self.templar.render_deep(v, vars)?),
-                None => "root".into(),
+                None => config.become_user.clone().unwrap_or_else(|| "root".into()),
             },
         };
         let mut password = None;
@@ -862,7 +864,11 @@ impl Engine {
             }
         }
         Ok(Some(Become {
-            method: opts.become_method.clone().unwrap_or_else(|| "sudo".into()),
+            method: opts
+                .become_method
+                .clone()
+                .or_else(|| config.become_method.clone())
+                .unwrap_or_else(|| "sudo".into()),
             user,
             password,
         }))

@@ -127,20 +127,37 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 
 pub struct Loader<'t> {
     templar: &'t Templar,
+    /// `-e` variables: with an import's `vars`, all that is known when a templated
+    /// `import_playbook` path is rendered (as in Ansible).
+    extra_vars: Map<String, Value>,
     /// Files being imported, to catch import cycles.
     stack: Vec<PathBuf>,
     /// The playbook's directory (the root for `files/` and `templates/`).
     root: Option<PathBuf>,
 }
 
+/// What an `import_playbook` entry gives every play it imports.
+#[derive(Clone, Default)]
+struct Import {
+    vars: Map<String, Value>,
+    /// Conditions every task of the imported plays carries (Ansible applies them per task).
+    when: Vec<Value>,
+    tags: Vec<String>,
+}
+
 /// Loads a playbook and everything it imports, validating the whole plan.
-pub fn load_playbook(path: &Path, templar: &Templar) -> Result<Playbook> {
+pub fn load_playbook(
+    path: &Path,
+    templar: &Templar,
+    extra_vars: &Map<String, Value>,
+) -> Result<Playbook> {
     let mut loader = Loader {
         templar,
+        extra_vars: extra_vars.clone(),
         stack: Vec::new(),
         root: path.parent().map(Path::to_path_buf),
     };
-    let plays = loader.playbook_file(path, &Map::new())?;
+    let plays = loader.playbook_file(path, &Import::default())?;
     Ok(Playbook {
         path: path.to_path_buf(),
         plays,
@@ -157,10 +174,37 @@ pub fn load_task_file(
 ) -> Result<Vec<Task>> {
     let mut loader = Loader {
         templar,
+        extra_vars: Map::new(),
         stack: Vec::new(),
         root: Some(playbook_dir.to_path_buf()),
     };
     loader.task_file(path, inherited_tags, None)
+}
+
+/// A task's module found as an Ansible plugin file: `library/NAME.py|.ps1` beside the playbook
+/// or the task file, or `collections/ansible_collections/NS/COLL/plugins/modules/NAME.py`.
+fn python_plugin<'a>(name: &str, dirs: impl Iterator<Item = &'a PathBuf>) -> Option<PathBuf> {
+    let parts: Vec<&str> = name.split('.').collect();
+    for dir in dirs {
+        let mut candidates = Vec::new();
+        let short = parts.last().copied().unwrap_or(name);
+        for ext in ["py", "ps1"] {
+            candidates.push(dir.join("library").join(format!("{short}.{ext}")));
+        }
+        if let [ns, coll, module] = parts.as_slice() {
+            let base = dir
+                .join("collections/ansible_collections")
+                .join(ns)
+                .join(coll);
+            for ext in ["py", "ps1"] {
+                candidates.push(base.join("plugins/modules").join(format!("{module}.{ext}")));
+            }
+        }
+        if let Some(found) = candidates.into_iter().find(|p| p.is_file()) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 fn keys_of(node: &Node, what: &str) -> Result<Vec<(String, Node, Node)>> {
@@ -266,11 +310,7 @@ impl Loader<'_> {
         yaml::load_file(path)
     }
 
-    fn playbook_file(
-        &mut self,
-        path: &Path,
-        import_vars: &Map<String, Value>,
-    ) -> Result<Vec<Play>> {
+    fn playbook_file(&mut self, path: &Path, import: &Import) -> Result<Vec<Play>> {
         self.enter(path, None)?;
         let docs = self.read(path, None)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -294,44 +334,72 @@ impl Loader<'_> {
                 .get("import_playbook")
                 .or_else(|| entry.get("ansible.builtin.import_playbook"))
             {
-                let mut vars = import_vars.clone();
+                let mut inner = import.clone();
                 for (k, knode, v) in keys_of(entry, "an import_playbook entry")? {
                     match k.as_str() {
                         "import_playbook" | "ansible.builtin.import_playbook" | "name" => {}
-                        "vars" => crate::value::merge(&mut vars, &vars_map(&v, "vars")?, false),
-                        "when" | "tags" => {
-                            return Err(Diag::input(format!(
-                                "`{k}` on import_playbook is not supported"
-                            ))
-                            .at(&knode.loc)
-                            .hint("put it on the plays of the imported playbook"));
+                        "vars" => {
+                            crate::value::merge(&mut inner.vars, &vars_map(&v, "vars")?, false)
+                        }
+                        "when" => inner.when.extend(self.conditions(&v, "when")?),
+                        "tags" => {
+                            for t in string_list(&v, "tags")? {
+                                if !inner.tags.contains(&t) {
+                                    inner.tags.push(t);
+                                }
+                            }
                         }
                         _ => {
                             return Err(unknown_key(
                                 &k,
                                 &knode,
-                                &["import_playbook", "vars", "name"],
+                                &["import_playbook", "vars", "name", "when", "tags"],
                                 "import_playbook",
                             ));
                         }
                     }
                 }
-                let file = string_of(target, "import_playbook")?;
-                self.check_template(&file, &target.loc)?;
+                let file = self.import_path(target, &inner.vars)?;
                 let sub = dir.join(&file);
                 if !sub.is_file() {
                     return Err(Diag::no_such_file("imported playbook", &sub).at(&target.loc));
                 }
-                plays.extend(self.playbook_file(&sub, &vars)?);
+                plays.extend(self.playbook_file(&sub, &inner)?);
                 continue;
             }
-            plays.push(self.play(entry, &dir, import_vars)?);
+            plays.push(self.play(entry, &dir, import)?);
         }
         self.stack.pop();
         Ok(plays)
     }
 
-    fn play(&mut self, node: &Node, dir: &Path, import_vars: &Map<String, Value>) -> Result<Play> {
+    /// An `import_playbook` path, rendered (when templated) with the import's `vars` and the
+    /// extra vars: nothing else is known when playbooks are loaded.
+    fn import_path(&self, target: &Node, vars: &Map<String, Value>) -> Result<String> {
+        let file = string_of(target, "import_playbook")?;
+        self.check_template(&file, &target.loc)?;
+        if !crate::template::is_template(&file) {
+            return Ok(file);
+        }
+        let mut known = vars.clone();
+        crate::value::merge(&mut known, &self.extra_vars, false);
+        let ctx = crate::template::Vars {
+            vars: std::sync::Arc::new(known),
+            hostvars: Default::default(),
+            data_vars: Default::default(),
+        };
+        self.templar.render_str(&file, &ctx).map_err(|e| {
+            Diag::input(format!("import_playbook path: {}", e.message))
+                .at(&target.loc)
+                .hint(
+                    "an imported playbook's path is rendered when playbooks are loaded: only \
+                     extra vars (-e) and the import's `vars` are known then",
+                )
+        })
+    }
+
+    fn play(&mut self, node: &Node, dir: &Path, import: &Import) -> Result<Play> {
+        let import_vars = &import.vars;
         let pairs = keys_of(node, "a play")?;
         if node.get("hosts").is_none() {
             let mut d = Diag::input("a play needs `hosts`")
@@ -353,7 +421,7 @@ impl Loader<'_> {
             dir: dir.to_path_buf(),
             vars: import_vars.clone(),
             vars_files: Vec::new(),
-            gather_facts: false,
+            gather_facts: None,
             serial: Vec::new(),
             strategy: Strategy::Linear,
             any_errors_fatal: false,
@@ -361,6 +429,7 @@ impl Loader<'_> {
             force_handlers: false,
             opts: TaskOpts::default(),
             tags: Vec::new(),
+            when: import.when.clone(),
             pre_tasks: Vec::new(),
             tasks: Vec::new(),
             post_tasks: Vec::new(),
@@ -388,7 +457,7 @@ impl Loader<'_> {
                         play.vars_files.push((name, f.loc.clone()));
                     }
                 }
-                "gather_facts" => play.gather_facts = bool_of(v, k)?,
+                "gather_facts" => play.gather_facts = Some(bool_of(v, k)?),
                 "serial" => play.serial = serial_of(v)?,
                 "strategy" => {
                     play.strategy = match string_of(v, k)?.as_str() {
@@ -418,6 +487,11 @@ impl Loader<'_> {
         }
         if play.hosts.trim().is_empty() {
             return Err(Diag::input("`hosts` is empty").at(&node.loc));
+        }
+        for t in &import.tags {
+            if !play.tags.contains(t) {
+                play.tags.push(t.clone());
+            }
         }
         play.named = !play.name.is_empty();
         if !play.named {
@@ -520,10 +594,46 @@ impl Loader<'_> {
             return Ok(());
         }
         self.templar.check_template(s).map_err(|e| {
-            Diag::input(format!("template error: {}", e.message))
+            let d = Diag::input(format!("template error: {}", e.message))
                 .at(loc)
-                .label("in this template")
+                .label("in this template");
+            match self.python_filter(&e.message, loc) {
+                Some(file) => d.hint(format!(
+                    "{} defines it: mixop cannot run Ansible's Python filter and test plugins; \
+                     write the expression with Jinja's and Ansible's built-in filters",
+                    file.display()
+                )),
+                None => d,
+            }
         })
+    }
+
+    /// For "no filter/test named 'x'": the `filter_plugins/` or `test_plugins/` Python file
+    /// beside the playbook or the task file that defines `x`, if any.
+    fn python_filter(&self, message: &str, loc: &Loc) -> Option<PathBuf> {
+        let (kind, rest) = message
+            .strip_prefix("no filter named '")
+            .map(|r| ("filter_plugins", r))
+            .or_else(|| {
+                message
+                    .strip_prefix("no test named '")
+                    .map(|r| ("test_plugins", r))
+            })?;
+        let name = rest.split('\'').next()?;
+        let short = name.rsplit('.').next().unwrap_or(name);
+        [Some(loc.dir()), self.root.clone()]
+            .into_iter()
+            .flatten()
+            .filter_map(|d| std::fs::read_dir(d.join(kind)).ok())
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "py"))
+            .find(|p| {
+                std::fs::read_to_string(p).is_ok_and(|t| {
+                    t.contains(&format!("'{short}'")) || t.contains(&format!("\"{short}\""))
+                })
+            })
     }
 
     fn check_value_templates(&self, v: &Value, loc: &Loc) -> Result<()> {
@@ -941,8 +1051,16 @@ impl Loader<'_> {
             let mut d = Diag::input(format!("unknown module or keyword `{name}`"))
                 .at(&knode.loc)
                 .label("not a module mixop knows");
+            let dirs = [Some(knode.loc.dir()), self.root.clone()];
             if let Some((_, hint)) = UNSUPPORTED.iter().find(|(k, _)| *k == name) {
                 d = d.hint(*hint);
+            } else if let Some(plugin) = python_plugin(name, dirs.iter().flatten()) {
+                d = d.hint(format!(
+                    "`{name}` is a module from {}: mixop runs its own modules and cannot run \
+                     Ansible's Python or PowerShell plugins; use `command`/`shell` or a module \
+                     mixop has",
+                    plugin.display()
+                ));
             } else if let Some(s) = did_you_mean(short, &candidates) {
                 d = d.hint(format!("did you mean `{s}`?"));
             } else {

@@ -34,7 +34,8 @@ pub struct Play {
     pub dir: PathBuf,
     pub vars: Map<String, Value>,
     pub vars_files: Vec<(String, Loc)>,
-    pub gather_facts: bool,
+    /// The `gather_facts` keyword; without it, ansible.cfg's `gathering` decides.
+    pub gather_facts: Option<bool>,
     pub serial: Vec<Serial>,
     pub strategy: Strategy,
     pub any_errors_fatal: bool,
@@ -42,6 +43,8 @@ pub struct Play {
     pub force_handlers: bool,
     pub opts: TaskOpts,
     pub tags: Vec<String>,
+    /// Conditions from `import_playbook ... when:`: every task of the play carries them.
+    pub when: Vec<Value>,
     pub pre_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,
