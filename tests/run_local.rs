@@ -721,3 +721,51 @@ fn parallel_directory_creation_under_one_new_parent() {
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.all().contains("cannot create directory"), "{}", r.all());
 }
+
+#[test]
+fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
+    let w = Work::new();
+    w.local_inventory(2);
+    w.write("vars/common.yml", "region: eu\nsize: 3\n");
+    w.write("vars/conf.d/10-a.yml", "a: 1\nshared: from-a\n");
+    w.write("vars/conf.d/20-b.json", "{\"b\": 2, \"shared\": \"from-b\"}\n");
+    w.write("vars/conf.d/skip.txt", "not: read\n");
+    w.write("vars/conf.d/30-ignored.yml", "ignored: true\n");
+    w.write(
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ping:
+      register: p
+    - include_vars: common.yml
+    - include_vars:
+        dir: vars/conf.d
+        ignore_files: ["30-*"]
+        name: conf
+    - debug:
+        msg: "{{ p.ping }} {{ region }} {{ size + 1 }} {{ conf.a }} {{ conf.b }} {{ conf.shared }} {{ conf.ignored | default('no') }}"
+    - ping: {data: crash}
+      ignore_errors: true
+      register: crashed
+    - assert: {that: [crashed is failed, "crashed.msg == 'boom'"]}
+"#,
+    );
+    let r = w.mixop(&["run", "pb.yml", "-i", "inventory.yml"]);
+    r.ok();
+    assert_eq!(
+        r.stdout.matches("pong eu 4 1 2 from-b no").count(),
+        2,
+        "{}",
+        r.all()
+    );
+    // A missing file fails the task with where it looked.
+    w.write(
+        "missing.yml",
+        "- hosts: h1\n  gather_facts: false\n  tasks:\n    - include_vars: nope.yml\n",
+    );
+    let r = w.mixop(&["run", "missing.yml", "-i", "inventory.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("could not find `nope.yml`"), "{}", r.all());
+}

@@ -51,6 +51,7 @@ mod ini;
 mod load;
 mod output;
 mod pattern;
+pub use pattern::fnmatch;
 mod vars;
 
 use std::path::{Path, PathBuf};

@@ -248,6 +248,11 @@ fn compile(pattern: &str) -> Result<Regex> {
         })
 }
 
+/// Python's `fnmatch.fnmatchcase`: whether `name` matches the shell glob `pattern`.
+pub fn fnmatch(pattern: &str, name: &str) -> bool {
+    regex::Regex::new(&glob_to_regex(pattern)).is_ok_and(|re| re.is_match(name))
+}
+
 /// Python's `fnmatch.translate`, written for the `regex` crate's syntax.
 pub(super) fn glob_to_regex(glob: &str) -> String {
     let chars: Vec<char> = glob.chars().collect();

@@ -16,7 +16,19 @@ use crate::connection::Transport;
 use crate::value::to_text;
 
 pub static MODULES: &[&dyn Module] = &[
-    &Command, &Shell, &Raw, &Debug, &SetFact, &Assert, &Fail, &Pause, &Meta, &WaitFor, &Setup,
+    &Command,
+    &Shell,
+    &Raw,
+    &Debug,
+    &SetFact,
+    &Assert,
+    &Fail,
+    &Pause,
+    &Meta,
+    &WaitFor,
+    &Setup,
+    &Ping,
+    &super::include_vars::IncludeVars,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
@@ -754,6 +766,45 @@ fn tcp_probe(host: &str, port: u64) -> Result<String, ModError> {
         posix::quote("exec 3<>\"/dev/tcp/$1/$2\""),
         posix::quote(host)
     ))
+}
+
+static PING_DEF: ModuleDef = ModuleDef {
+    name: "ping",
+    namespaces: BUILTIN,
+    params: &[p("data", Str)],
+    free_form: FreeForm::KeyValue,
+    open_args: false,
+    target: Target::Posix,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+/// `ping`: the host runs a command through its connection (and become); `data` comes back.
+/// `data=crash` fails, as Ansible's ping raises.
+struct Ping;
+
+#[async_trait]
+impl Module for Ping {
+    fn def(&self) -> &'static ModuleDef {
+        &PING_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let data = args.get("data").map(to_text).unwrap_or_else(|| "pong".into());
+        let out = ctx.exec("echo pong", None).await?;
+        if out.rc != 0 || String::from_utf8_lossy(&out.stdout).trim() != "pong" {
+            return Err(ModError::msg(format!(
+                "ping: the host did not answer `echo pong` (rc {}): {}",
+                out.rc,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        if data == "crash" {
+            return Err(ModError::msg("boom"));
+        }
+        let mut r = outcome(false);
+        r.insert("ping".into(), Value::from(data));
+        Ok(r)
+    }
 }
 
 static SETUP_DEF: ModuleDef = ModuleDef {

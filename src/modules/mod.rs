@@ -5,6 +5,7 @@
 
 pub mod builtin;
 mod files;
+mod include_vars;
 pub mod k8s;
 mod linux;
 mod posix;
@@ -190,6 +191,7 @@ fn counterpart(posix: &str) -> Option<&'static str> {
         "reboot" => "win_reboot",
         "service" | "systemd" | "systemd_service" => "win_service",
         "wait_for" => "win_wait_for",
+        "ping" => "win_ping",
         _ => return None,
     })
 }

@@ -34,6 +34,7 @@ fn text(state: &State, v: &Value) -> Result<String, Error> {
 
 pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("bool", to_bool);
+    env.add_filter("ipwrap", ipwrap);
     env.add_filter("string", string);
     env.add_filter("join", join);
     env.add_filter("flatten", flatten);
@@ -1365,4 +1366,20 @@ mod tests {
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("it's x"), r#"'it'"'"'s x'"#);
     }
+}
+
+/// ansible.utils.ipwrap: an IPv6 address in brackets (for URLs and `host:port`); IPv4
+/// addresses, names and anything else unchanged; lists element by element.
+fn ipwrap(v: Value) -> Result<Value, Error> {
+    if v.kind() == minijinja::value::ValueKind::Seq {
+        return Ok(Value::from(
+            v.try_iter()?
+                .map(ipwrap)
+                .collect::<Result<Vec<_>, _>>()?,
+        ));
+    }
+    Ok(match v.as_str() {
+        Some(s) if s.parse::<std::net::Ipv6Addr>().is_ok() => Value::from(format!("[{s}]")),
+        _ => v,
+    })
 }

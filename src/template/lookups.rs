@@ -60,7 +60,18 @@ fn searched(scope: &Scope, subdir: &str) -> String {
 }
 
 /// The lookup plugins `run` implements (short names; `ansible.builtin.` is accepted too).
-pub(crate) const SUPPORTED: &[&str] = &["env", "file", "template", "vars", "pipe", "items", "list"];
+pub(crate) const SUPPORTED: &[&str] = &[
+    "env",
+    "file",
+    "template",
+    "vars",
+    "pipe",
+    "items",
+    "list",
+    "fileglob",
+    "first_found",
+    "password",
+];
 
 /// Whether `lookup(name, ...)` names a plugin mixop has.
 pub(crate) fn is_supported(name: &str) -> bool {
@@ -174,6 +185,72 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 out.push(Value::from(text.trim_end()));
             }
         }
+        "fileglob" => {
+            let scope = scope(state)?;
+            for t in terms {
+                out.extend(fileglob(&scope.inner.opts.search_paths, &term_str(t)?));
+            }
+        }
+        "first_found" => {
+            let scope = scope(state)?;
+            let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
+            let (mut files, mut paths) = (Vec::new(), Vec::new());
+            let mut add = |v: &Value, files: &mut Vec<String>, paths: &mut Vec<String>| -> Result<(), Error> {
+                match v.kind() {
+                    ValueKind::Map => {
+                        for (key, into) in [("files", &mut *files), ("paths", &mut *paths)] {
+                            let x = v.get_attr(key)?;
+                            if !x.is_undefined() {
+                                split_terms(&x, into)?;
+                            }
+                        }
+                        Ok(())
+                    }
+                    _ => split_terms(v, files),
+                }
+            };
+            for t in terms {
+                add(t, &mut files, &mut paths)?;
+            }
+            if let Some(f) = kwargs.get::<Option<Value>>("files")? {
+                split_terms(&f, &mut files)?;
+            }
+            if let Some(p) = kwargs.get::<Option<Value>>("paths")? {
+                split_terms(&p, &mut paths)?;
+            }
+            let found = files.iter().find_map(|f| {
+                if paths.is_empty() {
+                    find_file(&scope.inner.opts.search_paths, "files", f)
+                } else {
+                    paths.iter().find_map(|p| {
+                        find_file(&scope.inner.opts.search_paths, "files", &format!("{p}/{f}"))
+                    })
+                }
+            });
+            match found {
+                Some(p) => out.push(Value::from(p.display().to_string())),
+                None if skip => {}
+                None => {
+                    return Err(err(format!(
+                        "No file was found when using first_found (looked for {} in {})",
+                        files.join(", "),
+                        if paths.is_empty() {
+                            searched(&scope, "files")
+                        } else {
+                            paths.join(", ")
+                        }
+                    )));
+                }
+            }
+        }
+        "password" => {
+            let scope = scope(state)?;
+            for t in terms {
+                let pw = password(&scope.inner.opts.search_paths, &term_str(t)?)?;
+                crate::secret::register(&pw);
+                out.push(Value::from(pw));
+            }
+        }
         "items" | "list" => {
             for t in terms {
                 if t.kind() == ValueKind::Seq && plugin == "items" {
@@ -245,4 +322,144 @@ fn lookup(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Re
 
 fn query(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     invoke(state, &name, terms, kwargs, true)
+}
+
+/// A `first_found` term: a name, a comma/semicolon-separated list of names, or a list of them.
+fn split_terms(v: &Value, into: &mut Vec<String>) -> Result<(), Error> {
+    match v.kind() {
+        ValueKind::Seq => {
+            for x in v.try_iter()? {
+                split_terms(&x, into)?;
+            }
+        }
+        _ => match v.as_str() {
+            Some(s) => into.extend(
+                s.split([',', ';'])
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string),
+            ),
+            None => return Err(err(format!("first_found: cannot use {} as a file name", v.kind()))),
+        },
+    }
+    Ok(())
+}
+
+/// `fileglob`: the files (not directories) matching a glob; a relative glob's directory is found
+/// in the search paths (`files/` first), as ansible.builtin.fileglob does. Sorted by name.
+fn fileglob(search_paths: &[PathBuf], term: &str) -> Vec<Value> {
+    let path = Path::new(term);
+    let (dir, pattern) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned()),
+        _ => return Vec::new(),
+    };
+    let dirs: Vec<PathBuf> = if dir.is_absolute() {
+        vec![dir]
+    } else {
+        let cwd = [PathBuf::from(".")];
+        let bases = if search_paths.is_empty() { &cwd[..] } else { search_paths };
+        bases
+            .iter()
+            .flat_map(|b| [b.join("files").join(&dir), b.join(&dir)])
+            .filter(|d| d.is_dir())
+            .take(1)
+            .collect()
+    };
+    let mut found: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .filter(|e| crate::inventory::fnmatch(&pattern, &e.file_name().to_string_lossy()))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    found.sort();
+    found.into_iter().map(Value::from).collect()
+}
+
+/// `password`: `PATH [length=N] [chars=SET,...]`. Reads the password stored at PATH (relative to
+/// the playbook), or generates one and stores it there (mode 0600, written to a temporary name
+/// first); `/dev/null` generates without storing.
+fn password(search_paths: &[PathBuf], term: &str) -> Result<String, Error> {
+    let mut words = term.split_whitespace();
+    let file = words.next().ok_or_else(|| err("password: a path is required"))?;
+    let mut length = 20usize;
+    let mut chars = String::new();
+    for w in words {
+        match w.split_once('=') {
+            Some(("length", n)) => {
+                length = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=4096).contains(n))
+                    .ok_or_else(|| err(format!("password: length `{n}` is not 1 to 4096")))?
+            }
+            Some(("chars", set)) => {
+                for part in set.split(',') {
+                    chars.push_str(match part {
+                        "ascii_letters" => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                        "ascii_lowercase" => "abcdefghijklmnopqrstuvwxyz",
+                        "ascii_uppercase" => "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                        "digits" => "0123456789",
+                        "hexdigits" => "0123456789abcdefABCDEF",
+                        "octdigits" => "01234567",
+                        "punctuation" => "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+                        other => other,
+                    });
+                }
+            }
+            Some(("seed" | "encrypt" | "ident" | "salt", _)) => {
+                return Err(err(format!("password: `{w}` is not supported by mixop")));
+            }
+            _ => return Err(err(format!("password: cannot understand `{w}`"))),
+        }
+    }
+    if chars.is_empty() {
+        chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:-_".into();
+    }
+    let path = match Path::new(file) {
+        p if p.is_absolute() => p.to_path_buf(),
+        p => search_paths.first().map_or_else(|| p.to_path_buf(), |b| b.join(p)),
+    };
+    if path != Path::new("/dev/null") {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            // Ansible stores `PASSWORD salt=...` when encrypting; the password is the first word.
+            return Ok(text.split_whitespace().next().unwrap_or_default().to_string());
+        }
+    }
+    let set: Vec<char> = chars.chars().collect();
+    let mut pw = String::with_capacity(length);
+    // Unbiased picks from OS randomness (uuid's v4 bytes come from getrandom).
+    let limit = 256 - 256 % set.len().min(256);
+    while pw.chars().count() < length {
+        for b in *uuid::Uuid::new_v4().as_bytes() {
+            if (b as usize) < limit && pw.chars().count() < length {
+                pw.push(set[b as usize % set.len()]);
+            }
+        }
+    }
+    if path != Path::new("/dev/null") {
+        write_private(&path, &pw).map_err(|e| {
+            err(format!("password: cannot store the password in {}: {e}", path.display()))
+        })?;
+    }
+    Ok(pw)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("mixop-tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(format!("{text}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

@@ -332,10 +332,10 @@ fn check_refuses_filters_and_tests_that_do_not_exist() {
             .is_err()
     );
     let e = tp
-        .check_template("{{ lookup('ansible.builtin.env', 'A') ~ query('fileglob', '*') }}")
+        .check_template("{{ lookup('ansible.builtin.env', 'A') ~ query('nosuchplugin', '*') }}")
         .unwrap_err();
     assert!(
-        e.message.starts_with("no lookup plugin named 'fileglob'"),
+        e.message.starts_with("no lookup plugin named 'nosuchplugin'"),
         "{}",
         e.message
     );
@@ -940,4 +940,63 @@ fn data_variables_are_never_rendered() {
         json!("{{ not_a_var }}")
     );
     assert_eq!(tp.render("{{ tpl }}", &c).unwrap(), json!(2));
+}
+
+#[test]
+fn ipwrap_brackets_ipv6_only() {
+    let tp = t();
+    assert_eq!(
+        tp.render_str(
+            "{{ '10.0.0.1' | ipwrap }} {{ 'fd00::1' | ipwrap }} {{ 'host' | ipwrap }} {{ ['::1', 'a'] | ipwrap | join(',') }}",
+            &base()
+        )
+        .unwrap(),
+        "10.0.0.1 [fd00::1] host [::1],a"
+    );
+}
+
+#[test]
+fn fileglob_first_found_and_password_lookups() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("files/conf")).unwrap();
+    for f in ["b.conf", "a.conf", "c.txt"] {
+        std::fs::write(d.path().join("files/conf").join(f), "x").unwrap();
+    }
+    std::fs::write(d.path().join("files/debian.yml"), "x").unwrap();
+    let tp = Templar::new(TemplarOptions {
+        search_paths: vec![d.path().to_path_buf()],
+    });
+    let v = base();
+    let files = tp
+        .render_str("{{ query('fileglob', 'conf/*.conf') | map('basename') | join(',') }}", &v)
+        .unwrap();
+    assert_eq!(files, "a.conf,b.conf");
+    let found = tp
+        .render_str("{{ lookup('first_found', ['redhat.yml', 'debian.yml']) | basename }}", &v)
+        .unwrap();
+    assert_eq!(found, "debian.yml");
+    let e = tp
+        .render_str("{{ lookup('first_found', 'none.yml') }}", &v)
+        .unwrap_err();
+    assert!(e.message.contains("No file was found"), "{}", e.message);
+    assert_eq!(
+        tp.render_str("{{ lookup('first_found', 'none.yml', skip=true) | default('-', true) }}", &v)
+            .unwrap(),
+        "-"
+    );
+    // Generated once, stored 0600, read back the same on the next lookup.
+    let pw1 = tp
+        .render_str("{{ lookup('password', 'creds/db length=32 chars=digits') }}", &v)
+        .unwrap();
+    assert_eq!(pw1.len(), 32);
+    assert!(pw1.chars().all(|c| c.is_ascii_digit()), "{pw1}");
+    let pw2 = tp
+        .render_str("{{ lookup('password', 'creds/db length=32 chars=digits') }}", &v)
+        .unwrap();
+    assert_eq!(pw1, pw2);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.path().join("creds/db")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let fresh = tp.render_str("{{ lookup('password', '/dev/null') }}", &v).unwrap();
+    assert_eq!(fresh.len(), 20);
 }
