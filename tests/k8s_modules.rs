@@ -673,3 +673,72 @@ fn template_with_several_documents_and_kinds_found_without_api_version() {
     assert_eq!(res["deploys"], serde_json::json!(["coredns"]));
     assert_eq!(res["deleted"], true);
 }
+
+/// A kubeconfig's `exec` credential plugin (a program run on the controller) and
+/// `insecure-skip-tls-verify: true` are refused with the argument that allows each deliberately;
+/// with it, they work.
+#[test]
+fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
+    let d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    let port = std::fs::read_to_string(d.file("port")).expect("port");
+    let token = std::fs::read_to_string(d.file("token")).expect("token");
+    let marker = w.path().join("plugin-ran");
+    let kubeconfig = |cluster: &str, user: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    {cluster}\nusers:\n- name: u\n  user:\n    {user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+            port.trim()
+        )
+    };
+    let ca = format!("certificate-authority: {}", d.file("ca.crt").display());
+    let exec = w.write(
+        "kubeconfig-exec",
+        &kubeconfig(
+            &ca,
+            &format!(
+                "exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /bin/sh\n      args: [\"-c\", \"touch {}; echo '{{\\\"apiVersion\\\":\\\"client.authentication.k8s.io/v1beta1\\\",\\\"kind\\\":\\\"ExecCredential\\\",\\\"status\\\":{{\\\"token\\\":\\\"{}\\\"}}}}'\"]\n      interactiveMode: Never",
+                marker.display(),
+                token.trim()
+            ),
+        ),
+    );
+    let insecure = w.write(
+        "kubeconfig-insecure",
+        &kubeconfig(
+            "insecure-skip-tls-verify: true",
+            &format!("token: {}", token.trim()),
+        ),
+    );
+    let task = |name: &str, kubeconfig: &Path, extra: &str| {
+        let pb = w.write(
+            &format!("{name}.yml"),
+            &format!(
+                "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - k8s_info: {{kubeconfig: \"{}\", kind: Node{extra}}}\n",
+                kubeconfig.display()
+            ),
+        );
+        run(&w, &pb, &[])
+    };
+    let r = task("exec", &exec, "");
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("exec credential plugin (`/bin/sh`)")
+            && r.stdout.contains("allow_exec_plugins: true"),
+        "{}",
+        r.all()
+    );
+    assert!(!marker.exists(), "the plugin ran");
+    task("exec_allowed", &exec, ", allow_exec_plugins: true").ok();
+    assert!(marker.exists(), "the allowed plugin did not run");
+
+    let r = task("insecure", &insecure, "");
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("insecure-skip-tls-verify: true")
+            && r.stdout.contains("validate_certs: false"),
+        "{}",
+        r.all()
+    );
+    task("insecure_allowed", &insecure, ", validate_certs: false").ok();
+}
