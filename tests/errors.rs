@@ -340,7 +340,7 @@ fn wrong_connection_settings_fail_check_and_run_before_any_host() {
     );
     let cases = [
         (
-            "ansible_connection: winrn",
+            "{ansible_connection: winrn}",
             "unknown connection `winrn`",
             "did you mean `winrm`?",
         ),

@@ -116,7 +116,7 @@ fn planted_secrets_reach_no_output_and_no_peer_log() {
     - name: a vault value on the host
       copy: {{content: "{{{{ vault_secret }}}}\n", dest: /tmp/vault.txt, mode: "0600"}}
     - name: a hidden task that fails names what is missing
-      copy: {{src: missing-{{{{ 'file' }}}}.txt, dest: "/tmp/{{{{ made.stdout }}}}"}}
+      copy: {{src: "missing-{{{{ 'file' }}}}.txt", dest: "/tmp/{{{{ made.stdout }}}}"}}
       no_log: true
       ignore_errors: true
 
