@@ -541,7 +541,15 @@ impl Connection for WinrmConnection {
             }
             ProgramExec::PowerShell => {
                 let script = ps::program_script(&spec.cmd, cwd, &spec.env);
-                let cmd = ps::command(&script);
+                // The wrapper holds the environment values: on stdin when the program has none.
+                let (cmd, stdin) = match stdin {
+                    Stdin::None if !spec.env.is_empty() => {
+                        let c = ps::command_hidden(&script);
+                        let input = Stdin::Bytes(c.stdin.clone().unwrap_or_default());
+                        (ps::PsCommand { stdin: None, ..c }, input)
+                    }
+                    other => (ps::command(&script), other),
+                };
                 if cmd.stdin.is_some() {
                     return Err(ConnError::failed(format!(
                         "{}: the command line is too long to start through PowerShell \
