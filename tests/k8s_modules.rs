@@ -742,3 +742,59 @@ fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
     );
     task("insecure_allowed", &insecure, ", validate_certs: false").ok();
 }
+
+/// The API server going away during a wait: a clear error naming the server within the wait's
+/// timeout, not a hang.
+#[test]
+fn api_server_gone_during_a_wait_is_a_clear_error_within_the_timeout() {
+    let mut d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s:
+        kubeconfig: "{kc}"
+        wait: true
+        wait_condition: {{type: Available}}
+        wait_timeout: 20
+        definition: {def}
+"#,
+            kc = d.kubeconfig(),
+            def = serde_json::to_string(&serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "nowhere", "namespace": "default"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nowhere"}},
+                    "template": {"metadata": {"labels": {"app": "nowhere"}},
+                        "spec": {"nodeSelector": {"kubernetes.io/os": "plan9"},
+                            "containers": [{"name": "c", "image": "busybox"}]}}}
+            }))
+            .unwrap_or_default()
+        ),
+    );
+    let bg = w.spawn_mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    // The apply has been answered (the audit line is written once it is): the wait has begun.
+    common::wait_until(Duration::from_secs(30), "the wait begins", || {
+        d.audit()
+            .iter()
+            .any(|e| e["verb"] == "PATCH" && e.to_string().contains("nowhere"))
+            .then_some(())
+            .ok_or_else(|| "no request for it yet".into())
+    });
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    let t0 = Instant::now();
+    let (r, _) = bg.wait(Duration::from_secs(60));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(t0.elapsed() < Duration::from_secs(25), "{:?}", t0.elapsed());
+    let all = r.all();
+    assert!(
+        all.contains("cannot connect to the Kubernetes API server at https://127.0.0.1:"),
+        "{all}"
+    );
+    assert!(!all.contains("while applying"), "{all}");
+    eprintln!("gone after {:?}: {all}", t0.elapsed());
+}
