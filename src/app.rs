@@ -219,8 +219,51 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
     })
 }
 
+/// Resolves every host's connection settings (within `--limit`) as its transport will when it
+/// connects (`connection::validate`): a wrong value is an input error naming the host, the
+/// variable, the value and what is allowed — before any host is contacted, not at a host's
+/// first task. Settings templated from what only a run knows are left to the run. Prints the
+/// warnings for settings that are allowed but unsafe.
+fn check_connections(plan: &Plan, limit: Option<&str>) -> Result<(), Diag> {
+    let hosts = match limit {
+        Some(l) => plan.inventory.select(l)?,
+        None => plan.inventory.hosts.keys().cloned().collect(),
+    };
+    let mut errors = Vec::new();
+    for host in hosts {
+        let Ok(vars) = crate::engine::adhoc::conn_vars(
+            &plan.inventory,
+            &plan.templar,
+            &host,
+            &plan.extra_vars,
+        ) else {
+            continue;
+        };
+        let in_inventory = plan.inventory.hosts.contains_key(&host);
+        let checked = crate::connection::spec_from_vars(&host, vars, None, None, in_inventory)
+            .map_err(|e| format!("{host}: {e}"))
+            .and_then(|spec| crate::connection::validate(&spec).map_err(|e| e.message));
+        match checked {
+            Ok(warnings) => {
+                for w in warnings {
+                    eprintln!("[WARNING]: {}", crate::secret::mask(&w));
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(Diag::input(format!(
+        "wrong connection settings:\n  {}",
+        errors.join("\n  ")
+    )))
+}
+
 fn check_cmd(args: CheckArgs) -> Result<i32, Diag> {
     let plan = load_plan(&args.plan)?;
+    check_connections(&plan, args.plan.limit.as_deref())?;
     let tasks: usize = plan
         .playbook
         .plays
@@ -278,6 +321,7 @@ fn run_cmd(args: RunArgs) -> Result<i32, Diag> {
         outn!("{}", listing(&plan, &args)?);
         return Ok(exit::OK);
     }
+    check_connections(&plan, args.plan.limit.as_deref())?;
     let log = crate::output::init_log(args.log.as_deref(), args.verbose).map_err(Diag::usage)?;
     let renderer: Box<dyn Output> = match args.output {
         OutputFormat::Human => Box::new(Human::new(args.verbose)),

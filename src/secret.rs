@@ -60,6 +60,59 @@ pub fn register(text: &str) {
     }
 }
 
+/// Keys of a `no_log` task's arguments and result whose values say where or what rather than
+/// carry a secret (a path, a state, timings): left out by [`register_values`], so that hiding a
+/// task does not mask every later mention of `/etc/hosts` or `present`.
+const PLAIN_KEYS: &[&str] = &[
+    "changed",
+    "failed",
+    "skipped",
+    "unreachable",
+    "rc",
+    "state",
+    "dest",
+    "path",
+    "src",
+    "owner",
+    "group",
+    "mode",
+    "name",
+    "module",
+    "start",
+    "end",
+    "delta",
+    "invocation",
+    "before_header",
+    "after_header",
+    "chdir",
+    "creates",
+    "removes",
+    "uid",
+    "gid",
+    "size",
+    "checksum",
+    "md5sum",
+    "censored",
+];
+
+/// Registers every string in a `no_log` task's arguments or result (but those under
+/// [`PLAIN_KEYS`] and `skip`) as a secret: what went into or came out of a hidden task stays
+/// hidden later too — in a registered variable, a fact read through `hostvars`, a `--diff`.
+pub fn register_values(v: &Value, skip: &[&str]) {
+    match v {
+        Value::String(s) => register(s),
+        Value::Array(items) => items.iter().for_each(|i| register_values(i, skip)),
+        Value::Object(map) => {
+            for (k, item) in map {
+                if !PLAIN_KEYS.contains(&k.as_str()) && !skip.contains(&k.as_str()) {
+                    register_values(item, skip);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Is anything registered? (Lets callers skip copying what has nothing to mask.)
 pub fn active() -> bool {
     !REGISTRY
@@ -142,6 +195,18 @@ mod tests {
         let mut v = json!({"tok-3141": ["x line-two-xyz"], "n": 1});
         mask_value(&mut v);
         assert_eq!(v, json!({"********": ["x ********"], "n": 1}));
+    }
+
+    #[test]
+    fn values_of_a_hidden_task_are_registered_but_plain_keys() {
+        let v = json!({"stdout": "rv-token-77", "dest": "/etc/rv-path", "state": "present",
+            "results": [{"item": "rv-item-88", "msg": "rv-msg-99"}]});
+        register_values(&v, &["msg"]);
+        assert_eq!(mask("rv-token-77 rv-item-88"), "******** ********");
+        assert_eq!(
+            mask("/etc/rv-path present rv-msg-99"),
+            "/etc/rv-path present rv-msg-99"
+        );
     }
 
     #[test]

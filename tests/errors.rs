@@ -422,6 +422,103 @@ fn import_playbook_paths_are_rendered_and_when_and_tags_apply_to_every_task() {
         r.stderr.contains("main.yml:1:")
             && r.stderr.contains("stage")
             && r.stderr.contains("extra vars"),
+
+/// Connection variables are resolved for every host by `check` and at the start of `run`, with
+/// the transports' own parsing: a wrong value is an input error naming the host, the variable,
+/// the value and what is allowed (with the closest allowed value), before any host is
+/// contacted — not "unreachable" at the host's first task.
+#[test]
+fn wrong_connection_settings_fail_check_and_run_before_any_host() {
+    let w = Work::new();
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: touch @OUT@/touched\n      delegate_to: localhost\n",
+    );
+    let cases = [
+        (
+            "{ansible_connection: winrn}",
+            "unknown connection `winrn`",
+            "did you mean `winrm`?",
+        ),
+        (
+            "{ansible_connection: winrm, ansible_user: u, ansible_winrm_transport: kerbros}",
+            "ansible_winrm_transport: `kerbros` is not one of ntlm, negotiate, basic",
+            "did you mean `kerberos`?",
+        ),
+        (
+            "{ansible_connection: winrm, ansible_user: u, ansible_winrm_scheme: htps}",
+            "ansible_winrm_scheme: `htps` is not one of http, https",
+            "did you mean `http",
+        ),
+        (
+            "{ansible_connection: winrm, ansible_user: u, ansible_winrm_message_encryption: nevr}",
+            "ansible_winrm_message_encryption: `nevr` is not one of auto, always, never",
+            "did you mean `never`?",
+        ),
+        (
+            "{ansible_connection: winrm, ansible_user: u, ansible_winrm_server_cert_validation: ignor}",
+            "ansible_winrm_server_cert_validation: `ignor` is not one of validate, ignore",
+            "did you mean `ignore`?",
+        ),
+        (
+            "{ansible_connection: winrm, ansible_user: u, ansible_winrm_read_timeout_sec: soon}",
+            "ansible_winrm_read_timeout_sec: `soon` is not a whole number of seconds",
+            "",
+        ),
+        (
+            "{ansible_port: 99999}",
+            "ansible_port `99999` is not a port number",
+            "",
+        ),
+        (
+            "{ansible_host_key_checking: acept-new}",
+            "ansible_host_key_checking: `acept-new` is not one of strict, accept-new, off",
+            "did you mean `accept-new`?",
+        ),
+        (
+            "{ansible_timeout: never}",
+            "ansible_timeout 'never' is not a positive number",
+            "",
+        ),
+        (
+            "{ansible_become_method: su}",
+            "ansible_become_method: `su` is not one of sudo",
+            "",
+        ),
+    ];
+    for (vars, message, hint) in cases {
+        w.write(
+            "inventory.yml",
+            &format!("all:\n  hosts:\n    good: {{ansible_connection: local}}\n    bad1: {vars}\n"),
+        );
+        for cmd in ["check", "run"] {
+            let r = w.mixop(&[cmd, pb.to_str().unwrap(), "-i", "inventory.yml"]);
+            assert_eq!(r.code, 3, "{vars}: {cmd}: {}", r.all());
+            // The message as one line, whatever the terminal width wrapped.
+            let err = r
+                .stderr
+                .replace('│', " ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(err.contains("bad1:"), "{vars}: {cmd}: {err}");
+            assert!(err.contains(message), "{vars}: {cmd}: {err}");
+            assert!(err.contains(hint), "{vars}: {cmd}: {err}");
+            assert!(!err.contains("good"), "{vars}: {cmd}: {err}");
+            assert!(!w.out().join("touched").exists(), "{vars}: a task ran");
+        }
+    }
+    // Allowed but unsafe: a warning naming the host, and the run goes on.
+    w.write(
+        "inventory.yml",
+        "all:\n  hosts:\n    plain1: {ansible_connection: winrm, ansible_user: u, ansible_winrm_message_encryption: never}\n",
+    );
+    let r = w.mixop(&["check", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "[WARNING]: plain1: WinRM over plain http with ansible_winrm_message_encryption: never"
+        ),
         "{}",
         r.all()
     );

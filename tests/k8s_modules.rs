@@ -673,3 +673,128 @@ fn template_with_several_documents_and_kinds_found_without_api_version() {
     assert_eq!(res["deploys"], serde_json::json!(["coredns"]));
     assert_eq!(res["deleted"], true);
 }
+
+/// A kubeconfig's `exec` credential plugin (a program run on the controller) and
+/// `insecure-skip-tls-verify: true` are refused with the argument that allows each deliberately;
+/// with it, they work.
+#[test]
+fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
+    let d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    let port = std::fs::read_to_string(d.file("port")).expect("port");
+    let token = std::fs::read_to_string(d.file("token")).expect("token");
+    let marker = w.path().join("plugin-ran");
+    let kubeconfig = |cluster: &str, user: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    {cluster}\nusers:\n- name: u\n  user:\n    {user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+            port.trim()
+        )
+    };
+    let ca = format!("certificate-authority: {}", d.file("ca.crt").display());
+    let exec = w.write(
+        "kubeconfig-exec",
+        &kubeconfig(
+            &ca,
+            &format!(
+                "exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /bin/sh\n      args: [\"-c\", \"touch {}; echo '{{\\\"apiVersion\\\":\\\"client.authentication.k8s.io/v1beta1\\\",\\\"kind\\\":\\\"ExecCredential\\\",\\\"status\\\":{{\\\"token\\\":\\\"{}\\\"}}}}'\"]\n      interactiveMode: Never",
+                marker.display(),
+                token.trim()
+            ),
+        ),
+    );
+    let insecure = w.write(
+        "kubeconfig-insecure",
+        &kubeconfig(
+            "insecure-skip-tls-verify: true",
+            &format!("token: {}", token.trim()),
+        ),
+    );
+    let task = |name: &str, kubeconfig: &Path, extra: &str| {
+        let pb = w.write(
+            &format!("{name}.yml"),
+            &format!(
+                "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - k8s_info: {{kubeconfig: \"{}\", kind: Node{extra}}}\n",
+                kubeconfig.display()
+            ),
+        );
+        run(&w, &pb, &[])
+    };
+    let r = task("exec", &exec, "");
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("exec credential plugin (`/bin/sh`)")
+            && r.stdout.contains("allow_exec_plugins: true"),
+        "{}",
+        r.all()
+    );
+    assert!(!marker.exists(), "the plugin ran");
+    task("exec_allowed", &exec, ", allow_exec_plugins: true").ok();
+    assert!(marker.exists(), "the allowed plugin did not run");
+
+    let r = task("insecure", &insecure, "");
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("insecure-skip-tls-verify: true")
+            && r.stdout.contains("validate_certs: false"),
+        "{}",
+        r.all()
+    );
+    task("insecure_allowed", &insecure, ", validate_certs: false").ok();
+}
+
+/// The API server going away during a wait: a clear error naming the server within the wait's
+/// timeout, not a hang.
+#[test]
+fn api_server_gone_during_a_wait_is_a_clear_error_within_the_timeout() {
+    let mut d = Double::start(None);
+    let w = Work::new();
+    setup(&w);
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s:
+        kubeconfig: "{kc}"
+        wait: true
+        wait_condition: {{type: Available}}
+        wait_timeout: 20
+        definition: {def}
+"#,
+            kc = d.kubeconfig(),
+            def = serde_json::to_string(&serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "nowhere", "namespace": "default"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nowhere"}},
+                    "template": {"metadata": {"labels": {"app": "nowhere"}},
+                        "spec": {"nodeSelector": {"kubernetes.io/os": "plan9"},
+                            "containers": [{"name": "c", "image": "busybox"}]}}}
+            }))
+            .unwrap_or_default()
+        ),
+    );
+    let bg = w.spawn_mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    // The apply has been answered (the audit line is written once it is): the wait has begun.
+    common::wait_until(Duration::from_secs(30), "the wait begins", || {
+        d.audit()
+            .iter()
+            .any(|e| e["verb"] == "PATCH" && e.to_string().contains("nowhere"))
+            .then_some(())
+            .ok_or_else(|| "no request for it yet".into())
+    });
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    let t0 = Instant::now();
+    let (r, _) = bg.wait(Duration::from_secs(60));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(t0.elapsed() < Duration::from_secs(25), "{:?}", t0.elapsed());
+    let all = r.all();
+    assert!(
+        all.contains("cannot connect to the Kubernetes API server at https://127.0.0.1:"),
+        "{all}"
+    );
+    assert!(!all.contains("while applying"), "{all}");
+    eprintln!("gone after {:?}: {all}", t0.elapsed());
+}

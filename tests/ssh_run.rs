@@ -251,3 +251,58 @@ fn proxy_jump_through_a_lab_host() {
         "SSH_CLIENT on lab2: {client}"
     );
 }
+
+/// A network partition mid-run (lab2's link taken down while a command runs there: packets are
+/// dropped, nothing is refused): the others finish, and lab2 is reported unreachable once the
+/// SSH keepalives go unanswered (ServerAliveInterval × ServerAliveCountMax), not after the
+/// command's own end that never comes.
+#[test]
+fn link_down_mid_run_fails_that_host_within_the_keepalive_timeout() {
+    let lab = Lab::up(3, &[]);
+    let w = Work::new();
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: lab\n  tasks:\n    - command: hostname\n    - shell: touch /opt/waiting; until [ -e /opt/go ]; do sleep 0.05; done\n    - shell: echo done > /opt/done\n",
+    );
+    let inv = lab.inventory.clone();
+    let mut bg = w.spawn_mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-e",
+        r#"{"ansible_ssh_common_args": "-o ServerAliveInterval=1 -o ServerAliveCountMax=3"}"#,
+    ]);
+    for h in ["lab1", "lab2", "lab3"] {
+        common::wait_until(
+            std::time::Duration::from_secs(120),
+            &format!("{h} reaches the gate"),
+            || {
+                assert!(!bg.exited(), "mixop ended before {h} reached the gate");
+                (lab.exec(h, "test -e /opt/waiting && echo yes") == "yes\n")
+                    .then_some(())
+                    .ok_or_else(|| "not yet".into())
+            },
+        );
+    }
+    lab.ctl(&["link-down", "lab2"]);
+    let t0 = std::time::Instant::now();
+    for h in ["lab1", "lab3"] {
+        lab.exec(h, "touch /opt/go");
+    }
+    let (r, _) = bg.wait(std::time::Duration::from_secs(60));
+    let took = t0.elapsed();
+    eprintln!("lab2 given up {took:?} after its link went down");
+    lab.ctl(&["link-up", "lab2"]);
+    lab.exec("lab2", "touch /opt/go");
+    assert!(r.code == 2 || r.code == 4, "{}", r.all());
+    let lab2 = r.recap("lab2");
+    assert_eq!(lab2.failed + lab2.unreachable, 1, "{}", r.all());
+    assert_eq!(lab.exec("lab1", "cat /opt/done"), "done\n");
+    assert_eq!(lab.exec("lab3", "cat /opt/done"), "done\n");
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "lab2 was given up after {took:?}:\n{}",
+        r.all()
+    );
+}

@@ -985,11 +985,14 @@ async fn powershell_helper_reaches_the_host_decoded() {
     use mixop::powershell::script as ps;
     let peer = Peer::start(&["--mode", "record"]);
     let c = peer.connect().await;
-    peer.op("rules", json!({"rules": [
-        {"match": "Get-Service", "stdout": "Running\r\n", "rc": 0},
-        // The long script's bootstrap reads the script from stdin.
-        {"match": "ScriptBlock", "stdin_match": "Get-Service -Name 'ünïcode'", "stdout": "Running\r\n", "rc": 0},
-    ]}));
+    peer.op(
+        "rules",
+        json!({"rules": [
+            // The long script's bootstrap reads the script from stdin: the peer runs that.
+            {"match": "Get-Service -Name 'ünïcode'", "stdout": "Running\r\n", "rc": 0},
+            {"match": "Get-Service -Name 'k3s'", "stdout": "Running\r\n", "rc": 0},
+        ]}),
+    );
     let short = "Get-Service -Name 'k3s' | Select-Object -ExpandProperty Status";
     let cmd = ps::command(short);
     let out = c.exec(CommandSpec::new(cmd.cmdline)).await.unwrap();
@@ -1006,12 +1009,24 @@ async fn powershell_helper_reaches_the_host_decoded() {
     assert_eq!(recs[0]["script_source"].as_str(), Some("encoded"));
     // The long one: the bootstrap is encoded, the script itself arrives on stdin.
     assert!(
-        recs[1]["script"]
+        recs[1]["command_line"]
             .as_str()
             .unwrap()
-            .contains("OpenStandardInput")
+            .contains("-EncodedCommand")
     );
+    assert_eq!(recs[1]["script_source"].as_str(), Some("stdin"));
+    assert_eq!(recs[1]["script"].as_str(), Some(long.as_str()));
     assert_eq!(recs[1]["stdin"].as_str(), Some(long.as_str()));
+    // A script kept off the command line, however short, goes the same way.
+    let cmd = ps::command_hidden(short);
+    let mut spec = CommandSpec::new(cmd.cmdline);
+    spec.stdin = cmd.stdin;
+    let out = c.exec(spec).await.unwrap();
+    assert_eq!(out.stdout, b"Running\r\n");
+    let recs = peer.records();
+    assert!(!recs[2]["command_line"].as_str().unwrap().contains("k3s"));
+    assert_eq!(recs[2]["script"].as_str(), Some(short));
+    assert_eq!(recs[2]["script_source"].as_str(), Some("stdin"));
 }
 
 /// A connection with settings adjusted beyond what inventory variables offer.

@@ -184,6 +184,19 @@ impl ConnSpec {
     }
 }
 
+/// Connection variables that hold a secret: masked in every output once a host's connection is
+/// resolved (a `-vvv` dump of variables, an error quoting a command line).
+pub const SECRET_VARS: &[&str] = &[
+    "ansible_password",
+    "ansible_ssh_pass",
+    "ansible_ssh_password",
+    "ansible_become_password",
+    "ansible_become_pass",
+    "ansible_sudo_pass",
+    "ansible_ssh_private_key_passphrase",
+    "ansible_private_key_passphrase",
+];
+
 /// Builds a host's connection settings from its (already rendered) `ansible_*` variables.
 /// `connection`/`remote_user` are a play's or task's overrides. A host named `localhost` (or
 /// `127.0.0.1`) that is not in the inventory connects locally, like Ansible's implicit localhost.
@@ -221,6 +234,11 @@ pub fn spec_from_vars(
             .filter(|v| !v.is_null())
             .map(crate::value::to_text)
     };
+    for name in SECRET_VARS {
+        if let Some(v) = get(name) {
+            crate::secret::register(&v);
+        }
+    }
     let implicit_local = matches!(target, "localhost" | "127.0.0.1" | "::1") && !in_inventory;
     let transport_name = connection
         .map(str::to_string)
@@ -233,7 +251,10 @@ pub fn spec_from_vars(
             }
         });
     let transport = Transport::parse(&transport_name).ok_or_else(|| {
-        format!("unknown connection `{transport_name}` (use ssh, winrm or local)")
+        let hint = crate::modules::did_you_mean(&transport_name, &["ssh", "winrm", "local"])
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        format!("unknown connection `{transport_name}` (ansible_connection: use ssh, winrm or local{hint})")
     })?;
     let port = match get("ansible_port") {
         Some(p) => Some(
@@ -253,6 +274,37 @@ pub fn spec_from_vars(
         password: get("ansible_password").or_else(|| get("ansible_ssh_pass")),
         vars,
     })
+}
+
+/// The one wording for a connection variable outside its fixed set of values: the variable,
+/// the value, what is allowed, and the closest allowed value when there is one.
+pub fn bad_choice(var: &str, value: &str, allowed: &[&str]) -> String {
+    let mut m = format!("{var}: `{value}` is not one of {}", allowed.join(", "));
+    if let Some(s) = crate::modules::did_you_mean(&value.to_ascii_lowercase(), allowed) {
+        m.push_str(&format!(" (did you mean `{s}`?)"));
+    }
+    m
+}
+
+/// Resolves a host's connection settings exactly as its transport does when it connects, but
+/// without connecting: `mixop check` and the start of a run refuse a wrong value here, before
+/// any host is contacted, instead of at the host's first task. Returns warnings for settings
+/// that are allowed but unsafe.
+pub fn validate(spec: &ConnSpec) -> Result<Vec<String>, ConnError> {
+    if let Some(m) = spec.var_str("ansible_become_method")
+        && m != "sudo"
+    {
+        return Err(ConnError::failed(format!(
+            "{}: {}",
+            spec.host,
+            bad_choice("ansible_become_method", &m, &["sudo"])
+        )));
+    }
+    match spec.transport {
+        Transport::Local => Ok(Vec::new()),
+        Transport::Ssh => ssh::options::SshOptions::from_spec(spec).map(|_| Vec::new()),
+        Transport::Winrm => winrm::settings_from_spec(spec).map(|s| winrm::warnings(&s)),
+    }
 }
 
 /// Privilege escalation for one command (`become`).

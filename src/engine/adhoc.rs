@@ -19,6 +19,18 @@ pub fn conn_spec(
     host: &str,
     extra: &Map<String, Value>,
 ) -> Result<ConnSpec, String> {
+    let conn_vars = conn_vars(inv, templar, host, extra)?;
+    crate::connection::spec_from_vars(host, conn_vars, None, None, inv.hosts.contains_key(host))
+}
+
+/// A host's connection variables (`ansible_*`, `mixop_*`) from its inventory variables and
+/// extra vars, templated: an error when one needs what only a run knows (facts, results).
+pub fn conn_vars(
+    inv: &Inventory,
+    templar: &Templar,
+    host: &str,
+    extra: &Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
     let mut hostvars = BTreeMap::new();
     for h in inv.hosts.keys() {
         hostvars.insert(h.clone(), Arc::new(inv.host_vars(h)));
@@ -37,8 +49,7 @@ pub fn conn_spec(
         hostvars: Arc::new(hostvars),
         data_vars: Arc::default(),
     };
-    let conn_vars = super::task::render_conn_vars(templar, &vars, &ctx)?;
-    crate::connection::spec_from_vars(host, conn_vars, None, None, inv.hosts.contains_key(host))
+    super::task::render_conn_vars(templar, &vars, &ctx)
 }
 
 /// What happened on one host.

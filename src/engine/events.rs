@@ -157,7 +157,8 @@ pub const CENSORED: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 /// Censors a result for `no_log` tasks, keeping only what cannot hold a secret: the status
-/// flags, the return code and the module's name.
+/// flags, the return code, the module's name and its `msg` with every registered secret masked
+/// (the task's own values are registered before: `secret::register_values`).
 pub fn censor(result: &Value, module: Option<&str>) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("censored".into(), CENSORED.into());
@@ -169,6 +170,9 @@ pub fn censor(result: &Value, module: Option<&str>) -> Value {
         }
         if let Some(rc) = r.get("rc").filter(|v| v.is_i64() || v.is_u64()) {
             m.insert("rc".into(), rc.clone());
+        }
+        if let Some(Value::String(msg)) = r.get("msg") {
+            m.insert("msg".into(), crate::secret::mask(msg).into_owned().into());
         }
     }
     if let Some(name) = module {
@@ -183,11 +187,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn censor_keeps_only_flags_rc_and_module() {
-        let r = json!({"failed": true, "changed": false, "rc": 3, "msg": "secret",
-            "stdout": "secret", "cmd": ["echo", "secret"], "item": "secret"});
+    fn censor_keeps_only_flags_rc_module_and_masked_msg() {
+        crate::secret::register("censor-secret-3");
+        let r = json!({"failed": true, "changed": false, "rc": 3,
+            "msg": "no such file /x (censor-secret-3)", "stdout": "secret",
+            "cmd": ["echo", "secret"], "item": "secret"});
         let c = censor(&r, Some("command"));
         assert!(!c.to_string().contains("secret"), "{c}");
+        assert_eq!(c["msg"], "no such file /x (********)");
         assert_eq!(c["rc"], 3);
         assert_eq!(c["module"], "command");
         assert_eq!(c["failed"], true);

@@ -411,6 +411,15 @@ impl Engine {
                 TaskKind::Module { module, .. } => Some(module.def().name),
                 _ => None,
             };
+            // Whatever went in or came out is a secret from now on, everywhere; the result's
+            // `msg` is left out so that it can say what went wrong (masked where it quotes one).
+            crate::secret::register_values(&result, &["msg"]);
+            if let Some(args) = &outcome.args {
+                crate::secret::register_values(&Value::Object((**args).clone()), &[]);
+            }
+            if let Some(i) = &item {
+                crate::secret::register_values(i, &[]);
+            }
             // The item (or its label) may be the secret itself: Ansible shows `(item=None)`.
             (censor(&result, module), item.map(|_| Value::Null))
         } else {
@@ -859,7 +868,9 @@ impl Engine {
             "ansible_sudo_pass",
         ] {
             if let Some(v) = get(k) {
-                password = Some(crate::value::to_text(&self.templar.render_deep(v, vars)?));
+                let p = crate::value::to_text(&self.templar.render_deep(v, vars)?);
+                crate::secret::register(&p);
+                password = Some(p);
                 break;
             }
         }

@@ -113,6 +113,9 @@ fn failure_details(result: &Value) -> Vec<String> {
             facts.push(format!("rc={rc}"));
         }
         let mut line = one_line(censored);
+        if let Some(msg) = result.get("msg").map(one_line).filter(|m| !m.is_empty()) {
+            line = format!("{msg}: {line}");
+        }
         if !facts.is_empty() {
             line = format!("{line} ({})", facts.join(", "));
         }

@@ -53,6 +53,17 @@ pub fn command(script: &str) -> PsCommand {
     }
 }
 
+/// Builds a command line that never holds the script: the script goes on stdin to the
+/// bootstrap whatever its length. For scripts that may hold a secret (a task's own script, its
+/// environment values): a command line is seen by every process listing and audit log on the
+/// host. The caller cannot feed the command its own stdin then.
+pub fn command_hidden(script: &str) -> PsCommand {
+    PsCommand {
+        cmdline: format!("{PS_PREFIX}{}", encode(STDIN_BOOTSTRAP)),
+        stdin: Some(script.as_bytes().to_vec()),
+    }
+}
+
 /// A PowerShell single-quoted string literal. PowerShell also treats the typographic quotes
 /// U+2018..U+201B as single quotes, so they are doubled too.
 pub fn quote(s: &str) -> String {

@@ -303,13 +303,22 @@ async fn exec_put(
             format!("if [ -e {d} ]; then chmod \"$(stat -c %a {d})\" {t}; else chmod 644 {t}; fi")
         }
     };
-    let script = format!(
-        "umask 077; cat > {t} && {chmod} && mv -f {t} {d} || {{ rc=$?; rm -f {t}; exit $rc; }}"
-    );
-    let input = match src {
-        Source::Bytes(b) => Input::Bytes(b.to_vec()),
-        Source::File(f) => Input::File(f),
+    let (input, size) = match src {
+        Source::Bytes(b) => (Input::Bytes(b.to_vec()), b.len() as u64),
+        Source::File(f) => {
+            let size = f
+                .metadata()
+                .await
+                .map_err(|e| ConnError::failed(format!("reading the file for {dest}: {e}")))?
+                .len();
+            (Input::File(f), size)
+        }
     };
+    // `cat` ends with success at end of input, and a controller that dies mid-transfer is an
+    // end of input too: only a file of the whole size is renamed into place.
+    let script = format!(
+        "umask 077; cat > {t} && {{ [ \"$(($(wc -c < {t})))\" -eq {size} ] || {{ echo 'the transfer ended early' >&2; false; }}; }} && {chmod} && mv -f {t} {d} || {{ rc=$?; rm -f {t}; exit $rc; }}"
+    );
     let cmd = shell_words::join(["/bin/sh", "-c", script.as_str()]);
     let out = conn
         .run(sess, &cmd, input, Sink::Collect, None, None, None, None)

@@ -612,9 +612,19 @@ struct CommandLine {
     sudo: Option<SudoHandshake>,
 }
 
+/// The exec request's command line only reads the script from stdin and runs it: sshd logs
+/// that line (LogLevel DEBUG3) and every user sees it in `ps`, and the script may hold a secret
+/// (an environment value, a templated command). `head -c` reads exactly the script's bytes, so
+/// the command's own input follows intact; without `head` the command fails rather than run
+/// nothing.
+fn script_reader(len: usize) -> String {
+    format!("__mixop_script=$(head -c {len}) || exit 127; eval \"$__mixop_script\"")
+}
+
 /// The command line sent in the exec request: `posix_command`'s `sh -c` (with the sudo wrapper
-/// for `become`), quoted for the login shell sshd runs it with. `env` becomes `export`
-/// statements inside the `sh -c` script, since sshd drops most `env` requests (AcceptEnv).
+/// for `become`), quoted for the login shell sshd runs it with, running [`script_reader`]; the
+/// script goes first on stdin, then the command's input. `env` becomes `export` statements in
+/// the script, since sshd drops most `env` requests (AcceptEnv).
 fn command_line(spec: &CommandSpec) -> Result<CommandLine, ConnError> {
     let mut s = spec.clone();
     s.output = None;
@@ -630,6 +640,10 @@ fn command_line(spec: &CommandSpec) -> Result<CommandLine, ConnError> {
         }
         s.cmd = format!("{prefix}; {}", spec.cmd);
     }
+    let mut input = std::mem::take(&mut s.cmd).into_bytes();
+    s.cmd = script_reader(input.len());
+    input.extend_from_slice(spec.stdin.as_deref().unwrap_or_default());
+    s.stdin = Some(input);
     let pc = posix_command(&s);
     Ok(CommandLine {
         cmdline: shell_words::join(&pc.argv),
@@ -756,11 +770,12 @@ mod tests {
             sudo,
         } = command_line(&spec).unwrap();
         assert!(sudo.is_none());
+        let script = "export A_B='it'\\''s'; echo \"$HOME\" 'x'";
         assert_eq!(
             shell_words::split(&line).unwrap(),
-            vec!["/bin/sh", "-c", "export A_B='it'\\''s'; echo \"$HOME\" 'x'"]
+            vec!["/bin/sh", "-c", &script_reader(script.len())]
         );
-        assert!(stdin.is_none());
+        assert_eq!(stdin.unwrap(), script.as_bytes());
         spec.env = vec![("1A".into(), "x".into())];
         assert!(command_line(&spec).is_err());
     }
@@ -779,8 +794,10 @@ mod tests {
         assert_eq!(words[0], "sudo");
         assert!(words.contains(&"-S".to_string()));
         assert!(!line.cmdline.contains("pw\n"));
-        // The password waits for sudo's prompt: it is never queued ahead of the input.
-        assert_eq!(line.stdin.unwrap(), b"data");
+        // The password waits for sudo's prompt: it is never queued ahead of the input, which
+        // is the script, then the command's own input.
+        assert_eq!(line.stdin.unwrap(), b"id -udata");
+        assert!(!line.cmdline.contains("id -u"));
         let hs = line.sudo.unwrap();
         assert_eq!(words[3], hs.prompt_text());
     }

@@ -178,15 +178,19 @@ impl SshOptions {
             },
         };
 
-        let policy_var = first(&[
+        let policy_var = [
             "ansible_ssh_host_key_checking",
             "ansible_host_key_checking",
             "mixop_host_key_checking",
-        ]);
+        ]
+        .into_iter()
+        .find_map(|n| Some((n, spec.var_str(n)?)));
         let host_key_policy = match policy_var {
-            Some(v) => HostKeyPolicy::parse(&v).ok_or_else(|| {
-                bad(format!(
-                    "host key checking '{v}' is not one of strict, accept-new, off (or true/false)"
+            Some((name, v)) => HostKeyPolicy::parse(&v).ok_or_else(|| {
+                bad(crate::connection::bad_choice(
+                    name,
+                    &v,
+                    &["strict", "accept-new", "off", "true", "false"],
                 ))
             })?,
             None => match &args.strict_host_key_checking {

@@ -74,15 +74,33 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
             )));
         }
         other => {
-            return Err(bad(format!(
-                "ansible_winrm_transport: unknown value {other:?} (expected ntlm or basic)"
+            return Err(bad(super::bad_choice(
+                "ansible_winrm_transport",
+                other,
+                &[
+                    "ntlm",
+                    "negotiate",
+                    "basic",
+                    "kerberos",
+                    "credssp",
+                    "certificate",
+                ],
             )));
         }
     };
-    let port = spec
-        .var_u64("ansible_winrm_port")
-        .and_then(|p| u16::try_from(p).ok())
-        .or(spec.port);
+    let port = match spec.vars.get("ansible_winrm_port").filter(|v| !v.is_null()) {
+        Some(v) => Some(
+            spec.var_u64("ansible_winrm_port")
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "ansible_winrm_port: `{}` is not a port number",
+                        crate::value::to_text(v)
+                    ))
+                })?,
+        ),
+        None => spec.port,
+    };
     let scheme = match spec
         .var_str("ansible_winrm_scheme")
         .map(|s| s.to_ascii_lowercase())
@@ -90,8 +108,10 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         Some(s) if s == "http" => Scheme::Http,
         Some(s) if s == "https" => Scheme::Https,
         Some(s) => {
-            return Err(bad(format!(
-                "ansible_winrm_scheme: {s:?} is not http or https"
+            return Err(bad(super::bad_choice(
+                "ansible_winrm_scheme",
+                &s,
+                &["http", "https"],
             )));
         }
         // A default Windows host only has the HTTP listener; 5986 is the HTTPS convention.
@@ -111,8 +131,10 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         Some("always") => Encryption::Always,
         Some("never") => Encryption::Never,
         Some(other) => {
-            return Err(bad(format!(
-                "ansible_winrm_message_encryption: {other:?} is not auto, always or never"
+            return Err(bad(super::bad_choice(
+                "ansible_winrm_message_encryption",
+                other,
+                &["auto", "always", "never"],
             )));
         }
     };
@@ -150,8 +172,10 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         None | Some("validate") => true,
         Some("ignore") => false,
         Some(other) => {
-            return Err(bad(format!(
-                "ansible_winrm_server_cert_validation: {other:?} is not validate or ignore"
+            return Err(bad(super::bad_choice(
+                "ansible_winrm_server_cert_validation",
+                other,
+                &["validate", "ignore"],
             )));
         }
     };
@@ -165,7 +189,16 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         }
     };
     let secs = |name: &str, default: u64| -> Result<Duration, ConnError> {
-        let s = spec.var_u64(name).filter(|s| *s > 0).unwrap_or(default);
+        let s = match spec.vars.get(name).filter(|v| !v.is_null()) {
+            None => default,
+            Some(v) => spec.var_u64(name).ok_or_else(|| {
+                bad(format!(
+                    "{name}: `{}` is not a whole number of seconds",
+                    crate::value::to_text(v)
+                ))
+            })?,
+        };
+        let s = if s == 0 { default } else { s };
         crate::value::whole_seconds(s, name).map_err(bad)
     };
     let operation_timeout = secs("ansible_winrm_operation_timeout_sec", 20)?;
@@ -196,8 +229,10 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         None | Some("winrs") => ProgramExec::Winrs,
         Some("powershell") => ProgramExec::PowerShell,
         Some(other) => {
-            return Err(bad(format!(
-                "mixop_winrm_program_exec: {other:?} is not winrs or powershell"
+            return Err(bad(super::bad_choice(
+                "mixop_winrm_program_exec",
+                other,
+                &["winrs", "powershell"],
             )));
         }
     };
@@ -226,6 +261,20 @@ pub fn settings_from_spec(spec: &ConnSpec) -> Result<Settings, ConnError> {
         busy_retry_delay: Duration::from_secs(2),
         program_exec,
     })
+}
+
+/// What is allowed but unsafe in a host's settings: NTLM over plain HTTP without message
+/// encryption sends every command and its output readable on the network.
+pub fn warnings(s: &Settings) -> Vec<String> {
+    let mut w = Vec::new();
+    if s.endpoint.scheme == Scheme::Http && !s.encrypt {
+        w.push(format!(
+            "{}: WinRM over plain http with ansible_winrm_message_encryption: never: every \
+             command and its output cross the network unencrypted",
+            s.host
+        ));
+    }
+    w
 }
 
 /// One host's WinRM connection: one authenticated TCP connection and one WinRS shell, shared by
@@ -492,7 +541,15 @@ impl Connection for WinrmConnection {
             }
             ProgramExec::PowerShell => {
                 let script = ps::program_script(&spec.cmd, cwd, &spec.env);
-                let cmd = ps::command(&script);
+                // The wrapper holds the environment values: on stdin when the program has none.
+                let (cmd, stdin) = match stdin {
+                    Stdin::None if !spec.env.is_empty() => {
+                        let c = ps::command_hidden(&script);
+                        let input = Stdin::Bytes(c.stdin.clone().unwrap_or_default());
+                        (ps::PsCommand { stdin: None, ..c }, input)
+                    }
+                    other => (ps::command(&script), other),
+                };
                 if cmd.stdin.is_some() {
                     return Err(ConnError::failed(format!(
                         "{}: the command line is too long to start through PowerShell \

@@ -23,11 +23,13 @@ pub struct K8s;
 
 const FIELD_MANAGER: &str = "mixop";
 
-static PARAMS: [Param; 18] = [
+static PARAMS: [Param; 19] = [
     choice("state", &["present", "absent"]),
     p("force", Bool),
     CONN_PARAMS[0],
     CONN_PARAMS[1],
+    CONN_PARAMS[2],
+    CONN_PARAMS[3],
     p("namespace", Str),
     kind_param(),
     api_version_param(),
@@ -42,7 +44,6 @@ static PARAMS: [Param; 18] = [
     WAIT_PARAMS[0],
     WAIT_PARAMS[1],
     WAIT_PARAMS[2],
-    p("validate_certs", Bool),
 ];
 
 static DEF: ModuleDef = ModuleDef {
@@ -62,12 +63,6 @@ impl Module for K8s {
         &DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        if args.get("validate_certs").and_then(Value::as_bool) == Some(false) {
-            return Err(ModError::msg(
-                "`validate_certs: false` is not supported: put the cluster's CA in the kubeconfig \
-                 (k3s and RKE2 embed it as certificate-authority-data)",
-            ));
-        }
         let docs = load_docs(ctx, &args)?;
         let kube = Kube::for_args(&args).await?;
         let absent = arg_str(&args, "state") == Some("absent");

@@ -141,13 +141,24 @@ impl Kube {
     pub async fn for_args(args: &Args) -> Result<Arc<Kube>, K8sError> {
         let context = arg_str(args, "context").map(str::to_string);
         let (source_name, kubeconfig, fingerprint) = load_kubeconfig(args.get("kubeconfig"))?;
+        let validate_certs = crate::modules::arg_bool(args, "validate_certs", true);
+        trust(
+            &kubeconfig,
+            context.as_deref(),
+            validate_certs,
+            crate::modules::arg_bool(args, "allow_exec_plugins", false),
+        )
+        .map_err(|msg| K8sError::Kubeconfig {
+            source_name: source_name.clone(),
+            msg,
+        })?;
         let key = (source_name.clone(), context.clone(), fingerprint);
         if let Ok(cache) = CLIENTS.lock()
             && let Some(k) = cache.get(&key)
         {
             return Ok(k.clone());
         }
-        let kube = Arc::new(Kube::connect(source_name, kubeconfig, context).await?);
+        let kube = Arc::new(Kube::connect(source_name, kubeconfig, context, validate_certs).await?);
         if let Ok(mut cache) = CLIENTS.lock() {
             cache.insert(key, kube.clone());
         }
@@ -158,6 +169,7 @@ impl Kube {
         source_name: String,
         kubeconfig: Kubeconfig,
         context: Option<String>,
+        validate_certs: bool,
     ) -> Result<Kube, K8sError> {
         let bad = |msg: String| K8sError::Kubeconfig {
             source_name: source_name.clone(),
@@ -201,6 +213,9 @@ impl Kube {
             .await
             .map_err(|e| bad(error_chain(&e)))?;
         config.connect_timeout = Some(Duration::from_secs(10));
+        if !validate_certs {
+            config.accept_invalid_certs = true;
+        }
         let server = config
             .cluster_url
             .to_string()
@@ -402,6 +417,63 @@ fn find_kind(d: &Discovery, gv: &GroupVersion, kind: &str) -> Option<Resolved> {
     };
     pick(&|ar| ar.kind == kind)
         .or_else(|| pick(&|ar| ar.kind.to_ascii_lowercase() == lower || ar.plural == lower))
+}
+
+/// Refuses what a kubeconfig may ask for that gives it more than a cluster and credentials: an
+/// `exec` credential plugin runs a program of the kubeconfig's choosing on the controller, and
+/// `insecure-skip-tls-verify: true` talks to whoever answers. Each is allowed by a module
+/// argument that says so deliberately.
+fn trust(
+    kubeconfig: &Kubeconfig,
+    context: Option<&str>,
+    validate_certs: bool,
+    allow_exec_plugins: bool,
+) -> Result<(), String> {
+    let ctx_name = context
+        .map(str::to_string)
+        .or_else(|| kubeconfig.current_context.clone())
+        .unwrap_or_default();
+    let Some(ctx) = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx_name)
+        .and_then(|c| c.context.as_ref())
+    else {
+        return Ok(());
+    };
+    let user = ctx.user.clone().unwrap_or_default();
+    if let Some(exec) = kubeconfig
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref())
+        .and_then(|a| a.exec.as_ref())
+        && !allow_exec_plugins
+    {
+        return Err(format!(
+            "user `{user}` has an exec credential plugin (`{}`), which would run a program on \
+             the controller; mixop does not run it unless the task says \
+             `allow_exec_plugins: true`",
+            exec.command.as_deref().unwrap_or("?")
+        ));
+    }
+    if kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.insecure_skip_tls_verify)
+        == Some(true)
+        && validate_certs
+    {
+        return Err(format!(
+            "cluster `{}` has `insecure-skip-tls-verify: true`, which would accept any server; \
+             put its CA in the kubeconfig (certificate-authority-data), or say \
+             `validate_certs: false` in the task to skip verification deliberately",
+            ctx.cluster
+        ));
+    }
+    Ok(())
 }
 
 /// What kind of credentials a kubeconfig user has, for messages (never the secret itself).

@@ -19,7 +19,7 @@ use crate::modules::{
 
 pub struct K8sInfo;
 
-static PARAMS: [Param; 12] = [
+static PARAMS: [Param; 14] = [
     req("kind", Str),
     api_version_param(),
     p("name", Str),
@@ -28,6 +28,8 @@ static PARAMS: [Param; 12] = [
     p("field_selectors", List),
     CONN_PARAMS[0],
     CONN_PARAMS[1],
+    CONN_PARAMS[2],
+    CONN_PARAMS[3],
     WAIT_PARAMS[0],
     WAIT_PARAMS[1],
     WAIT_PARAMS[2],

@@ -27,8 +27,15 @@ pub static MODULES: &[&dyn Module] = &[&apply::K8s, &info::K8sInfo, &node::K8sNo
 const KUBERNETES_CORE: &[&str] = &["kubernetes.core"];
 const MIXOP: &[&str] = &["mixop.k8s"];
 
-/// Connection arguments every module takes.
-const CONN_PARAMS: [Param; 2] = [p("kubeconfig", Any), p("context", Str)];
+/// Connection arguments every module takes. `validate_certs: false` (kubernetes.core's name)
+/// and `allow_exec_plugins: true` are the deliberate ways to trust what a kubeconfig asks for
+/// beyond certificates and tokens (see `client::trust`).
+const CONN_PARAMS: [Param; 4] = [
+    p("kubeconfig", Any),
+    p("context", Str),
+    p("validate_certs", Bool),
+    p("allow_exec_plugins", Bool),
+];
 
 /// `wait_condition` and friends.
 const WAIT_PARAMS: [Param; 4] = [

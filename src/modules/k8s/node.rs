@@ -57,7 +57,7 @@ use crate::modules::{
 
 pub struct K8sNode;
 
-static PARAMS: [Param; 13] = [
+static PARAMS: [Param; 15] = [
     alias(p("names", List), &["name"]),
     p("label_selectors", List),
     p("count", Int),
@@ -71,6 +71,8 @@ static PARAMS: [Param; 13] = [
     p("drain", Bool),
     CONN_PARAMS[0],
     CONN_PARAMS[1],
+    CONN_PARAMS[2],
+    CONN_PARAMS[3],
 ];
 
 static DEF: ModuleDef = ModuleDef {

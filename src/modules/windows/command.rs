@@ -253,8 +253,15 @@ impl Module for WinShell {
         }
         full.push_str(&script);
         full.push_str("\nif ($LASTEXITCODE) { exit $LASTEXITCODE }\n");
-        let command = ps::command(&full);
-        let stdin = match (command.stdin, stdin_of(&args)) {
+        // The script (and the environment values in it) goes on stdin unless the task gives
+        // the script its own: a command line is visible to anyone listing the host's processes.
+        let own_stdin = stdin_of(&args);
+        let command = if own_stdin.is_some() {
+            ps::command(&full)
+        } else {
+            ps::command_hidden(&full)
+        };
+        let stdin = match (command.stdin, own_stdin) {
             (Some(_), Some(_)) => {
                 return Err(ModError::msg(format!(
                     "win_shell: a script longer than cmd.exe's {} character limit is sent over stdin, so it cannot also take `stdin`",

@@ -248,6 +248,9 @@ def decode_text(data: bytes, codec: str) -> str:
         return data.decode(codec, errors="replace")
 
 
+RE_STDIN_BOOTSTRAP = re.compile(r"OpenStandardInput\(\).*ReadToEnd\(\).*\[ScriptBlock\]::Create\(", re.S | re.I)
+
+
 def analyse_powershell(cmdline: str) -> dict:
     """Return {'powershell': bool, 'source': 'encoded'|'stdin'|'command'|None, 'script': str|None}."""
     toks = split_windows_cmdline(cmdline)
@@ -275,6 +278,10 @@ def analyse_powershell(cmdline: str) -> dict:
                     script = raw.decode("utf-16-le", errors="replace")
                     if script.startswith("\ufeff"):
                         script = script[1:]
+                    if RE_STDIN_BOOTSTRAP.search(script):
+                        # A bootstrap that runs the script it reads from stdin (mixop's, for
+                        # long scripts and for scripts kept off the command line).
+                        return {"powershell": True, "source": "stdin", "script": None}
                     return {"powershell": True, "source": "encoded", "script": script}
                 except Exception:
                     return {"powershell": True, "source": "encoded", "script": None}
