@@ -356,6 +356,7 @@ impl Engine {
                             .await;
                     }
                     TaskKind::IncludeTasks { .. }
+                    | TaskKind::IncludeRole { .. }
                     | TaskKind::Meta { .. }
                     | TaskKind::Module { .. } => {
                         if !self.selected(task) {

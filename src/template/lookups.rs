@@ -42,8 +42,22 @@ fn scope(state: &State) -> Result<Arc<Scope>, Error> {
         .ok_or_else(|| err("lookup() is not available here"))
 }
 
-fn searched(scope: &Scope, subdir: &str) -> String {
-    let paths = &scope.inner.opts.search_paths;
+/// Where relative names are looked up: the role's directory in a role's task (`role_path`),
+/// then the playbook's.
+fn search_paths(scope: &Arc<Scope>) -> Vec<PathBuf> {
+    let root = Value::from_dyn_object(scope.clone());
+    let mut paths: Vec<PathBuf> = root
+        .get_attr("role_path")
+        .ok()
+        .and_then(|v| v.as_str().map(PathBuf::from))
+        .into_iter()
+        .collect();
+    paths.extend(scope.inner.opts.search_paths.iter().cloned());
+    paths
+}
+
+fn searched(scope: &Arc<Scope>, subdir: &str) -> String {
+    let paths = &search_paths(scope);
     if paths.is_empty() {
         return format!("./{subdir}, .");
     }
@@ -99,7 +113,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             for t in terms {
                 let t = term_str(t)?;
                 let path =
-                    find_file(&scope.inner.opts.search_paths, "files", &t).ok_or_else(|| {
+                    find_file(&search_paths(&scope), "files", &t).ok_or_else(|| {
                         err(format!(
                             "could not find file '{t}' (searched {})",
                             searched(&scope, "files")
@@ -119,7 +133,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             for t in terms {
                 let t = term_str(t)?;
-                let path = find_file(&scope.inner.opts.search_paths, "templates", &t).ok_or_else(
+                let path = find_file(&search_paths(&scope), "templates", &t).ok_or_else(
                     || {
                         err(format!(
                             "could not find template '{t}' (searched {})",
