@@ -84,16 +84,36 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(name)).unwrap()
 }
 
+/// A fixture that is a directory (a playbook with its roles): its `pb.yml`, and every other
+/// file, relative to it, for `Work::write`.
+fn fixture_dir(name: &str) -> (String, Vec<(String, String)>) {
+    let dir = common::root().join("tests/fixtures/diff").join(name);
+    let files: Vec<(String, String)> = tree(&dir)
+        .into_iter()
+        .filter(|(rel, _)| rel != "pb.yml")
+        .map(|(rel, (text, _))| (rel, text))
+        .collect();
+    (fixture(&format!("{name}/pb.yml")), files)
+}
+
 /// Runs both tools on a fixture and compares exit codes, recaps and files; returns both stdouts.
 fn compare_runs(fixture_name: &str) -> (String, String) {
-    let text = fixture(fixture_name);
+    let (text, files) = if fixture_name.ends_with(".yml") {
+        (fixture(fixture_name), Vec::new())
+    } else {
+        fixture_dir(fixture_name)
+    };
     let venv = venv();
     let a = Work::new();
+    let m = Work::new();
+    for (rel, content) in &files {
+        a.write(rel, content);
+        m.write(rel, content);
+    }
     let out = ansible(&a, &text, &[]);
     let ansible_stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let ansible_code = out.status.code().unwrap_or(-1);
     // mixop's run.
-    let m = Work::new();
     inventory(&m, &venv.join("bin/python"));
     m.write("pb.yml", &text);
     let r = m.mixop(&["run", "pb.yml", "-i", "inventory.yml"]);
@@ -169,6 +189,16 @@ fn rescue_sees_the_failed_task_and_result() {
 #[test]
 fn command_argv_expansion_and_creates_globs() {
     compare("command.yml");
+}
+
+#[test]
+fn roles_precedence_dependencies_run_once_handlers_and_files() {
+    let (ansible, mixop) = compare_runs("roles");
+    assert_eq!(
+        headers(&mixop),
+        headers(&ansible),
+        "--- ansible\n{ansible}\n--- mixop\n{mixop}"
+    );
 }
 
 /// ansible-playbook's listing with the hosts under each `hosts (N):` sorted (Ansible prints a

@@ -97,6 +97,8 @@ struct PlayCtx<'a> {
     play_hosts: Vec<String>,
     batch: Vec<String>,
     aborted: AtomicBool,
+    /// Roles that ran in this play (see `Play::role_ids`), with those `include_role` added.
+    role_ids: std::sync::Mutex<Vec<String>>,
 }
 
 impl Engine {
@@ -252,6 +254,7 @@ impl Engine {
                 play_hosts: hosts.clone(),
                 batch: batch.clone(),
                 aborted: AtomicBool::new(false),
+                role_ids: std::sync::Mutex::new(play.role_ids.clone()),
             };
             self.run_batch(&pc).await;
             for h in &batch {

@@ -994,6 +994,8 @@ impl Engine {
                 }
             };
             let n = items.len();
+            let mut included = 0;
+            let mut skipped = None;
             for it in items {
                 let (item_vars, extra) = match &it {
                     Some((i, item)) => {
@@ -1009,7 +1011,10 @@ impl Engine {
                 };
                 match self.conditions_hold(&conds, &item_vars) {
                     Ok(None) => {}
-                    Ok(Some(_)) => continue,
+                    Ok(Some(c)) => {
+                        skipped = Some(c);
+                        continue;
+                    }
                     Err(e) => {
                         self.report(
                             task,
@@ -1023,7 +1028,10 @@ impl Engine {
                     }
                 }
                 match what.render(&self.templar, task, &item_vars) {
-                    Ok(target) => runs.push((h.clone(), target, extra)),
+                    Ok(target) => {
+                        included += 1;
+                        runs.push((h.clone(), target, extra))
+                    }
                     Err(e) => {
                         let what = format!("{} name", what.keyword());
                         self.report(
@@ -1037,6 +1045,18 @@ impl Engine {
                         break;
                     }
                 }
+            }
+            // As ansible-core counts them: each inclusion is ok, an include that includes
+            // nothing is skipped.
+            for _ in 0..included {
+                let o = Outcome::of(Map::from_iter([("changed".into(), false.into())]));
+                self.report(task, h, &opts, &o, Instant::now(), None);
+            }
+            if included == 0
+                && let Some(c) = skipped
+            {
+                let o = Outcome::skipped("Conditional result was False", Some(&c));
+                self.report(task, h, &opts, &o, Instant::now(), None);
             }
         }
         // Hosts that include the same thing with no loop variables run it together (linear);
@@ -1060,9 +1080,13 @@ impl Engine {
                     &self.playbook_dir,
                     task.role.clone(),
                 ),
-                Target::Role(role) => {
-                    crate::playbook::load_role(role, &task.loc, &self.templar, &self.playbook_dir)
-                }
+                Target::Role(role) => crate::playbook::load_role(
+                    role,
+                    &task.loc,
+                    &self.templar,
+                    &self.playbook_dir,
+                    &mut pc.role_ids.lock().unwrap_or_else(|e| e.into_inner()),
+                ),
             };
             let tasks = match loaded {
                 Ok(t) => t,

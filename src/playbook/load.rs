@@ -179,15 +179,21 @@ pub fn load_task_file(
 }
 
 /// Loads an `include_role` at run time, its names rendered: the role's tasks (dependencies
-/// first) under a block carrying `apply`. `loc` is the include's.
+/// first) under a block carrying `apply`. `loc` is the include's; `role_ids` the identities of
+/// the roles that already ran in the play (dependencies among them are left out), to which
+/// this role's dependencies are added.
 pub fn load_role(
     role: &RoleRef,
     loc: &Loc,
     templar: &Templar,
     playbook_dir: &Path,
+    role_ids: &mut Vec<String>,
 ) -> Result<Vec<Task>> {
     let mut loader = Loader::new(templar, playbook_dir);
-    loader.include_role_tasks(role, loc)
+    loader.play_roles.seen = std::mem::take(role_ids);
+    let tasks = loader.include_role_tasks(role, loc);
+    *role_ids = std::mem::take(&mut loader.play_roles.seen);
+    tasks
 }
 
 pub(super) fn keys_of(node: &Node, what: &str) -> Result<Vec<(String, Node, Node)>> {
@@ -390,6 +396,7 @@ impl Loader<'_> {
             tags: Vec::new(),
             role_defaults: Map::new(),
             role_vars: Map::new(),
+            role_ids: Vec::new(),
             pre_tasks: Vec::new(),
             tasks: Vec::new(),
             post_tasks: Vec::new(),
@@ -479,6 +486,7 @@ impl Loader<'_> {
         play.handlers.extend(play_roles.handlers);
         play.role_defaults = play_roles.defaults;
         play.role_vars = play_roles.vars;
+        play.role_ids = play_roles.seen;
         let mut topics: Vec<String> = Vec::new();
         for h in &play.handlers {
             topics.extend(h.name.iter().cloned());

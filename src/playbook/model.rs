@@ -48,6 +48,9 @@ pub struct Play {
     /// vars above play vars.
     pub role_defaults: Map<String, Value>,
     pub role_vars: Map<String, Value>,
+    /// Identities of the roles the play runs statically (see `roles::RoleCall::identity`): a
+    /// dependency of an `include_role` that is one of them does not run again.
+    pub role_ids: Vec<String>,
     pub pre_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,

@@ -168,7 +168,7 @@ impl RoleData {
 #[derive(Default)]
 pub(super) struct PlayRoles {
     /// Identities of the `roles:` entries and dependencies loaded (ansible-core's role cache).
-    seen: Vec<String>,
+    pub seen: Vec<String>,
     /// Role handler files already added to the play, and their handlers.
     handler_files: Vec<PathBuf>,
     pub handlers: Vec<Task>,
