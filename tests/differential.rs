@@ -194,9 +194,18 @@ fn command_argv_expansion_and_creates_globs() {
 #[test]
 fn roles_precedence_dependencies_run_once_handlers_and_files() {
     let (ansible, mixop) = compare_runs("roles");
+    // Role tasks are `role : task`, in the same order (the include tasks themselves, which
+    // ansible-playbook also shows as `include_role : name`, and handlers aside).
+    let role_tasks = |out: &str| -> Vec<String> {
+        headers(out)
+            .into_iter()
+            .filter(|h| h.contains(" : ") && !h.starts_with("TASK [include_role"))
+            .filter(|h| !h.starts_with("TASK [handler:"))
+            .collect()
+    };
     assert_eq!(
-        headers(&mixop),
-        headers(&ansible),
+        role_tasks(&mixop),
+        role_tasks(&ansible),
         "--- ansible\n{ansible}\n--- mixop\n{mixop}"
     );
 }
@@ -220,6 +229,32 @@ fn sorted_hosts(text: &str) -> String {
     hosts.sort();
     out.append(&mut hosts);
     out.join("\n")
+}
+
+#[test]
+fn roles_are_listed_as_ansible_lists_them() {
+    let (text, files) = fixture_dir("roles");
+    let (a, m) = (Work::new(), Work::new());
+    inventory(&m, &venv().join("bin/python"));
+    m.write("pb.yml", &text);
+    for (rel, content) in &files {
+        a.write(rel, content);
+        m.write(rel, content);
+    }
+    for args in [
+        &["--list-tasks"][..],
+        &["--list-tasks", "--list-tags", "--tags", "x"],
+        &["--list-tasks", "--skip-tags", "x"],
+    ] {
+        let out = ansible(&a, &text, args);
+        let want = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "ansible-playbook {args:?} failed:\n{want}");
+        let mut margs = vec!["run", "pb.yml", "-i", "inventory.yml"];
+        margs.extend_from_slice(args);
+        let r = m.mixop(&margs);
+        r.ok();
+        assert_eq!(r.stdout, want, "{args:?}\n--- ansible\n{want}\n--- mixop\n{}", r.all());
+    }
 }
 
 #[test]

@@ -350,6 +350,7 @@ impl Engine {
                     return;
                 }
                 match &task.kind {
+                    TaskKind::Block { .. } if task.ran_before => {}
                     TaskKind::Block {
                         block,
                         rescue,

@@ -1059,16 +1059,16 @@ impl Engine {
                 self.report(task, h, &opts, &o, Instant::now(), None);
             }
         }
-        // Hosts that include the same thing with no loop variables run it together (linear);
-        // loop iterations run per host in order.
+        // Hosts that include the same thing with the same loop item run it together, in the
+        // order the inclusions first appear (ansible-core's `IncludedFile.process_include_results`).
         let mut groups: Vec<(Target, Map<String, Value>, Vec<String>)> = Vec::new();
         for (h, target, extra) in runs {
             match groups
                 .iter_mut()
                 .find(|(t, e, hs)| *t == target && *e == extra && !hs.contains(&h))
             {
-                Some(g) if extra.is_empty() => g.2.push(h),
-                _ => groups.push((target, extra, vec![h])),
+                Some(g) => g.2.push(h),
+                None => groups.push((target, extra, vec![h])),
             }
         }
         for (target, extra, group) in groups {

@@ -153,6 +153,9 @@ pub struct Task {
     pub dir: PathBuf,
     /// The role the task belongs to.
     pub role: Option<Arc<RoleScope>>,
+    /// The block of a role invocation that already ran in this play: listed, never run
+    /// (ansible-core skips it silently).
+    pub ran_before: bool,
 }
 
 /// What the tasks of one role invocation see (ansible-core's `Role.get_*vars` with the
@@ -199,11 +202,7 @@ impl Task {
     /// The name `--list-tasks` shows: ansible-core's `Task.get_name()` (the action as written
     /// when there is no name).
     pub fn listed_name(&self) -> String {
-        let own = match (&self.name, &self.kind) {
-            (Some(n), _) => n.clone(),
-            (None, TaskKind::IncludeRole { .. }) => self.own_name(),
-            (None, _) => self.action.clone(),
-        };
+        let own = self.name.clone().unwrap_or_else(|| self.action.clone());
         match &self.role {
             Some(r) => format!("{} : {own}", r.name),
             None => own,
@@ -278,6 +277,7 @@ impl Task {
             listen: Vec::new(),
             dir,
             role: None,
+            ran_before: false,
         }
     }
 }

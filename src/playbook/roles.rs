@@ -435,7 +435,7 @@ impl Loader<'_> {
 
     /// Loads a role invocation: its dependencies' tasks, then its own, under one block that
     /// carries the invocation's `when` and keywords. `chain` holds the roles that depend on
-    /// this one, outermost first. Empty when the role already ran in this play.
+    /// this one, outermost first.
     pub(super) fn role_tasks(
         &mut self,
         call: &RoleCall,
@@ -503,9 +503,6 @@ impl Loader<'_> {
             merge(&mut self.play_roles.defaults, &data.exported_defaults(), false);
             merge(&mut self.play_roles.vars, &data.exported_vars(), false);
         }
-        if duplicate {
-            return Ok((Vec::new(), data));
-        }
         let mut block = Task::synthetic(
             call.loc.clone(),
             path.clone(),
@@ -520,6 +517,7 @@ impl Loader<'_> {
         block.when = call.when.clone();
         block.opts = call.opts.clone();
         block.tags = tags;
+        block.ran_before = duplicate;
         Ok((vec![block], data))
     }
 
