@@ -979,7 +979,7 @@ impl Loader<'_> {
             }
             // include_role is loaded when it runs; a role named literally is checked now.
             if !rref.is_templated() {
-                self.include_role_tasks(&rref, &call.loc)?;
+                self.role_tasks(&call, &[], &rref.apply_tags)?;
             }
             task.kind = TaskKind::IncludeRole {
                 role: Box::new(rref),
