@@ -143,7 +143,7 @@ fn a_role_task_notifying_a_missing_handler() {
         err.contains("roles/web/tasks/main.yml:1:3: `notify` names the handler `restart web`"),
         "{err}"
     );
-    assert!(err.contains("`restart nginx`"), "{err}");
+    assert!(err.contains("handlers are: restart nginx, web : restart nginx"), "{err}");
 }
 
 #[test]
