@@ -248,12 +248,20 @@ fn roles_are_listed_as_ansible_lists_them() {
     ] {
         let out = ansible(&a, &text, args);
         let want = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "ansible-playbook {args:?} failed:\n{want}");
+        assert!(
+            out.status.success(),
+            "ansible-playbook {args:?} failed:\n{want}"
+        );
         let mut margs = vec!["run", "pb.yml", "-i", "inventory.yml"];
         margs.extend_from_slice(args);
         let r = m.mixop(&margs);
         r.ok();
-        assert_eq!(r.stdout, want, "{args:?}\n--- ansible\n{want}\n--- mixop\n{}", r.all());
+        assert_eq!(
+            r.stdout,
+            want,
+            "{args:?}\n--- ansible\n{want}\n--- mixop\n{}",
+            r.all()
+        );
     }
 }
 

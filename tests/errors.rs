@@ -70,7 +70,11 @@ fn unknown_module_suggests_the_right_one() {
 
 #[test]
 fn fqcn_unsupported_actions_get_the_message_of_the_short_names() {
-    for action in ["include", "ansible.builtin.include", "ansible.legacy.include"] {
+    for action in [
+        "include",
+        "ansible.builtin.include",
+        "ansible.legacy.include",
+    ] {
         let w = Work::new();
         let err = rejected(&w, &format!("{FIRST}    - {action}: web.yml\n"));
         let short = action.rsplit('.').next().unwrap();

@@ -8,7 +8,8 @@ use std::process::Command;
 use common::{Run, Work, mixop_bin};
 
 /// The first task touches a file: it must not exist after a rejected run.
-const PLAY: &str = "- hosts: all\n  gather_facts: false\n  pre_tasks:\n    - shell: touch @OUT@/touched\n";
+const PLAY: &str =
+    "- hosts: all\n  gather_facts: false\n  pre_tasks:\n    - shell: touch @OUT@/touched\n";
 
 /// `mixop <args>` in `w` with `ANSIBLE_ROLES_PATH` set (or unset).
 fn mixop_env(w: &Work, args: &[&str], roles_path: Option<&str>) -> Run {
@@ -38,7 +39,11 @@ fn rejected(w: &Work, playbook: &str) -> String {
         &["run", "pb.yml", "-i", "inventory.yml", "--list-tasks"],
     ] {
         let c = mixop_env(w, args, None);
-        assert_eq!((c.code, c.stderr.as_str()), (3, r.stderr.as_str()), "{args:?}");
+        assert_eq!(
+            (c.code, c.stderr.as_str()),
+            (3, r.stderr.as_str()),
+            "{args:?}"
+        );
     }
     r.stderr
 }
@@ -78,7 +83,9 @@ fn a_missing_tasks_from_file() {
     w.write("roles/web/tasks/main.yml", "- debug: msg=hi\n");
     let err = rejected(
         &w,
-        &format!("{PLAY}  tasks:\n    - include_role:\n        name: web\n        tasks_from: setup\n"),
+        &format!(
+            "{PLAY}  tasks:\n    - include_role:\n        name: web\n        tasks_from: setup\n"
+        ),
     );
     assert!(
         err.contains("pb.yml:8:21: role `web` has no tasks file `setup`"),
@@ -143,7 +150,10 @@ fn a_role_task_notifying_a_missing_handler() {
         err.contains("roles/web/tasks/main.yml:1:3: `notify` names the handler `restart web`"),
         "{err}"
     );
-    assert!(err.contains("handlers are: restart nginx, web : restart nginx"), "{err}");
+    assert!(
+        err.contains("handlers are: restart nginx, web : restart nginx"),
+        "{err}"
+    );
 }
 
 #[test]

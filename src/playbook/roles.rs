@@ -97,6 +97,7 @@ impl RoleCall {
 }
 
 /// A loaded role's own data (ansible-core's `Role`).
+#[derive(Clone)]
 pub(super) struct RoleData {
     name: String,
     defaults: Map<String, Value>,
@@ -238,9 +239,8 @@ impl Loader<'_> {
         args: &Node,
         task: &Task,
     ) -> Result<(RoleCall, RoleRef)> {
-        let pairs = keys_of(args, short).map_err(|d| {
-            d.hint(format!("write `{short}:` with `name: <role>` below it"))
-        })?;
+        let pairs = keys_of(args, short)
+            .map_err(|d| d.hint(format!("write `{short}:` with `name: <role>` below it")))?;
         let name_node = args
             .get("name")
             .or_else(|| args.get("role"))
@@ -307,7 +307,10 @@ impl Loader<'_> {
                     if let Some(s) = crate::modules::did_you_mean(&k, ROLE_ACTION_ARGS) {
                         d = d.hint(format!("did you mean `{s}`?"));
                     } else {
-                        d = d.hint(format!("its arguments are: {}", ROLE_ACTION_ARGS.join(", ")));
+                        d = d.hint(format!(
+                            "its arguments are: {}",
+                            ROLE_ACTION_ARGS.join(", ")
+                        ));
                     }
                     return Err(d);
                 }
@@ -337,9 +340,11 @@ impl Loader<'_> {
 
     fn check_role_name(&self, name: &str, loc: &Loc) -> Result<()> {
         if crate::template::is_template(name) {
-            return Err(Diag::input("a role in `roles:` cannot be named with variables")
-                .at(loc)
-                .hint("use `include_role` for a role chosen at run time"));
+            return Err(
+                Diag::input("a role in `roles:` cannot be named with variables")
+                    .at(loc)
+                    .hint("use `include_role` for a role chosen at run time"),
+            );
         }
         Ok(())
     }
@@ -363,19 +368,23 @@ impl Loader<'_> {
             candidates.push(root.join(name));
             candidates.extend(self.roles_path.iter().map(|d| d.join(name)));
         }
-        candidates.iter().find(|c| c.is_dir()).cloned().ok_or_else(|| {
-            Diag::input(format!("role `{name}` not found"))
-                .at(loc)
-                .label("no such role")
-                .hint(format!(
-                    "looked in: {} (more directories: ANSIBLE_ROLES_PATH)",
-                    candidates
-                        .iter()
-                        .map(|c| c.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-        })
+        candidates
+            .iter()
+            .find(|c| c.is_dir())
+            .cloned()
+            .ok_or_else(|| {
+                Diag::input(format!("role `{name}` not found"))
+                    .at(loc)
+                    .label("no such role")
+                    .hint(format!(
+                        "looked in: {} (more directories: ANSIBLE_ROLES_PATH)",
+                        candidates
+                            .iter()
+                            .map(|c| c.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+            })
     }
 
     /// The role file for `from` (`tasks`, `vars`, ...): `<role>/<sub>/<from or main>`. A
@@ -445,9 +454,11 @@ impl Loader<'_> {
         let path = self.find_role(&call.name, &call.loc)?;
         let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
         if self.role_stack.contains(&canon) {
-            return Err(Diag::input(format!("role `{}` depends on itself", call.name))
-                .at(&call.loc)
-                .hint("remove the dependency cycle in meta/main.yml"));
+            return Err(
+                Diag::input(format!("role `{}` depends on itself", call.name))
+                    .at(&call.loc)
+                    .hint("remove the dependency cycle in meta/main.yml"),
+            );
         }
         let name = path
             .file_name()
@@ -477,14 +488,9 @@ impl Loader<'_> {
         self.role_stack.push(canon);
         let mut tasks = Vec::new();
         let mut dep_chain = chain.to_vec();
-        dep_chain.push(Arc::new(RoleData {
-            name: name.clone(),
-            defaults: data.defaults.clone(),
-            role_vars: data.role_vars.clone(),
-            vars_kw: data.vars_kw.clone(),
-            params: data.params.clone(),
-            deps: Vec::new(),
-        }));
+        // (Its dependencies are not loaded yet: a parent's are not part of what a dependency
+        // sees.)
+        dep_chain.push(Arc::new(data.clone()));
         for dep in &dep_nodes {
             let dep_call = self.role_entry(dep)?;
             let (dep_tasks, dep_data) = self.role_tasks(&dep_call, &dep_chain, &tags)?;
@@ -492,7 +498,7 @@ impl Loader<'_> {
             data.deps.push(dep_data);
         }
         let scope = Arc::new(data.scope(chain, &path));
-        let outer_role = std::mem::replace(&mut self.role, Some(scope));
+        let outer_role = self.role.replace(scope);
         let loaded = self.role_own_tasks(&path, call, &tags);
         self.role = outer_role;
         self.role_stack.pop();
@@ -500,7 +506,11 @@ impl Loader<'_> {
         let data = Arc::new(data);
         if chain.is_empty() && call.public {
             // Static roles export their defaults and vars to the whole play.
-            merge(&mut self.play_roles.defaults, &data.exported_defaults(), false);
+            merge(
+                &mut self.play_roles.defaults,
+                &data.exported_defaults(),
+                false,
+            );
             merge(&mut self.play_roles.vars, &data.exported_vars(), false);
         }
         let mut block = Task::synthetic(
@@ -534,7 +544,11 @@ impl Loader<'_> {
         {
             self.play_roles.handler_files.push(file.clone());
             let mut handlers = self.task_file_of(&file, tags, loc(3).as_ref(), true)?;
-            let role_name = self.role.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+            let role_name = self
+                .role
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
             // A role's handler can also be notified as `role : handler`.
             for h in &mut handlers {
                 if let Some(n) = &h.name {

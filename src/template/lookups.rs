@@ -112,13 +112,12 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             for t in terms {
                 let t = term_str(t)?;
-                let path =
-                    find_file(&search_paths(&scope), "files", &t).ok_or_else(|| {
-                        err(format!(
-                            "could not find file '{t}' (searched {})",
-                            searched(&scope, "files")
-                        ))
-                    })?;
+                let path = find_file(&search_paths(&scope), "files", &t).ok_or_else(|| {
+                    err(format!(
+                        "could not find file '{t}' (searched {})",
+                        searched(&scope, "files")
+                    ))
+                })?;
                 let (mut text, _) = crate::vault::read_text(&path).map_err(|d| err(d.message))?;
                 if rstrip {
                     text.truncate(text.trim_end().len());
@@ -133,14 +132,12 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             for t in terms {
                 let t = term_str(t)?;
-                let path = find_file(&search_paths(&scope), "templates", &t).ok_or_else(
-                    || {
-                        err(format!(
-                            "could not find template '{t}' (searched {})",
-                            searched(&scope, "templates")
-                        ))
-                    },
-                )?;
+                let path = find_file(&search_paths(&scope), "templates", &t).ok_or_else(|| {
+                    err(format!(
+                        "could not find template '{t}' (searched {})",
+                        searched(&scope, "templates")
+                    ))
+                })?;
                 let (src, _) = crate::vault::read_text(&path).map_err(|d| err(d.message))?;
                 let text = scope
                     .inner
