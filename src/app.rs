@@ -448,7 +448,7 @@ fn list_task(
     let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
     lines.push_str(&format!(
         "      {}\tTAGS: [{}]\n",
-        task.name.as_deref().unwrap_or(&task.action),
+        task.listed_name(),
         tags.join(", ")
     ));
 }

@@ -268,13 +268,19 @@ pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result
             .map(|s| path_of(s, &line))
             .collect();
     }
-    if let Some((v, line)) = setting("ANSIBLE_ROLES_PATH", &[("defaults", "roles_path")]) {
-        cfg.roles_path = v
-            .split(':')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| path_of(s, &line))
-            .collect();
-    }
+    // Ansible's default: ~/.ansible/roles, /usr/share/ansible/roles, /etc/ansible/roles.
+    let roles = setting("ANSIBLE_ROLES_PATH", &[("defaults", "roles_path")]).unwrap_or_else(|| {
+        (
+            "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles".into(),
+            None,
+        )
+    });
+    cfg.roles_path = roles
+        .0
+        .split(':')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| path_of(s, &roles.1))
+        .collect();
     if let Some((v, line)) = setting("ANSIBLE_FORKS", &[("defaults", "forks")]) {
         cfg.forks = Some(
             v.trim()

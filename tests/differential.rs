@@ -84,16 +84,36 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(common::root().join("tests/fixtures/diff").join(name)).unwrap()
 }
 
+/// A fixture that is a directory (a playbook with its roles): its `pb.yml`, and every other
+/// file, relative to it, for `Work::write`.
+fn fixture_dir(name: &str) -> (String, Vec<(String, String)>) {
+    let dir = common::root().join("tests/fixtures/diff").join(name);
+    let files: Vec<(String, String)> = tree(&dir)
+        .into_iter()
+        .filter(|(rel, _)| rel != "pb.yml")
+        .map(|(rel, (text, _))| (rel, text))
+        .collect();
+    (fixture(&format!("{name}/pb.yml")), files)
+}
+
 /// Runs both tools on a fixture and compares exit codes, recaps and files; returns both stdouts.
 fn compare_runs(fixture_name: &str) -> (String, String) {
-    let text = fixture(fixture_name);
+    let (text, files) = if fixture_name.ends_with(".yml") {
+        (fixture(fixture_name), Vec::new())
+    } else {
+        fixture_dir(fixture_name)
+    };
     let venv = venv();
     let a = Work::new();
+    let m = Work::new();
+    for (rel, content) in &files {
+        a.write(rel, content);
+        m.write(rel, content);
+    }
     let out = ansible(&a, &text, &[]);
     let ansible_stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let ansible_code = out.status.code().unwrap_or(-1);
     // mixop's run.
-    let m = Work::new();
     inventory(&m, &venv.join("bin/python"));
     m.write("pb.yml", &text);
     let r = m.mixop(&["run", "pb.yml", "-i", "inventory.yml"]);
@@ -171,6 +191,25 @@ fn command_argv_expansion_and_creates_globs() {
     compare("command.yml");
 }
 
+#[test]
+fn roles_precedence_dependencies_run_once_handlers_and_files() {
+    let (ansible, mixop) = compare_runs("roles");
+    // Role tasks are `role : task`, in the same order (the include tasks themselves, which
+    // ansible-playbook also shows as `include_role : name`, and handlers aside).
+    let role_tasks = |out: &str| -> Vec<String> {
+        headers(out)
+            .into_iter()
+            .filter(|h| h.contains(" : ") && !h.starts_with("TASK [include_role"))
+            .filter(|h| !h.starts_with("TASK [handler:"))
+            .collect()
+    };
+    assert_eq!(
+        role_tasks(&mixop),
+        role_tasks(&ansible),
+        "--- ansible\n{ansible}\n--- mixop\n{mixop}"
+    );
+}
+
 /// ansible-playbook's listing with the hosts under each `hosts (N):` sorted (Ansible prints a
 /// Python set there, in no particular order).
 fn sorted_hosts(text: &str) -> String {
@@ -190,6 +229,40 @@ fn sorted_hosts(text: &str) -> String {
     hosts.sort();
     out.append(&mut hosts);
     out.join("\n")
+}
+
+#[test]
+fn roles_are_listed_as_ansible_lists_them() {
+    let (text, files) = fixture_dir("roles");
+    let (a, m) = (Work::new(), Work::new());
+    inventory(&m, &venv().join("bin/python"));
+    m.write("pb.yml", &text);
+    for (rel, content) in &files {
+        a.write(rel, content);
+        m.write(rel, content);
+    }
+    for args in [
+        &["--list-tasks"][..],
+        &["--list-tasks", "--list-tags", "--tags", "x"],
+        &["--list-tasks", "--skip-tags", "x"],
+    ] {
+        let out = ansible(&a, &text, args);
+        let want = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ansible-playbook {args:?} failed:\n{want}"
+        );
+        let mut margs = vec!["run", "pb.yml", "-i", "inventory.yml"];
+        margs.extend_from_slice(args);
+        let r = m.mixop(&margs);
+        r.ok();
+        assert_eq!(
+            r.stdout,
+            want,
+            "{args:?}\n--- ansible\n{want}\n--- mixop\n{}",
+            r.all()
+        );
+    }
 }
 
 #[test]

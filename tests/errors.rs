@@ -69,15 +69,14 @@ fn unknown_module_suggests_the_right_one() {
 }
 
 #[test]
-fn fqcn_role_actions_get_the_message_of_the_short_names() {
+fn fqcn_unsupported_actions_get_the_message_of_the_short_names() {
     for action in [
-        "include_role",
-        "ansible.builtin.include_role",
-        "ansible.builtin.import_role",
-        "ansible.legacy.include_role",
+        "include",
+        "ansible.builtin.include",
+        "ansible.legacy.include",
     ] {
         let w = Work::new();
-        let err = rejected(&w, &format!("{FIRST}    - {action}:\n        name: web\n"));
+        let err = rejected(&w, &format!("{FIRST}    - {action}: web.yml\n"));
         let short = action.rsplit('.').next().unwrap();
         assert!(
             err.contains(&format!("pb.yml:4:7: `{short}` is not supported by mixop")),
@@ -422,6 +421,10 @@ fn import_playbook_paths_are_rendered_and_when_and_tags_apply_to_every_task() {
         r.stderr.contains("main.yml:1:")
             && r.stderr.contains("stage")
             && r.stderr.contains("extra vars"),
+        "{}",
+        r.all()
+    );
+}
 
 /// Connection variables are resolved for every host by `check` and at the start of `run`, with
 /// the transports' own parsing: a wrong value is an input error naming the host, the variable,

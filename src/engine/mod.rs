@@ -99,6 +99,8 @@ struct PlayCtx<'a> {
     play_hosts: Vec<String>,
     batch: Vec<String>,
     aborted: AtomicBool,
+    /// Roles that ran in this play (see `Play::role_ids`), with those `include_role` added.
+    role_ids: std::sync::Mutex<Vec<String>>,
 }
 
 impl Engine {
@@ -255,6 +257,7 @@ impl Engine {
                 play_hosts: hosts.clone(),
                 batch: batch.clone(),
                 aborted: AtomicBool::new(false),
+                role_ids: std::sync::Mutex::new(play.role_ids.clone()),
             };
             self.run_batch(&pc).await;
             for h in &batch {
@@ -375,6 +378,7 @@ impl Engine {
                     return;
                 }
                 match &task.kind {
+                    TaskKind::Block { .. } if task.ran_before => {}
                     TaskKind::Block {
                         block,
                         rescue,
@@ -384,6 +388,7 @@ impl Engine {
                             .await;
                     }
                     TaskKind::IncludeTasks { .. }
+                    | TaskKind::IncludeRole { .. }
                     | TaskKind::Meta { .. }
                     | TaskKind::Module { .. } => {
                         if !self.selected(task) {

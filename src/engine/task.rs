@@ -12,7 +12,7 @@ use super::vars::HostVars;
 use super::{Engine, Inherit, PlayCtx};
 use crate::connection::{Become, ConnSpec, Transport};
 use crate::modules::{self, ModError, ModuleCtx};
-use crate::playbook::{LoopControl, Play, Task, TaskKind, TaskOpts};
+use crate::playbook::{LoopControl, Play, RoleRef, Task, TaskKind, TaskOpts};
 use crate::template::{TemplateError, Vars};
 
 /// What happened on one host (for one loop item, or the task as a whole).
@@ -64,31 +64,19 @@ impl Outcome {
 /// The synthetic fact-gathering task of `gather_facts: true`.
 pub fn setup_task(play: &Play) -> Task {
     let module = modules::lookup("setup").expect("setup module is registered");
-    Task {
-        loc: play.loc.clone(),
-        name: Some("Gathering Facts".into()),
-        action: "gather_facts".into(),
-        kind: TaskKind::Module {
+    let mut task = Task::synthetic(
+        play.loc.clone(),
+        play.dir.clone(),
+        "gather_facts",
+        TaskKind::Module {
             module,
             args: Map::new(),
             args_loc: play.loc.clone(),
         },
-        opts: TaskOpts::default(),
-        tags: vec!["always".into()],
-        vars: Map::new(),
-        when: Vec::new(),
-        loop_: None,
-        loop_control: LoopControl::default(),
-        register: None,
-        until: Vec::new(),
-        retries: None,
-        delay: None,
-        changed_when: None,
-        failed_when: None,
-        notify: Vec::new(),
-        listen: Vec::new(),
-        dir: play.dir.clone(),
-    }
+    );
+    task.name = Some("Gathering Facts".into());
+    task.tags = vec!["always".into()];
+    task
 }
 
 /// `file:line` of a task, as events show it.
@@ -104,6 +92,7 @@ fn failed_task(task: &Task, opts: &TaskOpts, args: Option<&Map<String, Value>>) 
         (_, Some(rendered)) => Value::Object(rendered.clone()),
         (TaskKind::Module { args, .. }, None) => Value::Object(args.clone()),
         (TaskKind::IncludeTasks { file, .. }, None) => serde_json::json!({ "_raw_params": file }),
+        (TaskKind::IncludeRole { role }, None) => serde_json::json!({ "name": role.name }),
         (TaskKind::Meta { action }, None) => serde_json::json!({ "_raw_params": action }),
         (TaskKind::Block { .. }, None) => Value::Object(Map::new()),
     };
@@ -178,9 +167,14 @@ impl Engine {
             TaskKind::Meta { action } => {
                 return self.run_meta(pc, task, action, hosts, inh, &hostvars).await;
             }
-            TaskKind::IncludeTasks { file, preloaded } => {
+            TaskKind::IncludeTasks { file, .. } => {
                 return self
-                    .run_include(pc, task, file, preloaded.as_deref(), hosts, inh, &hostvars)
+                    .run_include(pc, task, Included::Tasks(file), hosts, inh, &hostvars)
+                    .await;
+            }
+            TaskKind::IncludeRole { role } => {
+                return self
+                    .run_include(pc, task, Included::Role(role), hosts, inh, &hostvars)
                     .await;
             }
             TaskKind::Block {
@@ -252,7 +246,7 @@ impl Engine {
         if !crate::template::is_template(name) {
             return None;
         }
-        let vars = self.vars_for(pc, first, inh, &task.vars, hostvars);
+        let vars = self.vars_for(pc, first, inh, task, hostvars);
         let (text, errors) = self.templar.render_lenient(name, &vars);
         for e in &errors {
             self.emit(Event::Warning {
@@ -278,7 +272,7 @@ impl Engine {
         });
         let hs = self.host(host);
         hs.begin_task(task.display_name(), task_location(task));
-        let vars = self.vars_for(pc, host, inh, &task.vars, hostvars);
+        let vars = self.vars_for(pc, host, inh, task, hostvars);
         let conds: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
         let outcome = match &task.loop_ {
             None => match self.conditions_hold(&conds, &vars) {
@@ -650,7 +644,9 @@ impl Engine {
         {
             return Outcome::failed(msg);
         }
-        let search_dirs = vec![task.dir.clone(), self.playbook_dir.clone()];
+        // A role's own `files/` and `templates/` come first, as in ansible-core.
+        let mut search_dirs: Vec<_> = task.role.iter().map(|r| r.path.clone()).collect();
+        search_dirs.extend([task.dir.clone(), self.playbook_dir.clone()]);
         // Controller-only modules never touch a connection; give them a local slot anyway.
         let local_slot;
         let conn = match &slot {
@@ -925,7 +921,7 @@ impl Engine {
         let conds: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
         let mut applies = Vec::new();
         for h in hosts {
-            let vars = self.vars_for(pc, h, inh, &task.vars, hostvars);
+            let vars = self.vars_for(pc, h, inh, task, hostvars);
             match self.conditions_hold(&conds, &vars) {
                 Ok(None) => applies.push(h.clone()),
                 Ok(Some(_)) => {}
@@ -960,13 +956,13 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `include_tasks` / `include_role`: the file or role is rendered per host (and loop item),
+    /// loaded, and its tasks run for the hosts that include the same thing.
     async fn run_include(
         &self,
         pc: &PlayCtx<'_>,
         task: &Task,
-        file: &str,
-        preloaded: Option<&[Task]>,
+        what: Included<'_>,
         hosts: &[String],
         inh: &Inherit,
         hostvars: &HostVars,
@@ -978,10 +974,10 @@ impl Engine {
         child.opts = opts.clone();
         crate::value::merge(&mut child.vars, &task.vars, false);
         child.when = inh.when.clone();
-        // (host, file, loop item vars) for every host the include applies to.
-        let mut runs: Vec<(String, std::path::PathBuf, Map<String, Value>)> = Vec::new();
+        // (host, what to load, loop item vars) for every host the include applies to.
+        let mut runs: Vec<(String, Target, Map<String, Value>)> = Vec::new();
         for h in hosts {
-            let vars = self.vars_for(pc, h, inh, &task.vars, hostvars);
+            let vars = self.vars_for(pc, h, inh, task, hostvars);
             let items: Vec<Option<(usize, Value)>> = match &task.loop_ {
                 None => vec![None],
                 Some(lv) => {
@@ -993,7 +989,8 @@ impl Engine {
                         Ok(Value::Array(a)) => a.into_iter().enumerate().map(Some).collect(),
                         Ok(other) => {
                             let o = Outcome::failed(format!(
-                                "include_tasks loop needs a list, got {}",
+                                "{} loop needs a list, got {}",
+                                what.keyword(),
                                 type_name(&other)
                             ));
                             self.report(task, h, &opts, &o, Instant::now(), None);
@@ -1014,6 +1011,8 @@ impl Engine {
                 }
             };
             let n = items.len();
+            let mut included = 0;
+            let mut skipped = None;
             for it in items {
                 let (item_vars, extra) = match &it {
                     Some((i, item)) => {
@@ -1029,7 +1028,10 @@ impl Engine {
                 };
                 match self.conditions_hold(&conds, &item_vars) {
                     Ok(None) => {}
-                    Ok(Some(_)) => continue,
+                    Ok(Some(c)) => {
+                        skipped = Some(c);
+                        continue;
+                    }
                     Err(e) => {
                         self.report(
                             task,
@@ -1042,14 +1044,18 @@ impl Engine {
                         break;
                     }
                 }
-                match self.templar.render_str(file, &item_vars) {
-                    Ok(f) => runs.push((h.clone(), task.dir.join(f), extra)),
+                match what.render(&self.templar, task, &item_vars) {
+                    Ok(target) => {
+                        included += 1;
+                        runs.push((h.clone(), target, extra))
+                    }
                     Err(e) => {
+                        let what = format!("{} name", what.keyword());
                         self.report(
                             task,
                             h,
                             &opts,
-                            &template_failure(task, "include_tasks file", &e, false),
+                            &template_failure(task, &what, &e, false),
                             Instant::now(),
                             None,
                         );
@@ -1057,49 +1063,54 @@ impl Engine {
                     }
                 }
             }
-        }
-        // Hosts that include the same file with no loop variables run it together (linear);
-        // loop iterations run per host in order.
-        let mut groups: Vec<(std::path::PathBuf, Map<String, Value>, Vec<String>)> = Vec::new();
-        for (h, path, extra) in runs {
-            match groups
-                .iter_mut()
-                .find(|(p, e, hs)| *p == path && *e == extra && !hs.contains(&h))
+            // As ansible-core counts them: each inclusion is ok, an include that includes
+            // nothing is skipped.
+            for _ in 0..included {
+                let o = Outcome::of(Map::from_iter([("changed".into(), false.into())]));
+                self.report(task, h, &opts, &o, Instant::now(), None);
+            }
+            if included == 0
+                && let Some(c) = skipped
             {
-                Some(g) if extra.is_empty() => g.2.push(h),
-                _ => groups.push((path, extra, vec![h])),
+                let o = Outcome::skipped("Conditional result was False", Some(&c));
+                self.report(task, h, &opts, &o, Instant::now(), None);
             }
         }
-        for (path, extra, group) in groups {
-            let tasks: Vec<Task> = match preloaded {
-                Some(t) if !crate::template::is_template(file) => {
-                    // Already validated at load time; reload to own the tasks for this run.
-                    let _ = t;
-                    match crate::playbook::load_task_file(
-                        &path,
-                        &self.templar,
-                        &[],
-                        &self.playbook_dir,
-                    ) {
-                        Ok(t) => t,
-                        Err(d) => {
-                            self.include_failed(task, &group, &opts, &d.to_string());
-                            continue;
-                        }
-                    }
-                }
-                _ => match crate::playbook::load_task_file(
-                    &path,
+        // Hosts that include the same thing with the same loop item run it together, in the
+        // order the inclusions first appear (ansible-core's `IncludedFile.process_include_results`).
+        let mut groups: Vec<(Target, Map<String, Value>, Vec<String>)> = Vec::new();
+        for (h, target, extra) in runs {
+            match groups
+                .iter_mut()
+                .find(|(t, e, hs)| *t == target && *e == extra && !hs.contains(&h))
+            {
+                Some(g) => g.2.push(h),
+                None => groups.push((target, extra, vec![h])),
+            }
+        }
+        for (target, extra, group) in groups {
+            let loaded = match &target {
+                Target::File(path) => crate::playbook::load_task_file(
+                    path,
                     &self.templar,
                     &[],
                     &self.playbook_dir,
-                ) {
-                    Ok(t) => t,
-                    Err(d) => {
-                        self.include_failed(task, &group, &opts, &d.to_string());
-                        continue;
-                    }
-                },
+                    task.role.clone(),
+                ),
+                Target::Role(role) => crate::playbook::load_role(
+                    role,
+                    &task.loc,
+                    &self.templar,
+                    &self.playbook_dir,
+                    &mut pc.role_ids.lock().unwrap_or_else(|e| e.into_inner()),
+                ),
+            };
+            let tasks = match loaded {
+                Ok(t) => t,
+                Err(d) => {
+                    self.include_failed(task, &group, &opts, &d.to_string());
+                    continue;
+                }
             };
             let mut inh2 = child.clone();
             crate::value::merge(&mut inh2.include_vars, &extra, false);
@@ -1118,6 +1129,49 @@ impl Engine {
                 None,
             );
         }
+    }
+}
+
+/// What an include loads, as written.
+enum Included<'a> {
+    Tasks(&'a str),
+    Role(&'a RoleRef),
+}
+
+/// What an include loads for one host, rendered.
+#[derive(PartialEq)]
+enum Target {
+    File(std::path::PathBuf),
+    Role(RoleRef),
+}
+
+impl Included<'_> {
+    fn keyword(&self) -> &'static str {
+        match self {
+            Included::Tasks(_) => "include_tasks",
+            Included::Role(_) => "include_role",
+        }
+    }
+
+    fn render(
+        &self,
+        templar: &crate::template::Templar,
+        task: &Task,
+        vars: &Vars,
+    ) -> Result<Target, TemplateError> {
+        let render = |s: &String| templar.render_str(s, vars);
+        let render_opt = |s: &Option<String>| s.as_ref().map(render).transpose();
+        Ok(match self {
+            Included::Tasks(file) => Target::File(task.dir.join(templar.render_str(file, vars)?)),
+            Included::Role(r) => Target::Role(RoleRef {
+                name: render(&r.name)?,
+                tasks_from: render_opt(&r.tasks_from)?,
+                vars_from: render_opt(&r.vars_from)?,
+                defaults_from: render_opt(&r.defaults_from)?,
+                handlers_from: render_opt(&r.handlers_from)?,
+                ..(*r).clone()
+            }),
+        })
     }
 }
 

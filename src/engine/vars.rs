@@ -1,7 +1,8 @@
 //! Variable precedence, lowest first (Ansible's order for the features mixop has):
-//! inventory (all < parent group < child group < host, see `inventory`), play `vars`,
-//! `vars_files`, block `vars`, task `vars`, facts (`set_fact`, `register`, gathered facts),
-//! extra vars (`-e`), then the magic variables.
+//! role defaults (the play's static roles', then the task's role's), inventory (all < parent
+//! group < child group < host, see `inventory`), play `vars`, `vars_files`, role vars (the
+//! play's static roles', then the task's role's), block `vars`, task `vars`, facts (`set_fact`,
+//! `register`, gathered facts), role parameters, extra vars (`-e`), then the magic variables.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{Engine, Inherit, PlayCtx};
+use crate::playbook::Task;
 use crate::template::{OMIT, Vars};
 use crate::value::merge;
 
@@ -27,17 +29,33 @@ impl Engine {
         pc: &PlayCtx<'_>,
         host: &str,
         inh: &Inherit,
-        task_vars: &Map<String, Value>,
+        task: &Task,
         hostvars: &HostVars,
     ) -> Vars {
-        let mut vars = self.host(host).inv_vars.clone();
+        let role = task.role.as_deref();
+        let mut vars = pc.play.role_defaults.clone();
+        if let Some(r) = role {
+            merge(&mut vars, &r.defaults, false);
+        }
+        merge(&mut vars, &self.host(host).inv_vars, false);
         merge(&mut vars, &pc.play_vars, false);
+        merge(&mut vars, &pc.play.role_vars, false);
+        if let Some(r) = role {
+            merge(&mut vars, &r.vars, false);
+        }
         merge(&mut vars, &inh.vars, false);
-        merge(&mut vars, task_vars, false);
+        merge(&mut vars, &task.vars, false);
         merge(&mut vars, &inh.include_vars, false);
         merge(&mut vars, &self.host(host).facts(), false);
+        if let Some(r) = role {
+            merge(&mut vars, &r.params, false);
+        }
         merge(&mut vars, &self.opts.extra_vars, false);
         self.add_magic(pc, host, &mut vars);
+        if let Some(r) = role {
+            vars.insert("role_name".into(), r.name.clone().into());
+            vars.insert("role_path".into(), abs(&r.path).into());
+        }
         let mut data = hostvars.data.clone();
         let mut own: BTreeSet<String> = data.get(host).map(|d| (**d).clone()).unwrap_or_default();
         own.extend(inh.include_vars.keys().cloned());

@@ -2,10 +2,12 @@
 //! file:line:col and says how to fix it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::model::*;
+use super::roles::{PlayRoles, roles_path};
 use crate::diag::{Diag, Loc, Result};
 use crate::modules::{self, did_you_mean};
 use crate::template::Templar;
@@ -40,6 +42,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "force_handlers",
     "timeout",
     "run_once",
+    "roles",
 ];
 
 const TASK_KEYWORDS: &[&str] = &[
@@ -98,10 +101,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "use short module names or fully qualified ones",
     ),
     ("module_defaults", "set the arguments on each task"),
-    ("roles", "use import_tasks with task files"),
     ("vars_prompt", "pass values with -e"),
-    ("include_role", "use include_tasks"),
-    ("import_role", "use import_tasks"),
     ("include", "use include_tasks or import_tasks"),
     (
         "delegate_facts",
@@ -133,7 +133,29 @@ pub struct Loader<'t> {
     /// Files being imported, to catch import cycles.
     stack: Vec<PathBuf>,
     /// The playbook's directory (the root for `files/` and `templates/`).
-    root: Option<PathBuf>,
+    pub(super) root: Option<PathBuf>,
+    /// Where roles are searched after the playbook's directory (`roles_path()`).
+    pub(super) roles_path: Vec<PathBuf>,
+    /// The role whose tasks are being loaded.
+    pub(super) role: Option<Arc<RoleScope>>,
+    /// Roles being loaded, to catch dependency cycles.
+    pub(super) role_stack: Vec<PathBuf>,
+    pub(super) play_roles: PlayRoles,
+}
+
+impl<'t> Loader<'t> {
+    fn new(templar: &'t Templar, root: &Path) -> Loader<'t> {
+        Loader {
+            templar,
+            extra_vars: Map::new(),
+            stack: Vec::new(),
+            root: Some(root.to_path_buf()),
+            roles_path: roles_path(),
+            role: None,
+            role_stack: Vec::new(),
+            play_roles: PlayRoles::default(),
+        }
+    }
 }
 
 /// What an `import_playbook` entry gives every play it imports.
@@ -151,12 +173,8 @@ pub fn load_playbook(
     templar: &Templar,
     extra_vars: &Map<String, Value>,
 ) -> Result<Playbook> {
-    let mut loader = Loader {
-        templar,
-        extra_vars: extra_vars.clone(),
-        stack: Vec::new(),
-        root: path.parent().map(Path::to_path_buf),
-    };
+    let mut loader = Loader::new(templar, path.parent().unwrap_or(Path::new("")));
+    loader.extra_vars = extra_vars.clone();
     let plays = loader.playbook_file(path, &Import::default())?;
     Ok(Playbook {
         path: path.to_path_buf(),
@@ -165,20 +183,35 @@ pub fn load_playbook(
 }
 
 /// Loads a task file at run time (`include_tasks` with a templated name). `playbook_dir` is
-/// searched for `src` files too, as at load time.
+/// searched for `src` files too, as at load time; `role` is the role of the including task.
 pub fn load_task_file(
     path: &Path,
     templar: &Templar,
     inherited_tags: &[String],
     playbook_dir: &Path,
+    role: Option<Arc<RoleScope>>,
 ) -> Result<Vec<Task>> {
-    let mut loader = Loader {
-        templar,
-        extra_vars: Map::new(),
-        stack: Vec::new(),
-        root: Some(playbook_dir.to_path_buf()),
-    };
+    let mut loader = Loader::new(templar, playbook_dir);
+    loader.role = role;
     loader.task_file(path, inherited_tags, None)
+}
+
+/// Loads an `include_role` at run time, its names rendered: the role's tasks (dependencies
+/// first) under a block carrying `apply`. `loc` is the include's; `role_ids` the identities of
+/// the roles that already ran in the play (dependencies among them are left out), to which
+/// this role's dependencies are added.
+pub fn load_role(
+    role: &RoleRef,
+    loc: &Loc,
+    templar: &Templar,
+    playbook_dir: &Path,
+    role_ids: &mut Vec<String>,
+) -> Result<Vec<Task>> {
+    let mut loader = Loader::new(templar, playbook_dir);
+    loader.play_roles.seen = std::mem::take(role_ids);
+    let tasks = loader.include_role_tasks(role, loc);
+    *role_ids = std::mem::take(&mut loader.play_roles.seen);
+    tasks
 }
 
 /// A task's module found as an Ansible plugin file: `library/NAME.py|.ps1` beside the playbook
@@ -207,7 +240,7 @@ fn python_plugin<'a>(name: &str, dirs: impl Iterator<Item = &'a PathBuf>) -> Opt
     None
 }
 
-fn keys_of(node: &Node, what: &str) -> Result<Vec<(String, Node, Node)>> {
+pub(super) fn keys_of(node: &Node, what: &str) -> Result<Vec<(String, Node, Node)>> {
     Ok(node
         .expect_map(what)?
         .iter()
@@ -231,7 +264,7 @@ fn unknown_key(key: &str, key_node: &Node, known: &[&str], what: &str) -> Diag {
     d
 }
 
-fn bool_of(node: &Node, what: &str) -> Result<bool> {
+pub(super) fn bool_of(node: &Node, what: &str) -> Result<bool> {
     match &node.kind {
         Kind::Bool(b) => Ok(*b),
         Kind::Str(s) => crate::value::parse_bool(s).ok_or_else(|| {
@@ -245,7 +278,7 @@ fn bool_of(node: &Node, what: &str) -> Result<bool> {
     }
 }
 
-fn string_of(node: &Node, what: &str) -> Result<String> {
+pub(super) fn string_of(node: &Node, what: &str) -> Result<String> {
     match &node.kind {
         Kind::Str(s) => Ok(s.clone()),
         Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
@@ -260,7 +293,7 @@ fn string_of(node: &Node, what: &str) -> Result<String> {
 }
 
 /// A string or a list of strings (`tags`, `notify`, `listen`).
-fn string_list(node: &Node, what: &str) -> Result<Vec<String>> {
+pub(super) fn string_list(node: &Node, what: &str) -> Result<Vec<String>> {
     match &node.kind {
         Kind::Seq(items) => items.iter().map(|i| string_of(i, what)).collect(),
         Kind::Null => Ok(Vec::new()),
@@ -273,7 +306,7 @@ fn string_list(node: &Node, what: &str) -> Result<Vec<String>> {
     }
 }
 
-fn vars_map(node: &Node, what: &str) -> Result<Map<String, Value>> {
+pub(super) fn vars_map(node: &Node, what: &str) -> Result<Map<String, Value>> {
     if node.is_null() {
         return Ok(Map::new());
     }
@@ -430,6 +463,9 @@ impl Loader<'_> {
             opts: TaskOpts::default(),
             tags: Vec::new(),
             when: import.when.clone(),
+            role_defaults: Map::new(),
+            role_vars: Map::new(),
+            role_ids: Vec::new(),
             pre_tasks: Vec::new(),
             tasks: Vec::new(),
             post_tasks: Vec::new(),
@@ -478,7 +514,7 @@ impl Loader<'_> {
                     })?)
                 }
                 "tags" => play.tags = string_list(v, "tags")?,
-                "pre_tasks" | "tasks" | "post_tasks" | "handlers" => {
+                "pre_tasks" | "roles" | "tasks" | "post_tasks" | "handlers" => {
                     sections.push((k.clone(), v.clone()))
                 }
                 _ if self.task_opt(&mut play.opts, k, v)? => {}
@@ -497,7 +533,20 @@ impl Loader<'_> {
         if !play.named {
             play.name = play.hosts.clone();
         }
+        // In the order they run, so that a role runs once where it first appears.
+        const ORDER: [&str; 5] = ["pre_tasks", "roles", "tasks", "post_tasks", "handlers"];
+        sections.sort_by_key(|(k, _)| ORDER.iter().position(|o| o == k));
+        self.play_roles = PlayRoles::default();
+        let mut roles = Vec::new();
         for (k, v) in sections {
+            if k == "roles" {
+                // Roles run after pre_tasks, before tasks (ansible-core's `Play.compile`).
+                for entry in v.expect_seq("roles")? {
+                    let call = self.role_entry(entry)?;
+                    roles.extend(self.role_tasks(&call, &[], &play.tags)?.0);
+                }
+                continue;
+            }
             let tasks = self.task_list(&v, dir, &play.tags, k == "handlers")?;
             match k.as_str() {
                 "pre_tasks" => play.pre_tasks = tasks,
@@ -506,6 +555,12 @@ impl Loader<'_> {
                 _ => play.handlers = tasks,
             }
         }
+        play.tasks.splice(0..0, roles);
+        let play_roles = std::mem::take(&mut self.play_roles);
+        play.handlers.extend(play_roles.handlers);
+        play.role_defaults = play_roles.defaults;
+        play.role_vars = play_roles.vars;
+        play.role_ids = play_roles.seen;
         let mut topics: Vec<String> = Vec::new();
         for h in &play.handlers {
             topics.extend(h.name.iter().cloned());
@@ -523,7 +578,7 @@ impl Loader<'_> {
     }
 
     /// Parses keywords shared by plays, blocks and tasks. Returns false for other keys.
-    fn task_opt(&self, opts: &mut TaskOpts, k: &str, v: &Node) -> Result<bool> {
+    pub(super) fn task_opt(&self, opts: &mut TaskOpts, k: &str, v: &Node) -> Result<bool> {
         match k {
             "become" => opts.become_ = Some(bool_of(v, k)?),
             "become_user" => opts.become_user = Some(self.str_tmpl(v, k)?),
@@ -589,7 +644,7 @@ impl Loader<'_> {
         Ok(s)
     }
 
-    fn check_template(&self, s: &str, loc: &Loc) -> Result<()> {
+    pub(super) fn check_template(&self, s: &str, loc: &Loc) -> Result<()> {
         if !crate::template::is_template(s) {
             return Ok(());
         }
@@ -650,7 +705,7 @@ impl Loader<'_> {
     }
 
     /// Checks a node's templates, pointing at the exact node that is wrong.
-    fn check_node_templates(&self, n: &Node) -> Result<()> {
+    pub(super) fn check_node_templates(&self, n: &Node) -> Result<()> {
         match &n.kind {
             Kind::Str(s) => self.check_template(s, &n.loc),
             Kind::Seq(items) => items.iter().try_for_each(|x| self.check_node_templates(x)),
@@ -662,7 +717,7 @@ impl Loader<'_> {
         }
     }
 
-    fn conditions(&self, v: &Node, what: &str) -> Result<Vec<Value>> {
+    pub(super) fn conditions(&self, v: &Node, what: &str) -> Result<Vec<Value>> {
         let items: Vec<&Node> = match &v.kind {
             Kind::Seq(items) => items.iter().collect(),
             _ => vec![v],
@@ -725,6 +780,17 @@ impl Loader<'_> {
         tags: &[String],
         loc: Option<&Loc>,
     ) -> Result<Vec<Task>> {
+        self.task_file_of(path, tags, loc, false)
+    }
+
+    /// A file of tasks, or of handlers.
+    pub(super) fn task_file_of(
+        &mut self,
+        path: &Path,
+        tags: &[String],
+        loc: Option<&Loc>,
+        handlers: bool,
+    ) -> Result<Vec<Task>> {
         self.enter(path, loc)?;
         let docs = self.read(path, loc)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -739,7 +805,7 @@ impl Loader<'_> {
                     ))
                     .at(&doc.loc));
                 }
-                self.task_list(doc, &dir, tags, false)?
+                self.task_list(doc, &dir, tags, handlers)?
             }
         };
         self.stack.pop();
@@ -754,32 +820,16 @@ impl Loader<'_> {
         handler: bool,
     ) -> Result<Task> {
         let pairs = keys_of(node, "a task")?;
-        let mut task = Task {
-            loc: node.loc.clone(),
-            name: None,
-            action: String::new(),
-            kind: TaskKind::Meta {
+        let mut task = Task::synthetic(
+            node.loc.clone(),
+            dir.to_path_buf(),
+            "",
+            TaskKind::Meta {
                 action: "noop".into(),
             },
-            opts: TaskOpts::default(),
-            tags: inherited_tags.to_vec(),
-            vars: Map::new(),
-            when: Vec::new(),
-            loop_: None,
-            loop_control: LoopControl {
-                loop_var: "item".into(),
-                ..Default::default()
-            },
-            register: None,
-            until: Vec::new(),
-            retries: None,
-            delay: None,
-            changed_when: None,
-            failed_when: None,
-            notify: Vec::new(),
-            listen: Vec::new(),
-            dir: dir.to_path_buf(),
-        };
+        );
+        task.tags = inherited_tags.to_vec();
+        task.role = self.role.clone();
         let mut action: Option<(String, Node, Node)> = None;
         let mut args_kw: Option<Node> = None;
         let mut block_parts: Vec<(String, Node)> = Vec::new();
@@ -1026,6 +1076,26 @@ impl Loader<'_> {
             task.kind = TaskKind::IncludeTasks { file, preloaded };
             return Ok(());
         }
+        if builtin_ns && matches!(short, "import_role" | "include_role") {
+            let (call, rref) = self.role_action(short, args_node, task)?;
+            if short == "import_role" {
+                let (tasks, _) = self.role_tasks(&call, &[], &task.tags)?;
+                task.kind = TaskKind::Block {
+                    block: tasks,
+                    rescue: Vec::new(),
+                    always: Vec::new(),
+                };
+                return Ok(());
+            }
+            // include_role is loaded when it runs; a role named literally is checked now.
+            if !rref.is_templated() {
+                self.role_tasks(&call, &[], &rref.apply_tags)?;
+            }
+            task.kind = TaskKind::IncludeRole {
+                role: Box::new(rref),
+            };
+            return Ok(());
+        }
         if builtin_ns && short == "meta" {
             let action = string_of(args_node, "meta")?;
             if !modules::builtin::META_ACTIONS.contains(&action.as_str()) {
@@ -1139,7 +1209,8 @@ impl Loader<'_> {
         } else {
             src
         });
-        let mut dirs = vec![dir.to_path_buf()];
+        let mut dirs: Vec<PathBuf> = self.role.iter().map(|r| r.path.clone()).collect();
+        dirs.push(dir.to_path_buf());
         if let Some(root) = self.root.as_ref().filter(|r| r.as_path() != dir) {
             dirs.push(root.clone());
         }

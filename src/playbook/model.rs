@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -45,6 +46,14 @@ pub struct Play {
     pub tags: Vec<String>,
     /// Conditions from `import_playbook ... when:`: every task of the play carries them.
     pub when: Vec<Value>,
+    /// Defaults and vars of the play's static roles (`roles:`, `import_role`), which every
+    /// task of the play sees (ansible-core's role var exporting): defaults below inventory,
+    /// vars above play vars.
+    pub role_defaults: Map<String, Value>,
+    pub role_vars: Map<String, Value>,
+    /// Identities of the roles the play runs statically (see `roles::RoleCall::identity`): a
+    /// dependency of an `include_role` that is one of them does not run again.
+    pub role_ids: Vec<String>,
     pub pre_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,
@@ -145,11 +154,65 @@ pub struct Task {
     pub listen: Vec<String>,
     /// Directory of the file the task was written in (for relative paths).
     pub dir: PathBuf,
+    /// The role the task belongs to.
+    pub role: Option<Arc<RoleScope>>,
+    /// The block of a role invocation that already ran in this play: listed, never run
+    /// (ansible-core skips it silently).
+    pub ran_before: bool,
+}
+
+/// What the tasks of one role invocation see (ansible-core's `Role.get_*vars` with the
+/// dependency chain already folded in).
+#[derive(Debug, Default)]
+pub struct RoleScope {
+    pub name: String,
+    /// The role's directory (`role_path`), searched first for `files/` and `templates/`.
+    pub path: PathBuf,
+    /// Below inventory vars.
+    pub defaults: Map<String, Value>,
+    /// `vars/` and the invocation's `vars:`: above play vars, below task vars.
+    pub vars: Map<String, Value>,
+    /// Role parameters (`- {role: x, param: 1}`): above facts, below extra vars.
+    pub params: Map<String, Value>,
+}
+
+/// `include_role` as written; its strings may be templates, rendered per host at run time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleRef {
+    pub name: String,
+    pub tasks_from: Option<String>,
+    pub vars_from: Option<String>,
+    pub defaults_from: Option<String>,
+    pub handlers_from: Option<String>,
+    /// `apply:` keywords given to every task of the role.
+    pub apply_tags: Vec<String>,
+    pub apply_when: Vec<Value>,
+    pub allow_duplicates: bool,
 }
 
 impl Task {
     /// What to call the task in output: its name, or the module/kind.
     pub fn display_name(&self) -> String {
+        // Role tasks are `role : task` in output and listings, as in ansible-playbook.
+        match &self.role {
+            Some(r) if !matches!(self.kind, TaskKind::Block { .. }) => {
+                format!("{} : {}", r.name, self.own_name())
+            }
+            _ => self.own_name(),
+        }
+    }
+
+    /// The name `--list-tasks` shows: ansible-core's `Task.get_name()` (the action as written
+    /// when there is no name).
+    pub fn listed_name(&self) -> String {
+        let own = self.name.clone().unwrap_or_else(|| self.action.clone());
+        match &self.role {
+            Some(r) => format!("{} : {own}", r.name),
+            None => own,
+        }
+    }
+
+    fn own_name(&self) -> String {
         if let Some(n) = &self.name {
             return n.clone();
         }
@@ -157,6 +220,7 @@ impl Task {
             TaskKind::Module { module, .. } => module.def().name.to_string(),
             TaskKind::Block { .. } => "block".into(),
             TaskKind::IncludeTasks { .. } => "include_tasks".into(),
+            TaskKind::IncludeRole { role } => format!("{} : {}", self.action, role.name),
             TaskKind::Meta { action } => format!("meta: {action}"),
         }
     }
@@ -180,7 +244,43 @@ pub enum TaskKind {
         file: String,
         preloaded: Option<Vec<Task>>,
     },
+    /// A role loaded at run time (its files were checked at load time when not templated).
+    IncludeRole {
+        role: Box<RoleRef>,
+    },
     Meta {
         action: String,
     },
+}
+
+impl Task {
+    /// A task the loader or engine makes up (a role's block, fact gathering).
+    pub fn synthetic(loc: crate::diag::Loc, dir: PathBuf, action: &str, kind: TaskKind) -> Task {
+        Task {
+            loc,
+            name: None,
+            action: action.into(),
+            kind,
+            opts: TaskOpts::default(),
+            tags: Vec::new(),
+            vars: Map::new(),
+            when: Vec::new(),
+            loop_: None,
+            loop_control: LoopControl {
+                loop_var: "item".into(),
+                ..Default::default()
+            },
+            register: None,
+            until: Vec::new(),
+            retries: None,
+            delay: None,
+            changed_when: None,
+            failed_when: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            dir,
+            role: None,
+            ran_before: false,
+        }
+    }
 }

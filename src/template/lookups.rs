@@ -42,8 +42,22 @@ fn scope(state: &State) -> Result<Arc<Scope>, Error> {
         .ok_or_else(|| err("lookup() is not available here"))
 }
 
-fn searched(scope: &Scope, subdir: &str) -> String {
-    let paths = &scope.inner.opts.search_paths;
+/// Where relative names are looked up: the role's directory in a role's task (`role_path`),
+/// then the playbook's.
+fn search_paths(scope: &Arc<Scope>) -> Vec<PathBuf> {
+    let root = Value::from_dyn_object(scope.clone());
+    let mut paths: Vec<PathBuf> = root
+        .get_attr("role_path")
+        .ok()
+        .and_then(|v| v.as_str().map(PathBuf::from))
+        .into_iter()
+        .collect();
+    paths.extend(scope.inner.opts.search_paths.iter().cloned());
+    paths
+}
+
+fn searched(scope: &Arc<Scope>, subdir: &str) -> String {
+    let paths = &search_paths(scope);
     if paths.is_empty() {
         return format!("./{subdir}, .");
     }
@@ -109,13 +123,12 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             for t in terms {
                 let t = term_str(t)?;
-                let path =
-                    find_file(&scope.inner.opts.search_paths, "files", &t).ok_or_else(|| {
-                        err(format!(
-                            "could not find file '{t}' (searched {})",
-                            searched(&scope, "files")
-                        ))
-                    })?;
+                let path = find_file(&search_paths(&scope), "files", &t).ok_or_else(|| {
+                    err(format!(
+                        "could not find file '{t}' (searched {})",
+                        searched(&scope, "files")
+                    ))
+                })?;
                 let (mut text, _) = crate::vault::read_text(&path).map_err(|d| err(d.message))?;
                 if rstrip {
                     text.truncate(text.trim_end().len());
@@ -130,14 +143,12 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             for t in terms {
                 let t = term_str(t)?;
-                let path = find_file(&scope.inner.opts.search_paths, "templates", &t).ok_or_else(
-                    || {
-                        err(format!(
-                            "could not find template '{t}' (searched {})",
-                            searched(&scope, "templates")
-                        ))
-                    },
-                )?;
+                let path = find_file(&search_paths(&scope), "templates", &t).ok_or_else(|| {
+                    err(format!(
+                        "could not find template '{t}' (searched {})",
+                        searched(&scope, "templates")
+                    ))
+                })?;
                 let (src, _) = crate::vault::read_text(&path).map_err(|d| err(d.message))?;
                 let text = scope
                     .inner
@@ -195,7 +206,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
             let (mut files, mut paths) = (Vec::new(), Vec::new());
-            let mut add = |v: &Value, files: &mut Vec<String>, paths: &mut Vec<String>| -> Result<(), Error> {
+            let add = |v: &Value, files: &mut Vec<String>, paths: &mut Vec<String>| -> Result<(), Error> {
                 match v.kind() {
                     ValueKind::Map => {
                         for (key, into) in [("files", &mut *files), ("paths", &mut *paths)] {
