@@ -303,7 +303,7 @@ fn new_files_are_written_without_a_process_on_the_target() {
     assert_eq!(
         w.read("results"),
         format!(
-            "True /tmp/d/c.txt 0640 labuser labuser file 4\nTrue /tmp/d/t.j2 {umask_mode} labuser labuser file 10\nTrue /tmp/d/l.txt {umask_mode} labuser labuser file 18\nTrue"
+            "True /tmp/d/c.txt 0640 labuser labuser file 4\nTrue /tmp/d/t.j2 {umask_mode} labuser labuser file 10\nTrue /tmp/d/l.txt {umask_mode} labuser labuser file 18\nTrue\n"
         )
     );
     assert_eq!(
