@@ -252,12 +252,13 @@ fn proxy_jump_through_a_lab_host() {
     );
 }
 
-/// copy/template of a new file over SFTP start no process on the target: here the user's login
-/// shell is /bin/false, so any command would fail the task. Mode, owner, check mode, a
-/// directory destination, and a replaced file (probe script, then direct install) still give
-/// the usual results; a refused write still fails the usual way, with no temporary left.
+/// copy/template over SFTP start no process on the target for new files and small existing
+/// ones: here the user's login shell is /bin/false, so any command would fail the task. Mode,
+/// owner, check mode, a directory destination, an unchanged file, a hard link and a replaced
+/// file still give the usual results; a refused write still fails the usual way, with no
+/// temporary left.
 #[test]
-fn new_files_are_written_without_a_process_on_the_target() {
+fn copy_over_sftp_starts_no_process_on_the_target() {
     let lab = Lab::up(1, &[]);
     lab.exec(
         "lab1",
@@ -314,22 +315,25 @@ fn new_files_are_written_without_a_process_on_the_target() {
         "c.txt\nl.txt\nt.j2\nc.txt 640 labuser\nt.j2 644 labuser\nl.txt 644 labuser\none\nhost=lab1\nfrom a local file\n"
     );
 
-    // With a shell again: a second run finds the files (probe script) and changes nothing; a
-    // changed file is replaced keeping its mode; a refused write fails as before.
-    lab.exec("lab1", "usermod -s /bin/sh labuser");
+    // Still without a shell: a second run reads and hashes the files over SFTP and changes
+    // nothing (a hard link shows as state "hard", as `stat` would report it); a changed file is
+    // replaced keeping its mode.
+    lab.exec("lab1", "ln /tmp/d/c.txt /tmp/c-link");
     let r = run();
     r.ok();
     assert!(
-        w.read("results").starts_with("False /tmp/d/c.txt 0640"),
+        w.read("results")
+            .starts_with("False /tmp/d/c.txt 0640 labuser labuser hard 4\nFalse /tmp/d/t.j2"),
         "{}",
         w.read("results")
     );
+    lab.exec("lab1", "chmod 600 /tmp/d/l.txt");
     w.write("local.txt", "changed\n");
     let r = run();
     r.ok();
     assert!(
         w.read("results")
-            .contains("True /tmp/d/l.txt 0644 labuser labuser file 8"),
+            .contains("True /tmp/d/l.txt 0600 labuser labuser file 8"),
         "{}",
         w.read("results")
     );
@@ -337,6 +341,8 @@ fn new_files_are_written_without_a_process_on_the_target() {
         lab.exec("lab1", "cat /tmp/d/l.txt; ls -A /tmp/d | wc -l"),
         "changed\n3\n"
     );
+    // With a shell again: a refused write fails as before (the probe script reports it).
+    lab.exec("lab1", "usermod -s /bin/sh labuser");
     let denied = w.write(
         "denied.yml",
         "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - copy: {content: x, dest: /root/denied.txt}\n",

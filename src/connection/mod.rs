@@ -355,6 +355,11 @@ pub trait RemoteFs: Send + Sync {
     async fn lstat(&self, path: &str) -> Result<Option<FsAttrs>, FsError>;
     /// Follows symlinks; `None`: no such file (or a dangling link).
     async fn stat(&self, path: &str) -> Result<Option<FsAttrs>, FsError>;
+    /// The content of a regular file if it has at most `max` bytes (`None`: more).
+    async fn read(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError>;
+    /// An entry's link count, from its directory's listing (`ls -l`'s second column); `None`
+    /// when the listing does not show it.
+    async fn nlink(&self, path: &str) -> Result<Option<u64>, FsError>;
     /// Creates `path`, which must not exist, with `perm` less the target's umask.
     async fn create(&self, path: &str, content: FsContent<'_>, perm: u32) -> Result<(), FsError>;
     async fn chown(&self, path: &str, uid: u32, gid: u32) -> Result<(), FsError>;

@@ -390,6 +390,11 @@ impl SftpFs {
     }
 }
 
+/// The link count in an `ls -l` style long name (`-rw-r--r--    1 root root ...`).
+fn longname_nlink(longname: &str) -> Option<u64> {
+    longname.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// One SSH string off the front of `buf`.
 fn take_string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?) as usize;
@@ -437,6 +442,73 @@ impl RemoteFs for SftpFs {
     async fn stat(&self, path: &str) -> Result<Option<FsAttrs>, FsError> {
         let r = self.s.raw.stat(path).await;
         self.attrs(path, r).await
+    }
+
+    async fn read(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError> {
+        let handle = match self
+            .s
+            .raw
+            .open(path, OpenFlags::READ, FileAttributes::empty())
+            .await
+        {
+            Ok(h) => h.handle,
+            Err(e) => return Err(self.err("cannot open", path, e).await),
+        };
+        let mut data = Vec::new();
+        let r = loop {
+            match self
+                .s
+                .raw
+                .read(handle.as_str(), data.len() as u64, CHUNK as u32)
+                .await
+            {
+                Ok(d) if d.data.is_empty() => break Ok(Some(())),
+                Ok(d) => {
+                    data.extend_from_slice(&d.data);
+                    if data.len() as u64 > max {
+                        break Ok(None);
+                    }
+                }
+                Err(SftpError::Status(st)) if st.status_code == StatusCode::Eof => {
+                    break Ok(Some(()));
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = self.s.raw.close(handle.as_str()).await;
+        match r {
+            Ok(Some(())) => Ok(Some(data)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.err("cannot read", path, e).await),
+        }
+    }
+
+    async fn nlink(&self, path: &str) -> Result<Option<u64>, FsError> {
+        let (dir, name) = match path.trim_end_matches('/').rsplit_once('/') {
+            Some(("", n)) => ("/", n),
+            Some((d, n)) => (d, n),
+            None => (".", path),
+        };
+        let handle = match self.s.raw.opendir(dir).await {
+            Ok(h) => h.handle,
+            Err(e) => return Err(self.err("cannot list", dir, e).await),
+        };
+        let r = loop {
+            match self.s.raw.readdir(handle.as_str()).await {
+                Ok(list) => {
+                    if let Some(f) = list.files.iter().find(|f| f.filename == name) {
+                        break Ok(longname_nlink(&f.longname));
+                    }
+                }
+                Err(SftpError::Status(st)) if st.status_code == StatusCode::Eof => break Ok(None),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = self.s.raw.close(handle.as_str()).await;
+        match r {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.err("cannot list", dir, e).await),
+        }
     }
 
     async fn create(&self, path: &str, content: FsContent<'_>, perm: u32) -> Result<(), FsError> {
@@ -754,6 +826,13 @@ mod tests {
         let t = temp_beside("rel.txt");
         assert!(t.starts_with(".rel.txt.mixop-"), "{t}");
         assert_ne!(temp_beside("/x"), temp_beside("/x"));
+    }
+
+    #[test]
+    fn long_names_give_link_counts() {
+        let l = "-rw-r--r--    2 root     root           12 Dec  3 15:00 a b";
+        assert_eq!(longname_nlink(l), Some(2));
+        assert_eq!(longname_nlink("a"), None);
     }
 
     #[test]

@@ -135,18 +135,15 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         Content::Bytes(_) | Content::Local(_) => {
             let (sum, size) = req.content.digest()?.unwrap_or_default();
             // A symbolic mode needs the target's umask, which only the probe script reports.
-            let absent = match &fs {
+            let direct = match &fs {
                 Some(fs) if !matches!(req.wanted.mode, Some(ModeSpec::Symbolic(_))) => {
-                    remote::absent_dest(fs.as_ref(), &first, req.basename.as_deref()).await?
+                    let join = req.basename.as_deref();
+                    remote::probe_direct(fs.as_ref(), &first, join, diff_max).await?
                 }
                 _ => None,
             };
-            let probe = match absent {
-                Some(path) => remote::Probe {
-                    path,
-                    parent_exists: true,
-                    ..Default::default()
-                },
+            let probe = match direct {
+                Some(p) => p,
                 None => remote::probe(ctx, &first, &dest_opts).await?,
             };
             (sum, size, None, probe)

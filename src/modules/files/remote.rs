@@ -252,9 +252,14 @@ impl FileStat {
             group: name(&f[15..].join(" ")),
         })
     }
-    /// From direct file-system attributes, for a file known to have one link (just created);
-    /// what SFTP does not report (ctime, inode, device, blocks) is 0.
-    pub fn from_fs(a: &FsAttrs, owner: Option<String>, group: Option<String>) -> FileStat {
+    /// From direct file-system attributes; what SFTP does not report (ctime, inode, device,
+    /// blocks) is 0.
+    pub fn from_fs(
+        a: &FsAttrs,
+        nlink: u64,
+        owner: Option<String>,
+        group: Option<String>,
+    ) -> FileStat {
         FileStat {
             raw_mode: a.mode,
             uid: a.uid.into(),
@@ -264,7 +269,7 @@ impl FileStat {
             mtime: a.mtime.into(),
             ctime: 0,
             inode: 0,
-            nlink: 1,
+            nlink,
             dev: 0,
             blocks: 0,
             block_size: 0,
@@ -834,35 +839,67 @@ fn dirname(p: &str) -> &str {
     }
 }
 
-/// The probe's answer for a destination that does not exist yet, with direct calls: the path
-/// (with `join_if_dir` applied like the probe script does) when nothing is there and its
-/// parent is a directory. `None` for everything else (an existing entry, a missing parent,
-/// `~` paths, a refused call), which the probe script handles.
-pub async fn absent_dest(
+/// Largest existing file `probe_direct` reads to compare; bigger ones are hashed on the target.
+const DIRECT_READ_MAX: u64 = 1024 * 1024;
+
+/// copy's probe of its destination with direct calls, for the two common cases: nothing there
+/// yet (with its parent a directory), or a regular file small enough to read and hash here.
+/// `join_if_dir` is applied like the probe script does; `content_max` as in [`ProbeOpts`]. The
+/// umask is not known: callers must not need it (no symbolic modes). `None` for everything
+/// else (links, directories, missing parents, `~` paths, a refused call): the probe script.
+pub async fn probe_direct(
     fs: &dyn RemoteFs,
     path: &str,
     join_if_dir: Option<&str>,
-) -> Result<Option<String>, ModError> {
+    content_max: Option<u64>,
+) -> Result<Option<Probe>, ModError> {
     if path.starts_with('~') || path.is_empty() {
         return Ok(None);
     }
+    let is = |a: &FsAttrs, t: u32| a.mode & 0o170000 == t;
     let mut p = path.to_string();
     if let Some(alt) = join_if_dir {
         let Some(st) = refused(fs.stat(&p).await)? else {
             return Ok(None);
         };
-        if st.is_some_and(|a| a.mode & 0o170000 == 0o040000) {
+        if st.is_some_and(|a| is(&a, 0o040000)) {
             p = format!("{}/{alt}", p.strip_suffix('/').unwrap_or(&p));
         }
     }
-    match refused(fs.lstat(&p).await)? {
-        Some(None) => {}
+    match refused(fs.stat(dirname(&p)).await)? {
+        Some(Some(a)) if is(&a, 0o040000) => {}
         _ => return Ok(None),
     }
-    match refused(fs.stat(dirname(&p)).await)? {
-        Some(Some(a)) if a.mode & 0o170000 == 0o040000 => Ok(Some(p)),
-        _ => Ok(None),
-    }
+    let a = match refused(fs.lstat(&p).await)? {
+        Some(None) => {
+            return Ok(Some(Probe {
+                path: p,
+                parent_exists: true,
+                ..Default::default()
+            }));
+        }
+        Some(Some(a)) if is(&a, 0o100000) && a.size <= DIRECT_READ_MAX => a,
+        _ => return Ok(None),
+    };
+    let Some(Some(data)) = refused(fs.read(&p, DIRECT_READ_MAX).await)? else {
+        return Ok(None);
+    };
+    let Some(Some(nlink)) = refused(fs.nlink(&p).await)? else {
+        return Ok(None);
+    };
+    let Some((un, gn)) = refused(fs.id_names(a.uid, a.gid).await)? else {
+        return Ok(None);
+    };
+    let size = data.len() as u64;
+    Ok(Some(Probe {
+        path: p,
+        lstat: Some(FileStat::from_fs(&FsAttrs { size, ..a }, nlink, un, gn)),
+        parent_exists: true,
+        readable: true,
+        checksum: Some(crate::modules::source::sha1_hex(&data)),
+        content: content_max.filter(|m| size <= *m).map(|_| data),
+        ..Default::default()
+    }))
 }
 
 /// An `owner`/`group` argument as an id: numeric, or the name the target gives `current`.
@@ -952,8 +989,8 @@ pub async fn install_direct(
         })?;
         pre.mode = (pre.mode & !0o7777) | (bm & 0o7777);
         Ok(Some(Installed {
-            stat: FileStat::from_fs(&fin, un.clone(), gn.clone()),
-            before_attrs: Some(FileStat::from_fs(&pre, un, gn)),
+            stat: FileStat::from_fs(&fin, 1, un.clone(), gn.clone()),
+            before_attrs: Some(FileStat::from_fs(&pre, 1, un, gn)),
             backup_file: None,
         }))
     };
