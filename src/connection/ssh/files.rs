@@ -415,9 +415,12 @@ fn users_groups_request(uids: &[u32], gids: &[u32]) -> Vec<u8> {
     data
 }
 
+/// Names for ids, in request order (`None`: the id has no name).
+type Names = Vec<Option<String>>;
+
 /// Its reply: a string holding one name string per uid, then the same for gids; an empty name
 /// is an id without one.
-fn parse_users_groups(mut data: &[u8]) -> Option<(Vec<Option<String>>, Vec<Option<String>>)> {
+fn parse_users_groups(mut data: &[u8]) -> Option<(Names, Names)> {
     let mut lists = Vec::new();
     for _ in 0..2 {
         let mut inner = take_string(&mut data)?;
