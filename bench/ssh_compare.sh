@@ -8,6 +8,7 @@
 #   KEEP=1 bench/ssh_compare.sh 8      # keep the work dir (logs of every run) for a look
 #   TOOLS="mixop floor" bench/ssh_compare.sh 8   # only these (mixop ansible-cold ansible-warm
 #                                      # pyinfra floor); NORESULTS=1: don't touch RESULTS.md
+#   MIXOP_BIN=target/debug/mixop bench/ssh_compare.sh 8   # time that binary, build nothing
 #
 # For each N: brings up N lab hosts in its own state dir (torn down on exit, whatever happens),
 # then for run 1..RUNS times each tool in turn (interleaved, so a change in the machine's load
@@ -37,7 +38,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bench=$root/bench
 fx=$bench/fixtures/ssh_compare
 venv=$root/.venv
-mixop=${CARGO_TARGET_DIR:-$root/target}/release/mixop
+mixop=${MIXOP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/mixop}  # MIXOP_BIN: that binary, no build
 runs=${RUNS:-3}
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(8 32 64)
@@ -77,7 +78,9 @@ bash "$root/scripts/setup.sh" >/dev/null || { say "scripts/setup.sh failed"; exi
 # mixop: built here; until `mixop run` works against the lab, its rows say n/a (why).
 mixop_na=""
 say "cargo build --release"
-if ! (cd "$root" && cargo build --release -q) >"$work/log/build.log" 2>&1; then
+if [ -n "${MIXOP_BIN:-}" ]; then
+  say "MIXOP_BIN=$MIXOP_BIN: not building"
+elif ! (cd "$root" && cargo build --release -q) >"$work/log/build.log" 2>&1; then
   mixop_na="cargo build --release failed: $(grep -m1 '^error' "$work/log/build.log")"
   say "$mixop_na"
 fi
