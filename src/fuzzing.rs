@@ -118,11 +118,7 @@ pub fn known_hosts(data: &[u8]) {
 /// What a Windows module writes to stdout (the framed results mixop's PowerShell wrapper emits),
 /// fed in two chunks split where the first byte says, plus the CLIXML decoder for its stderr.
 pub fn module_frames(data: &[u8]) {
-    let split = data
-        .first()
-        .map(|&b| b as usize)
-        .unwrap_or(0)
-        .min(data.len());
+    let split = data.first().map(|&b| b as usize).unwrap_or(0).min(data.len());
     let mut reader = crate::powershell::frame::Reader::default();
     let _ = reader.push(&data[..split]);
     let _ = reader.push(&data[split..]);

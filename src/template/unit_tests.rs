@@ -295,54 +295,22 @@ fn check_refuses_filters_and_tests_that_do_not_exist() {
         "{% for i in l if i is number %}{{ i | string }}{% endfor %}",
         "{{ lookup('env', 'HOME') }}",
     ] {
-        assert!(
-            tp.check_template(ok).is_ok(),
-            "{ok}: {:?}",
-            tp.check_template(ok)
-        );
+        assert!(tp.check_template(ok).is_ok(), "{ok}: {:?}", tp.check_template(ok));
     }
-    assert!(
-        tp.check_expr("x is defined and y is not none and z is succeeded")
-            .is_ok()
-    );
+    assert!(tp.check_expr("x is defined and y is not none and z is succeeded").is_ok());
     let e = tp.check_template("{{ x | defualt(1) }}").unwrap_err();
-    assert_eq!(
-        e.message,
-        "no filter named 'defualt' in \"{{ x | defualt(1) }}\""
-    );
-    let e = tp
-        .check_template("a\n{% if x %}\n{{ y | upper | no_such }}\n{% endif %}")
-        .unwrap_err();
-    assert!(
-        e.message.starts_with("no filter named 'no_such'"),
-        "{}",
-        e.message
-    );
+    assert_eq!(e.message, "no filter named 'defualt' in \"{{ x | defualt(1) }}\"");
+    let e = tp.check_template("a\n{% if x %}\n{{ y | upper | no_such }}\n{% endif %}").unwrap_err();
+    assert!(e.message.starts_with("no filter named 'no_such'"), "{}", e.message);
     assert_eq!(e.line, Some(3));
     let e = tp.check_expr("x is definned").unwrap_err();
-    assert!(
-        e.message.starts_with("no test named 'definned'"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.starts_with("no test named 'definned'"), "{}", e.message);
     // In a block, and applied through `map`/`select`, names are still checked where Jinja has
     // them as filters/tests: the string argument of `map` is only known at run time.
-    assert!(
-        tp.check_template("{% block b %}{{ x | nope }}{% endblock %}")
-            .is_err()
-    );
-    let e = tp
-        .check_template("{{ lookup('ansible.builtin.env', 'A') ~ query('fileglob', '*') }}")
-        .unwrap_err();
-    assert!(
-        e.message.starts_with("no lookup plugin named 'fileglob'"),
-        "{}",
-        e.message
-    );
-    assert!(
-        tp.check_expr("lookup('file', 'x') and q(\"env\", 'y')")
-            .is_ok()
-    );
+    assert!(tp.check_template("{% block b %}{{ x | nope }}{% endblock %}").is_err());
+    let e = tp.check_template("{{ lookup('ansible.builtin.env', 'A') ~ query('fileglob', '*') }}").unwrap_err();
+    assert!(e.message.starts_with("no lookup plugin named 'fileglob'"), "{}", e.message);
+    assert!(tp.check_expr("lookup('file', 'x') and q(\"env\", 'y')").is_ok());
 }
 
 #[test]

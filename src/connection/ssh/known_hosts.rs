@@ -416,11 +416,7 @@ mod tests {
             ("**", "abc", true),
             ("*?", "", false),
         ] {
-            assert_eq!(
-                glob_match(pat.as_bytes(), name.as_bytes()),
-                want,
-                "{pat} ~ {name}"
-            );
+            assert_eq!(glob_match(pat.as_bytes(), name.as_bytes()), want, "{pat} ~ {name}");
         }
         // Exponential with naive recursion (2^20 paths); instant here.
         let t0 = std::time::Instant::now();
