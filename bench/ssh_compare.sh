@@ -8,6 +8,7 @@
 #   KEEP=1 bench/ssh_compare.sh 8      # keep the work dir (logs of every run) for a look
 #   TOOLS="mixop floor" bench/ssh_compare.sh 8   # only these (mixop ansible-cold ansible-warm
 #                                      # pyinfra floor); NORESULTS=1: don't touch RESULTS.md
+#   MIXOP_BIN=target/debug/mixop bench/ssh_compare.sh 8   # time that binary, build nothing
 #
 # For each N: brings up N lab hosts in its own state dir (torn down on exit, whatever happens),
 # then for run 1..RUNS times each tool in turn (interleaved, so a change in the machine's load
@@ -24,7 +25,11 @@
 # pyinfra are one process each; the floor's runs are too short to sample). "controller CPU"
 # is user+sys of the tool and the descendants it reaped (%U+%S; Ansible's workers and ssh
 # clients, the floor's ssh clients), median: on this lab the hosts' sshd and the commands
-# they run use the same CPUs, so this is what the controller itself costs.
+# they run use the same CPUs, so this is what the controller itself costs. "Remote processes
+# per host" is how many processes the lab hosts created during the run (sshd's own
+# per-connection processes, shells, the commands they run), from the kernel's fork events
+# below the hosts' listening sshds (fixtures/ssh_compare/proccount.py), divided by N, median;
+# "(per task)" divides that by the play's tasks (6).
 #
 # Needs root (the lab), the repo's .venv (ansible-core, pyinfra: scripts/setup.sh) and cargo.
 # Sends traffic only to the lab's own 10.231.X.0/24 and loopback.
@@ -33,7 +38,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bench=$root/bench
 fx=$bench/fixtures/ssh_compare
 venv=$root/.venv
-mixop=$root/target/release/mixop
+mixop=${MIXOP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/mixop}  # MIXOP_BIN: that binary, no build
 runs=${RUNS:-3}
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(8 32 64)
@@ -66,13 +71,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { echo "ssh_compare: $*" >&2; }
+ntasks=$(grep -c '^    - name:' "$fx/playbook.yml")  # tasks of the play, for "per task"
 
 bash "$root/scripts/setup.sh" >/dev/null || { say "scripts/setup.sh failed"; exit 1; }
 
 # mixop: built here; until `mixop run` works against the lab, its rows say n/a (why).
 mixop_na=""
 say "cargo build --release"
-if ! (cd "$root" && cargo build --release -q) >"$work/log/build.log" 2>&1; then
+if [ -n "${MIXOP_BIN:-}" ]; then
+  say "MIXOP_BIN=$MIXOP_BIN: not building"
+elif ! (cd "$root" && cargo build --release -q) >"$work/log/build.log" 2>&1; then
   mixop_na="cargo build --release failed: $(grep -m1 '^error' "$work/log/build.log")"
   say "$mixop_na"
 fi
@@ -116,13 +124,19 @@ EOF
 }
 
 # measure TOOL SAMPLE CMD...: one timed run. SAMPLE: "-" no tree sampling, else the marker for
-# treemem.py ("" = the tree only). Sets m_time m_cpu m_rss (MB) m_tree (MB or -) m_err.
+# treemem.py ("" = the tree only). Sets m_time m_cpu m_rss (MB) m_tree (MB or -) m_err, and
+# m_procs: processes the lab hosts started during the run, per host (proccount.py, from the
+# kernel's fork events below the hosts' listening sshds; "?" if events were lost).
 measure() {
   local tool=$1 sample=$2
   shift 2
-  local log="$work/log/$tool.N$n.run$run.log" t0 t1 pid spid="" rc
-  m_err="" m_tree="-"
+  local log="$work/log/$tool.N$n.run$run.log" t0 t1 pid spid="" rc cpid
+  m_err="" m_tree="-" m_procs="?"
   clean_files
+  rm -f "$work/procs"
+  coproc PC { exec python3 "$fx/proccount.py" "$work/procs" "${sshd_pids[@]}" 2>"$work/proccount.err"; }
+  cpid=$PC_PID
+  read -r -t 10 _ <&"${PC[0]}" || say "proccount.py did not start: $(cat "$work/proccount.err")"
   t0=$(date +%s.%N)
   /usr/bin/time -f '%M %U %S' -o "$work/rss" "$@" >"$log" 2>&1 &
   pid=$!
@@ -133,6 +147,11 @@ measure() {
   wait "$pid"
   rc=$?
   t1=$(date +%s.%N)
+  kill -TERM "$cpid" 2>/dev/null
+  wait "$cpid" 2>/dev/null
+  if [ -s "$work/procs" ]; then
+    m_procs=$(awk '{ if ($4 == 0 && $3 > 0) printf "%.1f", $1/$3; else print "?" }' "$work/procs")
+  fi
   if [ -n "$spid" ]; then
     wait "$spid"
     m_tree=$(awk '{printf "%.0f", $1/1024}' "$work/tree")
@@ -175,6 +194,11 @@ for n in "${ns[@]}"; do
   fi
   mapfile -t hosts < <(awk -F'\t' '!/^#/ && NF >= 2 {print $1}' "$state/hosts.tsv")
   [ "${#hosts[@]}" -eq "$n" ] || { say "hosts.tsv lists ${#hosts[@]} hosts, not $n"; exit 1; }
+  sshd_pids=()
+  for h in "${hosts[@]}"; do
+    p=$(cat "$state/hosts/$h/run/sshd.pid" 2>/dev/null) || { say "no sshd.pid for $h"; exit 1; }
+    sshd_pids+=("$p")
+  done
 
   # Ansible: temp ANSIBLE_HOME and ansible.cfg; forks=N, pipelining, default ssh_args
   # (-C -o ControlMaster=auto -o ControlPersist=60s). The lab inventory sets key + known_hosts.
@@ -211,7 +235,7 @@ CFG
       || { floor_na="no ControlMaster for $h"; break; }
   done
 
-  declare -A times=() cpus=() rss=() tree=() err=()
+  declare -A times=() cpus=() rss=() tree=() err=() procs=()
   [ -n "$mixop_na" ] && err[mixop]=$mixop_na
   [ -n "$floor_na" ] && err[floor]=$floor_na
   for run in $(seq 1 "$runs"); do
@@ -241,9 +265,10 @@ CFG
       fi
       times[$tool]="${times[$tool]:-} $m_time"
       cpus[$tool]="${cpus[$tool]:-} $m_cpu"
+      [ "$m_procs" != "?" ] && procs[$tool]="${procs[$tool]:-} $m_procs"
       [ "$m_rss" -gt "${rss[$tool]:-0}" ] && rss[$tool]=$m_rss
       [ "$m_tree" != "-" ] && [ "$m_tree" -gt "${tree[$tool]:-0}" ] && tree[$tool]=$m_tree
-      say "  $tool: ${m_time}s, controller CPU ${m_cpu}s, peak RSS ${m_rss} MB$([ "$m_tree" != "-" ] && echo ", tree ${m_tree} MB")"
+      say "  $tool: ${m_time}s, controller CPU ${m_cpu}s, peak RSS ${m_rss} MB$([ "$m_tree" != "-" ] && echo ", tree ${m_tree} MB"), remote processes/host ${m_procs}"
     done
   done
 
@@ -254,8 +279,8 @@ CFG
     fi
   done
   table="### N = $n hosts"$'\n\n'
-  table+="| tool | median s | runs (s) | time vs mixop | controller CPU s | peak RSS MB (largest process) | tree peak MB (Σ Pss) |"$'\n'
-  table+="| --- | ---: | --- | ---: | ---: | ---: | ---: |"$'\n'
+  table+="| tool | median s | runs (s) | time vs mixop | controller CPU s | peak RSS MB (largest process) | tree peak MB (Σ Pss) | remote processes per host (per task) |"$'\n'
+  table+="| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"$'\n'
   for tool in "${tools[@]}"; do
     label=$tool
     case $tool in
@@ -264,7 +289,7 @@ CFG
       floor) label="floor (ssh over ControlMaster)" ;;
     esac
     if [ -n "${err[$tool]:-}" ]; then
-      table+="| $label | n/a (${err[$tool]//|/\\|}) | | | | | |"$'\n'
+      table+="| $label | n/a (${err[$tool]//|/\\|}) | | | | | | |"$'\n'
       continue
     fi
     t=${med[$tool.$n]}
@@ -274,12 +299,14 @@ CFG
       *) tr_col="= RSS (one process)" ;;
     esac
     cpu=$(echo "${cpus[$tool]}" | median)
-    table+="| $label | $t | ${times[$tool]# } | $(fmt_ratio "$t" "${med[mixop.$n]:-}") | $cpu | ${rss[$tool]} | $tr_col |"$'\n'
+    pr=$(echo "${procs[$tool]:-}" | median)
+    [ -n "$pr" ] && pr="$pr ($(awk -v p="$pr" -v t="$ntasks" 'BEGIN {printf "%.1f", p/t}'))" || pr="?"
+    table+="| $label | $t | ${times[$tool]# } | $(fmt_ratio "$t" "${med[mixop.$n]:-}") | $cpu | ${rss[$tool]} | $tr_col | $pr |"$'\n'
   done
   echo >&2
   echo "$table" >&2
   tables+="$table"$'\n'
-  unset times cpus rss tree err
+  unset times cpus rss tree err procs
   close_masters "$acp"
   close_masters "$work/floor-cp"
 done

@@ -306,3 +306,108 @@ fn link_down_mid_run_fails_that_host_within_the_keepalive_timeout() {
         r.all()
     );
 }
+
+/// copy/template over SFTP start no process on the target for new files and small existing
+/// ones: here the user's login shell is /bin/false, so any command would fail the task. Mode,
+/// owner, check mode, a directory destination, an unchanged file, a hard link and a replaced
+/// file still give the usual results; a refused write still fails the usual way, with no
+/// temporary left.
+#[test]
+fn copy_over_sftp_starts_no_process_on_the_target() {
+    let lab = Lab::up(1, &[]);
+    lab.exec(
+        "lab1",
+        "usermod -s /bin/false labuser && mkdir /tmp/d && chown labuser /tmp/d",
+    );
+    let w = Work::new();
+    let inv = w.write(
+        "inventory.yml",
+        &format!(
+            "all:\n  vars:\n    mixop_known_hosts_file: {kh}\n  hosts:\n    lab1: {{ansible_host: {a1}, ansible_user: labuser, ansible_password: labpass}}\n",
+            kh = lab.known_hosts().display(),
+            a1 = lab.addr("lab1"),
+        ),
+    );
+    w.write("t.j2", "host={{ inventory_hostname }}\n");
+    w.write("local.txt", "from a local file\n");
+    let pb = w.write(
+        "pb.yml",
+        r#"- hosts: lab1
+  gather_facts: false
+  tasks:
+    - copy: {content: "one\n", dest: /tmp/d/c.txt, mode: "0640"}
+      register: c
+    - template: {src: t.j2, dest: /tmp/d}
+      register: t
+    - copy: {src: local.txt, dest: /tmp/d/l.txt, owner: labuser, group: "{{ 'labuser' }}"}
+      register: l
+    - copy: {content: "x\n", dest: /tmp/d/checked.txt}
+      check_mode: true
+      register: k
+    - copy:
+        dest: "@OUT@/results"
+        content: |
+          {% for r in [c, t, l] %}{{ r.changed }} {{ r.dest }} {{ r.mode }} {{ r.owner }} {{ r.group }} {{ r.state }} {{ r.size }}
+          {% endfor %}{{ k.changed }}
+      delegate_to: localhost
+"#,
+    );
+    let run = || w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    let r = run();
+    r.ok();
+    let umask_mode = "0644"; // 0666 less the lab's umask 022
+    assert_eq!(
+        w.read("results"),
+        format!(
+            "True /tmp/d/c.txt 0640 labuser labuser file 4\nTrue /tmp/d/t.j2 {umask_mode} labuser labuser file 10\nTrue /tmp/d/l.txt {umask_mode} labuser labuser file 18\nTrue\n"
+        )
+    );
+    assert_eq!(
+        lab.exec(
+            "lab1",
+            "cd /tmp/d && ls -A && stat -c '%n %a %U' c.txt t.j2 l.txt && cat c.txt t.j2 l.txt"
+        ),
+        "c.txt\nl.txt\nt.j2\nc.txt 640 labuser\nt.j2 644 labuser\nl.txt 644 labuser\none\nhost=lab1\nfrom a local file\n"
+    );
+
+    // Still without a shell: a second run reads and hashes the files over SFTP and changes
+    // nothing (a hard link shows as state "hard", as `stat` would report it); a changed file is
+    // replaced keeping its mode.
+    lab.exec("lab1", "ln /tmp/d/c.txt /tmp/c-link");
+    let r = run();
+    r.ok();
+    assert!(
+        w.read("results")
+            .starts_with("False /tmp/d/c.txt 0640 labuser labuser hard 4\nFalse /tmp/d/t.j2"),
+        "{}",
+        w.read("results")
+    );
+    lab.exec("lab1", "chmod 600 /tmp/d/l.txt");
+    w.write("local.txt", "changed\n");
+    let r = run();
+    r.ok();
+    assert!(
+        w.read("results")
+            .contains("True /tmp/d/l.txt 0600 labuser labuser file 8"),
+        "{}",
+        w.read("results")
+    );
+    assert_eq!(
+        lab.exec("lab1", "cat /tmp/d/l.txt; ls -A /tmp/d | wc -l"),
+        "changed\n3\n"
+    );
+    // With a shell again: a refused write fails as before (the probe script reports it).
+    lab.exec("lab1", "usermod -s /bin/sh labuser");
+    let denied = w.write(
+        "denied.yml",
+        "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - copy: {content: x, dest: /root/denied.txt}\n",
+    );
+    let r = w.mixop(&["run", denied.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.all().to_lowercase().contains("permission denied"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(lab.exec("lab1", "ls -A /root | grep -c mixop"), "0\n");
+}

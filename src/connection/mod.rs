@@ -392,6 +392,63 @@ impl ConnError {
     }
 }
 
+/// What a direct file-system call reports about a path: SFTP's attributes (no link count,
+/// inode or names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsAttrs {
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: u32,
+    pub mtime: u32,
+}
+
+/// New content for [`RemoteFs::create`].
+pub enum FsContent<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FsError {
+    /// The target refused this one call (no such file, permission denied, ...); the call
+    /// changed nothing, and the connection is fine.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+}
+
+/// File-system calls made on the target as the login user without starting a process there
+/// (SFTP), for the file modules' common cases; offered only when every call can be made so.
+#[async_trait]
+pub trait RemoteFs: Send + Sync {
+    /// `None`: no such file.
+    async fn lstat(&self, path: &str) -> Result<Option<FsAttrs>, FsError>;
+    /// Follows symlinks; `None`: no such file (or a dangling link).
+    async fn stat(&self, path: &str) -> Result<Option<FsAttrs>, FsError>;
+    /// The content of a regular file if it has at most `max` bytes (`None`: more).
+    async fn read(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError>;
+    /// An entry's link count, from its directory's listing (`ls -l`'s second column); `None`
+    /// when the listing does not show it.
+    async fn nlink(&self, path: &str) -> Result<Option<u64>, FsError>;
+    /// Creates `path`, which must not exist, with `perm` less the target's umask.
+    async fn create(&self, path: &str, content: FsContent<'_>, perm: u32) -> Result<(), FsError>;
+    async fn chown(&self, path: &str, uid: u32, gid: u32) -> Result<(), FsError>;
+    async fn chmod(&self, path: &str, mode: u32) -> Result<(), FsError>;
+    /// rename(2): replaces `to` atomically.
+    async fn rename(&self, from: &str, to: &str) -> Result<(), FsError>;
+    async fn remove(&self, path: &str) -> Result<(), FsError>;
+    /// The target's names for a user and a group id (`None`: the id has no name).
+    async fn id_names(
+        &self,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Option<String>, Option<String>), FsError>;
+}
+
 /// The one interface every transport implements.
 #[async_trait]
 pub trait Connection: Send + Sync {
@@ -412,6 +469,12 @@ pub trait Connection: Send + Sync {
 
     /// Copies `src` from the target to the local path `dest` (atomically on the controller).
     async fn get_file(&self, src: &str, dest: &Path) -> Result<(), ConnError>;
+
+    /// Direct file-system calls on the target, when the transport has them (SSH with SFTP).
+    /// They run as the login user: never for a `become` task.
+    async fn remote_fs(&self) -> Result<Option<Arc<dyn RemoteFs>>, ConnError> {
+        Ok(None)
+    }
 
     /// Runs one Windows module request (docs/windows-protocol.md) in the host's long-lived
     /// PowerShell process. Only Windows transports have one.

@@ -2,6 +2,7 @@
 //! destination and renaming it into place; an exec-channel fallback (`cat`) for servers without
 //! the SFTP subsystem. Memory stays bounded by the requests in flight, whatever the file size.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,11 +17,13 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{CHUNK, Input, Session, Sink, SshConnection};
-use crate::connection::ConnError;
+use crate::connection::{ConnError, FsAttrs, FsContent, FsError, RemoteFs};
 
 /// Requests in flight per transfer: 16 × 64 KiB keeps a LAN link busy in 1 MiB of buffers.
 const IN_FLIGHT: usize = 16;
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
+/// OpenSSH 9.1+: user and group names for ids, as the target's NSS knows them.
+const USERS_GROUPS: &str = "users-groups-by-id@openssh.com";
 
 pub(crate) enum SftpSlot {
     Untried,
@@ -32,6 +35,9 @@ pub(crate) enum SftpSlot {
 pub(crate) struct Sftp {
     raw: RawSftpSession,
     posix_rename: bool,
+    users_groups: bool,
+    /// Names already asked for: (is a group, id) → name.
+    names: std::sync::Mutex<HashMap<(bool, u32), Option<String>>>,
 }
 
 pub(crate) enum Source<'a> {
@@ -138,6 +144,8 @@ async fn sftp(conn: &SshConnection, sess: &Session) -> Result<Option<Arc<Sftp>>,
     };
     let s = Arc::new(Sftp {
         posix_rename: version.extensions.contains_key(POSIX_RENAME),
+        users_groups: version.extensions.contains_key(USERS_GROUPS),
+        names: Default::default(),
         raw,
     });
     *slot = SftpSlot::Ready(s.clone());
@@ -188,50 +196,7 @@ async fn sftp_put(
         (sftp_err(conn, what, path, e), transport)
     };
     let result: SftpOutcome = async {
-        let attrs = FileAttributes {
-            permissions: Some(0o600),
-            ..FileAttributes::empty()
-        };
-        let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE | OpenFlags::EXCLUDE;
-        let handle = s
-            .raw
-            .open(tmp.as_str(), flags, attrs)
-            .await
-            .map_err(|e| fail("cannot create", &tmp, e))?
-            .handle;
-
-        let write_all = async {
-            let mut inflight = FuturesUnordered::new();
-            let mut offset = 0u64;
-            let mut eof = false;
-            loop {
-                while !eof && inflight.len() < IN_FLIGHT {
-                    let chunk = src.next_chunk().await.map_err(|e| {
-                        (
-                            ConnError::failed(format!("reading the local source: {e}")),
-                            false,
-                        )
-                    })?;
-                    if chunk.is_empty() {
-                        eof = true;
-                        break;
-                    }
-                    let off = offset;
-                    offset += chunk.len() as u64;
-                    inflight.push(s.raw.write(handle.as_str(), off, chunk));
-                }
-                match inflight.next().await {
-                    Some(r) => {
-                        r.map_err(|e| fail("cannot write", &tmp, e))?;
-                    }
-                    None => return Ok(()),
-                }
-            }
-        };
-        let written: SftpOutcome = write_all.await;
-        let closed = s.raw.close(handle.as_str()).await;
-        written?;
-        closed.map_err(|e| fail("cannot finish writing", &tmp, e))?;
+        write_new(conn, s, &tmp, &mut src, 0o600).await?;
 
         // Keep the mode of the file being replaced when none is asked for (Ansible's
         // atomic_move does the same); new files get 0644.
@@ -257,6 +222,67 @@ async fn sftp_put(
         let _ = s.raw.remove(tmp.as_str()).await;
     }
     result
+}
+
+/// Creates `path` (which must not exist) with `perm`, less the server's umask, and writes
+/// `src` into it with pipelined requests.
+async fn write_new(
+    conn: &SshConnection,
+    s: &Sftp,
+    path: &str,
+    src: &mut Source<'_>,
+    perm: u32,
+) -> SftpOutcome {
+    let fail = |what: &str, e: SftpError| {
+        let transport = is_transport_error(&e);
+        (sftp_err(conn, what, path, e), transport)
+    };
+    let attrs = FileAttributes {
+        permissions: Some(perm),
+        ..FileAttributes::empty()
+    };
+    let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE | OpenFlags::EXCLUDE;
+    let handle = s
+        .raw
+        .open(path, flags, attrs)
+        .await
+        .map_err(|e| fail("cannot create", e))?
+        .handle;
+
+    let write_all = async {
+        let mut inflight = FuturesUnordered::new();
+        let mut offset = 0u64;
+        let mut eof = false;
+        loop {
+            while !eof && inflight.len() < IN_FLIGHT {
+                let chunk = src.next_chunk().await.map_err(|e| {
+                    (
+                        ConnError::failed(format!("reading the local source: {e}")),
+                        false,
+                    )
+                })?;
+                if chunk.is_empty() {
+                    eof = true;
+                    break;
+                }
+                let off = offset;
+                offset += chunk.len() as u64;
+                inflight.push(s.raw.write(handle.as_str(), off, chunk));
+            }
+            match inflight.next().await {
+                Some(r) => {
+                    r.map_err(|e| fail("cannot write", e))?;
+                }
+                None => return Ok(()),
+            }
+        }
+    };
+    let written: SftpOutcome = write_all.await;
+    let closed = s.raw.close(handle.as_str()).await;
+    written?;
+    closed
+        .map(|_| ())
+        .map_err(|e| fail("cannot finish writing", e))
 }
 
 /// Atomic replace: `posix-rename@openssh.com` (rename(2)); plain SFTP rename refuses to replace
@@ -285,6 +311,294 @@ async fn rename(conn: &SshConnection, s: &Sftp, tmp: &str, dest: &str) -> SftpOu
             s.raw.rename(tmp, dest).await.map(|_| ()).map_err(fail)
         }
         Err(e) => Err(fail(e)),
+    }
+}
+
+/// [`RemoteFs`] over the session's SFTP client, offered when the server has the extensions
+/// that make it complete: `posix-rename` (atomic replace) and `users-groups-by-id` (names).
+pub(crate) async fn remote_fs(
+    conn: &SshConnection,
+    sess: Arc<Session>,
+) -> Result<Option<Arc<dyn RemoteFs>>, ConnError> {
+    Ok(match sftp(conn, &sess).await? {
+        Some(s) if s.posix_rename && s.users_groups => Some(Arc::new(SftpFs {
+            conn: conn.clone(),
+            sess,
+            s,
+        })),
+        _ => None,
+    })
+}
+
+struct SftpFs {
+    conn: SshConnection,
+    sess: Arc<Session>,
+    s: Arc<Sftp>,
+}
+
+impl SftpFs {
+    /// A refusal for a status reply; a broken channel is dropped so the next use reopens it.
+    async fn err(&self, what: &str, path: &str, e: SftpError) -> FsError {
+        let transport = is_transport_error(&e);
+        let ce = sftp_err(&self.conn, what, path, e);
+        if transport {
+            reset_sftp(&self.sess).await;
+            FsError::Conn(ce)
+        } else {
+            FsError::Refused(ce.message)
+        }
+    }
+
+    async fn outcome(&self, r: SftpOutcome) -> Result<(), FsError> {
+        match r {
+            Ok(()) => Ok(()),
+            Err((e, true)) => {
+                reset_sftp(&self.sess).await;
+                Err(FsError::Conn(e))
+            }
+            Err((e, false)) => Err(FsError::Refused(e.message)),
+        }
+    }
+
+    async fn attrs(
+        &self,
+        path: &str,
+        r: Result<russh_sftp::protocol::Attrs, SftpError>,
+    ) -> Result<Option<FsAttrs>, FsError> {
+        match r {
+            Ok(a) => {
+                let a = a.attrs;
+                Ok(Some(FsAttrs {
+                    mode: a.permissions.unwrap_or(0),
+                    uid: a.uid.unwrap_or(0),
+                    gid: a.gid.unwrap_or(0),
+                    size: a.size.unwrap_or(0),
+                    atime: a.atime.unwrap_or(0),
+                    mtime: a.mtime.unwrap_or(0),
+                }))
+            }
+            Err(SftpError::Status(st)) if st.status_code == StatusCode::NoSuchFile => Ok(None),
+            Err(e) => Err(self.err("cannot stat", path, e).await),
+        }
+    }
+
+    async fn setstat(&self, path: &str, what: &str, attrs: FileAttributes) -> Result<(), FsError> {
+        match self.s.raw.setstat(path, attrs).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.err(what, path, e).await),
+        }
+    }
+}
+
+/// The link count in an `ls -l` style long name (`-rw-r--r--    1 root root ...`).
+fn longname_nlink(longname: &str) -> Option<u64> {
+    longname.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One SSH string off the front of `buf`.
+fn take_string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+    let s = buf.get(4..4 + len)?;
+    *buf = &buf[4 + len..];
+    Some(s)
+}
+
+/// `users-groups-by-id@openssh.com` request: a string of packed uids, one of packed gids.
+fn users_groups_request(uids: &[u32], gids: &[u32]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for ids in [uids, gids] {
+        data.extend_from_slice(&((ids.len() * 4) as u32).to_be_bytes());
+        for id in ids {
+            data.extend_from_slice(&id.to_be_bytes());
+        }
+    }
+    data
+}
+
+/// Names for ids, in request order (`None`: the id has no name).
+type Names = Vec<Option<String>>;
+
+/// Its reply: a string holding one name string per uid, then the same for gids; an empty name
+/// is an id without one.
+fn parse_users_groups(mut data: &[u8]) -> Option<(Names, Names)> {
+    let mut lists = Vec::new();
+    for _ in 0..2 {
+        let mut inner = take_string(&mut data)?;
+        let mut names = Vec::new();
+        while !inner.is_empty() {
+            let n = take_string(&mut inner)?;
+            names.push((!n.is_empty()).then(|| String::from_utf8_lossy(n).into_owned()));
+        }
+        lists.push(names);
+    }
+    let groups = lists.pop()?;
+    Some((lists.pop()?, groups))
+}
+
+#[async_trait::async_trait]
+impl RemoteFs for SftpFs {
+    async fn lstat(&self, path: &str) -> Result<Option<FsAttrs>, FsError> {
+        let r = self.s.raw.lstat(path).await;
+        self.attrs(path, r).await
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<FsAttrs>, FsError> {
+        let r = self.s.raw.stat(path).await;
+        self.attrs(path, r).await
+    }
+
+    async fn read(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError> {
+        let handle = match self
+            .s
+            .raw
+            .open(path, OpenFlags::READ, FileAttributes::empty())
+            .await
+        {
+            Ok(h) => h.handle,
+            Err(e) => return Err(self.err("cannot open", path, e).await),
+        };
+        let mut data = Vec::new();
+        let r = loop {
+            match self
+                .s
+                .raw
+                .read(handle.as_str(), data.len() as u64, CHUNK as u32)
+                .await
+            {
+                Ok(d) if d.data.is_empty() => break Ok(Some(())),
+                Ok(d) => {
+                    data.extend_from_slice(&d.data);
+                    if data.len() as u64 > max {
+                        break Ok(None);
+                    }
+                }
+                Err(SftpError::Status(st)) if st.status_code == StatusCode::Eof => {
+                    break Ok(Some(()));
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = self.s.raw.close(handle.as_str()).await;
+        match r {
+            Ok(Some(())) => Ok(Some(data)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.err("cannot read", path, e).await),
+        }
+    }
+
+    async fn nlink(&self, path: &str) -> Result<Option<u64>, FsError> {
+        let (dir, name) = match path.trim_end_matches('/').rsplit_once('/') {
+            Some(("", n)) => ("/", n),
+            Some((d, n)) => (d, n),
+            None => (".", path),
+        };
+        let handle = match self.s.raw.opendir(dir).await {
+            Ok(h) => h.handle,
+            Err(e) => return Err(self.err("cannot list", dir, e).await),
+        };
+        let r = loop {
+            match self.s.raw.readdir(handle.as_str()).await {
+                Ok(list) => {
+                    if let Some(f) = list.files.iter().find(|f| f.filename == name) {
+                        break Ok(longname_nlink(&f.longname));
+                    }
+                }
+                Err(SftpError::Status(st)) if st.status_code == StatusCode::Eof => break Ok(None),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = self.s.raw.close(handle.as_str()).await;
+        match r {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.err("cannot list", dir, e).await),
+        }
+    }
+
+    async fn create(&self, path: &str, content: FsContent<'_>, perm: u32) -> Result<(), FsError> {
+        let mut src = match content {
+            FsContent::Bytes(b) => Source::Bytes(b),
+            FsContent::File(p) => {
+                Source::File(tokio::fs::File::open(p).await.map_err(|e| {
+                    FsError::Conn(ConnError::failed(format!("{}: {e}", p.display())))
+                })?)
+            }
+        };
+        let r = write_new(&self.conn, &self.s, path, &mut src, perm).await;
+        if matches!(r, Err((_, false))) {
+            // A write that failed half-way leaves the new file behind.
+            let _ = self.s.raw.remove(path).await;
+        }
+        self.outcome(r).await
+    }
+
+    async fn chown(&self, path: &str, uid: u32, gid: u32) -> Result<(), FsError> {
+        let attrs = FileAttributes {
+            uid: Some(uid),
+            gid: Some(gid),
+            ..FileAttributes::empty()
+        };
+        self.setstat(path, "cannot chown", attrs).await
+    }
+
+    async fn chmod(&self, path: &str, mode: u32) -> Result<(), FsError> {
+        let attrs = FileAttributes {
+            permissions: Some(mode & 0o7777),
+            ..FileAttributes::empty()
+        };
+        self.setstat(path, "cannot chmod", attrs).await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
+        let r = rename(&self.conn, &self.s, from, to).await;
+        self.outcome(r).await
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), FsError> {
+        match self.s.raw.remove(path).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.err("cannot remove", path, e).await),
+        }
+    }
+
+    async fn id_names(
+        &self,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Option<String>, Option<String>), FsError> {
+        {
+            let names = self.s.names.lock().unwrap();
+            if let (Some(u), Some(g)) = (names.get(&(false, uid)), names.get(&(true, gid))) {
+                return Ok((u.clone(), g.clone()));
+            }
+        }
+        let reply = self
+            .s
+            .raw
+            .extended(USERS_GROUPS, users_groups_request(&[uid], &[gid]))
+            .await;
+        let bad = || {
+            FsError::Conn(ConnError::failed(format!(
+                "{}: malformed {USERS_GROUPS} reply",
+                self.conn.opts.target()
+            )))
+        };
+        let (u, g) = match reply {
+            Ok(Packet::ExtendedReply(r)) => match parse_users_groups(&r.data) {
+                Some((mut u, mut g)) if u.len() == 1 && g.len() == 1 => {
+                    (u.pop().flatten(), g.pop().flatten())
+                }
+                _ => return Err(bad()),
+            },
+            Ok(Packet::Status(st)) => {
+                return Err(self.err("cannot name ids", "", SftpError::Status(st)).await);
+            }
+            Ok(_) => return Err(bad()),
+            Err(e) => return Err(self.err("cannot name ids", "", e).await),
+        };
+        let mut names = self.s.names.lock().unwrap();
+        names.insert((false, uid), u.clone());
+        names.insert((true, gid), g.clone());
+        Ok((u, g))
     }
 }
 
@@ -524,6 +838,44 @@ mod tests {
         let t = temp_beside("rel.txt");
         assert!(t.starts_with(".rel.txt.mixop-"), "{t}");
         assert_ne!(temp_beside("/x"), temp_beside("/x"));
+    }
+
+    #[test]
+    fn long_names_give_link_counts() {
+        let l = "-rw-r--r--    2 root     root           12 Dec  3 15:00 a b";
+        assert_eq!(longname_nlink(l), Some(2));
+        assert_eq!(longname_nlink("a"), None);
+    }
+
+    #[test]
+    fn users_groups_messages_round_trip() {
+        let req = users_groups_request(&[0, 1000], &[5]);
+        assert_eq!(
+            req,
+            [
+                &[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 3, 232][..],
+                &[0, 0, 0, 4, 0, 0, 0, 5]
+            ]
+            .concat()
+        );
+        // "root", "" (no name) / "tty"
+        let mut reply = Vec::new();
+        let inner = |names: &[&str]| {
+            let mut v = Vec::new();
+            for n in names {
+                v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                v.extend_from_slice(n.as_bytes());
+            }
+            v
+        };
+        for list in [inner(&["root", ""]), inner(&["tty"])] {
+            reply.extend_from_slice(&(list.len() as u32).to_be_bytes());
+            reply.extend_from_slice(&list);
+        }
+        let (u, g) = parse_users_groups(&reply).unwrap();
+        assert_eq!(u, vec![Some("root".to_string()), None]);
+        assert_eq!(g, vec![Some("tty".to_string())]);
+        assert!(parse_users_groups(&reply[..reply.len() - 1]).is_none());
     }
 
     #[tokio::test]

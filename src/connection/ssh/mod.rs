@@ -742,6 +742,11 @@ impl Connection for SshConnection {
         files::get(self, &sess, src, dest).await
     }
 
+    async fn remote_fs(&self) -> Result<Option<Arc<dyn super::RemoteFs>>, ConnError> {
+        let sess = self.session().await?;
+        files::remote_fs(self, sess).await
+    }
+
     async fn close(&self) {
         // Commands being stopped need the session for that.
         self.cleanup.settle(CLEANUP_LIMIT).await;

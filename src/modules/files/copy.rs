@@ -5,6 +5,7 @@
 //! content beside the destination and one install script applies mode/owner/group, runs
 //! `validate`, makes the backup and renames it into place atomically.
 
+use crate::connection::FsContent;
 use crate::modules::Target;
 use std::collections::HashSet;
 use std::path::Path;
@@ -123,16 +124,29 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         ..Default::default()
     };
     let first = join_dest(&req.dest, req.basename.as_deref());
+    // Direct file-system calls (SFTP) for content from the controller: a destination that
+    // does not exist yet is found, and any new file installed, without a process on the target.
+    let fs = match &req.content {
+        Content::Remote(_) => None,
+        _ => remote::direct_fs(ctx).await?,
+    };
     // Source checksum and the destination probe.
     let (src_sum, src_size, src_mode, probe) = match &req.content {
         Content::Bytes(_) | Content::Local(_) => {
             let (sum, size) = req.content.digest()?.unwrap_or_default();
-            (
-                sum,
-                size,
-                None,
-                remote::probe(ctx, &first, &dest_opts).await?,
-            )
+            // A symbolic mode needs the target's umask, which only the probe script reports.
+            let direct = match &fs {
+                Some(fs) if !matches!(req.wanted.mode, Some(ModeSpec::Symbolic(_))) => {
+                    let join = req.basename.as_deref();
+                    remote::probe_direct(fs.as_ref(), &first, join, diff_max).await?
+                }
+                _ => None,
+            };
+            let probe = match direct {
+                Some(p) => p,
+                None => remote::probe(ctx, &first, &dest_opts).await?,
+            };
+            (sum, size, None, probe)
         }
         Content::Remote(src) => {
             let src_opts = ProbeOpts {
@@ -261,14 +275,6 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         Staged::Moved(up) => Some(up.clone()),
         Staged::Copied(_) => None,
     };
-    if let Some(up) = &upload {
-        let conn = ctx.connection().await?;
-        match &req.content {
-            Content::Bytes(b) => conn.put_bytes(b, up, Some(0o600)).await?,
-            Content::Local(p) => conn.put_file(p, up, Some(0o600)).await?,
-            Content::Remote(_) => {}
-        }
-    }
     // Replacing keeps the old file's mode and owner (Ansible's atomic_move); remote_src takes
     // the source's mode instead (copystat).
     let base_mode = match &req.content {
@@ -282,26 +288,45 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
     let attrs = req
         .wanted
         .for_new(base_mode.unwrap_or(0o666 & !probe.umask), probe.umask)?;
-    let installed = remote::install(
-        ctx,
-        &Install {
-            dest: real.clone(),
-            tmp: tmp.clone(),
-            staged,
-            base_mode,
-            keep_owner,
-            attrs,
-            backup: req.backup,
-            validate: req
-                .validate
-                .as_deref()
-                .map(|v| validate_command(v, &tmp))
-                .transpose()?,
-            make_parents,
-            dir_mode: req.directory_mode,
-        },
-    )
-    .await?;
+    let install = Install {
+        dest: real.clone(),
+        tmp: tmp.clone(),
+        staged,
+        base_mode,
+        keep_owner,
+        attrs,
+        backup: req.backup,
+        validate: req
+            .validate
+            .as_deref()
+            .map(|v| validate_command(v, &tmp))
+            .transpose()?,
+        make_parents,
+        dir_mode: req.directory_mode,
+    };
+    let direct = match (&fs, &req.content) {
+        (Some(fs), Content::Bytes(b)) => {
+            remote::install_direct(fs.as_ref(), FsContent::Bytes(b), &install).await?
+        }
+        (Some(fs), Content::Local(p)) => {
+            remote::install_direct(fs.as_ref(), FsContent::File(p), &install).await?
+        }
+        _ => None,
+    };
+    let installed = match direct {
+        Some(done) => done,
+        None => {
+            if let Some(up) = &upload {
+                let conn = ctx.connection().await?;
+                match &req.content {
+                    Content::Bytes(b) => conn.put_bytes(b, up, Some(0o600)).await?,
+                    Content::Local(p) => conn.put_file(p, up, Some(0o600)).await?,
+                    Content::Remote(_) => {}
+                }
+            }
+            remote::install(ctx, &install).await?
+        }
+    };
     r.insert("src".into(), req.src_label.into());
     if let Some(b) = installed.backup_file {
         r.insert("backup_file".into(), b.into());

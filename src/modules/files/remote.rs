@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::connection::{CommandSpec, Connection};
+use crate::connection::{CommandSpec, Connection, FsAttrs, FsContent, FsError, RemoteFs};
 use crate::modules::posix::quote;
 use crate::modules::{ModError, ModuleCtx};
 
@@ -251,6 +251,32 @@ impl FileStat {
             // A group name is the rest of the line.
             group: name(&f[15..].join(" ")),
         })
+    }
+    /// From direct file-system attributes; what SFTP does not report (ctime, inode, device,
+    /// blocks) is 0.
+    pub fn from_fs(
+        a: &FsAttrs,
+        nlink: u64,
+        owner: Option<String>,
+        group: Option<String>,
+    ) -> FileStat {
+        FileStat {
+            raw_mode: a.mode,
+            uid: a.uid.into(),
+            gid: a.gid.into(),
+            size: a.size,
+            atime: a.atime.into(),
+            mtime: a.mtime.into(),
+            ctime: 0,
+            inode: 0,
+            nlink,
+            dev: 0,
+            blocks: 0,
+            block_size: 0,
+            rdev: 0,
+            owner,
+            group,
+        }
     }
     pub fn kind(&self) -> Kind {
         match self.raw_mode & 0o170000 {
@@ -777,6 +803,204 @@ pub async fn install(ctx: &ModuleCtx<'_>, i: &Install) -> Result<Installed, ModE
     })
 }
 
+/// The connection's direct file-system calls, when this task may use them: never with
+/// `become`, since they run as the login user.
+pub async fn direct_fs(ctx: &ModuleCtx<'_>) -> Result<Option<Arc<dyn RemoteFs>>, ModError> {
+    if ctx.become_.is_some() {
+        return Ok(None);
+    }
+    Ok(ctx.connection().await?.remote_fs().await?)
+}
+
+/// A refusal means "do it with a script instead"; a broken connection is an error.
+fn refused<T>(r: Result<T, FsError>) -> Result<Option<T>, ModError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(FsError::Refused(why)) => {
+            tracing::debug!(%why, "direct file call refused; using a script");
+            Ok(None)
+        }
+        Err(FsError::Conn(e)) => Err(e.into()),
+    }
+}
+
+/// `dirname` as the probe script's `dirname --` computes it.
+fn dirname(p: &str) -> &str {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        return if p.is_empty() { "." } else { "/" };
+    }
+    match t.rfind('/') {
+        None => ".",
+        Some(i) => match t[..i].trim_end_matches('/') {
+            "" => "/",
+            d => d,
+        },
+    }
+}
+
+/// Largest existing file `probe_direct` reads to compare; bigger ones are hashed on the target.
+const DIRECT_READ_MAX: u64 = 1024 * 1024;
+
+/// copy's probe of its destination with direct calls, for the two common cases: nothing there
+/// yet (with its parent a directory), or a regular file small enough to read and hash here.
+/// `join_if_dir` is applied like the probe script does; `content_max` as in [`ProbeOpts`]. The
+/// umask is not known: callers must not need it (no symbolic modes). `None` for everything
+/// else (links, directories, missing parents, `~` paths, a refused call): the probe script.
+pub async fn probe_direct(
+    fs: &dyn RemoteFs,
+    path: &str,
+    join_if_dir: Option<&str>,
+    content_max: Option<u64>,
+) -> Result<Option<Probe>, ModError> {
+    if path.starts_with('~') || path.is_empty() {
+        return Ok(None);
+    }
+    let is = |a: &FsAttrs, t: u32| a.mode & 0o170000 == t;
+    let mut p = path.to_string();
+    if let Some(alt) = join_if_dir {
+        let Some(st) = refused(fs.stat(&p).await)? else {
+            return Ok(None);
+        };
+        if st.is_some_and(|a| is(&a, 0o040000)) {
+            p = format!("{}/{alt}", p.strip_suffix('/').unwrap_or(&p));
+        }
+    }
+    match refused(fs.stat(dirname(&p)).await)? {
+        Some(Some(a)) if is(&a, 0o040000) => {}
+        _ => return Ok(None),
+    }
+    let a = match refused(fs.lstat(&p).await)? {
+        Some(None) => {
+            return Ok(Some(Probe {
+                path: p,
+                parent_exists: true,
+                ..Default::default()
+            }));
+        }
+        Some(Some(a)) if is(&a, 0o100000) && a.size <= DIRECT_READ_MAX => a,
+        _ => return Ok(None),
+    };
+    let Some(Some(data)) = refused(fs.read(&p, DIRECT_READ_MAX).await)? else {
+        return Ok(None);
+    };
+    let Some(Some(nlink)) = refused(fs.nlink(&p).await)? else {
+        return Ok(None);
+    };
+    let Some((un, gn)) = refused(fs.id_names(a.uid, a.gid).await)? else {
+        return Ok(None);
+    };
+    let size = data.len() as u64;
+    Ok(Some(Probe {
+        path: p,
+        lstat: Some(FileStat::from_fs(&FsAttrs { size, ..a }, nlink, un, gn)),
+        parent_exists: true,
+        readable: true,
+        checksum: Some(crate::modules::source::sha1_hex(&data)),
+        content: content_max.filter(|m| size <= *m).map(|_| data),
+        ..Default::default()
+    }))
+}
+
+/// An `owner`/`group` argument as an id: numeric, or the name the target gives `current`.
+/// `None`: a name for another id, which only the target can resolve (the script path).
+fn wanted_id(want: Option<&str>, current: u32, current_name: Option<&str>) -> Option<u32> {
+    match want {
+        None => Some(current),
+        Some(w) => match w.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => (current_name == Some(w)).then_some(current),
+        },
+    }
+}
+
+/// The install script's work done with direct calls and no process on the target: create the
+/// temporary file with the content, then the same chmod/chown steps in the same order, then
+/// the atomic rename. Only for an in-place install without validate, backup or missing
+/// parents. `i.base_mode: None` takes the mode a new file gets (0666 less the umask) from the
+/// file itself. `Ok(None)` when the target refused a call: nothing has changed then, and the
+/// caller uploads and runs the script, which reports any problem the usual way.
+pub async fn install_direct(
+    fs: &dyn RemoteFs,
+    content: FsContent<'_>,
+    i: &Install,
+) -> Result<Option<Installed>, ModError> {
+    if !matches!(i.staged, Staged::InPlace) || i.validate.is_some() || i.backup || i.make_parents {
+        return Ok(None);
+    }
+    let tmp = i.tmp.as_str();
+    let perm = if i.base_mode.is_none() && i.attrs.mode.is_none() {
+        0o666
+    } else {
+        0o600
+    };
+    if refused(fs.create(tmp, content, perm).await)?.is_none() {
+        return Ok(None);
+    }
+    let steps = async {
+        let Some(Some(created)) = refused(fs.lstat(tmp).await)? else {
+            return Ok(None);
+        };
+        let bm = i.base_mode.unwrap_or(created.mode & 0o7777);
+        let first = i.attrs.mode.unwrap_or(bm);
+        if first != created.mode & 0o7777 && refused(fs.chmod(tmp, first).await)?.is_none() {
+            return Ok(None);
+        }
+        if let Some((u, g)) = i.keep_owner.as_deref().and_then(|k| k.split_once(':'))
+            && let (Ok(u), Ok(g)) = (u.parse(), g.parse())
+        {
+            // Ignored when refused, like Ansible does.
+            refused(fs.chown(tmp, u, g).await)?;
+        }
+        let Some(Some(mut pre)) = refused(fs.lstat(tmp).await)? else {
+            return Ok(None);
+        };
+        if let (Some(m), Some(_)) = (i.attrs.mode, &i.keep_owner)
+            && refused(fs.chmod(tmp, m).await)?.is_none()
+        {
+            return Ok(None);
+        }
+        if i.attrs.owner.is_some() || i.attrs.group.is_some() {
+            let Some(cur) = refused(fs.lstat(tmp).await)?.flatten() else {
+                return Ok(None);
+            };
+            let Some((un, gn)) = refused(fs.id_names(cur.uid, cur.gid).await)? else {
+                return Ok(None);
+            };
+            let uid = wanted_id(i.attrs.owner.as_deref(), cur.uid, un.as_deref());
+            let gid = wanted_id(i.attrs.group.as_deref(), cur.gid, gn.as_deref());
+            let (Some(uid), Some(gid)) = (uid, gid) else {
+                return Ok(None);
+            };
+            // Even to the same ids, as the script's chown does (it clears set-id bits).
+            if refused(fs.chown(tmp, uid, gid).await)?.is_none() {
+                return Ok(None);
+            }
+        }
+        let Some(Some(fin)) = refused(fs.lstat(tmp).await)? else {
+            return Ok(None);
+        };
+        if refused(fs.rename(tmp, &i.dest).await)?.is_none() {
+            return Ok(None);
+        }
+        let (un, gn) = fs.id_names(fin.uid, fin.gid).await.map_err(|e| match e {
+            FsError::Conn(c) => ModError::from(c),
+            FsError::Refused(m) => ModError::msg(m),
+        })?;
+        pre.mode = (pre.mode & !0o7777) | (bm & 0o7777);
+        Ok(Some(Installed {
+            stat: FileStat::from_fs(&fin, 1, un.clone(), gn.clone()),
+            before_attrs: Some(FileStat::from_fs(&pre, 1, un, gn)),
+            backup_file: None,
+        }))
+    };
+    let r: Result<Option<Installed>, ModError> = steps.await;
+    if !matches!(r, Ok(Some(_))) {
+        let _ = fs.remove(tmp).await;
+    }
+    r
+}
+
 /// A temporary name beside `dest` (same directory, so the final rename is atomic).
 pub fn tmp_beside(dest: &str) -> String {
     let (dir, base) = match dest.rsplit_once('/') {
@@ -859,6 +1083,37 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "/home/u/q r");
+    }
+
+    #[test]
+    fn dirname_matches_the_shell() {
+        for (p, want) in [
+            ("/tmp/a", "/tmp"),
+            ("/a", "/"),
+            ("a", "."),
+            ("a/b", "a"),
+            ("a//b", "a"),
+            ("/a/b/", "/a"),
+            ("/", "/"),
+            ("//x", "/"),
+        ] {
+            assert_eq!(dirname(p), want, "{p}");
+            let out = std::process::Command::new("dirname")
+                .arg("--")
+                .arg(p)
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn owner_arguments_resolve_without_the_target_only_when_they_can() {
+        assert_eq!(wanted_id(None, 7, None), Some(7));
+        assert_eq!(wanted_id(Some("0"), 7, Some("u")), Some(0));
+        assert_eq!(wanted_id(Some("u"), 7, Some("u")), Some(7));
+        assert_eq!(wanted_id(Some("root"), 7, Some("u")), None);
+        assert_eq!(wanted_id(Some("root"), 7, None), None);
     }
 
     #[test]
