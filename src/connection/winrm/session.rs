@@ -175,6 +175,30 @@ impl SessionHandle {
         }
     }
 
+    /// Sends a Command on `shell`. Should the caller go away (Ctrl-C) before the answer comes,
+    /// the host has started the command all the same: the answer is still read and the command
+    /// it names is signalled to terminate, as one whose answer arrived would be. In flight, it
+    /// counts as cleanup, so `close` waits for it before deleting the shell.
+    pub async fn call_command(&self, shell: &str, req: soap::Request) -> Result<Reply, ConnError> {
+        let (tx, rx) = oneshot::channel();
+        let h = self.clone();
+        let shell = shell.to_string();
+        self.cleanup.spawn(async move {
+            let answer = h.call(req).await;
+            if let Err(Ok(Ok(r))) = tx.send(answer)
+                && let Some(id) = r.command_id.filter(|c| !c.is_empty())
+            {
+                let _ = h.call(soap::signal_terminate(&shell, &id)).await;
+            }
+        });
+        rx.await.map_err(|_| {
+            ConnError::failed(format!(
+                "{}: the WinRM connection is closed",
+                self.settings.host
+            ))
+        })?
+    }
+
     /// Sends a request without waiting for it (cleanup that nobody awaits), tracked in
     /// `cleanup`.
     pub fn call_detached(&self, req: soap::Request) {

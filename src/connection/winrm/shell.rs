@@ -466,7 +466,7 @@ impl Shell {
             let lease = self.lease().await?;
             let shell = lease.shell.clone();
             let req = soap::command_with(&shell, cmdline, console, opts.skip_cmd_shell);
-            match self.session.call(req).await? {
+            match self.session.call_command(&shell, req).await? {
                 Ok(r) => return Ok((shell, self.command_id(r)?, lease)),
                 Err(f) if f.is_shell_not_found() && !retried_lost => {
                     retried_lost = true;
@@ -579,7 +579,7 @@ impl Shell {
             let shell = self.ensure().await?;
             match self
                 .session
-                .call(soap::command(&shell, cmdline, false))
+                .call_command(&shell, soap::command(&shell, cmdline, false))
                 .await?
             {
                 Ok(r) => match r.command_id {
