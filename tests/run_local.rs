@@ -728,7 +728,10 @@ fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
     w.local_inventory(2);
     w.write("vars/common.yml", "region: eu\nsize: 3\n");
     w.write("vars/conf.d/10-a.yml", "a: 1\nshared: from-a\n");
-    w.write("vars/conf.d/20-b.json", "{\"b\": 2, \"shared\": \"from-b\"}\n");
+    w.write(
+        "vars/conf.d/20-b.json",
+        "{\"b\": 2, \"shared\": \"from-b\"}\n",
+    );
     w.write("vars/conf.d/skip.txt", "not: read\n");
     w.write("vars/conf.d/30-ignored.yml", "ignored: true\n");
     w.write(
@@ -767,5 +770,9 @@ fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
     );
     let r = w.mixop(&["run", "missing.yml", "-i", "inventory.yml"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stdout.contains("could not find `nope.yml`"), "{}", r.all());
+    assert!(
+        r.stdout.contains("could not find `nope.yml`"),
+        "{}",
+        r.all()
+    );
 }

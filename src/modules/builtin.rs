@@ -789,7 +789,10 @@ impl Module for Ping {
         &PING_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let data = args.get("data").map(to_text).unwrap_or_else(|| "pong".into());
+        let data = args
+            .get("data")
+            .map(to_text)
+            .unwrap_or_else(|| "pong".into());
         let out = ctx.exec("echo pong", None).await?;
         if out.rc != 0 || String::from_utf8_lossy(&out.stdout).trim() != "pong" {
             return Err(ModError::msg(format!(

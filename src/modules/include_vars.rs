@@ -8,8 +8,7 @@ use serde_json::{Map, Value};
 
 use super::ParamType::*;
 use super::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, arg_str, outcome,
-    p,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, arg_str, outcome, p,
 };
 
 pub static DEF: ModuleDef = ModuleDef {
@@ -47,7 +46,10 @@ impl Module for IncludeVars {
                 "include_vars: hash_behaviour=merge is not supported (mixop replaces, as Ansible's default)",
             ));
         }
-        let files = match (arg_str(&args, "file").or(arg_str(&args, "cmd")), arg_str(&args, "dir")) {
+        let files = match (
+            arg_str(&args, "file").or(arg_str(&args, "cmd")),
+            arg_str(&args, "dir"),
+        ) {
             (Some(file), _) => vec![ctx.find_local(file, "vars")?],
             (None, Some(dir)) => dir_files(&ctx.find_local(dir, "vars")?, &args)?,
             (None, None) => unreachable!("required_one_of"),
@@ -60,7 +62,11 @@ impl Module for IncludeVars {
             if !super::builtin::is_identifier(k) {
                 return Err(ModError::msg(format!(
                     "include_vars: `{k}` in {} is not a valid variable name",
-                    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                    files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -76,7 +82,10 @@ impl Module for IncludeVars {
         r.insert("ansible_facts".into(), Value::Object(facts));
         r.insert(
             "ansible_included_var_files".into(),
-            files.iter().map(|f| Value::from(f.display().to_string())).collect(),
+            files
+                .iter()
+                .map(|f| Value::from(f.display().to_string()))
+                .collect(),
         );
         Ok(r)
     }
@@ -112,15 +121,19 @@ fn dir_files(dir: &Path, args: &Args) -> Result<Vec<PathBuf>, ModError> {
     }
     let ignore = list("ignore_files");
     let matching = match arg_str(args, "files_matching") {
-        Some(re) => Some(regex::Regex::new(re).map_err(|e| {
-            ModError::msg(format!("include_vars: files_matching `{re}`: {e}"))
-        })?),
+        Some(re) => Some(
+            regex::Regex::new(re)
+                .map_err(|e| ModError::msg(format!("include_vars: files_matching `{re}`: {e}")))?,
+        ),
         None => None,
     };
     let depth = args.get("depth").and_then(Value::as_u64).unwrap_or(0) as usize;
     let mut out = Vec::new();
     walk(dir, 1, depth, &mut |p: &Path| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let ext_ok = p
             .extension()
             .is_some_and(|e| extensions.iter().any(|x| x == &e.to_string_lossy()));

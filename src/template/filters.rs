@@ -1373,9 +1373,7 @@ mod tests {
 fn ipwrap(v: Value) -> Result<Value, Error> {
     if v.kind() == minijinja::value::ValueKind::Seq {
         return Ok(Value::from(
-            v.try_iter()?
-                .map(ipwrap)
-                .collect::<Result<Vec<_>, _>>()?,
+            v.try_iter()?.map(ipwrap).collect::<Result<Vec<_>, _>>()?,
         ));
     }
     Ok(match v.as_str() {

@@ -206,7 +206,10 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let scope = scope(state)?;
             let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
             let (mut files, mut paths) = (Vec::new(), Vec::new());
-            let add = |v: &Value, files: &mut Vec<String>, paths: &mut Vec<String>| -> Result<(), Error> {
+            let add = |v: &Value,
+                       files: &mut Vec<String>,
+                       paths: &mut Vec<String>|
+             -> Result<(), Error> {
                 match v.kind() {
                     ValueKind::Map => {
                         for (key, into) in [("files", &mut *files), ("paths", &mut *paths)] {
@@ -350,7 +353,12 @@ fn split_terms(v: &Value, into: &mut Vec<String>) -> Result<(), Error> {
                     .filter(|x| !x.is_empty())
                     .map(str::to_string),
             ),
-            None => return Err(err(format!("first_found: cannot use {} as a file name", v.kind()))),
+            None => {
+                return Err(err(format!(
+                    "first_found: cannot use {} as a file name",
+                    v.kind()
+                )));
+            }
         },
     }
     Ok(())
@@ -368,7 +376,11 @@ fn fileglob(search_paths: &[PathBuf], term: &str) -> Vec<Value> {
         vec![dir]
     } else {
         let cwd = [PathBuf::from(".")];
-        let bases = if search_paths.is_empty() { &cwd[..] } else { search_paths };
+        let bases = if search_paths.is_empty() {
+            &cwd[..]
+        } else {
+            search_paths
+        };
         bases
             .iter()
             .flat_map(|b| [b.join("files").join(&dir), b.join(&dir)])
@@ -394,7 +406,9 @@ fn fileglob(search_paths: &[PathBuf], term: &str) -> Vec<Value> {
 /// first); `/dev/null` generates without storing.
 fn password(search_paths: &[PathBuf], term: &str) -> Result<String, Error> {
     let mut words = term.split_whitespace();
-    let file = words.next().ok_or_else(|| err("password: a path is required"))?;
+    let file = words
+        .next()
+        .ok_or_else(|| err("password: a path is required"))?;
     let mut length = 20usize;
     let mut chars = String::new();
     for w in words {
@@ -431,12 +445,18 @@ fn password(search_paths: &[PathBuf], term: &str) -> Result<String, Error> {
     }
     let path = match Path::new(file) {
         p if p.is_absolute() => p.to_path_buf(),
-        p => search_paths.first().map_or_else(|| p.to_path_buf(), |b| b.join(p)),
+        p => search_paths
+            .first()
+            .map_or_else(|| p.to_path_buf(), |b| b.join(p)),
     };
     if path != Path::new("/dev/null") {
         if let Ok(text) = std::fs::read_to_string(&path) {
             // Ansible stores `PASSWORD salt=...` when encrypting; the password is the first word.
-            return Ok(text.split_whitespace().next().unwrap_or_default().to_string());
+            return Ok(text
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string());
         }
     }
     let set: Vec<char> = chars.chars().collect();
@@ -452,7 +472,10 @@ fn password(search_paths: &[PathBuf], term: &str) -> Result<String, Error> {
     }
     if path != Path::new("/dev/null") {
         write_private(&path, &pw).map_err(|e| {
-            err(format!("password: cannot store the password in {}: {e}", path.display()))
+            err(format!(
+                "password: cannot store the password in {}: {e}",
+                path.display()
+            ))
         })?;
     }
     Ok(pw)

@@ -335,7 +335,8 @@ fn check_refuses_filters_and_tests_that_do_not_exist() {
         .check_template("{{ lookup('ansible.builtin.env', 'A') ~ query('nosuchplugin', '*') }}")
         .unwrap_err();
     assert!(
-        e.message.starts_with("no lookup plugin named 'nosuchplugin'"),
+        e.message
+            .starts_with("no lookup plugin named 'nosuchplugin'"),
         "{}",
         e.message
     );
@@ -968,11 +969,17 @@ fn fileglob_first_found_and_password_lookups() {
     });
     let v = base();
     let files = tp
-        .render_str("{{ query('fileglob', 'conf/*.conf') | map('basename') | join(',') }}", &v)
+        .render_str(
+            "{{ query('fileglob', 'conf/*.conf') | map('basename') | join(',') }}",
+            &v,
+        )
         .unwrap();
     assert_eq!(files, "a.conf,b.conf");
     let found = tp
-        .render_str("{{ lookup('first_found', ['redhat.yml', 'debian.yml']) | basename }}", &v)
+        .render_str(
+            "{{ lookup('first_found', ['redhat.yml', 'debian.yml']) | basename }}",
+            &v,
+        )
         .unwrap();
     assert_eq!(found, "debian.yml");
     let e = tp
@@ -980,23 +987,37 @@ fn fileglob_first_found_and_password_lookups() {
         .unwrap_err();
     assert!(e.message.contains("No file was found"), "{}", e.message);
     assert_eq!(
-        tp.render_str("{{ lookup('first_found', 'none.yml', skip=true) | default('-', true) }}", &v)
-            .unwrap(),
+        tp.render_str(
+            "{{ lookup('first_found', 'none.yml', skip=true) | default('-', true) }}",
+            &v
+        )
+        .unwrap(),
         "-"
     );
     // Generated once, stored 0600, read back the same on the next lookup.
     let pw1 = tp
-        .render_str("{{ lookup('password', 'creds/db length=32 chars=digits') }}", &v)
+        .render_str(
+            "{{ lookup('password', 'creds/db length=32 chars=digits') }}",
+            &v,
+        )
         .unwrap();
     assert_eq!(pw1.len(), 32);
     assert!(pw1.chars().all(|c| c.is_ascii_digit()), "{pw1}");
     let pw2 = tp
-        .render_str("{{ lookup('password', 'creds/db length=32 chars=digits') }}", &v)
+        .render_str(
+            "{{ lookup('password', 'creds/db length=32 chars=digits') }}",
+            &v,
+        )
         .unwrap();
     assert_eq!(pw1, pw2);
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(d.path().join("creds/db")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(d.path().join("creds/db"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let fresh = tp.render_str("{{ lookup('password', '/dev/null') }}", &v).unwrap();
+    let fresh = tp
+        .render_str("{{ lookup('password', '/dev/null') }}", &v)
+        .unwrap();
     assert_eq!(fresh.len(), 20);
 }
