@@ -411,3 +411,35 @@ fn copy_over_sftp_starts_no_process_on_the_target() {
     );
     assert_eq!(lab.exec("lab1", "ls -A /root | grep -c mixop"), "0\n");
 }
+
+/// A connection is reused only by tasks that would open the same one: a later task with another
+/// `remote_user` (or port, or key) gets its own connection, not the first task's.
+#[test]
+fn a_task_with_another_remote_user_gets_its_own_connection() {
+    let lab = Lab::up(1, &[]);
+    let w = Work::new();
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - command: id -un
+      register: first
+    - command: id -un
+      remote_user: nopass
+      register: second
+    - command: id -un
+      vars: {ansible_user: labuser}
+      register: third
+    - command: id -un
+      register: again
+    - copy:
+        dest: /tmp/users
+        content: "{{ first.stdout }} {{ second.stdout }} {{ third.stdout }} {{ again.stdout }}\n"
+"#,
+    );
+    w.mixop(&["run", pb.to_str().unwrap(), "-i", lab.inventory.to_str().unwrap()])
+        .ok();
+    assert_eq!(lab.exec("lab1", "cat /tmp/users"), "root nopass labuser root\n");
+}

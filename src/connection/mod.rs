@@ -184,6 +184,113 @@ impl ConnSpec {
     }
 }
 
+impl ConnSpec {
+    /// What makes this connection: two specs with the same identity may share one connection,
+    /// any difference (address, port, user, password, key, transport options) needs its own.
+    /// Become settings are per command, facts and other variables do not count. Hashed, so the
+    /// key held for the run carries no password.
+    pub fn identity(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |k: &str, v: &str| {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.as_bytes());
+            h.update([0]);
+        };
+        field("transport", self.transport.as_str());
+        field("address", &self.address);
+        field("port", &self.port.map(|p| p.to_string()).unwrap_or_default());
+        field("user", self.user.as_deref().unwrap_or_default());
+        field("password", self.password.as_deref().unwrap_or_default());
+        let mut names: Vec<&String> = self
+            .vars
+            .keys()
+            .filter(|k| defines_connection(k))
+            .collect();
+        names.sort();
+        for k in names {
+            field(k, &crate::value::to_text(&self.vars[k]));
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Variables the transports read when they connect (see `ssh::options`, `winrm`).
+fn defines_connection(name: &str) -> bool {
+    const PREFIXES: &[&str] = &["ansible_ssh_", "ansible_winrm_", "mixop_winrm_"];
+    const NAMES: &[&str] = &[
+        "ansible_timeout",
+        "ansible_host_key_checking",
+        "ansible_private_key_file",
+        "ansible_private_key_passphrase",
+        "mixop_proxy_jump",
+        "mixop_known_hosts_file",
+        "mixop_host_key_checking",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
+}
+
+/// A host's connection, opened on first use and shared by every later task with the same
+/// settings.
+pub struct ConnSlot {
+    pub transport: Transport,
+    spec: ConnSpec,
+    cell: tokio::sync::Mutex<Option<Arc<dyn Connection>>>,
+}
+
+impl ConnSlot {
+    pub fn new(spec: ConnSpec) -> ConnSlot {
+        ConnSlot {
+            transport: spec.transport,
+            spec,
+            cell: tokio::sync::Mutex::new(None),
+        }
+    }
+    pub async fn get(&self) -> Result<Arc<dyn Connection>, ConnError> {
+        let mut cell = self.cell.lock().await;
+        if let Some(c) = cell.as_ref() {
+            return Ok(c.clone());
+        }
+        let conn: Arc<dyn Connection> = Arc::from(connect(&self.spec).await?);
+        *cell = Some(conn.clone());
+        Ok(conn)
+    }
+    pub async fn close(&self) {
+        let conn = self.cell.lock().await.take();
+        if let Some(c) = conn {
+            c.close().await;
+        }
+    }
+}
+
+/// A host's connections for the run, one per distinct [`ConnSpec::identity`]: a task with
+/// another `remote_user`, port or `connection:` gets its own, a task with the same settings
+/// reuses the open one.
+#[derive(Default)]
+pub struct ConnPool {
+    slots: tokio::sync::Mutex<std::collections::HashMap<String, Arc<ConnSlot>>>,
+}
+
+impl ConnPool {
+    /// The slot for these settings, created (not yet connected) on first use.
+    pub async fn slot(&self, spec: ConnSpec) -> Arc<ConnSlot> {
+        let mut slots = self.slots.lock().await;
+        slots
+            .entry(spec.identity())
+            .or_insert_with(|| Arc::new(ConnSlot::new(spec)))
+            .clone()
+    }
+
+    /// Closes every connection; the next task reconnects (`meta: reset_connection`, end of run).
+    pub async fn close(&self) {
+        let slots: Vec<Arc<ConnSlot>> = self.slots.lock().await.drain().map(|(_, s)| s).collect();
+        for s in slots {
+            s.close().await;
+        }
+    }
+}
+
 /// Connection variables that hold a secret: masked in every output once a host's connection is
 /// resolved (a `-vvv` dump of variables, an error quoting a command line).
 pub const SECRET_VARS: &[&str] = &[
@@ -516,5 +623,45 @@ pub async fn connect(spec: &ConnSpec) -> Result<Box<dyn Connection>, ConnError> 
         Transport::Local => Ok(Box::new(local::LocalConnection::new())),
         Transport::Ssh => Ok(Box::new(ssh::SshConnection::connect(spec).await?)),
         Transport::Winrm => Ok(Box::new(winrm::WinrmConnection::connect(spec).await?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: Value, user: Option<&str>) -> ConnSpec {
+        let mut vars = serde_json::json!({"ansible_host": "10.0.0.1", "ansible_port": 22});
+        for (k, v) in extra.as_object().unwrap() {
+            vars[k] = v.clone();
+        }
+        spec_from_vars("h", vars.as_object().unwrap().clone(), None, user, true).unwrap()
+    }
+
+    #[test]
+    fn identity_counts_connection_settings_only() {
+        let base = spec(serde_json::json!({}), None).identity();
+        // Facts, become settings and other variables share the connection.
+        for same in [
+            serde_json::json!({"ansible_distribution": "Debian", "app_version": 3}),
+            serde_json::json!({"ansible_become_password": "x", "ansible_become_user": "u"}),
+        ] {
+            assert_eq!(spec(same.clone(), None).identity(), base, "{same}");
+        }
+        // Anything that makes another connection does not.
+        for other in [
+            serde_json::json!({"ansible_port": 2222}),
+            serde_json::json!({"ansible_user": "nopass"}),
+            serde_json::json!({"ansible_password": "pw"}),
+            serde_json::json!({"ansible_ssh_private_key_file": "/k"}),
+            serde_json::json!({"ansible_ssh_common_args": "-o X=y"}),
+            serde_json::json!({"ansible_connection": "winrm"}),
+            serde_json::json!({"ansible_winrm_transport": "basic"}),
+            serde_json::json!({"ansible_timeout": 5}),
+        ] {
+            assert_ne!(spec(other.clone(), None).identity(), base, "{other}");
+        }
+        assert_ne!(spec(serde_json::json!({}), Some("root")).identity(), base);
+        assert!(!base.contains("10.0.0.1"));
     }
 }

@@ -1,14 +1,12 @@
 //! Per-host state for the whole run: facts and registered results, connections, counters.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
 
 use super::events::Stats;
-use crate::connection::Transport;
-use crate::modules::ConnSlot;
+use crate::connection::{ConnPool, ConnSlot};
 
 pub struct HostState {
     pub name: String,
@@ -16,8 +14,8 @@ pub struct HostState {
     pub inv_vars: Map<String, Value>,
     /// `set_fact`, `register` and gathered facts: above play/task vars, below extra vars.
     facts: Mutex<Map<String, Value>>,
-    /// One connection per transport (a task may override `connection:`).
-    slots: tokio::sync::Mutex<HashMap<Transport, Arc<ConnSlot>>>,
+    /// Its connections: one per distinct set of connection settings.
+    connections: ConnPool,
     stats: Mutex<Stats>,
     failed: AtomicBool,
     unreachable: AtomicBool,
@@ -42,7 +40,7 @@ impl HostState {
             name: name.to_string(),
             inv_vars,
             facts: Mutex::default(),
-            slots: tokio::sync::Mutex::default(),
+            connections: ConnPool::default(),
             stats: Mutex::default(),
             failed: AtomicBool::new(false),
             unreachable: AtomicBool::new(false),
@@ -151,20 +149,13 @@ impl HostState {
         lock(&self.notified).clear();
     }
 
-    /// The connection slot for a transport, created from `spec` on first use.
+    /// The connection for these settings (see [`ConnPool`]).
     pub async fn slot(&self, spec: crate::connection::ConnSpec) -> Arc<ConnSlot> {
-        let mut slots = self.slots.lock().await;
-        slots
-            .entry(spec.transport)
-            .or_insert_with(|| Arc::new(ConnSlot::new(spec)))
-            .clone()
+        self.connections.slot(spec).await
     }
 
     /// Drops connections so the next task reconnects (`meta: reset_connection`).
     pub async fn close(&self) {
-        let slots: Vec<Arc<ConnSlot>> = self.slots.lock().await.drain().map(|(_, s)| s).collect();
-        for s in slots {
-            s.close().await;
-        }
+        self.connections.close().await;
     }
 }

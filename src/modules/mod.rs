@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+pub use crate::connection::ConnSlot;
 use crate::connection::{
     Become, CommandOutput, CommandSpec, ConnError, Connection, OutputChunk, Transport,
 };
@@ -295,38 +296,6 @@ impl ModuleCtx<'_> {
             "could not find `{name}` (looked in: {})",
             tried.join(", ")
         )))
-    }
-}
-
-/// A host's connection, opened on first use and shared by every later task.
-pub struct ConnSlot {
-    pub transport: Transport,
-    spec: crate::connection::ConnSpec,
-    cell: tokio::sync::Mutex<Option<Arc<dyn Connection>>>,
-}
-
-impl ConnSlot {
-    pub fn new(spec: crate::connection::ConnSpec) -> ConnSlot {
-        ConnSlot {
-            transport: spec.transport,
-            spec,
-            cell: tokio::sync::Mutex::new(None),
-        }
-    }
-    pub async fn get(&self) -> Result<Arc<dyn Connection>, ConnError> {
-        let mut cell = self.cell.lock().await;
-        if let Some(c) = cell.as_ref() {
-            return Ok(c.clone());
-        }
-        let conn: Arc<dyn Connection> = Arc::from(crate::connection::connect(&self.spec).await?);
-        *cell = Some(conn.clone());
-        Ok(conn)
-    }
-    pub async fn close(&self) {
-        let conn = self.cell.lock().await.take();
-        if let Some(c) = conn {
-            c.close().await;
-        }
     }
 }
 
