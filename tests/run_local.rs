@@ -179,9 +179,41 @@ fn retries_until_and_failed_when() {
         content: "{{ c.attempts }} {{ f.rc }}"
 "#,
     );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
     assert_eq!(w.read("result"), "3 1");
+    // Each retry is said as Ansible says it, with the retries left.
+    for left in [5, 4] {
+        assert!(
+            r.stdout.contains(&format!(
+                "FAILED - RETRYING: [h1]: shell ({left} retries left)."
+            )),
+            "{}",
+            r.all()
+        );
+    }
+    assert_eq!(r.stdout.matches("FAILED - RETRYING").count(), 2);
+    // And as typed events in JSON.
+    std::fs::write(w.out().join("count"), "").unwrap();
+    let j = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--output",
+        "json",
+    ]);
+    j.ok();
+    let retries: Vec<serde_json::Value> = j
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "retry")
+        .collect();
+    assert_eq!(retries.len(), 2, "{}", j.stdout);
+    assert_eq!(retries[0]["host"], "h1");
+    assert_eq!(retries[0]["attempt"], 1);
+    assert_eq!(retries[1]["retries_left"], 4);
 }
 
 #[test]
@@ -331,6 +363,29 @@ fn any_errors_fatal_stops_everyone() {
         std::fs::read_dir(w.out()).unwrap().next().is_none(),
         "no host may go on"
     );
+    assert!(
+        r.stdout
+            .contains("any_errors_fatal: task 'command' failed; ending the playbook for all hosts"),
+        "{}",
+        r.all()
+    );
+    let j = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--output",
+        "json",
+    ]);
+    let ended: Vec<serde_json::Value> = j
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "play_ended")
+        .collect();
+    assert_eq!(ended.len(), 1, "{}", j.stdout);
+    assert_eq!(ended[0]["reason"]["kind"], "any_errors_fatal");
+    assert_eq!(ended[0]["reason"]["task"], "command");
 }
 
 #[test]
@@ -472,6 +527,12 @@ fn ignore_errors_and_max_fail_percentage() {
     assert!(
         !w.out().join("h3").exists(),
         "play must end after 50% failed:\n{}",
+        r.all()
+    );
+    assert!(
+        r.stdout
+            .contains("max_fail_percentage 30% exceeded (2 of 4 hosts failed)"),
+        "{}",
         r.all()
     );
 }
@@ -775,4 +836,32 @@ fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
         "{}",
         r.all()
     );
+}
+
+/// `debug` output is shown at the default verbosity whatever the task is called, and only
+/// for `debug`: a module whose result looks small is not dumped because of its name.
+#[test]
+fn debug_output_is_known_by_module_not_by_task_name() {
+    let w = Work::new();
+    w.local_inventory(1);
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: all
+  vars: {token_path: /var/lib/x}
+  tasks:
+    - name: Show where the token lives
+      debug: {var: token_path}
+    - name: Tell them
+      debug: {msg: "hello there"}
+    - name: debugging aid that is a command
+      command: echo quiet-output
+      changed_when: false
+"#,
+    );
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.ok();
+    assert!(r.stdout.contains("token_path = /var/lib/x"), "{}", r.all());
+    assert!(r.stdout.contains("hello there"), "{}", r.all());
+    assert!(!r.stdout.contains("quiet-output"), "{}", r.all());
 }

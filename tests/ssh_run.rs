@@ -439,7 +439,15 @@ fn a_task_with_another_remote_user_gets_its_own_connection() {
         content: "{{ first.stdout }} {{ second.stdout }} {{ third.stdout }} {{ again.stdout }}\n"
 "#,
     );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", lab.inventory.to_str().unwrap()])
-        .ok();
-    assert_eq!(lab.exec("lab1", "cat /tmp/users"), "root nopass labuser root\n");
+    w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        lab.inventory.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        lab.exec("lab1", "cat /tmp/users"),
+        "root nopass labuser root\n"
+    );
 }

@@ -200,14 +200,13 @@ impl ConnSpec {
         };
         field("transport", self.transport.as_str());
         field("address", &self.address);
-        field("port", &self.port.map(|p| p.to_string()).unwrap_or_default());
+        field(
+            "port",
+            &self.port.map(|p| p.to_string()).unwrap_or_default(),
+        );
         field("user", self.user.as_deref().unwrap_or_default());
         field("password", self.password.as_deref().unwrap_or_default());
-        let mut names: Vec<&String> = self
-            .vars
-            .keys()
-            .filter(|k| defines_connection(k))
-            .collect();
+        let mut names: Vec<&String> = self.vars.keys().filter(|k| defines_connection(k)).collect();
         names.sort();
         for k in names {
             field(k, &crate::value::to_text(&self.vars[k]));

@@ -54,6 +54,9 @@ pub enum Event {
     HostResult {
         host: String,
         task: String,
+        /// The module that ran (its registry name, e.g. `debug`); none for includes and meta.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
         status: Status,
         changed: bool,
         /// The failure was ignored (`ignore_errors`).
@@ -67,6 +70,17 @@ pub enum Event {
         /// The module's result, with `no_log` results censored.
         result: Value,
     },
+    /// An `until` condition did not hold: the task runs again on this host after its delay.
+    Retry {
+        host: String,
+        task: String,
+        attempt: u64,
+        retries_left: u64,
+    },
+    /// The playbook stops for every host (`any_errors_fatal`, `max_fail_percentage`).
+    PlayEnded {
+        reason: PlayEndReason,
+    },
     Warning {
         message: String,
     },
@@ -79,6 +93,20 @@ pub enum Event {
         hosts: IndexMap<String, Stats>,
         elapsed_ms: u64,
         interrupted: bool,
+    },
+}
+
+/// Why a play (and the playbook) ended early for every host.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlayEndReason {
+    /// A task failed on some host with `any_errors_fatal` set.
+    AnyErrorsFatal { task: String },
+    /// More hosts than `max_fail_percentage` allows have failed.
+    MaxFailPercentage {
+        percent: f64,
+        failed: usize,
+        hosts: usize,
     },
 }
 
@@ -129,6 +157,14 @@ impl Event {
                 delegated_to.iter_mut().for_each(mask_string);
                 mask_value(result);
             }
+            Event::Retry { host, task, .. } => {
+                mask_string(host);
+                mask_string(task);
+            }
+            Event::PlayEnded { reason } => match reason {
+                PlayEndReason::AnyErrorsFatal { task } => mask_string(task),
+                PlayEndReason::MaxFailPercentage { .. } => {}
+            },
             Event::Warning { message } => mask_string(message),
             Event::Interrupted { running } => running.iter_mut().for_each(|r| {
                 mask_string(&mut r.host);
@@ -209,6 +245,7 @@ mod tests {
         let mut e = Event::HostResult {
             host: "h1".into(),
             task: "say ev-secret-42".into(),
+            module: Some("debug".into()),
             status: Status::Ok,
             changed: false,
             ignored: false,

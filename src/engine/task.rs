@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde_json::{Map, Value};
 
-use super::events::{Event, Status, censor};
+use super::events::{Event, PlayEndReason, Status, censor};
 use super::vars::HostVars;
 use super::{Engine, Inherit, PlayCtx};
 use crate::connection::{Become, ConnSpec, Transport};
@@ -208,11 +208,10 @@ impl Engine {
                 hs.is_failed() || hs.is_unreachable()
             });
             if failed_now && (opts.any_errors_fatal.unwrap_or(false) || pc.play.any_errors_fatal) {
-                self.emit(Event::Warning {
-                    message: format!(
-                        "any_errors_fatal: task '{}' failed; ending the playbook for all hosts",
-                        task.display_name()
-                    ),
+                self.emit(Event::PlayEnded {
+                    reason: PlayEndReason::AnyErrorsFatal {
+                        task: task.display_name(),
+                    },
                 });
                 pc.aborted.store(true, Ordering::SeqCst);
                 self.playbook_stopped.store(true, Ordering::SeqCst);
@@ -220,8 +219,12 @@ impl Engine {
             if let Some(pct) = pc.play.max_fail_percentage {
                 let failed = pc.batch.iter().filter(|h| !self.host_active(h)).count();
                 if (failed as f64) * 100.0 / (pc.batch.len() as f64) > pct {
-                    self.emit(Event::Warning {
-                        message: format!("max_fail_percentage {pct}% exceeded ({failed} of {} hosts failed); ending the playbook", pc.batch.len()),
+                    self.emit(Event::PlayEnded {
+                        reason: PlayEndReason::MaxFailPercentage {
+                            percent: pct,
+                            failed,
+                            hosts: pc.batch.len(),
+                        },
                     });
                     pc.aborted.store(true, Ordering::SeqCst);
                     self.playbook_stopped.store(true, Ordering::SeqCst);
@@ -276,16 +279,13 @@ impl Engine {
         let conds: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
         let outcome = match &task.loop_ {
             None => match self.conditions_hold(&conds, &vars) {
-                Ok(None) => self.run_action(pc, task, host, opts, &vars).await,
+                Ok(None) => self.run_action(task, host, opts, &vars).await,
                 Ok(Some(false_cond)) => {
                     Outcome::skipped("Conditional result was False", Some(&false_cond))
                 }
                 Err(e) => template_failure(task, "when", &e, self.opts.limit.is_some()),
             },
-            Some(lv) => {
-                self.run_loop(pc, task, host, opts, &vars, &conds, lv, t0)
-                    .await
-            }
+            Some(lv) => self.run_loop(task, host, opts, &vars, &conds, lv).await,
         };
         let result = outcome.result.clone();
         self.apply_result(task, host, &result);
@@ -400,11 +400,11 @@ impl Engine {
         }
         let result = Value::Object(outcome.result.clone());
         let no_log = opts.no_log.unwrap_or(false);
+        let module = match &task.kind {
+            TaskKind::Module { module, .. } => Some(module.def().name),
+            _ => None,
+        };
         let (result, item) = if no_log {
-            let module = match &task.kind {
-                TaskKind::Module { module, .. } => Some(module.def().name),
-                _ => None,
-            };
             // Whatever went in or came out is a secret from now on, everywhere; the result's
             // `msg` is left out so that it can say what went wrong (masked where it quotes one).
             crate::secret::register_values(&result, &["msg"]);
@@ -422,6 +422,7 @@ impl Engine {
         self.emit(Event::HostResult {
             host: host.to_string(),
             task: task.display_name(),
+            module: module.map(str::to_string),
             status,
             changed,
             ignored,
@@ -446,17 +447,14 @@ impl Engine {
         Ok(None)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_loop(
         &self,
-        pc: &PlayCtx<'_>,
         task: &Task,
         host: &str,
         opts: &TaskOpts,
         vars: &Vars,
         conds: &[Value],
         lv: &Value,
-        t0: Instant,
     ) -> Outcome {
         let items = match lv {
             Value::String(s) => match self.templar.render(s, vars) {
@@ -501,7 +499,7 @@ impl Engine {
             };
             let t_item = Instant::now();
             let mut outcome = match self.conditions_hold(conds, &item_vars) {
-                Ok(None) => self.run_action(pc, task, host, opts, &item_vars).await,
+                Ok(None) => self.run_action(task, host, opts, &item_vars).await,
                 Ok(Some(c)) => Outcome::skipped("Conditional result was False", Some(&c)),
                 Err(e) => template_failure(task, "when", &e, self.opts.limit.is_some()),
             };
@@ -551,19 +549,11 @@ impl Engine {
             result.insert("skipped_reason".into(), "No items in the list".into());
         }
         result.insert("results".into(), Value::Array(results));
-        let _ = t0;
         Outcome::of(result)
     }
 
     /// Runs the module once (with retries/until), then applies changed_when/failed_when.
-    async fn run_action(
-        &self,
-        _pc: &PlayCtx<'_>,
-        task: &Task,
-        host: &str,
-        opts: &TaskOpts,
-        vars: &Vars,
-    ) -> Outcome {
+    async fn run_action(&self, task: &Task, host: &str, opts: &TaskOpts, vars: &Vars) -> Outcome {
         let TaskKind::Module { module, args, .. } = &task.kind else {
             return Outcome::failed("internal error: not a module task");
         };
@@ -751,12 +741,11 @@ impl Engine {
                     .or_insert(format!("condition not met after {attempt} attempts").into());
                 return Outcome::of(result);
             }
-            self.emit(Event::Warning {
-                message: format!(
-                    "{host}: FAILED - RETRYING: {} ({} retries left)",
-                    task.display_name(),
-                    retries + 1 - attempt
-                ),
+            self.emit(Event::Retry {
+                host: host.to_string(),
+                task: task.display_name(),
+                attempt,
+                retries_left: retries + 1 - attempt,
             });
             tokio::time::sleep(delay).await;
         }

@@ -157,74 +157,9 @@ pub(super) fn py_str(v: &Value) -> String {
     }
 }
 
-/// Python's `repr()` of a JSON-like value.
+/// Python's `repr()` of a JSON-like value (the one formatter, shared with templates).
 pub(super) fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => py_float(f),
-            _ => n.to_string(),
-        },
-        Value::String(s) => py_str_repr(s),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Object(m) => {
-            let items: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", items.join(", "))
-        }
-    }
-}
-
-/// Python's float repr: shortest round-trip digits, exponent form below 1e-4 and from 1e16.
-fn py_float(f: f64) -> String {
-    let debug = format!("{f:?}");
-    match debug.split_once('e') {
-        Some((mantissa, exp)) => {
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            format!("{mantissa}e{sign}{digits:0>2}")
-        }
-        None => debug,
-    }
-}
-
-fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
+    crate::template::pyfmt::py_repr_json(v)
 }
 
 #[cfg(test)]
@@ -246,5 +181,6 @@ mod tests {
         assert_eq!(py_repr(&json!("a\\b\n")), r"'a\\b\n'");
         assert_eq!(py_repr(&json!({})), "{}");
         assert_eq!(py_repr(&json!([])), "[]");
+        assert_eq!(py_repr(&json!("\u{a0}\u{85}\u{7f}")), r"'\xa0\x85\x7f'");
     }
 }

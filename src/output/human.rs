@@ -10,7 +10,7 @@ use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-use crate::engine::{Event, Output, Stats, Status};
+use crate::engine::{Event, Output, PlayEndReason, Stats, Status};
 
 pub struct Human {
     verbosity: u8,
@@ -190,6 +190,7 @@ impl Output for Human {
             }
             Event::HostResult {
                 host,
+                module,
                 status,
                 ignored,
                 item,
@@ -277,9 +278,7 @@ impl Output for Human {
                         }
                     }
                     Status::Ok | Status::Skipped => {
-                        let is_debug_like = st.task.starts_with("debug")
-                            || debug_msg.is_some()
-                                && result.as_object().is_some_and(|m| m.len() <= 3);
+                        let is_debug = module.as_deref() == Some("debug");
                         if self.verbosity > 0 {
                             st.header();
                             let word = if *status == Status::Ok {
@@ -295,7 +294,7 @@ impl Output for Human {
                                 ));
                             }
                         } else if *status == Status::Ok
-                            && is_debug_like
+                            && is_debug
                             && (debug_msg.is_some() || var_dump.is_some())
                         {
                             st.header();
@@ -308,6 +307,37 @@ impl Output for Human {
                         }
                     }
                 }
+            }
+            Event::Retry {
+                host,
+                task,
+                retries_left,
+                ..
+            } => {
+                // Ansible's wording, so that people and their log searches find it.
+                st.header();
+                st.println(format!(
+                    "{} [{host}]: {task} ({retries_left} retries left).",
+                    style("FAILED - RETRYING:").yellow()
+                ));
+            }
+            Event::PlayEnded { reason } => {
+                let why = match reason {
+                    PlayEndReason::AnyErrorsFatal { task } => {
+                        format!("any_errors_fatal: task '{task}' failed")
+                    }
+                    PlayEndReason::MaxFailPercentage {
+                        percent,
+                        failed,
+                        hosts,
+                    } => format!(
+                        "max_fail_percentage {percent}% exceeded ({failed} of {hosts} hosts failed)"
+                    ),
+                };
+                st.println(format!(
+                    "{} {why}; ending the playbook for all hosts",
+                    style("[ERROR]:").red().bold()
+                ));
             }
             Event::Warning { message } => {
                 st.println(format!("{} {message}", style("[WARNING]:").magenta()));

@@ -999,14 +999,7 @@ impl Loader<'_> {
                 .at(&node.loc)
                 .hint("add a module such as `command: ...`, or check the indentation"));
         };
-        self.action(
-            &mut task,
-            &name,
-            &knode,
-            &args_node,
-            args_kw.as_ref(),
-            handler,
-        )?;
+        self.action(&mut task, &name, &knode, &args_node, args_kw.as_ref())?;
         Ok(task)
     }
 
@@ -1017,7 +1010,6 @@ impl Loader<'_> {
         knode: &Node,
         args_node: &Node,
         args_kw: Option<&Node>,
-        handler: bool,
     ) -> Result<()> {
         task.action = name.to_string();
         let short = name.rsplit('.').next().unwrap_or(name);
@@ -1138,7 +1130,6 @@ impl Loader<'_> {
             }
             return Err(d);
         };
-        let _ = handler;
         let def = module.def();
         let mut args = modules::args_from_value(def, &args_node.to_value())
             .map_err(|m| Diag::input(m).at(&args_node.loc))?;

@@ -238,8 +238,10 @@ pub enum TaskKind {
         rescue: Vec<Task>,
         always: Vec<Task>,
     },
-    /// Loaded at run time (the file name may be templated); when the name is a plain path the
-    /// file was already loaded and validated, and `preloaded` holds it.
+    /// Loaded at run time, as ansible-core does (the file name may be templated, an earlier
+    /// task may write the file). When the name is a plain path the file was also loaded and
+    /// validated before the run, and `preloaded` keeps that copy for the load-time checks
+    /// (`notify` names); the engine reads the file again when it includes it.
     IncludeTasks {
         file: String,
         preloaded: Option<Vec<Task>>,

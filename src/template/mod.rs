@@ -35,7 +35,7 @@
 mod filters;
 mod lookups;
 mod objects;
-mod pyfmt;
+pub(crate) mod pyfmt;
 pub(crate) use pyfmt::py_repr_json;
 #[cfg(test)]
 mod unit_tests;

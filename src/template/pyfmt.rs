@@ -101,7 +101,8 @@ pub(crate) fn py_repr_str(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            // Python's non-printable ASCII and Latin-1 controls (and NO-BREAK SPACE).
+            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
             c => out.push(c),
