@@ -865,3 +865,93 @@ fn debug_output_is_known_by_module_not_by_task_name() {
     assert!(r.stdout.contains("hello there"), "{}", r.all());
     assert!(!r.stdout.contains("quiet-output"), "{}", r.all());
 }
+
+/// At -v a command's output appears while it runs, under its host, in order and before its
+/// result; JSON events carry the same lines; `no_log` commands stream nothing.
+#[test]
+fn command_output_streams_live_at_v() {
+    use std::io::BufRead;
+    let w = Work::new();
+    w.local_inventory(2);
+    // The command waits for a file the test writes only once it has seen the first line: if
+    // output were not live, the command would give up after 20 s and fail.
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: |
+        echo "first from {{ inventory_hostname }}"
+        echo "to stderr" >&2
+        i=0
+        while [ ! -e @OUT@/go ]; do sleep 0.05; i=$((i+1)); [ $i -lt 400 ] || exit 7; done
+        printf 'second\nlast-without-newline'
+    - shell: echo hidden-secret-line
+      no_log: true
+"#,
+    );
+    let mut child = std::process::Command::new(common::mixop_bin())
+        .args(["run", pb.to_str().unwrap(), "-i", "inventory.yml", "-v"])
+        .current_dir(w.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        for h in ["h1", "h2"] {
+            if line.contains(&format!("{h} | first from {h}")) {
+                seen.insert(h);
+            }
+        }
+        if seen.len() == 2 && !w.out().join("go").exists() {
+            std::fs::write(w.out().join("go"), "").unwrap();
+        }
+        lines.push(line);
+    }
+    assert!(child.wait().unwrap().success(), "{}", lines.join("\n"));
+    let text = lines.join("\n");
+    for h in ["h1", "h2"] {
+        let pos = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} missing in:\n{text}"))
+        };
+        assert!(pos(&format!("{h} | second")) < pos(&format!("{h} | last-without-newline")));
+        assert!(text.contains(&format!("{h} ! to stderr")), "{text}");
+    }
+    assert!(!text.contains("hidden-secret-line"), "{text}");
+
+    // The same lines as JSON events, each before its host's result.
+    std::fs::remove_file(w.out().join("go")).unwrap();
+    std::fs::write(w.out().join("go"), "").unwrap();
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "-v",
+        "--output",
+        "json",
+    ]);
+    r.ok();
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let idx = |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(pred).unwrap();
+    let out_line =
+        idx(&|e| e["event"] == "host_output" && e["host"] == "h1" && e["line"] == "second");
+    let result = idx(&|e| e["event"] == "host_result" && e["host"] == "h1");
+    assert!(out_line < result);
+    assert_eq!(events[out_line]["stream"], "stdout");
+    assert!(!r.stdout.contains("hidden-secret-line"));
+    // Without -v nothing streams.
+    let quiet = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    quiet.ok();
+    assert!(!quiet.stdout.contains("| first from"), "{}", quiet.stdout);
+}

@@ -70,6 +70,13 @@ pub enum Event {
         /// The module's result, with `no_log` results censored.
         result: Value,
     },
+    /// A line a host's command printed while it runs (at `-v` and above, never for `no_log`).
+    HostOutput {
+        host: String,
+        task: String,
+        stream: Stream,
+        line: String,
+    },
     /// An `until` condition did not hold: the task runs again on this host after its delay.
     Retry {
         host: String,
@@ -94,6 +101,62 @@ pub enum Event {
         elapsed_ms: u64,
         interrupted: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Cuts a command's streamed output into lines for `HostOutput` events: a line is emitted
+/// when its newline arrives (a very long one in pieces), the rest when the command ends.
+#[derive(Default)]
+pub struct LineSplitter {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Longest line held back waiting for its newline.
+    const MAX_LINE: usize = 16 * 1024;
+
+    pub fn push(
+        &mut self,
+        chunk: crate::connection::OutputChunk,
+        mut emit: impl FnMut(Stream, String),
+    ) {
+        use crate::connection::OutputChunk;
+        let (stream, buf, data) = match chunk {
+            OutputChunk::Stdout(d) => (Stream::Stdout, &mut self.stdout, d),
+            OutputChunk::Stderr(d) => (Stream::Stderr, &mut self.stderr, d),
+        };
+        buf.extend_from_slice(&data);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            emit(stream, text(&line[..line.len() - 1]));
+        }
+        if buf.len() > Self::MAX_LINE {
+            emit(stream, text(&std::mem::take(buf)));
+        }
+    }
+
+    pub fn finish(&mut self, mut emit: impl FnMut(Stream, String)) {
+        for (stream, buf) in [
+            (Stream::Stdout, &mut self.stdout),
+            (Stream::Stderr, &mut self.stderr),
+        ] {
+            if !buf.is_empty() {
+                emit(stream, text(&std::mem::take(buf)));
+            }
+        }
+    }
+}
+
+fn text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
 }
 
 /// Why a play (and the playbook) ended early for every host.
@@ -156,6 +219,13 @@ impl Event {
                 item.iter_mut().for_each(mask_value);
                 delegated_to.iter_mut().for_each(mask_string);
                 mask_value(result);
+            }
+            Event::HostOutput {
+                host, task, line, ..
+            } => {
+                mask_string(host);
+                mask_string(task);
+                mask_string(line);
             }
             Event::Retry { host, task, .. } => {
                 mask_string(host);
@@ -237,6 +307,37 @@ mod tests {
         assert_eq!(c["censored"], CENSORED);
         // An rc that is not a number is not kept.
         assert!(censor(&json!({"rc": "secret"}), None).get("rc").is_none());
+    }
+
+    #[test]
+    fn streamed_output_is_cut_into_lines() {
+        use crate::connection::OutputChunk;
+        let mut got = Vec::new();
+        let mut sp = LineSplitter::default();
+        sp.push(OutputChunk::Stdout(b"one\ntw".to_vec()), |s, l| {
+            got.push((s, l))
+        });
+        sp.push(OutputChunk::Stderr(b"err\r\n".to_vec()), |s, l| {
+            got.push((s, l))
+        });
+        sp.push(OutputChunk::Stdout(b"o\nthree".to_vec()), |s, l| {
+            got.push((s, l))
+        });
+        sp.finish(|s, l| got.push((s, l)));
+        assert_eq!(
+            got,
+            [
+                (Stream::Stdout, "one".to_string()),
+                (Stream::Stderr, "err".to_string()),
+                (Stream::Stdout, "two".to_string()),
+                (Stream::Stdout, "three".to_string()),
+            ]
+        );
+        let mut long = Vec::new();
+        sp.push(OutputChunk::Stdout(vec![b'x'; 40_000]), |_, l| {
+            long.push(l.len())
+        });
+        assert_eq!(long, [40_000]);
     }
 
     #[test]

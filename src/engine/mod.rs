@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
-pub use events::{Event, Output, PlayEndReason, RunningTask, Stats, Status};
+pub use events::{Event, Output, PlayEndReason, RunningTask, Stats, Status, Stream};
 use host::HostState;
 
 use crate::diag::Diag;

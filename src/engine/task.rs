@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde_json::{Map, Value};
 
-use super::events::{Event, PlayEndReason, Status, censor};
+use super::events::{Event, LineSplitter, PlayEndReason, Status, censor};
 use super::vars::HostVars;
 use super::{Engine, Inherit, PlayCtx};
 use crate::connection::{Become, ConnSpec, Transport};
@@ -646,6 +646,13 @@ impl Engine {
                 &local_slot
             }
         };
+        // At -v and above the user's commands stream their output (never under no_log).
+        let (live_tx, mut live_rx) = if self.opts.verbosity > 0 && !opts.no_log.unwrap_or(false) {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let ctx = ModuleCtx {
             host,
             conn,
@@ -657,7 +664,7 @@ impl Engine {
             become_,
             env,
             timeout: opts.timeout.map(Duration::from_secs),
-            output: None,
+            output: live_tx,
         };
         let retries = match &task.retries {
             Some(v) => match self.templar.render_deep(v, vars).ok().and_then(|v| {
@@ -697,7 +704,12 @@ impl Engine {
         let mut attempt = 0u64;
         loop {
             attempt += 1;
-            let mut result = match module.run(&ctx, args.clone()).await {
+            let run = module.run(&ctx, args.clone());
+            let outcome = match live_rx.as_mut() {
+                Some(rx) => self.streaming(run, rx, host, task).await,
+                None => run.await,
+            };
+            let mut result = match outcome {
                 Ok(m) => m,
                 Err(ModError::Failed { msg, mut result }) => {
                     result.insert("failed".into(), true.into());
@@ -789,6 +801,38 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Runs a module while turning what its command streams into `HostOutput` events, in
+    /// order and all of them before the module's result.
+    async fn streaming(
+        &self,
+        run: impl std::future::Future<Output = modules::ModResult>,
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<crate::connection::OutputChunk>,
+        host: &str,
+        task: &Task,
+    ) -> modules::ModResult {
+        let mut lines = LineSplitter::default();
+        let emit = |stream, line| {
+            self.emit(Event::HostOutput {
+                host: host.to_string(),
+                task: task.display_name(),
+                stream,
+                line,
+            })
+        };
+        tokio::pin!(run);
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                Some(chunk) = rx.recv() => lines.push(chunk, emit),
+            }
+        };
+        while let Ok(chunk) = rx.try_recv() {
+            lines.push(chunk, emit);
+        }
+        lines.finish(emit);
+        result
     }
 
     /// The connection for a task: the host's own, or the delegated host's.

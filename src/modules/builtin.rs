@@ -189,7 +189,7 @@ async fn run_command(ctx: &ModuleCtx<'_>, args: &Args, line: String, cmd: Value)
     });
     let strip = arg_bool(args, "strip_empty_ends", true);
     let clock = CommandClock::start();
-    let out = ctx.exec(line, stdin).await?;
+    let out = ctx.exec_live(line, stdin).await?;
     let mut r = command_result(out.rc, &out.stdout, &out.stderr, strip);
     r.insert("cmd".into(), cmd);
     r.insert("msg".into(), "".into());
@@ -395,7 +395,7 @@ impl Module for Raw {
             }
             _ => cmd,
         };
-        let out = ctx.exec(line, None).await?;
+        let out = ctx.exec_live(line, None).await?;
         // raw keeps output exactly as received (no stripping), like Ansible.
         finish_rc(command_result(out.rc, &out.stdout, &out.stderr, false))
     }

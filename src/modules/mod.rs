@@ -225,6 +225,9 @@ pub struct ModuleCtx<'a> {
     pub become_: Option<Become>,
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    /// Where the user's command streams its output while it runs (set at `-v` and above,
+    /// never under `no_log`). Only modules that run the user's own command use it
+    /// (`exec_live`, `exec_program`); the scripts modules run for themselves do not.
     pub output: Option<mpsc::UnboundedSender<OutputChunk>>,
 }
 
@@ -237,19 +240,37 @@ impl ModuleCtx<'_> {
         self.conn.transport
     }
 
-    /// Runs a command with the task's become, environment, timeout and output streaming.
+    /// Runs a command with the task's become, environment and timeout.
     pub async fn exec(
         &self,
         cmd: impl Into<String>,
         stdin: Option<Vec<u8>>,
     ) -> Result<CommandOutput, ConnError> {
+        self.exec_with(cmd.into(), stdin, None).await
+    }
+
+    /// `exec` for the user's own command: its output also streams live (see `output`).
+    pub async fn exec_live(
+        &self,
+        cmd: impl Into<String>,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<CommandOutput, ConnError> {
+        self.exec_with(cmd.into(), stdin, self.output.clone()).await
+    }
+
+    async fn exec_with(
+        &self,
+        cmd: String,
+        stdin: Option<Vec<u8>>,
+        output: Option<mpsc::UnboundedSender<OutputChunk>>,
+    ) -> Result<CommandOutput, ConnError> {
         let spec = CommandSpec {
-            cmd: cmd.into(),
+            cmd,
             stdin,
             env: self.env.clone(),
             timeout: self.timeout,
             become_: self.become_.clone(),
-            output: self.output.clone(),
+            output,
         };
         self.connection().await?.exec(spec).await
     }

@@ -308,6 +308,16 @@ impl Output for Human {
                     }
                 }
             }
+            Event::HostOutput {
+                host, stream, line, ..
+            } => {
+                st.header();
+                let bar = match stream {
+                    crate::engine::Stream::Stdout => style("|").dim(),
+                    crate::engine::Stream::Stderr => style("!").red(),
+                };
+                st.println(format!("  {} {bar} {line}", style(host).dim()));
+            }
             Event::Retry {
                 host,
                 task,

@@ -116,7 +116,7 @@ async fn run(
 ) -> ModResult {
     let clock = CommandClock::start();
     let out = match via {
-        Via::Cmd => ctx.exec(cmdline, stdin).await?,
+        Via::Cmd => ctx.exec_live(cmdline, stdin).await?,
         Via::PowerShell => {
             let spec = CommandSpec {
                 cmd: cmdline,
