@@ -4,60 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Run, Work};
+use common::{KubeDouble, Run, Work};
 use serde_json::Value;
-
-/// A running test double on a free port with its own state dir; stopped on drop.
-struct Double {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Double {
-    fn start(scenario: Option<&str>) -> Double {
-        let dir = tempfile::tempdir().expect("state dir");
-        let mut cmd = common::venv_python();
-        cmd.arg(common::root().join("tests/support/kube_double/server.py"))
-            .args(["--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(text) = scenario {
-            let p = dir.path().join("scenario.yml");
-            std::fs::write(&p, text).expect("write scenario");
-            cmd.arg("--scenario").arg(&p);
-        }
-        let child = cmd.spawn().expect("start kube_double");
-        let d = Double { child, dir };
-        let t0 = Instant::now();
-        while !d.dir.path().join("port").exists() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "kube_double did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn kubeconfig(&self) -> String {
-        self.file("kubeconfig").display().to_string()
-    }
-    /// The requests the double received, as JSON lines.
-    fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.file("audit.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
 
 /// Sets a node's Ready condition through the double's test-control endpoint.
 fn set_node_ready(state: &Path, node: &str) {
@@ -82,13 +33,6 @@ sys.exit(0 if r.status == 200 else "HTTP %d: %s" % (r.status, r.read()))
         "set {node} Ready: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-impl Drop for Double {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn setup(w: &Work) {
@@ -137,7 +81,7 @@ spec:
 
 #[test]
 fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
-    let d = Double::start(None);
+    let d = KubeDouble::start(None);
     let w = Work::new();
     setup(&w);
     w.write("files/web.yml", WEB);
@@ -236,7 +180,7 @@ fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
 
 #[test]
 fn check_mode_is_a_dry_run_and_absent_deletes() {
-    let d = Double::start(None);
+    let d = KubeDouble::start(None);
     let w = Work::new();
     setup(&w);
     let pb = w.write(
@@ -335,7 +279,7 @@ fn check_mode_is_a_dry_run_and_absent_deletes() {
 
 #[test]
 fn unschedulable_deployment_times_out_with_the_scheduler_reason() {
-    let d = Double::start(None);
+    let d = KubeDouble::start(None);
     let w = Work::new();
     setup(&w);
     let pb = w.write(
@@ -382,7 +326,7 @@ fn unschedulable_deployment_times_out_with_the_scheduler_reason() {
 
 #[test]
 fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
-    let d = Double::start(Some(
+    let d = KubeDouble::start(Some(
         "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, ready: false}\n  - {name: win2, os: windows}\n",
     ));
     // win1 turns Ready only once mixop has listed the Windows nodes for the "both Ready" task
@@ -501,7 +445,7 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
 
 #[test]
 fn k8s_node_timeout_explains_node_conditions() {
-    let d = Double::start(Some(
+    let d = KubeDouble::start(Some(
         "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, ready: false}\n",
     ));
     let w = Work::new();
@@ -529,7 +473,7 @@ fn k8s_node_timeout_explains_node_conditions() {
 
 #[test]
 fn errors_name_the_cause() {
-    let d = Double::start(Some(
+    let d = KubeDouble::start(Some(
         "objects:\n  - {apiVersion: v1, kind: ConfigMap, metadata: {name: seed, namespace: default}, data: {a: b}}\n",
     ));
     let w = Work::new();
@@ -630,7 +574,7 @@ fn errors_name_the_cause() {
 
 #[test]
 fn template_with_several_documents_and_kinds_found_without_api_version() {
-    let d = Double::start(None);
+    let d = KubeDouble::start(None);
     let w = Work::new();
     setup(&w);
     w.write(
@@ -679,7 +623,7 @@ fn template_with_several_documents_and_kinds_found_without_api_version() {
 /// with it, they work.
 #[test]
 fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
-    let d = Double::start(None);
+    let d = KubeDouble::start(None);
     let w = Work::new();
     setup(&w);
     let port = std::fs::read_to_string(d.file("port")).expect("port");
@@ -747,7 +691,7 @@ fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
 /// timeout, not a hang.
 #[test]
 fn api_server_gone_during_a_wait_is_a_clear_error_within_the_timeout() {
-    let mut d = Double::start(None);
+    let mut d = KubeDouble::start(None);
     let w = Work::new();
     setup(&w);
     let pb = w.write(
@@ -784,8 +728,7 @@ fn api_server_gone_during_a_wait_is_a_clear_error_within_the_timeout() {
             .then_some(())
             .ok_or_else(|| "no request for it yet".into())
     });
-    let _ = d.child.kill();
-    let _ = d.child.wait();
+    d.kill();
     let t0 = Instant::now();
     let (r, _) = bg.wait(Duration::from_secs(60));
     assert_eq!(r.code, 2, "{}", r.all());

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Work, recap};
+use common::{Session, Work, recap};
 
 #[test]
 fn variable_precedence() {
@@ -48,10 +48,7 @@ fn variable_precedence() {
 
 #[test]
 fn registered_values_cross_hosts_through_hostvars() {
-    let w = Work::new();
-    w.local_inventory(4);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(4).playbook(
         r#"- hosts: all
   gather_facts: false
   tasks:
@@ -63,10 +60,10 @@ fn registered_values_cross_hosts_through_hostvars() {
         content: "{{ hostvars['h1'].out.stdout }} {{ groups['all'] | length }}"
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run();
     r.ok();
     for h in ["h1", "h2", "h3", "h4"] {
-        assert_eq!(w.read(h), "token-h1 4");
+        assert_eq!(s.out(h), "token-h1 4");
     }
     assert_eq!(r.recap("h1"), recap(2, 2, 0, 0));
     assert_eq!(r.recap("h2"), recap(1, 1, 0, 1));
@@ -74,10 +71,7 @@ fn registered_values_cross_hosts_through_hostvars() {
 
 #[test]
 fn handlers_run_once_at_the_end_and_on_flush() {
-    let w = Work::new();
-    w.local_inventory(2);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(2).playbook(
         r#"- hosts: all
   tasks:
     - shell: echo a >> @OUT@/{{ inventory_hostname }}.log
@@ -97,18 +91,15 @@ fn handlers_run_once_at_the_end_and_on_flush() {
       shell: echo listener >> @OUT@/{{ inventory_hostname }}.log
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run();
     r.ok();
-    assert_eq!(w.read("h1.log"), "a\nb\nrestart\nlistener\nc\n");
-    assert_eq!(w.read("h2.log"), "a\nrestart\nc\n");
+    assert_eq!(s.out("h1.log"), "a\nb\nrestart\nlistener\nc\n");
+    assert_eq!(s.out("h2.log"), "a\nrestart\nc\n");
 }
 
 #[test]
 fn blocks_rescue_and_always() {
-    let w = Work::new();
-    w.local_inventory(2);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(2).playbook(
         r#"- hosts: all
   tasks:
     - block:
@@ -122,21 +113,17 @@ fn blocks_rescue_and_always() {
     - shell: echo after >> @OUT@/{{ inventory_hostname }}
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run();
     r.ok();
-    assert_eq!(w.read("h1"), "rescue\nalways\nafter\n");
-    assert_eq!(w.read("h2"), "body\nalways\nafter\n");
+    assert_eq!(s.out("h1"), "rescue\nalways\nafter\n");
+    assert_eq!(s.out("h2"), "body\nalways\nafter\n");
     let h1 = r.recap("h1");
     assert_eq!((h1.failed, h1.rescued), (0, 1), "{}", r.all());
 }
 
 #[test]
 fn loops_with_loop_control_and_with_items() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
-        r#"- hosts: all
+    let s = Session::local(1).playbook(r#"- hosts: all
   vars:
     users: [{name: ann, uid: 1}, {name: bob, uid: 2}]
   tasks:
@@ -149,21 +136,16 @@ fn loops_with_loop_control_and_with_items() {
     - copy:
         dest: "@OUT@/registered"
         content: "{{ r.results | map(attribute='u') | map(attribute='name') | join(',') }} {{ r.changed }}"
-"#,
-    );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
-    assert_eq!(w.read("loop"), "0:ann:1\n1:bob:2\n");
-    assert_eq!(w.read("items"), "a\nb\nc\n");
-    assert_eq!(w.read("registered"), "ann,bob True");
+"#);
+    s.run().ok();
+    assert_eq!(s.out("loop"), "0:ann:1\n1:bob:2\n");
+    assert_eq!(s.out("items"), "a\nb\nc\n");
+    assert_eq!(s.out("registered"), "ann,bob True");
 }
 
 #[test]
 fn retries_until_and_failed_when() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(1).playbook(
         r#"- hosts: all
   tasks:
     - shell: echo x >> @OUT@/count; wc -l < @OUT@/count
@@ -179,30 +161,19 @@ fn retries_until_and_failed_when() {
         content: "{{ c.attempts }} {{ f.rc }}"
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run();
     r.ok();
-    assert_eq!(w.read("result"), "3 1");
+    assert_eq!(s.out("result"), "3 1");
     // Each retry is said as Ansible says it, with the retries left.
     for left in [5, 4] {
-        assert!(
-            r.stdout.contains(&format!(
-                "FAILED - RETRYING: [h1]: shell ({left} retries left)."
-            )),
-            "{}",
-            r.all()
-        );
+        r.says(&format!(
+            "FAILED - RETRYING: [h1]: shell ({left} retries left)."
+        ));
     }
     assert_eq!(r.stdout.matches("FAILED - RETRYING").count(), 2);
     // And as typed events in JSON.
-    std::fs::write(w.out().join("count"), "").unwrap();
-    let j = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--output",
-        "json",
-    ]);
+    std::fs::write(s.work.out().join("count"), "").unwrap();
+    let j = s.run_with(&["--output", "json"]);
     j.ok();
     let retries: Vec<serde_json::Value> = j
         .stdout
@@ -218,10 +189,7 @@ fn retries_until_and_failed_when() {
 
 #[test]
 fn serial_runs_batches_in_order() {
-    let w = Work::new();
-    w.local_inventory(4);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(4).playbook(
         r#"- hosts: all
   serial: [1, "50%"]
   tasks:
@@ -229,9 +197,8 @@ fn serial_runs_batches_in_order() {
     - shell: echo "{{ inventory_hostname }} two" >> @OUT@/log
 "#,
     );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
-    let log = w.read("log");
+    s.run().ok();
+    let log = s.out("log");
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(&lines[..2], &["h1 one", "h1 two"]);
     let second: Vec<&str> = lines[2..6].to_vec();
@@ -251,34 +218,22 @@ fn serial_runs_batches_in_order() {
 
 #[test]
 fn check_mode_changes_nothing() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(1).playbook(
         r#"- hosts: all
   tasks:
     - copy: {dest: "@OUT@/f", content: "x"}
     - command: touch @OUT@/g
 "#,
     );
-    let r = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--check",
-    ]);
+    let r = s.run_with(&["--check"]);
     r.ok();
-    assert!(!w.out().join("f").exists() && !w.out().join("g").exists());
+    assert!(!s.work.out().join("f").exists() && !s.work.out().join("g").exists());
     assert_eq!(r.recap("h1").changed, 1, "{}", r.all());
 }
 
 #[test]
 fn no_log_hides_secrets_everywhere() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(1).playbook(
         r#"- hosts: all
   vars:
     secret: hunter2-s3cr3t
@@ -292,20 +247,10 @@ fn no_log_hides_secrets_everywhere() {
       no_log: true
 "#,
     );
-    let log = w.path().join("run.log");
+    let log = s.work.path().join("run.log");
     for output in ["human", "json"] {
-        let r = w.mixop(&[
-            "run",
-            pb.to_str().unwrap(),
-            "-i",
-            "inventory.yml",
-            "--output",
-            output,
-            "-vvv",
-            "--log",
-            log.to_str().unwrap(),
-        ]);
-        assert_eq!(r.code, 0, "{}", r.all());
+        let r = s.run_with(&["--output", output, "-vvv", "--log", log.to_str().unwrap()]);
+        r.exits(0);
         assert!(
             !r.all().contains("hunter2"),
             "secret printed in {output} output:\n{}",
@@ -319,10 +264,7 @@ fn no_log_hides_secrets_everywhere() {
 
 #[test]
 fn failures_give_exit_code_2_and_other_hosts_continue() {
-    let w = Work::new();
-    w.local_inventory(3);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(3).playbook(
         r#"- hosts: all
   tasks:
     - shell: echo oops >&2; exit 7
@@ -330,25 +272,20 @@ fn failures_give_exit_code_2_and_other_hosts_continue() {
     - shell: echo done > @OUT@/{{ inventory_hostname }}
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 2, "{}", r.all());
+    let r = s.run();
+    r.exits(2);
+    r.says("oops") && r.stdout.contains("rc=7");
     assert!(
-        r.stdout.contains("oops") && r.stdout.contains("rc=7"),
-        "{}",
-        r.all()
-    );
-    assert!(
-        w.out().join("h1").exists() && w.out().join("h3").exists() && !w.out().join("h2").exists()
+        s.work.out().join("h1").exists()
+            && s.work.out().join("h3").exists()
+            && !s.work.out().join("h2").exists()
     );
     assert_eq!(r.recap("h2").failed, 1);
 }
 
 #[test]
 fn any_errors_fatal_stops_everyone() {
-    let w = Work::new();
-    w.local_inventory(3);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(3).playbook(
         r#"- hosts: all
   any_errors_fatal: true
   tasks:
@@ -357,10 +294,10 @@ fn any_errors_fatal_stops_everyone() {
     - shell: echo done > @OUT@/{{ inventory_hostname }}
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 2, "{}", r.all());
+    let r = s.run();
+    r.exits(2);
     assert!(
-        std::fs::read_dir(w.out()).unwrap().next().is_none(),
+        std::fs::read_dir(s.work.out()).unwrap().next().is_none(),
         "no host may go on"
     );
     assert!(
@@ -369,14 +306,7 @@ fn any_errors_fatal_stops_everyone() {
         "{}",
         r.all()
     );
-    let j = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--output",
-        "json",
-    ]);
+    let j = s.run_with(&["--output", "json"]);
     let ended: Vec<serde_json::Value> = j
         .stdout
         .lines()
@@ -390,10 +320,7 @@ fn any_errors_fatal_stops_everyone() {
 
 #[test]
 fn tags_and_start_at_task() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(1).playbook(
         r#"- hosts: all
   tasks:
     - name: one
@@ -410,38 +337,14 @@ fn tags_and_start_at_task() {
       tags: [never, debug]
 "#,
     );
-    w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--tags",
-        "b",
-    ])
-    .ok();
-    assert_eq!(w.read("log"), "two\nthree\n");
-    std::fs::remove_file(w.out().join("log")).unwrap();
-    w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--skip-tags",
-        "a,always",
-    ])
-    .ok();
-    assert_eq!(w.read("log"), "two\n");
-    std::fs::remove_file(w.out().join("log")).unwrap();
-    w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--start-at-task",
-        "two",
-    ])
-    .ok();
-    assert_eq!(w.read("log"), "two\nthree\n");
+    s.run_with(&["--tags", "b"]).ok();
+    assert_eq!(s.out("log"), "two\nthree\n");
+    std::fs::remove_file(s.work.out().join("log")).unwrap();
+    s.run_with(&["--skip-tags", "a,always"]).ok();
+    assert_eq!(s.out("log"), "two\n");
+    std::fs::remove_file(s.work.out().join("log")).unwrap();
+    s.run_with(&["--start-at-task", "two"]).ok();
+    assert_eq!(s.out("log"), "two\nthree\n");
 }
 
 #[test]
@@ -482,10 +385,7 @@ fn includes_imports_and_import_playbook() {
 
 #[test]
 fn delegate_to_localhost_and_run_once() {
-    let w = Work::new();
-    w.local_inventory(3);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(3).playbook(
         r#"- hosts: all
   tasks:
     - shell: echo {{ inventory_hostname }} >> @OUT@/once
@@ -498,19 +398,15 @@ fn delegate_to_localhost_and_run_once() {
         content: "{{ once.changed }}"
 "#,
     );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
-    assert_eq!(w.read("once"), "h1\n");
-    assert_eq!(w.read("delegated").lines().count(), 3);
-    assert_eq!(w.read("h3"), "True");
+    s.run().ok();
+    assert_eq!(s.out("once"), "h1\n");
+    assert_eq!(s.out("delegated").lines().count(), 3);
+    assert_eq!(s.out("h3"), "True");
 }
 
 #[test]
 fn ignore_errors_and_max_fail_percentage() {
-    let w = Work::new();
-    w.local_inventory(4);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(4).playbook(
         r#"- hosts: all
   max_fail_percentage: 30
   tasks:
@@ -521,11 +417,11 @@ fn ignore_errors_and_max_fail_percentage() {
     - shell: echo x > @OUT@/{{ inventory_hostname }}
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 2, "{}", r.all());
+    let r = s.run();
+    r.exits(2);
     assert_eq!(r.recap("h3").ignored, 1);
     assert!(
-        !w.out().join("h3").exists(),
+        !s.work.out().join("h3").exists(),
         "play must end after 50% failed:\n{}",
         r.all()
     );
@@ -546,7 +442,7 @@ fn when_must_be_boolean() {
         "- hosts: all\n  tasks:\n    - debug: {msg: hi}\n      when: \"'some string'\"\n",
     );
     let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 2, "{}", r.all());
+    r.exits(2);
     assert!(
         r.stdout.contains("pb.yml:3"),
         "error must point at the task:\n{}",
@@ -563,14 +459,8 @@ fn undefined_variable_names_variable_and_task() {
         "- hosts: all\n  tasks:\n    - name: uses it\n      debug: {msg: \"{{ k3s_token }}\"}\n",
     );
     let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stdout.contains("k3s_token")
-            && r.stdout.contains("uses it")
-            && r.stdout.contains("pb.yml:3"),
-        "{}",
-        r.all()
-    );
+    r.exits(2);
+    r.says("k3s_token") && r.stdout.contains("uses it") && r.stdout.contains("pb.yml:3");
 }
 
 #[test]
@@ -616,10 +506,7 @@ fn json_output_is_one_event_per_line() {
 
 #[test]
 fn free_strategy_lets_hosts_run_ahead() {
-    let w = Work::new();
-    w.local_inventory(2);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(2).playbook(
         r#"- hosts: all
   strategy: free
   tasks:
@@ -630,9 +517,8 @@ fn free_strategy_lets_hosts_run_ahead() {
     - shell: echo {{ inventory_hostname }} >> @OUT@/log
 "#,
     );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
-    assert_eq!(w.read("log"), "h2\nh1\n");
+    s.run().ok();
+    assert_eq!(s.out("log"), "h2\nh1\n");
 }
 
 #[test]
@@ -657,10 +543,7 @@ fn limit_restricts_hosts() {
 
 #[test]
 fn environment_and_become_free_commands() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(1).playbook(
         r#"- hosts: all
   environment: {OUTER: o, BOTH: play}
   tasks:
@@ -668,17 +551,13 @@ fn environment_and_become_free_commands() {
       environment: {BOTH: task, INNER: "{{ 1 + 1 }}"}
 "#,
     );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
-    assert_eq!(w.read("env"), "o task 2\n");
+    s.run().ok();
+    assert_eq!(s.out("env"), "o task 2\n");
 }
 
 #[test]
 fn idempotent_second_run_reports_no_changes() {
-    let w = Work::new();
-    w.local_inventory(2);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(2).playbook(
         r#"- hosts: all
   tasks:
     - copy: {dest: "@OUT@/{{ inventory_hostname }}", content: "v1\n", mode: "0640"}
@@ -687,20 +566,17 @@ fn idempotent_second_run_reports_no_changes() {
       changed_when: false
 "#,
     );
-    let first = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let first = s.run();
     first.ok();
     assert_eq!(first.recap("h1").changed, 1);
-    let second = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let second = s.run();
     second.ok();
     assert_eq!(second.recap("h1"), recap(2, 0, 0, 0));
 }
 
 #[test]
 fn registered_output_is_data_not_a_template() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(1).playbook(
         r#"- hosts: all
   tasks:
     - command: printf '%s%s' '{' '{ undefined_thing }}'
@@ -712,10 +588,9 @@ fn registered_output_is_data_not_a_template() {
         content: "{{ out.stdout }} {{ copied }} {{ hostvars['h1'].out.stdout }}"
 "#,
     );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
+    s.run().ok();
     assert_eq!(
-        w.read("out"),
+        s.out("out"),
         "{{ undefined_thing }} {{ undefined_thing }} {{ undefined_thing }}"
     );
 }
@@ -738,11 +613,7 @@ fn diff_shows_what_changes() {
         "--diff",
     ]);
     r.ok();
-    assert!(
-        r.stdout.contains("-two") && r.stdout.contains("+three"),
-        "{}",
-        r.all()
-    );
+    r.says("-two") && r.stdout.contains("+three");
     assert_eq!(
         std::fs::read_to_string(w.out().join("f")).unwrap(),
         "one\ntwo\n"
@@ -754,10 +625,7 @@ fn diff_shows_what_changes() {
 /// silent `changed`.
 #[test]
 fn parallel_directory_creation_under_one_new_parent() {
-    let w = Work::new();
-    w.local_inventory(12);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(12).playbook(
         r#"- hosts: all
   gather_facts: false
   tasks:
@@ -766,20 +634,22 @@ fn parallel_directory_creation_under_one_new_parent() {
 "#,
     );
     for round in 0..3 {
-        let _ = std::fs::remove_dir_all(w.out().join("a"));
-        let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+        let _ = std::fs::remove_dir_all(s.work.out().join("a"));
+        let r = s.run();
         assert_eq!(r.code, 0, "round {round}:\n{}", r.all());
         for i in 1..=12 {
-            assert!(w.out().join(format!("a/b/c/d/h{i}/report")).is_file());
+            assert!(s.work.out().join(format!("a/b/c/d/h{i}/report")).is_file());
         }
     }
-    std::fs::write(w.out().join("plain-file"), "x").unwrap();
-    let bad = w.write(
+    std::fs::write(s.work.out().join("plain-file"), "x").unwrap();
+    let bad = s.work.write(
         "bad.yml",
         "- hosts: h1\n  gather_facts: false\n  tasks:\n    - file: {path: \"@OUT@/plain-file/sub\", state: directory}\n",
     );
-    let r = w.mixop(&["run", bad.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 2, "{}", r.all());
+    let r = s
+        .work
+        .mixop(&["run", bad.to_str().unwrap(), "-i", "inventory.yml"]);
+    r.exits(2);
     assert!(r.all().contains("cannot create directory"), "{}", r.all());
 }
 
@@ -830,22 +700,15 @@ fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
         "- hosts: h1\n  gather_facts: false\n  tasks:\n    - include_vars: nope.yml\n",
     );
     let r = w.mixop(&["run", "missing.yml", "-i", "inventory.yml"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stdout.contains("could not find `nope.yml`"),
-        "{}",
-        r.all()
-    );
+    r.exits(2);
+    r.says("could not find `nope.yml`");
 }
 
 /// `debug` output is shown at the default verbosity whatever the task is called, and only
 /// for `debug`: a module whose result looks small is not dumped because of its name.
 #[test]
 fn debug_output_is_known_by_module_not_by_task_name() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(1).playbook(
         r#"
 - hosts: all
   vars: {token_path: /var/lib/x}
@@ -859,10 +722,10 @@ fn debug_output_is_known_by_module_not_by_task_name() {
       changed_when: false
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run();
     r.ok();
-    assert!(r.stdout.contains("token_path = /var/lib/x"), "{}", r.all());
-    assert!(r.stdout.contains("hello there"), "{}", r.all());
+    r.says("token_path = /var/lib/x");
+    r.says("hello there");
     assert!(!r.stdout.contains("quiet-output"), "{}", r.all());
 }
 

@@ -9,69 +9,17 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{WinrmPeer, Work};
+use common::{KubeDouble, WinrmPeer, Work};
 use serde_json::{Value, json};
 
 /// The API double with one Linux server node carrying flannel's VXLAN annotations (VNI 4096,
 /// UDP 4789: what cluster.yml configures), as the lab's server stand-in runs it.
-struct Double {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Double {
-    fn start(dist: &str) -> Double {
-        let dir = tempfile::tempdir().expect("state dir");
-        let scenario = format!(
-            "distribution: {dist}\nsystemPods: false\nnodes:\n  - name: lab1\n    os: linux\n    roles: [control-plane, master]\n    ip: 10.231.0.10\n    annotations:\n      flannel.alpha.coreos.com/backend-type: vxlan\n      flannel.alpha.coreos.com/backend-data: '{{\"VNI\":4096,\"VtepMAC\":\"02:42:0a:e7:00:0a\",\"Port\":4789}}'\n"
-        );
-        std::fs::write(dir.path().join("scenario.yml"), scenario).unwrap();
-        let child = common::venv_python()
-            .arg(common::root().join("tests/support/kube_double/server.py"))
-            .args(["--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(dir.path())
-            .arg("--scenario")
-            .arg(dir.path().join("scenario.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kube_double");
-        let d = Double { child, dir };
-        let t0 = Instant::now();
-        while !d.dir.path().join("port").exists() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "kube_double did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.read("port"))
-    }
-    fn token(&self) -> String {
-        self.read("token")
-    }
-    fn kubeconfig(&self) -> String {
-        self.dir.path().join("kubeconfig").display().to_string()
-    }
-}
-
-impl Drop for Double {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn double(dist: &str) -> KubeDouble {
+    KubeDouble::start(Some(&format!(
+        "distribution: {dist}\nsystemPods: false\nnodes:\n  - name: lab1\n    os: linux\n    roles: [control-plane, master]\n    ip: 10.231.0.10\n    annotations:\n      flannel.alpha.coreos.com/backend-type: vxlan\n      flannel.alpha.coreos.com/backend-data: '{{\"VNI\":4096,\"VtepMAC\":\"02:42:0a:e7:00:0a\",\"Port\":4789}}'\n"
+    )))
 }
 
 fn standin(name: &str) -> String {
@@ -192,8 +140,8 @@ fn k3s_worker(name: &str, server: &str, token: &str) -> Value {
 
 #[test]
 fn k3s_agents_join_at_boot_and_a_wrong_token_is_in_the_event_log() {
-    let double = Double::start("k3s");
-    let (good, good_state) = sim_host(k3s_worker("win1", &double.url(), &double.token()));
+    let double = double("k3s");
+    let (good, good_state) = sim_host(k3s_worker("win1", &double.url(), &double.read("token")));
     let (bad, _bad_dir) = sim_host(k3s_worker(
         "win2",
         &double.url(),
@@ -328,14 +276,14 @@ fn k3s_agents_join_at_boot_and_a_wrong_token_is_in_the_event_log() {
     assert!(
         !sim_state(&bad)["event_log"]["Application"]
             .to_string()
-            .contains(&double.token()),
+            .contains(&double.read("token")),
         "the token must not be logged"
     );
 }
 
 #[test]
 fn rke2_install_needs_containers_then_its_service_joins_at_boot() {
-    let double = Double::start("rke2");
+    let double = double("rke2");
     let art = r"C:\rke2-artifacts";
     let (host, state) = sim_host(json!({
         "computer": {"name": "WIN3", "ipv4_addresses": ["10.231.0.23"]},
@@ -343,7 +291,7 @@ fn rke2_install_needs_containers_then_its_service_joins_at_boot() {
             format!(r"{art}\install.ps1"): standin("rke2-install.ps1"),
             format!(r"{art}\rke2.exe"): standin("rke2.exe"),
             format!(r"{art}\rke2-uninstall.ps1"): standin("rke2-uninstall.ps1"),
-            r"C:\etc\rancher\rke2\config.yaml": format!("server: {}\ntoken: {}\nnode-name: win3\n", double.url(), double.token()),
+            r"C:\etc\rancher\rke2\config.yaml": format!("server: {}\ntoken: {}\nnode-name: win3\n", double.url(), double.read("token")),
         }
     }));
     let w = Work::new();

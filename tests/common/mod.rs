@@ -101,6 +101,50 @@ impl Run {
         assert_eq!(self.code, 0, "mixop failed:\n{}", self.all());
         self
     }
+    /// Asserts the exit code (0 ok, 2 a host failed, 3 invalid input, 4 unreachable, ...).
+    #[track_caller]
+    pub fn exits(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code:\n{}", self.all());
+        self
+    }
+    /// Asserts that stdout or stderr contains `text`.
+    #[track_caller]
+    pub fn says(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text) || self.stderr.contains(text),
+            "expected {text:?} in the output:\n{}",
+            self.all()
+        );
+        self
+    }
+    /// Asserts that neither stdout nor stderr contains `text`.
+    #[track_caller]
+    pub fn never_says(&self, text: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(text) && !self.stderr.contains(text),
+            "{text:?} must not be in the output:\n{}",
+            self.all()
+        );
+        self
+    }
+    /// Asserts a host's recap line.
+    #[track_caller]
+    pub fn recap_is(&self, host: &str, expected: Recap) -> &Self {
+        assert_eq!(
+            self.recap(host),
+            expected,
+            "recap of {host}:\n{}",
+            self.all()
+        );
+        self
+    }
+    /// The JSON events of an `--output json` run.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
     /// Recap counters for a host from the human output.
     pub fn recap(&self, host: &str) -> Recap {
         parse_recap(&self.stdout, host)
@@ -478,5 +522,201 @@ impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The project's Kubernetes API test double (tests/support/kube_double/server.py) on a free
+/// loopback port with its own state dir (port, CA, token, kubeconfig, audit log), optionally
+/// with a scenario (YAML: nodes, distribution, faults). Stopped on drop.
+pub struct KubeDouble {
+    child: std::process::Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl KubeDouble {
+    pub fn start(scenario: Option<&str>) -> KubeDouble {
+        let dir = tempfile::tempdir().expect("state dir");
+        let mut cmd = venv_python();
+        cmd.arg(root().join("tests/support/kube_double/server.py"))
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(text) = scenario {
+            let p = dir.path().join("scenario.yml");
+            std::fs::write(&p, text).expect("write scenario");
+            cmd.arg("--scenario").arg(&p);
+        }
+        let child = cmd.spawn().expect("start kube_double");
+        let d = KubeDouble { child, dir };
+        wait_until(
+            std::time::Duration::from_secs(20),
+            "kube_double starts",
+            || {
+                d.file("port")
+                    .exists()
+                    .then_some(())
+                    .ok_or_else(|| "no port file yet".into())
+            },
+        );
+        d
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A state file's text, trimmed (`port`, `token`).
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.read("port"))
+    }
+
+    pub fn kubeconfig(&self) -> String {
+        self.file("kubeconfig").display().to_string()
+    }
+
+    /// The requests the double received, as JSON lines.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.file("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Kills the server (the API going away); the state dir stays.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for KubeDouble {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One integration test's world, fluently: hosts (local, lab, WinRM peers), files, a playbook,
+/// and `mixop` run against them.
+///
+/// ```ignore
+/// Session::local(3)
+///     .playbook(r#"
+/// - hosts: all
+///   tasks:
+///     - command: /bin/false
+/// "#)
+///     .run()
+///     .exits(2)
+///     .says("pb.yml:4");
+/// ```
+pub struct Session {
+    pub work: Work,
+    inventory: PathBuf,
+    args: Vec<String>,
+    pub lab: Option<Lab>,
+    pub peers: Vec<WinrmPeer>,
+}
+
+impl Session {
+    fn with_inventory(work: Work, inventory: PathBuf) -> Session {
+        Session {
+            work,
+            inventory,
+            args: Vec::new(),
+            lab: None,
+            peers: Vec::new(),
+        }
+    }
+
+    /// `n` hosts h1..hn on the local connection.
+    pub fn local(n: usize) -> Session {
+        let work = Work::new();
+        let inventory = work.local_inventory(n);
+        Session::with_inventory(work, inventory)
+    }
+
+    /// `n` lab hosts lab1..labn over SSH (tests/lab; root needed).
+    pub fn lab(n: usize) -> Session {
+        let lab = Lab::up(n, &[]);
+        let mut s = Session::with_inventory(Work::new(), lab.inventory.clone());
+        s.lab = Some(lab);
+        s
+    }
+
+    /// `n` Windows hosts win1..winn, each the WinRM peer started with `peer_args` (e.g.
+    /// `["--mode", "sim"]`), in group `windows`.
+    pub fn windows(n: usize, peer_args: &[&str]) -> Session {
+        let peers: Vec<WinrmPeer> = (0..n).map(|_| WinrmPeer::start(peer_args)).collect();
+        let work = Work::new();
+        let mut inv = String::from("all:\n  children:\n    windows:\n      hosts:\n");
+        for (i, p) in peers.iter().enumerate() {
+            inv.push_str(&p.inventory_host(&format!("win{}", i + 1)));
+        }
+        let inventory = work.write("inventory.yml", &inv);
+        let mut s = Session::with_inventory(work, inventory);
+        s.peers = peers;
+        s
+    }
+
+    /// Writes a file into the workspace (`@OUT@` becomes the output folder).
+    pub fn file(self, rel: &str, text: &str) -> Session {
+        self.work.write(rel, text);
+        self
+    }
+
+    /// The playbook, as `pb.yml`.
+    pub fn playbook(self, text: &str) -> Session {
+        self.file("pb.yml", text)
+    }
+
+    /// Extra command-line arguments for every run.
+    pub fn args(mut self, args: &[&str]) -> Session {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    fn mixop_on(&self, command: &str, more: &[&str]) -> Run {
+        let inv = self.inventory.display().to_string();
+        let mut args = vec![command, "pb.yml", "-i", inv.as_str()];
+        args.extend(self.args.iter().map(String::as_str));
+        args.extend(more);
+        self.work.mixop(&args)
+    }
+
+    /// `mixop run pb.yml -i INVENTORY ARGS...`
+    pub fn run(&self) -> Run {
+        self.mixop_on("run", &[])
+    }
+
+    /// `run` with more arguments for this run only.
+    pub fn run_with(&self, more: &[&str]) -> Run {
+        self.mixop_on("run", more)
+    }
+
+    /// `mixop check pb.yml -i INVENTORY ARGS...`
+    pub fn check(&self) -> Run {
+        self.mixop_on("check", &[])
+    }
+
+    /// A file the playbook wrote under `@OUT@`.
+    pub fn out(&self, rel: &str) -> String {
+        self.work.read(rel)
+    }
+
+    /// A file on a lab host, as that host sees it.
+    pub fn host_file(&self, host: &str, path: &str) -> String {
+        self.lab
+            .as_ref()
+            .expect("a lab session")
+            .exec(host, &format!("cat {path}"))
     }
 }
