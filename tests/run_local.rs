@@ -274,7 +274,7 @@ fn failures_give_exit_code_2_and_other_hosts_continue() {
     );
     let r = s.run();
     r.exits(2);
-    r.says("oops") && r.stdout.contains("rc=7");
+    r.says("oops").says("rc=7");
     assert!(
         s.work.out().join("h1").exists()
             && s.work.out().join("h3").exists()
@@ -460,7 +460,7 @@ fn undefined_variable_names_variable_and_task() {
     );
     let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
     r.exits(2);
-    r.says("k3s_token") && r.stdout.contains("uses it") && r.stdout.contains("pb.yml:3");
+    r.says("k3s_token").says("uses it").says("pb.yml:3");
 }
 
 #[test]
@@ -613,7 +613,7 @@ fn diff_shows_what_changes() {
         "--diff",
     ]);
     r.ok();
-    r.says("-two") && r.stdout.contains("+three");
+    r.says("-two").says("+three");
     assert_eq!(
         std::fs::read_to_string(w.out().join("f")).unwrap(),
         "one\ntwo\n"
