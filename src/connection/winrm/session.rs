@@ -166,6 +166,39 @@ impl SessionHandle {
         rx.await.map_err(|_| closed())?
     }
 
+    /// A Receive, sent again when the host answers it with an internal error (HTTP 500): a
+    /// Receive only reads, so asking again is harmless (a Command or Send is never resent: it
+    /// may have taken effect). After `RECEIVE_ATTEMPTS` the fault is an error naming them.
+    pub async fn receive(&self, req: soap::Request) -> Result<Reply, ConnError> {
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1.. {
+            match self.call(req.clone()).await? {
+                Err(f) if f.is_internal_error() && attempt < RECEIVE_ATTEMPTS => {
+                    tracing::warn!(
+                        host = %self.settings.host,
+                        command = req.command_id.as_deref().unwrap_or("?"),
+                        "WinRM Receive answered with {}; sending it again (attempt {} of {RECEIVE_ATTEMPTS})",
+                        f.describe(),
+                        attempt + 1
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(f) if f.is_internal_error() => {
+                    return Err(ConnError::failed(format!(
+                        "{}: cannot read the output of command {}: {} (the Receive was sent \
+                         {RECEIVE_ATTEMPTS} times)",
+                        self.settings.host,
+                        req.command_id.as_deref().unwrap_or("?"),
+                        f.describe()
+                    )));
+                }
+                other => return Ok(other),
+            }
+        }
+        unreachable!()
+    }
+
     /// Queues cleanup (the Signal after a command finished) to be sent when the connection
     /// has nothing else to do, e.g. while the next command's process starts on the host.
     pub fn defer(&self, req: soap::Request) {
@@ -216,6 +249,8 @@ struct Live {
 
 /// Connections at most: one for a long Receive, one for everything else.
 const LANES: usize = 2;
+/// Times a Receive is sent when the host answers it with an internal error.
+const RECEIVE_ATTEMPTS: u32 = 3;
 /// Deferred cleanup requests kept before one is sent even though nothing is idle.
 const MAX_DEFERRED: usize = 32;
 
