@@ -516,8 +516,13 @@ impl Ctx {
         let unreachable =
             |m: String| ConnError::unreachable(format!("{}: {}: {m}", s.host, s.target()));
         let host = s.endpoint.address.trim_matches(['[', ']']).to_string();
-        let mut ntlm = NtlmSession::new(&s.user, &s.password, &host)
-            .map_err(|e| unreachable(e.to_string()))?;
+        let mut ntlm = NtlmSession::with_channel_binding(
+            &s.user,
+            &s.password,
+            &host,
+            http.channel_binding.as_deref(),
+        )
+        .map_err(|e| unreachable(e.to_string()))?;
         let negotiate = ntlm.negotiate().map_err(|e| unreachable(e.to_string()))?;
         // An empty POST carries the handshake; bodies come after, sealed.
         let r = http
@@ -596,7 +601,11 @@ impl Ctx {
                 " Basic over HTTP also needs AllowUnencrypted=true and AllowBasic=true on the host."
             }
             (AuthKind::Basic, Scheme::Https) => " Basic needs AllowBasic=true on the host.",
-            (AuthKind::Ntlm, _) => "",
+            (AuthKind::Ntlm, Scheme::Https) => {
+                " Over HTTPS the host may also check NTLM channel binding (the certificate mixop \
+                 sees): a TLS-intercepting proxy between mixop and the host makes it fail."
+            }
+            (AuthKind::Ntlm, Scheme::Http) => "",
         };
         ConnError::unreachable(format!(
             "{}: {}: HTTP 401: credentials rejected, or a transport/encryption mismatch. Check \

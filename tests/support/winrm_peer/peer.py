@@ -2368,6 +2368,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cert-dir", help="where ca.pem/server.pem/server.key live (generated if absent)")
     p.add_argument("--cbt", choices=["relaxed", "strict"], default="relaxed",
                    help="channel binding hardening over HTTPS (Windows default: relaxed)")
+    p.add_argument("--cbt-cert", metavar="PEM",
+                   help="expect the channel binding of this certificate instead of the listener's own "
+                        "(models a TLS-terminating man in the middle)")
     p.add_argument("--allow-unencrypted", action="store_true", help="AllowUnencrypted=true")
     p.add_argument("--basic", action="store_true", help="enable Basic auth")
     p.add_argument("--mode", choices=["sh", "record", "sim"], default="sh",
@@ -2475,7 +2478,9 @@ def main(argv=None) -> int:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(crt, key)
         peer.ssl_ctx = ctx
-        peer.cbt_hash = cert_end_point_hash(crt)
+        # --cbt-cert: the binding the host expects is another certificate's, as behind a
+        # TLS-terminating man in the middle that presents its own certificate to the client.
+        peer.cbt_hash = cert_end_point_hash(args.cbt_cert or crt)
         log("HTTPS with CA %s" % ca)
 
     control_srv = None
