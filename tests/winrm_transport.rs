@@ -920,6 +920,26 @@ async fn injected_faults_are_clear_errors_and_the_next_command_works() {
     assert_eq!(run(&c, "echo fine").await.1, "fine\n");
 }
 
+/// A Receive answered with HTTP 500 (`w:InternalError`) is sent again, up to 3 times in all;
+/// then the error names the command and the attempts, and the connection still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_answered_500_is_resent_then_named() {
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    peer.op("http500", json!({"n": 2, "action": "Receive"}));
+    assert_eq!(run(&c, "echo again").await.1, "again\n");
+    peer.op("http500", json!({"n": 3, "action": "Receive"}));
+    let e = c.exec(CommandSpec::new("echo never")).await.unwrap_err();
+    assert!(
+        e.message.contains("cannot read the output of command")
+            && e.message.contains("the Receive was sent 3 times")
+            && e.message.contains("1726"),
+        "{e}"
+    );
+    assert_eq!(n(&peer.stats()["injected"]["http500"]), 5);
+    assert_eq!(run(&c, "echo after").await.1, "after\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envelope_too_large_for_the_host() {
     // A host whose MaxEnvelopeSizekb is below the 150 KB our Send chunks fill.

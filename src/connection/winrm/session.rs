@@ -171,7 +171,8 @@ impl SessionHandle {
     /// may have taken effect). After `RECEIVE_ATTEMPTS` the fault is an error naming them.
     pub async fn receive(&self, req: soap::Request) -> Result<Reply, ConnError> {
         let mut delay = Duration::from_millis(500);
-        for attempt in 1.. {
+        let mut attempt = 1;
+        loop {
             match self.call(req.clone()).await? {
                 Err(f) if f.is_internal_error() && attempt < RECEIVE_ATTEMPTS => {
                     tracing::warn!(
@@ -183,6 +184,7 @@ impl SessionHandle {
                     );
                     tokio::time::sleep(delay).await;
                     delay *= 2;
+                    attempt += 1;
                 }
                 Err(f) if f.is_internal_error() => {
                     return Err(ConnError::failed(format!(
@@ -196,7 +198,6 @@ impl SessionHandle {
                 other => return Ok(other),
             }
         }
-        unreachable!()
     }
 
     /// Queues cleanup (the Signal after a command finished) to be sent when the connection
