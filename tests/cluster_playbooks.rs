@@ -500,6 +500,26 @@ fn preflight_refuses_before_any_host_changes() {
         "",
         "the preflight listener outlived preflight"
     );
+    // No python3 on the server: /usr/bin in lab1's own mount namespace replaced by links to
+    // every program but python3 (the real directory mounted aside, for the links).
+    cl.lab.exec(
+        "lab1",
+        "mkdir -p /opt/realbin /opt/nopy && mount --bind /usr/bin /opt/realbin && \
+         for f in /usr/bin/*; do case ${f##*/} in python3*) ;; *) ln -s /opt/realbin/${f##*/} /opt/nopy/;; esac; done && \
+         mount --bind /opt/nopy /usr/bin",
+    );
+    let p = cl.run("preflight.yml", &["--output", "json"]);
+    cl.lab.exec("lab1", "umount /usr/bin; umount /opt/realbin");
+    assert_eq!(p.code, 2, "a server without python3 passed:\n{}", p.all);
+    assert!(
+        p.all
+            .contains("lab1 has no python3 (`command -v python3` finds none)")
+            && p.all.contains("apt-get install -y python3"),
+        "no clear word of the missing python3:\n{}",
+        p.all
+    );
+    assert!(!p.all.contains("python3: not found"), "{}", p.all);
+    p.changed_nowhere();
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! No half-done files: mixop SIGKILLed in the middle of a 200 MB `copy` leaves the destination
 //! holding the old file or the whole new one, never a truncated one — on a local host, an SSH
-//! host with SFTP and one without (the `cat` fallback). A leftover temporary file, named as such
+//! host with SFTP and one without (the `cat` fallback), and a Windows host (`win_copy` over
+//! WinRM to the peer's simulated host, which writes an upload where the script writes it, as it
+//! arrives). A leftover temporary file, named as such
 //! beside the destination, is acceptable (the transfer it belonged to never finished); the test
 //! names what it finds. Needs root (the lab).
 
@@ -9,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Lab, Work, wait_until};
+use common::{Lab, WinrmPeer, Work, wait_until};
 
 const SIZE: usize = 200 * 1024 * 1024;
 const OLD: &str = "old\n";
@@ -59,24 +61,27 @@ fn assert_old_or_whole(host: &str, content_md5: &str, size: usize, new_md5: &str
     );
 }
 
+/// Writes `size` bytes of a repeatable pattern to `path`; returns their md5.
+fn write_big(path: &Path, size: usize) -> String {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut block = vec![0u8; 1024 * 1024];
+    for i in 0..size / block.len() {
+        block
+            .iter_mut()
+            .enumerate()
+            .for_each(|(j, b)| *b = (i * 31 + j * 7) as u8);
+        f.write_all(&block).unwrap();
+    }
+    drop(f);
+    md5(path)
+}
+
 #[test]
 fn sigkill_mid_copy_leaves_the_old_file_or_the_whole_new_one() {
     let lab = Lab::up(2, &["--no-sftp", "lab2"]);
     let w = Work::new();
-    let big = w.path().join("big.bin");
-    {
-        use std::io::Write;
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
-        let mut block = vec![0u8; 1024 * 1024];
-        for i in 0..SIZE / block.len() {
-            block
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, b)| *b = (i * 31 + j * 7) as u8);
-            f.write_all(&block).unwrap();
-        }
-    }
-    let new_md5 = md5(&big);
+    let new_md5 = write_big(&w.path().join("big.bin"), SIZE);
     let key = lab.key();
     let kh = lab.known_hosts();
     w.write(
@@ -161,4 +166,77 @@ fn sigkill_mid_copy_leaves_the_old_file_or_the_whole_new_one() {
     }
     // What is left behind, for the report (run with --nocapture to see it).
     eprintln!("leftover temporary files: {leftovers:?}");
+}
+
+/// `win_copy` of 64 MB to a simulated Windows host, mixop SIGKILLed once the upload's temporary
+/// file on the host has passed 1 MiB: the destination still holds the old file. The simulator
+/// writes each chunk where the put script writes it as it arrives, so a script writing to the
+/// destination itself would leave it truncated here. The host's process stays blocked on its
+/// stdin (the shell outlives the dead client, as on Windows until its idle timeout), so the
+/// partial temporary file stays too.
+#[test]
+fn sigkill_mid_win_copy_leaves_the_old_file() {
+    const WIN_SIZE: usize = 64 * 1024 * 1024;
+    let state = tempfile::tempdir().unwrap();
+    let peer = WinrmPeer::start(&[
+        "--mode",
+        "sim",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    let w = Work::new();
+    write_big(&w.path().join("big.bin"), WIN_SIZE);
+    // C:\half on the simulated disk (case-folded under <state>/fs).
+    let half = state.path().join("fs/c/half");
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::write(half.join("dest.bin"), OLD).unwrap();
+    w.write(
+        "inventory.yml",
+        &format!(
+            "all:\n  children:\n    windows:\n      hosts:\n{}",
+            peer.inventory_host("win1")
+        ),
+    );
+    let pb = w.write(
+        "win.yml",
+        "- hosts: win1\n  gather_facts: false\n  tasks:\n    - win_copy: {src: big.bin, dest: 'C:\\half\\dest.bin'}\n",
+    );
+    let bg = w.spawn_mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let partial = || {
+        std::fs::read_dir(&half)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name() != "dest.bin")
+            .map(|e| (e.file_name(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+    };
+    // In progress: some file there (the destination itself, were the upload not atomic) has
+    // grown past 1 MiB.
+    wait_until(Duration::from_secs(120), "an upload in progress", || {
+        let sizes: Vec<u64> = std::fs::read_dir(&half)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .collect();
+        sizes
+            .iter()
+            .any(|n| *n > 1 << 20)
+            .then_some(())
+            .ok_or_else(|| format!("{sizes:?}"))
+    });
+    drop(bg); // SIGKILL
+    let dest = std::fs::read(half.join("dest.bin")).unwrap();
+    assert!(
+        dest == OLD.as_bytes(),
+        "a half-done destination: {} bytes",
+        dest.len()
+    );
+    // It was killed mid-upload: the temporary file is there, partial, named as one.
+    let (name, len) = partial().expect("the upload's temporary file");
+    let name = name.to_string_lossy().to_string();
+    assert!(
+        name.starts_with("dest.bin.mixop-") && name.ends_with(".tmp"),
+        "{name}"
+    );
+    assert!((len as usize) < WIN_SIZE, "{name}: {len} bytes");
+    eprintln!("leftover temporary file: {name} ({len} bytes)");
 }

@@ -323,3 +323,117 @@ fn win_command_argv_reaches_the_program_exactly() {
         "{s}"
     );
 }
+
+/// Bursts of HTTP 500 (`w:InternalError`, "The remote procedure call failed") from one of three
+/// Windows hosts in the middle of a play: a Receive answered 500 is sent again (it only reads),
+/// a Command answered 500 is not (it may have started, as pywinrm and Ansible judge too); that
+/// host fails at that task with the fault in the message, the others finish every task.
+#[test]
+fn bursts_of_http_500_fail_only_that_host_and_say_where() {
+    let peers: Vec<WinrmPeer> = (0..3)
+        .map(|_| WinrmPeer::start(&["--mode", "sh"]))
+        .collect();
+    let w = Work::new();
+    let mut inv = String::from("all:\n  children:\n    windows:\n      hosts:\n");
+    for (i, p) in peers.iter().enumerate() {
+        let line = p.inventory_host(&format!("win{}", i + 1));
+        let line = line.trim_end().trim_end_matches('}');
+        inv.push_str(&format!(
+            "{line}, control: {}, burst: {}}}\n",
+            p.control,
+            i == 1
+        ));
+    }
+    let inv = w.write("inventory.yml", &inv);
+    let arm = |body: &str| {
+        format!(
+            "command: >-\n        curl -sf -X POST -d '{body}' http://127.0.0.1:{{{{ control }}}}/http500\n      delegate_to: localhost\n      when: burst"
+        )
+    };
+    let pb = w.write(
+        "pb.yml",
+        &format!(
+            r#"- hosts: windows
+  gather_facts: false
+  tasks:
+    - name: before the bursts
+      win_command: echo one
+    - name: arm two 500s for Receive
+      {}
+    - name: read through a burst
+      win_command: echo two
+      register: two
+    - name: arm a 500 for Command
+      {}
+    - name: start into a burst
+      win_command: echo three
+    - name: after the bursts
+      win_command: echo four
+      register: four
+    - copy:
+        dest: "@OUT@/{{{{ inventory_hostname }}}}"
+        content: "{{{{ two.stdout | trim }}}} {{{{ four.stdout | trim }}}}"
+      delegate_to: localhost
+"#,
+            arm(r#"{"n": 2, "action": "Receive"}"#),
+            arm(r#"{"n": 1, "action": "Command"}"#)
+        ),
+    );
+    let log = w.path().join("run.log");
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    let out = r.all();
+    assert_eq!(r.code, 2, "{out}");
+    for host in ["win1", "win3"] {
+        assert_eq!(w.read(host), "two four", "{out}");
+        let rc = r.recap(host);
+        assert_eq!((rc.ok, rc.failed, rc.skipped), (5, 0, 2), "{host}: {out}");
+    }
+    let rc = r.recap("win2");
+    assert_eq!((rc.ok, rc.failed), (4, 1), "{out}");
+    assert!(!w.out().join("win2").exists(), "{out}");
+    // The failure names the task, the host, the operation and the fault, and says why it was
+    // not sent again.
+    let task = out
+        .split("TASK [")
+        .find(|t| t.starts_with("start into a burst]"))
+        .unwrap_or_else(|| panic!("no task header:\n{out}"));
+    let line = &task[task
+        .find("failed: [win2]")
+        .unwrap_or_else(|| panic!("no win2 failure:\n{task}"))..];
+    for want in [
+        "win2: cannot start the command",
+        "cannot start the command (not sent again: the host may have started it)",
+        "The remote procedure call failed",
+        "1726",
+    ] {
+        assert!(line.contains(want), "{want:?} missing from {line}");
+    }
+    assert!(
+        !task.contains("[win1]: FAILED") && !task.contains("[win3]: FAILED"),
+        "{task}"
+    );
+    // The Receives answered 500 were sent again, and the log says so for that host.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let resent: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Receive answered with") && l.contains("sending it again"))
+        .collect();
+    assert_eq!(resent.len(), 2, "{log}");
+    assert!(
+        resent
+            .iter()
+            .all(|l| l.contains("host=win2") && l.contains("1726")),
+        "{resent:?}"
+    );
+    for (i, p) in peers.iter().enumerate() {
+        let injected = p.stats()["injected"]["http500"].as_u64().unwrap_or(0);
+        assert_eq!(injected, if i == 1 { 3 } else { 0 }, "win{}", i + 1);
+    }
+}

@@ -730,6 +730,41 @@ async fn https_validation_ca_and_ignore() {
     assert_eq!(n(&s["tls_handshake_failures"]), 1, "{s}");
 }
 
+/// NTLM channel binding over HTTPS (RFC 5929 tls-server-end-point in MsvAvChannelBindings): a
+/// host that requires it (CbtHardeningLevel=Strict) accepts mixop; a host whose expected binding
+/// is another certificate's — what a TLS-terminating man in the middle with its own certificate
+/// looks like to it — refuses mixop even with certificate validation off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_channel_binding_over_https() {
+    let strict = Peer::start(&["--https", "--cbt", "strict"]);
+    let c = strict
+        .connect_with(json!({"ansible_winrm_ca_trust_path": strict.ca().display().to_string()}))
+        .await;
+    assert_eq!(run(&c, "echo bound").await.1, "bound\n");
+    c.close().await;
+    assert_eq!(n(&strict.stats()["auth_failures"]), 0);
+    let other_cert = strict.dir.path().join("certs/server.pem");
+    let mitm = Peer::start(&[
+        "--https",
+        "--cbt",
+        "strict",
+        "--cbt-cert",
+        other_cert.to_str().unwrap(),
+    ]);
+    let e = WinrmConnection::connect(
+        &mitm.spec(json!({"ansible_winrm_server_cert_validation": "ignore"})),
+    )
+    .await
+    .err()
+    .expect("a binding to another certificate is refused");
+    assert_eq!(e.kind, ConnErrorKind::Unreachable, "{e}");
+    assert!(e.message.contains("HTTP 401"), "{e}");
+    assert!(e.message.contains("channel binding"), "{e}");
+    let s = mitm.stats();
+    assert_eq!(n(&s["handshakes"]), 0, "{s}");
+    assert!(n(&s["auth_failures"]) >= 1, "{s}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_name_mismatch_is_named() {
     // The peer's certificate covers localhost, 127.0.0.1 and ::1, not 127.0.0.2.
@@ -883,6 +918,26 @@ async fn injected_faults_are_clear_errors_and_the_next_command_works() {
     assert!(start.elapsed() < Duration::from_secs(20));
     peer.op("delay_ms", json!({"ms": 0}));
     assert_eq!(run(&c, "echo fine").await.1, "fine\n");
+}
+
+/// A Receive answered with HTTP 500 (`w:InternalError`) is sent again, up to 3 times in all;
+/// then the error names the command and the attempts, and the connection still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_answered_500_is_resent_then_named() {
+    let peer = Peer::start(&[]);
+    let c = peer.connect().await;
+    peer.op("http500", json!({"n": 2, "action": "Receive"}));
+    assert_eq!(run(&c, "echo again").await.1, "again\n");
+    peer.op("http500", json!({"n": 3, "action": "Receive"}));
+    let e = c.exec(CommandSpec::new("echo never")).await.unwrap_err();
+    assert!(
+        e.message.contains("cannot read the output of command")
+            && e.message.contains("the Receive was sent 3 times")
+            && e.message.contains("1726"),
+        "{e}"
+    );
+    assert_eq!(n(&peer.stats()["injected"]["http500"]), 5);
+    assert_eq!(run(&c, "echo after").await.1, "after\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

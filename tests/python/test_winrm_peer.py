@@ -559,6 +559,39 @@ def test_https_channel_binding_checked_when_sent(https_peer):
         raw.close()
 
 
+def test_https_channel_binding_required_when_strict(tmp_path):
+    """CbtHardeningLevel=Strict: the reference clients, which send a tls-server-end-point binding
+    over HTTPS, get in; no binding or a wrong one is refused; and a host expecting another
+    certificate's binding (a TLS-terminating man in the middle) refuses the reference client."""
+    p = PeerProc(tmp_path / "strict", "--https", "--cbt", "strict")
+    try:
+        c = pypsrp_client.Client("127.0.0.1", port=p.port, username=USER, password=PASSWORD, ssl=True,
+                                 auth="negotiate", cert_validation=p.ca)
+        assert c.execute_cmd("echo strict")[0] == "strict\n"
+        s = winrm.Session(p.url, auth=(USER, PASSWORD), transport="ntlm", server_cert_validation="ignore")
+        assert s.run_cmd("echo pywinrm").std_out == b"pywinrm\n"
+        probe = RawClient(p.port, tls=True)
+        good = hashlib.sha256(probe.server_cert).digest()
+        probe.close()
+        for cbt, want in ((good, 200), (b"\x01" * 32, 401), (None, 401)):
+            raw = RawClient(p.port, tls=True, cbt=cbt)
+            assert raw.handshake()[0] == want, cbt
+            raw.close()
+        assert "client sent no channel binding and --cbt strict is set" in open(p.log_path).read()
+        mitm = PeerProc(tmp_path / "mitm", "--https", "--cbt", "strict",
+                        "--cbt-cert", os.path.join(p.cert_dir, "server.pem"))
+        try:
+            c = pypsrp_client.Client("127.0.0.1", port=mitm.port, username=USER, password=PASSWORD, ssl=True,
+                                     auth="negotiate", cert_validation=False)
+            with pytest.raises(Exception):
+                c.execute_cmd("echo never")
+            assert mitm.stats()["handshakes"] == 0
+        finally:
+            mitm.stop()
+    finally:
+        p.stop()
+
+
 def test_basic_over_https(https_peer):
     s = winrm.Session(https_peer.url, auth=(USER, PASSWORD), transport="basic", server_cert_validation="ignore")
     assert s.run_cmd("echo basic-tls").std_out == b"basic-tls\n"

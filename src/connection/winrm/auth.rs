@@ -46,6 +46,19 @@ impl NtlmSession {
     /// `user` may be `user`, `DOMAIN\user` or `user@domain`; `host` names the target service
     /// (`HTTP/<host>`).
     pub fn new(user: &str, password: &str, host: &str) -> Result<Self, AuthError> {
+        Self::with_channel_binding(user, password, host, None)
+    }
+
+    /// With the TLS channel's binding (`tls-server-end-point:<hash>`): its MD5, as MS-NLMP's
+    /// `MsvAvChannelBindings`, goes in the AUTHENTICATE message, so a host that requires
+    /// channel binding (CbtHardeningLevel=Strict) accepts it, and one behind a TLS-terminating
+    /// man in the middle (another certificate) refuses it.
+    pub fn with_channel_binding(
+        user: &str,
+        password: &str,
+        host: &str,
+        channel_binding: Option<&[u8]>,
+    ) -> Result<Self, AuthError> {
         let username =
             Username::parse(user).map_err(|e| AuthError::User(user.into(), e.to_string()))?;
         let identity = AuthIdentity {
@@ -53,6 +66,9 @@ impl NtlmSession {
             password: Secret::from(password.to_string()),
         };
         let mut ntlm = Ntlm::new();
+        if let Some(cb) = channel_binding {
+            ntlm.set_channel_bindings(cb);
+        }
         let acquired = ntlm
             .acquire_credentials_handle()
             .with_credential_use(CredentialUse::Outbound)

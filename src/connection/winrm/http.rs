@@ -107,6 +107,9 @@ pub struct HttpConn {
     driver: tokio::task::JoinHandle<()>,
     /// Requests sent on this connection so far.
     pub requests: u64,
+    /// Over TLS: the `tls-server-end-point` channel binding of the certificate the server
+    /// presented (RFC 5929), which NTLM puts in its AUTHENTICATE message.
+    pub channel_binding: Option<Vec<u8>>,
 }
 
 impl Drop for HttpConn {
@@ -142,6 +145,7 @@ impl HttpConn {
         // Without this every request with a body waits for the peer's delayed ACK (~40 ms).
         tcp.set_nodelay(true)
             .map_err(|e| HttpError::Connect(format!("{target}: cannot set TCP_NODELAY: {e}")))?;
+        let mut channel_binding = None;
         let io: Box<dyn Io> = match &ep.tls {
             None => Box::new(tcp),
             Some(cfg) => {
@@ -161,6 +165,12 @@ impl HttpConn {
                             describe_tls_error(&e, &ep.address)
                         ))
                     })?;
+                channel_binding = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| tls_server_end_point(c.as_ref()));
                 Box::new(tls)
             }
         };
@@ -175,6 +185,7 @@ impl HttpConn {
             sender,
             driver,
             requests: 0,
+            channel_binding,
         })
     }
 
@@ -269,6 +280,60 @@ fn describe_hyper_error(e: &hyper::Error) -> String {
 }
 
 /// Names the certificate problem behind a TLS failure and what setting fixes it.
+/// The `tls-server-end-point` channel binding data of a server certificate (RFC 5929 §4.1):
+/// `tls-server-end-point:` and the certificate's DER hashed with the hash of its signature
+/// algorithm, SHA-256 when that is MD5 or SHA-1 (or not known).
+pub fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let hash = match signature_oid(cert_der).as_deref() {
+        // sha384WithRSAEncryption, ecdsa-with-SHA384
+        Some([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c])
+        | Some([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]) => {
+            sha2::Sha384::digest(cert_der).to_vec()
+        }
+        // sha512WithRSAEncryption, ecdsa-with-SHA512
+        Some([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d])
+        | Some([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04]) => {
+            sha2::Sha512::digest(cert_der).to_vec()
+        }
+        _ => sha2::Sha256::digest(cert_der).to_vec(),
+    };
+    [b"tls-server-end-point:".as_slice(), &hash].concat()
+}
+
+/// The OID (content bytes) of a certificate's outer `signatureAlgorithm`:
+/// `SEQUENCE { tbsCertificate, SEQUENCE { OID, ... }, BIT STRING }`.
+fn signature_oid(der: &[u8]) -> Option<Vec<u8>> {
+    /// (tag, content, rest) of the DER element at the start of `b`.
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, b) = b.split_first()?;
+        let (&first, mut b) = b.split_first()?;
+        let len = if first < 0x80 {
+            first as usize
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || b.len() < n {
+                return None;
+            }
+            let len = b[..n].iter().fold(0usize, |a, &x| (a << 8) | x as usize);
+            b = &b[n..];
+            len
+        };
+        (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    }
+    let (0x30, cert, _) = tlv(der)? else {
+        return None;
+    };
+    let (_, _tbs, rest) = tlv(cert)?;
+    let (0x30, alg, _) = tlv(rest)? else {
+        return None;
+    };
+    let (0x06, oid, _) = tlv(alg)? else {
+        return None;
+    };
+    Some(oid.to_vec())
+}
+
 pub fn describe_tls_error(e: &std::io::Error, host: &str) -> String {
     use rustls::CertificateError as C;
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
@@ -412,5 +477,47 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    /// A certificate-shaped DER: SEQUENCE { tbs, SEQUENCE { OID }, BIT STRING }.
+    fn cert_with(oid: &[u8]) -> Vec<u8> {
+        let tbs = [0x30, 0x03, 0x02, 0x01, 0x05];
+        let mut alg = vec![0x30, oid.len() as u8 + 2, 0x06, oid.len() as u8];
+        alg.extend_from_slice(oid);
+        let mut body = tbs.to_vec();
+        body.extend(alg);
+        body.extend([0x03, 0x01, 0x00]);
+        let mut der = vec![0x30, body.len() as u8];
+        der.extend(body);
+        der
+    }
+
+    #[test]
+    fn end_point_binding_hashes_with_the_certificates_signature_hash() {
+        let prefix = b"tls-server-end-point:".as_slice();
+        // sha256WithRSAEncryption, and SHA-1 (replaced by SHA-256), and garbage: SHA-256.
+        for oid in [
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b][..],
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05][..],
+        ] {
+            let der = cert_with(oid);
+            assert_eq!(signature_oid(&der).as_deref(), Some(oid));
+            let want = [prefix, &sha2::Sha256::digest(&der)].concat();
+            assert_eq!(tls_server_end_point(&der), want);
+        }
+        assert_eq!(tls_server_end_point(b"\x30\xff").len(), prefix.len() + 32);
+        // ecdsa-with-SHA384 and sha512WithRSAEncryption.
+        let der = cert_with(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]);
+        let want = [prefix, &sha2::Sha384::digest(&der)].concat();
+        assert_eq!(tls_server_end_point(&der), want);
+        let der = cert_with(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d]);
+        let want = [prefix, &sha2::Sha512::digest(&der)].concat();
+        assert_eq!(tls_server_end_point(&der), want);
     }
 }

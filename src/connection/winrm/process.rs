@@ -71,7 +71,7 @@ impl Process {
     pub async fn receive(&mut self, wait: Duration) -> Result<Received, ConnError> {
         let mut req = soap::receive(&self.shell, &self.command);
         req.timeout = Some(wait.max(Duration::from_secs(1)));
-        let r: Reply = self.session.call(req).await?;
+        let r: Reply = self.session.receive(req).await?;
         match r {
             Ok(r) => {
                 let exit = if r.done {

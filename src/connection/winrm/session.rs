@@ -166,6 +166,40 @@ impl SessionHandle {
         rx.await.map_err(|_| closed())?
     }
 
+    /// A Receive, sent again when the host answers it with an internal error (HTTP 500): a
+    /// Receive only reads, so asking again is harmless (a Command or Send is never resent: it
+    /// may have taken effect). After `RECEIVE_ATTEMPTS` the fault is an error naming them.
+    pub async fn receive(&self, req: soap::Request) -> Result<Reply, ConnError> {
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match self.call(req.clone()).await? {
+                Err(f) if f.is_internal_error() && attempt < RECEIVE_ATTEMPTS => {
+                    tracing::warn!(
+                        host = %self.settings.host,
+                        command = req.command_id.as_deref().unwrap_or("?"),
+                        "WinRM Receive answered with {}; sending it again (attempt {} of {RECEIVE_ATTEMPTS})",
+                        f.describe(),
+                        attempt + 1
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(f) if f.is_internal_error() => {
+                    return Err(ConnError::failed(format!(
+                        "{}: cannot read the output of command {}: {} (the Receive was sent \
+                         {RECEIVE_ATTEMPTS} times)",
+                        self.settings.host,
+                        req.command_id.as_deref().unwrap_or("?"),
+                        f.describe()
+                    )));
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
     /// Queues cleanup (the Signal after a command finished) to be sent when the connection
     /// has nothing else to do, e.g. while the next command's process starts on the host.
     pub fn defer(&self, req: soap::Request) {
@@ -216,6 +250,8 @@ struct Live {
 
 /// Connections at most: one for a long Receive, one for everything else.
 const LANES: usize = 2;
+/// Times a Receive is sent when the host answers it with an internal error.
+const RECEIVE_ATTEMPTS: u32 = 3;
 /// Deferred cleanup requests kept before one is sent even though nothing is idle.
 const MAX_DEFERRED: usize = 32;
 
@@ -481,8 +517,13 @@ impl Ctx {
         let unreachable =
             |m: String| ConnError::unreachable(format!("{}: {}: {m}", s.host, s.target()));
         let host = s.endpoint.address.trim_matches(['[', ']']).to_string();
-        let mut ntlm = NtlmSession::new(&s.user, &s.password, &host)
-            .map_err(|e| unreachable(e.to_string()))?;
+        let mut ntlm = NtlmSession::with_channel_binding(
+            &s.user,
+            &s.password,
+            &host,
+            http.channel_binding.as_deref(),
+        )
+        .map_err(|e| unreachable(e.to_string()))?;
         let negotiate = ntlm.negotiate().map_err(|e| unreachable(e.to_string()))?;
         // An empty POST carries the handshake; bodies come after, sealed.
         let r = http
@@ -561,7 +602,11 @@ impl Ctx {
                 " Basic over HTTP also needs AllowUnencrypted=true and AllowBasic=true on the host."
             }
             (AuthKind::Basic, Scheme::Https) => " Basic needs AllowBasic=true on the host.",
-            (AuthKind::Ntlm, _) => "",
+            (AuthKind::Ntlm, Scheme::Https) => {
+                " Over HTTPS the host may also check NTLM channel binding (the certificate mixop \
+                 sees): a TLS-intercepting proxy between mixop and the host makes it fail."
+            }
+            (AuthKind::Ntlm, Scheme::Http) => "",
         };
         ConnError::unreachable(format!(
             "{}: {}: HTTP 401: credentials rejected, or a transport/encryption mismatch. Check \

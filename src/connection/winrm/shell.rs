@@ -389,7 +389,10 @@ impl Shell {
         };
         self.feed(&shell, &command, stdin).await?;
         let rc = loop {
-            let r: Reply = self.session.call(soap::receive(&shell, &command)).await?;
+            let r: Reply = self
+                .session
+                .receive(soap::receive(&shell, &command))
+                .await?;
             match r {
                 Ok(r) => {
                     for (kind, data) in &r.streams {
@@ -486,6 +489,12 @@ impl Shell {
                     );
                     drop(lease);
                     self.retire_for_quota(&shell).await;
+                }
+                Err(f) if f.is_internal_error() => {
+                    return Err(self.fault(
+                        "cannot start the command (not sent again: the host may have started it)",
+                        &f,
+                    ));
                 }
                 Err(f) => return Err(self.fault("cannot start the command", &f)),
             }

@@ -331,6 +331,11 @@ impl Fault {
         self.wsman_code == Some(CODE_TIMED_OUT)
             || (self.wsman_code.is_none() && self.subcode.ends_with("TimedOut"))
     }
+    /// `w:InternalError` without a more precise code: the service failed this request (an
+    /// HTTP 500 "The remote procedure call failed" from an overloaded host, say).
+    pub fn is_internal_error(&self) -> bool {
+        self.subcode.ends_with("InternalError") && !self.is_busy() && !self.is_quota_exceeded()
+    }
     pub fn is_not_found(&self) -> bool {
         self.wsman_code == Some(CODE_INVALID_SELECTORS)
     }

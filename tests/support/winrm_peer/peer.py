@@ -337,6 +337,8 @@ class Injections:
         self.drop_after_processing = False
         self.delay_ms = 0
         self.http500 = 0
+        # Only requests whose wsa:Action ends with this (e.g. "Receive") count against http500.
+        self.http500_action = ""
         self.garbage = 0
         self.truncate = 0
         self.badsig = 0
@@ -2081,6 +2083,12 @@ class Connection:
                 inj.drop_next -= 1
                 peer.stats["injected"]["drop"] += 1
             h500 = (not drop) and inj.http500 > 0
+            if h500 and inj.http500_action:
+                try:
+                    act = Req(ET.fromstring(xml)).action
+                except Exception:
+                    act = ""
+                h500 = act.lower().endswith("/" + inj.http500_action.lower())
             if h500:
                 inj.http500 -= 1
                 peer.stats["injected"]["http500"] += 1
@@ -2278,6 +2286,8 @@ def apply_control(peer: Peer, op: str, body) -> object:
         if op in ("http500", "garbage", "truncate", "badsig", "endless", "send_timeout", "send_busy",
                   "no_exit_code"):
             setattr(inj, op, int(_num(body, "n", "count", default=1)))
+            if op == "http500":
+                inj.http500_action = str(body.get("action") or "") if isinstance(body, dict) else ""
             return inj.as_dict()
         if op == "http503":
             inj.http503 = int(_num(body, "n", "count", default=1))
@@ -2358,6 +2368,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cert-dir", help="where ca.pem/server.pem/server.key live (generated if absent)")
     p.add_argument("--cbt", choices=["relaxed", "strict"], default="relaxed",
                    help="channel binding hardening over HTTPS (Windows default: relaxed)")
+    p.add_argument("--cbt-cert", metavar="PEM",
+                   help="expect the channel binding of this certificate instead of the listener's own "
+                        "(models a TLS-terminating man in the middle)")
     p.add_argument("--allow-unencrypted", action="store_true", help="AllowUnencrypted=true")
     p.add_argument("--basic", action="store_true", help="enable Basic auth")
     p.add_argument("--mode", choices=["sh", "record", "sim"], default="sh",
@@ -2465,7 +2478,9 @@ def main(argv=None) -> int:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(crt, key)
         peer.ssl_ctx = ctx
-        peer.cbt_hash = cert_end_point_hash(crt)
+        # --cbt-cert: the binding the host expects is another certificate's, as behind a
+        # TLS-terminating man in the middle that presents its own certificate to the client.
+        peer.cbt_hash = cert_end_point_hash(args.cbt_cert or crt)
         log("HTTPS with CA %s" % ca)
 
     control_srv = None

@@ -196,28 +196,42 @@ class Transfer(Program):
         self.kind = "sim_" + spec["kind"]
 
     def run(self) -> None:
-        stdin = bytearray()
-        if self.spec["kind"] == "put":
-            while True:
-                data, closed, removed = self.read_stdin()
-                if removed:
-                    return
-                stdin += data
-                if closed:
-                    break
         if not self.wait_start_cost():
             return
-        with self.sim.lock:
-            fs = self.sim.state.fs
-            if self.spec["kind"] == "put":
-                rc, out, err = transfer.run_put(fs, self.script, self.spec, bytes(stdin))
-            else:
-                rc, out, err = transfer.run_get(fs, self.script, self.spec)
-            self.sim.state.save()
+        if self.spec["kind"] == "put":
+            result = self.put()
+            if result is None:
+                return  # the process was killed mid-upload: what it wrote stays where it is
+            rc, out, err = result
+        else:
+            with self.sim.lock:
+                rc, out, err = transfer.run_get(self.sim.state.fs, self.script, self.spec)
+                self.sim.state.save()
         self.note = {"path": self.spec["path"], "bytes": len(out) if self.spec["kind"] == "get" else None}
         self.out(out)
         self.err(err)
         self.finish(rc)
+
+
+    def put(self):
+        """The upload, written as stdin arrives; None when the command went away first."""
+        put = transfer.Put(self.sim.state.fs, self.script, self.spec)
+        with self.sim.lock:
+            result = put.open()
+            self.sim.state.save()
+        while result is None:
+            data, closed, removed = self.read_stdin()
+            if removed:
+                if put.fh is not None:
+                    put.fh.close()
+                return None
+            with self.sim.lock:
+                result = put.feed(data) if data else None
+                if result is None and closed:
+                    result = put.finish()
+                if result is not None:
+                    self.sim.state.save()
+        return result
 
 
 class SimHost:
