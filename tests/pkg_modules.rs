@@ -1,0 +1,310 @@
+//! Package and system modules on the lab: apt/package/package_facts against a local apt
+//! repository of tiny .deb packages built by the test (their files go under /opt, which is
+//! private to each lab host; /var/lib/dpkg and /etc/apt are per-host overlays), and
+//! differential runs against ansible-playbook on a second lab.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Lab, Run, Work, parse_recap, venv};
+
+fn run(w: &Work, lab: &Lab, pb: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        lab.inventory.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    w.mixop(&args)
+}
+
+fn host_dir(lab: &Lab, host: &str, sub: &str) -> PathBuf {
+    lab.state.path().join("hosts").join(host).join(sub)
+}
+
+/// Builds `name_version_all.deb` in `out`: one file `/opt/NAME/version`, and a conffile
+/// `/opt/NAME/NAME.conf` (so a plain remove leaves the package in `rc` state).
+fn build_deb(out: &Path, name: &str, version: &str) -> PathBuf {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(r.join("opt").join(name)).unwrap();
+    std::fs::write(
+        r.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: mixop tests <t@example.invalid>\nSection: misc\nPriority: optional\nDescription: mixop test package\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(r.join("DEBIAN/conffiles"), format!("/opt/{name}/{name}.conf\n")).unwrap();
+    std::fs::write(r.join("opt").join(name).join("version"), format!("{version}\n")).unwrap();
+    std::fs::write(r.join("opt").join(name).join(format!("{name}.conf")), "x=1\n").unwrap();
+    let deb = out.join(format!("{name}_{version}_all.deb"));
+    let o = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "--build"])
+        .arg(r)
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb (scripts/setup.sh installs dpkg-dev)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    deb
+}
+
+/// A lab whose hosts each have a local apt repository at /opt/repo (mixop-hello 1.0 and 2.0,
+/// mixop-extra 1.0) as their only apt source, plus /opt/debs/mixop-local_3.0_all.deb.
+fn apt_lab(n: usize) -> Lab {
+    let lab = Lab::up(n, &[]);
+    for (host, _) in lab.hosts.clone() {
+        let opt = host_dir(&lab, &host, "opt");
+        let repo = opt.join("repo");
+        let debs = opt.join("debs");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(&debs).unwrap();
+        build_deb(&repo, "mixop-hello", "1.0");
+        build_deb(&repo, "mixop-hello", "2.0");
+        build_deb(&repo, "mixop-extra", "1.0");
+        build_deb(&debs, "mixop-local", "3.0");
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("dpkg-scanpackages -m . /dev/null > Packages")
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // Only this repository: the machine's sources are hidden in the host's /etc overlay.
+        lab.exec(
+            &host,
+            "rm -rf /etc/apt/sources.list /etc/apt/sources.list.d && mkdir -p /etc/apt/sources.list.d && echo 'deb [trusted=yes] file:/opt/repo ./' > /etc/apt/sources.list.d/mixop.list",
+        );
+    }
+    lab
+}
+
+/// `name status version` of the mixop test packages dpkg knows on a host.
+fn dpkg_state(lab: &Lab, host: &str) -> String {
+    lab.exec(
+        host,
+        "dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\\n' 'mixop-*' 2>/dev/null | sort; ls /opt/mixop-* 2>/dev/null | sort",
+    )
+}
+
+#[test]
+fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
+    let lab = apt_lab(1);
+    let w = Work::new();
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - apt: {name: mixop-hello=1.0, update_cache: true}
+      register: r
+    - copy: {dest: "@OUT@/r.json", content: "{{ r | to_json }}"}
+      delegate_to: localhost
+"#,
+    );
+    let first = run(&w, &lab, &pb, &[]);
+    first.ok();
+    let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["cache_updated"], true, "{r}");
+    assert!(r["cache_update_time"].as_i64().unwrap() > 0, "{r}");
+    assert!(
+        r["stdout"].as_str().unwrap().contains("Setting up mixop-hello (1.0)"),
+        "{r}"
+    );
+    assert_eq!(
+        dpkg_state(&lab, "lab1"),
+        "mixop-hello ii  1.0\n/opt/mixop-hello:\nmixop-hello.conf\nversion\n"
+    );
+
+    // Same again: the version is installed, nothing changes (the cache refresh is no change).
+    let again = run(&w, &lab, &pb, &[]);
+    again.ok();
+    let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(r["changed"], false, "{r}");
+
+    // Check mode: reports the install and upgrade, touches nothing.
+    let pb2 = w.write(
+        "pb2.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - apt: {name: [mixop-extra], state: present}
+    - apt: {name: mixop-hello, state: latest}
+    - apt: {name: mixop-nosuch}
+      ignore_errors: true
+      register: missing
+    - assert: {that: ["missing.msg == \"No package matching 'mixop-nosuch' is available\""]}
+"#,
+    );
+    let check = run(&w, &lab, &pb2, &["--check"]);
+    check.ok();
+    assert_eq!(check.recap("lab1").changed, 2, "{}", check.all());
+    assert_eq!(
+        dpkg_state(&lab, "lab1"),
+        "mixop-hello ii  1.0\n/opt/mixop-hello:\nmixop-hello.conf\nversion\n"
+    );
+    let real = run(&w, &lab, &pb2, &[]);
+    real.ok();
+    assert_eq!(real.recap("lab1").changed, 2, "{}", real.all());
+    assert_eq!(
+        dpkg_state(&lab, "lab1"),
+        "mixop-extra ii  1.0\nmixop-hello ii  2.0\n/opt/mixop-extra:\nmixop-extra.conf\nversion\n\n/opt/mixop-hello:\nmixop-hello.conf\nversion\n"
+    );
+    let real = run(&w, &lab, &pb2, &[]);
+    real.ok();
+    assert_eq!(real.recap("lab1").changed, 0, "{}", real.all());
+
+    // Remove keeps the conffile (rc), purge takes it; both idempotent; version-qualified
+    // absent only removes a matching version.
+    let pb3 = w.write(
+        "pb3.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - apt: {name: mixop-hello=1.0, state: absent}
+    - apt: {name: mixop-hello, state: absent}
+    - apt: {name: mixop-extra, state: absent, purge: true}
+"#,
+    );
+    let rm = run(&w, &lab, &pb3, &[]);
+    rm.ok();
+    assert_eq!(rm.recap("lab1").changed, 2, "{}", rm.all());
+    assert_eq!(
+        dpkg_state(&lab, "lab1"),
+        "mixop-hello rc  2.0\n/opt/mixop-hello:\nmixop-hello.conf\n"
+    );
+    let rm = run(&w, &lab, &pb3, &[]);
+    rm.ok();
+    assert_eq!(rm.recap("lab1").changed, 0, "{}", rm.all());
+    let purge = w.write(
+        "pb4.yml",
+        "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - apt: {name: mixop-hello, state: absent, purge: true}\n",
+    );
+    let p = run(&w, &lab, &purge, &[]);
+    p.ok();
+    assert_eq!(p.recap("lab1").changed, 1, "{}", p.all());
+    assert_eq!(dpkg_state(&lab, "lab1"), "");
+}
+
+#[test]
+fn deb_package_and_package_facts() {
+    let lab = apt_lab(1);
+    let w = Work::new();
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - apt: {deb: /opt/debs/mixop-local_3.0_all.deb}
+    - apt: {update_cache: true, cache_valid_time: 3600}
+      register: cache
+    - package: {name: mixop-extra, state: present}
+    - package_facts:
+    - assert:
+        that:
+          - packages['mixop-local'][0].version == '3.0'
+          - packages['mixop-extra'][0].source == 'apt'
+          - packages['mixop-extra'][0].arch == 'all'
+          - "'mixop-hello' not in packages"
+    - copy: {dest: "@OUT@/cache.json", content: "{{ cache | to_json }}"}
+      delegate_to: localhost
+"#,
+    );
+    let first = run(&w, &lab, &pb, &[]);
+    first.ok();
+    // deb, the first cache refresh (the lists change: the machine's are replaced by the
+    // repository's), package, and the controller-side copy.
+    assert_eq!(first.recap("lab1").changed, 4, "{}", first.all());
+    let second = run(&w, &lab, &pb, &[]);
+    second.ok();
+    // Nothing on the host; the cache is fresh (cache_valid_time), the copy is unchanged.
+    assert_eq!(second.recap("lab1").changed, 0, "{}", second.all());
+    let cache: serde_json::Value = serde_json::from_str(&w.read("cache.json")).unwrap();
+    assert_eq!(cache["cache_updated"], false, "{cache}");
+    assert_eq!(
+        dpkg_state(&lab, "lab1"),
+        "mixop-extra ii  1.0\nmixop-local ii  3.0\n/opt/mixop-extra:\nmixop-extra.conf\nversion\n\n/opt/mixop-local:\nmixop-local.conf\nversion\n"
+    );
+}
+
+fn ansible(lab: &Lab, w: &Work, pb: &str, extra: &[&str]) -> (i32, String) {
+    let venv = venv();
+    let home = w.path().join("ansible-home");
+    let out = Command::new(venv.join("bin/ansible-playbook"))
+        .args(["-i", lab.inventory.to_str().unwrap(), pb])
+        .args(extra)
+        .current_dir(w.path())
+        .env("ANSIBLE_HOME", &home)
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("ANSIBLE_PIPELINING", "1")
+        .output()
+        .expect("run ansible-playbook");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Runs `pb` on two fresh labs prepared by `prepare` — ansible-playbook on one, mixop on the
+/// other — `rounds` times with `extra` arguments each; recaps, exit codes and `state(lab)`
+/// must match after every round.
+fn differential(
+    prepare: fn(usize) -> Lab,
+    pb: &str,
+    rounds: &[&[&str]],
+    state: impl Fn(&Lab) -> String,
+) {
+    let (lab_a, lab_m) = (prepare(1), prepare(1));
+    let w = Work::new();
+    w.write("pb.yml", pb);
+    for (i, extra) in rounds.iter().enumerate() {
+        let (a_code, a_out) = ansible(&lab_a, &w, "pb.yml", extra);
+        let mut args = vec!["run", "pb.yml", "-i", lab_m.inventory.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let m = w.mixop(&args);
+        let ctx = format!(
+            "round {i} {extra:?}\n--- ansible (exit {a_code})\n{a_out}\n--- mixop\n{}",
+            m.all()
+        );
+        assert!(a_out.contains("PLAY RECAP"), "ansible did not run:\n{ctx}");
+        assert_eq!(m.code, a_code, "exit codes differ\n{ctx}");
+        assert_eq!(
+            parse_recap(&m.stdout, "lab1"),
+            parse_recap(&a_out, "lab1"),
+            "recaps differ\n{ctx}"
+        );
+        assert_eq!(state(&lab_m), state(&lab_a), "host state differs\n{ctx}");
+    }
+}
+
+#[test]
+fn apt_matches_ansible() {
+    let pb = r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - apt: {name: [mixop-hello=1.0, mixop-extra], update_cache: true}
+    - apt: {name: mixop-hello, state: latest}
+    - apt: {name: mixop-extra, state: absent}
+    - apt: {deb: /opt/debs/mixop-local_3.0_all.deb}
+    - apt: {name: "mixop-h*", state: absent, purge: true}
+    - apt: {name: mixop-gone}
+      ignore_errors: true
+"#;
+    differential(
+        apt_lab,
+        pb,
+        &[&["--check"], &[], &[], &["--check"]],
+        |lab| dpkg_state(lab, "lab1"),
+    );
+}
