@@ -39,9 +39,21 @@ fn build_deb(out: &Path, name: &str, version: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    std::fs::write(r.join("DEBIAN/conffiles"), format!("/opt/{name}/{name}.conf\n")).unwrap();
-    std::fs::write(r.join("opt").join(name).join("version"), format!("{version}\n")).unwrap();
-    std::fs::write(r.join("opt").join(name).join(format!("{name}.conf")), "x=1\n").unwrap();
+    std::fs::write(
+        r.join("DEBIAN/conffiles"),
+        format!("/opt/{name}/{name}.conf\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("opt").join(name).join("version"),
+        format!("{version}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("opt").join(name).join(format!("{name}.conf")),
+        "x=1\n",
+    )
+    .unwrap();
     let deb = out.join(format!("{name}_{version}_all.deb"));
     let o = Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zgzip", "--build"])
@@ -87,7 +99,7 @@ fn apt_lab(n: usize) -> Lab {
 fn dpkg_state(lab: &Lab, host: &str) -> String {
     lab.exec(
         host,
-        "dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\\n' 'mixop-*' 2>/dev/null | sort; ls /opt/mixop-* 2>/dev/null | sort",
+        "dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\\n' 'mixop-*' 2>/dev/null | sort; find /opt -mindepth 2 -path '/opt/mixop-*' -type f | sort",
     )
 }
 
@@ -114,12 +126,15 @@ fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
     assert_eq!(r["cache_updated"], true, "{r}");
     assert!(r["cache_update_time"].as_i64().unwrap() > 0, "{r}");
     assert!(
-        r["stdout"].as_str().unwrap().contains("Setting up mixop-hello (1.0)"),
+        r["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("Setting up mixop-hello (1.0)"),
         "{r}"
     );
     assert_eq!(
         dpkg_state(&lab, "lab1"),
-        "mixop-hello ii  1.0\n/opt/mixop-hello:\nmixop-hello.conf\nversion\n"
+        "mixop-hello ii  1.0\n/opt/mixop-hello/mixop-hello.conf\n/opt/mixop-hello/version\n"
     );
 
     // Same again: the version is installed, nothing changes (the cache refresh is no change).
@@ -148,14 +163,14 @@ fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
     assert_eq!(check.recap("lab1").changed, 2, "{}", check.all());
     assert_eq!(
         dpkg_state(&lab, "lab1"),
-        "mixop-hello ii  1.0\n/opt/mixop-hello:\nmixop-hello.conf\nversion\n"
+        "mixop-hello ii  1.0\n/opt/mixop-hello/mixop-hello.conf\n/opt/mixop-hello/version\n"
     );
     let real = run(&w, &lab, &pb2, &[]);
     real.ok();
     assert_eq!(real.recap("lab1").changed, 2, "{}", real.all());
     assert_eq!(
         dpkg_state(&lab, "lab1"),
-        "mixop-extra ii  1.0\nmixop-hello ii  2.0\n/opt/mixop-extra:\nmixop-extra.conf\nversion\n\n/opt/mixop-hello:\nmixop-hello.conf\nversion\n"
+        "mixop-extra ii  1.0\nmixop-hello ii  2.0\n/opt/mixop-extra/mixop-extra.conf\n/opt/mixop-extra/version\n/opt/mixop-hello/mixop-hello.conf\n/opt/mixop-hello/version\n"
     );
     let real = run(&w, &lab, &pb2, &[]);
     real.ok();
@@ -179,7 +194,7 @@ fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
     assert_eq!(rm.recap("lab1").changed, 2, "{}", rm.all());
     assert_eq!(
         dpkg_state(&lab, "lab1"),
-        "mixop-hello rc  2.0\n/opt/mixop-hello:\nmixop-hello.conf\n"
+        "mixop-hello rc  2.0\n/opt/mixop-hello/mixop-hello.conf\n"
     );
     let rm = run(&w, &lab, &pb3, &[]);
     rm.ok();
@@ -226,13 +241,19 @@ fn deb_package_and_package_facts() {
     assert_eq!(first.recap("lab1").changed, 4, "{}", first.all());
     let second = run(&w, &lab, &pb, &[]);
     second.ok();
-    // Nothing on the host; the cache is fresh (cache_valid_time), the copy is unchanged.
-    assert_eq!(second.recap("lab1").changed, 0, "{}", second.all());
+    // Nothing on the host (the cache is fresh: cache_valid_time); only the controller-side
+    // copy of the registered result, which now says cache_updated: false, changes.
+    assert_eq!(second.recap("lab1").changed, 1, "{}", second.all());
+    assert!(
+        !second.stdout.contains("changed: [lab1]\n"),
+        "{}",
+        second.all()
+    );
     let cache: serde_json::Value = serde_json::from_str(&w.read("cache.json")).unwrap();
     assert_eq!(cache["cache_updated"], false, "{cache}");
     assert_eq!(
         dpkg_state(&lab, "lab1"),
-        "mixop-extra ii  1.0\nmixop-local ii  3.0\n/opt/mixop-extra:\nmixop-extra.conf\nversion\n\n/opt/mixop-local:\nmixop-local.conf\nversion\n"
+        "mixop-extra ii  1.0\nmixop-local ii  3.0\n/opt/mixop-extra/mixop-extra.conf\n/opt/mixop-extra/version\n/opt/mixop-local/mixop-local.conf\n/opt/mixop-local/version\n"
     );
 }
 
@@ -307,4 +328,134 @@ fn apt_matches_ansible() {
         &[&["--check"], &[], &[], &["--check"]],
         |lab| dpkg_state(lab, "lab1"),
     );
+}
+
+// ---------------------------------------------------------------- user / group
+
+const USERS_PB: &str = r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - group: {name: mixdevs, gid: 3100}
+    - group: {name: mixops, system: true}
+    - user:
+        name: mixalice
+        uid: 3101
+        group: mixdevs
+        groups: [mixops]
+        shell: /bin/bash
+        comment: Alice
+        password: "$6$mixop$0hzbvw0zZzq1yqSGX6ahLwfqYwkgTmM3NmWf4VbGJCUMrOAtpHVNWT/H2UsWsE3g3cDJyPVlwnnT5VqJ6kXc0/"
+    - user: {name: mixbob, system: true, create_home: false, shell: /usr/sbin/nologin}
+    - user: {name: mixcarol, groups: mixdevs, append: true}
+    - user: {name: mixcarol, groups: [mixops], append: true}
+    - user: {name: labuser, state: absent, remove: true}
+    - group: {name: mixgone, state: absent}
+"#;
+
+/// The accounts the playbooks touch, as the host sees them.
+fn accounts(lab: &Lab) -> String {
+    lab.exec(
+        "lab1",
+        "for u in mixalice mixbob mixcarol labuser; do getent passwd $u || echo \"no $u\"; done; for g in mixdevs mixops mixalice mixcarol; do getent group $g || echo \"no $g\"; done; getent shadow mixalice | cut -d: -f1,2; ls -A /home | sort; ls -A /home/mixalice 2>/dev/null | sort",
+    )
+}
+
+#[test]
+fn user_and_group_create_modify_remove_idempotently() {
+    let lab = Lab::up(1, &[]);
+    let w = Work::new();
+    let pb = w.write("pb.yml", USERS_PB);
+    let check = run(&w, &lab, &pb, &["--check"]);
+    check.ok();
+    assert!(accounts(&lab).contains("no mixalice"), "{}", accounts(&lab));
+    let first = run(&w, &lab, &pb, &[]);
+    first.ok();
+    assert_eq!(first.recap("lab1").changed, 7, "{}", first.all());
+    let a = accounts(&lab);
+    assert!(
+        a.contains("mixalice:x:3101:3100:Alice:/home/mixalice:/bin/bash\n"),
+        "{a}"
+    );
+    assert!(a.contains("mixops:x:"), "{a}");
+    assert!(a.contains(":mixalice,mixcarol\n"), "{a}");
+    assert!(a.contains("no labuser\n"), "{a}");
+    assert!(a.contains("mixalice:$6$mixop$0hzbvw"), "{a}");
+    // /home/mixalice from /etc/skel; mixbob has none; labuser's went with remove: true.
+    assert!(a.contains("\nmixalice\nmixcarol\nnopass\n"), "{a}");
+    assert!(a.contains(".bashrc"), "{a}");
+    let second = run(&w, &lab, &pb, &[]);
+    second.ok();
+    assert_eq!(second.recap("lab1").changed, 0, "{}", second.all());
+    assert_eq!(accounts(&lab), a);
+}
+
+#[test]
+fn user_and_group_match_ansible() {
+    differential(
+        |n| Lab::up(n, &[]),
+        USERS_PB,
+        &[&["--check"], &[], &[]],
+        accounts,
+    );
+}
+
+// ---------------------------------------------------------------- sysctl
+
+#[test]
+fn sysctl_writes_the_file_reloads_and_sets_in_the_hosts_namespace() {
+    let lab = Lab::up(1, &[]);
+    let w = Work::new();
+    let live = |lab: &Lab| {
+        lab.exec(
+            "lab1",
+            "cat /proc/sys/net/ipv4/ip_forward; cat /etc/sysctl.d/90-mixop.conf 2>/dev/null",
+        )
+    };
+    assert_eq!(live(&lab), "0\n");
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - ansible.posix.sysctl:
+        name: net.ipv4.ip_forward
+        value: "1"
+        sysctl_file: /etc/sysctl.d/90-mixop.conf
+    - sysctl: {name: net.ipv4.conf.all.forwarding, value: true, sysctl_file: /etc/sysctl.d/90-mixop.conf, reload: false}
+"#,
+    );
+    let check = run(&w, &lab, &pb, &["--check"]);
+    check.ok();
+    assert_eq!(check.recap("lab1").changed, 2, "{}", check.all());
+    assert_eq!(live(&lab), "0\n");
+    let first = run(&w, &lab, &pb, &[]);
+    first.ok();
+    assert_eq!(first.recap("lab1").changed, 2, "{}", first.all());
+    assert_eq!(
+        live(&lab),
+        "1\nnet.ipv4.ip_forward=1\nnet.ipv4.conf.all.forwarding=1\n"
+    );
+    let second = run(&w, &lab, &pb, &[]);
+    second.ok();
+    assert_eq!(second.recap("lab1").changed, 0, "{}", second.all());
+    // Live only (sysctl_set without reload), then out of the file.
+    let pb2 = w.write(
+        "pb2.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - sysctl: {name: net.ipv4.ip_forward, value: "0", sysctl_set: true, reload: false, sysctl_file: /etc/sysctl.d/90-mixop.conf}
+    - sysctl: {name: net.ipv4.conf.all.forwarding, state: absent, reload: false, sysctl_file: /etc/sysctl.d/90-mixop.conf}
+"#,
+    );
+    let r = run(&w, &lab, &pb2, &[]);
+    r.ok();
+    assert_eq!(r.recap("lab1").changed, 2, "{}", r.all());
+    assert_eq!(live(&lab), "0\nnet.ipv4.ip_forward=0\n");
+    let r = run(&w, &lab, &pb2, &[]);
+    r.ok();
+    assert_eq!(r.recap("lab1").changed, 0, "{}", r.all());
 }

@@ -940,7 +940,12 @@ fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String
     let pkg_mgr = get("pkg_mgr");
     f.insert(
         "ansible_pkg_mgr".into(),
-        if pkg_mgr.is_empty() { "unknown".into() } else { pkg_mgr }.into(),
+        if pkg_mgr.is_empty() {
+            "unknown".into()
+        } else {
+            pkg_mgr
+        }
+        .into(),
     );
     // `1.0.0.0 via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0`
     let route = get("route");

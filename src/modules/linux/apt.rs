@@ -64,7 +64,14 @@ static APT_DEF: ModuleDef = ModuleDef {
     open_args: false,
     target: Target::Posix,
     mutually_exclusive: &[&["deb", "name", "upgrade"]],
-    required_one_of: &[&["autoremove", "deb", "name", "update_cache", "upgrade", "clean"]],
+    required_one_of: &[&[
+        "autoremove",
+        "deb",
+        "name",
+        "update_cache",
+        "upgrade",
+        "clean",
+    ]],
 };
 
 pub struct Apt;
@@ -418,9 +425,7 @@ fn plan_install(
             )));
         }
         match &st.installable {
-            Some(inst)
-                if (!st.installed && !o.only_upgrade) || upgrade || !st.version_ok =>
-            {
+            Some(inst) if (!st.installed && !o.only_upgrade) || upgrade || !st.version_ok => {
                 list.push(match (inst, &s.version) {
                     (Some(v), _) => format!("{}={v}", s.name),
                     (None, Some(v)) => format!("{}={v}", s.name),
@@ -429,7 +434,11 @@ fn plan_install(
             }
             // Legacy: an installed version matching a `=` glob with a newer match available.
             Some(_) if st.version_ok && s.cmp == Some("=") => {
-                list.push(format!("{}={}", s.name, s.version.clone().unwrap_or_default()));
+                list.push(format!(
+                    "{}={}",
+                    s.name,
+                    s.version.clone().unwrap_or_default()
+                ));
             }
             _ => {}
         }
@@ -457,7 +466,11 @@ pub fn parse_diff(out: &str) -> Value {
     let start = lines
         .iter()
         .position(|l| *l == "Resolving dependencies...")
-        .or_else(|| lines.iter().position(|l| *l == "Reading state information..."))
+        .or_else(|| {
+            lines
+                .iter()
+                .position(|l| *l == "Reading state information...")
+        })
         .map(|i| i + 1)
         .unwrap_or(0);
     let re = regex::Regex::new("^[0-9]+ (packages )?upgraded").expect("static regex");
@@ -502,7 +515,9 @@ set --
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"+-.:*?[]!".contains(&c))
             {
-                return Err(ModError::msg(format!("invalid package name pattern `{name}`")));
+                return Err(ModError::msg(format!(
+                    "invalid package name pattern `{name}`"
+                )));
             }
             let prefix: String = name.chars().take_while(|c| !"*?[]!".contains(*c)).collect();
             // Globs select native packages only unless they name an architecture (Ansible).
@@ -573,7 +588,10 @@ fn parse_found(reply: &Reply, check: bool) -> Found {
         }
     }
     let policy_lines: Vec<&str> = reply.all("policy").collect();
-    let t0: i64 = reply.get("mtime0").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let t0: i64 = reply
+        .get("mtime0")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let t1: Option<i64> = reply.get("mtime1").and_then(|t| t.parse().ok());
     Found {
         dpkg,
@@ -647,7 +665,9 @@ impl Module for Apt {
             allow_unauthenticated: arg_bool(&args, "allow_unauthenticated", false),
             allow_downgrade: arg_bool(&args, "allow_downgrade", false),
             allow_change_held: arg_bool(&args, "allow_change_held_packages", false),
-            install_recommends: args.get("install_recommends").and_then(crate::value::as_bool),
+            install_recommends: args
+                .get("install_recommends")
+                .and_then(crate::value::as_bool),
             default_release: arg_str(&args, "default_release").map(str::to_string),
             dpkg_options: format!(
                 "{} -o DPkg::Lock::Timeout={}",
@@ -754,8 +774,13 @@ impl Module for Apt {
                 return cleanup(ctx, &o, "autoclean", "Del ").await;
             }
             if o.autoremove {
-                return cleanup(ctx, &o, "autoremove", "The following packages will be REMOVED")
-                    .await;
+                return cleanup(
+                    ctx,
+                    &o,
+                    "autoremove",
+                    "The following packages will be REMOVED",
+                )
+                .await;
             }
         }
         if state == "absent" {
@@ -847,12 +872,7 @@ async fn run_upgrade(ctx: &ModuleCtx<'_>, o: &Opts, mode: &str) -> ModResult {
     }
     let (rc, out, err) = apt_exec(ctx, &cmd).await?;
     if rc != 0 {
-        let mut e = failed(
-            format!("'{APT_GET} {command}' failed: {err}"),
-            out,
-            err,
-            rc,
-        );
+        let mut e = failed(format!("'{APT_GET} {command}' failed: {err}"), out, err, rc);
         if let ModError::Failed { result, .. } = &mut e {
             result.remove("stderr");
         }
@@ -879,7 +899,12 @@ async fn cleanup(ctx: &ModuleCtx<'_>, o: &Opts, op: &str, changed_marker: &str) 
     );
     let (rc, out, err) = apt_exec(ctx, &cmd).await?;
     if rc != 0 {
-        return Err(failed(format!("'apt-get {op}' failed: {err}"), out, err, rc));
+        return Err(failed(
+            format!("'apt-get {op}' failed: {err}"),
+            out,
+            err,
+            rc,
+        ));
     }
     let mut r = outcome(out.contains(changed_marker));
     r.insert("diff".into(), diff_of(ctx, &out));
@@ -951,9 +976,15 @@ mod tests {
     #[test]
     fn splits_specs_like_ansible() {
         let s = package_split("foo>=1.0");
-        assert_eq!((s.name.as_str(), s.cmp, s.version.as_deref()), ("foo", Some(">="), Some("1.0")));
+        assert_eq!(
+            (s.name.as_str(), s.cmp, s.version.as_deref()),
+            ("foo", Some(">="), Some("1.0"))
+        );
         let s = package_split("foo=1.*");
-        assert_eq!((s.name.as_str(), s.cmp, s.version.as_deref()), ("foo", Some("="), Some("1.*")));
+        assert_eq!(
+            (s.name.as_str(), s.cmp, s.version.as_deref()),
+            ("foo", Some("="), Some("1.*"))
+        );
         assert_eq!(package_split("foo").cmp, None);
     }
 
@@ -1001,11 +1032,17 @@ virt:
         let mut dpkg = HashMap::new();
         dpkg.insert(
             "mixop-a".to_string(),
-            Dpkg { status: "ii".into(), version: "1.0".into() },
+            Dpkg {
+                status: "ii".into(),
+                version: "1.0".into(),
+            },
         );
         dpkg.insert(
             "mixop-c".to_string(),
-            Dpkg { status: "rc".into(), version: "3.0".into() },
+            Dpkg {
+                status: "rc".into(),
+                version: "3.0".into(),
+            },
         );
         (dpkg, policy)
     }
@@ -1052,13 +1089,22 @@ virt:
             })
         };
         // Installed (any version) and present: nothing; new: the candidate, pinned.
-        assert_eq!(plan("present", &["mixop-a", "mixop-b"]).unwrap(), ["mixop-b=1.0"]);
+        assert_eq!(
+            plan("present", &["mixop-a", "mixop-b"]).unwrap(),
+            ["mixop-b=1.0"]
+        );
         assert_eq!(plan("latest", &["mixop-a"]).unwrap(), ["mixop-a=2.0"]);
-        assert_eq!(plan("present", &["mixop-a=1.0"]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            plan("present", &["mixop-a=1.0"]).unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(plan("present", &["mixop-a=2.*"]).unwrap(), ["mixop-a=2.0"]);
         // Legacy: a `=` glob matching the installed one and a newer one installs it.
         assert_eq!(plan("present", &["mixop-a=*"]).unwrap(), ["mixop-a=*"]);
-        assert_eq!(plan("present", &["mixop-a>=0.5"]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            plan("present", &["mixop-a>=0.5"]).unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(plan("present", &["mixop-a>=1.5"]).unwrap(), ["mixop-a=2.0"]);
         assert_eq!(plan("present", &["virt"]).unwrap(), ["virt"]);
         assert_eq!(
@@ -1071,7 +1117,11 @@ virt:
         );
         let mut o = opts("present");
         o.only_upgrade = true;
-        assert!(plan_install(&o, &specs(&["mixop-b"]), &d, &p).unwrap().is_empty());
+        assert!(
+            plan_install(&o, &specs(&["mixop-b"]), &d, &p)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

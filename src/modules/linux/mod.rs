@@ -8,10 +8,10 @@
 
 mod apt;
 mod get_url;
-mod reboot;
 mod package;
-mod systemd;
+mod reboot;
 mod sysctl;
+mod systemd;
 mod unarchive;
 mod user;
 

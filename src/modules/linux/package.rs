@@ -19,7 +19,11 @@ use crate::modules::{
 static PACKAGE_DEF: ModuleDef = ModuleDef {
     name: "package",
     namespaces: BUILTIN,
-    params: &[alias(p("name", List), &["pkg"]), p("state", Str), p("use", Str)],
+    params: &[
+        alias(p("name", List), &["pkg"]),
+        p("state", Str),
+        p("use", Str),
+    ],
     free_form: FreeForm::KeyValue,
     // Every other argument goes to the backend module, which checks it (as in Ansible).
     open_args: true,

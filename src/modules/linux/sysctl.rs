@@ -136,7 +136,10 @@ impl Module for Sysctl {
         &SYSCTL_DEF
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let name = arg_str(&args, "name").unwrap_or_default().trim().to_string();
+        let name = arg_str(&args, "name")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let present = arg_str(&args, "state") != Some("absent");
         let raw = arg_str(&args, "value");
         if name.is_empty() {
@@ -176,7 +179,8 @@ if [ -f "$f" ]; then sed 's/^/l=/' "$f" || { _err "Failed to open $f"; exit 0; }
             return Ok(outcome(plan.changed));
         }
         let e = if ignore { "-e " } else { "" };
-        let failed_re = r#"grep -Eq '^sysctl: setting key "[^"]+": (Invalid argument|Read-only file system)$'"#;
+        let failed_re =
+            r#"grep -Eq '^sysctl: setting key "[^"]+": (Invalid argument|Read-only file system)$'"#;
         let mut body = String::new();
         if plan.set_proc {
             let v = if value.split_whitespace().next().is_some() {
@@ -233,7 +237,15 @@ mod tests {
     #[test]
     fn plans_follow_the_collection() {
         let file = lines("# comment\nnet.ipv4.ip_forward = 0\n\nvm.x=1\nvm.x=2\n");
-        let p = plan("net.ipv4.ip_forward", "1", true, true, false, Some("0"), &file);
+        let p = plan(
+            "net.ipv4.ip_forward",
+            "1",
+            true,
+            true,
+            false,
+            Some("0"),
+            &file,
+        );
         assert!(p.changed && p.write_file && !p.set_proc);
         assert_eq!(
             p.lines,
@@ -241,15 +253,47 @@ mod tests {
         );
         // Same value in the file and live: nothing.
         let file = lines("net.ipv4.ip_forward=1\n");
-        let p = plan("net.ipv4.ip_forward", "1", true, true, false, Some("1"), &file);
+        let p = plan(
+            "net.ipv4.ip_forward",
+            "1",
+            true,
+            true,
+            false,
+            Some("1"),
+            &file,
+        );
         assert!(!p.changed);
         // Same in the file, different live: reload changes it.
-        let p = plan("net.ipv4.ip_forward", "1", true, true, false, Some("0"), &file);
+        let p = plan(
+            "net.ipv4.ip_forward",
+            "1",
+            true,
+            true,
+            false,
+            Some("0"),
+            &file,
+        );
         assert!(p.changed && !p.write_file);
-        let p = plan("net.ipv4.ip_forward", "1", true, false, true, Some("0"), &file);
+        let p = plan(
+            "net.ipv4.ip_forward",
+            "1",
+            true,
+            false,
+            true,
+            Some("0"),
+            &file,
+        );
         assert!(p.changed && p.set_proc && !p.write_file);
         // Absent: removed from the file; not there: nothing.
-        let p = plan("net.ipv4.ip_forward", "", false, true, false, Some("1"), &file);
+        let p = plan(
+            "net.ipv4.ip_forward",
+            "",
+            false,
+            true,
+            false,
+            Some("1"),
+            &file,
+        );
         assert!(p.changed && p.write_file && p.lines.is_empty());
         let p = plan("vm.other", "", false, true, false, None, &file);
         assert!(!p.changed);

@@ -469,7 +469,11 @@ h=${home:-$(printf '%s' "$pw" | cut -d: -f6)}
 }
 
 /// Round trip 2: the command (if any), a missing home from the skeleton, the account after.
-fn act_script(argv: Option<&[String]>, make_home: Option<(&str, Option<&str>)>, name: &str) -> String {
+fn act_script(
+    argv: Option<&[String]>,
+    make_home: Option<(&str, Option<&str>)>,
+    name: &str,
+) -> String {
     let mut body = String::new();
     if let Some(argv) = argv {
         let cmd: Vec<String> = argv.iter().map(|a| quote(a)).collect();
@@ -617,7 +621,8 @@ impl Module for User {
             changed |= home_missing;
             acct.passwd.clone()
         } else {
-            let make_home = home_missing.then(|| (home.as_deref().unwrap_or_default(), req.skeleton.as_deref()));
+            let make_home = home_missing
+                .then(|| (home.as_deref().unwrap_or_default(), req.skeleton.as_deref()));
             let done = remote::run(ctx, act_script(argv.as_deref(), make_home, &req.name)).await?;
             command_result(&done, &mut r, &req.name)?;
             changed |= done.flag("home_made");
@@ -713,7 +718,9 @@ impl Module for Group {
             return Err(ModError::msg("group: `local` is not supported by mixop"));
         }
         if arg_bool(&args, "non_unique", false) && args.get("gid").is_none_or(Value::is_null) {
-            return Err(ModError::msg("non_unique is True but all of the following are missing: gid"));
+            return Err(ModError::msg(
+                "non_unique is True but all of the following are missing: gid",
+            ));
         }
         let name = arg_str(&args, "name").unwrap_or_default().to_string();
         let absent = arg_str(&args, "state") == Some("absent");
@@ -731,7 +738,10 @@ impl Module for Group {
         }
         let mut r = Outcome::new();
         r.insert("name".into(), name.clone().into());
-        r.insert("state".into(), if absent { "absent" } else { "present" }.into());
+        r.insert(
+            "state".into(),
+            if absent { "absent" } else { "present" }.into(),
+        );
         let after = match &argv {
             Some(argv) if !ctx.check_mode => {
                 let cmd: Vec<String> = argv.iter().map(|a| quote(a)).collect();
@@ -811,7 +821,9 @@ mod tests {
             "useradd -u 3001 -s /bin/bash -m -r alice"
         );
         let r = user(|r| r.groups = Some("g1".into()));
-        assert!(matches!(useradd_argv(&r, &a), Err(ModError::Failed { msg, .. }) if msg == "Group g1 does not exist"));
+        assert!(
+            matches!(useradd_argv(&r, &a), Err(ModError::Failed { msg, .. }) if msg == "Group g1 does not exist")
+        );
         // A group named like the user exists: -N, as Ansible.
         let r = user(|r| r.create_home = false);
         assert_eq!(
@@ -869,23 +881,35 @@ mod tests {
         let e = GroupEnt::parse("devs:x:3005:alice,bob").unwrap();
         assert_eq!(e.members, ["alice", "bob"]);
         assert_eq!(
-            group_argv(&args(serde_json::json!({"name": "devs", "gid": 3005})), Some(&e)),
+            group_argv(
+                &args(serde_json::json!({"name": "devs", "gid": 3005})),
+                Some(&e)
+            ),
             None
         );
         assert_eq!(
-            group_argv(&args(serde_json::json!({"name": "devs", "gid": 3006})), Some(&e))
-                .unwrap()
-                .join(" "),
+            group_argv(
+                &args(serde_json::json!({"name": "devs", "gid": 3006})),
+                Some(&e)
+            )
+            .unwrap()
+            .join(" "),
             "groupmod -g 3006 devs"
         );
         assert_eq!(
-            group_argv(&args(serde_json::json!({"name": "devs", "system": true})), None)
-                .unwrap()
-                .join(" "),
+            group_argv(
+                &args(serde_json::json!({"name": "devs", "system": true})),
+                None
+            )
+            .unwrap()
+            .join(" "),
             "groupadd -r devs"
         );
         assert_eq!(
-            group_argv(&args(serde_json::json!({"name": "devs", "state": "absent"})), None),
+            group_argv(
+                &args(serde_json::json!({"name": "devs", "state": "absent"})),
+                None
+            ),
             None
         );
     }
