@@ -183,14 +183,10 @@ if [ -f "$f" ]; then sed 's/^/l=/' "$f" || { _err "Failed to open $f"; exit 0; }
             r#"grep -Eq '^sysctl: setting key "[^"]+": (Invalid argument|Read-only file system)$'"#;
         let mut body = String::new();
         if plan.set_proc {
-            let v = if value.split_whitespace().next().is_some() {
-                format!("\"{value}\"")
-            } else {
-                value.clone()
-            };
+            // One argument `name=value` (the collection's `name="value"` after shlex).
             body.push_str(&format!(
                 "o=$(sysctl {e}-w {} 2>&1); if [ $? != 0 ] || printf '%s\\n' \"$o\" | {failed_re}; then _err \"setting $n failed: $o\"; exit 0; fi\n",
-                quote(&format!("{name}={v}"))
+                quote(&format!("{name}={value}"))
             ));
         }
         if plan.write_file {

@@ -459,6 +459,8 @@ h=${home:-$(printf '%s' "$pw" | cut -d: -f6)}
             q = quote(g)
         ));
     }
+    // Lookups that find nothing are answers, not failures.
+    body.push_str("exit 0\n");
     remote::script(
         &[
             ("n", quote(name)),
@@ -496,7 +498,7 @@ fi
             quote(skel.unwrap_or("/etc/skel"))
         ));
     }
-    body.push_str("pw=$(getent passwd \"$n\") && printf 'pw=%s\\n' \"$pw\"\n");
+    body.push_str("pw=$(getent passwd \"$n\") && printf 'pw=%s\\n' \"$pw\"\nexit 0\n");
     remote::script(&[("n", quote(name))], &body)
 }
 
@@ -727,7 +729,7 @@ impl Module for Group {
         let script = |pre: &str| {
             remote::script(
                 &[("n", quote(&name))],
-                &format!("{pre}e=$(getent group \"$n\") && printf 'g=%s\\n' \"$e\"\n"),
+                &format!("{pre}e=$(getent group \"$n\") && printf 'g=%s\\n' \"$e\"\nexit 0\n"),
             )
         };
         let reply = remote::run(ctx, script("")).await?;
