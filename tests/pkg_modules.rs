@@ -459,3 +459,92 @@ fn sysctl_writes_the_file_reloads_and_sets_in_the_hosts_namespace() {
     r.ok();
     assert_eq!(r.recap("lab1").changed, 0, "{}", r.all());
 }
+
+// ---------------------------------------------------------------- pip
+
+/// Writes `mixop_demo-VERSION-py3-none-any.whl` (one module, `mixop_demo.VERSION`) to `dir`.
+fn build_wheel(dir: &Path, version: &str) {
+    let script = format!(
+        r#"
+import zipfile
+v = "{version}"
+d = "mixop_demo-" + v + ".dist-info"
+files = {{
+    "mixop_demo/__init__.py": "VERSION = '" + v + "'\n",
+    d + "/METADATA": "Metadata-Version: 2.1\nName: mixop-demo\nVersion: " + v + "\n",
+    d + "/WHEEL": "Wheel-Version: 1.0\nGenerator: mixop-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}}
+with zipfile.ZipFile("mixop_demo-" + v + "-py3-none-any.whl", "w") as z:
+    for name, text in files.items():
+        z.writestr(name, text)
+    z.writestr(d + "/RECORD", "".join(n + ",,\n" for n in files) + d + "/RECORD,,\n")
+"#
+    );
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn pip_installs_from_a_local_wheel_into_a_new_virtualenv() {
+    let lab = Lab::up(1, &[]);
+    let wheels = host_dir(&lab, "lab1", "opt").join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    build_wheel(&wheels, "1.0");
+    build_wheel(&wheels, "2.0");
+    let w = Work::new();
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  vars:
+    local: "--no-index --find-links /opt/wheels"
+  tasks:
+    - pip: {name: mixop-demo, version: "1.0", virtualenv: /opt/venv, virtualenv_command: python3 -m venv, extra_args: "{{ local }}"}
+      register: r
+    - copy: {dest: "@OUT@/r.json", content: "{{ r | to_json }}"}
+      delegate_to: localhost
+"#,
+    );
+    let version = |lab: &Lab| {
+        lab.exec(
+            "lab1",
+            "/opt/venv/bin/python -c 'import mixop_demo; print(mixop_demo.VERSION)' 2>&1",
+        )
+    };
+    let first = run(&w, &lab, &pb, &[]);
+    first.ok();
+    assert_eq!(version(&lab), "1.0\n");
+    let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["virtualenv"], "/opt/venv", "{r}");
+    assert_eq!(r["cmd"][0], "/opt/venv/bin/pip3", "{r}");
+    let again = run(&w, &lab, &pb, &[]);
+    again.ok();
+    let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(r["changed"], false, "{r}");
+
+    // Check mode compares `pip list` with the request; then latest, then absent.
+    let pb2 = w.write(
+        "pb2.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - pip: {name: "mixop-demo>=1.0", virtualenv: /opt/venv, extra_args: "--no-index --find-links /opt/wheels"}
+    - pip: {name: "mixop-demo==2.0", virtualenv: /opt/venv}
+      check_mode: true
+    - pip: {name: mixop-demo, state: latest, virtualenv: /opt/venv, extra_args: "--no-index --find-links /opt/wheels"}
+    - pip: {name: mixop-demo, state: absent, virtualenv: /opt/venv}
+    - pip: {name: mixop-demo, state: absent, virtualenv: /opt/venv}
+"#,
+    );
+    let r = run(&w, &lab, &pb2, &[]);
+    r.ok();
+    assert_eq!(r.recap("lab1").changed, 3, "{}", r.all());
+    assert!(version(&lab).contains("No module named"), "{}", version(&lab));
+}

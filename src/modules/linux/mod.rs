@@ -1,5 +1,5 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
-//! package, package_facts, user, group, sysctl.
+//! package, package_facts, user, group, sysctl, pip.
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
@@ -9,6 +9,7 @@
 mod apt;
 mod get_url;
 mod package;
+mod pip;
 mod reboot;
 mod sysctl;
 mod systemd;
@@ -34,6 +35,7 @@ pub static MODULES: &[&dyn Module] = &[
     &user::User,
     &user::Group,
     &sysctl::Sysctl,
+    &pip::Pip,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
