@@ -546,5 +546,9 @@ fn pip_installs_from_a_local_wheel_into_a_new_virtualenv() {
     let r = run(&w, &lab, &pb2, &[]);
     r.ok();
     assert_eq!(r.recap("lab1").changed, 3, "{}", r.all());
-    assert!(version(&lab).contains("No module named"), "{}", version(&lab));
+    assert!(
+        version(&lab).contains("No module named"),
+        "{}",
+        version(&lab)
+    );
 }

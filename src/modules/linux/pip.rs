@@ -13,8 +13,8 @@ use crate::modules::ParamType::*;
 use crate::modules::Target;
 use crate::modules::posix::quote;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
-    arg_str, choice, outcome, p,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, arg_bool, arg_str,
+    choice, outcome, p,
 };
 
 static PIP_DEF: ModuleDef = ModuleDef {
@@ -94,9 +94,7 @@ pub fn satisfies(version: &str, specs: &str) -> bool {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .all(|s| {
-            let op_len = s
-                .find(|c: char| !"<>=!~".contains(c))
-                .unwrap_or(s.len());
+            let op_len = s.find(|c: char| !"<>=!~".contains(c)).unwrap_or(s.len());
             let (op, want) = (&s[..op_len], s[op_len..].trim());
             let o = cmp_versions(version, want.trim_end_matches(".*"));
             match op {
@@ -264,7 +262,10 @@ impl Module for Pip {
             (Some(x), _) => vec![x.to_string()],
             (None, Some(env)) => {
                 let (rc, _, _) = run(format!("test -x {}/bin/pip3", quote(env))).await?;
-                vec![format!("{env}/bin/{}", if rc == 0 { "pip3" } else { "pip" })]
+                vec![format!(
+                    "{env}/bin/{}",
+                    if rc == 0 { "pip3" } else { "pip" }
+                )]
             }
             (None, None) => vec!["python3".into(), "-m".into(), "pip.__main__".into()],
         };
@@ -308,8 +309,7 @@ impl Module for Pip {
         };
 
         if ctx.check_mode {
-            if !extra.is_empty() || requirements.is_some() || state == "latest" || names.is_none()
-            {
+            if !extra.is_empty() || requirements.is_some() || state == "latest" || names.is_none() {
                 return Ok(outcome(true));
             }
             let (list, o, e) = freeze().await?;
@@ -333,7 +333,9 @@ impl Module for Pip {
         let (rc, o, e) = run(sh(&cmd)).await?;
         out.push_str(&o);
         err.push_str(&e);
-        if rc == 1 && state == "absent" && (o.contains("not installed") || e.contains("not installed"))
+        if rc == 1
+            && state == "absent"
+            && (o.contains("not installed") || e.contains("not installed"))
         {
         } else if rc != 0 {
             return Err(failed(&cmd, &out, &err));
@@ -348,13 +350,19 @@ impl Module for Pip {
         let mut r = outcome(changed || venv_created);
         r.insert("cmd".into(), cmd.into_iter().map(Value::from).collect());
         r.insert("name".into(), names.map(Value::from).unwrap_or(Value::Null));
-        r.insert("version".into(), version.map(Value::from).unwrap_or(Value::Null));
+        r.insert(
+            "version".into(),
+            version.map(Value::from).unwrap_or(Value::Null),
+        );
         r.insert("state".into(), state.into());
         r.insert(
             "requirements".into(),
             requirements.map(Value::from).unwrap_or(Value::Null),
         );
-        r.insert("virtualenv".into(), env.map(Value::from).unwrap_or(Value::Null));
+        r.insert(
+            "virtualenv".into(),
+            env.map(Value::from).unwrap_or(Value::Null),
+        );
         r.insert("stdout".into(), out.into());
         r.insert("stderr".into(), err.into());
         Ok(r)
