@@ -5,7 +5,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-apt_pkgs=(openssh-server openssh-client iproute2 nftables sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml)
+# dpkg-dev: dpkg-deb/dpkg-scanpackages for the apt tests' local repository; python3-apt: what
+# ansible-playbook's apt module needs on the (lab) target for the apt differential test.
+apt_pkgs=(openssh-server openssh-client iproute2 nftables sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml dpkg-dev python3-apt)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

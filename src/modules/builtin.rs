@@ -825,8 +825,15 @@ static SETUP_DEF: ModuleDef = ModuleDef {
     required_one_of: &[],
 };
 
+/// Prints `pkg_mgr=NAME`: the first package manager found, named as Ansible's `pkg_mgr` fact.
+macro_rules! pkg_mgr_probe {
+    () => {
+        "pm=; for c in apt-get:apt dnf5:dnf5 dnf:dnf yum:yum zypper:zypper apk:apk pacman:pacman; do command -v ${c%%:*} >/dev/null 2>&1 && { pm=${c#*:}; break; }; done; echo \"pkg_mgr=$pm\"\n"
+    };
+}
 /// Facts in one round trip: the script prints `key=value` lines.
-const POSIX_FACTS: &str = r#"
+const POSIX_FACTS: &str = concat!(
+    r#"
 h=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)
 echo "hostname=${h%%.*}"
 echo "fqdn=$(hostname -f 2>/dev/null || echo "$h")"
@@ -842,7 +849,11 @@ echo "route=$r"
 echo "ipv4=$(ip -4 -o addr show 2>/dev/null | awk '{print $2 "/" $4}' | tr '\n' ' ')"
 echo "user=$(id -un)"
 echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
-"#;
+"#,
+    pkg_mgr_probe!()
+);
+
+pub const PKG_MGR_PROBE: &str = pkg_mgr_probe!();
 
 struct Setup;
 
@@ -926,6 +937,16 @@ fn facts_from_raw(raw: &std::collections::HashMap<String, String>) -> Map<String
     );
     f.insert("ansible_distribution_version".into(), version.into());
     f.insert("ansible_boot_id".into(), get("boot_id").into());
+    let pkg_mgr = get("pkg_mgr");
+    f.insert(
+        "ansible_pkg_mgr".into(),
+        if pkg_mgr.is_empty() {
+            "unknown".into()
+        } else {
+            pkg_mgr
+        }
+        .into(),
+    );
     // `1.0.0.0 via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0`
     let route = get("route");
     let words: Vec<&str> = route.split_whitespace().collect();

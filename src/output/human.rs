@@ -434,6 +434,11 @@ fn render_diff(diff: &Value) -> Vec<String> {
             Some(Value::Null) | None => None,
             Some(other) => Some(serde_json::to_string_pretty(other).unwrap_or_default() + "\n"),
         };
+        // A ready-made description of the change (apt's package list), shown as is.
+        if let Some(prepared) = part.get("prepared").and_then(Value::as_str) {
+            lines.extend(prepared.lines().map(|l| format!("    {l}")));
+            continue;
+        }
         let (Some(before), Some(after)) = (text("before"), text("after")) else {
             for k in [
                 "before_binary",

@@ -1,14 +1,20 @@
-//! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot.
+//! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
+//! package, package_facts, user, group, sysctl, pip.
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
 //! as few further round trips as it can. Arguments and return values follow ansible-core's
 //! modules of the same names.
 
+mod apt;
 mod get_url;
+mod package;
+mod pip;
 mod reboot;
+mod sysctl;
 mod systemd;
 mod unarchive;
+mod user;
 
 use std::sync::Arc;
 
@@ -23,6 +29,13 @@ pub static MODULES: &[&dyn Module] = &[
     &get_url::GetUrl,
     &unarchive::Unarchive,
     &reboot::Reboot,
+    &apt::Apt,
+    &package::Package,
+    &package::PackageFacts,
+    &user::User,
+    &user::Group,
+    &sysctl::Sysctl,
+    &pip::Pip,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
