@@ -227,6 +227,7 @@ fn deb_package_and_package_facts() {
     - assert:
         that:
           - packages['mixop-local'][0].version == '3.0'
+          - ansible_facts.packages['mixop-local'][0].version == '3.0'
           - packages['mixop-extra'][0].source == 'apt'
           - packages['mixop-extra'][0].arch == 'all'
           - "'mixop-hello' not in packages"

@@ -308,23 +308,24 @@ impl Engine {
                 }
             }
         }
-        let is_setup =
-            matches!(&task.kind, TaskKind::Module { module, .. } if module.def().name == "setup");
+        // Facts a module gathers (setup, package_facts, ...) are also under `ansible_facts`
+        // (without the `ansible_` prefix), as in ansible-core; variables set by set_fact and
+        // include_vars are not.
+        let gathered = matches!(&task.kind, TaskKind::Module { module, .. }
+            if !matches!(module.def().name, "set_fact" | "include_vars"));
         for facts in fact_sets {
             for (k, v) in facts {
                 hs.set_fact(k, v.clone());
             }
-            if is_setup {
-                let short: Map<String, Value> = facts
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.strip_prefix("ansible_").unwrap_or(k).to_string(),
-                            v.clone(),
-                        )
-                    })
-                    .collect();
-                hs.set_fact("ansible_facts", Value::Object(short));
+            if gathered {
+                let mut all = match hs.facts().remove("ansible_facts") {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                for (k, v) in facts {
+                    all.insert(k.strip_prefix("ansible_").unwrap_or(k).to_string(), v.clone());
+                }
+                hs.set_fact("ansible_facts", Value::Object(all));
             }
         }
         if let Some(name) = &task.register {
