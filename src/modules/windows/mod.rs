@@ -106,7 +106,28 @@ impl Script {
         ctx: &ModuleCtx<'_>,
         args: &impl Serialize,
     ) -> Result<(P, Vec<String>), ModError> {
-        self.request(ctx, "probe", args, None::<&()>).await
+        self.request(ctx, "probe", args, None::<&()>, Map::new()).await
+    }
+
+    /// `probe` with secrets beside the arguments (`Request::secrets`).
+    pub async fn probe_secret<P: DeserializeOwned>(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &impl Serialize,
+        secrets: Map<String, Value>,
+    ) -> Result<(P, Vec<String>), ModError> {
+        self.request(ctx, "probe", args, None::<&()>, secrets).await
+    }
+
+    /// `apply` with secrets beside the arguments (`Request::secrets`).
+    pub async fn apply_secret<R: DeserializeOwned>(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &impl Serialize,
+        plan: &impl Serialize,
+        secrets: Map<String, Value>,
+    ) -> Result<(R, Vec<String>), ModError> {
+        self.request(ctx, "apply", args, Some(plan), secrets).await
     }
 
     /// Phase `apply`: carry out `plan`; returns what happened, as `R`.
@@ -116,7 +137,7 @@ impl Script {
         args: &impl Serialize,
         plan: &impl Serialize,
     ) -> Result<(R, Vec<String>), ModError> {
-        self.request(ctx, "apply", args, Some(plan)).await
+        self.request(ctx, "apply", args, Some(plan), Map::new()).await
     }
 
     /// Phase `run`: single-step scripts (facts, ping).
@@ -125,7 +146,7 @@ impl Script {
         ctx: &ModuleCtx<'_>,
         args: &impl Serialize,
     ) -> Result<(R, Vec<String>), ModError> {
-        self.request(ctx, "run", args, None::<&()>).await
+        self.request(ctx, "run", args, None::<&()>, Map::new()).await
     }
 
     async fn request<R: DeserializeOwned>(
@@ -134,8 +155,10 @@ impl Script {
         phase: &str,
         args: &impl Serialize,
         plan: Option<&impl Serialize>,
+        secrets: Map<String, Value>,
     ) -> Result<(R, Vec<String>), ModError> {
-        let (value, warnings) = call(ctx, self.module, self.text, phase, args, plan).await?;
+        let (value, warnings) =
+            call_with_secrets(ctx, self.module, self.text, phase, args, plan, secrets).await?;
         let parsed = serde_json::from_value(value.clone()).map_err(|e| {
             ModError::msg(format!(
                 "{}: the {phase} step answered something unexpected ({e}): {}",
@@ -231,6 +254,19 @@ pub async fn call(
     args: &impl Serialize,
     plan: Option<&impl Serialize>,
 ) -> Result<(Value, Vec<String>), ModError> {
+    call_with_secrets(ctx, module, script, phase, args, plan, Map::new()).await
+}
+
+/// `call` with `secrets` beside the arguments (`Request::secrets`).
+pub async fn call_with_secrets(
+    ctx: &ModuleCtx<'_>,
+    module: &str,
+    script: &str,
+    phase: &str,
+    args: &impl Serialize,
+    plan: Option<&impl Serialize>,
+    secrets: Map<String, Value>,
+) -> Result<(Value, Vec<String>), ModError> {
     let to_json = |v: Result<Value, serde_json::Error>| v.unwrap_or(Value::Null);
     let req = Request {
         id: 0,
@@ -246,6 +282,7 @@ pub async fn call(
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect::<Map<_, _>>(),
+        secrets,
     };
     let conn = ctx.connection().await?;
     let answer = conn.powershell(req, ctx.timeout).await?;
