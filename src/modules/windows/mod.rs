@@ -13,16 +13,20 @@ mod win_feature;
 mod win_file;
 mod win_firewall_rule;
 mod win_get_url;
+mod win_group;
 mod win_hns_network;
 mod win_optional_feature;
 mod win_path;
 mod win_ping;
+mod win_powershell;
 mod win_reboot;
+mod win_regedit;
 mod win_scheduled_task;
 mod win_scheduled_task_stat;
 mod win_service;
 mod win_stat;
 mod win_unarchive;
+mod win_user;
 mod win_wait_for;
 pub mod winpath;
 
@@ -42,12 +46,15 @@ pub static MODULES: &[&dyn Module] = &[
     &win_feature::WinFeature,
     &win_file::WinFile,
     &win_get_url::WinGetUrl,
+    &win_group::WinGroup,
     &win_path::WinPath,
     &win_defender_exclusion::WinDefenderExclusion,
     &win_firewall_rule::WinFirewallRule,
     &win_optional_feature::WinOptionalFeature,
     &win_ping::WinPing,
+    &win_powershell::WinPowershell,
     &win_reboot::WinReboot,
+    &win_regedit::WinRegedit,
     &win_service::WinService,
     &win_stat::WinStat,
     &win_eventlog_info::WinEventlogInfo,
@@ -55,6 +62,7 @@ pub static MODULES: &[&dyn Module] = &[
     &win_scheduled_task::WinScheduledTask,
     &win_scheduled_task_stat::WinScheduledTaskStat,
     &win_unarchive::WinUnarchive,
+    &win_user::WinUser,
     &win_wait_for::WinWaitFor,
 ];
 
@@ -83,12 +91,15 @@ const SCRIPTS: &[&Script] = &[
     &win_feature::SCRIPT,
     &win_file::SCRIPT,
     &win_get_url::SCRIPT,
+    &win_group::SCRIPT,
     &win_path::SCRIPT,
     &win_defender_exclusion::SCRIPT,
     &win_firewall_rule::SCRIPT,
     &win_optional_feature::SCRIPT,
     &win_ping::SCRIPT,
+    &win_powershell::SCRIPT,
     &win_reboot::SCRIPT,
+    &win_regedit::SCRIPT,
     &win_service::SCRIPT,
     &win_stat::SCRIPT,
     &win_eventlog_info::SCRIPT,
@@ -96,6 +107,7 @@ const SCRIPTS: &[&Script] = &[
     &win_scheduled_task::SCRIPT,
     &win_scheduled_task_stat::SCRIPT,
     &win_unarchive::SCRIPT,
+    &win_user::SCRIPT,
     &win_wait_for::SCRIPT,
 ];
 

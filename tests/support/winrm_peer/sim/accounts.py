@@ -258,6 +258,12 @@ class Accounts:
         u = self._find_user(name, "[ADSI]", "ADSI")
         return {"PasswordExpired": 1 if u["password_expired"] else 0, "IsAccountLocked": bool(u["locked"])}
 
+    def adsi_user_groups(self, name) -> list[str]:
+        """IADsUser.Groups(): the names of the local groups the user is a direct member of."""
+        u = self._find_user(name, "Groups", "ADSI")
+        return [g["name"] for g in self.groups.values()
+                if any(self._local_name(m).lower() == u["name"].lower() or m == u["sid"] for m in g["members"])]
+
     def adsi_set_user(self, name, password_expired=None, is_account_locked=None) -> None:
         u = self._find_user(name, "SetInfo", "ADSI")
         if password_expired is not None:
