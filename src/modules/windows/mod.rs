@@ -118,7 +118,8 @@ impl Script {
         ctx: &ModuleCtx<'_>,
         args: &impl Serialize,
     ) -> Result<(P, Vec<String>), ModError> {
-        self.request(ctx, "probe", args, None::<&()>, Map::new()).await
+        self.request(ctx, "probe", args, None::<&()>, Map::new())
+            .await
     }
 
     /// `probe` with secrets beside the arguments (`Request::secrets`).
@@ -149,7 +150,8 @@ impl Script {
         args: &impl Serialize,
         plan: &impl Serialize,
     ) -> Result<(R, Vec<String>), ModError> {
-        self.request(ctx, "apply", args, Some(plan), Map::new()).await
+        self.request(ctx, "apply", args, Some(plan), Map::new())
+            .await
     }
 
     /// Phase `run`: single-step scripts (facts, ping).
@@ -158,7 +160,8 @@ impl Script {
         ctx: &ModuleCtx<'_>,
         args: &impl Serialize,
     ) -> Result<(R, Vec<String>), ModError> {
-        self.request(ctx, "run", args, None::<&()>, Map::new()).await
+        self.request(ctx, "run", args, None::<&()>, Map::new())
+            .await
     }
 
     async fn request<R: DeserializeOwned>(

@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn decisions() {
-        assert_eq!(plan(&probe(false, ""), &args(None, Some("d"))).action, "create");
+        assert_eq!(
+            plan(&probe(false, ""), &args(None, Some("d"))).action,
+            "create"
+        );
         assert_eq!(plan(&probe(true, "d"), &args(None, Some("d"))).action, "");
         // Without a description the existing one stays.
         assert_eq!(plan(&probe(true, "d"), &args(None, None)).action, "");
@@ -147,7 +150,13 @@ mod tests {
             plan(&probe(true, "d"), &args(None, Some("D"))).action,
             "set_description"
         );
-        assert_eq!(plan(&probe(true, ""), &args(Some("absent"), None)).action, "remove");
-        assert_eq!(plan(&probe(false, ""), &args(Some("absent"), None)).action, "");
+        assert_eq!(
+            plan(&probe(true, ""), &args(Some("absent"), None)).action,
+            "remove"
+        );
+        assert_eq!(
+            plan(&probe(false, ""), &args(Some("absent"), None)).action,
+            ""
+        );
     }
 }

@@ -104,7 +104,11 @@ pub fn prepare(a: &PsArgs, diff: bool) -> Result<(ScriptArgs, Map<String, Value>
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .ok_or("sensitive_parameters: every entry needs a name")?;
-        let text = |k: &str| s.get(k).filter(|v| !v.is_null()).map(crate::value::arg_text);
+        let text = |k: &str| {
+            s.get(k)
+                .filter(|v| !v.is_null())
+                .map(crate::value::arg_text)
+        };
         let entry = match (text("value"), text("username"), text("password")) {
             (Some(v), None, None) => json!({ "name": name, "value": v }),
             (None, Some(u), Some(p)) => json!({ "name": name, "username": u, "password": p }),
@@ -189,7 +193,14 @@ pub fn outcome(ans: &Answer) -> (bool, Option<String>, Map<String, Value>) {
     let mut m = Map::new();
     if let Some(msg) = &ans.skipped {
         m.insert("msg".into(), msg.clone().into());
-        for k in ["output", "error", "warning", "verbose", "debug", "information"] {
+        for k in [
+            "output",
+            "error",
+            "warning",
+            "verbose",
+            "debug",
+            "information",
+        ] {
             m.insert(k.into(), json!([]));
         }
         m.insert("host_out".into(), "".into());
@@ -251,7 +262,9 @@ impl Module for WinPowershell {
         )
         .await?;
         let ans: Answer = serde_json::from_value(value).map_err(|e| {
-            ModError::msg(format!("win_powershell: the script answered something unexpected ({e})"))
+            ModError::msg(format!(
+                "win_powershell: the script answered something unexpected ({e})"
+            ))
         })?;
         let (changed, failure, mut fields) = outcome(&ans);
         if ctx.diff && !ans.diff.is_null() && ans.diff != json!({}) {
@@ -288,7 +301,10 @@ mod tests {
                                      {"name": "C", "username": "u", "password": "pw"}]}));
         let (sa, secrets) = prepare(&a, false).unwrap();
         let text = serde_json::to_string(&sa).unwrap();
-        assert!(!text.contains("s3cret") && !text.contains("\"pw\""), "{text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("\"pw\""),
+            "{text}"
+        );
         assert_eq!(
             secrets["sensitive"],
             json!([{"name": "P", "value": "s3cret"}, {"name": "C", "username": "u", "password": "pw"}])
@@ -309,7 +325,8 @@ mod tests {
         // PowerShell 5.1 writes a one-element list as the element.
         assert_eq!(m["output"], json!(["one"]));
         assert_eq!(m["result"], json!({}));
-        let ans: Answer = serde_json::from_value(json!({"changed": false, "failed": true})).unwrap();
+        let ans: Answer =
+            serde_json::from_value(json!({"changed": false, "failed": true})).unwrap();
         let (changed, failure, _) = outcome(&ans);
         assert!(!changed);
         assert_eq!(failure.unwrap(), "the script set $Ansible.Failed");

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use super::{WINDOWS, finish, script, typed_args};
 use crate::modules::ParamType::*;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Param, Target, alias, choice,
-    p,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Param, Target, alias,
+    choice, p,
 };
 
 pub static SCRIPT: super::Script = script!("win_regedit");
@@ -126,7 +126,11 @@ const HIVES: &[(&str, &str)] = &[
 /// `HKLM:\SOFTWARE\X` → `Registry::HKEY_LOCAL_MACHINE\SOFTWARE\X`; anything else is refused with
 /// Ansible's message.
 pub fn provider_path(path: &str) -> Result<String, String> {
-    let bad = || format!("path: {path} is not a valid powershell path, see module documentation for examples.");
+    let bad = || {
+        format!(
+            "path: {path} is not a valid powershell path, see module documentation for examples."
+        )
+    };
     let (drive, rest) = path.split_once(":\\").ok_or_else(bad)?;
     let hive = HIVES
         .iter()
@@ -149,7 +153,9 @@ pub fn convert(kind: &str, data: Option<&Value>) -> Result<Data, String> {
             Some(Value::String(s)) => hex_bytes(s).map(Data::Bytes),
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(b) if b <= 255 => Ok(Data::Bytes(vec![b as u8])),
-                _ => Err(format!("cannot convert binary data '{n}' to byte array, please specify this value as a yaml byte array or a comma separated hex value string")),
+                _ => Err(format!(
+                    "cannot convert binary data '{n}' to byte array, please specify this value as a yaml byte array or a comma separated hex value string"
+                )),
             },
             Some(Value::Array(a)) => a
                 .iter()
@@ -161,7 +167,9 @@ pub fn convert(kind: &str, data: Option<&Value>) -> Result<Data, String> {
                 })
                 .collect::<Result<_, _>>()
                 .map(Data::Bytes),
-            Some(other) => Err(format!("cannot convert binary data {other} to a byte array")),
+            Some(other) => Err(format!(
+                "cannot convert binary data {other} to a byte array"
+            )),
         },
         "dword" | "qword" => {
             let n: u128 = match data {
@@ -182,7 +190,9 @@ pub fn convert(kind: &str, data: Option<&Value>) -> Result<Data, String> {
                 Ok(Data::Int(i64::from(n as u32 as i32)))
             } else {
                 if n > u128::from(u64::MAX) && (n as i128) >= 0 {
-                    return Err("data cannot be larger than 0xffffffffffffffff when type is qword".into());
+                    return Err(
+                        "data cannot be larger than 0xffffffffffffffff when type is qword".into(),
+                    );
                 }
                 Ok(Data::Int(n as u64 as i64))
             }
@@ -230,7 +240,9 @@ pub fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
             .collect();
     }
     if clean.len() == 1 {
-        return u8::from_str_radix(&clean, 16).map(|b| vec![b]).map_err(|_| bad());
+        return u8::from_str_radix(&clean, 16)
+            .map(|b| vec![b])
+            .map_err(|_| bad());
     }
     if clean.len() % 2 != 0 {
         return Err(bad());
@@ -255,7 +267,10 @@ pub fn wanted(args: &RegArgs) -> Result<(Want, Vec<String>), String> {
     }
     let present = args.state.as_deref() != Some("absent");
     let value = if present && (name.is_some() || args.data.as_ref().is_some_and(|d| !d.is_null())) {
-        Some((kind_name(&kind).to_string(), convert(&kind, args.data.as_ref())?))
+        Some((
+            kind_name(&kind).to_string(),
+            convert(&kind, args.data.as_ref())?,
+        ))
     } else {
         None
     };
@@ -300,7 +315,11 @@ impl Probe {
                 v => vec![crate::value::arg_text(&v)],
             }),
             "Binary" | "None" => Data::Bytes(match data {
-                Value::Array(a) => a.iter().filter_map(|v| v.as_u64()).map(|b| b as u8).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|v| v.as_u64())
+                    .map(|b| b as u8)
+                    .collect(),
                 Value::Number(n) => vec![n.as_u64().unwrap_or(0) as u8],
                 _ => Vec::new(),
             }),
@@ -495,7 +514,10 @@ mod tests {
             provider_path(r"HKLM:\SOFTWARE\\Mixop\").unwrap(),
             r"Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Mixop"
         );
-        assert_eq!(provider_path(r"HKCR:\").unwrap(), "Registry::HKEY_CLASSES_ROOT");
+        assert_eq!(
+            provider_path(r"HKCR:\").unwrap(),
+            "Registry::HKEY_CLASSES_ROOT"
+        );
         assert!(provider_path(r"HKEY_LOCAL_MACHINE\SOFTWARE").is_err());
         assert!(provider_path(r"hklm:\SOFTWARE").is_err());
         assert_eq!(hex_bytes("hex:be,ef,00").unwrap(), vec![0xbe, 0xef, 0]);
@@ -524,7 +546,10 @@ mod tests {
 
     #[test]
     fn default_value_only_takes_a_string() {
-        let (w, warn) = wanted(&args(json!({"path": r"HKLM:\X", "data": 5, "type": "dword"}))).unwrap();
+        let (w, warn) = wanted(&args(
+            json!({"path": r"HKLM:\X", "data": 5, "type": "dword"}),
+        ))
+        .unwrap();
         assert_eq!(w.name, None);
         assert_eq!(w.value, Some(("String".into(), Data::Text("5".into()))));
         assert_eq!(warn.len(), 1);
@@ -545,14 +570,18 @@ mod tests {
         assert!(!p.changes(), "{p:?}");
         assert_eq!(p.diff.1[r"HKLM:\X"]["n"]["value"], "0xffffffff");
         // Same text, other type: the type changes, the data does not.
-        let (w, _) =
-            wanted(&args(json!({"path": r"HKLM:\X", "name": "n", "data": 1, "type": "dword"})))
-                .unwrap();
+        let (w, _) = wanted(&args(
+            json!({"path": r"HKLM:\X", "name": "n", "data": 1, "type": "dword"}),
+        ))
+        .unwrap();
         let p = plan(&probe(Some(("String", json!("1")))), &w);
         assert!(p.data_type_changed && !p.data_changed);
         assert!(p.set.as_ref().unwrap().exists);
         // Case matters in strings.
-        let (w, _) = wanted(&args(json!({"path": r"HKLM:\X", "name": "n", "data": "Foo"}))).unwrap();
+        let (w, _) = wanted(&args(
+            json!({"path": r"HKLM:\X", "name": "n", "data": "Foo"}),
+        ))
+        .unwrap();
         let p = plan(&probe(Some(("String", json!("foo")))), &w);
         assert!(p.data_changed && !p.data_type_changed);
         // A new key and value.
@@ -569,7 +598,10 @@ mod tests {
 
     #[test]
     fn absent_removes_value_key_or_default() {
-        let (w, _) = wanted(&args(json!({"path": r"HKLM:\X", "name": "n", "state": "absent"}))).unwrap();
+        let (w, _) = wanted(&args(
+            json!({"path": r"HKLM:\X", "name": "n", "state": "absent"}),
+        ))
+        .unwrap();
         let p = plan(&probe(Some(("String", json!("v")))), &w);
         assert_eq!(p.remove_value.as_deref(), Some("n"));
         assert!(!plan(&probe(None), &w).changes());

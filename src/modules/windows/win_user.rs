@@ -239,7 +239,10 @@ pub fn after(probe: &Probe, plan: &Plan, a: &UserArgs, sid: Option<&str>) -> Map
         .collect();
     groups.extend(plan.add_groups.iter().cloned());
     let fresh = plan.create;
-    m.insert("fullname".into(), pick(&plan.fullname, &probe.fullname).into());
+    m.insert(
+        "fullname".into(),
+        pick(&plan.fullname, &probe.fullname).into(),
+    );
     m.insert(
         "description".into(),
         pick(&plan.description, &probe.description).into(),
@@ -260,11 +263,19 @@ pub fn after(probe: &Probe, plan: &Plan, a: &UserArgs, sid: Option<&str>) -> Map
     );
     m.insert(
         "password_expired".into(),
-        pick_b(plan.password_expired, !fresh && probe.password_expired && !plan.password).into(),
+        pick_b(
+            plan.password_expired,
+            !fresh && probe.password_expired && !plan.password,
+        )
+        .into(),
     );
     m.insert(
         "password_never_expires".into(),
-        pick_b(plan.password_never_expires, !fresh && probe.password_never_expires).into(),
+        pick_b(
+            plan.password_never_expires,
+            !fresh && probe.password_never_expires,
+        )
+        .into(),
     );
     m.insert(
         "user_cannot_change_password".into(),
@@ -355,15 +366,17 @@ impl Module for WinUser {
             if !after_d.is_empty() && (a.password.is_some() || probe.exists) {
                 after_d.insert(
                     "password".into(),
-                    if plan.password { "CHANGED REDACTED" } else { "REDACTED" }.into(),
+                    if plan.password {
+                        "CHANGED REDACTED"
+                    } else {
+                        "REDACTED"
+                    }
+                    .into(),
                 );
             }
             before.remove("state");
             after_d.remove("state");
-            fields.insert(
-                "diff".into(),
-                json!({ "before": before, "after": after_d }),
-            );
+            fields.insert("diff".into(), json!({ "before": before, "after": after_d }));
         }
         Ok(finish(plan.changes(), warnings, Value::Object(fields)))
     }
@@ -407,8 +420,10 @@ mod tests {
                 all_groups: existing().all_groups,
                 ..Probe::default()
             },
-            &args(json!({"name": "bob", "password": "x", "account_disabled": true,
-                "user_cannot_change_password": true, "groups": ["users"]})),
+            &args(
+                json!({"name": "bob", "password": "x", "account_disabled": true,
+                "user_cannot_change_password": true, "groups": ["users"]}),
+            ),
         )
         .unwrap();
         assert!(p.create && p.password);
@@ -441,7 +456,8 @@ mod tests {
             logon_result: Some(1326),
             ..existing()
         };
-        let on_create = args(json!({"name": "bob", "password": "pw", "update_password": "on_create"}));
+        let on_create =
+            args(json!({"name": "bob", "password": "pw", "update_password": "on_create"}));
         assert!(!plan(&pr, &on_create).unwrap().changes());
     }
 
@@ -470,8 +486,11 @@ mod tests {
             logon_result: Some(1326),
             ..existing()
         };
-        let p = plan(&pr, &args(json!({"name": "bob", "password": "n", "password_expired": true})))
-            .unwrap();
+        let p = plan(
+            &pr,
+            &args(json!({"name": "bob", "password": "n", "password_expired": true})),
+        )
+        .unwrap();
         assert!(p.password);
         assert_eq!(p.password_expired, Some(true));
     }
@@ -494,7 +513,11 @@ mod tests {
         let p = g("remove", json!(["Users", "Administrators"]));
         assert!(p.add_groups.is_empty());
         assert_eq!(p.remove_groups, vec!["Users".to_string()]);
-        let e = plan(&existing(), &args(json!({"name": "bob", "groups": ["nope"]}))).unwrap_err();
+        let e = plan(
+            &existing(),
+            &args(json!({"name": "bob", "groups": ["nope"]})),
+        )
+        .unwrap_err();
         assert_eq!(e, "group 'nope' not found");
         // groups: [] with replace leaves the user in no group.
         assert_eq!(g("replace", json!([])).remove_groups.len(), 2);
@@ -502,16 +525,31 @@ mod tests {
 
     #[test]
     fn absent_query_and_result() {
-        assert!(plan(&existing(), &args(json!({"name": "bob", "state": "absent"}))).unwrap().remove);
-        assert!(!plan(&Probe::default(), &args(json!({"name": "bob", "state": "absent"})))
+        assert!(
+            plan(
+                &existing(),
+                &args(json!({"name": "bob", "state": "absent"}))
+            )
             .unwrap()
-            .changes());
+            .remove
+        );
+        assert!(
+            !plan(
+                &Probe::default(),
+                &args(json!({"name": "bob", "state": "absent"}))
+            )
+            .unwrap()
+            .changes()
+        );
         let a = args(json!({"name": "bob", "state": "query", "password": "p"}));
         let p = plan(&existing(), &a).unwrap();
         assert!(!p.changes());
         let r = after(&existing(), &p, &a, None);
         assert_eq!(r["state"], "present");
-        assert_eq!(r["groups"], json!([{"name": "Users"}, {"name": "Backup Operators"}]));
+        assert_eq!(
+            r["groups"],
+            json!([{"name": "Users"}, {"name": "Backup Operators"}])
+        );
         assert_eq!(r["account_disabled"], false);
         let r = after(&Probe::default(), &p, &a, None);
         assert_eq!(r["state"], "absent");
