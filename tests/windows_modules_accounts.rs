@@ -205,9 +205,14 @@ fn regedit_sets_typed_values_once_then_removes_them() {
     assert!(!sim.key(r"HKEY_LOCAL_MACHINE\SOFTWARE\Mixop").is_null());
     assert_eq!(
         p.result("dword")["diff"],
-        json!({"before": {}, "after": {r"HKLM:\SOFTWARE\Mixop\Lab": {"Flags": {"type": "DWord", "value": "0xffffffff"}}}})
+        json!({"before": {r"HKLM:\SOFTWARE\Mixop\Lab": {}}, "after": {r"HKLM:\SOFTWARE\Mixop\Lab": {"Flags": {"type": "DWord", "value": "0xffffffff"}}}})
     );
     assert_eq!(p.result("string")["data_changed"], false);
+    assert_eq!(
+        p.result("string")["diff"]["before"],
+        json!({}),
+        "the key was new"
+    );
 
     // Again: nothing to do (the expandstring is compared unexpanded, the dword as read back).
     let p = play(&w, &sim, REG_TASKS, &[]);
@@ -522,8 +527,10 @@ fn powershell_streams_result_and_sensitive_parameters() {
     let sim = Sim::start();
     let w = Work::new();
     w.write("script.ps1", PS_SCRIPT);
-    let task = "    - name: ps\n      win_powershell:\n        script: \"{{ lookup('file', 'script.ps1') }}\"\n        parameters: {Name: lab}\n        sensitive_parameters:\n          - {name: Token, value: 'Tok-31415'}\n          - {name: Cred, username: svc, password: 'CredPw-2718'}\n      register: out\n    - name: use it\n      debug: {msg: \"{{ out.result.name }} {{ out.output[0] }}\"}\n";
-    let p = play(&w, &sim, task, &["-v"]);
+    let task = "    - name: ps\n      win_powershell:\n        script: \"{{ lookup('file', 'script.ps1') }}\"\n        parameters: {Name: lab}\n        sensitive_parameters:\n          - {name: Token, value: 'Tok-31415'}\n          - {name: Cred, username: svc, password: 'CredPw-2718'}\n      register: out\n";
+    let use_it =
+        "    - name: use it\n      debug: {msg: \"{{ out.result.name }} {{ out.output[0] }}\"}\n";
+    let p = play(&w, &sim, &format!("{task}{use_it}"), &["-v"]);
     p.ok();
     let r = p.result("ps");
     assert_eq!(r["changed"], false);

@@ -113,6 +113,13 @@ pub struct Probe {
     pub logon_result: Option<u32>,
 }
 
+impl Probe {
+    /// Whether the user was created or changed between two probes.
+    fn state_differs(&self, other: &Probe) -> bool {
+        self != other
+    }
+}
+
 /// LogonUserW failures that still prove the password right: ERROR_ACCOUNT_RESTRICTION (1327),
 /// ERROR_LOGON_TYPE_NOT_GRANTED (1385), ERROR_PASSWORD_EXPIRED (1330), ERROR_ACCOUNT_DISABLED
 /// (1331), ERROR_PASSWORD_MUST_CHANGE (1907).
@@ -186,35 +193,47 @@ pub fn plan(probe: &Probe, a: &UserArgs) -> Result<Plan, String> {
         let expired_now = probe.password_expired && !plan.password;
         plan.password_expired = differs_b(a.password_expired, expired_now);
     }
-    if let Some(groups) = &a.groups {
-        let mut wanted = Vec::new();
-        for g in groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty()) {
-            let canon = probe
-                .all_groups
-                .iter()
-                .find(|x| x.eq_ignore_ascii_case(g))
-                .ok_or_else(|| format!("group '{g}' not found"))?;
-            if !wanted.contains(canon) {
-                wanted.push(canon.clone());
-            }
-        }
-        let member = |g: &String| probe.groups.iter().any(|m| m.eq_ignore_ascii_case(g));
-        let action = a.groups_action.as_deref().unwrap_or("replace");
-        if action != "remove" {
-            plan.add_groups = wanted.iter().filter(|g| !member(g)).cloned().collect();
-        }
-        plan.remove_groups = match action {
-            "remove" => wanted.iter().filter(|g| member(g)).cloned().collect(),
-            "replace" => probe
-                .groups
-                .iter()
-                .filter(|g| !wanted.iter().any(|w| w.eq_ignore_ascii_case(g)))
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
-        };
+    // A new user's groups are planned after it exists: Windows puts new local users in Users.
+    if !plan.create {
+        (plan.add_groups, plan.remove_groups) = groups_plan(probe, a)?;
     }
     Ok(plan)
+}
+
+/// The groups to join and leave for `groups` / `groups_action` (Ansible's default: replace).
+pub fn groups_plan(probe: &Probe, a: &UserArgs) -> Result<(Vec<String>, Vec<String>), String> {
+    let Some(groups) = &a.groups else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut wanted = Vec::new();
+    for g in groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty()) {
+        let canon = probe
+            .all_groups
+            .iter()
+            .find(|x| x.eq_ignore_ascii_case(g))
+            .ok_or_else(|| format!("group '{g}' not found"))?;
+        if !wanted.contains(canon) {
+            wanted.push(canon.clone());
+        }
+    }
+    let member = |g: &String| probe.groups.iter().any(|m| m.eq_ignore_ascii_case(g));
+    let action = a.groups_action.as_deref().unwrap_or("replace");
+    let add = if action == "remove" {
+        Vec::new()
+    } else {
+        wanted.iter().filter(|g| !member(g)).cloned().collect()
+    };
+    let remove = match action {
+        "remove" => wanted.iter().filter(|g| member(g)).cloned().collect(),
+        "replace" => probe
+            .groups
+            .iter()
+            .filter(|g| !wanted.iter().any(|w| w.eq_ignore_ascii_case(g)))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok((add, remove))
 }
 
 /// The user as it is after the plan (as Ansible returns it).
@@ -338,8 +357,12 @@ impl Module for WinUser {
         let (probe, mut warnings) = SCRIPT
             .probe_secret::<Probe>(ctx, &query, probe_secrets)
             .await?;
-        let plan = plan(&probe, &a).map_err(ModError::msg)?;
+        let mut plan = plan(&probe, &a).map_err(ModError::msg)?;
+        // Unknown groups fail before anything is created.
+        let (mut add, mut remove) = groups_plan(&probe, &a).map_err(ModError::msg)?;
         let mut sid = None;
+        let password_set = plan.password;
+        let mut now = probe.clone();
         if plan.changes() && !ctx.check_mode {
             let apply_secrets = if plan.password { secrets } else { Map::new() };
             let (applied, w) = SCRIPT
@@ -348,7 +371,31 @@ impl Module for WinUser {
             warnings.extend(w);
             sid = applied.sid;
         }
-        let mut fields = after(&probe, &plan, &a, sid.as_deref());
+        if plan.create && !ctx.check_mode {
+            // The user exists now, in the groups Windows gave it: plan the groups from there.
+            let again = ProbeArgs {
+                name: &a.name,
+                test_password: false,
+            };
+            let (fresh, w) = SCRIPT.probe::<Probe>(ctx, &again).await?;
+            warnings.extend(w);
+            (add, remove) = groups_plan(&fresh, &a).map_err(ModError::msg)?;
+            let groups = Plan {
+                add_groups: add.clone(),
+                remove_groups: remove.clone(),
+                ..Plan::default()
+            };
+            if groups.changes() {
+                let (_, w) = SCRIPT.apply::<Applied>(ctx, &again, &groups).await?;
+                warnings.extend(w);
+            }
+            now = fresh;
+            plan = Plan::default();
+        }
+        plan.add_groups = add;
+        plan.remove_groups = remove;
+        let changed = plan.changes() || (probe.state_differs(&now));
+        let mut fields = after(&now, &plan, &a, sid.as_deref());
         if ctx.diff {
             let mut before = if probe.exists {
                 after(&probe, &Plan::default(), &a, None)
@@ -366,7 +413,7 @@ impl Module for WinUser {
             if !after_d.is_empty() && (a.password.is_some() || probe.exists) {
                 after_d.insert(
                     "password".into(),
-                    if plan.password {
+                    if password_set {
                         "CHANGED REDACTED"
                     } else {
                         "REDACTED"
@@ -378,7 +425,7 @@ impl Module for WinUser {
             after_d.remove("state");
             fields.insert("diff".into(), json!({ "before": before, "after": after_d }));
         }
-        Ok(finish(plan.changes(), warnings, Value::Object(fields)))
+        Ok(finish(changed, warnings, Value::Object(fields)))
     }
 }
 
@@ -429,7 +476,17 @@ mod tests {
         assert!(p.create && p.password);
         assert_eq!(p.enable, Some(false));
         assert_eq!(p.user_may_change_password, Some(false));
-        assert_eq!(p.add_groups, vec!["Users".to_string()]);
+        // Groups are planned once the user exists (Windows puts it in Users).
+        assert!(p.add_groups.is_empty());
+        let fresh = Probe {
+            all_groups: existing().all_groups,
+            ..Probe::default()
+        };
+        let a = args(json!({"name": "bob", "groups": ["users"]}));
+        assert_eq!(
+            groups_plan(&fresh, &a).unwrap().0,
+            vec!["Users".to_string()]
+        );
         // The password is never in the plan.
         assert!(!serde_json::to_string(&p).unwrap().contains("\"x\""));
     }
