@@ -244,7 +244,7 @@ pub fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
             .map(|b| vec![b])
             .map_err(|_| bad());
     }
-    if clean.len() % 2 != 0 {
+    if !clean.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..clean.len())
