@@ -54,6 +54,17 @@ EXAMPLES = {
   register: hyperv""",
     "win_path.rs": r"""- win_path: {elements: ['C:\usr\local\bin'], scope: machine}""",
     "win_ping.rs": r"""- win_ping: {}""",
+    "win_group.rs": r"""- win_group: {name: k8s-admins, description: Cluster administrators}""",
+    "win_powershell.rs": r"""- win_powershell:
+    script: |
+      param($Name)
+      if ((Get-Service $Name).Status -eq 'Running') { $Ansible.Changed = $false } else { Start-Service $Name }
+    parameters: {Name: containerd}""",
+    "win_regedit.rs": r"""- win_regedit:
+    path: 'HKLM:\SYSTEM\CurrentControlSet\Services\hns\State'
+    name: EnableCompartmentNamespace
+    data: 1
+    type: dword""",
     "win_reboot.rs": r"""- win_reboot: {reboot_timeout: 900, test_command: 'Get-Service containerd'}""",
     "win_scheduled_task.rs": r"""- win_scheduled_task:
     name: k3s-agent
@@ -76,6 +87,12 @@ EXAMPLES = {
     "win_stat.rs": r"""- win_stat: {path: 'C:\k3s\k3s.exe'}
   register: k3s_exe""",
     "win_unarchive.rs": r"""- win_unarchive: {src: 'C:\Windows\Temp\containerd-2.3.0-windows-amd64.tar.gz', dest: 'C:\Program Files\containerd'}""",
+    "win_user.rs": r"""- win_user:
+    name: k8s-deploy
+    password: "{{ vault_deploy_password }}"
+    password_never_expires: true
+    groups: [Remote Management Users]
+    groups_action: add""",
     "win_wait_for.rs": r"""- win_wait_for: {host: 10.0.0.10, port: 6443, timeout: 30}""",
 }
 

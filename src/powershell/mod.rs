@@ -90,6 +90,11 @@ pub struct Request {
     pub plan: Option<Value>,
     pub check_mode: bool,
     pub env: Map<String, Value>,
+    /// Values the script needs but nobody may see (passwords): beside `args`, so a log of the
+    /// arguments (the simulator's scripts.jsonl) never holds them; the script reads
+    /// `$Mixop.secrets`.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub secrets: Map<String, Value>,
 }
 
 /// What the host answered (the RES payload).

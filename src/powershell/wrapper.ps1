@@ -47,7 +47,7 @@ function Invoke-MixopRequest($Id, $Req) {
         }
         $Mixop = [pscustomobject]@{
             module = $Req.module; phase = $Req.phase; args = $Req.args; plan = $Req.plan
-            check_mode = [bool]$Req.check_mode
+            check_mode = [bool]$Req.check_mode; secrets = $Req.secrets
         }
         $block = [ScriptBlock]::Create([string]$Req.script)
         $all = @(& $block $Mixop 3>&1)

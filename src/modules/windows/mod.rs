@@ -13,16 +13,20 @@ mod win_feature;
 mod win_file;
 mod win_firewall_rule;
 mod win_get_url;
+mod win_group;
 mod win_hns_network;
 mod win_optional_feature;
 mod win_path;
 mod win_ping;
+mod win_powershell;
 mod win_reboot;
+mod win_regedit;
 mod win_scheduled_task;
 mod win_scheduled_task_stat;
 mod win_service;
 mod win_stat;
 mod win_unarchive;
+mod win_user;
 mod win_wait_for;
 pub mod winpath;
 
@@ -42,12 +46,15 @@ pub static MODULES: &[&dyn Module] = &[
     &win_feature::WinFeature,
     &win_file::WinFile,
     &win_get_url::WinGetUrl,
+    &win_group::WinGroup,
     &win_path::WinPath,
     &win_defender_exclusion::WinDefenderExclusion,
     &win_firewall_rule::WinFirewallRule,
     &win_optional_feature::WinOptionalFeature,
     &win_ping::WinPing,
+    &win_powershell::WinPowershell,
     &win_reboot::WinReboot,
+    &win_regedit::WinRegedit,
     &win_service::WinService,
     &win_stat::WinStat,
     &win_eventlog_info::WinEventlogInfo,
@@ -55,6 +62,7 @@ pub static MODULES: &[&dyn Module] = &[
     &win_scheduled_task::WinScheduledTask,
     &win_scheduled_task_stat::WinScheduledTaskStat,
     &win_unarchive::WinUnarchive,
+    &win_user::WinUser,
     &win_wait_for::WinWaitFor,
 ];
 
@@ -83,12 +91,15 @@ const SCRIPTS: &[&Script] = &[
     &win_feature::SCRIPT,
     &win_file::SCRIPT,
     &win_get_url::SCRIPT,
+    &win_group::SCRIPT,
     &win_path::SCRIPT,
     &win_defender_exclusion::SCRIPT,
     &win_firewall_rule::SCRIPT,
     &win_optional_feature::SCRIPT,
     &win_ping::SCRIPT,
+    &win_powershell::SCRIPT,
     &win_reboot::SCRIPT,
+    &win_regedit::SCRIPT,
     &win_service::SCRIPT,
     &win_stat::SCRIPT,
     &win_eventlog_info::SCRIPT,
@@ -96,6 +107,7 @@ const SCRIPTS: &[&Script] = &[
     &win_scheduled_task::SCRIPT,
     &win_scheduled_task_stat::SCRIPT,
     &win_unarchive::SCRIPT,
+    &win_user::SCRIPT,
     &win_wait_for::SCRIPT,
 ];
 
@@ -106,7 +118,29 @@ impl Script {
         ctx: &ModuleCtx<'_>,
         args: &impl Serialize,
     ) -> Result<(P, Vec<String>), ModError> {
-        self.request(ctx, "probe", args, None::<&()>).await
+        self.request(ctx, "probe", args, None::<&()>, Map::new())
+            .await
+    }
+
+    /// `probe` with secrets beside the arguments (`Request::secrets`).
+    pub async fn probe_secret<P: DeserializeOwned>(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &impl Serialize,
+        secrets: Map<String, Value>,
+    ) -> Result<(P, Vec<String>), ModError> {
+        self.request(ctx, "probe", args, None::<&()>, secrets).await
+    }
+
+    /// `apply` with secrets beside the arguments (`Request::secrets`).
+    pub async fn apply_secret<R: DeserializeOwned>(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &impl Serialize,
+        plan: &impl Serialize,
+        secrets: Map<String, Value>,
+    ) -> Result<(R, Vec<String>), ModError> {
+        self.request(ctx, "apply", args, Some(plan), secrets).await
     }
 
     /// Phase `apply`: carry out `plan`; returns what happened, as `R`.
@@ -116,7 +150,8 @@ impl Script {
         args: &impl Serialize,
         plan: &impl Serialize,
     ) -> Result<(R, Vec<String>), ModError> {
-        self.request(ctx, "apply", args, Some(plan)).await
+        self.request(ctx, "apply", args, Some(plan), Map::new())
+            .await
     }
 
     /// Phase `run`: single-step scripts (facts, ping).
@@ -125,7 +160,8 @@ impl Script {
         ctx: &ModuleCtx<'_>,
         args: &impl Serialize,
     ) -> Result<(R, Vec<String>), ModError> {
-        self.request(ctx, "run", args, None::<&()>).await
+        self.request(ctx, "run", args, None::<&()>, Map::new())
+            .await
     }
 
     async fn request<R: DeserializeOwned>(
@@ -134,8 +170,10 @@ impl Script {
         phase: &str,
         args: &impl Serialize,
         plan: Option<&impl Serialize>,
+        secrets: Map<String, Value>,
     ) -> Result<(R, Vec<String>), ModError> {
-        let (value, warnings) = call(ctx, self.module, self.text, phase, args, plan).await?;
+        let (value, warnings) =
+            call_with_secrets(ctx, self.module, self.text, phase, args, plan, secrets).await?;
         let parsed = serde_json::from_value(value.clone()).map_err(|e| {
             ModError::msg(format!(
                 "{}: the {phase} step answered something unexpected ({e}): {}",
@@ -231,6 +269,19 @@ pub async fn call(
     args: &impl Serialize,
     plan: Option<&impl Serialize>,
 ) -> Result<(Value, Vec<String>), ModError> {
+    call_with_secrets(ctx, module, script, phase, args, plan, Map::new()).await
+}
+
+/// `call` with `secrets` beside the arguments (`Request::secrets`).
+pub async fn call_with_secrets(
+    ctx: &ModuleCtx<'_>,
+    module: &str,
+    script: &str,
+    phase: &str,
+    args: &impl Serialize,
+    plan: Option<&impl Serialize>,
+    secrets: Map<String, Value>,
+) -> Result<(Value, Vec<String>), ModError> {
     let to_json = |v: Result<Value, serde_json::Error>| v.unwrap_or(Value::Null);
     let req = Request {
         id: 0,
@@ -246,6 +297,7 @@ pub async fn call(
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect::<Map<_, _>>(),
+        secrets,
     };
     let conn = ctx.connection().await?;
     let answer = conn.powershell(req, ctx.timeout).await?;

@@ -27,6 +27,8 @@ import uuid
 from . import catalog
 from .errors import (CmdletError, cim_already_exists, cim_not_found, dotnet_method, enum_binding,
                      parameter_null, path_not_found, validate_set)
+from .accounts import Accounts
+from .registry import Registry, is_registry_path
 from .state import FsError, HostState
 
 SM = "Microsoft.Windows.ServerManager.Commands."
@@ -84,6 +86,17 @@ class Cmdlets:
     @property
     def d(self) -> dict:
         return self.host.data
+
+    @property
+    def registry(self) -> Registry:
+        """The registry provider (sim/registry.py): Test-Path, Get-Item, New-Item, Remove-Item on a registry
+        path go there too."""
+        return Registry(self)
+
+    @property
+    def accounts(self) -> Accounts:
+        """Local users and groups (sim/accounts.py): the LocalAccounts cmdlets, ADSI WinNT and LogonUserW."""
+        return Accounts(self)
 
     # ============================================================================================
     # Server Manager features
@@ -802,6 +815,8 @@ class Cmdlets:
                               "System.Management.Automation.ParameterBindingValidationException", "InvalidData",
                               "ParameterArgumentValidationErrorEmptyStringNotAllowed," + PSC + "TestPathCommand",
                               "Test-Path")
+        if is_registry_path(path):
+            return self.registry.test_path(path)
         try:
             info = self.fs.info(str(path))
         except FsError:
@@ -848,6 +863,8 @@ class Cmdlets:
             "NewItemIOError", PSC, cmd_type), cmd, path)
 
     def get_item(self, path) -> dict:
+        if is_registry_path(path):
+            return self.registry.get_item(path)
         try:
             info = self.fs.info(str(path))
         except FsError as e:
@@ -865,6 +882,8 @@ class Cmdlets:
     def new_item(self, path, item_type="File", value=None, force=False) -> dict:
         cmd, cmd_type = "New-Item", "NewItemCommand"
         p = str(path)
+        if is_registry_path(p):
+            return self.registry.new_item(p, force=force)
         kind = str(item_type or "File").lower()
         try:
             exists = self.fs.exists(p)
@@ -897,6 +916,8 @@ class Cmdlets:
     def remove_item(self, path, recurse=False, force=False) -> None:
         cmd, cmd_type = "Remove-Item", "RemoveItemCommand"
         p = str(path)
+        if is_registry_path(p):
+            return self.registry.remove_item(p, recurse=recurse)
         try:
             info = self.fs.info(p)
             if info is None:

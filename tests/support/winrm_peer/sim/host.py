@@ -59,6 +59,8 @@ class Context:
         self.plan = req.get("plan")
         self.check_mode = bool(req.get("check_mode", False))
         self.env = dict(req.get("env") or {})
+        # Secret values (passwords) travel beside args; scripts.jsonl keeps only their names.
+        self.secrets = req.get("secrets") if isinstance(req.get("secrets"), dict) else {}
         self.script = req.get("script") if isinstance(req.get("script"), str) else ""
         self.session = session
         self.warnings: list[str] = []
@@ -407,6 +409,8 @@ class SimHost:
         entry = {"id": rid, "session": prog.session, "module": module, "phase": phase, "args": req.get("args"),
                  "plan": req.get("plan"), "script_sha256": req.get("script_sha256") or sha,
                  "check_mode": bool(req.get("check_mode", False)), "env": req.get("env") or {}, "ok": res["ok"]}
+        if isinstance(req.get("secrets"), dict) and req["secrets"]:
+            entry["secrets"] = sorted(req["secrets"])
         if res["ok"]:
             entry["result"] = res["result"]
         else:

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from . import catalog
+from . import accounts, catalog, registry
 
 FORMAT = 1
 
@@ -156,6 +156,8 @@ def normalize(data: dict) -> dict:
     # Host Networking Service networks (Get-HnsNetwork), and what the stand-in programs are doing.
     d["hns_networks"] = list(d.get("hns_networks") or [])
     d["standin_processes"] = dict(d.get("standin_processes") or {})
+    d["registry"] = registry.normalize(d.get("registry"))
+    accounts.normalize(d)
     return d
 
 
