@@ -316,3 +316,8 @@ fn add_host_and_group_by_change_the_inventory() {
         );
     }
 }
+
+#[test]
+fn replace_module() {
+    compare("replace.yml");
+}

@@ -198,8 +198,12 @@ impl Engine {
             }
         });
         let outcomes = join_all(futs).await;
-        if run_once && let Some(first) = outcomes.into_iter().next() {
-            // run_once results apply to every host of the batch, like Ansible.
+        if run_once
+            && !bypass
+            && let Some(first) = outcomes.into_iter().next()
+        {
+            // run_once results apply to every host of the batch, like Ansible (not add_host's:
+            // only the host it ran for registers it).
             for h in &hosts[1..] {
                 self.apply_result(task, h, &first);
             }

@@ -1,0 +1,84 @@
+//! Modules added for Ansible content, on the lab over SSH: `replace` (check mode, --diff,
+//! idempotence, backup, validate).
+
+mod common;
+
+use std::path::Path;
+
+use common::{Lab, Run, Work};
+
+fn run(w: &Work, lab: &Lab, pb: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        lab.inventory.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    w.mixop(&args)
+}
+
+#[test]
+fn replace_on_a_lab_host_check_mode_diff_idempotence_backup() {
+    let lab = Lab::up(1, &[]);
+    lab.exec(
+        "lab1",
+        "mkdir -p /opt/r && printf 'listen 80\\nlisten 8080\\n# keep listen 1\\n' > /opt/r/site.conf",
+    );
+    let w = Work::new();
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - replace:
+        path: /opt/r/site.conf
+        regexp: '^listen (\d+)$'
+        replace: 'listen 10.0.0.1:\1'
+        backup: true
+        validate: grep -q 10.0.0.1 %s
+      register: r
+    - copy: {dest: "@OUT@/r.json", content: "{{ r | to_json }}"}
+      delegate_to: localhost
+"#,
+    );
+    let original = "listen 80\nlisten 8080\n# keep listen 1\n";
+    // Check mode with --diff: reported, shown, not written.
+    let check = run(&w, &lab, &pb, &["--check", "--diff"]);
+    check.ok();
+    assert_eq!(check.recap("lab1").changed, 1, "{}", check.all());
+    assert!(
+        check.stdout.contains("+listen 10.0.0.1:8080"),
+        "{}",
+        check.all()
+    );
+    assert_eq!(lab.exec("lab1", "cat /opt/r/site.conf"), original);
+    // The real run writes, keeps a backup and says how many replacements it made.
+    let first = run(&w, &lab, &pb, &[]);
+    first.ok();
+    assert_eq!(
+        lab.exec("lab1", "cat /opt/r/site.conf"),
+        "listen 10.0.0.1:80\nlisten 10.0.0.1:8080\n# keep listen 1\n"
+    );
+    let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(r["msg"], "2 replacements made", "{r}");
+    let backup = r["backup_file"].as_str().unwrap().to_string();
+    assert!(backup.starts_with("/opt/r/site.conf."), "{r}");
+    assert_eq!(lab.exec("lab1", &format!("cat {backup}")), original);
+    // Idempotent.
+    let again = run(&w, &lab, &pb, &[]);
+    again.ok();
+    assert_eq!(again.recap("lab1").changed, 0, "{}", again.all());
+    // A failing validate leaves the file alone.
+    let bad = w.write(
+        "bad.yml",
+        "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - replace: {path: /opt/r/site.conf, regexp: '10.0.0.1', replace: '10.0.0.2', validate: 'grep -q 10.0.0.1 %s'}\n",
+    );
+    let r = run(&w, &lab, &bad, &[]);
+    assert_eq!(r.recap("lab1").failed, 1, "{}", r.all());
+    assert!(
+        lab.exec("lab1", "cat /opt/r/site.conf")
+            .contains("10.0.0.1:80")
+    );
+}
