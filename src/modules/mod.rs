@@ -14,6 +14,7 @@ pub mod reboot_wait;
 pub mod source;
 mod url;
 pub mod wait;
+mod wait_conn;
 pub mod windows;
 
 use std::collections::HashMap;
@@ -354,7 +355,11 @@ static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock
 
 /// Modules that change the run itself or talk to services (inventory changes, waiting for a
 /// host, HTTP, git, text replacement).
-static ENGINE_MODULES: &[&dyn Module] = &[&dyninv::AddHost, &dyninv::GroupBy];
+static ENGINE_MODULES: &[&dyn Module] = &[
+    &dyninv::AddHost,
+    &dyninv::GroupBy,
+    &wait_conn::WaitForConnection,
+];
 
 /// Resolves a task's module name (`copy`, `ansible.builtin.copy`, `ansible.legacy.copy`).
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
