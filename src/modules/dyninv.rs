@@ -52,7 +52,10 @@ impl Module for AddHost {
 
 /// Splits add_host's open arguments into the host name (a `host:port` name sets
 /// `ansible_ssh_port`), its groups and its variables, as ansible-core's action does.
-fn add_host_args(mut args: Args) -> Result<(String, Vec<String>, Map<String, Value>), String> {
+/// add_host's host name, groups and host variables.
+type NewHost = (String, Vec<String>, Map<String, Value>);
+
+fn add_host_args(mut args: Args) -> Result<NewHost, String> {
     let name = ["name", "hostname", "host"]
         .iter()
         .find_map(|k| args.get(*k).filter(|v| !v.is_null()).map(to_text))

@@ -192,9 +192,7 @@ fn query(n: &Net, network: bool, value: &Value, q: &str) -> Result<Value, Error>
             }
         }
         "host" => {
-            if size == 1 {
-                s(n.cidr_str())
-            } else if n.ip != n.network() || n.broadcast().is_none() {
+            if size == 1 || n.ip != n.network() || n.broadcast().is_none() {
                 s(n.cidr_str())
             } else {
                 none
