@@ -301,3 +301,23 @@ fn list_hosts_tasks_and_tags_print_what_ansible_prints() {
         );
     }
 }
+
+#[test]
+fn add_host_and_group_by_change_the_inventory() {
+    let (ansible, mixop) = compare_runs("dyninv.yml");
+    // The hosts add_host created are in both recaps alike.
+    for h in ["n1", "n2"] {
+        let want = parse_recap(&ansible, h);
+        assert!(want.is_some(), "ansible has no recap for {h}:\n{ansible}");
+        assert_eq!(
+            parse_recap(&mixop, h),
+            want,
+            "recap for {h} differs\n--- ansible\n{ansible}\n--- mixop\n{mixop}"
+        );
+    }
+}
+
+#[test]
+fn replace_module() {
+    compare("replace.yml");
+}

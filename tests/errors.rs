@@ -526,3 +526,22 @@ fn wrong_connection_settings_fail_check_and_run_before_any_host() {
         r.all()
     );
 }
+
+#[test]
+fn collection_qualified_filters_and_tests_resolve_by_their_short_names() {
+    let w = Work::new();
+    let err = rejected(
+        &w,
+        &format!("{FIRST}    - debug:\n        msg: \"{{{{ 'a' | ansible.utils.nosuch }}}}\"\n"),
+    );
+    assert!(err.contains("no filter named 'nosuch'"), "{err}");
+    let pb = w.write(
+        "ok.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy:\n        dest: \"@OUT@/fqcn\"\n        content: \"{{ '::1' | ansible.utils.ipwrap }} {{ '10.1.2.3/8' | ansible.utils.ipaddr('network') }} {{ [1] | ansible.builtin.to_json }} {{ 'ab' is ansible.builtin.match('a') }}\"\n      when: \"'x' is not ansible.builtin.match('y')\"\n",
+    );
+    let c = w.mixop(&["check", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(c.code, 0, "{}", c.all());
+    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(w.read("fqcn"), "[::1] 10.0.0.0 [1] True");
+}

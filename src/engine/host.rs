@@ -10,8 +10,9 @@ use crate::connection::{ConnPool, ConnSlot};
 
 pub struct HostState {
     pub name: String,
-    /// Layered inventory variables (raw: templates inside are rendered on use).
-    pub inv_vars: Map<String, Value>,
+    /// Layered inventory variables (raw: templates inside are rendered on use); replaced when
+    /// `add_host` or `group_by` change the inventory.
+    inv_vars: Mutex<Arc<Map<String, Value>>>,
     /// `set_fact`, `register` and gathered facts: above play/task vars, below extra vars.
     facts: Mutex<Map<String, Value>>,
     /// Its connections: one per distinct set of connection settings.
@@ -38,7 +39,7 @@ impl HostState {
     pub fn new(name: &str, inv_vars: Map<String, Value>) -> HostState {
         HostState {
             name: name.to_string(),
-            inv_vars,
+            inv_vars: Mutex::new(Arc::new(inv_vars)),
             facts: Mutex::default(),
             connections: ConnPool::default(),
             stats: Mutex::default(),
@@ -123,6 +124,13 @@ impl HostState {
     }
     pub fn count(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut lock(&self.stats));
+    }
+
+    pub fn inv_vars(&self) -> Arc<Map<String, Value>> {
+        lock(&self.inv_vars).clone()
+    }
+    pub fn set_inv_vars(&self, vars: Map<String, Value>) {
+        *lock(&self.inv_vars) = Arc::new(vars);
     }
 
     pub fn facts(&self) -> Map<String, Value> {

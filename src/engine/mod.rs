@@ -62,7 +62,8 @@ impl RunSummary {
 }
 
 pub struct Engine {
-    inv: Inventory,
+    /// Changed during the run by `add_host` and `group_by`.
+    inv: std::sync::RwLock<Inventory>,
     templar: Arc<Templar>,
     opts: RunOptions,
     out: Arc<dyn Output>,
@@ -114,7 +115,7 @@ impl Engine {
         let forks = opts.forks.unwrap_or(1024).max(1);
         Engine {
             waiting_for_start: std::sync::Mutex::new(opts.start_at_task.clone()),
-            inv,
+            inv: std::sync::RwLock::new(inv),
             templar,
             opts,
             out,
@@ -126,6 +127,35 @@ impl Engine {
         }
     }
 
+    fn inv(&self) -> std::sync::RwLockReadGuard<'_, Inventory> {
+        self.inv.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies an inventory change (`add_host`, `group_by`) and refreshes the inventory
+    /// variables of every host the run knows.
+    fn change_inventory(
+        &self,
+        change: impl FnOnce(&mut Inventory) -> Result<bool, String>,
+    ) -> Result<bool, String> {
+        let changed = change(&mut self.inv.write().unwrap_or_else(|e| e.into_inner()))?;
+        if changed {
+            // Never holding the inventory while taking the host table (`host` takes them the
+            // other way round).
+            let hosts: Vec<Arc<HostState>> = self
+                .hosts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for hs in hosts {
+                let vars = self.inv().host_vars(&hs.name);
+                hs.set_inv_vars(vars);
+            }
+        }
+        Ok(changed)
+    }
+
     fn emit(&self, ev: Event) {
         self.out.emit(&ev);
     }
@@ -134,7 +164,7 @@ impl Engine {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(HostState::new(name, self.inv.host_vars(name))))
+            .or_insert_with(|| Arc::new(HostState::new(name, self.inv().host_vars(name))))
             .clone()
     }
 
@@ -224,7 +254,7 @@ impl Engine {
     async fn run_play(&self, play: &Play) -> Result<(), Diag> {
         let extra = &self.opts.extra_vars;
         let (pattern, mut hosts) = play_hosts(
-            &self.inv,
+            &self.inv(),
             &self.templar,
             play,
             extra,

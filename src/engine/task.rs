@@ -186,7 +186,9 @@ impl Engine {
             }
             TaskKind::Module { .. } => {}
         }
-        let run_once = opts.run_once.unwrap_or(false);
+        // add_host runs once per task, for the first host (ansible-core's BYPASS_HOST_LOOP).
+        let bypass = matches!(&task.kind, TaskKind::Module { module, .. } if module.def().name == "add_host");
+        let run_once = opts.run_once.unwrap_or(false) || bypass;
         let run_hosts = if run_once { &hosts[..1] } else { hosts };
         let futs = run_hosts.iter().map(|h| {
             let (opts, hostvars) = (&opts, &hostvars);
@@ -196,8 +198,12 @@ impl Engine {
             }
         });
         let outcomes = join_all(futs).await;
-        if run_once && let Some(first) = outcomes.into_iter().next() {
-            // run_once results apply to every host of the batch, like Ansible.
+        if run_once
+            && !bypass
+            && let Some(first) = outcomes.into_iter().next()
+        {
+            // run_once results apply to every host of the batch, like Ansible (not add_host's:
+            // only the host it ran for registers it).
             for h in &hosts[1..] {
                 self.apply_result(task, h, &first);
             }
@@ -731,6 +737,11 @@ impl Engine {
                     return Outcome::of(result);
                 }
             };
+            if let Err(msg) = self.apply_inventory_change(host, &mut result) {
+                result.insert("failed".into(), true.into());
+                result.insert("msg".into(), msg.into());
+                return Outcome::of(result);
+            }
             if let Err(o) = self.apply_overrides(task, vars, &mut result) {
                 return o;
             }
@@ -762,6 +773,39 @@ impl Engine {
             });
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// What `add_host` and `group_by` ask for (their `add_host` / `add_group` result keys);
+    /// `changed` says whether the inventory changed, as in ansible-core.
+    fn apply_inventory_change(
+        &self,
+        host: &str,
+        result: &mut Map<String, Value>,
+    ) -> Result<(), String> {
+        let changed = if let Some(Value::Object(info)) = result.get("add_host") {
+            let name = info.get("host_name").map(crate::value::to_text);
+            let groups: Vec<String> = match info.get("groups") {
+                Some(Value::Array(a)) => a.iter().map(crate::value::to_text).collect(),
+                _ => Vec::new(),
+            };
+            let vars = match info.get("host_vars") {
+                Some(Value::Object(m)) => m.clone(),
+                _ => Map::new(),
+            };
+            let name = name.unwrap_or_default();
+            self.change_inventory(|inv| inv.add_dynamic_host(&name, &groups, &vars))?
+        } else if let Some(Value::String(group)) = result.get("add_group") {
+            let parents: Vec<String> = match result.get("parent_groups") {
+                Some(Value::Array(a)) => a.iter().map(crate::value::to_text).collect(),
+                _ => Vec::new(),
+            };
+            let group = group.clone();
+            self.change_inventory(|inv| inv.add_dynamic_group(host, &group, &parents))?
+        } else {
+            return Ok(());
+        };
+        result.insert("changed".into(), changed.into());
+        Ok(())
     }
 
     /// `changed_when` / `failed_when`, evaluated with the registered name bound to the result.
@@ -844,7 +888,7 @@ impl Engine {
         opts: &TaskOpts,
         vars: &Vars,
     ) -> Result<Arc<modules::ConnSlot>, String> {
-        let in_inventory = self.inv.hosts.contains_key(target);
+        let in_inventory = self.inv().hosts.contains_key(target);
         let delegated = target != host;
         let tvars: Map<String, Value> = if !delegated {
             (*vars.vars).clone()

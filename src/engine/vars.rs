@@ -37,7 +37,7 @@ impl Engine {
         if let Some(r) = role {
             merge(&mut vars, &r.defaults, false);
         }
-        merge(&mut vars, &self.host(host).inv_vars, false);
+        merge(&mut vars, &self.host(host).inv_vars(), false);
         merge(&mut vars, &pc.play_vars, false);
         merge(&mut vars, &pc.play.role_vars, false);
         if let Some(r) = role {
@@ -71,7 +71,8 @@ impl Engine {
     pub(super) fn hostvars(&self, pc: &PlayCtx<'_>) -> HostVars {
         let mut vars = BTreeMap::new();
         let mut data = BTreeMap::new();
-        for h in self.inv.hosts.keys().chain(pc.play_hosts.iter()) {
+        let inv_hosts: Vec<String> = self.inv().hosts.keys().cloned().collect();
+        for h in inv_hosts.iter().chain(pc.play_hosts.iter()) {
             if !vars.contains_key(h) {
                 vars.insert(h.clone(), Arc::new(self.host_level_vars(pc, h)));
                 let facts: BTreeSet<String> = self.host(h).facts().keys().cloned().collect();
@@ -87,12 +88,12 @@ impl Engine {
     /// What `hostvars[host]` shows: everything but block and task vars.
     fn host_level_vars(&self, pc: &PlayCtx<'_>, host: &str) -> Map<String, Value> {
         let hs = self.host(host);
-        let mut vars = hs.inv_vars.clone();
+        let mut vars = (*hs.inv_vars()).clone();
         merge(&mut vars, &pc.play_vars, false);
         merge(&mut vars, &hs.facts(), false);
         merge(&mut vars, &self.opts.extra_vars, false);
         vars.insert("inventory_hostname".into(), host.into());
-        vars.insert("group_names".into(), self.inv.group_names(host).into());
+        vars.insert("group_names".into(), self.inv().group_names(host).into());
         vars
     }
 
@@ -114,8 +115,11 @@ impl Engine {
             "inventory_hostname_short".into(),
             host.split('.').next().unwrap_or(host).into(),
         );
-        vars.insert("group_names".into(), self.inv.group_names(host).into());
-        vars.insert("groups".into(), Value::Object(self.inv.groups_var()));
+        {
+            let inv = self.inv();
+            vars.insert("group_names".into(), inv.group_names(host).into());
+            vars.insert("groups".into(), Value::Object(inv.groups_var()));
+        }
         vars.insert("ansible_play_hosts".into(), Value::Array(active.clone()));
         vars.insert("play_hosts".into(), Value::Array(active));
         vars.insert(
@@ -128,8 +132,8 @@ impl Engine {
         vars.insert("ansible_play_batch".into(), Value::Array(batch));
         vars.insert("ansible_play_name".into(), pc.name.clone().into());
         vars.insert("playbook_dir".into(), abs(&self.playbook_dir).into());
-        if let Some(dir) = &self.inv.dir {
-            vars.insert("inventory_dir".into(), abs(dir).into());
+        if let Some(dir) = self.inv().dir.clone() {
+            vars.insert("inventory_dir".into(), abs(&dir).into());
         }
         vars.insert("ansible_check_mode".into(), self.opts.check.into());
         vars.insert("ansible_diff_mode".into(), self.opts.diff.into());

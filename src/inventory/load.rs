@@ -500,7 +500,7 @@ impl Inventory {
     }
 
     /// The path `from -> ... -> to` along `children` edges, if `to` is `from` or below it.
-    fn child_path(&self, from: &str, to: &str) -> Option<Vec<String>> {
+    pub(super) fn child_path(&self, from: &str, to: &str) -> Option<Vec<String>> {
         let mut prev: HashMap<&str, &str> = HashMap::new();
         let mut queue = VecDeque::from([from]);
         let mut seen = HashSet::from([from]);

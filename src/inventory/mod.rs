@@ -47,6 +47,7 @@
 //!
 //! See [`Inventory::select`].
 
+mod dynamic;
 mod ini;
 mod load;
 mod output;

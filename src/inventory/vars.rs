@@ -71,7 +71,11 @@ impl Inventory {
 
     /// The variables for one group or host name in a `group_vars/` or `host_vars/` directory,
     /// or None when it has no file there.
-    fn read_entity_vars(&mut self, dir: &Path, name: &str) -> Result<Option<Map<String, Value>>> {
+    pub(super) fn read_entity_vars(
+        &mut self,
+        dir: &Path,
+        name: &str,
+    ) -> Result<Option<Map<String, Value>>> {
         // Names that are not plain file names never have a vars file (and must not escape `dir`).
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
             return Ok(None);

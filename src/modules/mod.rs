@@ -4,6 +4,7 @@
 //! before any host is contacted and `normalize_args` applies again after templating.
 
 pub mod builtin;
+mod dyninv;
 mod files;
 mod include_vars;
 pub mod k8s;
@@ -13,6 +14,7 @@ pub mod reboot_wait;
 pub mod source;
 mod url;
 pub mod wait;
+mod wait_conn;
 pub mod windows;
 
 use std::collections::HashMap;
@@ -334,11 +336,20 @@ static REGISTRY: LazyLock<HashMap<&'static str, &'static dyn Module>> = LazyLock
         .chain(windows::MODULES.iter())
         .chain(linux::MODULES.iter())
         .chain(k8s::MODULES.iter())
+        .chain(ENGINE_MODULES.iter())
     {
         map.insert(m.def().name, *m);
     }
     map
 });
+
+/// Modules that change the run itself or talk to services (inventory changes, waiting for a
+/// host, HTTP, git, text replacement).
+static ENGINE_MODULES: &[&dyn Module] = &[
+    &dyninv::AddHost,
+    &dyninv::GroupBy,
+    &wait_conn::WaitForConnection,
+];
 
 /// Resolves a task's module name (`copy`, `ansible.builtin.copy`, `ansible.legacy.copy`).
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {

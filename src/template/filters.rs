@@ -35,6 +35,15 @@ fn text(state: &State, v: &Value) -> Result<String, Error> {
 pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("bool", to_bool);
     env.add_filter("ipwrap", ipwrap);
+    env.add_filter("ipaddr", |v: Value, q: Option<Value>| {
+        super::ipaddr::ipaddr(&v, &super::ipaddr::query_text(q.as_ref()), 0)
+    });
+    env.add_filter("ipv4", |v: Value, q: Option<Value>| {
+        super::ipaddr::ipaddr(&v, &super::ipaddr::query_text(q.as_ref()), 4)
+    });
+    env.add_filter("ipv6", |v: Value, q: Option<Value>| {
+        super::ipaddr::ipaddr(&v, &super::ipaddr::query_text(q.as_ref()), 6)
+    });
     env.add_filter("string", string);
     env.add_filter("join", join);
     env.add_filter("flatten", flatten);

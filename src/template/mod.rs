@@ -33,6 +33,8 @@
 //!   `replace`, `items`, `keys`, `values`, `get`, ...).
 
 mod filters;
+mod fqcn;
+mod ipaddr;
 mod lookups;
 mod objects;
 pub(crate) mod pyfmt;
@@ -390,6 +392,7 @@ impl Inner {
     fn compile_uncached(&self, src: &str, mode: &Mode) -> CacheEntry {
         let (source, typed) = match mode {
             Mode::Expr => {
+                let src = &*fqcn::strip_collections(src, true);
                 // Checked on its own first, so `a }}{{ b` is not accepted as an expression and
                 // syntax errors point into the expression the user wrote.
                 self.env
@@ -398,7 +401,8 @@ impl Inner {
                 (format!("{{{{ {src} }}}}"), true)
             }
             Mode::Str => {
-                let source = escape_backslashes(src).into_owned();
+                let source = escape_backslashes(src);
+                let source = fqcn::strip_collections(&source, false).into_owned();
                 // Judged on the escaped source, as it will be compiled: `'C:\x'` is not a valid
                 // escape for Jinja until its backslash is doubled.
                 let typed = single_expr_candidate(&source).is_some_and(|inner| {
@@ -406,7 +410,7 @@ impl Inner {
                 });
                 (source, typed)
             }
-            Mode::File => (src.to_string(), false),
+            Mode::File => (fqcn::strip_collections(src, false).into_owned(), false),
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let name: Arc<str> = Arc::from(format!("{}{id}", if typed { '=' } else { '#' }));

@@ -347,12 +347,6 @@ impl Module for LineInFile {
         if exists && probe.content.is_none() {
             return Err(ModError::msg(format!("{path} is not readable")));
         }
-        // Writes go to the link's target, like Ansible's `os.path.realpath(dest)`.
-        let real = probe
-            .lnk_source
-            .clone()
-            .unwrap_or_else(|| probe.path.clone());
-
         let before = probe.content.clone().unwrap_or_default();
         let edit = if state == "present" {
             if !exists && !create {
@@ -391,75 +385,29 @@ impl Module for LineInFile {
             )
         };
 
-        let mut r = outcome(edit.changed);
-        let mut msg = edit.msg.clone();
-        let mut backup_file = String::new();
-        let mut changed = edit.changed;
-        if ctx.diff {
-            let header = format!("{path} (content)");
-            r.insert(
-                "diff".into(),
-                content_diff(
-                    &header,
-                    Some(&before),
-                    before.len() as u64,
-                    &header,
-                    Some(&edit.content),
-                    edit.content.len() as u64,
-                ),
-            );
-        }
-
-        if edit.changed && !ctx.check_mode {
-            let conn = ctx.connection().await?;
-            let direct = ctx.become_.is_none() && probe.parent_exists;
-            let tmp = remote::tmp_beside(&real);
-            let (upload, staged) = if direct {
-                (tmp.clone(), Staged::InPlace)
-            } else {
-                let up = remote::tmp_staging();
-                (up.clone(), Staged::Moved(up))
-            };
-            conn.put_bytes(&edit.content, &upload, Some(0o600)).await?;
-            let base = target.map(|s| s.perm());
-            let attrs = match target {
-                Some(st) => wanted.change_for(st, probe.umask)?,
-                None => wanted.for_new(0o666 & !probe.umask, probe.umask)?,
-            };
-            let installed = remote::install(
-                ctx,
-                &Install {
-                    dest: real.clone(),
-                    tmp: tmp.clone(),
-                    staged,
-                    base_mode: base,
-                    keep_owner: target.map(|s| format!("{}:{}", s.uid, s.gid)),
-                    attrs,
-                    backup,
-                    validate: validate.map(|v| validate_command(v, &tmp)).transpose()?,
-                    make_parents: !probe.parent_exists,
-                    dir_mode: None,
-                },
-            )
-            .await?;
-            if let Some(b) = installed.backup_file {
-                backup_file = b;
-            }
-            if let Some(pre) = &installed.before_attrs
-                && attrs_differ(pre, &installed.stat)
-            {
-                msg = join_msg(&msg, changed);
-                changed = true;
-            }
-        } else if let Some(st) = target {
-            let ch = wanted.change_for(st, probe.umask)?;
-            if !ch.is_empty() {
-                msg = join_msg(&msg, changed);
-                changed = true;
-                if !ctx.check_mode {
-                    remote::apply_attrs(ctx, &real, &ch, false).await?;
-                }
-            }
+        let written = write_edit(
+            ctx,
+            &TextEdit {
+                path: &path,
+                probe: &probe,
+                before: &before,
+                after: &edit.content,
+                changed: edit.changed,
+                msg: edit.msg.clone(),
+                wanted: &wanted,
+                backup,
+                validate,
+            },
+        )
+        .await?;
+        let (mut r, changed, msg, backup_file) = (
+            outcome(written.changed),
+            written.changed,
+            written.msg,
+            written.backup_file,
+        );
+        if let Some(d) = written.diff {
+            r.insert("diff".into(), d);
         }
         if !warnings.is_empty() {
             r.insert("warnings".into(), Value::Array(warnings));
@@ -475,6 +423,111 @@ impl Module for LineInFile {
         }
         Ok(r)
     }
+}
+
+/// A text file's new content, for `write_edit`.
+pub(super) struct TextEdit<'a> {
+    pub path: &'a str,
+    pub probe: &'a remote::Probe,
+    pub before: &'a [u8],
+    pub after: &'a [u8],
+    pub changed: bool,
+    pub msg: String,
+    pub wanted: &'a Wanted,
+    pub backup: bool,
+    pub validate: Option<&'a str>,
+}
+
+/// What `write_edit` did.
+pub(super) struct Written {
+    pub changed: bool,
+    pub msg: String,
+    pub backup_file: String,
+    pub diff: Option<Value>,
+}
+
+/// Writes an edited text file as lineinfile and replace do (through the link, with backup and
+/// validate, keeping its owner), then applies `mode`/`owner`/`group`; nothing is written in
+/// check mode. `msg` gains Ansible's "ownership, perms or SE linux context changed".
+pub(super) async fn write_edit(ctx: &ModuleCtx<'_>, e: &TextEdit<'_>) -> Result<Written, ModError> {
+    let (path, probe, wanted) = (e.path, e.probe, e.wanted);
+    let target = probe.effective(true);
+    // Writes go to the link's target, like Ansible's `os.path.realpath(dest)`.
+    let real = probe
+        .lnk_source
+        .clone()
+        .unwrap_or_else(|| probe.path.clone());
+    let mut msg = e.msg.clone();
+    let mut backup_file = String::new();
+    let mut changed = e.changed;
+    let diff = ctx.diff.then(|| {
+        let header = format!("{path} (content)");
+        content_diff(
+            &header,
+            Some(e.before),
+            e.before.len() as u64,
+            &header,
+            Some(e.after),
+            e.after.len() as u64,
+        )
+    });
+    if e.changed && !ctx.check_mode {
+        let conn = ctx.connection().await?;
+        let direct = ctx.become_.is_none() && probe.parent_exists;
+        let tmp = remote::tmp_beside(&real);
+        let (upload, staged) = if direct {
+            (tmp.clone(), Staged::InPlace)
+        } else {
+            let up = remote::tmp_staging();
+            (up.clone(), Staged::Moved(up))
+        };
+        conn.put_bytes(e.after, &upload, Some(0o600)).await?;
+        let base = target.map(|s| s.perm());
+        let attrs = match target {
+            Some(st) => wanted.change_for(st, probe.umask)?,
+            None => wanted.for_new(0o666 & !probe.umask, probe.umask)?,
+        };
+        let installed = remote::install(
+            ctx,
+            &Install {
+                dest: real.clone(),
+                tmp: tmp.clone(),
+                staged,
+                base_mode: base,
+                keep_owner: target.map(|s| format!("{}:{}", s.uid, s.gid)),
+                attrs,
+                backup: e.backup,
+                validate: e.validate.map(|v| validate_command(v, &tmp)).transpose()?,
+                make_parents: !probe.parent_exists,
+                dir_mode: None,
+            },
+        )
+        .await?;
+        if let Some(b) = installed.backup_file {
+            backup_file = b;
+        }
+        if let Some(pre) = &installed.before_attrs
+            && attrs_differ(pre, &installed.stat)
+        {
+            msg = join_msg(&msg, changed);
+            changed = true;
+        }
+    } else if let Some(st) = target {
+        let ch = wanted.change_for(st, probe.umask)?;
+        if !ch.is_empty() {
+            msg = join_msg(&msg, changed);
+            changed = true;
+            if !ctx.check_mode {
+                remote::apply_attrs(ctx, &real, &ch, false).await?;
+            }
+        }
+    }
+    Ok(Written {
+        changed,
+        msg,
+        backup_file,
+        diff,
+    })
 }
 
 fn join_msg(msg: &str, changed: bool) -> String {

@@ -1,4 +1,5 @@
-//! File modules for POSIX targets: copy, template, file, stat, slurp, fetch, lineinfile.
+//! File modules for POSIX targets: copy, template, file, stat, slurp, fetch, lineinfile,
+//! replace.
 //!
 //! Each module gathers what it needs about the target in one `sh` round trip (see `remote`),
 //! decides on the controller, and changes the target in at most one more round trip (plus the
@@ -10,6 +11,7 @@ mod info;
 mod lineinfile;
 mod pyre;
 pub(crate) mod remote;
+mod replace;
 
 use serde_json::Value;
 
@@ -24,6 +26,7 @@ pub static MODULES: &[&dyn Module] = &[
     &info::Slurp,
     &info::Fetch,
     &lineinfile::LineInFile,
+    &replace::Replace,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];

@@ -34,6 +34,10 @@ impl PyRegex {
     pub fn captures<'h>(&self, line: &'h [u8]) -> Option<Captures<'h>> {
         self.re.captures(line)
     }
+    /// Every non-overlapping match, as `re.finditer` (and `re.sub`) walk them.
+    pub fn captures_iter<'r, 'h>(&'r self, text: &'h [u8]) -> regex::bytes::CaptureMatches<'r, 'h> {
+        self.re.captures_iter(text)
+    }
     /// Python's `match.expand(template)`.
     pub fn expand(&self, caps: &Captures<'_>, template: &[u8]) -> Result<Vec<u8>, String> {
         expand(&self.re, caps, template)
