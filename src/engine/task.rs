@@ -329,7 +329,10 @@ impl Engine {
                     _ => Map::new(),
                 };
                 for (k, v) in facts {
-                    all.insert(k.strip_prefix("ansible_").unwrap_or(k).to_string(), v.clone());
+                    all.insert(
+                        k.strip_prefix("ansible_").unwrap_or(k).to_string(),
+                        v.clone(),
+                    );
                 }
                 hs.set_fact("ansible_facts", Value::Object(all));
             }
