@@ -506,6 +506,13 @@ fn service_password_is_applied_for_the_same_user_and_never_printed() {
         "the password was printed:\n{}",
         p.all
     );
+    // Nor is it in what the host records of the module requests (it travels as a secret).
+    let scripts = serde_json::to_string(&sim.scripts()).unwrap();
+    assert!(scripts.contains("win_service"), "{scripts}");
+    assert!(
+        !scripts.contains("Fir$t"),
+        "the password is in scripts.jsonl"
+    );
     assert_eq!(
         p.result("svc")["diff"]["after"]["password"],
         "CHANGED REDACTED"

@@ -2,8 +2,8 @@ param($Mixop)
 # win_service: probe reports the service (Get-Service, Win32_Service, its registry key); apply
 # carries out the plan Rust made (src/modules/windows/win_service.rs): New-Service,
 # Win32_Service.Change for the account and password, Set-Service, sc.exe with the argument strings
-# the plan holds, then Start/Stop/Restart-Service. The password is read from the arguments here
-# and never leaves this script.
+# the plan holds, then Start/Stop/Restart-Service. The password comes from the request's secrets
+# ($Mixop.secrets, never logged with the args) and never leaves this script.
 $a = $Mixop.args
 
 function Get-MixopService([string]$Name) {
@@ -87,7 +87,7 @@ if ($null -ne $p.account) {
     $change = @{}
     if ($null -ne $p.account.start_name) { $change.StartName = [string]$p.account.start_name }
     switch ([string]$p.account.password) {
-        'set' { $change.StartPassword = [string]$a.password }
+        'set' { $change.StartPassword = [string]$Mixop.secrets.password }
         'empty' { $change.StartPassword = '' }
     }
     $answer = Invoke-CimMethod -InputObject $wmi -MethodName Change -Arguments $change

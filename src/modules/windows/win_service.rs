@@ -92,7 +92,8 @@ pub struct ServiceArgs {
     pub start_mode: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Travels in the request's secrets, never in the args the host logs.
+    #[serde(default, skip_serializing)]
     pub password: Option<String>,
     #[serde(default)]
     pub update_password: Option<String>,
@@ -900,7 +901,13 @@ impl Module for WinService {
             let r = finish(plan.changed(), warnings, report(&after));
             return Ok(with_diff(r, &after));
         }
-        let (applied, w) = SCRIPT.apply::<Applied>(ctx, &a, &plan).await?;
+        let mut secrets = Map::new();
+        if let Some(pw) = &a.password {
+            secrets.insert("password".into(), pw.clone().into());
+        }
+        let (applied, w) = SCRIPT
+            .apply_secret::<Applied>(ctx, &a, &plan, secrets)
+            .await?;
         warnings.extend(w);
         let after = applied.after.unwrap_or_default();
         let r = with_diff(finish(true, warnings, report(&after)), &after);

@@ -115,7 +115,7 @@ def apply(ctx):
                        depends_on=[d for d in c.get("dependencies") or [] if d] or None)
     acct = p.get("account")
     if acct:
-        pw = {"set": str(ctx.args.get("password") or ""), "empty": ""}.get(acct.get("password"))
+        pw = {"set": str(ctx.secrets.get("password") or ""), "empty": ""}.get(acct.get("password"))
         answer = ps.invoke_cim_method_win32_service_change(name, start_name=acct.get("start_name"),
                                                            start_password=pw)
         result["change_rc"] = int(answer["ReturnValue"])
