@@ -818,3 +818,70 @@ fn command_output_streams_live_at_v() {
     quiet.ok();
     assert!(!quiet.stdout.contains("| first from"), "{}", quiet.stdout);
 }
+
+/// `script` copies the controller's script to the host, runs it with its arguments as written,
+/// and removes it; creates/removes, chdir, executable and check mode as Ansible's.
+#[test]
+fn script_runs_the_controllers_script_with_its_arguments() {
+    let s = Session::local(1)
+        .file(
+            "files/hello.sh",
+            "#!/bin/sh\necho \"args: $# [$1] [$2]\"\necho \"cwd: $(pwd)\"\necho \"self: $0\" > @OUT@/self\nexit ${EXIT_WITH:-0}\n",
+        )
+        .file("files/count.py", "import sys\nprint(len(sys.argv) - 1)\n")
+        .playbook(
+            r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - script: hello.sh "two words" second
+      args: {chdir: /tmp}
+      register: hello
+    - script: count.py a b c
+      args: {executable: python3}
+      register: py
+    - script: hello.sh creates=@OUT@/self
+      register: skipped
+    - copy:
+        dest: "@OUT@/results"
+        content: "{{ hello.stdout_lines | to_json }} {{ py.stdout }} {{ hello.rc }} {{ skipped.changed }}"
+"#,
+        );
+    s.run().exits(0);
+    assert_eq!(
+        s.out("results"),
+        r#"["args: 2 [two words] [second]", "cwd: /tmp"] 3 0 False"#
+    );
+    // The copy on the host is gone after the run.
+    let copied = s.out("self");
+    let copied = copied.trim().strip_prefix("self: ").unwrap();
+    assert!(copied.starts_with("/tmp/.mixop-script-"), "{copied}");
+    assert!(
+        !std::path::Path::new(copied).exists(),
+        "{copied} left behind"
+    );
+
+    // A failing script fails the task with its rc; check mode runs nothing.
+    let s2 = Session::local(1)
+        .file("files/fail.sh", "#!/bin/sh\necho oops >&2\nexit 5\n")
+        .file("files/touch.sh", "#!/bin/sh\ntouch @OUT@/touched\n")
+        .playbook(
+            r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - script: touch.sh
+    - script: fail.sh
+"#,
+        );
+    s2.run_with(&["--check"]).exits(0);
+    assert!(!s2.work.out().join("touched").exists());
+    s2.run().exits(2).says("oops");
+    assert!(s2.work.out().join("touched").exists());
+    // A script that is not on the controller fails the task, naming it.
+    Session::local(1)
+        .playbook("- hosts: all\n  tasks:\n    - script: nowhere.sh\n")
+        .run()
+        .exits(2)
+        .says("nowhere.sh");
+}

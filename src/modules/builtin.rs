@@ -19,6 +19,7 @@ pub static MODULES: &[&dyn Module] = &[
     &Command,
     &Shell,
     &Raw,
+    &Script,
     &Debug,
     &SetFact,
     &Assert,
@@ -65,6 +66,25 @@ static SHELL_DEF: ModuleDef = ModuleDef {
 
 struct Command;
 struct Shell;
+struct Script;
+
+static SCRIPT_DEF: ModuleDef = ModuleDef {
+    name: "script",
+    namespaces: BUILTIN,
+    params: &[
+        p("cmd", Str),
+        p("chdir", Str),
+        p("creates", Str),
+        p("removes", Str),
+        p("executable", Str),
+        p("decrypt", Bool),
+    ],
+    free_form: FreeForm::Command,
+    open_args: false,
+    target: Target::Posix,
+    mutually_exclusive: &[],
+    required_one_of: &[&["cmd"]],
+};
 
 #[async_trait]
 impl Module for Command {
@@ -118,6 +138,64 @@ impl Module for Shell {
             None => cmd.clone(),
         };
         run_command(ctx, &args, line, Value::String(cmd)).await
+    }
+}
+
+/// `script: files/setup.sh --flag value`: the controller's script is copied to a temporary
+/// file on the host, run with its arguments (through `executable` when given), then removed.
+/// creates/removes/chdir/check mode as `shell`.
+#[async_trait]
+impl Module for Script {
+    fn def(&self) -> &'static ModuleDef {
+        &SCRIPT_DEF
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        let text = arg_str(&args, "cmd").unwrap_or_default().trim().to_string();
+        let words = shell_words::split(&text)
+            .map_err(|e| ModError::msg(format!("script: cannot split `{text}`: {e}")))?;
+        let Some(name) = words.first() else {
+            return Err(ModError::msg("script needs the path of a script"));
+        };
+        // The arguments as written (quoting kept): everything after the script's own word.
+        let rest = super::split_raw_words(&text)
+            .into_iter()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let local = ctx.find_local(name, "files")?;
+        if ctx.check_mode {
+            return run_command(ctx, &args, String::new(), Value::String(text)).await;
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let remote = format!(
+            "/tmp/.mixop-script-{}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            local
+                .file_name()
+                .map(|f| f
+                    .to_string_lossy()
+                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_"))
+                .unwrap_or_default()
+        );
+        // Readable by a become user other than the connecting one, as Ansible makes it.
+        let mode = match &ctx.become_ {
+            Some(b) if b.user != "root" => 0o755,
+            _ => 0o700,
+        };
+        ctx.connection()
+            .await?
+            .put_file(&local, &remote, Some(mode))
+            .await?;
+        let program = posix::quote(&remote);
+        let line = match arg_str(&args, "executable") {
+            Some(exe) => format!("{} {program} {rest}", posix::quote(exe)),
+            None => format!("{program} {rest}"),
+        };
+        let result =
+            run_command(ctx, &args, line.trim_end().to_string(), Value::String(text)).await;
+        let _ = ctx.exec(format!("rm -f {program}"), None).await;
+        result
     }
 }
 

@@ -391,7 +391,7 @@ pub fn split_kv(text: &str) -> (Vec<(String, String)>, String) {
 }
 
 /// Splits on whitespace outside quotes, keeping quotes (for free-form command text).
-fn split_raw_words(text: &str) -> Vec<String> {
+pub(crate) fn split_raw_words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
