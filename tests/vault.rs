@@ -604,3 +604,30 @@ fn whole_file_vault_inventories_ini_and_yaml() {
     assert_eq!(w.read("h1"), "ini-s3cret-5150");
     assert_eq!(w.read("h2"), "yml-s3cret-8086");
 }
+
+/// A vault-encrypted `script` runs as its plaintext (Ansible's `decrypt` default).
+#[test]
+fn an_encrypted_script_runs_as_its_plaintext() {
+    let w = Work::new();
+    passwords(&w);
+    w.local_inventory(1);
+    w.write(
+        "files/secret.sh",
+        "#!/bin/sh\necho \"ran $1\" > @OUT@/ran\n",
+    );
+    encrypt_files(&w, "default", &["files/secret.sh"]);
+    let pb = w.write(
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - script: secret.sh decrypted\n",
+    );
+    let r = w.mixop(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        "inventory.yml",
+        "--vault-password-file",
+        "pw",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(w.read("ran"), "ran decrypted\n");
+}

@@ -183,10 +183,14 @@ impl Module for Script {
             Some(b) if b.user != "root" => 0o755,
             _ => 0o700,
         };
-        ctx.connection()
-            .await?
-            .put_file(&local, &remote, Some(mode))
-            .await?;
+        // A vault-encrypted script runs as its plaintext unless `decrypt: false`, as in Ansible.
+        let conn = ctx.connection().await?;
+        if arg_bool(&args, "decrypt", true) && crate::vault::is_vault_file(&local) {
+            let (plain, _) = crate::vault::read(&local).map_err(|d| ModError::msg(d.message))?;
+            conn.put_bytes(&plain, &remote, Some(mode)).await?;
+        } else {
+            conn.put_file(&local, &remote, Some(mode)).await?;
+        }
         let program = posix::quote(&remote);
         let line = match arg_str(&args, "executable") {
             Some(exe) => format!("{} {program} {rest}", posix::quote(exe)),
