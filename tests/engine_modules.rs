@@ -3,20 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Lab, Run, Work};
-
-fn run(w: &Work, lab: &Lab, pb: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        lab.inventory.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    w.mixop(&args)
-}
+use common::{Lab, Work};
 
 #[test]
 fn replace_on_a_lab_host_check_mode_diff_idempotence_backup() {
@@ -45,7 +32,7 @@ fn replace_on_a_lab_host_check_mode_diff_idempotence_backup() {
     );
     let original = "listen 80\nlisten 8080\n# keep listen 1\n";
     // Check mode with --diff: reported, shown, not written.
-    let check = run(&w, &lab, &pb, &["--check", "--diff"]);
+    let check = lab.run(&w, &pb, &["--check", "--diff"]);
     check.ok();
     // The replace, and the copy of its result (not written in check mode either).
     assert_eq!(check.recap("lab1").changed, 2, "{}", check.all());
@@ -56,7 +43,7 @@ fn replace_on_a_lab_host_check_mode_diff_idempotence_backup() {
     );
     assert_eq!(lab.exec("lab1", "cat /opt/r/site.conf"), original);
     // The real run writes, keeps a backup and says how many replacements it made.
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     assert_eq!(
         lab.exec("lab1", "cat /opt/r/site.conf"),
@@ -68,7 +55,7 @@ fn replace_on_a_lab_host_check_mode_diff_idempotence_backup() {
     assert!(backup.starts_with("/opt/r/site.conf."), "{r}");
     assert_eq!(lab.exec("lab1", &format!("cat {backup}")), original);
     // Idempotent.
-    let again = run(&w, &lab, &pb, &[]);
+    let again = lab.run(&w, &pb, &[]);
     again.ok();
     let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
     assert_eq!(
@@ -81,7 +68,7 @@ fn replace_on_a_lab_host_check_mode_diff_idempotence_backup() {
         "bad.yml",
         "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - replace: {path: /opt/r/site.conf, regexp: '10.0.0.1', replace: '10.0.0.2', validate: 'grep -q 10.0.0.1 %s'}\n",
     );
-    let r = run(&w, &lab, &bad, &[]);
+    let r = lab.run(&w, &bad, &[]);
     assert_eq!(r.recap("lab1").failed, 1, "{}", r.all());
     assert!(
         lab.exec("lab1", "cat /opt/r/site.conf")
@@ -138,7 +125,7 @@ fn wait_for_connection_waits_for_sshd_and_times_out_with_a_clear_message() {
         "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - wait_for_connection: {timeout: 3, sleep: 1}\n",
     );
     let t0 = std::time::Instant::now();
-    let r = run(&w, &lab, &pb, &[]);
+    let r = lab.run(&w, &pb, &[]);
     let took = t0.elapsed();
     assert_eq!(r.recap("lab1").failed, 1, "{}", r.all());
     assert!(

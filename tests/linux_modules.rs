@@ -8,31 +8,14 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Lab, Run, Work, root};
-
-fn run(w: &Work, lab: &Lab, pb: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        lab.inventory.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    w.mixop(&args)
-}
-
-/// A host's private directory as the controller sees it (`usr-local-bin`, `run`, `opt`, ...).
-fn host_dir(lab: &Lab, host: &str, sub: &str) -> PathBuf {
-    lab.state.path().join("hosts").join(host).join(sub)
-}
+use common::{Lab, Work, root};
 
 fn install(lab: &Lab, host: &str, fixture: &str, name: &str) {
-    let dst = host_dir(lab, host, "usr-local-bin").join(name);
+    let dst = lab.host_dir(host, "usr-local-bin").join(name);
     std::fs::copy(root().join("tests/fixtures").join(fixture), &dst).unwrap();
 }
 
@@ -79,7 +62,7 @@ fn systemd_service_starts_enables_and_is_idempotent() {
     - systemd: {name: web, masked: true}
 "#,
     );
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 3, "{}", first.all());
     assert_eq!(
@@ -103,7 +86,7 @@ fn systemd_service_starts_enables_and_is_idempotent() {
         "active\nenabled\nmasked\n"
     );
 
-    let second = run(&w, &lab, &pb, &[]);
+    let second = lab.run(&w, &pb, &[]);
     second.ok();
     // Only the controller-side copy of the (now different) registered result changes.
     assert_eq!(second.recap("lab1").changed, 1, "{}", second.all());
@@ -136,14 +119,14 @@ fn systemd_restart_check_mode_and_errors() {
 "#,
     );
     // Check mode: reported as changed, nothing done.
-    let check = run(&w, &lab, &pb, &["--check"]);
+    let check = lab.run(&w, &pb, &["--check"]);
     check.ok();
     assert_eq!(check.recap("lab1").changed, 1, "{}", check.all());
     assert_eq!(fake_log(&lab), "");
     assert_eq!(lab.exec("lab1", "systemctl is-active demo"), "inactive\n");
     // restarted: a stopped unit is started, a running one restarted — changed every time.
-    run(&w, &lab, &pb, &[]).ok();
-    let again = run(&w, &lab, &pb, &[]);
+    lab.run(&w, &pb, &[]).ok();
+    let again = lab.run(&w, &pb, &[]);
     again.ok();
     assert_eq!(again.recap("lab1").changed, 1);
     assert_eq!(
@@ -160,7 +143,7 @@ fn systemd_restart_check_mode_and_errors() {
     - systemd_service: {name: nosuch, state: started}
 "#,
     );
-    let out = run(&w, &lab, &bad, &[]);
+    let out = lab.run(&w, &bad, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
         out.stdout
@@ -174,7 +157,7 @@ fn systemd_restart_check_mode_and_errors() {
         "masked.yml",
         "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - service: {name: web, state: started}\n",
     );
-    let out = run(&w, &lab, &masked, &[]);
+    let out = lab.run(&w, &masked, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
         out.stdout.contains(
@@ -321,9 +304,9 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
 "#
         ),
     );
-    std::fs::create_dir(host_dir(&lab, "lab1", "opt").join("dl")).unwrap();
+    std::fs::create_dir(lab.host_dir("lab1", "opt").join("dl")).unwrap();
     // Check mode first: nothing is downloaded or written.
-    let check = run(&w, &lab, &pb, &["--check"]);
+    let check = lab.run(&w, &pb, &["--check"]);
     check.ok();
     assert_eq!(http.hits("/app.bin"), 0);
     assert_eq!(
@@ -333,7 +316,7 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
         check.all()
     );
 
-    let first = run(&w, &lab, &pb, &["-vvv"]);
+    let first = lab.run(&w, &pb, &["-vvv"]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 5, "{}", first.all());
     assert_eq!(
@@ -367,7 +350,7 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
     // Second run: the checksum matches, so app.bin is not downloaded again; the files without
     // a checksum are left alone (force: false); the directory dest is compared by content.
     let hits_before = http.hits("/app.bin");
-    let second = run(&w, &lab, &pb, &[]);
+    let second = lab.run(&w, &pb, &[]);
     second.ok();
     assert_eq!(
         second.recap("lab1").changed,
@@ -394,7 +377,7 @@ fn get_url_failures_leave_no_file() {
             &format!("{name}.yml"),
             &format!("- hosts: lab1\n  gather_facts: false\n  tasks:\n    - file: {{path: /opt/dl, state: directory}}\n    - {task}\n"),
         );
-        let out = run(&w, &lab, &pb, &[]);
+        let out = lab.run(&w, &pb, &[]);
         assert_eq!(out.code, 2, "{name}: {}", out.all());
         assert!(
             out.stdout.contains(want),
@@ -503,12 +486,12 @@ fn unarchive_extracts_each_format_once() {
 "#,
     );
     // The directories and an archive already on the host (its /opt, seen from the controller).
-    let opt = host_dir(&lab, "lab1", "opt");
+    let opt = lab.host_dir("lab1", "opt");
     for d in ["tgz", "txz", "tar", "zip", "strip", "remote"] {
         std::fs::create_dir(opt.join(d)).unwrap();
     }
     std::fs::copy(w.path().join("files/app.tar.gz"), opt.join("dl.tgz")).unwrap();
-    let check = run(&w, &lab, &pb, &["--check"]);
+    let check = lab.run(&w, &pb, &["--check"]);
     check.ok();
     assert_eq!(check.recap("lab1").changed, 7, "{}", check.all());
     assert_eq!(
@@ -518,7 +501,7 @@ fn unarchive_extracts_each_format_once() {
         check.all()
     );
 
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 7, "{}", first.all());
     for d in ["tgz", "txz", "tar", "zip", "remote"] {
@@ -555,7 +538,7 @@ fn unarchive_extracts_each_format_once() {
         ]
     );
 
-    let second = run(&w, &lab, &pb, &[]);
+    let second = lab.run(&w, &pb, &[]);
     second.ok();
     assert_eq!(
         second.recap("lab1").changed,
@@ -566,7 +549,7 @@ fn unarchive_extracts_each_format_once() {
 
     // A file that changed size is noticed and restored.
     lab.exec("lab1", "echo changed > /opt/zip/app/a.txt");
-    let third = run(&w, &lab, &pb, &[]);
+    let third = lab.run(&w, &pb, &[]);
     assert_eq!(third.recap("lab1").changed, 1, "{}", third.all());
     assert_eq!(lab.exec("lab1", "cat /opt/zip/app/a.txt"), "alpha\n");
 }
@@ -581,7 +564,7 @@ fn unarchive_errors_are_clear() {
             &format!("{name}.yml"),
             &format!("- hosts: lab1\n  gather_facts: false\n  tasks:\n    - file: {{path: /opt/d, state: directory}}\n    - {task}\n"),
         );
-        let out = run(&w, &lab, &pb, &[]);
+        let out = lab.run(&w, &pb, &[]);
         assert_eq!(out.code, 2, "{name}: {}", out.all());
         assert!(
             out.stdout.contains(want),
@@ -622,7 +605,7 @@ fn unarchive_errors_are_clear() {
 fn reboot_watcher(lab: &Lab, host: &str, down: Duration, ready_after: Duration) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    let run_dir = host_dir(lab, host, "run");
+    let run_dir = lab.host_dir(host, "run");
     let state = lab.state.path().to_path_buf();
     let host = host.to_string();
     std::fs::write(run_dir.join("ready"), "").unwrap();
@@ -686,7 +669,7 @@ fn reboot_waits_for_a_new_boot_and_a_ready_system() {
         ),
     );
     let t0 = Instant::now();
-    let out = run(&w, &lab, &pb, &[]);
+    let out = lab.run(&w, &pb, &[]);
     let took = t0.elapsed();
     s1.store(true, Ordering::SeqCst);
     s2.store(true, Ordering::SeqCst);
@@ -719,7 +702,7 @@ fn reboot_times_out_when_the_boot_id_never_changes() {
         ),
     );
     let t0 = Instant::now();
-    let out = run(&w, &lab, &pb, &[]);
+    let out = lab.run(&w, &pb, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
         out.stdout
@@ -729,7 +712,7 @@ fn reboot_times_out_when_the_boot_id_never_changes() {
     );
     assert!(t0.elapsed() < Duration::from_secs(20));
     // Check mode reboots nothing.
-    let check = run(&w, &lab, &pb, &["--check"]);
+    let check = lab.run(&w, &pb, &["--check"]);
     check.ok();
     assert_eq!(lab.exec("lab1", "wc -l < /run/fake-shutdown.log"), "1\n");
 }
@@ -737,7 +720,7 @@ fn reboot_times_out_when_the_boot_id_never_changes() {
 /// A PATH for the task that has every tool of /usr/bin and /bin except `hide` (symlinks in the
 /// host's private /opt), so the wget fallback and the "no downloader" error can be exercised.
 fn path_without(lab: &Lab, name: &str, hide: &[&str]) -> String {
-    let dir = host_dir(lab, "lab1", "opt").join(name);
+    let dir = lab.host_dir("lab1", "opt").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     for src in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
         let Ok(rd) = std::fs::read_dir(src) else {
@@ -762,7 +745,7 @@ fn get_url_falls_back_to_wget_and_says_when_there_is_no_downloader() {
     let http = Http::start(&lab, files);
     let wget_only = path_without(&lab, "nocurl", &["curl"]);
     let neither = path_without(&lab, "nodl", &["curl", "wget"]);
-    std::fs::create_dir(host_dir(&lab, "lab1", "opt").join("dl")).unwrap();
+    std::fs::create_dir(lab.host_dir("lab1", "opt").join("dl")).unwrap();
     let w = Work::new();
     let a = &http.addr;
     let pb = w.write(
@@ -783,7 +766,7 @@ fn get_url_falls_back_to_wget_and_says_when_there_is_no_downloader() {
             sum = sha256_hex(b"payload via wget\n")
         ),
     );
-    let out = run(&w, &lab, &pb, &[]);
+    let out = lab.run(&w, &pb, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert_eq!(
         lab.exec("lab1", "cat /opt/dl/app.bin"),

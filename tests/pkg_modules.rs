@@ -8,22 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Lab, Run, Work, parse_recap, venv};
-
-fn run(w: &Work, lab: &Lab, pb: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        lab.inventory.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    w.mixop(&args)
-}
-
-fn host_dir(lab: &Lab, host: &str, sub: &str) -> PathBuf {
-    lab.state.path().join("hosts").join(host).join(sub)
-}
+use common::{Lab, Work, parse_recap, venv};
 
 /// Builds `name_version_all.deb` in `out`: one file `/opt/NAME/version`, and a conffile
 /// `/opt/NAME/NAME.conf` (so a plain remove leaves the package in `rc` state).
@@ -70,7 +55,7 @@ fn build_deb(out: &Path, name: &str, version: &str) -> PathBuf {
 fn apt_lab(n: usize) -> Lab {
     let lab = Lab::up(n, &[]);
     for (host, _) in lab.hosts.clone() {
-        let opt = host_dir(&lab, &host, "opt");
+        let opt = lab.host_dir(&host, "opt");
         let repo = opt.join("repo");
         let debs = opt.join("debs");
         std::fs::create_dir_all(&repo).unwrap();
@@ -119,7 +104,7 @@ fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
       delegate_to: localhost
 "#,
     );
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
     assert_eq!(r["changed"], true, "{r}");
@@ -138,7 +123,7 @@ fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
     );
 
     // Same again: the version is installed, nothing changes (the cache refresh is no change).
-    let again = run(&w, &lab, &pb, &[]);
+    let again = lab.run(&w, &pb, &[]);
     again.ok();
     let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
     assert_eq!(r["changed"], false, "{r}");
@@ -158,21 +143,21 @@ fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
     - assert: {that: ["missing.msg == \"No package matching 'mixop-nosuch' is available\""]}
 "#,
     );
-    let check = run(&w, &lab, &pb2, &["--check"]);
+    let check = lab.run(&w, &pb2, &["--check"]);
     check.ok();
     assert_eq!(check.recap("lab1").changed, 2, "{}", check.all());
     assert_eq!(
         dpkg_state(&lab, "lab1"),
         "mixop-hello ii  1.0\n/opt/mixop-hello/mixop-hello.conf\n/opt/mixop-hello/version\n"
     );
-    let real = run(&w, &lab, &pb2, &[]);
+    let real = lab.run(&w, &pb2, &[]);
     real.ok();
     assert_eq!(real.recap("lab1").changed, 2, "{}", real.all());
     assert_eq!(
         dpkg_state(&lab, "lab1"),
         "mixop-extra ii  1.0\nmixop-hello ii  2.0\n/opt/mixop-extra/mixop-extra.conf\n/opt/mixop-extra/version\n/opt/mixop-hello/mixop-hello.conf\n/opt/mixop-hello/version\n"
     );
-    let real = run(&w, &lab, &pb2, &[]);
+    let real = lab.run(&w, &pb2, &[]);
     real.ok();
     assert_eq!(real.recap("lab1").changed, 0, "{}", real.all());
 
@@ -189,21 +174,21 @@ fn apt_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing() {
     - apt: {name: mixop-extra, state: absent, purge: true}
 "#,
     );
-    let rm = run(&w, &lab, &pb3, &[]);
+    let rm = lab.run(&w, &pb3, &[]);
     rm.ok();
     assert_eq!(rm.recap("lab1").changed, 2, "{}", rm.all());
     assert_eq!(
         dpkg_state(&lab, "lab1"),
         "mixop-hello rc  2.0\n/opt/mixop-hello/mixop-hello.conf\n"
     );
-    let rm = run(&w, &lab, &pb3, &[]);
+    let rm = lab.run(&w, &pb3, &[]);
     rm.ok();
     assert_eq!(rm.recap("lab1").changed, 0, "{}", rm.all());
     let purge = w.write(
         "pb4.yml",
         "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - apt: {name: mixop-hello, state: absent, purge: true}\n",
     );
-    let p = run(&w, &lab, &purge, &[]);
+    let p = lab.run(&w, &purge, &[]);
     p.ok();
     assert_eq!(p.recap("lab1").changed, 1, "{}", p.all());
     assert_eq!(dpkg_state(&lab, "lab1"), "");
@@ -235,12 +220,12 @@ fn deb_package_and_package_facts() {
       delegate_to: localhost
 "#,
     );
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     // deb, the first cache refresh (the lists change: the machine's are replaced by the
     // repository's), package, and the controller-side copy.
     assert_eq!(first.recap("lab1").changed, 4, "{}", first.all());
-    let second = run(&w, &lab, &pb, &[]);
+    let second = lab.run(&w, &pb, &[]);
     second.ok();
     // Nothing on the host (the cache is fresh: cache_valid_time); only the controller-side
     // copy of the registered result, which now says cache_updated: false, changes.
@@ -367,10 +352,10 @@ fn user_and_group_create_modify_remove_idempotently() {
     let lab = Lab::up(1, &[]);
     let w = Work::new();
     let pb = w.write("pb.yml", USERS_PB);
-    let check = run(&w, &lab, &pb, &["--check"]);
+    let check = lab.run(&w, &pb, &["--check"]);
     check.ok();
     assert!(accounts(&lab).contains("no mixalice"), "{}", accounts(&lab));
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 7, "{}", first.all());
     let a = accounts(&lab);
@@ -385,7 +370,7 @@ fn user_and_group_create_modify_remove_idempotently() {
     // /home/mixalice from /etc/skel; mixbob has none; labuser's went with remove: true.
     assert!(a.contains("\nmixalice\nmixcarol\nnopass\n"), "{a}");
     assert!(a.contains(".bashrc"), "{a}");
-    let second = run(&w, &lab, &pb, &[]);
+    let second = lab.run(&w, &pb, &[]);
     second.ok();
     assert_eq!(second.recap("lab1").changed, 0, "{}", second.all());
     assert_eq!(accounts(&lab), a);
@@ -427,18 +412,18 @@ fn sysctl_writes_the_file_reloads_and_sets_in_the_hosts_namespace() {
     - sysctl: {name: net.ipv4.conf.all.forwarding, value: true, sysctl_file: /etc/sysctl.d/90-mixop.conf, reload: false}
 "#,
     );
-    let check = run(&w, &lab, &pb, &["--check"]);
+    let check = lab.run(&w, &pb, &["--check"]);
     check.ok();
     assert_eq!(check.recap("lab1").changed, 2, "{}", check.all());
     assert_eq!(live(&lab), "0\n");
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 2, "{}", first.all());
     assert_eq!(
         live(&lab),
         "1\nnet.ipv4.ip_forward=1\nnet.ipv4.conf.all.forwarding=1\n"
     );
-    let second = run(&w, &lab, &pb, &[]);
+    let second = lab.run(&w, &pb, &[]);
     second.ok();
     assert_eq!(second.recap("lab1").changed, 0, "{}", second.all());
     // Live only (sysctl_set without reload), then out of the file.
@@ -452,11 +437,11 @@ fn sysctl_writes_the_file_reloads_and_sets_in_the_hosts_namespace() {
     - sysctl: {name: net.ipv4.conf.all.forwarding, state: absent, reload: false, sysctl_file: /etc/sysctl.d/90-mixop.conf}
 "#,
     );
-    let r = run(&w, &lab, &pb2, &[]);
+    let r = lab.run(&w, &pb2, &[]);
     r.ok();
     assert_eq!(r.recap("lab1").changed, 2, "{}", r.all());
     assert_eq!(live(&lab), "0\nnet.ipv4.ip_forward=0\n");
-    let r = run(&w, &lab, &pb2, &[]);
+    let r = lab.run(&w, &pb2, &[]);
     r.ok();
     assert_eq!(r.recap("lab1").changed, 0, "{}", r.all());
 }
@@ -492,7 +477,7 @@ with zipfile.ZipFile("mixop_demo-" + v + "-py3-none-any.whl", "w") as z:
 #[test]
 fn pip_installs_from_a_local_wheel_into_a_new_virtualenv() {
     let lab = Lab::up(1, &[]);
-    let wheels = host_dir(&lab, "lab1", "opt").join("wheels");
+    let wheels = lab.host_dir("lab1", "opt").join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     build_wheel(&wheels, "1.0");
     build_wheel(&wheels, "2.0");
@@ -517,14 +502,14 @@ fn pip_installs_from_a_local_wheel_into_a_new_virtualenv() {
             "/opt/venv/bin/python -c 'import mixop_demo; print(mixop_demo.VERSION)' 2>&1",
         )
     };
-    let first = run(&w, &lab, &pb, &[]);
+    let first = lab.run(&w, &pb, &[]);
     first.ok();
     assert_eq!(version(&lab), "1.0\n");
     let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
     assert_eq!(r["changed"], true, "{r}");
     assert_eq!(r["virtualenv"], "/opt/venv", "{r}");
     assert_eq!(r["cmd"][0], "/opt/venv/bin/pip3", "{r}");
-    let again = run(&w, &lab, &pb, &[]);
+    let again = lab.run(&w, &pb, &[]);
     again.ok();
     let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
     assert_eq!(r["changed"], false, "{r}");
@@ -544,7 +529,7 @@ fn pip_installs_from_a_local_wheel_into_a_new_virtualenv() {
     - pip: {name: mixop-demo, state: absent, virtualenv: /opt/venv}
 "#,
     );
-    let r = run(&w, &lab, &pb2, &[]);
+    let r = lab.run(&w, &pb2, &[]);
     r.ok();
     assert_eq!(r.recap("lab1").changed, 3, "{}", r.all());
     assert!(

@@ -277,6 +277,23 @@ impl Lab {
         );
     }
 
+    /// `mixop run PLAYBOOK -i <this lab's inventory> EXTRA...` from the workspace.
+    pub fn run(&self, w: &Work, pb: &Path, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "run",
+            pb.to_str().unwrap(),
+            "-i",
+            self.inventory.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        w.mixop(&args)
+    }
+
+    /// A host's private directory as the controller sees it (`usr-local-bin`, `run`, `opt`, ...).
+    pub fn host_dir(&self, host: &str, sub: &str) -> PathBuf {
+        self.state.path().join("hosts").join(host).join(sub)
+    }
+
     pub fn key(&self) -> PathBuf {
         self.state.path().join("id_ed25519")
     }
