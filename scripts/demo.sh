@@ -15,7 +15,10 @@ step "setup: system packages and the Python virtualenv (scripts/setup.sh)"
 bash scripts/setup.sh
 step "build: cargo build --locked (a few minutes the first time; shared with scripts/test.sh)"
 cargo build --locked --bin mixop
-mixop="$root/target/debug/mixop"
+# Where cargo put it (a CARGO_TARGET_DIR set by the user counts, relative to the project).
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ "$target_dir" = /* ]] || target_dir="$root/$target_dir"
+mixop="$target_dir/debug/mixop"
 step "lab: scripts/lab.sh up"
 bash scripts/lab.sh up
 step "mixop run playbooks/cluster.yml -i inventories/lab.yml"
