@@ -105,10 +105,27 @@ fn inventory_sources(opt: &crate::cli::InventoryOpt) -> Vec<PathBuf> {
 }
 
 /// Reads ansible.cfg and the `ANSIBLE_*` environment once, before anything else.
-fn config_setup() -> Result<(), Diag> {
-    let config = crate::config::discover()?;
+/// The command line's connection and become options are laid over it here.
+fn config_setup(command: &Command) -> Result<(), Diag> {
+    let mut config = crate::config::discover()?;
     for w in &config.warnings {
         eprintln!("[WARNING]: {w}");
+    }
+    match command {
+        Command::Run(a) if !a.plan_only() => config.apply_cli(&a.conn, Some(&a.become_))?,
+        Command::Run(a) => config.apply_cli(
+            &crate::cli::ConnOpt {
+                ask_pass: false,
+                ..a.conn.clone()
+            },
+            Some(&crate::cli::BecomeOpt {
+                ask_become_pass: false,
+                ..a.become_.clone()
+            }),
+        )?,
+        Command::Exec(a) => config.apply_cli(&a.conn, None)?,
+        Command::Ping(a) => config.apply_cli(&a.conn, None)?,
+        _ => {}
     }
     crate::config::install(config);
     Ok(())
@@ -116,7 +133,7 @@ fn config_setup() -> Result<(), Diag> {
 
 fn dispatch(cli: Cli) -> Result<i32, Diag> {
     if !matches!(cli.command, Command::Completions { .. }) {
-        config_setup()?;
+        config_setup(&cli.command)?;
     }
     match cli.command {
         Command::Inventory(args) => {

@@ -72,6 +72,39 @@ pub struct VaultOpt {
     pub ask: bool,
 }
 
+/// How to log in, as ansible-playbook's connection options. They rank as ansible.cfg's settings
+/// do (above them): a play's `remote_user` and a host's `ansible_*` variables win.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ConnOpt {
+    /// Log in as this user (as ansible.cfg's `remote_user`).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Log in with this private key file.
+    #[arg(long = "private-key", visible_alias = "key-file", value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+    /// Ask for the connection password (SSH or WinRM) on the terminal.
+    #[arg(short = 'k', long = "ask-pass")]
+    pub ask_pass: bool,
+}
+
+/// Privilege escalation, as ansible-playbook's options: defaults that a play's or task's
+/// `become*` keywords and a host's `ansible_become*` variables override.
+#[derive(Debug, Args, Default, Clone)]
+pub struct BecomeOpt {
+    /// Run tasks with privilege escalation (`become: true`).
+    #[arg(short = 'b', long = "become")]
+    pub become_: bool,
+    /// The escalation method (sudo, su).
+    #[arg(long = "become-method", value_name = "METHOD")]
+    pub become_method: Option<String>,
+    /// The user to become (default root).
+    #[arg(long = "become-user", value_name = "USER")]
+    pub become_user: Option<String>,
+    /// Ask for the privilege escalation password on the terminal.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    pub ask_become_pass: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The playbook to run.
@@ -98,6 +131,10 @@ pub struct PlanArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub conn: ConnOpt,
+    #[command(flatten)]
+    pub become_: BecomeOpt,
     /// Report what would change without changing anything.
     #[arg(short = 'C', long)]
     pub check: bool,
@@ -131,6 +168,13 @@ pub struct RunArgs {
     /// List the tags of each play's tasks instead of running.
     #[arg(long)]
     pub list_tags: bool,
+}
+
+impl RunArgs {
+    /// Loads and lists or validates only: nothing connects, so no password is asked for.
+    pub fn plan_only(&self) -> bool {
+        self.syntax_check || self.list_hosts || self.list_tasks || self.list_tags
+    }
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +212,8 @@ pub struct PingArgs {
     pub inventory: InventoryOpt,
     #[command(flatten)]
     pub vault: VaultOpt,
+    #[command(flatten)]
+    pub conn: ConnOpt,
     /// Hosts to reach (an Ansible host pattern).
     #[arg(default_value = "all")]
     pub pattern: String,
@@ -188,6 +234,8 @@ pub struct ExecArgs {
     pub inventory: InventoryOpt,
     #[command(flatten)]
     pub vault: VaultOpt,
+    #[command(flatten)]
+    pub conn: ConnOpt,
     /// Hosts to run on (an Ansible host pattern).
     pub pattern: String,
     /// The command (a `sh -c` line on Linux hosts, a cmd.exe line on Windows hosts).

@@ -49,6 +49,8 @@ pub struct Config {
     pub become_: Option<bool>,
     pub become_method: Option<String>,
     pub become_user: Option<String>,
+    /// The privilege escalation password asked for with `-K` (a host's variables win over it).
+    pub become_password: Option<String>,
     /// Warnings to print once (ignored settings, an ignored world-writable ansible.cfg).
     pub warnings: Vec<String>,
 }
@@ -371,10 +373,18 @@ pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result
                 .ok_or_else(|| bad("become", &v, line, "use true or false"))?,
         );
     }
-    if let Some((v, _)) = setting(
+    if let Some((v, line)) = setting(
         "ANSIBLE_BECOME_METHOD",
         &[("privilege_escalation", "become_method")],
     ) {
+        if v.trim() != "sudo" {
+            return Err(bad(
+                "become_method",
+                &v,
+                line,
+                "mixop becomes another user with sudo only",
+            ));
+        }
         cfg.become_method = Some(v.trim().to_string());
     }
     if let Some((v, _)) = setting(
@@ -384,6 +394,72 @@ pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result
         cfg.become_user = Some(v.trim().to_string());
     }
     Ok(cfg)
+}
+
+impl Config {
+    /// Lays the command line's connection and become options over ansible.cfg's, asking on the
+    /// terminal for the passwords `-k`/`-K` ask for (as ansible-playbook: the become password
+    /// defaults to the connection password when both are asked and the answer is empty).
+    pub fn apply_cli(
+        &mut self,
+        conn: &crate::cli::ConnOpt,
+        become_: Option<&crate::cli::BecomeOpt>,
+    ) -> Result<(), crate::diag::Diag> {
+        if let Some(u) = &conn.user {
+            self.connection
+                .insert("ansible_user".into(), Value::from(u.as_str()));
+        }
+        if let Some(k) = &conn.private_key {
+            self.connection.insert(
+                "ansible_private_key_file".into(),
+                Value::from(k.display().to_string()),
+            );
+        }
+        let mut conn_password = None;
+        if conn.ask_pass {
+            let p = crate::secret::ask(
+                "SSH password: ",
+                "the connection password (-k)",
+                "set ansible_password for the hosts (in a vault-encrypted vars file), or use a key",
+            )?;
+            self.connection
+                .insert("ansible_password".into(), Value::from(p.as_str()));
+            conn_password = Some(p);
+        }
+        let Some(b) = become_ else { return Ok(()) };
+        if b.become_ {
+            self.become_ = Some(true);
+        }
+        if let Some(m) = &b.become_method {
+            if m != "sudo" {
+                return Err(crate::diag::Diag::usage(format!(
+                    "--become-method: {}",
+                    crate::connection::bad_choice("become method", m, &["sudo"])
+                )));
+            }
+            self.become_method = Some(m.clone());
+        }
+        if let Some(u) = &b.become_user {
+            self.become_user = Some(u.clone());
+        }
+        if b.ask_become_pass {
+            let prompt = if conn_password.is_some() {
+                "BECOME password[defaults to SSH password]: "
+            } else {
+                "BECOME password: "
+            };
+            let p = crate::secret::ask(
+                prompt,
+                "the become password (-K)",
+                "set ansible_become_password for the hosts (in a vault-encrypted vars file)",
+            )?;
+            self.become_password = match (p.is_empty(), conn_password) {
+                (true, Some(c)) => Some(c),
+                _ => Some(p),
+            };
+        }
+        Ok(())
+    }
 }
 
 fn expand_home(p: &str) -> PathBuf {

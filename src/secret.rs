@@ -218,3 +218,55 @@ mod tests {
         assert_eq!(mask("pw-55-long pw-55"), "******** ********");
     }
 }
+
+/// Asks for a secret on the terminal without echoing it (`what` names it in the error when there
+/// is no terminal, `hint` says how to give it instead). The answer is registered as a secret.
+///
+/// Reads the controlling terminal a byte at a time: a buffered reader would swallow what was
+/// typed ahead for the next question (`-k` then `-K`).
+pub fn ask(prompt: &str, what: &str, hint: &str) -> Result<String, crate::diag::Diag> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let no_tty = || {
+        crate::diag::Diag::usage(format!(
+            "cannot ask for {what}: there is no terminal to ask on"
+        ))
+        .hint(hint.to_string())
+    };
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| no_tty())?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for an open terminal descriptor.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        return Err(no_tty());
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    tty.write_all(prompt.as_bytes()).map_err(|_| no_tty())?;
+    // SAFETY: `quiet` is the terminal's own settings with echo off.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = loop {
+        match tty.read(&mut byte) {
+            Ok(0) => break Ok(()),
+            Ok(_) if byte[0] == b'\n' => break Ok(()),
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        }
+    };
+    // SAFETY: puts back the settings read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    read.map_err(|_| no_tty())?;
+    let _ = tty.write_all(b"\n");
+    let line = String::from_utf8_lossy(&line)
+        .trim_end_matches('\r')
+        .to_string();
+    register(&line);
+    Ok(line)
+}

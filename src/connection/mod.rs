@@ -314,7 +314,8 @@ pub fn spec_from_vars(
     in_inventory: bool,
 ) -> Result<ConnSpec, String> {
     let mut vars = vars;
-    // ansible.cfg's connection defaults rank below every variable, aliases included.
+    // ansible.cfg's connection defaults (and the command line's -u, --private-key, -k) rank
+    // below every variable, aliases included.
     for (k, v) in &crate::config::get().connection {
         let aliases: &[&str] = match k.as_str() {
             "ansible_user" => &["ansible_user", "ansible_ssh_user"],
@@ -323,6 +324,11 @@ pub fn spec_from_vars(
                 &["ansible_private_key_file", "ansible_ssh_private_key_file"]
             }
             "ansible_timeout" => &["ansible_timeout", "ansible_ssh_timeout"],
+            "ansible_password" => &[
+                "ansible_password",
+                "ansible_ssh_pass",
+                "ansible_ssh_password",
+            ],
             "ansible_host_key_checking" => {
                 &["ansible_host_key_checking", "ansible_ssh_host_key_checking"]
             }

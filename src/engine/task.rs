@@ -951,6 +951,7 @@ impl Engine {
                 break;
             }
         }
+        let password = password.or_else(|| config.become_password.clone());
         Ok(Some(Become {
             method: opts
                 .become_method

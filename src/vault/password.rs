@@ -105,16 +105,11 @@ pub fn keyring_from(opts: &VaultOpt) -> Result<Keyring, Diag> {
 }
 
 fn prompt(text: &str) -> Result<Vec<u8>, Diag> {
-    let term = console::Term::stderr();
-    let no_tty = || {
-        Diag::usage("cannot ask for the vault password: there is no terminal to ask on")
-            .hint("give it with --vault-password-file FILE (a file, or a script that prints it)")
-    };
-    if !term.is_term() {
-        return Err(no_tty());
-    }
-    term.write_str(text).map_err(|_| no_tty())?;
-    let line = term.read_secure_line().map_err(|_| no_tty())?;
+    let line = crate::secret::ask(
+        text,
+        "the vault password",
+        "give it with --vault-password-file FILE (a file, or a script that prints it)",
+    )?;
     Ok(line.trim().as_bytes().to_vec())
 }
 
