@@ -67,13 +67,29 @@ impl Work {
         self.write("inventory.yml", &s)
     }
     pub fn mixop(&self, args: &[&str]) -> Run {
-        let out = Command::new(mixop_bin())
-            .args(args)
+        self.mixop_in(args, &[], None)
+    }
+    /// `mixop ARGS` with more environment variables and, when given, `stdin` as its input.
+    pub fn mixop_in(&self, args: &[&str], env: &[(String, String)], stdin: Option<&str>) -> Run {
+        use std::io::Write;
+        let mut cmd = Command::new(mixop_bin());
+        cmd.args(args)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
-            .output()
-            .expect("run mixop");
-        Run::from(out)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(match stdin {
+                Some(_) => std::process::Stdio::piped(),
+                None => std::process::Stdio::null(),
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run mixop");
+        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+            input
+                .write_all(text.as_bytes())
+                .expect("write mixop's stdin");
+        }
+        Run::from(child.wait_with_output().expect("run mixop"))
     }
 }
 
@@ -97,6 +113,7 @@ impl Run {
     pub fn all(&self) -> String {
         format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
     }
+    #[track_caller]
     pub fn ok(&self) -> &Self {
         assert_eq!(self.code, 0, "mixop failed:\n{}", self.all());
         self
@@ -113,6 +130,26 @@ impl Run {
         assert!(
             self.stdout.contains(text) || self.stderr.contains(text),
             "expected {text:?} in the output:\n{}",
+            self.all()
+        );
+        self
+    }
+    /// Asserts that stdout contains `text`.
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text),
+            "expected {text:?} on stdout:\n{}",
+            self.all()
+        );
+        self
+    }
+    /// Asserts that stderr contains `text`.
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "expected {text:?} on stderr:\n{}",
             self.all()
         );
         self
@@ -639,8 +676,13 @@ pub struct Session {
     pub work: Work,
     inventory: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+    /// Placeholders replaced in every file the session writes (besides `@OUT@`).
+    subs: Vec<(String, String)>,
     pub lab: Option<Lab>,
     pub peers: Vec<WinrmPeer>,
+    pub kube: Option<KubeDouble>,
 }
 
 impl Session {
@@ -649,9 +691,20 @@ impl Session {
             work,
             inventory,
             args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            subs: Vec::new(),
             lab: None,
             peers: Vec::new(),
+            kube: None,
         }
+    }
+
+    /// A workspace whose inventory is `inventory.yml`, written by the test (`.inventory(...)`).
+    pub fn empty() -> Session {
+        let work = Work::new();
+        let inventory = work.path().join("inventory.yml");
+        Session::with_inventory(work, inventory)
     }
 
     /// `n` hosts h1..hn on the local connection.
@@ -663,7 +716,12 @@ impl Session {
 
     /// `n` lab hosts lab1..labn over SSH (tests/lab; root needed).
     pub fn lab(n: usize) -> Session {
-        let lab = Lab::up(n, &[]);
+        Session::lab_with(n, &[])
+    }
+
+    /// A lab started with more `tests/lab/up.sh` options.
+    pub fn lab_with(n: usize, up_args: &[&str]) -> Session {
+        let lab = Lab::up(n, up_args);
         let mut s = Session::with_inventory(Work::new(), lab.inventory.clone());
         s.lab = Some(lab);
         s
@@ -672,21 +730,66 @@ impl Session {
     /// `n` Windows hosts win1..winn, each the WinRM peer started with `peer_args` (e.g.
     /// `["--mode", "sim"]`), in group `windows`.
     pub fn windows(n: usize, peer_args: &[&str]) -> Session {
-        let peers: Vec<WinrmPeer> = (0..n).map(|_| WinrmPeer::start(peer_args)).collect();
-        let work = Work::new();
-        let mut inv = String::from("all:\n  children:\n    windows:\n      hosts:\n");
-        for (i, p) in peers.iter().enumerate() {
+        let mut s = Session::empty();
+        s.add_peers(n, peer_args);
+        let inv = format!("all:\n  children:\n{}", s.windows_group());
+        s.write("inventory.yml", &inv);
+        s
+    }
+
+    /// Starts `n` more WinRM peers (hosts win<k> in `windows_group()`).
+    pub fn add_peers(&mut self, n: usize, peer_args: &[&str]) {
+        self.peers
+            .extend((0..n).map(|_| WinrmPeer::start(peer_args)));
+    }
+
+    /// Inventory text for the session's peers as group `windows` (indented under `children:`).
+    pub fn windows_group(&self) -> String {
+        let mut inv = String::from("    windows:\n      hosts:\n");
+        for (i, p) in self.peers.iter().enumerate() {
             inv.push_str(&p.inventory_host(&format!("win{}", i + 1)));
         }
-        let inventory = work.write("inventory.yml", &inv);
-        let mut s = Session::with_inventory(work, inventory);
-        s.peers = peers;
+        inv
+    }
+
+    /// Host `localhost` on the local connection, beside the Kubernetes API double (started with
+    /// the scenario, if any). In files, `@KUBECONFIG@` becomes the double's admin kubeconfig and
+    /// `@KUBE_STATE@` its state directory (other kubeconfigs, CA, token).
+    pub fn kube(scenario: Option<&str>) -> Session {
+        let mut s = Session::empty()
+            .inventory("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n");
+        let d = KubeDouble::start(scenario);
+        s.subs.push(("@KUBECONFIG@".into(), d.kubeconfig()));
+        s.subs
+            .push(("@KUBE_STATE@".into(), d.dir.path().display().to_string()));
+        s.kube = Some(d);
         s
+    }
+
+    /// Writes the inventory (`inventory.yml`) and runs against it.
+    pub fn inventory(mut self, text: &str) -> Session {
+        self.inventory = self.write("inventory.yml", text);
+        self
     }
 
     /// Writes a file into the workspace (`@OUT@` becomes the output folder).
     pub fn file(self, rel: &str, text: &str) -> Session {
-        self.work.write(rel, text);
+        self.write(rel, text);
+        self
+    }
+
+    /// Writes a file into the workspace now, with the session's placeholders replaced.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let mut text = text.to_string();
+        for (from, to) in &self.subs {
+            text = text.replace(from, to);
+        }
+        self.work.write(rel, &text)
+    }
+
+    /// Replaces `from` with `to` in every file written from now on.
+    pub fn sub(mut self, from: &str, to: &str) -> Session {
+        self.subs.push((from.into(), to.into()));
         self
     }
 
@@ -701,27 +804,69 @@ impl Session {
         self
     }
 
-    fn mixop_on(&self, command: &str, more: &[&str]) -> Run {
+    /// An environment variable for every run.
+    pub fn env(mut self, key: &str, value: &str) -> Session {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Text on mixop's standard input for every run (none: standard input is empty).
+    pub fn stdin(mut self, text: &str) -> Session {
+        self.stdin = Some(text.into());
+        self
+    }
+
+    /// The inventory the session runs against.
+    pub fn inventory_path(&self) -> &Path {
+        &self.inventory
+    }
+
+    /// `mixop ARGS` in the workspace, with the session's environment and input (no inventory
+    /// or session arguments added).
+    pub fn mixop(&self, args: &[&str]) -> Run {
+        self.work.mixop_in(args, &self.env, self.stdin.as_deref())
+    }
+
+    fn mixop_on(&self, command: &str, playbook: &str, more: &[&str]) -> Run {
         let inv = self.inventory.display().to_string();
-        let mut args = vec![command, "pb.yml", "-i", inv.as_str()];
+        let mut args = vec![command, playbook, "-i", inv.as_str()];
         args.extend(self.args.iter().map(String::as_str));
         args.extend(more);
-        self.work.mixop(&args)
+        self.mixop(&args)
     }
 
     /// `mixop run pb.yml -i INVENTORY ARGS...`
     pub fn run(&self) -> Run {
-        self.mixop_on("run", &[])
+        self.mixop_on("run", "pb.yml", &[])
     }
 
     /// `run` with more arguments for this run only.
     pub fn run_with(&self, more: &[&str]) -> Run {
-        self.mixop_on("run", more)
+        self.mixop_on("run", "pb.yml", more)
+    }
+
+    /// `mixop run PLAYBOOK -i INVENTORY ARGS... MORE...` for another playbook file.
+    pub fn run_file(&self, playbook: &str, more: &[&str]) -> Run {
+        self.mixop_on("run", playbook, more)
     }
 
     /// `mixop check pb.yml -i INVENTORY ARGS...`
     pub fn check(&self) -> Run {
-        self.mixop_on("check", &[])
+        self.mixop_on("check", "pb.yml", &[])
+    }
+
+    /// `mixop check PLAYBOOK -i INVENTORY ARGS... MORE...`
+    pub fn check_file(&self, playbook: &str, more: &[&str]) -> Run {
+        self.mixop_on("check", playbook, more)
+    }
+
+    /// `mixop run pb.yml -i INVENTORY ARGS... MORE...` in the background.
+    pub fn spawn(&self, more: &[&str]) -> Background {
+        let inv = self.inventory.display().to_string();
+        let mut args = vec!["run", "pb.yml", "-i", inv.as_str()];
+        args.extend(self.args.iter().map(String::as_str));
+        args.extend(more);
+        self.work.spawn_mixop(&args)
     }
 
     /// A file the playbook wrote under `@OUT@`.
@@ -729,11 +874,29 @@ impl Session {
         self.work.read(rel)
     }
 
+    /// Whether the playbook wrote `rel` under `@OUT@`.
+    pub fn out_exists(&self, rel: &str) -> bool {
+        self.work.out().join(rel).exists()
+    }
+
+    /// A file the playbook wrote under `@OUT@`, parsed as JSON.
+    pub fn out_json(&self, rel: &str) -> serde_json::Value {
+        let text = self.out(rel);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not JSON ({e}): {text}"))
+    }
+
+    /// The session's lab.
+    pub fn the_lab(&self) -> &Lab {
+        self.lab.as_ref().expect("a lab session")
+    }
+
+    /// The session's Kubernetes API double.
+    pub fn double(&self) -> &KubeDouble {
+        self.kube.as_ref().expect("a Kubernetes session")
+    }
+
     /// A file on a lab host, as that host sees it.
     pub fn host_file(&self, host: &str, path: &str) -> String {
-        self.lab
-            .as_ref()
-            .expect("a lab session")
-            .exec(host, &format!("cat {path}"))
+        self.the_lab().exec(host, &format!("cat {path}"))
     }
 }
