@@ -846,8 +846,9 @@ impl Session {
     }
 
     /// `mixop run PLAYBOOK -i INVENTORY ARGS... MORE...` for another playbook file.
-    pub fn run_file(&self, playbook: &str, more: &[&str]) -> Run {
-        self.mixop_on("run", playbook, more)
+    pub fn run_file(&self, playbook: impl AsRef<Path>, more: &[&str]) -> Run {
+        let pb = playbook.as_ref().to_str().expect("a UTF-8 playbook path");
+        self.mixop_on("run", pb, more)
     }
 
     /// `mixop check pb.yml -i INVENTORY ARGS...`
