@@ -439,8 +439,18 @@ impl WinrmPeer {
 
     /// Inventory lines for this peer as a Windows host.
     pub fn inventory_host(&self, name: &str) -> String {
+        self.inventory_host_with(name, "")
+    }
+
+    /// `inventory_host` with more host variables (`k: v, ...`, or empty).
+    pub fn inventory_host_with(&self, name: &str, vars: &str) -> String {
+        let more = if vars.is_empty() {
+            String::new()
+        } else {
+            format!(", {vars}")
+        };
         format!(
-            "        {name}: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_connection: winrm, ansible_user: vagrant, ansible_password: vagrant, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http}}\n",
+            "        {name}: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_connection: winrm, ansible_user: vagrant, ansible_password: vagrant, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http{more}}}\n",
             self.port
         )
     }
@@ -745,11 +755,22 @@ impl Session {
 
     /// Inventory text for the session's peers as group `windows` (indented under `children:`).
     pub fn windows_group(&self) -> String {
+        self.windows_group_with(|_, _| String::new())
+    }
+
+    /// `windows_group` with more variables for each host (`k: v, ...`; from its index and peer).
+    pub fn windows_group_with(&self, vars: impl Fn(usize, &WinrmPeer) -> String) -> String {
         let mut inv = String::from("    windows:\n      hosts:\n");
         for (i, p) in self.peers.iter().enumerate() {
-            inv.push_str(&p.inventory_host(&format!("win{}", i + 1)));
+            inv.push_str(&p.inventory_host_with(&format!("win{}", i + 1), &vars(i, p)));
         }
         inv
+    }
+
+    /// Rewrites the inventory of a `windows` session with more variables for each host.
+    pub fn windows_vars(self, vars: impl Fn(usize, &WinrmPeer) -> String) -> Session {
+        let inv = format!("all:\n  children:\n{}", self.windows_group_with(vars));
+        self.inventory(&inv)
     }
 
     /// Host `localhost` on the local connection, beside the Kubernetes API double (started with
