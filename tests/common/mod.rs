@@ -693,6 +693,7 @@ pub struct Session {
     pub lab: Option<Lab>,
     pub peers: Vec<WinrmPeer>,
     pub kube: Option<KubeDouble>,
+    pub sim: Option<Sim>,
 }
 
 impl Session {
@@ -707,6 +708,7 @@ impl Session {
             lab: None,
             peers: Vec::new(),
             kube: None,
+            sim: None,
         }
     }
 
@@ -785,6 +787,31 @@ impl Session {
             .push(("@KUBE_STATE@".into(), d.dir.path().display().to_string()));
         s.kube = Some(d);
         s
+    }
+
+    /// Host win1, a simulated Windows Server 2022 (`Sim::start_with(peer_args, init)`).
+    pub fn win_sim(peer_args: &[&str], init: Option<serde_json::Value>) -> Session {
+        let sim = Sim::start_with(peer_args, init);
+        let mut s = Session::empty().inventory(&sim.inventory());
+        s.sim = Some(sim);
+        s
+    }
+
+    /// The session's simulated Windows host.
+    pub fn sim(&self) -> &Sim {
+        self.sim.as_ref().expect("a simulated Windows session")
+    }
+
+    /// Runs `tasks` (task lines indented under `tasks:`) as a play on `windows`, no facts,
+    /// with `--output json` and `more` arguments (playbook `play.yml`).
+    pub fn play(&self, tasks: &str, more: &[&str]) -> Played {
+        self.write(
+            "play.yml",
+            &format!("- hosts: windows\n  gather_facts: false\n  tasks:\n{tasks}"),
+        );
+        let mut args = vec!["--output", "json"];
+        args.extend_from_slice(more);
+        Played::from_json_run(&self.run_file("play.yml", &args))
     }
 
     /// Writes the inventory (`inventory.yml`) and runs against it.
@@ -920,5 +947,186 @@ impl Session {
     /// A file on a lab host, as that host sees it.
     pub fn host_file(&self, host: &str, path: &str) -> String {
         self.the_lab().exec(host, &format!("cat {path}"))
+    }
+}
+
+/// A simulated Windows Server 2022 host: the WinRM peer in `--mode sim` with a state directory
+/// of its own (`host.json`, the disk under `fs/`, the module requests in `scripts.jsonl`).
+/// Reboots are fast (down 1 s, delays capped at 0.3 s) unless `extra` says otherwise.
+pub struct Sim {
+    /// `None` once stopped (a host that never comes back).
+    pub peer: Option<WinrmPeer>,
+    pub state: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Sim {
+    pub fn start(extra: &[&str]) -> Sim {
+        Sim::start_with(extra, None)
+    }
+
+    /// `init`: JSON merged into the new host.json (e.g. files on its disk).
+    pub fn start_with(extra: &[&str], init: Option<serde_json::Value>) -> Sim {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("host").display().to_string();
+        let mut args: Vec<String> = [
+            "--mode",
+            "sim",
+            "--state-dir",
+            &dir,
+            "--reboot-down",
+            "1",
+            "--reboot-delay-cap",
+            "0.3",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(init) = init {
+            let p = state.path().join("init.json");
+            std::fs::write(&p, init.to_string()).unwrap();
+            args.push("--sim-init".into());
+            args.push(p.display().to_string());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let peer = WinrmPeer::start(&refs);
+        let port = peer.port;
+        Sim {
+            peer: Some(peer),
+            state,
+            port,
+        }
+    }
+
+    pub fn peer(&self) -> &WinrmPeer {
+        self.peer.as_ref().expect("the simulated host was stopped")
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.state.path().join("host")
+    }
+
+    pub fn host(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir().join("host.json")).expect("host.json");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn scripts_text(&self) -> String {
+        std::fs::read_to_string(self.dir().join("scripts.jsonl")).unwrap_or_default()
+    }
+
+    /// The module requests the host answered, in order.
+    pub fn scripts(&self) -> Vec<serde_json::Value> {
+        self.scripts_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn requests(&self, module: &str, phase: &str) -> Vec<serde_json::Value> {
+        self.scripts()
+            .into_iter()
+            .filter(|s| s["module"] == module && s["phase"] == phase)
+            .collect()
+    }
+
+    /// Raw commands the peer answered (record-mode style records).
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        self.peer.as_ref().map(|p| p.records()).unwrap_or_default()
+    }
+
+    pub fn reboots(&self) -> usize {
+        self.records()
+            .iter()
+            .filter(|r| r["builtin"] == "reboot" && r["rc"] == 0)
+            .count()
+    }
+
+    /// `POST /<op>` with a JSON body to the peer's control port; the JSON answer.
+    pub fn control(&self, op: &str, body: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let port = self.peer().control;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /{op} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap()
+    }
+
+    /// Where `C:\Foo\Bar` lives on the simulated disk (case-folded).
+    pub fn fs_path(&self, win: &str) -> PathBuf {
+        let (drive, rest) = win.split_once(':').unwrap();
+        let mut p = self.dir().join("fs").join(drive.to_lowercase());
+        for c in rest.split(['\\', '/']).filter(|c| !c.is_empty()) {
+            p.push(c.to_lowercase());
+        }
+        p
+    }
+
+    /// Inventory of this host as win1 in group `windows`.
+    pub fn inventory(&self) -> String {
+        format!(
+            "all:\n  children:\n    windows:\n      hosts:\n{}",
+            self.peer().inventory_host("win1")
+        )
+    }
+}
+
+/// One `mixop run --output json` on a single host win1: exit code, every host result, the recap.
+pub struct Played {
+    pub code: i32,
+    pub results: Vec<serde_json::Value>,
+    pub stats: serde_json::Value,
+    pub all: String,
+}
+
+impl Played {
+    pub fn from_json_run(run: &Run) -> Played {
+        let mut results = Vec::new();
+        let mut stats = serde_json::Value::Null;
+        for line in run.stdout.lines() {
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            match ev["event"].as_str() {
+                Some("host_result") => results.push(ev),
+                Some("recap") => stats = ev["hosts"]["win1"].clone(),
+                _ => {}
+            }
+        }
+        assert!(!stats.is_null(), "no recap:\n{}", run.all());
+        Played {
+            code: run.code,
+            results,
+            stats,
+            all: run.all(),
+        }
+    }
+    #[track_caller]
+    pub fn task(&self, name: &str) -> &serde_json::Value {
+        self.results
+            .iter()
+            .find(|r| r["task"] == name)
+            .unwrap_or_else(|| panic!("no result for task {name:?}:\n{}", self.all))
+    }
+    #[track_caller]
+    pub fn result(&self, name: &str) -> &serde_json::Value {
+        &self.task(name)["result"]
+    }
+    pub fn changed(&self) -> u64 {
+        self.stats["changed"].as_u64().unwrap()
+    }
+    pub fn failed(&self) -> u64 {
+        self.stats["failed"].as_u64().unwrap()
+    }
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "mixop failed:\n{}", self.all);
+        self
     }
 }
