@@ -368,7 +368,11 @@ fn win_file_states_check_mode_and_errors() {
     // Removing the tree.
     s.write(
         "rm.yml",
-        "- hosts: windows\n  gather_facts: false\n  tasks:\n    - win_file: {path: 'C:\\odd', state: absent}\n",
+        r#"- hosts: windows
+  gather_facts: false
+  tasks:
+    - win_file: {path: 'C:\odd', state: absent}
+"#,
     );
     let r = run(&s, "rm.yml", &[]);
     assert_eq!(r.changed(), 1, "{}", r.all());
@@ -648,7 +652,12 @@ fn win_get_url_downloads_from_a_loopback_server() {
     s.write(
         "bad.yml",
         &format!(
-            "- hosts: windows\n  gather_facts: false\n  tasks:\n    - name: bad\n      win_get_url: {{url: \"http://127.0.0.1:{}/tool.bin\", dest: 'C:\\dl\\bad.bin', checksum: \"0000\"}}\n",
+            r#"- hosts: windows
+  gather_facts: false
+  tasks:
+    - name: bad
+      win_get_url: {{url: "http://127.0.0.1:{}/tool.bin", dest: 'C:\dl\bad.bin', checksum: "0000"}}
+"#,
             http.port
         ),
     );
