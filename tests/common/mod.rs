@@ -235,13 +235,32 @@ pub fn recap(ok: u32, changed: u32, failed: u32, skipped: u32) -> Recap {
     }
 }
 
+/// Set (to a lab's state dir) for a child test process that uses its parent's lab.
+pub const ATTACH_LAB_ENV: &str = "MIXOP_TEST_ATTACH_LAB";
+
+/// A lab's state directory: its own temporary one, or a parent test process's (attached).
+pub struct LabState {
+    dir: PathBuf,
+    _owned: Option<tempfile::TempDir>,
+}
+
+impl LabState {
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// A lab of `n` network-namespace hosts with real sshd (tests/lab/up.sh) on a free net of its
-/// own, torn down on drop. Needs root and the packages from scripts/setup.sh.
+/// own, torn down on drop (unless attached to). Needs root and the packages from scripts/setup.sh.
 pub struct Lab {
-    pub state: tempfile::TempDir,
+    pub state: LabState,
     pub inventory: PathBuf,
     pub hosts: Vec<(String, String)>,
 }
+
+/// The lab `Lab::shared` hands out while some test of this process holds it.
+static SHARED_LAB: std::sync::Mutex<std::sync::Weak<Lab>> =
+    std::sync::Mutex::new(std::sync::Weak::new());
 
 impl Lab {
     pub fn up(n: usize, extra: &[&str]) -> Lab {
@@ -264,6 +283,16 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let inventory = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Lab::at(
+            LabState {
+                dir: state.path().to_path_buf(),
+                _owned: Some(state),
+            },
+            inventory,
+        )
+    }
+
+    fn at(state: LabState, inventory: PathBuf) -> Lab {
         let hosts = std::fs::read_to_string(state.path().join("hosts.tsv"))
             .unwrap()
             .lines()
@@ -277,6 +306,60 @@ impl Lab {
             inventory,
             hosts,
         }
+    }
+
+    /// The lab another process brought up in `dir`; never torn down from here.
+    pub fn attach(dir: &Path) -> Lab {
+        Lab::at(
+            LabState {
+                dir: dir.to_path_buf(),
+                _owned: None,
+            },
+            dir.join("inventory.yml"),
+        )
+    }
+
+    /// One lab for the tests of this process that run at the same time (`Lab::up(n, extra)`),
+    /// torn down when the last of them lets go; in a child test process started with
+    /// `ATTACH_LAB_ENV`, its parent's lab.
+    pub fn shared(n: usize, extra: &[&str]) -> std::sync::Arc<Lab> {
+        if let Some(dir) = std::env::var_os(ATTACH_LAB_ENV) {
+            return std::sync::Arc::new(Lab::attach(Path::new(&dir)));
+        }
+        let mut g = SHARED_LAB.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = g.upgrade() {
+            return l;
+        }
+        let l = std::sync::Arc::new(Lab::up(n, extra));
+        *g = std::sync::Arc::downgrade(&l);
+        l
+    }
+
+    /// `10.231.X`, as up.sh chose it.
+    pub fn net(&self) -> String {
+        let env = std::fs::read_to_string(self.state.path().join("lab.env"))
+            .expect("lab.env written by up.sh");
+        env.lines()
+            .find_map(|l| l.strip_prefix("LAB_NET="))
+            .expect("LAB_NET in lab.env")
+            .trim()
+            .to_string()
+    }
+
+    /// A host's sshd log (as the controller sees it).
+    pub fn sshd_log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.host_dir(host, "var/log/sshd.log")).unwrap_or_default()
+    }
+
+    /// `tests/lab/ctl.sh ARGS` on this lab, whatever its outcome.
+    pub fn ctl_output(&self, args: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(root().join("tests/lab/ctl.sh"))
+            .arg("--state")
+            .arg(self.state.path())
+            .args(args)
+            .output()
+            .expect("run tests/lab/ctl.sh")
     }
 
     pub fn addr(&self, host: &str) -> String {
@@ -342,6 +425,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.state._owned.is_none() {
+            return;
+        }
         let _ = Command::new("bash")
             .arg(root().join("tests/lab/down.sh"))
             .arg("--state")
