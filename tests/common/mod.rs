@@ -448,17 +448,25 @@ pub struct WinrmPeer {
 
 impl WinrmPeer {
     pub fn start(extra: &[&str]) -> WinrmPeer {
+        WinrmPeer::start_on("127.0.0.1", extra)
+    }
+
+    /// A peer listening on `host` (any loopback address), with users `vagrant:vagrant` and
+    /// `LAB\admin:S3cret` (a domain account), its control port, a record log, and with
+    /// `--https` a certificate of its own (`ca()`).
+    pub fn start_on(host: &str, extra: &[&str]) -> WinrmPeer {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("peer.log")).unwrap();
-        let child = venv_python()
-            .arg(root().join("tests/support/winrm_peer/peer.py"))
+        let mut cmd = venv_python();
+        cmd.arg(root().join("tests/support/winrm_peer/peer.py"))
+            .args(["--listen", &format!("{host}:0")])
             .args([
-                "--listen",
-                "127.0.0.1:0",
                 "--users",
                 "vagrant:vagrant",
-                "--control",
+                "--users",
+                "LAB\\admin:S3cret:x",
             ])
+            .arg("--control")
             .arg("--port-file")
             .arg(dir.path().join("port"))
             .arg("--control-port-file")
@@ -466,10 +474,13 @@ impl WinrmPeer {
             .arg("--record-log")
             .arg(dir.path().join("records.jsonl"))
             .args(extra)
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the WinRM peer");
+            .stderr(log);
+        if extra.contains(&"--https") {
+            cmd.arg("--cert-dir").arg(dir.path().join("certs"));
+        }
+        let child = cmd.spawn().expect("start the WinRM peer");
         // Built before the wait so that a peer which never starts is still killed on drop.
         let mut peer = WinrmPeer {
             child,
@@ -494,15 +505,29 @@ impl WinrmPeer {
                 peer.control = control;
                 return peer;
             }
+            if let Ok(Some(st)) = peer.child.try_wait() {
+                panic!("the WinRM peer exited ({st}):\n{}", peer.log());
+            }
             assert!(
                 t0.elapsed() < std::time::Duration::from_secs(20),
                 "the WinRM peer did not start"
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(30));
         }
     }
 
-    /// The commands this peer received in record mode (decoded PowerShell in `script`).
+    /// The peer's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("peer.log")).unwrap_or_default()
+    }
+
+    /// The CA of a `--https` peer's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("certs/ca.pem")
+    }
+
+    /// The commands this peer received in record mode (decoded PowerShell in `script`), from
+    /// its record log.
     pub fn records(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join("records.jsonl"))
             .unwrap_or_default()
@@ -511,16 +536,41 @@ impl WinrmPeer {
             .collect()
     }
 
-    /// `GET /stats` from the control port.
-    pub fn stats(&self) -> serde_json::Value {
+    /// The records as the control port gives them (`GET /records`).
+    pub fn control_records(&self) -> Vec<serde_json::Value> {
+        match self.http("GET", "/records", "") {
+            serde_json::Value::Array(a) => a,
+            other => panic!("records: {other}"),
+        }
+    }
+
+    /// A request to the control port; its JSON answer.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.control)).unwrap();
-        s.write_all(b"GET /stats HTTP/1.0\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        let json = body.split("\r\n\r\n").nth(1).unwrap_or("{}");
-        serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp);
+        let json = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("control answer {text:?}: {e}"))
+    }
+
+    /// A control operation (`POST /<op>`), which must succeed.
+    pub fn op(&self, op: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self.http("POST", &format!("/{op}"), &body.to_string());
+        assert_eq!(r["ok"], serde_json::json!(true), "control op {op}: {r}");
+        r
+    }
+
+    /// `GET /stats` from the control port.
+    pub fn stats(&self) -> serde_json::Value {
+        self.http("GET", "/stats", "")
     }
 
     /// Inventory lines for this peer as a Windows host.
