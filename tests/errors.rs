@@ -2,45 +2,67 @@
 
 mod common;
 
-use common::Work;
+use common::Session;
 
 /// Runs a playbook that must be rejected before anything runs; returns stderr.
-fn rejected(w: &Work, playbook: &str) -> String {
-    w.local_inventory(1);
-    let pb = w.write("pb.yml", playbook);
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+#[track_caller]
+fn rejected(s: &Session, playbook: &str) -> String {
+    s.write("pb.yml", playbook);
+    let r = s.run();
     assert_eq!(r.code, 3, "bad input must exit 3:\n{}", r.all());
     assert!(
-        !w.out().join("touched").exists(),
+        !s.out_exists("touched"),
         "a task ran before validation failed"
     );
     assert!(!r.stderr.contains("panicked"), "{}", r.all());
     // `check` reports the same error without running anything.
-    let c = w.mixop(&["check", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let c = s.check();
     assert_eq!(c.code, 3, "{}", c.all());
     // So does `run --syntax-check`, and the listings.
     for flag in ["--syntax-check", "--list-tasks"] {
-        let s = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml", flag]);
-        assert_eq!((s.code, s.stdout.as_str()), (3, ""), "{flag}: {}", s.all());
-        assert_eq!(s.stderr, r.stderr, "{flag}");
+        let l = s.run_with(&[flag]);
+        assert_eq!((l.code, l.stdout.as_str()), (3, ""), "{flag}: {}", l.all());
+        assert_eq!(l.stderr, r.stderr, "{flag}");
     }
     r.stderr
 }
 
-const FIRST: &str = "- hosts: all\n  tasks:\n    - shell: touch @OUT@/touched\n";
+/// A first task that would leave a trace if anything ran.
+const FIRST: &str = r#"- hosts: all
+  tasks:
+    - shell: touch @OUT@/touched
+"#;
+
+/// FIRST followed by `tasks` (a raw string; its leading newline is dropped), so that line 4 is
+/// the first line of `tasks`.
+fn then(tasks: &str) -> String {
+    format!("{FIRST}{}", tasks.strip_prefix('\n').unwrap_or(tasks))
+}
 
 #[test]
 fn malformed_yaml() {
-    let w = Work::new();
-    let err = rejected(&w, &format!("{FIRST}    - debug: {{msg: [1, 2}}\n"));
+    let s = Session::local(1);
+    let err = rejected(
+        &s,
+        &then(
+            r#"
+    - debug: {msg: [1, 2}
+"#,
+        ),
+    );
     assert!(err.contains("pb.yml:4:"), "{err}");
     assert!(err.contains("invalid YAML"), "{err}");
 }
 
 #[test]
 fn playbook_is_a_mapping() {
-    let w = Work::new();
-    let err = rejected(&w, "hosts: all\ntasks: []\n");
+    let s = Session::local(1);
+    let err = rejected(
+        &s,
+        r#"hosts: all
+tasks: []
+"#,
+    );
     assert!(
         err.contains("pb.yml:1:1: a playbook must be a list of plays"),
         "{err}"
@@ -49,8 +71,16 @@ fn playbook_is_a_mapping() {
 
 #[test]
 fn task_with_two_modules() {
-    let w = Work::new();
-    let err = rejected(&w, &format!("{FIRST}    - command: ls\n      shell: ls\n"));
+    let s = Session::local(1);
+    let err = rejected(
+        &s,
+        &then(
+            r#"
+    - command: ls
+      shell: ls
+"#,
+        ),
+    );
     assert!(
         err.contains("pb.yml:5:7: a task can run only one module"),
         "{err}"
@@ -59,8 +89,15 @@ fn task_with_two_modules() {
 
 #[test]
 fn unknown_module_suggests_the_right_one() {
-    let w = Work::new();
-    let err = rejected(&w, &format!("{FIRST}    - comand: ls\n"));
+    let s = Session::local(1);
+    let err = rejected(
+        &s,
+        &then(
+            r#"
+    - comand: ls
+"#,
+        ),
+    );
     assert!(
         err.contains("pb.yml:4:7: unknown module or keyword `comand`"),
         "{err}"
@@ -75,8 +112,8 @@ fn fqcn_unsupported_actions_get_the_message_of_the_short_names() {
         "ansible.builtin.include",
         "ansible.legacy.include",
     ] {
-        let w = Work::new();
-        let err = rejected(&w, &format!("{FIRST}    - {action}: web.yml\n"));
+        let s = Session::local(1);
+        let err = rejected(&s, &then(&format!("    - {action}: web.yml\n")));
         let short = action.rsplit('.').next().unwrap();
         assert!(
             err.contains(&format!("pb.yml:4:7: `{short}` is not supported by mixop")),
@@ -87,10 +124,15 @@ fn fqcn_unsupported_actions_get_the_message_of_the_short_names() {
 
 #[test]
 fn unsupported_keyword_is_named() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - command: sleep 100\n      async: 10\n"),
+        &s,
+        &then(
+            r#"
+    - command: sleep 100
+      async: 10
+"#,
+        ),
     );
     assert!(
         err.contains("pb.yml:5:7: `async` is not supported by mixop"),
@@ -100,10 +142,16 @@ fn unsupported_keyword_is_named() {
 
 #[test]
 fn unknown_module_argument() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - copy:\n        content: x\n        dset: /tmp/x\n"),
+        &s,
+        &then(
+            r#"
+    - copy:
+        content: x
+        dset: /tmp/x
+"#,
+        ),
     );
     assert!(
         err.contains("pb.yml:6:9: `copy` has no argument `dset` (did you mean `dest`?)"),
@@ -113,30 +161,45 @@ fn unknown_module_argument() {
 
 #[test]
 fn loop_over_a_plain_string() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug: {{msg: x}}\n      loop: users\n"),
+        &s,
+        &then(
+            r#"
+    - debug: {msg: x}
+      loop: users
+"#,
+        ),
     );
     assert!(err.contains("pb.yml:5:13: `loop` needs a list"), "{err}");
 }
 
 #[test]
 fn template_syntax_error_points_at_the_string() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug:\n        msg: \"{{{{ x | }}}}\"\n"),
+        &s,
+        &then(
+            r#"
+    - debug:
+        msg: "{{ x | }}"
+"#,
+        ),
     );
     assert!(err.contains("pb.yml:5:14: template error"), "{err}");
 }
 
 #[test]
 fn when_that_does_not_compile() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug: {{msg: x}}\n      when: x ==\n"),
+        &s,
+        &then(
+            r#"
+    - debug: {msg: x}
+      when: x ==
+"#,
+        ),
     );
     assert!(
         err.contains("pb.yml:5:13: `when` does not compile"),
@@ -146,10 +209,14 @@ fn when_that_does_not_compile() {
 
 #[test]
 fn missing_template_file() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - template: {{src: nope.j2, dest: /tmp/x}}\n"),
+        &s,
+        &then(
+            r#"
+    - template: {src: nope.j2, dest: /tmp/x}
+"#,
+        ),
     );
     assert!(
         err.contains("pb.yml:4:23: template source `nope.j2` not found"),
@@ -159,18 +226,31 @@ fn missing_template_file() {
 
 #[test]
 fn missing_imported_task_file() {
-    let w = Work::new();
-    let err = rejected(&w, &format!("{FIRST}    - import_tasks: nothere.yml\n"));
+    let s = Session::local(1);
+    let err = rejected(
+        &s,
+        &then(
+            r#"
+    - import_tasks: nothere.yml
+"#,
+        ),
+    );
     assert!(err.contains("pb.yml:4:21: file not found"), "{err}");
 }
 
 #[test]
 fn notify_without_handler() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!(
-            "{FIRST}    - command: ls\n      notify: restrat\n  handlers:\n    - name: restart\n      command: ls\n"
+        &s,
+        &then(
+            r#"
+    - command: ls
+      notify: restrat
+  handlers:
+    - name: restart
+      command: ls
+"#,
         ),
     );
     assert!(
@@ -182,57 +262,61 @@ fn notify_without_handler() {
 
 #[test]
 fn play_without_hosts_looks_like_a_task() {
-    let w = Work::new();
-    let err = rejected(&w, "- command: ls\n");
+    let s = Session::local(1);
+    let err = rejected(&s, "- command: ls\n");
     assert!(err.contains("pb.yml:1:3: a play needs `hosts`"), "{err}");
     assert!(err.contains("tasks go under `tasks:`"), "{err}");
 }
 
 #[test]
 fn duplicate_keys() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - name: a\n      name: b\n      command: ls\n"),
+        &s,
+        &then(
+            r#"
+    - name: a
+      name: b
+      command: ls
+"#,
+        ),
     );
     assert!(err.contains("pb.yml:5:7: duplicate key `name`"), "{err}");
 }
 
 #[test]
 fn usage_errors_exit_5() {
-    let w = Work::new();
-    let r = w.mixop(&["run"]);
-    assert_eq!(r.code, 5, "{}", r.all());
-    let r = w.mixop(&["run", "pb.yml", "--syntax-check", "--list-tasks"]);
-    assert_eq!(r.code, 5, "{}", r.all());
+    let s = Session::empty();
+    s.mixop(&["run"]).exits(5);
+    s.mixop(&["run", "pb.yml", "--syntax-check", "--list-tasks"])
+        .exits(5);
 }
 
 #[test]
 fn bad_extra_vars_file() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write("pb.yml", FIRST);
-    w.write("bad.yml", "a: [\n");
-    let r = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "-e",
-        "@bad.yml",
-    ]);
-    assert_eq!(r.code, 3, "{}", r.all());
+    let s = Session::local(1).playbook(FIRST).file("bad.yml", "a: [\n");
+    let r = s.run_with(&["-e", "@bad.yml"]);
+    r.exits(3);
     assert!(r.stderr.contains("bad.yml:"), "{}", r.all());
-    assert!(!w.out().join("touched").exists());
+    assert!(!s.out_exists("touched"));
 }
 
 #[test]
 fn inventory_cycle() {
-    let w = Work::new();
-    w.write("inventory.yml", "all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a: {}\n");
-    let pb = w.write("pb.yml", FIRST);
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 3, "{}", r.all());
+    let s = Session::empty()
+        .inventory(
+            r#"all:
+  children:
+    a:
+      children:
+        b:
+          children:
+            a: {}
+"#,
+        )
+        .playbook(FIRST);
+    let r = s.run();
+    r.exits(3);
     assert!(
         r.stderr.contains("inventory.yml:") && r.stderr.contains("cycle"),
         "{}",
@@ -242,9 +326,7 @@ fn inventory_cycle() {
 
 #[test]
 fn missing_files_are_input_errors_naming_the_path() {
-    let w = Work::new();
-    w.local_inventory(1);
-    w.write("pb.yml", FIRST);
+    let s = Session::local(1).playbook(FIRST);
     let cases: [(&[&str], &str); 8] = [
         (
             &["run", "nope.yml", "-i", "inventory.yml"],
@@ -277,7 +359,7 @@ fn missing_files_are_input_errors_naming_the_path() {
         ),
     ];
     for (args, what) in cases {
-        let r = w.mixop(args);
+        let r = s.mixop(args);
         assert_eq!(r.code, 3, "{args:?}: {}", r.all());
         assert!(
             r.stderr.contains(&format!("{what}: no such file")),
@@ -286,85 +368,103 @@ fn missing_files_are_input_errors_naming_the_path() {
         );
         assert!(!r.stderr.contains("panicked"), "{}", r.all());
     }
-    assert!(!w.out().join("touched").exists());
-    let r = w.mixop(&["run", ".", "-i", "inventory.yml"]);
-    assert_eq!(r.code, 3, "{}", r.all());
-    assert!(
-        r.stderr.contains("playbook `.` is not a file"),
-        "{}",
-        r.all()
-    );
+    assert!(!s.out_exists("touched"));
+    s.mixop(&["run", ".", "-i", "inventory.yml"])
+        .exits(3)
+        .stderr_has("playbook `.` is not a file");
 }
 
 #[test]
 fn syntax_check_validates_and_connects_nowhere() {
-    let w = Work::new();
     // An unreachable host: a syntax check or listing must not try it.
-    w.write(
-        "inventory.yml",
-        "all:\n  hosts:\n    far:\n      ansible_host: 192.0.2.1\n      ansible_connection: ssh\n",
-    );
-    w.write("pb.yml", FIRST);
-    let r = w.mixop(&["run", "pb.yml", "-i", "inventory.yml", "--syntax-check"]);
+    let s = Session::empty()
+        .inventory(
+            r#"all:
+  hosts:
+    far:
+      ansible_host: 192.0.2.1
+      ansible_connection: ssh
+"#,
+        )
+        .playbook(FIRST);
+    let r = s.run_with(&["--syntax-check"]);
     r.ok();
     assert_eq!(r.stdout, "\nplaybook: pb.yml\n");
-    let r = w.mixop(&[
-        "run",
-        "pb.yml",
-        "-i",
-        "inventory.yml",
-        "--list-hosts",
-        "--list-tasks",
-    ]);
-    r.ok();
-    assert!(
-        r.stdout.contains("    hosts (1):\n      far\n"),
-        "{}",
-        r.all()
-    );
-    assert!(r.stdout.contains("      shell\tTAGS: []\n"), "{}", r.all());
-    assert!(!w.out().join("touched").exists());
+    s.run_with(&["--list-hosts", "--list-tasks"])
+        .ok()
+        .stdout_has("    hosts (1):\n      far\n")
+        .stdout_has("      shell\tTAGS: []\n");
+    assert!(!s.out_exists("touched"));
 }
 
 #[test]
 fn unknown_filters_tests_and_lookups_are_refused_before_anything_runs() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug:\n        msg: \"{{{{ 'a' | uppper }}}}\"\n"),
+        &s,
+        &then(
+            r#"
+    - debug:
+        msg: "{{ 'a' | uppper }}"
+"#,
+        ),
     );
     assert!(
         err.contains("pb.yml:5:") && err.contains("no filter named 'uppper'"),
         "{err}"
     );
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug: {{msg: hi}}\n      when: x is definned\n"),
+        &s,
+        &then(
+            r#"
+    - debug: {msg: hi}
+      when: x is definned
+"#,
+        ),
     );
     assert!(err.contains("no test named 'definned'"), "{err}");
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug:\n        msg: \"{{{{ lookup('nosuch', 'x') }}}}\"\n"),
+        &s,
+        &then(
+            r#"
+    - debug:
+        msg: "{{ lookup('nosuch', 'x') }}"
+"#,
+        ),
     );
     assert!(err.contains("no lookup plugin named 'nosuch'"), "{err}");
 }
 
 #[test]
 fn python_plugins_are_named_at_load_time() {
-    let w = Work::new();
-    w.write("library/my_module.py", "# an Ansible module\n");
-    let err = rejected(&w, &format!("{FIRST}    - my_module: {{a: 1}}\n"));
+    let s = Session::local(1).file("library/my_module.py", "# an Ansible module\n");
+    let err = rejected(
+        &s,
+        &then(
+            r#"
+    - my_module: {a: 1}
+"#,
+        ),
+    );
     assert!(
         err.contains("library/my_module.py") && err.contains("cannot run Ansible's Python"),
         "{err}"
     );
-    w.write(
+    s.write(
         "filter_plugins/custom.py",
-        "class FilterModule:\n    def filters(self):\n        return {'shout': lambda s: s.upper()}\n",
+        r#"class FilterModule:
+    def filters(self):
+        return {'shout': lambda s: s.upper()}
+"#,
     );
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug:\n        msg: \"{{{{ 'a' | shout }}}}\"\n"),
+        &s,
+        &then(
+            r#"
+    - debug:
+        msg: "{{ 'a' | shout }}"
+"#,
+        ),
     );
     assert!(
         err.contains("no filter named 'shout'") && err.contains("filter_plugins/custom.py"),
@@ -374,49 +474,39 @@ fn python_plugins_are_named_at_load_time() {
 
 #[test]
 fn import_playbook_paths_are_rendered_and_when_and_tags_apply_to_every_task() {
-    let w = Work::new();
-    w.local_inventory(2);
-    w.write(
-        "stage-a.yml",
-        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: \"in-a\"}\n    \
-         - debug: {msg: \"tagged-a\"}\n      tags: [t]\n",
-    );
-    w.write(
-        "main.yml",
-        "- import_playbook: \"stage-{{ stage }}.yml\"\n  when: inventory_hostname == 'h1'\n  tags: [imported]\n",
-    );
-    let r = w.mixop(&["run", "main.yml", "-i", "inventory.yml", "-e", "stage=a"]);
+    let s = Session::local(2)
+        .file(
+            "stage-a.yml",
+            r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: {msg: "in-a"}
+    - debug: {msg: "tagged-a"}
+      tags: [t]
+"#,
+        )
+        .file(
+            "main.yml",
+            r#"- import_playbook: "stage-{{ stage }}.yml"
+  when: inventory_hostname == 'h1'
+  tags: [imported]
+"#,
+        );
+    let r = s.run_file("main.yml", &["-e", "stage=a"]);
     r.ok();
     assert_eq!(r.stdout.matches("] in-a").count(), 1, "{}", r.all());
     assert_eq!(r.recap("h1").ok, 2, "{}", r.all());
     assert_eq!(r.recap("h2").skipped, 2, "{}", r.all());
     // The import's tags reach every task it imports.
-    let r = w.mixop(&[
-        "run",
-        "main.yml",
-        "-i",
-        "inventory.yml",
-        "-e",
-        "stage=a",
-        "--tags",
-        "imported",
-    ]);
+    let r = s.run_file("main.yml", &["-e", "stage=a", "--tags", "imported"]);
     r.ok();
     assert_eq!(r.recap("h1").ok, 2, "{}", r.all());
-    let r = w.mixop(&[
-        "run",
-        "main.yml",
-        "-i",
-        "inventory.yml",
-        "-e",
-        "stage=a",
-        "--list-tags",
-    ]);
-    r.ok();
-    assert!(r.stdout.contains("TASK TAGS: [imported, t]"), "{}", r.all());
+    s.run_file("main.yml", &["-e", "stage=a", "--list-tags"])
+        .ok()
+        .stdout_has("TASK TAGS: [imported, t]");
     // Without the variable: an input error that names it and says what is known at load time.
-    let r = w.mixop(&["check", "main.yml", "-i", "inventory.yml"]);
-    assert_eq!(r.code, 3, "{}", r.all());
+    let r = s.check_file("main.yml", &[]);
+    r.exits(3);
     assert!(
         r.stderr.contains("main.yml:1:")
             && r.stderr.contains("stage")
@@ -432,10 +522,13 @@ fn import_playbook_paths_are_rendered_and_when_and_tags_apply_to_every_task() {
 /// contacted — not "unreachable" at the host's first task.
 #[test]
 fn wrong_connection_settings_fail_check_and_run_before_any_host() {
-    let w = Work::new();
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: touch @OUT@/touched\n      delegate_to: localhost\n",
+    let s = Session::empty().playbook(
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: touch @OUT@/touched
+      delegate_to: localhost
+"#,
     );
     let cases = [
         (
@@ -490,12 +583,18 @@ fn wrong_connection_settings_fail_check_and_run_before_any_host() {
         ),
     ];
     for (vars, message, hint) in cases {
-        w.write(
+        s.write(
             "inventory.yml",
-            &format!("all:\n  hosts:\n    good: {{ansible_connection: local}}\n    bad1: {vars}\n"),
+            &format!(
+                r#"all:
+  hosts:
+    good: {{ansible_connection: local}}
+    bad1: {vars}
+"#
+            ),
         );
         for cmd in ["check", "run"] {
-            let r = w.mixop(&[cmd, pb.to_str().unwrap(), "-i", "inventory.yml"]);
+            let r = if cmd == "check" { s.check() } else { s.run() };
             assert_eq!(r.code, 3, "{vars}: {cmd}: {}", r.all());
             // The message as one line, whatever the terminal width wrapped.
             let err = r
@@ -508,15 +607,18 @@ fn wrong_connection_settings_fail_check_and_run_before_any_host() {
             assert!(err.contains(message), "{vars}: {cmd}: {err}");
             assert!(err.contains(hint), "{vars}: {cmd}: {err}");
             assert!(!err.contains("good"), "{vars}: {cmd}: {err}");
-            assert!(!w.out().join("touched").exists(), "{vars}: a task ran");
+            assert!(!s.out_exists("touched"), "{vars}: a task ran");
         }
     }
     // Allowed but unsafe: a warning naming the host, and the run goes on.
-    w.write(
+    s.write(
         "inventory.yml",
-        "all:\n  hosts:\n    plain1: {ansible_connection: winrm, ansible_user: u, ansible_winrm_message_encryption: never}\n",
+        r#"all:
+  hosts:
+    plain1: {ansible_connection: winrm, ansible_user: u, ansible_winrm_message_encryption: never}
+"#,
     );
-    let r = w.mixop(&["check", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.check();
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stderr.contains(
@@ -529,19 +631,29 @@ fn wrong_connection_settings_fail_check_and_run_before_any_host() {
 
 #[test]
 fn collection_qualified_filters_and_tests_resolve_by_their_short_names() {
-    let w = Work::new();
+    let s = Session::local(1);
     let err = rejected(
-        &w,
-        &format!("{FIRST}    - debug:\n        msg: \"{{{{ 'a' | ansible.utils.nosuch }}}}\"\n"),
+        &s,
+        &then(
+            r#"
+    - debug:
+        msg: "{{ 'a' | ansible.utils.nosuch }}"
+"#,
+        ),
     );
     assert!(err.contains("no filter named 'nosuch'"), "{err}");
-    let pb = w.write(
+    s.write(
         "ok.yml",
-        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy:\n        dest: \"@OUT@/fqcn\"\n        content: \"{{ '::1' | ansible.utils.ipwrap }} {{ '10.1.2.3/8' | ansible.utils.ipaddr('network') }} {{ [1] | ansible.builtin.to_json }} {{ 'ab' is ansible.builtin.match('a') }}\"\n      when: \"'x' is not ansible.builtin.match('y')\"\n",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - copy:
+        dest: "@OUT@/fqcn"
+        content: "{{ '::1' | ansible.utils.ipwrap }} {{ '10.1.2.3/8' | ansible.utils.ipaddr('network') }} {{ [1] | ansible.builtin.to_json }} {{ 'ab' is ansible.builtin.match('a') }}"
+      when: "'x' is not ansible.builtin.match('y')"
+"#,
     );
-    let c = w.mixop(&["check", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(c.code, 0, "{}", c.all());
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert_eq!(w.read("fqcn"), "[::1] 10.0.0.0 [1] True");
+    s.check_file("ok.yml", &[]).exits(0);
+    s.run_file("ok.yml", &[]).exits(0);
+    assert_eq!(s.out("fqcn"), "[::1] 10.0.0.0 [1] True");
 }

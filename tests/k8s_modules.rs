@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{KubeDouble, Run, Work};
+use common::Session;
 use serde_json::Value;
 
 /// Sets a node's Ready condition through the double's test-control endpoint.
@@ -35,29 +35,6 @@ sys.exit(0 if r.status == 200 else "HTTP %d: %s" % (r.status, r.read()))
     );
 }
 
-fn setup(w: &Work) {
-    w.write(
-        "inventory.yml",
-        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
-    );
-}
-
-fn run(w: &Work, pb: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "run",
-        pb.to_str().unwrap_or_default(),
-        "-i",
-        "inventory.yml",
-    ];
-    args.extend_from_slice(extra);
-    w.mixop(&args)
-}
-
-fn json(w: &Work, name: &str) -> Value {
-    let text = w.read(name);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}): {text}"))
-}
-
 const WEB: &str = r#"apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -81,34 +58,28 @@ spec:
 
 #[test]
 fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
-    let d = KubeDouble::start(None);
-    let w = Work::new();
-    setup(&w);
-    w.write("files/web.yml", WEB);
-    let pb = w.write(
-        "pb.yml",
-        &format!(
-            r#"- hosts: localhost
+    let s = Session::kube(None).file("files/web.yml", WEB).playbook(
+        r#"- hosts: localhost
   gather_facts: false
   vars:
-    kc: "{kc}"
+    kc: "@KUBECONFIG@"
   tasks:
     - name: apply and wait for Available
       kubernetes.core.k8s:
-        kubeconfig: "{{{{ kc }}}}"
+        kubeconfig: "{{ kc }}"
         src: web.yml
         wait: true
-        wait_condition: {{type: Available, status: "True"}}
+        wait_condition: {type: Available, status: "True"}
         wait_timeout: 30
       register: first
     - name: apply again
       k8s:
-        kubeconfig: "{{{{ kc }}}}"
+        kubeconfig: "{{ kc }}"
         src: web.yml
       register: second
     - name: the pods
       kubernetes.core.k8s_info:
-        kubeconfig: "{{{{ kc }}}}"
+        kubeconfig: "{{ kc }}"
         kind: Pod
         namespace: default
         label_selectors: [app=web]
@@ -117,26 +88,24 @@ fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
       register: pods
     - name: Windows nodes
       k8s_info:
-        kubeconfig: "{{{{ kc }}}}"
+        kubeconfig: "{{ kc }}"
         kind: Node
         label_selectors: ["kubernetes.io/os=windows"]
       register: nodes
     - name: an unknown kind is not an error for k8s_info
       k8s_info:
-        kubeconfig: "{{{{ kc }}}}"
+        kubeconfig: "{{ kc }}"
         kind: Gadget
         api_version: example.com/v1
       register: nokind
     - copy:
         dest: "@OUT@/results.json"
-        content: "{{{{ {{'first': first, 'second': second, 'pods': pods.resources, 'nodes': nodes.resources | map(attribute='metadata.name') | list, 'nokind': nokind}} | to_json }}}}"
+        content: "{{ {'first': first, 'second': second, 'pods': pods.resources, 'nodes': nodes.resources | map(attribute='metadata.name') | list, 'nokind': nokind} | to_json }}"
 "#,
-            kc = d.kubeconfig()
-        ),
     );
-    let r = run(&w, &pb, &[]);
+    let r = s.run();
     r.ok();
-    let res = json(&w, "results.json");
+    let res = s.out_json("results.json");
     assert_eq!(res["first"]["changed"], true, "{res}");
     assert_eq!(res["first"]["method"], "create");
     assert_eq!(res["first"]["result"]["kind"], "Deployment");
@@ -162,7 +131,8 @@ fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
     assert_eq!(res["nokind"]["api_found"], false);
     assert_eq!(res["nokind"]["resources"], serde_json::json!([]));
     // Server-side apply with mixop's field manager, as the double recorded it.
-    let applies: Vec<Value> = d
+    let applies: Vec<Value> = s
+        .double()
         .audit()
         .into_iter()
         .filter(|a| a["verb"] == "PATCH")
@@ -178,74 +148,56 @@ fn deployment_on_windows_nodes_waits_is_idempotent_and_is_listed() {
     );
 }
 
+/// A Deployment no node can take (indented as a task's `definition:`).
+const NOWHERE: &str = r#"          apiVersion: apps/v1
+          kind: Deployment
+          metadata: {name: nowhere, namespace: default}
+          spec:
+            replicas: 1
+            selector:
+              matchLabels: {app: nowhere}
+            template:
+              metadata:
+                labels: {app: nowhere}
+              spec:
+                nodeSelector: {kubernetes.io/os: plan9}
+                containers: [{name: c, image: busybox}]
+"#;
+
 #[test]
 fn check_mode_is_a_dry_run_and_absent_deletes() {
-    let d = KubeDouble::start(None);
-    let w = Work::new();
-    setup(&w);
-    let pb = w.write(
-        "pb.yml",
-        &format!(
+    let s = Session::kube(None)
+        .playbook(
             r#"- hosts: localhost
   gather_facts: false
   tasks:
     - k8s:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         definition:
           apiVersion: v1
           kind: ConfigMap
-          metadata: {{name: settings, namespace: default}}
-          data: {{mode: "{{{{ mode | default('a') }}}}"}}
+          metadata: {name: settings, namespace: default}
+          data: {mode: "{{ mode | default('a') }}"}
       register: applied
     - k8s_info:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         kind: ConfigMap
         name: settings
         namespace: default
       register: found
     - copy:
-        dest: "@OUT@/{{{{ out }}}}.json"
-        content: "{{{{ {{'applied': applied, 'found': found.resources}} | to_json }}}}"
+        dest: "@OUT@/{{ out }}.json"
+        content: "{{ {'applied': applied, 'found': found.resources} | to_json }}"
       check_mode: false
 "#,
-            kc = d.kubeconfig()
-        ),
-    );
-    // Check mode on a missing object: reported as a change, nothing stored.
-    let r = run(&w, &pb, &["--check", "-e", "out=check"]);
-    r.ok();
-    let res = json(&w, "check.json");
-    assert_eq!(res["applied"]["changed"], true, "{res}");
-    assert_eq!(res["found"], serde_json::json!([]));
-    let patches: Vec<Value> = d
-        .audit()
-        .into_iter()
-        .filter(|a| a["verb"] == "PATCH")
-        .collect();
-    assert_eq!(patches.len(), 1);
-    assert_eq!(patches[0]["query"]["dryRun"], "All", "{:?}", patches[0]);
-
-    run(&w, &pb, &["-e", "out=real"]).ok();
-    let res = json(&w, "real.json");
-    assert_eq!(res["found"][0]["data"]["mode"], "a", "{res}");
-
-    // Check mode on an existing object: no change for the same data, a change for new data,
-    // and the stored object keeps its value either way.
-    run(&w, &pb, &["--check", "-e", "out=same"]).ok();
-    assert_eq!(json(&w, "same.json")["applied"]["changed"], false);
-    run(&w, &pb, &["--check", "-e", "out=other", "-e", "mode=b"]).ok();
-    let res = json(&w, "other.json");
-    assert_eq!(res["applied"]["changed"], true);
-    assert_eq!(res["found"][0]["data"]["mode"], "a");
-
-    let del = w.write(
-        "del.yml",
-        &format!(
+        )
+        .file(
+            "del.yml",
             r#"- hosts: localhost
   gather_facts: false
   tasks:
     - k8s:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         state: absent
         kind: ConfigMap
         name: settings
@@ -253,20 +205,46 @@ fn check_mode_is_a_dry_run_and_absent_deletes() {
         wait: true
       register: gone
     - k8s_info:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         kind: ConfigMap
         namespace: default
       register: left
     - copy:
-        dest: "@OUT@/del-{{{{ n }}}}.json"
-        content: "{{{{ {{'gone': gone.changed, 'left': left.resources | map(attribute='metadata.name') | list}} | to_json }}}}"
+        dest: "@OUT@/del-{{ n }}.json"
+        content: "{{ {'gone': gone.changed, 'left': left.resources | map(attribute='metadata.name') | list} | to_json }}"
 "#,
-            kc = d.kubeconfig()
-        ),
-    );
-    run(&w, &del, &["-e", "n=1"]).ok();
-    run(&w, &del, &["-e", "n=2"]).ok();
-    let first = json(&w, "del-1.json");
+        );
+    // Check mode on a missing object: reported as a change, nothing stored.
+    s.run_with(&["--check", "-e", "out=check"]).ok();
+    let res = s.out_json("check.json");
+    assert_eq!(res["applied"]["changed"], true, "{res}");
+    assert_eq!(res["found"], serde_json::json!([]));
+    let patches: Vec<Value> = s
+        .double()
+        .audit()
+        .into_iter()
+        .filter(|a| a["verb"] == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0]["query"]["dryRun"], "All", "{:?}", patches[0]);
+
+    s.run_with(&["-e", "out=real"]).ok();
+    let res = s.out_json("real.json");
+    assert_eq!(res["found"][0]["data"]["mode"], "a", "{res}");
+
+    // Check mode on an existing object: no change for the same data, a change for new data,
+    // and the stored object keeps its value either way.
+    s.run_with(&["--check", "-e", "out=same"]).ok();
+    assert_eq!(s.out_json("same.json")["applied"]["changed"], false);
+    s.run_with(&["--check", "-e", "out=other", "-e", "mode=b"])
+        .ok();
+    let res = s.out_json("other.json");
+    assert_eq!(res["applied"]["changed"], true);
+    assert_eq!(res["found"][0]["data"]["mode"], "a");
+
+    s.run_file("del.yml", &["-e", "n=1"]).ok();
+    s.run_file("del.yml", &["-e", "n=2"]).ok();
+    let first = s.out_json("del-1.json");
     assert_eq!(first["gone"], true, "{first}");
     assert!(
         !first["left"]
@@ -274,41 +252,25 @@ fn check_mode_is_a_dry_run_and_absent_deletes() {
             .is_some_and(|l| l.iter().any(|n| n == "settings")),
         "{first}"
     );
-    assert_eq!(json(&w, "del-2.json")["gone"], false);
+    assert_eq!(s.out_json("del-2.json")["gone"], false);
 }
 
 #[test]
 fn unschedulable_deployment_times_out_with_the_scheduler_reason() {
-    let d = KubeDouble::start(None);
-    let w = Work::new();
-    setup(&w);
-    let pb = w.write(
-        "pb.yml",
-        &format!(
-            r#"- hosts: localhost
+    let s = Session::kube(None).playbook(&format!(
+        r#"- hosts: localhost
   gather_facts: false
   tasks:
     - k8s:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         wait: true
         wait_condition: {{type: Available}}
         wait_timeout: 3
-        definition: {def}
-"#,
-            kc = d.kubeconfig(),
-            def = serde_json::to_string(&serde_json::json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "nowhere", "namespace": "default"},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nowhere"}},
-                    "template": {"metadata": {"labels": {"app": "nowhere"}},
-                        "spec": {"nodeSelector": {"kubernetes.io/os": "plan9"},
-                            "containers": [{"name": "c", "image": "busybox"}]}}}
-            }))
-            .unwrap_or_default()
-        ),
-    );
+        definition:
+{NOWHERE}"#
+    ));
     let t0 = Instant::now();
-    let r = run(&w, &pb, &[]);
+    let r = s.run();
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(t0.elapsed() >= Duration::from_secs(3));
     let all = r.all();
@@ -326,13 +288,13 @@ fn unschedulable_deployment_times_out_with_the_scheduler_reason() {
 
 #[test]
 fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
-    let d = KubeDouble::start(Some(
+    let s = Session::kube(Some(
         "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, ready: false}\n  - {name: win2, os: windows}\n",
     ));
     // win1 turns Ready only once mixop has listed the Windows nodes for the "both Ready" task
     // (after the first task saw it NotReady), so that task really waits, on any machine.
-    let state = d.dir.path().to_path_buf();
-    let audit = d.file("audit.jsonl");
+    let state = s.double().dir.path().to_path_buf();
+    let audit = s.double().file("audit.jsonl");
     let flipper = std::thread::spawn(move || {
         let t0 = Instant::now();
         loop {
@@ -358,56 +320,51 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let w = Work::new();
-    setup(&w);
-    w.write("files/web.yml", WEB);
-    let kc = d.kubeconfig();
-    let pb = w.write(
+    s.write("files/web.yml", WEB);
+    s.write(
         "pb.yml",
-        &format!(
-            r#"- hosts: localhost
+        r#"- hosts: localhost
   gather_facts: false
   tasks:
     - name: win1 is NotReady at first
-      k8s_node: {{kubeconfig: "{kc}", names: [win1]}}
+      k8s_node: {kubeconfig: "@KUBECONFIG@", names: [win1]}
       register: before
     - name: both Windows workers Ready
       k8s_node:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         label_selectors: [kubernetes.io/os=windows]
         count: 2
         wait_timeout: 20
       register: ready
-    - k8s: {{kubeconfig: "{kc}", src: web.yml, wait: true, wait_timeout: 30}}
+    - k8s: {kubeconfig: "@KUBECONFIG@", src: web.yml, wait: true, wait_timeout: 30}
     - name: label, taint
       k8s_node:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         names: [win2]
-        labels: {{mixop.dev/pool: iis}}
-        taints: [{{key: dedicated, value: iis, effect: NoSchedule}}]
+        labels: {mixop.dev/pool: iis}
+        taints: [{key: dedicated, value: iis, effect: NoSchedule}]
       register: labelled
     - name: same again
       k8s_node:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         names: [win2]
-        labels: {{mixop.dev/pool: iis}}
-        taints: [{{key: dedicated, value: iis, effect: NoSchedule}}]
+        labels: {mixop.dev/pool: iis}
+        taints: [{key: dedicated, value: iis, effect: NoSchedule}]
       register: again
     - name: drain and delete win2
-      k8s_node: {{kubeconfig: "{kc}", names: [win2], drain: true, state: absent, wait_timeout: 20}}
+      k8s_node: {kubeconfig: "@KUBECONFIG@", names: [win2], drain: true, state: absent, wait_timeout: 20}
       register: drained
-    - k8s_info: {{kubeconfig: "{kc}", kind: Node}}
+    - k8s_info: {kubeconfig: "@KUBECONFIG@", kind: Node}
       register: nodes
     - copy:
         dest: "@OUT@/nodes.json"
-        content: "{{{{ {{'before': before, 'ready': ready, 'labelled': labelled, 'again': again, 'drained': drained, 'nodes': nodes.resources | map(attribute='metadata.name') | list}} | to_json }}}}"
-"#
-        ),
+        content: "{{ {'before': before, 'ready': ready, 'labelled': labelled, 'again': again, 'drained': drained, 'nodes': nodes.resources | map(attribute='metadata.name') | list} | to_json }}"
+"#,
     );
-    let r = run(&w, &pb, &[]);
+    let r = s.run();
     flipper.join().expect("win1 set Ready");
     r.ok();
-    let res = json(&w, "nodes.json");
+    let res = s.out_json("nodes.json");
     assert_eq!(res["before"]["nodes"][0]["ready"], false, "{res}");
     assert_eq!(res["before"]["changed"], false);
     assert_eq!(res["ready"]["ready"], serde_json::json!(["win1", "win2"]));
@@ -433,7 +390,8 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
             .is_some_and(|s| s.starts_with("default/web-"))
     );
     assert_eq!(res["nodes"], serde_json::json!(["lab-server", "win1"]));
-    let evictions = d
+    let evictions = s
+        .double()
         .audit()
         .into_iter()
         .filter(|a| {
@@ -445,19 +403,18 @@ fn k8s_node_waits_for_ready_then_labels_taints_drains_and_deletes() {
 
 #[test]
 fn k8s_node_timeout_explains_node_conditions() {
-    let d = KubeDouble::start(Some(
+    let s = Session::kube(Some(
         "nodes:\n  - {name: lab-server, os: linux, roles: [control-plane, master]}\n  - {name: win1, os: windows, ready: false}\n",
     ));
-    let w = Work::new();
-    setup(&w);
-    let pb = w.write(
+    s.write(
         "pb.yml",
-        &format!(
-            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - k8s_node: {{kubeconfig: \"{}\", names: [win1, win9], wait: true, wait_timeout: 2}}\n",
-            d.kubeconfig()
-        ),
+        r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s_node: {kubeconfig: "@KUBECONFIG@", names: [win1, win9], wait: true, wait_timeout: 2}
+"#,
     );
-    let r = run(&w, &pb, &[]);
+    let r = s.run();
     assert_eq!(r.code, 2, "{}", r.all());
     let all = r.all();
     for needle in [
@@ -473,68 +430,63 @@ fn k8s_node_timeout_explains_node_conditions() {
 
 #[test]
 fn errors_name_the_cause() {
-    let d = KubeDouble::start(Some(
+    let s = Session::kube(Some(
         "objects:\n  - {apiVersion: v1, kind: ConfigMap, metadata: {name: seed, namespace: default}, data: {a: b}}\n",
     ));
-    let w = Work::new();
-    setup(&w);
-    let bad = d.file("kubeconfig-bad");
-    let text = std::fs::read_to_string(d.file("kubeconfig-token")).expect("kubeconfig-token");
-    let token = std::fs::read_to_string(d.file("token")).expect("token");
+    let bad = s.double().file("kubeconfig-bad");
+    let text =
+        std::fs::read_to_string(s.double().file("kubeconfig-token")).expect("kubeconfig-token");
+    let token = std::fs::read_to_string(s.double().file("token")).expect("token");
     std::fs::write(&bad, text.replace(token.trim(), "K10wrong::server:nope")).expect("write");
+    // A play of one task (its text after `- `) that must fail; the output.
     let task = |name: &str, body: &str| {
-        let pb = w.write(
+        s.write(
             &format!("{name}.yml"),
-            &format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - {body}\n"),
+            &format!(
+                r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - {body}
+"#
+            ),
         );
-        let r = run(&w, &pb, &[]);
+        let r = s.run_file(&format!("{name}.yml"), &[]);
         assert_eq!(r.code, 2, "{name}: {}", r.all());
         r.all()
     };
     let out = task(
         "wrong_token",
-        &format!(
-            "k8s_info: {{kubeconfig: \"{}\", kind: Node}}",
-            bad.display()
-        ),
+        r#"k8s_info: {kubeconfig: "@KUBE_STATE@/kubeconfig-bad", kind: Node}"#,
     );
     assert!(out.contains("401 Unauthorized"), "{out}");
     assert!(out.contains("bearer token"), "{out}");
     assert!(out.contains("kubeconfig-bad"), "{out}");
 
-    let conflict = format!(
-        "k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: seed, namespace: default}}, data: {{a: c}}}}}}",
-        d.kubeconfig()
-    );
-    let out = task("conflict", &conflict);
+    let conflict = r#"k8s: {kubeconfig: "@KUBECONFIG@", definition: {apiVersion: v1, kind: ConfigMap, metadata: {name: seed, namespace: default}, data: {a: c}}}"#;
+    let out = task("conflict", conflict);
     assert!(out.contains("conflict (409)"), "{out}");
     assert!(out.contains("kubectl-create"), "{out}");
     assert!(out.contains("force: true"), "{out}");
-    let forced = w.write(
+    s.write(
         "forced.yml",
-        &format!(
-            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - {}\n",
-            conflict.replace("data: {a: c}}}", "data: {a: c}}, force: true}")
-        ),
+        r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s: {kubeconfig: "@KUBECONFIG@", definition: {apiVersion: v1, kind: ConfigMap, metadata: {name: seed, namespace: default}, data: {a: c}}, force: true}
+"#,
     );
-    run(&w, &forced, &[]).ok();
+    s.run_file("forced.yml", &[]).ok();
 
     let out = task(
         "unknown_kind",
-        &format!(
-            "k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: Gadget, metadata: {{name: g}}}}}}",
-            d.kubeconfig()
-        ),
+        r#"k8s: {kubeconfig: "@KUBECONFIG@", definition: {apiVersion: v1, kind: Gadget, metadata: {name: g}}}"#,
     );
     assert!(out.contains("unknown kind `Gadget` in `v1`"), "{out}");
     assert!(out.contains("ConfigMap"), "{out}");
 
     let out = task(
         "readonly",
-        &format!(
-            "k8s: {{kubeconfig: \"{}\", definition: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: x, namespace: default}}}}}}",
-            d.file("kubeconfig-viewer").display()
-        ),
+        r#"k8s: {kubeconfig: "@KUBE_STATE@/kubeconfig-viewer", definition: {apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: default}}}"#,
     );
     assert!(out.contains("forbidden (403)"), "{out}");
     assert!(out.contains("User \"viewer\" cannot patch"), "{out}");
@@ -548,9 +500,9 @@ fn errors_name_the_cause() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
-    let text = std::fs::read_to_string(d.file("kubeconfig")).expect("kubeconfig");
-    let port_now = std::fs::read_to_string(d.file("port")).expect("port");
-    let moved = d.file("kubeconfig-moved");
+    let text = std::fs::read_to_string(s.double().file("kubeconfig")).expect("kubeconfig");
+    let port_now = std::fs::read_to_string(s.double().file("port")).expect("port");
+    let moved = s.double().file("kubeconfig-moved");
     std::fs::write(
         &moved,
         text.replace(&format!(":{}", port_now.trim()), &format!(":{port}")),
@@ -558,10 +510,7 @@ fn errors_name_the_cause() {
     .expect("write");
     let out = task(
         "refused",
-        &format!(
-            "k8s_info: {{kubeconfig: \"{}\", kind: Node}}",
-            moved.display()
-        ),
+        r#"k8s_info: {kubeconfig: "@KUBE_STATE@/kubeconfig-moved", kind: Node}"#,
     );
     assert!(
         out.contains(&format!(
@@ -574,37 +523,44 @@ fn errors_name_the_cause() {
 
 #[test]
 fn template_with_several_documents_and_kinds_found_without_api_version() {
-    let d = KubeDouble::start(None);
-    let w = Work::new();
-    setup(&w);
-    w.write(
+    let s = Session::kube(None);
+    s.write(
         "templates/app.yml.j2",
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ ns }}\n  namespace: ignored\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  replicas: \"{{ replicas }}\"\n",
+        r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: {{ ns }}
+  namespace: ignored
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app
+data:
+  replicas: "{{ replicas }}"
+"#,
     );
-    let kc = d.kubeconfig();
-    let pb = w.write(
+    s.write(
         "pb.yml",
-        &format!(
-            r#"- hosts: localhost
+        r#"- hosts: localhost
   gather_facts: false
-  vars: {{ns: lab, replicas: 3}}
+  vars: {ns: lab, replicas: 3}
   tasks:
-    - k8s: {{kubeconfig: "{kc}", template: app.yml.j2, namespace: "{{{{ ns }}}}"}}
+    - k8s: {kubeconfig: "@KUBECONFIG@", template: app.yml.j2, namespace: "{{ ns }}"}
       register: applied
-    - k8s_info: {{kubeconfig: "{kc}", kind: ConfigMap, namespace: lab, name: app}}
+    - k8s_info: {kubeconfig: "@KUBECONFIG@", kind: ConfigMap, namespace: lab, name: app}
       register: cm
-    - k8s_info: {{kubeconfig: "{kc}", kind: Deployment, namespace: kube-system}}
+    - k8s_info: {kubeconfig: "@KUBECONFIG@", kind: Deployment, namespace: kube-system}
       register: deploys
-    - k8s: {{kubeconfig: "{kc}", state: absent, kind: Deployment, name: coredns, namespace: kube-system}}
+    - k8s: {kubeconfig: "@KUBECONFIG@", state: absent, kind: Deployment, name: coredns, namespace: kube-system}
       register: deleted
     - copy:
         dest: "@OUT@/r.json"
-        content: "{{{{ {{'applied': applied, 'cm': cm.resources, 'deploys': deploys.resources | map(attribute='metadata.name') | list, 'deleted': deleted.changed}} | to_json }}}}"
-"#
-        ),
+        content: "{{ {'applied': applied, 'cm': cm.resources, 'deploys': deploys.resources | map(attribute='metadata.name') | list, 'deleted': deleted.changed} | to_json }}"
+"#,
     );
-    run(&w, &pb, &[]).ok();
-    let res = json(&w, "r.json");
+    s.run().ok();
+    let res = s.out_json("r.json");
     let results = res["applied"]["result"]["results"]
         .as_array()
         .expect("several documents give result.results");
@@ -623,20 +579,21 @@ fn template_with_several_documents_and_kinds_found_without_api_version() {
 /// with it, they work.
 #[test]
 fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
-    let d = KubeDouble::start(None);
-    let w = Work::new();
-    setup(&w);
-    let port = std::fs::read_to_string(d.file("port")).expect("port");
-    let token = std::fs::read_to_string(d.file("token")).expect("token");
-    let marker = w.path().join("plugin-ran");
+    let s = Session::kube(None);
+    let port = std::fs::read_to_string(s.double().file("port")).expect("port");
+    let token = std::fs::read_to_string(s.double().file("token")).expect("token");
+    let marker = s.work.path().join("plugin-ran");
     let kubeconfig = |cluster: &str, user: &str| {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    {cluster}\nusers:\n- name: u\n  user:\n    {user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
             port.trim()
         )
     };
-    let ca = format!("certificate-authority: {}", d.file("ca.crt").display());
-    let exec = w.write(
+    let ca = format!(
+        "certificate-authority: {}",
+        s.double().file("ca.crt").display()
+    );
+    let exec = s.write(
         "kubeconfig-exec",
         &kubeconfig(
             &ca,
@@ -647,7 +604,7 @@ fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
             ),
         ),
     );
-    let insecure = w.write(
+    let insecure = s.write(
         "kubeconfig-insecure",
         &kubeconfig(
             "insecure-skip-tls-verify: true",
@@ -655,14 +612,18 @@ fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
         ),
     );
     let task = |name: &str, kubeconfig: &Path, extra: &str| {
-        let pb = w.write(
+        s.write(
             &format!("{name}.yml"),
             &format!(
-                "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - k8s_info: {{kubeconfig: \"{}\", kind: Node{extra}}}\n",
+                r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8s_info: {{kubeconfig: "{}", kind: Node{extra}}}
+"#,
                 kubeconfig.display()
             ),
         );
-        run(&w, &pb, &[])
+        s.run_file(&format!("{name}.yml"), &[])
     };
     let r = task("exec", &exec, "");
     assert_eq!(r.code, 2, "{}", r.all());
@@ -691,44 +652,29 @@ fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
 /// timeout, not a hang.
 #[test]
 fn api_server_gone_during_a_wait_is_a_clear_error_within_the_timeout() {
-    let mut d = KubeDouble::start(None);
-    let w = Work::new();
-    setup(&w);
-    let pb = w.write(
-        "pb.yml",
-        &format!(
-            r#"- hosts: localhost
+    let mut s = Session::kube(None).playbook(&format!(
+        r#"- hosts: localhost
   gather_facts: false
   tasks:
     - k8s:
-        kubeconfig: "{kc}"
+        kubeconfig: "@KUBECONFIG@"
         wait: true
         wait_condition: {{type: Available}}
         wait_timeout: 20
-        definition: {def}
-"#,
-            kc = d.kubeconfig(),
-            def = serde_json::to_string(&serde_json::json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "nowhere", "namespace": "default"},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nowhere"}},
-                    "template": {"metadata": {"labels": {"app": "nowhere"}},
-                        "spec": {"nodeSelector": {"kubernetes.io/os": "plan9"},
-                            "containers": [{"name": "c", "image": "busybox"}]}}}
-            }))
-            .unwrap_or_default()
-        ),
-    );
-    let bg = w.spawn_mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+        definition:
+{NOWHERE}"#
+    ));
+    let bg = s.spawn(&[]);
     // The apply has been answered (the audit line is written once it is): the wait has begun.
     common::wait_until(Duration::from_secs(30), "the wait begins", || {
-        d.audit()
+        s.double()
+            .audit()
             .iter()
             .any(|e| e["verb"] == "PATCH" && e.to_string().contains("nowhere"))
             .then_some(())
             .ok_or_else(|| "no request for it yet".into())
     });
-    d.kill();
+    s.kube.as_mut().expect("the double").kill();
     let t0 = Instant::now();
     let (r, _) = bg.wait(Duration::from_secs(60));
     assert_eq!(r.code, 2, "{}", r.all());

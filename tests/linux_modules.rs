@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Lab, Work, root};
+use common::{Lab, Session, Work, root};
 
 fn install(lab: &Lab, host: &str, fixture: &str, name: &str) {
     let dst = lab.host_dir(host, "usr-local-bin").join(name);
@@ -23,9 +23,10 @@ fn install(lab: &Lab, host: &str, fixture: &str, name: &str) {
 
 const UNIT: &str = "[Unit]\nDescription=Demo app\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n";
 
-fn systemd_lab() -> Lab {
-    let lab = Lab::up(1, &[]);
-    install(&lab, "lab1", "fake-systemctl", "systemctl");
+fn systemd_lab() -> Session {
+    let s = Session::lab(1);
+    let lab = s.the_lab();
+    install(lab, "lab1", "fake-systemctl", "systemctl");
     lab.exec(
         "lab1",
         &format!(
@@ -37,7 +38,7 @@ fn systemd_lab() -> Lab {
         lab.exec("lab1", "command -v systemctl"),
         "/usr/local/bin/systemctl\n"
     );
-    lab
+    s
 }
 
 fn fake_log(lab: &Lab) -> String {
@@ -46,9 +47,9 @@ fn fake_log(lab: &Lab) -> String {
 
 #[test]
 fn systemd_service_starts_enables_and_is_idempotent() {
-    let lab = systemd_lab();
-    let w = Work::new();
-    let pb = w.write(
+    let s = systemd_lab();
+    let lab = s.the_lab();
+    let pb = s.write(
         "pb.yml",
         r#"
 - hosts: lab1
@@ -62,14 +63,14 @@ fn systemd_service_starts_enables_and_is_idempotent() {
     - systemd: {name: web, masked: true}
 "#,
     );
-    let first = lab.run(&w, &pb, &[]);
+    let first = s.run_file(&pb, &[]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 3, "{}", first.all());
     assert_eq!(
-        fake_log(&lab),
+        fake_log(lab),
         "daemon-reload\nenable demo.service\nstart demo.service\nmask web.service\n"
     );
-    let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&s.out("r.json")).unwrap();
     assert_eq!(r["name"], "demo");
     assert_eq!(r["state"], "started");
     assert_eq!(r["enabled"], true);
@@ -86,7 +87,7 @@ fn systemd_service_starts_enables_and_is_idempotent() {
         "active\nenabled\nmasked\n"
     );
 
-    let second = lab.run(&w, &pb, &[]);
+    let second = s.run_file(&pb, &[]);
     second.ok();
     // Only the controller-side copy of the (now different) registered result changes.
     assert_eq!(second.recap("lab1").changed, 1, "{}", second.all());
@@ -97,19 +98,19 @@ fn systemd_service_starts_enables_and_is_idempotent() {
     );
     // daemon_reload runs every time (not counted as a change, like Ansible); nothing else.
     assert_eq!(
-        fake_log(&lab),
+        fake_log(lab),
         "daemon-reload\nenable demo.service\nstart demo.service\nmask web.service\ndaemon-reload\n"
     );
-    let r: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&s.out("r.json")).unwrap();
     assert_eq!(r["status"]["ActiveState"], "active");
     assert_eq!(r["status"]["UnitFileState"], "enabled");
 }
 
 #[test]
 fn systemd_restart_check_mode_and_errors() {
-    let lab = systemd_lab();
-    let w = Work::new();
-    let pb = w.write(
+    let s = systemd_lab();
+    let lab = s.the_lab();
+    let pb = s.write(
         "pb.yml",
         r#"
 - hosts: lab1
@@ -119,22 +120,22 @@ fn systemd_restart_check_mode_and_errors() {
 "#,
     );
     // Check mode: reported as changed, nothing done.
-    let check = lab.run(&w, &pb, &["--check"]);
+    let check = s.run_file(&pb, &["--check"]);
     check.ok();
     assert_eq!(check.recap("lab1").changed, 1, "{}", check.all());
-    assert_eq!(fake_log(&lab), "");
+    assert_eq!(fake_log(lab), "");
     assert_eq!(lab.exec("lab1", "systemctl is-active demo"), "inactive\n");
     // restarted: a stopped unit is started, a running one restarted — changed every time.
-    lab.run(&w, &pb, &[]).ok();
-    let again = lab.run(&w, &pb, &[]);
+    s.run_file(&pb, &[]).ok();
+    let again = s.run_file(&pb, &[]);
     again.ok();
     assert_eq!(again.recap("lab1").changed, 1);
     assert_eq!(
-        fake_log(&lab),
+        fake_log(lab),
         "enable demo.service\nstart demo.service\nrestart demo.service\n"
     );
 
-    let bad = w.write(
+    let bad = s.write(
         "bad.yml",
         r#"
 - hosts: lab1
@@ -143,7 +144,7 @@ fn systemd_restart_check_mode_and_errors() {
     - systemd_service: {name: nosuch, state: started}
 "#,
     );
-    let out = lab.run(&w, &bad, &[]);
+    let out = s.run_file(&bad, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
         out.stdout
@@ -153,11 +154,15 @@ fn systemd_restart_check_mode_and_errors() {
     );
     // A masked unit cannot start: systemctl's own message comes through.
     lab.exec("lab1", "systemctl mask web");
-    let masked = w.write(
+    let masked = s.write(
         "masked.yml",
-        "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - service: {name: web, state: started}\n",
+        r#"- hosts: lab1
+  gather_facts: false
+  tasks:
+    - service: {name: web, state: started}
+"#,
     );
-    let out = lab.run(&w, &masked, &[]);
+    let out = s.run_file(&masked, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
         out.stdout.contains(
@@ -273,7 +278,8 @@ fn sha256_hex(data: &[u8]) -> String {
 
 #[test]
 fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
-    let lab = Lab::up(1, &[]);
+    let s = Session::lab(1);
+    let lab = s.the_lab();
     let body: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     let sum = sha256_hex(&body);
     let mut files = HashMap::new();
@@ -283,10 +289,9 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
         "/SHA256SUMS".to_string(),
         format!("{}  other.bin\n{sum}  app.bin\n", sha256_hex(b"other\n")).into_bytes(),
     );
-    let http = Http::start(&lab, files);
-    let w = Work::new();
+    let http = Http::start(lab, files);
     let a = &http.addr;
-    let pb = w.write(
+    let pb = s.write(
         "pb.yml",
         &format!(
             r#"
@@ -306,7 +311,7 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
     );
     std::fs::create_dir(lab.host_dir("lab1", "opt").join("dl")).unwrap();
     // Check mode first: nothing is downloaded or written.
-    let check = lab.run(&w, &pb, &["--check"]);
+    let check = s.run_file(&pb, &["--check"]);
     check.ok();
     assert_eq!(http.hits("/app.bin"), 0);
     assert_eq!(
@@ -316,7 +321,7 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
         check.all()
     );
 
-    let first = lab.run(&w, &pb, &["-vvv"]);
+    let first = s.run_file(&pb, &["-vvv"]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 5, "{}", first.all());
     assert_eq!(
@@ -339,7 +344,7 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
         lab.exec("lab1", "ls -A /opt/dl"),
         "app.bin\nother.bin\nplain.bin\nsecret.bin\n"
     );
-    let g: serde_json::Value = serde_json::from_str(&w.read("g.json")).unwrap();
+    let g: serde_json::Value = serde_json::from_str(&s.out("g.json")).unwrap();
     assert_eq!(g["dest"], "/opt/dl/app.bin");
     assert_eq!(g["status_code"], 200);
     assert_eq!(g["size"], 50_000);
@@ -350,7 +355,7 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
     // Second run: the checksum matches, so app.bin is not downloaded again; the files without
     // a checksum are left alone (force: false); the directory dest is compared by content.
     let hits_before = http.hits("/app.bin");
-    let second = lab.run(&w, &pb, &[]);
+    let second = s.run_file(&pb, &[]);
     second.ok();
     assert_eq!(
         second.recap("lab1").changed,
@@ -365,19 +370,26 @@ fn get_url_downloads_on_the_target_verifies_and_is_idempotent() {
 
 #[test]
 fn get_url_failures_leave_no_file() {
-    let lab = Lab::up(1, &[]);
+    let s = Session::lab(1);
+    let lab = s.the_lab();
     let mut files = HashMap::new();
     files.insert("/app.bin".to_string(), b"payload".to_vec());
     files.insert("/SUMS".to_string(), b"abcd  unrelated.bin\n".to_vec());
-    let http = Http::start(&lab, files);
-    let w = Work::new();
+    let http = Http::start(lab, files);
     let a = &http.addr;
     let case = |name: &str, task: String, want: &str| {
-        let pb = w.write(
+        let pb = s.write(
             &format!("{name}.yml"),
-            &format!("- hosts: lab1\n  gather_facts: false\n  tasks:\n    - file: {{path: /opt/dl, state: directory}}\n    - {task}\n"),
+            &format!(
+                r#"- hosts: lab1
+  gather_facts: false
+  tasks:
+    - file: {{path: /opt/dl, state: directory}}
+    - {task}
+"#
+            ),
         );
-        let out = lab.run(&w, &pb, &[]);
+        let out = s.run_file(&pb, &[]);
         assert_eq!(out.code, 2, "{name}: {}", out.all());
         assert!(
             out.stdout.contains(want),
@@ -463,10 +475,11 @@ fn make_archives(w: &Work) {
 
 #[test]
 fn unarchive_extracts_each_format_once() {
-    let lab = Lab::up(1, &[]);
-    let w = Work::new();
-    make_archives(&w);
-    let pb = w.write(
+    let s = Session::lab(1);
+    let lab = s.the_lab();
+    let w = &s.work;
+    make_archives(w);
+    let pb = s.write(
         "pb.yml",
         r#"
 - hosts: lab1
@@ -491,7 +504,7 @@ fn unarchive_extracts_each_format_once() {
         std::fs::create_dir(opt.join(d)).unwrap();
     }
     std::fs::copy(w.path().join("files/app.tar.gz"), opt.join("dl.tgz")).unwrap();
-    let check = lab.run(&w, &pb, &["--check"]);
+    let check = s.run_file(&pb, &["--check"]);
     check.ok();
     assert_eq!(check.recap("lab1").changed, 7, "{}", check.all());
     assert_eq!(
@@ -501,7 +514,7 @@ fn unarchive_extracts_each_format_once() {
         check.all()
     );
 
-    let first = lab.run(&w, &pb, &[]);
+    let first = s.run_file(&pb, &[]);
     first.ok();
     assert_eq!(first.recap("lab1").changed, 7, "{}", first.all());
     for d in ["tgz", "txz", "tar", "zip", "remote"] {
@@ -518,7 +531,7 @@ fn unarchive_extracts_each_format_once() {
     assert_eq!(lab.exec("lab1", "stat -c %a /opt/txz/app/a.txt"), "600\n");
     // No uploaded archive is left in the target's /tmp.
     assert_eq!(lab.exec("lab1", "ls -A /tmp | grep -c mixop"), "0\n");
-    let u: serde_json::Value = serde_json::from_str(&w.read("u.json")).unwrap();
+    let u: serde_json::Value = serde_json::from_str(&s.out("u.json")).unwrap();
     assert_eq!(u["handler"], "TgzArchive");
     let mut files: Vec<String> = u["files"]
         .as_array()
@@ -538,7 +551,7 @@ fn unarchive_extracts_each_format_once() {
         ]
     );
 
-    let second = lab.run(&w, &pb, &[]);
+    let second = s.run_file(&pb, &[]);
     second.ok();
     assert_eq!(
         second.recap("lab1").changed,
@@ -549,22 +562,30 @@ fn unarchive_extracts_each_format_once() {
 
     // A file that changed size is noticed and restored.
     lab.exec("lab1", "echo changed > /opt/zip/app/a.txt");
-    let third = lab.run(&w, &pb, &[]);
+    let third = s.run_file(&pb, &[]);
     assert_eq!(third.recap("lab1").changed, 1, "{}", third.all());
     assert_eq!(lab.exec("lab1", "cat /opt/zip/app/a.txt"), "alpha\n");
 }
 
 #[test]
 fn unarchive_errors_are_clear() {
-    let lab = Lab::up(1, &[]);
-    let w = Work::new();
-    make_archives(&w);
+    let s = Session::lab(1);
+    let lab = s.the_lab();
+    let w = &s.work;
+    make_archives(w);
     let case = |name: &str, task: &str, want: &str| {
-        let pb = w.write(
+        let pb = s.write(
             &format!("{name}.yml"),
-            &format!("- hosts: lab1\n  gather_facts: false\n  tasks:\n    - file: {{path: /opt/d, state: directory}}\n    - {task}\n"),
+            &format!(
+                r#"- hosts: lab1
+  gather_facts: false
+  tasks:
+    - file: {{path: /opt/d, state: directory}}
+    - {task}
+"#
+            ),
         );
-        let out = lab.run(&w, &pb, &[]);
+        let out = s.run_file(&pb, &[]);
         assert_eq!(out.code, 2, "{name}: {}", out.all());
         assert!(
             out.stdout.contains(want),
@@ -644,15 +665,15 @@ const BOOT_ID: &str = "cat /run/mixop-boot-id 2>/dev/null || cat /proc/sys/kerne
 
 #[test]
 fn reboot_waits_for_a_new_boot_and_a_ready_system() {
-    let lab = Lab::up(2, &[]);
-    install(&lab, "lab1", "fake-shutdown", "shutdown");
-    install(&lab, "lab2", "fake-shutdown", "shutdown");
+    let s = Session::lab(2);
+    let lab = s.the_lab();
+    install(lab, "lab1", "fake-shutdown", "shutdown");
+    install(lab, "lab2", "fake-shutdown", "shutdown");
     // lab1 is down for 3 s and not ready until 2 s after sshd is back; lab2 "reboots" faster
     // than the first poll.
-    let s1 = reboot_watcher(&lab, "lab1", Duration::from_secs(3), Duration::from_secs(2));
-    let s2 = reboot_watcher(&lab, "lab2", Duration::ZERO, Duration::ZERO);
-    let w = Work::new();
-    let pb = w.write(
+    let s1 = reboot_watcher(lab, "lab1", Duration::from_secs(3), Duration::from_secs(2));
+    let s2 = reboot_watcher(lab, "lab2", Duration::ZERO, Duration::ZERO);
+    let pb = s.write(
         "pb.yml",
         &format!(
             r#"
@@ -669,14 +690,14 @@ fn reboot_waits_for_a_new_boot_and_a_ready_system() {
         ),
     );
     let t0 = Instant::now();
-    let out = lab.run(&w, &pb, &[]);
+    let out = s.run_file(&pb, &[]);
     let took = t0.elapsed();
     s1.store(true, Ordering::SeqCst);
     s2.store(true, Ordering::SeqCst);
     out.ok();
     for h in ["lab1", "lab2"] {
         assert_eq!(out.recap(h).changed, 3, "{}", out.all());
-        let rb: serde_json::Value = serde_json::from_str(&w.read(&format!("{h}.json"))).unwrap();
+        let rb: serde_json::Value = serde_json::from_str(&s.out(&format!("{h}.json"))).unwrap();
         assert_eq!(rb["rebooted"], true);
         assert!(rb["elapsed"].as_u64().is_some());
         assert_eq!(
@@ -684,25 +705,29 @@ fn reboot_waits_for_a_new_boot_and_a_ready_system() {
             "-r 0 kernel update\n"
         );
     }
-    let rb1: serde_json::Value = serde_json::from_str(&w.read("lab1.json")).unwrap();
+    let rb1: serde_json::Value = serde_json::from_str(&s.out("lab1.json")).unwrap();
     assert!(rb1["elapsed"].as_u64().unwrap() >= 5, "{rb1}");
     assert!(took < Duration::from_secs(40), "{took:?}");
 }
 
 #[test]
 fn reboot_times_out_when_the_boot_id_never_changes() {
-    let lab = Lab::up(1, &[]);
+    let s = Session::lab(1);
+    let lab = s.the_lab();
     // shutdown "succeeds" but nothing reboots the host.
-    install(&lab, "lab1", "fake-shutdown", "shutdown");
-    let w = Work::new();
-    let pb = w.write(
+    install(lab, "lab1", "fake-shutdown", "shutdown");
+    let pb = s.write(
         "pb.yml",
         &format!(
-            "- hosts: lab1\n  gather_facts: false\n  tasks:\n    - reboot: {{boot_time_command: \"{BOOT_ID}\", reboot_timeout: 3}}\n"
+            r#"- hosts: lab1
+  gather_facts: false
+  tasks:
+    - reboot: {{boot_time_command: "{BOOT_ID}", reboot_timeout: 3}}
+"#
         ),
     );
     let t0 = Instant::now();
-    let out = lab.run(&w, &pb, &[]);
+    let out = s.run_file(&pb, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(
         out.stdout
@@ -712,7 +737,7 @@ fn reboot_times_out_when_the_boot_id_never_changes() {
     );
     assert!(t0.elapsed() < Duration::from_secs(20));
     // Check mode reboots nothing.
-    let check = lab.run(&w, &pb, &["--check"]);
+    let check = s.run_file(&pb, &["--check"]);
     check.ok();
     assert_eq!(lab.exec("lab1", "wc -l < /run/fake-shutdown.log"), "1\n");
 }
@@ -739,16 +764,16 @@ fn path_without(lab: &Lab, name: &str, hide: &[&str]) -> String {
 
 #[test]
 fn get_url_falls_back_to_wget_and_says_when_there_is_no_downloader() {
-    let lab = Lab::up(1, &[]);
+    let s = Session::lab(1);
+    let lab = s.the_lab();
     let mut files = HashMap::new();
     files.insert("/app.bin".to_string(), b"payload via wget\n".to_vec());
-    let http = Http::start(&lab, files);
-    let wget_only = path_without(&lab, "nocurl", &["curl"]);
-    let neither = path_without(&lab, "nodl", &["curl", "wget"]);
+    let http = Http::start(lab, files);
+    let wget_only = path_without(lab, "nocurl", &["curl"]);
+    let neither = path_without(lab, "nodl", &["curl", "wget"]);
     std::fs::create_dir(lab.host_dir("lab1", "opt").join("dl")).unwrap();
-    let w = Work::new();
     let a = &http.addr;
-    let pb = w.write(
+    let pb = s.write(
         "pb.yml",
         &format!(
             r#"
@@ -766,13 +791,13 @@ fn get_url_falls_back_to_wget_and_says_when_there_is_no_downloader() {
             sum = sha256_hex(b"payload via wget\n")
         ),
     );
-    let out = lab.run(&w, &pb, &[]);
+    let out = s.run_file(&pb, &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert_eq!(
         lab.exec("lab1", "cat /opt/dl/app.bin"),
         "payload via wget\n"
     );
-    let g: serde_json::Value = serde_json::from_str(&w.read("g.json")).unwrap();
+    let g: serde_json::Value = serde_json::from_str(&s.out("g.json")).unwrap();
     assert_eq!(g["status_code"], 200, "{g}");
     assert!(http.auth_seen.load(Ordering::SeqCst) >= 1);
     assert!(

@@ -2,19 +2,42 @@
 
 mod common;
 
-use common::{Session, Work, recap};
+use common::{Session, recap};
 
 #[test]
 fn variable_precedence() {
-    let w = Work::new();
-    w.write(
-        "inventory.yml",
-        "all:\n  vars:\n    v_all: all\n    v_group: all\n    v_host: all\n    v_play: all\n  children:\n    parent:\n      vars:\n        v_group: parent\n      children:\n        child:\n          vars:\n            v_group: child\n            v_host: child\n          hosts:\n            h1:\n              ansible_connection: local\n              v_host: host\n              v_play: host\n",
-    );
-    w.write("vars.yml", "v_file: file\nv_task: file\n");
-    let pb = w.write(
-        "pb.yml",
-        r#"- hosts: all
+    let s = Session::empty()
+        .inventory(
+            r#"all:
+  vars:
+    v_all: all
+    v_group: all
+    v_host: all
+    v_play: all
+  children:
+    parent:
+      vars:
+        v_group: parent
+      children:
+        child:
+          vars:
+            v_group: child
+            v_host: child
+          hosts:
+            h1:
+              ansible_connection: local
+              v_host: host
+              v_play: host
+"#,
+        )
+        .file(
+            "vars.yml",
+            r#"v_file: file
+v_task: file
+"#,
+        )
+        .playbook(
+            r#"- hosts: all
   vars:
     v_play: play
     v_file: play
@@ -32,17 +55,10 @@ fn variable_precedence() {
         v_task: task
         v_fact: task
 "#,
-    );
-    let r = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "-e",
-        "v_extra=extra",
-    ]);
+        );
+    let r = s.run_with(&["-e", "v_extra=extra"]);
     r.ok();
-    assert_eq!(w.read("h1.txt"), "all,child,host,play,file,task,fact,extra");
+    assert_eq!(s.out("h1.txt"), "all,child,host,play,file,task,fact,extra");
     assert_eq!(r.recap("h1"), recap(2, 1, 0, 0));
 }
 
@@ -349,38 +365,38 @@ fn tags_and_start_at_task() {
 
 #[test]
 fn includes_imports_and_import_playbook() {
-    let w = Work::new();
-    w.local_inventory(2);
-    w.write(
-        "tasks/static.yml",
-        "- shell: echo static >> @OUT@/{{ inventory_hostname }}\n",
-    );
-    w.write(
-        "tasks/dyn-h1.yml",
-        "- shell: echo dyn {{ item }} >> @OUT@/{{ inventory_hostname }}\n",
-    );
-    w.write(
-        "tasks/dyn-h2.yml",
-        "- shell: echo other {{ item }} >> @OUT@/{{ inventory_hostname }}\n",
-    );
-    w.write(
-        "second.yml",
-        "- hosts: h1\n  tasks:\n    - shell: echo second >> @OUT@/{{ inventory_hostname }}\n",
-    );
-    let pb = w.write(
-        "pb.yml",
-        r#"- hosts: all
+    let s = Session::local(2)
+        .file(
+            "tasks/static.yml",
+            "- shell: echo static >> @OUT@/{{ inventory_hostname }}\n",
+        )
+        .file(
+            "tasks/dyn-h1.yml",
+            "- shell: echo dyn {{ item }} >> @OUT@/{{ inventory_hostname }}\n",
+        )
+        .file(
+            "tasks/dyn-h2.yml",
+            "- shell: echo other {{ item }} >> @OUT@/{{ inventory_hostname }}\n",
+        )
+        .file(
+            "second.yml",
+            r#"- hosts: h1
+  tasks:
+    - shell: echo second >> @OUT@/{{ inventory_hostname }}
+"#,
+        )
+        .playbook(
+            r#"- hosts: all
   tasks:
     - import_tasks: tasks/static.yml
     - include_tasks: "tasks/dyn-{{ inventory_hostname }}.yml"
       loop: [1, 2]
 - import_playbook: second.yml
 "#,
-    );
-    w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"])
-        .ok();
-    assert_eq!(w.read("h1"), "static\ndyn 1\ndyn 2\nsecond\n");
-    assert_eq!(w.read("h2"), "static\nother 1\nother 2\n");
+        );
+    s.run().ok();
+    assert_eq!(s.out("h1"), "static\ndyn 1\ndyn 2\nsecond\n");
+    assert_eq!(s.out("h2"), "static\nother 1\nother 2\n");
 }
 
 #[test]
@@ -435,13 +451,14 @@ fn ignore_errors_and_max_fail_percentage() {
 
 #[test]
 fn when_must_be_boolean() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - debug: {msg: hi}\n      when: \"'some string'\"\n",
+    let s = Session::local(1).playbook(
+        r#"- hosts: all
+  tasks:
+    - debug: {msg: hi}
+      when: "'some string'"
+"#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run();
     r.exits(2);
     assert!(
         r.stdout.contains("pb.yml:3"),
@@ -452,33 +469,28 @@ fn when_must_be_boolean() {
 
 #[test]
 fn undefined_variable_names_variable_and_task() {
-    let w = Work::new();
-    w.local_inventory(1);
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - name: uses it\n      debug: {msg: \"{{ k3s_token }}\"}\n",
+    let s = Session::local(1).playbook(
+        r#"- hosts: all
+  tasks:
+    - name: uses it
+      debug: {msg: "{{ k3s_token }}"}
+"#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run();
     r.exits(2);
     r.says("k3s_token").says("uses it").says("pb.yml:3");
 }
 
 #[test]
 fn json_output_is_one_event_per_line() {
-    let w = Work::new();
-    w.local_inventory(2);
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - command: echo hi\n      register: x\n",
+    let s = Session::local(2).playbook(
+        r#"- hosts: all
+  tasks:
+    - command: echo hi
+      register: x
+"#,
     );
-    let r = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--output",
-        "json",
-    ]);
+    let r = s.run_with(&["--output", "json"]);
     r.ok();
     let events: Vec<serde_json::Value> = r
         .stdout
@@ -523,22 +535,14 @@ fn free_strategy_lets_hosts_run_ahead() {
 
 #[test]
 fn limit_restricts_hosts() {
-    let w = Work::new();
-    w.local_inventory(3);
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - shell: echo > @OUT@/{{ inventory_hostname }}\n",
+    let s = Session::local(3).playbook(
+        r#"- hosts: all
+  tasks:
+    - shell: echo > @OUT@/{{ inventory_hostname }}
+"#,
     );
-    w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--limit",
-        "h2",
-    ])
-    .ok();
-    assert!(w.out().join("h2").exists() && !w.out().join("h1").exists());
+    s.run_with(&["--limit", "h2"]).ok();
+    assert!(s.out_exists("h2") && !s.out_exists("h1"));
 }
 
 #[test]
@@ -597,27 +601,18 @@ fn registered_output_is_data_not_a_template() {
 
 #[test]
 fn diff_shows_what_changes() {
-    let w = Work::new();
-    w.local_inventory(1);
-    std::fs::write(w.out().join("f"), "one\ntwo\n").unwrap();
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - copy: {dest: \"@OUT@/f\", content: \"one\\nthree\\n\"}\n",
+    let s = Session::local(1).playbook(
+        r#"- hosts: all
+  tasks:
+    - copy: {dest: "@OUT@/f", content: "one\nthree\n"}
+"#,
     );
-    let r = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "--check",
-        "--diff",
-    ]);
-    r.ok();
-    r.says("-two").says("+three");
-    assert_eq!(
-        std::fs::read_to_string(w.out().join("f")).unwrap(),
-        "one\ntwo\n"
-    );
+    std::fs::write(s.work.out().join("f"), "one\ntwo\n").unwrap();
+    s.run_with(&["--check", "--diff"])
+        .ok()
+        .says("-two")
+        .says("+three");
+    assert_eq!(s.out("f"), "one\ntwo\n");
 }
 
 /// Many hosts creating sibling folders under one new parent at once (what troubleshoot.yml does
@@ -642,30 +637,32 @@ fn parallel_directory_creation_under_one_new_parent() {
         }
     }
     std::fs::write(s.work.out().join("plain-file"), "x").unwrap();
-    let bad = s.work.write(
+    s.write(
         "bad.yml",
-        "- hosts: h1\n  gather_facts: false\n  tasks:\n    - file: {path: \"@OUT@/plain-file/sub\", state: directory}\n",
+        r#"- hosts: h1
+  gather_facts: false
+  tasks:
+    - file: {path: "@OUT@/plain-file/sub", state: directory}
+"#,
     );
-    let r = s
-        .work
-        .mixop(&["run", bad.to_str().unwrap(), "-i", "inventory.yml"]);
+    let r = s.run_file("bad.yml", &[]);
     r.exits(2);
     assert!(r.all().contains("cannot create directory"), "{}", r.all());
 }
 
 #[test]
 fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
-    let w = Work::new();
-    w.local_inventory(2);
-    w.write("vars/common.yml", "region: eu\nsize: 3\n");
-    w.write("vars/conf.d/10-a.yml", "a: 1\nshared: from-a\n");
-    w.write(
-        "vars/conf.d/20-b.json",
-        "{\"b\": 2, \"shared\": \"from-b\"}\n",
-    );
-    w.write("vars/conf.d/skip.txt", "not: read\n");
-    w.write("vars/conf.d/30-ignored.yml", "ignored: true\n");
-    w.write(
+    let s = Session::local(2)
+        .file("vars/common.yml", "region: eu\nsize: 3\n")
+        .file("vars/conf.d/10-a.yml", "a: 1\nshared: from-a\n")
+        .file(
+            "vars/conf.d/20-b.json",
+            r#"{"b": 2, "shared": "from-b"}
+"#,
+        )
+        .file("vars/conf.d/skip.txt", "not: read\n")
+        .file("vars/conf.d/30-ignored.yml", "ignored: true\n");
+    s.write(
         "pb.yml",
         r#"
 - hosts: all
@@ -686,7 +683,7 @@ fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
     - assert: {that: [crashed is failed, "crashed.msg == 'boom'"]}
 "#,
     );
-    let r = w.mixop(&["run", "pb.yml", "-i", "inventory.yml"]);
+    let r = s.run();
     r.ok();
     assert_eq!(
         r.stdout.matches("pong eu 4 1 2 from-b no").count(),
@@ -695,11 +692,15 @@ fn include_vars_from_files_dirs_and_under_a_name_and_ping() {
         r.all()
     );
     // A missing file fails the task with where it looked.
-    w.write(
+    s.write(
         "missing.yml",
-        "- hosts: h1\n  gather_facts: false\n  tasks:\n    - include_vars: nope.yml\n",
+        r#"- hosts: h1
+  gather_facts: false
+  tasks:
+    - include_vars: nope.yml
+"#,
     );
-    let r = w.mixop(&["run", "missing.yml", "-i", "inventory.yml"]);
+    let r = s.run_file("missing.yml", &[]);
     r.exits(2);
     r.says("could not find `nope.yml`");
 }
@@ -734,12 +735,9 @@ fn debug_output_is_known_by_module_not_by_task_name() {
 #[test]
 fn command_output_streams_live_at_v() {
     use std::io::BufRead;
-    let w = Work::new();
-    w.local_inventory(2);
     // The command waits for a file the test writes only once it has seen the first line: if
     // output were not live, the command would give up after 20 s and fail.
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::local(2).playbook(
         r#"
 - hosts: all
   gather_facts: false
@@ -754,8 +752,10 @@ fn command_output_streams_live_at_v() {
       no_log: true
 "#,
     );
+    let w = &s.work;
+    // Read line by line as mixop prints them (Session::spawn collects them at the end).
     let mut child = std::process::Command::new(common::mixop_bin())
-        .args(["run", pb.to_str().unwrap(), "-i", "inventory.yml", "-v"])
+        .args(["run", "pb.yml", "-i", "inventory.yml", "-v"])
         .current_dir(w.path())
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
@@ -791,15 +791,7 @@ fn command_output_streams_live_at_v() {
     // The same lines as JSON events, each before its host's result.
     std::fs::remove_file(w.out().join("go")).unwrap();
     std::fs::write(w.out().join("go"), "").unwrap();
-    let r = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        "inventory.yml",
-        "-v",
-        "--output",
-        "json",
-    ]);
+    let r = s.run_with(&["-v", "--output", "json"]);
     r.ok();
     let events: Vec<serde_json::Value> = r
         .stdout
@@ -814,7 +806,7 @@ fn command_output_streams_live_at_v() {
     assert_eq!(events[out_line]["stream"], "stdout");
     assert!(!r.stdout.contains("hidden-secret-line"));
     // Without -v nothing streams.
-    let quiet = w.mixop(&["run", pb.to_str().unwrap(), "-i", "inventory.yml"]);
+    let quiet = s.run();
     quiet.ok();
     assert!(!quiet.stdout.contains("| first from"), "{}", quiet.stdout);
 }
@@ -880,7 +872,12 @@ fn script_runs_the_controllers_script_with_its_arguments() {
     assert!(s2.work.out().join("touched").exists());
     // A script that is not on the controller fails the task, naming it.
     Session::local(1)
-        .playbook("- hosts: all\n  tasks:\n    - script: nowhere.sh\n")
+        .playbook(
+            r#"- hosts: all
+  tasks:
+    - script: nowhere.sh
+"#,
+        )
         .run()
         .exits(2)
         .says("nowhere.sh");

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mixop::connection::ssh::SshConnection;
@@ -23,121 +23,31 @@ const HOSTS: usize = 5;
 // lab1: general; lab2: ProxyJump target; lab3: no sftp subsystem; lab4: sshd stopped and
 // restarted; lab5: connection counting (nothing else connects to it).
 
-/// Set (to the state dir) for a child test process that uses its parent's lab.
-const ATTACH_ENV: &str = "MIXOP_TEST_ATTACH_LAB";
+mod common;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::Lab;
 
-struct Lab {
-    state: PathBuf,
-    /// `10.231.X`, as up.sh chose it.
-    net: String,
-    generation: u64,
-    /// Started by this process (torn down on drop) or attached to (a child test process).
-    owned: bool,
-}
-
-/// The lab currently up, shared by the tests running at that moment.
-static LAB: Mutex<(u64, Weak<Lab>)> = Mutex::new((0, Weak::new()));
-
-fn read_net(state: &Path) -> String {
-    let env = std::fs::read_to_string(state.join("lab.env")).expect("lab.env written by up.sh");
-    env.lines()
-        .find_map(|l| l.strip_prefix("LAB_NET="))
-        .expect("LAB_NET in lab.env")
-        .trim()
-        .to_string()
-}
-
+/// The lab these tests share (one per process; under nextest, one per test).
 fn lab() -> Arc<Lab> {
-    if let Some(dir) = std::env::var_os(ATTACH_ENV) {
-        let state = PathBuf::from(dir);
-        return Arc::new(Lab {
-            net: read_net(&state),
-            state,
-            generation: 0,
-            owned: false,
-        });
-    }
-    let mut g = LAB.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(l) = g.1.upgrade() {
-        return l;
-    }
-    let state = std::env::temp_dir().join(format!("mixop-test-ssh-{}", std::process::id()));
-    let out = Command::new("bash")
-        .arg(repo().join("tests/lab/up.sh"))
-        .arg(HOSTS.to_string())
-        .args(["--state", state.to_str().unwrap(), "--net", "auto"])
-        .args(["--no-sftp", "lab3", "-q"])
-        .args(["--owner", &std::process::id().to_string()])
-        .output()
-        .expect("run tests/lab/up.sh");
-    assert!(
-        out.status.success(),
-        "tests/lab/up.sh failed (these tests need root and the lab tools from scripts/setup.sh):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    g.0 += 1;
-    let l = Arc::new(Lab {
-        net: read_net(&state),
-        state,
-        generation: g.0,
-        owned: true,
-    });
-    g.1 = Arc::downgrade(&l);
-    l
+    Lab::shared(HOSTS, &["--no-sftp", "lab3"])
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if !self.owned {
-            return;
-        }
-        // Skip when a newer lab (same state dir) was brought up meanwhile: up.sh already
-        // replaced this one, and tearing down now would kill the new one.
-        let g = LAB.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0 != self.generation || g.1.strong_count() > 0 {
-            return;
-        }
-        let _ = Command::new("bash")
-            .arg(repo().join("tests/lab/down.sh"))
-            .args(["--state", self.state.to_str().unwrap_or_default(), "-q"])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.state);
-        drop(g);
-    }
+/// What these tests need of a lab host beyond common's `Lab`.
+trait SshLab {
+    fn ip(&self, host: &str) -> String;
+    fn sh(&self, host: &str, script: &str) -> String;
+    fn fingerprint(&self, host: &str) -> String;
+    fn host_pub(&self, host: &str) -> String;
+    fn spec(&self, host: &str, extra: Value) -> ConnSpec;
 }
 
-impl Lab {
+impl SshLab for Lab {
     fn ip(&self, host: &str) -> String {
-        let k: usize = host.trim_start_matches("lab").parse().unwrap();
-        format!("{}.{}", self.net, 9 + k)
-    }
-    fn key(&self) -> PathBuf {
-        self.state.join("id_ed25519")
-    }
-    fn known_hosts(&self) -> PathBuf {
-        self.state.join("known_hosts")
-    }
-    fn host_dir(&self, host: &str) -> PathBuf {
-        self.state.join("hosts").join(host)
-    }
-    fn sshd_log(&self, host: &str) -> String {
-        std::fs::read_to_string(self.host_dir(host).join("var/log/sshd.log")).unwrap_or_default()
-    }
-    fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(repo().join("tests/lab/ctl.sh"))
-            .args(["--state", self.state.to_str().unwrap()])
-            .args(args)
-            .output()
-            .expect("run tests/lab/ctl.sh")
+        self.addr(host)
     }
     /// Runs a shell command inside a host (as root, outside SSH).
     fn sh(&self, host: &str, script: &str) -> String {
-        let out = self.ctl(&["exec", host, "--", "sh", "-c", script]);
+        let out = self.ctl_output(&["exec", host, "--", "sh", "-c", script]);
         assert!(
             out.status.success(),
             "{host}: {script}: {}",
@@ -151,6 +61,7 @@ impl Lab {
             .arg("-lf")
             .arg(
                 self.state
+                    .path()
                     .join("keys")
                     .join(host)
                     .join("ssh_host_ed25519_key.pub"),
@@ -166,6 +77,7 @@ impl Lab {
     fn host_pub(&self, host: &str) -> String {
         std::fs::read_to_string(
             self.state
+                .path()
                 .join("keys")
                 .join(host)
                 .join("ssh_host_ed25519_key.pub"),
@@ -246,10 +158,7 @@ fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 
 fn authorize(lab: &Lab, host: &str, user_home: &str, pubkey: &Path) {
     let line = std::fs::read_to_string(pubkey.with_extension("pub")).unwrap();
-    let ak = lab
-        .host_dir(host)
-        .join(user_home)
-        .join(".ssh/authorized_keys");
+    let ak = lab.host_dir(host, user_home).join(".ssh/authorized_keys");
     let mut f = std::fs::OpenOptions::new().append(true).open(&ak).unwrap();
     f.write_all(line.as_bytes()).unwrap();
 }
@@ -353,8 +262,10 @@ async fn key_types_rsa_ecdsa_ed25519_and_passphrases() {
             ),
         );
         assert!(
-            lab.sshd_log("lab1")
-                .contains(&format!("Accepted publickey for root from {}.1 ", lab.net)),
+            lab.sshd_log("lab1").contains(&format!(
+                "Accepted publickey for root from {}.1 ",
+                lab.net()
+            )),
             "{}",
             lab.sshd_log("lab1")
         );
@@ -660,7 +571,7 @@ async fn host_key_policies() {
     // A host known only by its ECDSA key is asked for that key type.
     let ecdsa_only = dir.path().join("ecdsa_known_hosts");
     let ecdsa_pub =
-        std::fs::read_to_string(lab.state.join("keys/lab1/ssh_host_ecdsa_key.pub")).unwrap();
+        std::fs::read_to_string(lab.state.path().join("keys/lab1/ssh_host_ecdsa_key.pub")).unwrap();
     let k: Vec<&str> = ecdsa_pub.split_whitespace().take(2).collect();
     std::fs::write(&ecdsa_only, format!("{ip} {}\n", k.join(" "))).unwrap();
     connect(&with_kh(&ecdsa_only, "yes"))
@@ -976,7 +887,7 @@ fn child_transfer(lab: &Lab, host: &str) -> (u64, u64, String) {
             "--ignored",
             "--nocapture",
         ])
-        .env(ATTACH_ENV, &lab.state)
+        .env(common::ATTACH_LAB_ENV, lab.state.path())
         .env("MIXOP_TEST_HOST", host)
         .output()
         .unwrap();
@@ -1093,7 +1004,7 @@ async fn connect_failures_are_fast_and_clear() {
 
     // A lab address nobody answers on (no host: ARP never resolves).
     let mut spec = lab.spec("lab1", timeout.clone());
-    spec.address = format!("{}.250", lab.net);
+    spec.address = format!("{}.250", lab.net());
     let t = Instant::now();
     let e = connect(&spec).await.err().unwrap();
     // Ended by the 2 s timer or by ARP giving up (3 s): either way not a hang.
@@ -1153,7 +1064,7 @@ async fn dropped_connection_fails_clearly_then_reconnects() {
     tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
         .expect("the command did not start");
-    let out = lab.ctl(&["stop", "lab4", "--kill-sessions"]);
+    let out = lab.ctl_output(&["stop", "lab4", "--kill-sessions"]);
     assert!(out.status.success(), "{out:?}");
     let e = tokio::time::timeout(Duration::from_secs(10), running)
         .await
@@ -1168,7 +1079,7 @@ async fn dropped_connection_fails_clearly_then_reconnects() {
     assert_eq!(e.kind, ConnErrorKind::Unreachable);
     assert!(e.message.contains("refused"), "{e}");
 
-    let out = lab.ctl(&["start", "lab4"]);
+    let out = lab.ctl_output(&["start", "lab4"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(run(&c, "echo back").await.1, "back\n");
     assert_eq!(c.sessions_opened(), 2);

@@ -9,53 +9,18 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{WinrmPeer, Work};
+use common::{Session, Sim};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-struct Sim {
-    peer: WinrmPeer,
-    state: tempfile::TempDir,
+/// What these suites read from the simulated host beyond common's `Sim`.
+trait HostData {
+    fn key(&self, full: &str) -> Value;
+    fn value(&self, full: &str, name: &str) -> Value;
+    fn assert_never_sent(&self, secret: &str);
 }
 
-impl Sim {
-    fn start() -> Sim {
-        let state = tempfile::tempdir().unwrap();
-        let dir = state.path().join("host");
-        let dir = dir.display().to_string();
-        let peer = WinrmPeer::start(&["--mode", "sim", "--state-dir", &dir]);
-        Sim { peer, state }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.state.path().join("host")
-    }
-
-    fn host(&self) -> Value {
-        let text = std::fs::read_to_string(self.dir().join("host.json")).expect("host.json");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    fn scripts_text(&self) -> String {
-        std::fs::read_to_string(self.dir().join("scripts.jsonl")).unwrap_or_default()
-    }
-
-    fn scripts(&self) -> Vec<Value> {
-        self.scripts_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn inventory(&self) -> String {
-        format!(
-            "all:\n  children:\n    windows:\n      hosts:\n        win1: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_connection: winrm, ansible_user: vagrant, ansible_password: vagrant, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http}}\n",
-            self.peer.port
-        )
-    }
-
+impl HostData for Sim {
     fn key(&self, full: &str) -> Value {
         self.host()["registry"][full.to_lowercase()].clone()
     }
@@ -72,7 +37,7 @@ impl Sim {
             !scripts.contains(secret),
             "scripts.jsonl holds {secret}:\n{scripts}"
         );
-        for rec in self.peer.records() {
+        for rec in self.peer().records() {
             for key in ["command_line", "arguments", "environment", "argv"] {
                 assert!(
                     !rec[key].to_string().contains(secret),
@@ -80,69 +45,6 @@ impl Sim {
                 );
             }
         }
-    }
-}
-
-struct Played {
-    code: i32,
-    results: Vec<Value>,
-    stats: Value,
-    all: String,
-}
-
-impl Played {
-    fn task(&self, name: &str) -> &Value {
-        self.results
-            .iter()
-            .find(|r| r["task"] == name)
-            .unwrap_or_else(|| panic!("no result for task {name:?}:\n{}", self.all))
-    }
-    fn result(&self, name: &str) -> &Value {
-        &self.task(name)["result"]
-    }
-    fn changed(&self) -> u64 {
-        self.stats["changed"].as_u64().unwrap()
-    }
-    fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "mixop failed:\n{}", self.all);
-        self
-    }
-}
-
-fn play(w: &Work, sim: &Sim, tasks: &str, extra: &[&str]) -> Played {
-    let inv = w.write("inventory.yml", &sim.inventory());
-    let pb = w.write(
-        "play.yml",
-        &format!("- hosts: windows\n  gather_facts: false\n  tasks:\n{tasks}"),
-    );
-    let mut args = vec![
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        inv.to_str().unwrap(),
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let run = w.mixop(&args);
-    let mut results = Vec::new();
-    let mut stats = Value::Null;
-    for line in run.stdout.lines() {
-        let Ok(ev) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        match ev["event"].as_str() {
-            Some("host_result") => results.push(ev),
-            Some("recap") => stats = ev["hosts"]["win1"].clone(),
-            _ => {}
-        }
-    }
-    assert!(!stats.is_null(), "no recap:\n{}", run.all());
-    Played {
-        code: run.code,
-        results,
-        stats,
-        all: run.all(),
     }
 }
 
@@ -172,15 +74,15 @@ const REG_TASKS: &str = r#"    - name: string
 
 #[test]
 fn regedit_sets_typed_values_once_then_removes_them() {
-    let sim = Sim::start();
-    let w = Work::new();
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     // Check mode first: reported, nothing written.
-    let p = play(&w, &sim, REG_TASKS, &["--check"]);
+    let p = s.play(REG_TASKS, &["--check"]);
     p.ok();
     assert_eq!(p.changed(), 7);
     assert!(sim.key(KEY).is_null(), "{}", sim.key(KEY));
 
-    let p = play(&w, &sim, REG_TASKS, &["--diff"]);
+    let p = s.play(REG_TASKS, &["--diff"]);
     p.ok();
     assert_eq!(p.changed(), 7, "{}", p.all);
     assert_eq!(
@@ -215,15 +117,17 @@ fn regedit_sets_typed_values_once_then_removes_them() {
     );
 
     // Again: nothing to do (the expandstring is compared unexpanded, the dword as read back).
-    let p = play(&w, &sim, REG_TASKS, &[]);
+    let p = s.play(REG_TASKS, &[]);
     p.ok();
     assert_eq!(p.changed(), 0, "{}", p.all);
 
     // A new type for the same data, and new data.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: retype\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\Mixop\\Lab', name: Owner, data: \"it's \\\"lab\\\"\", type: expandstring}\n    - name: redata\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\Mixop\\Lab', name: Flags, data: 7, type: dword}\n",
+    let p = s.play(
+        r#"    - name: retype
+      win_regedit: {path: 'HKLM:\SOFTWARE\Mixop\Lab', name: Owner, data: "it's \"lab\"", type: expandstring}
+    - name: redata
+      win_regedit: {path: 'HKLM:\SOFTWARE\Mixop\Lab', name: Flags, data: 7, type: dword}
+"#,
         &[],
     );
     p.ok();
@@ -234,10 +138,14 @@ fn regedit_sets_typed_values_once_then_removes_them() {
     assert_eq!(sim.value(KEY, "Flags")["data"], 7);
 
     // Remove one value, clear the default value, then the whole key with its subkeys.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: sub\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\Mixop\\Lab\\Deeper\\Still'}\n    - name: rm value\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\Mixop\\Lab', name: Blob, state: absent}\n    - name: clear default\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\Mixop\\Lab', state: absent, delete_key: false}\n",
+    let p = s.play(
+        r#"    - name: sub
+      win_regedit: {path: 'HKLM:\SOFTWARE\Mixop\Lab\Deeper\Still'}
+    - name: rm value
+      win_regedit: {path: 'HKLM:\SOFTWARE\Mixop\Lab', name: Blob, state: absent}
+    - name: clear default
+      win_regedit: {path: 'HKLM:\SOFTWARE\Mixop\Lab', state: absent, delete_key: false}
+"#,
         &[],
     );
     p.ok();
@@ -245,10 +153,10 @@ fn regedit_sets_typed_values_once_then_removes_them() {
     assert!(sim.value(KEY, "Blob").is_null());
     assert!(sim.value(KEY, "").is_null());
     assert!(!sim.value(KEY, "Owner").is_null());
-    let p = play(
-        &w,
-        &sim,
-        "    - name: rm key\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\Mixop\\Lab', state: absent}\n",
+    let p = s.play(
+        r#"    - name: rm key
+      win_regedit: {path: 'HKLM:\SOFTWARE\Mixop\Lab', state: absent}
+"#,
         &[],
     );
     p.ok();
@@ -256,10 +164,10 @@ fn regedit_sets_typed_values_once_then_removes_them() {
     assert!(sim.key(KEY).is_null());
     assert!(sim.key(&format!(r"{KEY}\Deeper\Still")).is_null());
     assert!(!sim.key(r"HKEY_LOCAL_MACHINE\SOFTWARE\Mixop").is_null());
-    let p = play(
-        &w,
-        &sim,
-        "    - name: rm key\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\Mixop\\Lab', state: absent}\n",
+    let p = s.play(
+        r#"    - name: rm key
+      win_regedit: {path: 'HKLM:\SOFTWARE\Mixop\Lab', state: absent}
+"#,
         &[],
     );
     p.ok();
@@ -268,12 +176,16 @@ fn regedit_sets_typed_values_once_then_removes_them() {
 
 #[test]
 fn regedit_refuses_what_ansible_refuses() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let p = play(
-        &w,
-        &sim,
-        "    - name: bad path\n      win_regedit: {path: 'HKEY_LOCAL_MACHINE\\SOFTWARE\\X', name: a, data: b}\n      ignore_errors: true\n    - name: too big\n      win_regedit: {path: 'HKLM:\\SOFTWARE\\X', name: a, data: 4294967296, type: dword}\n      ignore_errors: true\n",
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    let p = s.play(
+        r#"    - name: bad path
+      win_regedit: {path: 'HKEY_LOCAL_MACHINE\SOFTWARE\X', name: a, data: b}
+      ignore_errors: true
+    - name: too big
+      win_regedit: {path: 'HKLM:\SOFTWARE\X', name: a, data: 4294967296, type: dword}
+      ignore_errors: true
+"#,
         &[],
     );
     p.ok();
@@ -296,26 +208,31 @@ fn regedit_refuses_what_ansible_refuses() {
 
 #[test]
 fn group_created_described_and_removed_once() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let task =
-        |extra: &str| format!("    - name: g\n      win_group: {{name: k8s-admins{extra}}}\n");
-    let p = play(&w, &sim, &task(", description: 'Cluster admins'"), &[]);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    let task = |extra: &str| {
+        format!(
+            r#"    - name: g
+      win_group: {{name: k8s-admins{extra}}}
+"#
+        )
+    };
+    let p = s.play(&task(", description: 'Cluster admins'"), &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
     let g = &sim.host()["local_groups"]["k8s-admins"];
     assert_eq!(g["description"], "Cluster admins");
     assert_eq!(g["members"], json!([]));
     // Same name in another case, same description: nothing to do.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: g\n      win_group: {name: K8S-Admins, description: 'Cluster admins'}\n",
+    let p = s.play(
+        r#"    - name: g
+      win_group: {name: K8S-Admins, description: 'Cluster admins'}
+"#,
         &[],
     );
     p.ok();
     assert_eq!(p.changed(), 0);
-    let p = play(&w, &sim, &task(", description: other"), &["--diff"]);
+    let p = s.play(&task(", description: other"), &["--diff"]);
     p.ok();
     assert_eq!(p.changed(), 1);
     assert_eq!(
@@ -326,19 +243,19 @@ fn group_created_described_and_removed_once() {
         sim.host()["local_groups"]["k8s-admins"]["description"],
         "other"
     );
-    let p = play(&w, &sim, &task(", state: absent"), &["--check"]);
+    let p = s.play(&task(", state: absent"), &["--check"]);
     p.ok();
     assert_eq!(p.changed(), 1);
     assert!(!sim.host()["local_groups"]["k8s-admins"].is_null());
-    let p = play(&w, &sim, &task(", state: absent"), &[]);
+    let p = s.play(&task(", state: absent"), &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
     assert!(sim.host()["local_groups"]["k8s-admins"].is_null());
     // Windows refuses to remove a built-in group: the task fails with its message.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: builtin\n      win_group: {name: Administrators, state: absent}\n",
+    let p = s.play(
+        r#"    - name: builtin
+      win_group: {name: Administrators, state: absent}
+"#,
         &[],
     );
     assert_eq!(p.code, 2, "{}", p.all);
@@ -358,17 +275,21 @@ const PW1: &str = "Lab-Pa55w0rd!";
 const PW2: &str = "N3w-'Pa55'$x";
 
 fn user_task(extra: &str) -> String {
-    format!("    - name: u\n      win_user: {{name: deploy{extra}}}\n")
+    format!(
+        r#"    - name: u
+      win_user: {{name: deploy{extra}}}
+"#
+    )
 }
 
 #[test]
 fn user_lifecycle_with_a_password_that_is_never_sent_in_clear() {
-    let sim = Sim::start();
-    let w = Work::new();
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let create = user_task(&format!(
         ", password: '{PW1}', fullname: Deploy Bot, description: CI, password_never_expires: true, groups: ['Remote Management Users', users]"
     ));
-    let p = play(&w, &sim, &create, &["--diff", "-vvv"]);
+    let p = s.play(&create, &["--diff", "-vvv"]);
     p.ok();
     assert_eq!(p.changed(), 1);
     let u = &sim.host()["local_users"]["deploy"];
@@ -393,22 +314,20 @@ fn user_lifecycle_with_a_password_that_is_never_sent_in_clear() {
     assert!(!p.all.contains(PW1), "the password was printed:\n{}", p.all);
 
     // Again: the password is proven by a logon, nothing changes.
-    let p = play(&w, &sim, &create, &[]);
+    let p = s.play(&create, &[]);
     p.ok();
     assert_eq!(p.changed(), 0, "{}", p.all);
     assert_eq!(sim.host()["local_users"]["deploy"]["password_changes"], 1);
 
     // A new password is set; on_create leaves it alone.
-    let p = play(&w, &sim, &user_task(&format!(", password: \"{PW2}\"")), &[]);
+    let p = s.play(&user_task(&format!(", password: \"{PW2}\"")), &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
     assert_eq!(
         sim.host()["local_users"]["deploy"]["password_sha256"],
         sha256_hex(PW2)
     );
-    let p = play(
-        &w,
-        &sim,
+    let p = s.play(
         &user_task(&format!(", password: '{PW1}', update_password: on_create")),
         &[],
     );
@@ -416,9 +335,7 @@ fn user_lifecycle_with_a_password_that_is_never_sent_in_clear() {
     assert_eq!(p.changed(), 0);
 
     // Disabled and password expired: the logon still proves the password (1331 / 1907).
-    let p = play(
-        &w,
-        &sim,
+    let p = s.play(
         &user_task(&format!(
             ", password: \"{PW2}\", account_disabled: true, password_expired: true, groups: [Users], groups_action: replace"
         )),
@@ -436,9 +353,7 @@ fn user_lifecycle_with_a_password_that_is_never_sent_in_clear() {
             .unwrap()
             .contains(&json!("deploy"))
     );
-    let p = play(
-        &w,
-        &sim,
+    let p = s.play(
         &user_task(&format!(
             ", password: \"{PW2}\", account_disabled: true, password_expired: true"
         )),
@@ -448,13 +363,13 @@ fn user_lifecycle_with_a_password_that_is_never_sent_in_clear() {
     assert_eq!(p.changed(), 0, "{}", p.all);
 
     // Query, then absent (memberships go with the user).
-    let p = play(&w, &sim, &user_task(", state: query"), &[]);
+    let p = s.play(&user_task(", state: query"), &[]);
     p.ok();
     assert_eq!(p.changed(), 0);
     assert_eq!(p.result("u")["account_disabled"], true);
     assert_eq!(p.result("u")["password_expired"], true);
     assert_eq!(p.result("u")["groups"], json!([{"name": "Users"}]));
-    let p = play(&w, &sim, &user_task(", state: absent"), &[]);
+    let p = s.play(&user_task(", state: absent"), &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
     assert!(sim.host()["local_users"]["deploy"].is_null());
@@ -478,11 +393,9 @@ fn user_lifecycle_with_a_password_that_is_never_sent_in_clear() {
 
 #[test]
 fn user_refusals_say_why() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let p = play(
-        &w,
-        &sim,
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    let p = s.play(
         &format!(
             "{}      ignore_errors: true\n    - name: group\n      win_user: {{name: other, groups: [nope]}}\n      ignore_errors: true\n    - name: locked\n      win_user: {{name: other, account_locked: true}}\n      ignore_errors: true\n",
             user_task(", password: short")
@@ -524,13 +437,22 @@ $Ansible.Changed = $false
 
 #[test]
 fn powershell_streams_result_and_sensitive_parameters() {
-    let sim = Sim::start();
-    let w = Work::new();
-    w.write("script.ps1", PS_SCRIPT);
-    let task = "    - name: ps\n      win_powershell:\n        script: \"{{ lookup('file', 'script.ps1') }}\"\n        parameters: {Name: lab}\n        sensitive_parameters:\n          - {name: Token, value: 'Tok-31415'}\n          - {name: Cred, username: svc, password: 'CredPw-2718'}\n      register: out\n";
-    let use_it =
-        "    - name: use it\n      debug: {msg: \"{{ out.result.name }} {{ out.output[0] }}\"}\n";
-    let p = play(&w, &sim, &format!("{task}{use_it}"), &["-v"]);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    s.write("script.ps1", PS_SCRIPT);
+    let task = r#"    - name: ps
+      win_powershell:
+        script: "{{ lookup('file', 'script.ps1') }}"
+        parameters: {Name: lab}
+        sensitive_parameters:
+          - {name: Token, value: 'Tok-31415'}
+          - {name: Cred, username: svc, password: 'CredPw-2718'}
+      register: out
+"#;
+    let use_it = r#"    - name: use it
+      debug: {msg: "{{ out.result.name }} {{ out.output[0] }}"}
+"#;
+    let p = s.play(&format!("{task}{use_it}"), &["-v"]);
     p.ok();
     let r = p.result("ps");
     assert_eq!(r["changed"], false);
@@ -553,15 +475,15 @@ fn powershell_streams_result_and_sensitive_parameters() {
     assert_eq!(req["args"]["depth"], 2);
 
     // Check mode: a script with SupportsShouldProcess runs with -WhatIf (ShouldProcess false).
-    let p = play(&w, &sim, task, &["--check"]);
+    let p = s.play(task, &["--check"]);
     p.ok();
     assert_eq!(p.result("ps")["result"], json!({}));
     assert_eq!(p.result("ps")["output"][0], "hello lab");
     // One without it is skipped and reported as a change, as in Ansible.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: plain\n      win_powershell: {script: \"Write-Output 'x'\"}\n",
+    let p = s.play(
+        r#"    - name: plain
+      win_powershell: {script: "Write-Output 'x'"}
+"#,
         &["--check"],
     );
     p.ok();
@@ -571,12 +493,39 @@ fn powershell_streams_result_and_sensitive_parameters() {
 
 #[test]
 fn powershell_failures() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let p = play(
-        &w,
-        &sim,
-        "    - name: throws\n      win_powershell:\n        script: |\n          Write-Output 'before'\n          throw 'it broke'\n          Write-Output 'after'\n      ignore_errors: true\n    - name: flagged\n      win_powershell:\n        script: |\n          $Ansible.Failed = $true\n          $Ansible.Result = 'why'\n      ignore_errors: true\n    - name: soft error\n      win_powershell:\n        script: |\n          Write-Error 'not fatal'\n          'went on'\n    - name: stop\n      win_powershell:\n        script: |\n          Write-Error 'now fatal'\n          'never'\n        error_action: stop\n      ignore_errors: true\n    - name: unknown parameter\n      win_powershell:\n        script: 'param($A) $A'\n        parameters: {B: 1}\n      ignore_errors: true\n",
+    let s = Session::win_sim(&[], None);
+    let p = s.play(
+        r#"    - name: throws
+      win_powershell:
+        script: |
+          Write-Output 'before'
+          throw 'it broke'
+          Write-Output 'after'
+      ignore_errors: true
+    - name: flagged
+      win_powershell:
+        script: |
+          $Ansible.Failed = $true
+          $Ansible.Result = 'why'
+      ignore_errors: true
+    - name: soft error
+      win_powershell:
+        script: |
+          Write-Error 'not fatal'
+          'went on'
+    - name: stop
+      win_powershell:
+        script: |
+          Write-Error 'now fatal'
+          'never'
+        error_action: stop
+      ignore_errors: true
+    - name: unknown parameter
+      win_powershell:
+        script: 'param($A) $A'
+        parameters: {B: 1}
+      ignore_errors: true
+"#,
         &[],
     );
     p.ok();

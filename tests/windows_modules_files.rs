@@ -8,45 +8,21 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use common::{Run, WinrmPeer, Work};
+use common::{Run, Session, Sim};
 use serde_json::Value;
 
-/// A peer in sim mode with its own state directory.
-struct Sim {
-    peer: WinrmPeer,
-    state: tempfile::TempDir,
+/// What these tests read and put on the simulated host beyond common's `Sim`.
+trait Disk {
+    fn read(&self, win: &str) -> Option<Vec<u8>>;
+    fn text(&self, win: &str) -> String;
+    fn write(&self, win: &str, data: &[u8]);
+    fn uploads(&self) -> usize;
+    fn machine_env(&self, name: &str) -> Option<String>;
 }
 
-impl Sim {
-    fn start() -> Sim {
-        let state = tempfile::tempdir().unwrap();
-        let peer = WinrmPeer::start(&[
-            "--mode",
-            "sim",
-            "--state-dir",
-            state.path().to_str().unwrap(),
-        ]);
-        Sim { peer, state }
-    }
-
-    fn host(&self) -> Value {
-        let text = std::fs::read_to_string(self.state.path().join("host.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-
-    /// Where `C:\Foo\Bar` lives on the simulated disk (case-folded).
-    fn fs_path(&self, win: &str) -> PathBuf {
-        let (drive, rest) = win.split_once(':').unwrap();
-        let mut p = self.state.path().join("fs").join(drive.to_lowercase());
-        for c in rest.split(['\\', '/']).filter(|c| !c.is_empty()) {
-            p.push(c.to_lowercase());
-        }
-        p
-    }
-
+impl Disk for Sim {
     fn read(&self, win: &str) -> Option<Vec<u8>> {
         std::fs::read(self.fs_path(win)).ok()
     }
@@ -65,26 +41,9 @@ impl Sim {
         std::fs::write(p, data).unwrap();
     }
 
-    /// Every request the simulated PowerShell host answered.
-    fn scripts(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.state.path().join("scripts.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn requests(&self, module: &str, phase: &str) -> Vec<Value> {
-        self.scripts()
-            .into_iter()
-            .filter(|s| s["module"] == module && s["phase"] == phase)
-            .collect()
-    }
-
     /// File uploads (the connection's put script) the host received so far.
     fn uploads(&self) -> usize {
-        self.peer
-            .records()
+        self.records()
             .iter()
             .filter(|r| r["builtin"] == "sim_put")
             .count()
@@ -97,16 +56,6 @@ impl Sim {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| v.as_str().map(str::to_string))
     }
-}
-
-fn inventory(w: &Work, sim: &Sim) -> PathBuf {
-    w.write(
-        "inventory.yml",
-        &format!(
-            "all:\n  children:\n    windows:\n      hosts:\n{}",
-            sim.peer.inventory_host("win1")
-        ),
-    )
 }
 
 /// A run with `--output json`: its events, recap and per-task results.
@@ -153,18 +102,11 @@ impl Ran {
     }
 }
 
-fn run(w: &Work, inv: &Path, pb: &str, extra: &[&str]) -> Ran {
-    let pb = w.path().join(pb);
-    let mut args = vec![
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        inv.to_str().unwrap(),
-        "--output",
-        "json",
-    ];
+/// `mixop run PB --output json EXTRA...` in the session.
+fn run(s: &Session, pb: &str, extra: &[&str]) -> Ran {
+    let mut args = vec!["--output", "json"];
     args.extend_from_slice(extra);
-    let run = w.mixop(&args);
+    let run = s.run_file(pb, &args);
     let events = run
         .stdout
         .lines()
@@ -179,17 +121,16 @@ const ODD: &str = "it's \"q\" $x `b` n\u{e9} \u{540d}";
 
 #[test]
 fn win_copy_and_win_template_are_idempotent_by_hash() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let inv = inventory(&w, &sim);
-    w.write("files/app.conf", "listen=8080\n");
-    w.write("files/site/index.html", "<h1>hello</h1>\n");
-    w.write("files/site/css/site.css", "body{}\n");
-    w.write(
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    s.write("files/app.conf", "listen=8080\n");
+    s.write("files/site/index.html", "<h1>hello</h1>\n");
+    s.write("files/site/css/site.css", "body{}\n");
+    s.write(
         "templates/app.ini.j2",
         "who={{ who }}\nport={{ 8000 + 80 }}\n",
     );
-    w.write(
+    s.write(
         "pb.yml",
         r#"- hosts: windows
   gather_facts: false
@@ -222,7 +163,7 @@ fn win_copy_and_win_template_are_idempotent_by_hash() {
 "#,
     );
     let odd_file = "C:\\app\\odd dir\\it's $x `b` n\u{e9} \u{540d}.txt".to_string();
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 8, "{}", r.all());
     assert_eq!(r.recap("ignored"), 1, "{}", r.all());
@@ -269,14 +210,14 @@ fn win_copy_and_win_template_are_idempotent_by_hash() {
     );
 
     // Second run: nothing changes, nothing is sent again.
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 0, "{}", r.all());
     assert_eq!(sim.uploads(), 7, "an unchanged file was uploaded again");
 
     // One file of the tree changes: only it is uploaded (once per tree copy).
-    w.write("files/site/index.html", "<h1>changed</h1>\n");
-    let r = run(&w, &inv, "pb.yml", &[]);
+    s.write("files/site/index.html", "<h1>changed</h1>\n");
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(
         r.changed_tasks(),
@@ -288,9 +229,9 @@ fn win_copy_and_win_template_are_idempotent_by_hash() {
     assert_eq!(sim.text("C:\\www\\site\\index.html"), "<h1>changed</h1>\n");
 
     // --check --diff: reports the change with its diff, changes and sends nothing.
-    w.write("files/app.conf", "listen=9090\n");
+    s.write("files/app.conf", "listen=9090\n");
     let files_before = sim.host()["files"].clone();
-    let r = run(&w, &inv, "pb.yml", &["--check", "--diff"]);
+    let r = run(&s, "pb.yml", &["--check", "--diff"]);
     r.ok();
     assert_eq!(r.changed_tasks(), vec!["single"], "{}", r.all());
     let diff = &r.result("single")["diff"];
@@ -308,14 +249,13 @@ fn sha1_hex(data: &[u8]) -> String {
 
 #[test]
 fn win_copy_force_backup_and_remote_trees() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let inv = inventory(&w, &sim);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     sim.write("C:\\data\\keep.txt", b"host version\n");
     sim.write("C:\\data\\tree\\a.txt", b"a\n");
     sim.write("C:\\data\\tree\\sub\\b.txt", b"b\n");
-    w.write("files/keep.txt", "controller version\n");
-    w.write(
+    s.write("files/keep.txt", "controller version\n");
+    s.write(
         "pb.yml",
         r#"- hosts: windows
   gather_facts: false
@@ -330,7 +270,7 @@ fn win_copy_force_backup_and_remote_trees() {
       win_copy: {src: 'C:\data\tree', dest: 'C:\mirror', remote_src: true}
 "#,
     );
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(
         r.changed_tasks(),
@@ -358,7 +298,7 @@ fn win_copy_force_backup_and_remote_trees() {
 
     // Second run: "first" puts the controller version back, "replace" then makes a new backup
     // of it: the two tasks fight, as they would under Ansible. The mirror is unchanged.
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert!(
         !r.changed_tasks().contains(&"mirror".to_string()),
@@ -373,7 +313,7 @@ fn win_copy_force_backup_and_remote_trees() {
 
     // A changed file under the remote tree is copied again, the rest is not.
     sim.write("C:\\data\\tree\\sub\\b.txt", b"b2\n");
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(sim.text("C:\\mirror\\tree\\sub\\b.txt"), "b2\n");
     let applies = sim.requests("win_copy", "apply");
@@ -386,11 +326,10 @@ fn win_copy_force_backup_and_remote_trees() {
 
 #[test]
 fn win_file_states_check_mode_and_errors() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let inv = inventory(&w, &sim);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let odd_dir = format!("C:\\odd\\{}", ODD.replace('"', ""));
-    w.write(
+    s.write(
         "pb.yml",
         &format!(
             r#"- hosts: windows
@@ -406,11 +345,11 @@ fn win_file_states_check_mode_and_errors() {
             d = odd_dir.replace('\'', "''")
         ),
     );
-    let r = run(&w, &inv, "pb.yml", &["--check"]);
+    let r = run(&s, "pb.yml", &["--check"]);
     r.ok();
     assert!(sim.read(&format!("{odd_dir}\\deep\\f.txt")).is_none());
     assert!(!sim.fs_path(&odd_dir).exists(), "check mode created it");
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 2, "{}", r.all());
     assert_eq!(
@@ -424,27 +363,30 @@ fn win_file_states_check_mode_and_errors() {
     let probes = sim.requests("win_file", "probe");
     assert_eq!(probes[0]["args"]["path"], format!("{odd_dir}\\deep"));
     // Second run: the directory is there; touch is always a change (as Ansible).
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     assert_eq!(r.changed(), 1, "{}", r.all());
     // Removing the tree.
-    w.write(
+    s.write(
         "rm.yml",
-        "- hosts: windows\n  gather_facts: false\n  tasks:\n    - win_file: {path: 'C:\\odd', state: absent}\n",
+        r#"- hosts: windows
+  gather_facts: false
+  tasks:
+    - win_file: {path: 'C:\odd', state: absent}
+"#,
     );
-    let r = run(&w, &inv, "rm.yml", &[]);
+    let r = run(&s, "rm.yml", &[]);
     assert_eq!(r.changed(), 1, "{}", r.all());
     assert!(!sim.fs_path("C:\\odd").exists());
-    let r = run(&w, &inv, "rm.yml", &[]);
+    let r = run(&s, "rm.yml", &[]);
     assert_eq!(r.changed(), 0, "{}", r.all());
 }
 
 #[test]
 fn win_environment_and_win_path_set_machine_state() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let inv = inventory(&w, &sim);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let original_path = sim.machine_env("Path").unwrap();
-    w.write(
+    s.write(
         "pb.yml",
         r#"- hosts: windows
   gather_facts: false
@@ -463,14 +405,14 @@ fn win_environment_and_win_path_set_machine_state() {
 "#,
     );
     // --check first: nothing changes on the host.
-    let r = run(&w, &inv, "pb.yml", &["--check"]);
+    let r = run(&s, "pb.yml", &["--check"]);
     r.ok();
     // TO_REMOVE does not exist: nothing to do for it.
     assert_eq!(r.changed(), 3, "{}", r.all());
     assert_eq!(sim.machine_env("MIXOP_ODD"), None);
     assert_eq!(sim.machine_env("Path").unwrap(), original_path);
 
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 3, "{}", r.all());
     let want = format!("{ODD}\nline2 %PATH%");
@@ -492,12 +434,12 @@ fn win_environment_and_win_path_set_machine_state() {
         Some("C:\\b;C:\\a")
     );
 
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 0, "{}", r.all());
 
     // Removing: the variable, and an element.
-    w.write(
+    s.write(
         "rm.yml",
         r#"- hosts: windows
   gather_facts: false
@@ -506,7 +448,7 @@ fn win_environment_and_win_path_set_machine_state() {
     - win_path: {elements: ['C:\K3S\BIN\'], state: absent}
 "#,
     );
-    let r = run(&w, &inv, "rm.yml", &["--diff"]);
+    let r = run(&s, "rm.yml", &["--diff"]);
     r.ok();
     assert_eq!(r.changed(), 2, "{}", r.all());
     assert_eq!(sim.machine_env("MIXOP_ODD"), None);
@@ -607,14 +549,13 @@ impl Http {
 
 #[test]
 fn win_get_url_downloads_from_a_loopback_server() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let inv = inventory(&w, &sim);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let password = "pa:ss it's \"q\" $x `b` é名";
     let http = Http::start("dl-user", password);
     sim.write("C:\\dl\\.keep", b"");
     let sum1 = sha1_hex(b"tool v1\n");
-    w.write(
+    s.write(
         "pb.yml",
         &format!(
             r#"- hosts: windows
@@ -647,13 +588,8 @@ fn win_get_url_downloads_from_a_loopback_server() {
             port = http.port
         ),
     );
-    let log = w.path().join("mixop.log");
-    let r = run(
-        &w,
-        &inv,
-        "pb.yml",
-        &["-vvv", "--log", log.to_str().unwrap()],
-    );
+    let log = s.work.path().join("mixop.log");
+    let r = run(&s, "pb.yml", &["-vvv", "--log", log.to_str().unwrap()]);
     r.ok();
     assert_eq!(r.changed(), 4, "{}", r.all());
     assert_eq!(sim.text("C:\\dl\\tool.bin"), "tool v1\n");
@@ -685,7 +621,7 @@ fn win_get_url_downloads_from_a_loopback_server() {
 
     // Second run: pinned.bin matches its checksum and `force: false` keeps once.bin, so no
     // request for them; plain (force: yes, no checksum) is fetched and compared: no change.
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 0, "{}", r.all());
     assert_eq!(
@@ -700,27 +636,32 @@ fn win_get_url_downloads_from_a_loopback_server() {
 
     // The server's file changes: --check downloads to compare, reports it, changes nothing.
     *http.body.lock().unwrap() = b"tool v2\n".to_vec();
-    let r = run(&w, &inv, "pb.yml", &["--check"]);
+    let r = run(&s, "pb.yml", &["--check"]);
     r.ok();
     assert_eq!(r.changed_tasks(), vec!["plain"], "{}", r.all());
     assert_eq!(r.result("plain")["checksum_src"], sha1_hex(b"tool v2\n"));
     assert_eq!(sim.text("C:\\dl\\tool.bin"), "tool v1\n");
     // A real run replaces it; pinned.bin still matches its checksum and is not fetched.
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed_tasks(), vec!["plain"], "{}", r.all());
     assert_eq!(sim.text("C:\\dl\\tool.bin"), "tool v2\n");
     assert_eq!(sim.text("C:\\dl\\pinned.bin"), "tool v1\n");
 
     // A wrong checksum fails and leaves no file behind.
-    w.write(
+    s.write(
         "bad.yml",
         &format!(
-            "- hosts: windows\n  gather_facts: false\n  tasks:\n    - name: bad\n      win_get_url: {{url: \"http://127.0.0.1:{}/tool.bin\", dest: 'C:\\dl\\bad.bin', checksum: \"0000\"}}\n",
+            r#"- hosts: windows
+  gather_facts: false
+  tasks:
+    - name: bad
+      win_get_url: {{url: "http://127.0.0.1:{}/tool.bin", dest: 'C:\dl\bad.bin', checksum: "0000"}}
+"#,
             http.port
         ),
     );
-    let r = run(&w, &inv, "bad.yml", &[]);
+    let r = run(&s, "bad.yml", &[]);
     assert_eq!(r.run.code, 2, "{}", r.all());
     let msg = r.result("bad")["msg"].as_str().unwrap_or("").to_string();
     assert!(msg.contains("did not match '0000'"), "{}", r.all());
@@ -735,12 +676,11 @@ fn win_get_url_downloads_from_a_loopback_server() {
 
 #[test]
 fn win_unarchive_zip_and_tgz_idempotently() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let inv = inventory(&w, &sim);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     // Archives made here, put on the host with win_copy.
-    std::fs::create_dir_all(w.path().join("files")).unwrap();
-    let zip = w.path().join("files/pkg.zip");
+    std::fs::create_dir_all(s.work.path().join("files")).unwrap();
+    let zip = s.work.path().join("files/pkg.zip");
     let ok = common::venv_python()
         .args([
             "-c",
@@ -750,14 +690,14 @@ fn win_unarchive_zip_and_tgz_idempotently() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let src = w.path().join("tarsrc");
+    let src = s.work.path().join("tarsrc");
     std::fs::create_dir_all(src.join("cni/bin")).unwrap();
     std::fs::write(src.join("cni/bin/flannel.exe"), "flannel").unwrap();
     std::fs::write(src.join("cni/net.conf"), "{}").unwrap();
     let ok = std::process::Command::new("tar")
         .args([
             "czf",
-            w.path().join("files/cni.tgz").to_str().unwrap(),
+            s.work.path().join("files/cni.tgz").to_str().unwrap(),
             "-C",
         ])
         .arg(&src)
@@ -765,7 +705,7 @@ fn win_unarchive_zip_and_tgz_idempotently() {
         .status()
         .unwrap();
     assert!(ok.success());
-    w.write(
+    s.write(
         "stage.yml",
         r#"- hosts: windows
   gather_facts: false
@@ -774,8 +714,8 @@ fn win_unarchive_zip_and_tgz_idempotently() {
     - win_copy: {src: cni.tgz, dest: 'C:\dl\'}
 "#,
     );
-    run(&w, &inv, "stage.yml", &[]).ok();
-    w.write(
+    run(&s, "stage.yml", &[]).ok();
+    s.write(
         "pb.yml",
         r#"- hosts: windows
   gather_facts: false
@@ -788,7 +728,7 @@ fn win_unarchive_zip_and_tgz_idempotently() {
       win_unarchive: {src: 'C:\dl\pkg.zip', dest: 'C:\skipped', creates: 'C:\opt\k3s\bin'}
 "#,
     );
-    let r = run(&w, &inv, "pb.yml", &["--check"]);
+    let r = run(&s, "pb.yml", &["--check"]);
     r.ok();
     assert_eq!(
         r.changed_tasks(),
@@ -797,7 +737,7 @@ fn win_unarchive_zip_and_tgz_idempotently() {
         r.all()
     );
     assert!(!sim.fs_path("C:\\opt").exists());
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     // `creates` is checked before the task runs: k3s\bin exists once zip has run.
     assert_eq!(r.changed_tasks(), vec!["zip", "tgz"], "{}", r.all());
@@ -810,19 +750,19 @@ fn win_unarchive_zip_and_tgz_idempotently() {
     assert_eq!(z["files"].as_array().unwrap().len(), 3);
     assert_eq!(r.result("creates")["skipped"], true);
 
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 0, "{}", r.all());
 
     // A file under dest changed size: extracted again.
     sim.write("C:\\opt\\cni\\bin\\flannel.exe", b"tampered!!");
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed_tasks(), vec!["tgz"], "{}", r.all());
     assert_eq!(sim.text("C:\\opt\\cni\\bin\\flannel.exe"), "flannel");
 
     // delete_archive: removed after extraction, and the next run has nothing to do.
-    w.write(
+    s.write(
         "rm.yml",
         r#"- hosts: windows
   gather_facts: false
@@ -830,19 +770,18 @@ fn win_unarchive_zip_and_tgz_idempotently() {
     - win_unarchive: {src: 'C:\dl\pkg.zip', dest: 'C:\opt\again', rm: true}
 "#,
     );
-    let r = run(&w, &inv, "rm.yml", &[]);
+    let r = run(&s, "rm.yml", &[]);
     assert_eq!(r.changed(), 1, "{}", r.all());
     assert!(sim.read("C:\\dl\\pkg.zip").is_none());
     assert_eq!(sim.text("C:\\opt\\again\\bin\\k3s.exe"), "MZ binary");
-    let r = run(&w, &inv, "rm.yml", &[]);
+    let r = run(&s, "rm.yml", &[]);
     assert_eq!(r.changed(), 0, "{}", r.all());
 }
 
 #[test]
 fn win_wait_for_ports_and_files() {
-    let sim = Sim::start();
-    let w = Work::new();
-    let inv = inventory(&w, &sim);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
     let open_port = open.local_addr().unwrap().port();
     let closed_port = {
@@ -856,7 +795,7 @@ fn win_wait_for_ports_and_files() {
         std::fs::create_dir_all(ready.parent().unwrap()).unwrap();
         std::fs::write(&ready, "status: READY $x `b`\n").unwrap();
     });
-    w.write(
+    s.write(
         "pb.yml",
         &format!(
             r#"- hosts: windows
@@ -873,7 +812,7 @@ fn win_wait_for_ports_and_files() {
 "#
         ),
     );
-    let r = run(&w, &inv, "pb.yml", &[]);
+    let r = run(&s, "pb.yml", &[]);
     r.ok();
     assert_eq!(r.changed(), 0, "{}", r.all());
     assert_eq!(r.recap("ignored"), 1, "{}", r.all());
@@ -896,13 +835,14 @@ fn win_wait_for_ports_and_files() {
 
 #[test]
 fn check_validates_local_sources_of_win_copy_and_win_template() {
-    let w = Work::new();
-    w.write(
-        "inventory.yml",
-        "all:\n  hosts:\n    win1: {ansible_connection: winrm}\n",
+    let s = Session::empty().inventory(
+        r#"all:
+  hosts:
+    win1: {ansible_connection: winrm}
+"#,
     );
-    w.write("files/here.txt", "x");
-    w.write(
+    s.write("files/here.txt", "x");
+    s.write(
         "pb.yml",
         r#"- hosts: all
   tasks:
@@ -911,7 +851,7 @@ fn check_validates_local_sources_of_win_copy_and_win_template() {
     - win_template: {src: nope.j2, dest: 'C:\x'}
 "#,
     );
-    let r = w.mixop(&["check", "pb.yml", "-i", "inventory.yml"]);
+    let r = s.check();
     assert_ne!(r.code, 0, "{}", r.all());
     assert!(
         r.all().contains("win_template source `nope.j2` not found"),
@@ -919,11 +859,14 @@ fn check_validates_local_sources_of_win_copy_and_win_template() {
         r.all()
     );
     assert!(!r.all().contains("here.txt"), "{}", r.all());
-    w.write(
+    s.write(
         "pb2.yml",
-        "- hosts: all\n  tasks:\n    - win_copy: {src: missing.bin, dest: 'C:\\x'}\n",
+        r#"- hosts: all
+  tasks:
+    - win_copy: {src: missing.bin, dest: 'C:\x'}
+"#,
     );
-    let r = w.mixop(&["check", "pb2.yml", "-i", "inventory.yml"]);
+    let r = s.check_file("pb2.yml", &[]);
     assert!(
         r.all().contains("win_copy source `missing.bin` not found"),
         "{}",

@@ -6,193 +6,24 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{WinrmPeer, Work};
+use common::{Session, Sim};
 use serde_json::Value;
-
-/// A simulated Windows host: the peer in sim mode with a state directory of its own.
-struct Sim {
-    peer: Option<WinrmPeer>,
-    state: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sim {
-    fn start(extra: &[&str]) -> Sim {
-        Sim::start_with(extra, None)
-    }
-
-    /// `init`: JSON merged into the new host.json (`seed_files` puts files on its disk).
-    fn start_with(extra: &[&str], init: Option<Value>) -> Sim {
-        let state = tempfile::tempdir().unwrap();
-        let dir = state.path().join("host");
-        let mut args: Vec<String> = vec![
-            "--mode".into(),
-            "sim".into(),
-            "--state-dir".into(),
-            dir.display().to_string(),
-            "--reboot-down".into(),
-            "1".into(),
-            "--reboot-delay-cap".into(),
-            "0.3".into(),
-        ];
-        if let Some(init) = init {
-            let p = state.path().join("init.json");
-            std::fs::write(&p, init.to_string()).unwrap();
-            args.push("--sim-init".into());
-            args.push(p.display().to_string());
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let peer = WinrmPeer::start(&refs);
-        let port = peer.port;
-        Sim {
-            peer: Some(peer),
-            state,
-            port,
-        }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.state.path().join("host")
-    }
-
-    fn host(&self) -> Value {
-        let text = std::fs::read_to_string(self.dir().join("host.json")).expect("host.json");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    /// The module requests the host answered, in order.
-    fn scripts(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir().join("scripts.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn requests(&self, module: &str, phase: &str) -> Vec<Value> {
-        self.scripts()
-            .into_iter()
-            .filter(|s| s["module"] == module && s["phase"] == phase)
-            .collect()
-    }
-
-    /// Raw commands the peer answered (record-mode style records).
-    fn records(&self) -> Vec<Value> {
-        self.peer.as_ref().map(|p| p.records()).unwrap_or_default()
-    }
-
-    fn reboots(&self) -> usize {
-        self.records()
-            .iter()
-            .filter(|r| r["builtin"] == "reboot" && r["rc"] == 0)
-            .count()
-    }
-
-    fn control(&self, op: &str, body: &str) -> Value {
-        use std::io::{Read, Write};
-        let port = self.peer.as_ref().unwrap().control;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            s,
-            "POST /{op} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap()
-    }
-
-    fn inventory(&self) -> String {
-        format!(
-            "all:\n  children:\n    windows:\n      hosts:\n        win1: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_connection: winrm, ansible_user: vagrant, ansible_password: vagrant, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http}}\n",
-            self.port
-        )
-    }
-}
-
-/// One `mixop run` with JSON output: exit code, every host result, the recap.
-struct Played {
-    code: i32,
-    results: Vec<Value>,
-    stats: Value,
-    all: String,
-}
-
-impl Played {
-    fn task(&self, name: &str) -> &Value {
-        self.results
-            .iter()
-            .find(|r| r["task"] == name)
-            .unwrap_or_else(|| panic!("no result for task {name:?}:\n{}", self.all))
-    }
-    fn result(&self, name: &str) -> &Value {
-        &self.task(name)["result"]
-    }
-    fn changed(&self) -> u64 {
-        self.stats["changed"].as_u64().unwrap()
-    }
-    fn failed(&self) -> u64 {
-        self.stats["failed"].as_u64().unwrap()
-    }
-    fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "mixop failed:\n{}", self.all);
-        self
-    }
-}
-
-fn play(w: &Work, sim: &Sim, tasks: &str, extra: &[&str]) -> Played {
-    let inv = w.write("inventory.yml", &sim.inventory());
-    let pb = w.write(
-        "play.yml",
-        &format!("- hosts: windows\n  gather_facts: false\n  tasks:\n{tasks}"),
-    );
-    let mut args = vec![
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        inv.to_str().unwrap(),
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let run = w.mixop(&args);
-    let mut results = Vec::new();
-    let mut stats = Value::Null;
-    for line in run.stdout.lines() {
-        let Ok(ev) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        match ev["event"].as_str() {
-            Some("host_result") => results.push(ev),
-            Some("recap") => stats = ev["hosts"]["win1"].clone(),
-            _ => {}
-        }
-    }
-    assert!(!stats.is_null(), "no recap:\n{}", run.all());
-    Played {
-        code: run.code,
-        results,
-        stats,
-        all: run.all(),
-    }
-}
 
 // ---------------------------------------------------------------- win_reboot
 
 #[test]
 fn win_reboot_waits_for_a_new_boot_time() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let boot0 = sim.host()["boot"]["count"].as_u64().unwrap();
-    let p = play(
-        &w,
-        &sim,
-        "    - name: reboot\n      win_reboot: {reboot_timeout: 60, msg: \"it's $env:X `n \\\"q\\\" é\"}\n    - name: after\n      win_ping: {}\n",
+    let p = s.play(
+        r#"    - name: reboot
+      win_reboot: {reboot_timeout: 60, msg: "it's $env:X `n \"q\" é"}
+    - name: after
+      win_ping: {}
+"#,
         &[],
     );
     p.ok();
@@ -222,12 +53,12 @@ fn win_reboot_waits_for_a_new_boot_time() {
 #[test]
 fn win_reboot_tolerates_a_host_back_before_the_first_poll() {
     // Down for 50 ms, 0.3 s after the command: back long before the first poll's backoff ends.
-    let sim = Sim::start(&["--reboot-down", "0.05"]);
-    let w = Work::new();
-    let p = play(
-        &w,
-        &sim,
-        "    - name: reboot\n      win_reboot: {reboot_timeout: 30}\n",
+    let s = Session::win_sim(&["--reboot-down", "0.05"], None);
+    let sim = s.sim();
+    let p = s.play(
+        r#"    - name: reboot
+      win_reboot: {reboot_timeout: 30}
+"#,
         &[],
     );
     p.ok();
@@ -237,14 +68,14 @@ fn win_reboot_tolerates_a_host_back_before_the_first_poll() {
 
 #[test]
 fn win_reboot_pre_empts_a_scheduled_shutdown() {
-    let sim = Sim::start(&[]);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     // Someone scheduled a reboot an hour from now: shutdown /r answers 1190.
     sim.control("reboot", r#"{"delay_seconds": 3600}"#);
-    let w = Work::new();
-    let p = play(
-        &w,
-        &sim,
-        "    - name: reboot\n      win_reboot: {reboot_timeout: 60}\n",
+    let p = s.play(
+        r#"    - name: reboot
+      win_reboot: {reboot_timeout: 60}
+"#,
         &[],
     );
     p.ok();
@@ -266,36 +97,25 @@ fn win_reboot_pre_empts_a_scheduled_shutdown() {
 
 #[test]
 fn win_reboot_times_out_clearly_when_the_host_never_returns() {
-    let mut sim = Sim::start(&[]);
-    let w = Work::new();
-    let inv = w.write("inventory.yml", &sim.inventory());
-    let pb = w.write(
-        "play.yml",
-        "- hosts: windows\n  gather_facts: false\n  tasks:\n    - name: reboot\n      win_reboot: {reboot_timeout: 6, connect_timeout: 2}\n",
+    let mut s = Session::win_sim(&[], None).playbook(
+        r#"- hosts: windows
+  gather_facts: false
+  tasks:
+    - name: reboot
+      win_reboot: {reboot_timeout: 6, connect_timeout: 2}
+"#,
     );
-    let child = std::process::Command::new(common::mixop_bin())
-        .args(["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let bg = s.spawn(&[]);
     // Stop the host as soon as it was told to reboot: it never comes back.
-    let t0 = Instant::now();
-    while sim.reboots() == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no reboot command");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(sim.peer.take());
-    let stopped = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    let waited = stopped.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
-    assert!(
-        stdout.contains("Timed out waiting for the host to reboot (timeout=6)"),
-        "{stdout}"
-    );
+    common::wait_until(Duration::from_secs(30), "a reboot command", || {
+        (s.sim().reboots() > 0)
+            .then_some(())
+            .ok_or_else(|| "none yet".into())
+    });
+    drop(s.sim.as_mut().unwrap().peer.take());
+    let (r, waited) = bg.wait(Duration::from_secs(60));
+    r.exits(2)
+        .stdout_has("Timed out waiting for the host to reboot (timeout=6)");
     assert!(
         waited >= Duration::from_secs(4) && waited < Duration::from_secs(15),
         "gave up after {waited:?}"
@@ -304,12 +124,12 @@ fn win_reboot_times_out_clearly_when_the_host_never_returns() {
 
 #[test]
 fn win_reboot_in_check_mode_reboots_nothing() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
-    let p = play(
-        &w,
-        &sim,
-        "    - name: reboot\n      win_reboot: {}\n",
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    let p = s.play(
+        r#"    - name: reboot
+      win_reboot: {}
+"#,
         &["--check"],
     );
     p.ok();
@@ -322,18 +142,24 @@ fn win_reboot_in_check_mode_reboots_nothing() {
 
 #[test]
 fn containers_feature_then_reboot_when_required() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
-    let tasks = "    - name: containers\n      win_feature: {name: Containers}\n      register: f\n    - name: reboot\n      win_reboot: {reboot_timeout: 60}\n      when: f.reboot_required\n";
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    let tasks = r#"    - name: containers
+      win_feature: {name: Containers}
+      register: f
+    - name: reboot
+      win_reboot: {reboot_timeout: 60}
+      when: f.reboot_required
+"#;
 
     // --check on a fresh host changes nothing.
-    let p = play(&w, &sim, tasks, &["--check"]);
+    let p = s.play(tasks, &["--check"]);
     p.ok();
     assert_eq!(p.result("containers")["changed"], true);
     assert_eq!(sim.host()["features"]["Containers"], "Available");
     assert_eq!(sim.reboots(), 0);
 
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.result("containers")["reboot_required"], true);
     assert_eq!(p.result("reboot")["rebooted"], true);
@@ -344,7 +170,7 @@ fn containers_feature_then_reboot_when_required() {
     assert_eq!(sim.reboots(), 1);
 
     // Second run: nothing to do, no reboot.
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.changed(), 0);
     assert_eq!(p.result("containers")["reboot_required"], false);
@@ -364,8 +190,8 @@ fn seeded(files: &[&str]) -> Value {
 
 #[test]
 fn service_create_start_auto_then_delete() {
-    let sim = Sim::start_with(&[], Some(seeded(&[r"C:\Program Files\k3s\k3s.exe"])));
-    let w = Work::new();
+    let s = Session::win_sim(&[], Some(seeded(&[r"C:\Program Files\k3s\k3s.exe"])));
+    let sim = s.sim();
     let tasks = r#"    - name: svc
       win_service:
         name: k3s-agent
@@ -384,14 +210,14 @@ fn service_create_start_auto_then_delete() {
         state: started
 "#;
     // --check: nothing is created.
-    let p = play(&w, &sim, tasks, &["--check"]);
+    let p = s.play(tasks, &["--check"]);
     p.ok();
     assert_eq!(p.result("svc")["changed"], true);
     assert!(sim.host()["services"].get("k3s-agent").is_none());
 
     // vmcompute (a dependency) comes with the Containers feature, not there yet: the start fails,
     // saying why.
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     assert_eq!(p.failed(), 1, "{}", p.all);
     let r = p.result("svc");
     let msg = r["msg"].as_str().unwrap();
@@ -424,41 +250,41 @@ fn service_create_start_auto_then_delete() {
         "sim/patch",
         r#"{"services": {"vmcompute": {"name": "vmcompute", "binary_path_name": "C:\\Windows\\system32\\svchost.exe -k x", "start_mode": "manual"}}}"#,
     );
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.result("svc")["state"], "running");
     assert_eq!(p.result("svc")["start_mode"], "delayed");
     assert_eq!(sim.host()["services"]["k3s-agent"]["status"], "Running");
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.changed(), 0, "{}", p.all);
     let applies = sim.requests("win_service", "apply").len();
 
     // --diff shows what changes; absent stops and deletes.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: svc\n      win_service: {name: k3s-agent, start_mode: manual}\n",
+    let p = s.play(
+        r#"    - name: svc
+      win_service: {name: k3s-agent, start_mode: manual}
+"#,
         &["--diff"],
     );
     p.ok();
     let d = &p.result("svc")["diff"];
     assert_eq!(d["before"]["start_mode"], "delayed");
     assert_eq!(d["after"]["start_mode"], "manual");
-    let p = play(
-        &w,
-        &sim,
-        "    - name: svc\n      win_service: {name: k3s-agent, state: absent}\n",
+    let p = s.play(
+        r#"    - name: svc
+      win_service: {name: k3s-agent, state: absent}
+"#,
         &[],
     );
     p.ok();
     assert_eq!(p.result("svc")["exists"], false);
     assert!(sim.host()["services"].get("k3s-agent").is_none());
     assert_eq!(sim.requests("win_service", "apply").len(), applies + 2);
-    let p = play(
-        &w,
-        &sim,
-        "    - name: svc\n      win_service: {name: k3s-agent, state: absent}\n",
+    let p = s.play(
+        r#"    - name: svc
+      win_service: {name: k3s-agent, state: absent}
+"#,
         &[],
     );
     p.ok();
@@ -467,12 +293,12 @@ fn service_create_start_auto_then_delete() {
 
 #[test]
 fn service_start_fails_clearly_when_the_binary_is_missing() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
-    let p = play(
-        &w,
-        &sim,
-        "    - name: svc\n      win_service: {name: rke2, path: 'C:\\usr\\local\\bin\\rke2.exe agent', state: started}\n",
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    let p = s.play(
+        r#"    - name: svc
+      win_service: {name: rke2, path: 'C:\usr\local\bin\rke2.exe agent', state: started}
+"#,
         &[],
     );
     assert_eq!(p.code, 2, "{}", p.all);
@@ -488,14 +314,16 @@ fn service_start_fails_clearly_when_the_binary_is_missing() {
 
 #[test]
 fn service_password_is_applied_for_the_same_user_and_never_printed() {
-    let sim = Sim::start_with(&[], Some(seeded(&[r"C:\svc\agent.exe"])));
-    let w = Work::new();
+    let s = Session::win_sim(&[], Some(seeded(&[r"C:\svc\agent.exe"])));
+    let sim = s.sim();
     let task = |pw: &str, extra: &str| {
         format!(
-            "    - name: svc\n      win_service: {{name: agent, path: 'C:\\svc\\agent.exe', username: svcuser, password: '{pw}'{extra}}}\n"
+            r#"    - name: svc
+      win_service: {{name: agent, path: 'C:\svc\agent.exe', username: svcuser, password: '{pw}'{extra}}}
+"#
         )
     };
-    let p = play(&w, &sim, &task("Fir$t'' \"pw\"", ""), &["-v", "--diff"]);
+    let p = s.play(&task("Fir$t'' \"pw\"", ""), &["-v", "--diff"]);
     p.ok();
     let svc = &sim.host()["services"]["agent"];
     assert_eq!(svc["start_name"], ".\\svcuser");
@@ -519,7 +347,7 @@ fn service_password_is_applied_for_the_same_user_and_never_printed() {
     );
 
     // Same user, new password: applied (ansible/ansible#69911).
-    let p = play(&w, &sim, &task("Second", ""), &[]);
+    let p = s.play(&task("Second", ""), &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
     let svc = &sim.host()["services"]["agent"];
@@ -528,12 +356,7 @@ fn service_password_is_applied_for_the_same_user_and_never_printed() {
     assert!(!p.all.contains("Second"));
 
     // update_password: on_create leaves it alone.
-    let p = play(
-        &w,
-        &sim,
-        &task("Third", ", update_password: on_create"),
-        &[],
-    );
+    let p = s.play(&task("Third", ", update_password: on_create"), &[]);
     p.ok();
     assert_eq!(p.changed(), 0);
     assert_eq!(sim.host()["services"]["agent"]["password_changes"], 2);
@@ -541,28 +364,29 @@ fn service_password_is_applied_for_the_same_user_and_never_printed() {
 
 #[test]
 fn optional_feature_reboot_only_while_a_change_needs_it() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
-    let tasks = "    - name: opt\n      win_optional_feature: {name: [Containers, TelnetClient]}\n      register: f\n";
-    let p = play(&w, &sim, tasks, &["--check"]);
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
+    let tasks = r#"    - name: opt
+      win_optional_feature: {name: [Containers, TelnetClient]}
+      register: f
+"#;
+    let p = s.play(tasks, &["--check"]);
     p.ok();
     assert_eq!(p.result("opt")["changed"], true);
     assert_eq!(sim.host()["features"]["Containers"], "Available");
 
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.result("opt")["reboot_required"], true);
     assert_eq!(sim.host()["features"]["Containers"], "InstallPending");
     assert_eq!(sim.host()["features"]["Telnet-Client"], "Installed");
     // Not rebooted yet: nothing to change, but the restart is still owed.
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.changed(), 0);
     assert_eq!(p.result("opt")["reboot_required"], true);
 
-    let p = play(
-        &w,
-        &sim,
+    let p = s.play(
         &format!(
             "{tasks}    - name: reboot\n      win_reboot: {{}}\n      when: f.reboot_required\n"
         ),
@@ -570,15 +394,15 @@ fn optional_feature_reboot_only_while_a_change_needs_it() {
     );
     p.ok();
     assert_eq!(sim.host()["features"]["Containers"], "Installed");
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.changed(), 0);
     assert_eq!(p.result("opt")["reboot_required"], false);
 
-    let p = play(
-        &w,
-        &sim,
-        "    - name: opt\n      win_optional_feature: {name: NoSuchThing}\n",
+    let p = s.play(
+        r#"    - name: opt
+      win_optional_feature: {name: NoSuchThing}
+"#,
         &[],
     );
     assert_eq!(p.failed(), 1);
@@ -594,15 +418,15 @@ fn optional_feature_reboot_only_while_a_change_needs_it() {
 
 #[test]
 fn defender_exclusions_added_and_removed_once() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let tasks = r#"    - name: excl
       win_defender_exclusion:
         path: ['C:\var\lib\rancher', 'C:\run\flannel', 'C:\opt\cni', "C:\\it's $x `y é"]
         process: [containerd.exe]
         extension: [vhdx]
 "#;
-    let p = play(&w, &sim, tasks, &["--check"]);
+    let p = s.play(tasks, &["--check"]);
     p.ok();
     assert_eq!(p.result("excl")["changed"], true);
     assert_eq!(
@@ -610,7 +434,7 @@ fn defender_exclusions_added_and_removed_once() {
         serde_json::json!([])
     );
 
-    let p = play(&w, &sim, tasks, &["--diff"]);
+    let p = s.play(tasks, &["--diff"]);
     p.ok();
     let r = p.result("excl");
     assert_eq!(r["added"]["path"].as_array().unwrap().len(), 4);
@@ -626,14 +450,14 @@ fn defender_exclusions_added_and_removed_once() {
         ])
     );
     assert_eq!(d["exclusion_extension"], serde_json::json!(["vhdx"]));
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.changed(), 0);
 
-    let p = play(
-        &w,
-        &sim,
-        "    - name: excl\n      win_defender_exclusion: {path: ['c:\\OPT\\cni\\', 'C:\\never'], extension: [.VHDX], state: absent}\n",
+    let p = s.play(
+        r#"    - name: excl
+      win_defender_exclusion: {path: ['c:\OPT\cni\', 'C:\never'], extension: [.VHDX], state: absent}
+"#,
         &[],
     );
     p.ok();
@@ -649,8 +473,8 @@ fn defender_exclusions_added_and_removed_once() {
 
 #[test]
 fn firewall_rules_compare_and_set_only_what_differs() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let tasks = r#"    - name: api
       win_firewall_rule:
         name: "k3s 'api' $x `y é"
@@ -664,7 +488,7 @@ fn firewall_rules_compare_and_set_only_what_differs() {
     - name: vxlan
       win_firewall_rule: {name: flannel vxlan, localport: 4789, protocol: udp, group: k3s}
 "#;
-    let p = play(&w, &sim, tasks, &["--check"]);
+    let p = s.play(tasks, &["--check"]);
     p.ok();
     assert_eq!(p.changed(), 2);
     let rules = |sim: &Sim| -> Vec<Value> {
@@ -680,7 +504,7 @@ fn firewall_rules_compare_and_set_only_what_differs() {
     };
     assert!(rules(&sim).is_empty());
 
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.changed(), 2);
     assert_eq!(
@@ -698,15 +522,15 @@ fn firewall_rules_compare_and_set_only_what_differs() {
         serde_json::json!(["10.0.0.0/255.255.255.0", "192.168.56.10"])
     );
     assert_eq!(api["profile"], "Any");
-    let p = play(&w, &sim, tasks, &[]);
+    let p = s.play(tasks, &[]);
     p.ok();
     assert_eq!(p.changed(), 0, "{}", p.all);
 
     // One differing value: only that parameter is set.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: vxlan\n      win_firewall_rule: {name: flannel vxlan, localport: 4789, protocol: udp, enabled: false, group: k3s-net}\n",
+    let p = s.play(
+        r#"    - name: vxlan
+      win_firewall_rule: {name: flannel vxlan, localport: 4789, protocol: udp, enabled: false, group: k3s-net}
+"#,
         &["--diff"],
     );
     p.ok();
@@ -723,18 +547,18 @@ fn firewall_rules_compare_and_set_only_what_differs() {
     assert_eq!(vx["group"], "k3s-net");
 
     // A whole group at once, then removal.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: group\n      win_firewall_rule: {group: k3s-net, enabled: true}\n",
+    let p = s.play(
+        r#"    - name: group
+      win_firewall_rule: {group: k3s-net, enabled: true}
+"#,
         &[],
     );
     p.ok();
     assert_eq!(p.changed(), 1);
-    let p = play(
-        &w,
-        &sim,
-        "    - name: gone\n      win_firewall_rule: {name: flannel vxlan, state: absent}\n",
+    let p = s.play(
+        r#"    - name: gone
+      win_firewall_rule: {name: flannel vxlan, state: absent}
+"#,
         &[],
     );
     p.ok();
@@ -749,8 +573,8 @@ fn firewall_rules_compare_and_set_only_what_differs() {
 
 #[test]
 fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
-    let sim = Sim::start(&[]);
-    let w = Work::new();
+    let s = Session::win_sim(&[], None);
+    let sim = s.sim();
     let define = r#"    - name: task
       win_scheduled_task:
         name: mixop-agent
@@ -767,13 +591,13 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
         enabled: true
 "#;
     let tasks = |sim: &Sim| sim.host()["scheduled_tasks"].clone();
-    let p = play(&w, &sim, define, &["--check"]);
+    let p = s.play(define, &["--check"]);
     p.ok();
     assert_eq!(p.changed(), 1);
     assert_eq!(p.result("task")["msg"], "task 'mixop-agent' created");
     assert!(tasks(&sim).get("\\mixop-agent").is_none());
 
-    let p = play(&w, &sim, define, &[]);
+    let p = s.play(define, &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
     let t = tasks(&sim)["\\mixop-agent"].clone();
@@ -790,7 +614,7 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
     assert_eq!(t["description"], "agent 'x' $y");
     assert_eq!(t["state"], "Ready");
     // Same definition, other spellings (PT60S read back as given, SYSTEM without its domain): no change.
-    let p = play(&w, &sim, define, &[]);
+    let p = s.play(define, &[]);
     p.ok();
     assert_eq!(p.changed(), 0, "{}", p.all);
 
@@ -802,20 +626,20 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
       win_command: schtasks.exe /Run /TN mixop-agent
       when: st.state.status != 'TASK_STATE_RUNNING'
 "#;
-    let p = play(&w, &sim, run, &[]);
+    let p = s.play(run, &[]);
     p.ok();
     assert_eq!(
         p.result("start")["stdout"],
         "SUCCESS: Attempted to run the scheduled task \"mixop-agent\"."
     );
     assert_eq!(tasks(&sim)["\\mixop-agent"]["state"], "Running");
-    let p = play(&w, &sim, run, &[]);
+    let p = s.play(run, &[]);
     p.ok();
     assert_eq!(p.task("start")["status"], "skipped", "{}", p.all);
 
     // A changed argument re-registers the task; the running instance carries on.
     let changed = define.replace("restart_count: 999", "restart_count: 3");
-    let p = play(&w, &sim, &changed, &["--diff"]);
+    let p = s.play(&changed, &["--diff"]);
     p.ok();
     assert_eq!(
         p.result("task")["msg"],
@@ -827,10 +651,10 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
     assert_eq!(t["state"], "Running");
 
     // Errors name the argument; a missing task for schtasks is Windows' own message.
-    let p = play(
-        &w,
-        &sim,
-        "    - name: bad\n      win_scheduled_task: {name: other, actions: [{path: a.exe}], restart_count: 2}\n",
+    let p = s.play(
+        r#"    - name: bad
+      win_scheduled_task: {name: other, actions: [{path: a.exe}], restart_count: 2}
+"#,
         &[],
     );
     assert_eq!(p.failed(), 1);
@@ -842,10 +666,10 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
         "{}",
         p.all
     );
-    let p = play(
-        &w,
-        &sim,
-        "    - name: missing\n      win_command: schtasks.exe /Run /TN nosuch\n",
+    let p = s.play(
+        r#"    - name: missing
+      win_command: schtasks.exe /Run /TN nosuch
+"#,
         &[],
     );
     assert_eq!(p.failed(), 1);
@@ -854,12 +678,14 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
         "ERROR: The system cannot find the file specified."
     );
 
-    let gone = "    - name: gone\n      win_scheduled_task: {name: mixop-agent, state: absent}\n";
-    let p = play(&w, &sim, gone, &[]);
+    let gone = r#"    - name: gone
+      win_scheduled_task: {name: mixop-agent, state: absent}
+"#;
+    let p = s.play(gone, &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
     assert!(tasks(&sim).get("\\mixop-agent").is_none());
-    let p = play(&w, &sim, gone, &[]);
+    let p = s.play(gone, &[]);
     p.ok();
     assert_eq!(p.changed(), 0);
 }

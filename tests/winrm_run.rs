@@ -3,36 +3,33 @@
 
 mod common;
 
-use common::{Lab, WinrmPeer, Work};
-
-fn windows_inventory(peers: &[WinrmPeer]) -> String {
-    let mut s = String::from("    windows:\n      hosts:\n");
-    for (i, p) in peers.iter().enumerate() {
-        s.push_str(&p.inventory_host(&format!("win{}", i + 1)));
-    }
-    s
-}
+use common::Session;
 
 #[test]
 fn facts_flow_from_an_ssh_host_to_four_windows_hosts() {
-    let lab = Lab::up(1, &[]);
-    let w = Work::new();
-    let rules = w.write("rules.json", r#"[{"match": "token=", "stdout": "configured\r\n"}, {"match": "Get-Service", "stdout": "Running\r\n"}]"#);
-    let peers: Vec<WinrmPeer> = (0..4)
-        .map(|_| WinrmPeer::start(&["--mode", "record", "--replies", rules.to_str().unwrap()]))
-        .collect();
-    let inv = w.write(
-        "inventory.yml",
-        &format!(
-            "all:\n  children:\n    server:\n      hosts:\n        lab1: {{ansible_host: {a}, ansible_user: root, ansible_ssh_private_key_file: {k}, mixop_known_hosts_file: {kh}}}\n{win}",
-            a = lab.addr("lab1"),
-            k = lab.key().display(),
-            kh = lab.known_hosts().display(),
-            win = windows_inventory(&peers),
-        ),
+    let mut s = Session::lab(1);
+    let rules = s.write(
+        "rules.json",
+        r#"[{"match": "token=", "stdout": "configured\r\n"}, {"match": "Get-Service", "stdout": "Running\r\n"}]"#,
     );
-    let pb = w.write(
-        "pb.yml",
+    s.add_peers(
+        4,
+        &["--mode", "record", "--replies", rules.to_str().unwrap()],
+    );
+    let lab = s.the_lab();
+    let inv = format!(
+        r#"all:
+  children:
+    server:
+      hosts:
+        lab1: {{ansible_host: {a}, ansible_user: root, ansible_ssh_private_key_file: {k}, mixop_known_hosts_file: {kh}}}
+{win}"#,
+        a = lab.addr("lab1"),
+        k = lab.key().display(),
+        kh = lab.known_hosts().display(),
+        win = s.windows_group(),
+    );
+    let s = s.inventory(&inv).playbook(
         r#"- hosts: server
   tasks:
     - command: echo secret-token-42
@@ -55,16 +52,16 @@ fn facts_flow_from_an_ssh_host_to_four_windows_hosts() {
       delegate_to: localhost
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    let r = s.run();
     r.ok();
     assert!(
         !r.all().contains("secret-token-42"),
         "no_log output leaked:\n{}",
         r.all()
     );
-    for (i, peer) in peers.iter().enumerate() {
+    for (i, peer) in s.peers.iter().enumerate() {
         let host = format!("win{}", i + 1);
-        assert_eq!(w.read(&host), "configured ['Running']");
+        assert_eq!(s.out(&host), "configured ['Running']");
         let records = peer.records();
         let scripts: Vec<&str> = records
             .iter()
@@ -99,17 +96,7 @@ fn facts_flow_from_an_ssh_host_to_four_windows_hosts() {
 
 #[test]
 fn win_command_runs_and_fails_like_ansible() {
-    let peer = WinrmPeer::start(&["--mode", "sh"]);
-    let w = Work::new();
-    let inv = w.write(
-        "inventory.yml",
-        &format!(
-            "all:\n  children:\n{}",
-            windows_inventory(std::slice::from_ref(&peer))
-        ),
-    );
-    let pb = w.write(
-        "pb.yml",
+    let s = Session::windows(1, &["--mode", "sh"]).playbook(
         r#"- hosts: windows
   tasks:
     - win_command: echo hello
@@ -123,33 +110,20 @@ fn win_command_runs_and_fails_like_ansible() {
       delegate_to: localhost
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    let r = s.run();
     r.ok();
-    assert_eq!(w.read("result"), "hello 0 4 boom True");
+    assert_eq!(s.out("result"), "hello 0 4 boom True");
     assert_eq!(r.recap("win1").ignored, 1);
 }
 
 #[test]
 fn exec_and_ping_reach_windows_hosts() {
-    let peers: Vec<WinrmPeer> = (0..2)
-        .map(|_| WinrmPeer::start(&["--mode", "sh"]))
-        .collect();
-    let w = Work::new();
-    let inv = w.write(
-        "inventory.yml",
-        &format!("all:\n  children:\n{}", windows_inventory(&peers)),
-    );
-    let r = w.mixop(&[
-        "exec",
-        "-i",
-        inv.to_str().unwrap(),
-        "windows",
-        "--",
-        "echo from-$((40+2))",
-    ]);
+    let s = Session::windows(2, &["--mode", "sh"]);
+    let inv = s.inventory_path().to_str().unwrap();
+    let r = s.mixop(&["exec", "-i", inv, "windows", "--", "echo from-$((40+2))"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(r.stdout.matches("from-42").count(), 2, "{}", r.all());
-    let r = w.mixop(&["ping", "-i", inv.to_str().unwrap()]);
+    let r = s.mixop(&["ping", "-i", inv]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(
         r.stdout
@@ -164,21 +138,17 @@ fn exec_and_ping_reach_windows_hosts() {
 
 #[test]
 fn wrong_password_is_unreachable_with_a_clear_message() {
-    let peer = WinrmPeer::start(&["--mode", "sh"]);
-    let w = Work::new();
-    let inv = w.write(
-        "inventory.yml",
-        &format!(
-            "all:\n  children:\n{}",
-            windows_inventory(std::slice::from_ref(&peer))
-        )
-        .replace("ansible_password: vagrant", "ansible_password: nope"),
-    );
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: windows\n  tasks:\n    - win_command: echo x\n",
-    );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    let s = Session::windows(1, &["--mode", "sh"]);
+    let inv = std::fs::read_to_string(s.inventory_path()).unwrap();
+    let s = s
+        .inventory(&inv.replace("ansible_password: vagrant", "ansible_password: nope"))
+        .playbook(
+            r#"- hosts: windows
+  tasks:
+    - win_command: echo x
+"#,
+        );
+    let r = s.run();
     assert_eq!(r.code, 4, "{}", r.all());
     assert!(
         r.stdout.contains("unreachable: [win1]") && r.stdout.to_lowercase().contains("credentials"),
@@ -194,20 +164,13 @@ fn wrong_password_is_unreachable_with_a_clear_message() {
 
 #[test]
 fn posix_modules_refuse_windows_hosts() {
-    let peer = WinrmPeer::start(&["--mode", "sh"]);
-    let w = Work::new();
-    let inv = w.write(
-        "inventory.yml",
-        &format!(
-            "all:\n  children:\n{}",
-            windows_inventory(std::slice::from_ref(&peer))
-        ),
+    let s = Session::windows(1, &["--mode", "sh"]).playbook(
+        r#"- hosts: windows
+  tasks:
+    - command: echo x
+"#,
     );
-    let pb = w.write(
-        "pb.yml",
-        "- hosts: windows\n  tasks:\n    - command: echo x\n",
-    );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    let r = s.run();
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stdout.contains(
@@ -216,16 +179,6 @@ fn posix_modules_refuse_windows_hosts() {
         "{}",
         r.all()
     );
-}
-
-/// A one-host Windows inventory, with extra host variables.
-fn one_windows_host(peer: &WinrmPeer, extra: &str) -> String {
-    let host = peer.inventory_host("win1");
-    let host = match extra {
-        "" => host,
-        e => host.replacen("}\n", &format!(", {e}}}\n"), 1),
-    };
-    format!("all:\n  children:\n    windows:\n      hosts:\n{host}")
 }
 
 #[test]
@@ -238,18 +191,23 @@ fn forty_commands_under_an_operations_quota_of_ten() {
         .map(|i| format!("    - win_command: echo task{i}\n      register: r{i}\n"))
         .collect();
     let pb_text = format!(
-        "- hosts: windows\n  tasks:\n{tasks}    - copy:\n        dest: \"@OUT@/last\"\n        content: \"{{{{ r0.stdout }}}} {{{{ r39.stdout }}}}\"\n      delegate_to: localhost\n"
+        r#"- hosts: windows
+  tasks:
+{tasks}    - copy:
+        dest: "@OUT@/last"
+        content: "{{{{ r0.stdout }}}} {{{{ r39.stdout }}}}"
+      delegate_to: localhost
+"#
     );
     for (extra, faults, shells) in [("", 3, 4), ("mixop_winrm_commands_per_shell: 8", 0, 5)] {
-        let peer = WinrmPeer::start(&["--mode", "sh", "--max-operations", "10"]);
-        let w = Work::new();
-        let inv = w.write("inventory.yml", &one_windows_host(&peer, extra));
-        let pb = w.write("pb.yml", &pb_text);
-        let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+        let session = Session::windows(1, &["--mode", "sh", "--max-operations", "10"])
+            .windows_vars(|_, _| extra.to_string())
+            .playbook(&pb_text);
+        let r = session.run();
         r.ok();
         assert_eq!(r.recap("win1").failed, 0, "{}", r.all());
-        assert_eq!(w.read("last"), "task0 task39");
-        let s = peer.stats();
+        assert_eq!(session.out("last"), "task0 task39");
+        let s = session.peers[0].stats();
         assert_eq!(s["commands_started"], 40, "{extra}: {s}");
         assert_eq!(
             s["faults"]["QuotaMaxOperations"].as_u64().unwrap_or(0),
@@ -264,11 +222,7 @@ fn forty_commands_under_an_operations_quota_of_ten() {
 
 #[test]
 fn win_command_argv_reaches_the_program_exactly() {
-    let peer = WinrmPeer::start(&["--mode", "record"]);
-    let w = Work::new();
-    let inv = w.write("inventory.yml", &one_windows_host(&peer, ""));
-    let pb = w.write(
-        "pb.yml",
+    let session = Session::windows(1, &["--mode", "record"]).playbook(
         r#"- hosts: windows
   vars:
     args: ['C:\Program Files\A\a.exe', 'x & y', '%USERNAME%', 'say "hi" ^ <now> | more', 'C:\dir with space\']
@@ -286,9 +240,8 @@ fn win_command_argv_reaches_the_program_exactly() {
         MIXOP_TEST: '1 & 2'
 "#,
     );
-    let r = w.mixop(&["run", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
-    r.ok();
-    let recs = peer.records();
+    session.run().ok();
+    let recs = session.peers[0].records();
     assert_eq!(recs.len(), 4, "{recs:#?}");
     let args = serde_json::json!([
         r"C:\Program Files\A\a.exe",
@@ -316,7 +269,7 @@ fn win_command_argv_reaches_the_program_exactly() {
     // The plain commands share the host's shell; the chdir ones had shells of their own.
     assert_eq!(recs[0]["shell_id"], recs[2]["shell_id"]);
     assert_ne!(recs[0]["shell_id"], recs[1]["shell_id"]);
-    let s = peer.stats();
+    let s = session.peers[0].stats();
     assert_eq!(
         (s["shells_created"].as_u64(), s["shells_open"].as_u64()),
         (Some(3), Some(0)),
@@ -330,27 +283,18 @@ fn win_command_argv_reaches_the_program_exactly() {
 /// host fails at that task with the fault in the message, the others finish every task.
 #[test]
 fn bursts_of_http_500_fail_only_that_host_and_say_where() {
-    let peers: Vec<WinrmPeer> = (0..3)
-        .map(|_| WinrmPeer::start(&["--mode", "sh"]))
-        .collect();
-    let w = Work::new();
-    let mut inv = String::from("all:\n  children:\n    windows:\n      hosts:\n");
-    for (i, p) in peers.iter().enumerate() {
-        let line = p.inventory_host(&format!("win{}", i + 1));
-        let line = line.trim_end().trim_end_matches('}');
-        inv.push_str(&format!(
-            "{line}, control: {}, burst: {}}}\n",
-            p.control,
-            i == 1
-        ));
-    }
-    let inv = w.write("inventory.yml", &inv);
+    // win2 bursts; each host knows its peer's control port.
+    let s = Session::windows(3, &["--mode", "sh"])
+        .windows_vars(|i, p| format!("control: {}, burst: {}", p.control, i == 1));
     let arm = |body: &str| {
         format!(
-            "command: >-\n        curl -sf -X POST -d '{body}' http://127.0.0.1:{{{{ control }}}}/http500\n      delegate_to: localhost\n      when: burst"
+            r#"command: >-
+        curl -sf -X POST -d '{body}' http://127.0.0.1:{{{{ control }}}}/http500
+      delegate_to: localhost
+      when: burst"#
         )
     };
-    let pb = w.write(
+    s.write(
         "pb.yml",
         &format!(
             r#"- hosts: windows
@@ -379,25 +323,18 @@ fn bursts_of_http_500_fail_only_that_host_and_say_where() {
             arm(r#"{"n": 1, "action": "Command"}"#)
         ),
     );
-    let log = w.path().join("run.log");
-    let r = w.mixop(&[
-        "run",
-        pb.to_str().unwrap(),
-        "-i",
-        inv.to_str().unwrap(),
-        "--log",
-        log.to_str().unwrap(),
-    ]);
+    let log = s.work.path().join("run.log");
+    let r = s.run_with(&["--log", log.to_str().unwrap()]);
     let out = r.all();
     assert_eq!(r.code, 2, "{out}");
     for host in ["win1", "win3"] {
-        assert_eq!(w.read(host), "two four", "{out}");
+        assert_eq!(s.out(host), "two four", "{out}");
         let rc = r.recap(host);
         assert_eq!((rc.ok, rc.failed, rc.skipped), (5, 0, 2), "{host}: {out}");
     }
     let rc = r.recap("win2");
     assert_eq!((rc.ok, rc.failed), (4, 1), "{out}");
-    assert!(!w.out().join("win2").exists(), "{out}");
+    assert!(!s.out_exists("win2"), "{out}");
     // The failure names the task, the host, the operation and the fault, and says why it was
     // not sent again.
     let task = out
@@ -432,7 +369,7 @@ fn bursts_of_http_500_fail_only_that_host_and_say_where() {
             .all(|l| l.contains("host=win2") && l.contains("1726")),
         "{resent:?}"
     );
-    for (i, p) in peers.iter().enumerate() {
+    for (i, p) in s.peers.iter().enumerate() {
         let injected = p.stats()["injected"]["http500"].as_u64().unwrap_or(0);
         assert_eq!(injected, if i == 1 { 3 } else { 0 }, "win{}", i + 1);
     }

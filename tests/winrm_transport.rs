@@ -5,10 +5,6 @@
 //! Benchmark (not a timed test):
 //! `cargo test --release --test winrm_transport bench_ -- --ignored --nocapture`
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -18,131 +14,22 @@ use mixop::connection::{CommandSpec, ConnErrorKind, ConnSpec, Connection, Output
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+mod common;
+
+use common::WinrmPeer;
+
+/// What these tests do with a peer beyond common's `WinrmPeer`: connect through the library.
+trait PeerExt {
+    fn spec(&self, vars: Value) -> ConnSpec;
+    fn is_https(&self) -> bool;
+    async fn connect(&self) -> WinrmConnection;
+    async fn connect_with(&self, vars: Value) -> WinrmConnection;
+    fn wait_up(&self);
+    fn wait_started(&self, count: u64);
+    fn client_sockets(&self) -> Vec<u64>;
 }
 
-/// The test virtualenv's python: `$MIXOP_VENV`, `./.venv`, or the main checkout's beside a
-/// worktree. Missing is a failure, not a skip.
-fn python() -> PathBuf {
-    let mut candidates = vec![];
-    if let Some(v) = std::env::var_os("MIXOP_VENV") {
-        candidates.push(PathBuf::from(v));
-    }
-    candidates.push(root().join(".venv"));
-    candidates.push(root().join("../main/.venv"));
-    for c in &candidates {
-        let p = c.join("bin/python");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("no test virtualenv in {candidates:?}: run scripts/setup.sh");
-}
-
-/// One running peer process, killed on drop.
-struct Peer {
-    child: Child,
-    port: u16,
-    control: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Peer {
-    fn start(extra: &[&str]) -> Peer {
-        Self::start_on("127.0.0.1", extra)
-    }
-
-    fn start_on(host: &str, extra: &[&str]) -> Peer {
-        let dir = tempfile::tempdir().unwrap();
-        let port_file = dir.path().join("port");
-        let cport_file = dir.path().join("cport");
-        let log = std::fs::File::create(dir.path().join("peer.log")).unwrap();
-        let mut cmd = Command::new(python());
-        cmd.arg(root().join("tests/support/winrm_peer/peer.py"))
-            .args(["--listen", &format!("{host}:0")])
-            .arg("--port-file")
-            .arg(&port_file)
-            .args([
-                "--users",
-                "vagrant:vagrant",
-                "--users",
-                "LAB\\admin:S3cret:x",
-            ])
-            .args(["--control", "--control-port-file"])
-            .arg(&cport_file)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        if extra.contains(&"--https") {
-            cmd.arg("--cert-dir").arg(dir.path().join("certs"));
-        }
-        let mut child = cmd.spawn().expect("start the WinRM peer");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let read = |p: &Path| {
-                std::fs::read_to_string(p)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-            };
-            if let (Some(port), Some(control)) = (read(&port_file), read(&cport_file)) {
-                return Peer {
-                    child,
-                    port,
-                    control,
-                    dir,
-                };
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                let log = std::fs::read_to_string(dir.path().join("peer.log")).unwrap_or_default();
-                panic!("peer exited ({st}):\n{log}");
-            }
-            assert!(Instant::now() < deadline, "peer did not start");
-            std::thread::sleep(Duration::from_millis(30));
-        }
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("certs/ca.pem")
-    }
-
-    fn http(&self, method: &str, path: &str, body: &str) -> Value {
-        let mut s = TcpStream::connect(("127.0.0.1", self.control)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).unwrap();
-        let text = String::from_utf8_lossy(&resp);
-        let json = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("control answer {text:?}: {e}"))
-    }
-
-    fn op(&self, op: &str, body: Value) -> Value {
-        let r = self.http("POST", &format!("/{op}"), &body.to_string());
-        assert_eq!(r["ok"], json!(true), "control op {op}: {r}");
-        r
-    }
-
-    fn stats(&self) -> Value {
-        self.http("GET", "/stats", "")
-    }
-
-    fn records(&self) -> Vec<Value> {
-        match self.http("GET", "/records", "") {
-            Value::Array(a) => a,
-            other => panic!("records: {other}"),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("peer.log")).unwrap_or_default()
-    }
-
+impl PeerExt for WinrmPeer {
     fn spec(&self, vars: Value) -> ConnSpec {
         let mut vars = vars.as_object().cloned().unwrap_or_default();
         if self.is_https() && !vars.contains_key("ansible_winrm_scheme") {
@@ -257,13 +144,6 @@ fn wait_closed(sockets: &[u64]) {
     });
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
@@ -299,7 +179,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ntlm_encrypted_one_handshake_one_shell_for_20_commands() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer.connect().await;
     for i in 0..20 {
         let (rc, out, err) =
@@ -343,7 +223,7 @@ async fn ntlm_encrypted_one_handshake_one_shell_for_20_commands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_is_streamed_while_the_command_runs() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer.connect().await;
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
@@ -379,7 +259,7 @@ async fn output_is_streamed_while_the_command_runs() {
 async fn long_output_over_many_receives_and_timed_out_polls() {
     // A 1 s operation timeout makes the silent phase answer w:TimedOut, which means "ask again".
     // (The read timeout leaves a loaded peer plenty of time to send that answer.)
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer
         .connect_with(
             json!({"ansible_winrm_operation_timeout_sec": 1, "ansible_winrm_read_timeout_sec": 10}),
@@ -401,7 +281,7 @@ async fn long_output_over_many_receives_and_timed_out_polls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_in_envelope_sized_chunks() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer.connect().await;
     let data = random_bytes(1_000_000, 7);
     let mut spec = CommandSpec::new("sha256sum | cut -c1-64");
@@ -431,7 +311,7 @@ async fn stdin_in_envelope_sized_chunks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commands_share_one_connection_and_shell() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = std::sync::Arc::new(peer.connect().await);
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
@@ -478,7 +358,7 @@ async fn concurrent_commands_share_one_connection_and_shell() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_peers_in_parallel() {
-    let peers: Vec<Peer> = (0..8).map(|_| Peer::start(&[])).collect();
+    let peers: Vec<WinrmPeer> = (0..8).map(|_| WinrmPeer::start(&[])).collect();
     let specs: Vec<ConnSpec> = peers.iter().map(|p| p.spec(json!({}))).collect();
     let tasks: Vec<_> = specs
         .into_iter()
@@ -519,7 +399,7 @@ async fn eight_peers_in_parallel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_and_cancel_terminate_the_command() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = std::sync::Arc::new(peer.connect().await);
     let mut spec = CommandSpec::new("sleep 30");
     spec.timeout = Some(Duration::from_millis(500));
@@ -565,7 +445,7 @@ async fn timeout_and_cancel_terminate_the_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_idle_drop_and_a_dropped_create() {
     // The peer closes idle keep-alive connections after 1 s (HTTP.sys does after 120 s).
-    let peer = Peer::start(&["--idle-timeout", "1", "--drop-next", "1"]);
+    let peer = WinrmPeer::start(&["--idle-timeout", "1", "--drop-next", "1"]);
     // The first SOAP request (Create) is dropped unanswered: resent on a new connection.
     let c = peer.connect().await;
     let s = peer.stats();
@@ -597,7 +477,7 @@ async fn reconnects_after_idle_drop_and_a_dropped_create() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_command_is_an_error_and_dropped_receive_is_resent() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     // A short OperationTimeout: the Receive already waiting at the peer when the drop is armed
     // returns within a second, so the drop meets the next Receive (with the long default it
     // could wait past this test's 20 s bound).
@@ -646,7 +526,7 @@ async fn dropped_command_is_an_error_and_dropped_receive_is_resent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_a_simulated_reboot() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer.connect().await;
     assert_eq!(run(&c, "echo before").await.1, "before\n");
     // The deferred Signal of "echo before" is answered before the reboot; once mixop has seen
@@ -699,7 +579,7 @@ async fn reconnects_after_a_simulated_reboot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_validation_ca_and_ignore() {
-    let peer = Peer::start(&["--https", "--basic"]);
+    let peer = WinrmPeer::start(&["--https", "--basic"]);
     // Validation is on by default: the peer's private CA is unknown.
     let e = WinrmConnection::connect(&peer.spec(json!({})))
         .await
@@ -736,7 +616,7 @@ async fn https_validation_ca_and_ignore() {
 /// looks like to it — refuses mixop even with certificate validation off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ntlm_channel_binding_over_https() {
-    let strict = Peer::start(&["--https", "--cbt", "strict"]);
+    let strict = WinrmPeer::start(&["--https", "--cbt", "strict"]);
     let c = strict
         .connect_with(json!({"ansible_winrm_ca_trust_path": strict.ca().display().to_string()}))
         .await;
@@ -744,7 +624,7 @@ async fn ntlm_channel_binding_over_https() {
     c.close().await;
     assert_eq!(n(&strict.stats()["auth_failures"]), 0);
     let other_cert = strict.dir.path().join("certs/server.pem");
-    let mitm = Peer::start(&[
+    let mitm = WinrmPeer::start(&[
         "--https",
         "--cbt",
         "strict",
@@ -768,7 +648,7 @@ async fn ntlm_channel_binding_over_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_name_mismatch_is_named() {
     // The peer's certificate covers localhost, 127.0.0.1 and ::1, not 127.0.0.2.
-    let peer = Peer::start_on("127.0.0.2", &["--https"]);
+    let peer = WinrmPeer::start_on("127.0.0.2", &["--https"]);
     let mut spec =
         peer.spec(json!({"ansible_winrm_ca_trust_path": peer.ca().display().to_string()}));
     spec.address = "127.0.0.2".into();
@@ -781,7 +661,7 @@ async fn https_name_mismatch_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_and_plaintext_over_http_only_when_allowed() {
-    let strict = Peer::start(&["--basic"]);
+    let strict = WinrmPeer::start(&["--basic"]);
     // Refused by mixop itself without the explicit opt-in.
     let e = WinrmConnection::connect(&strict.spec(json!({"ansible_winrm_transport": "basic"})))
         .await
@@ -814,7 +694,7 @@ async fn basic_and_plaintext_over_http_only_when_allowed() {
     };
     assert!(e.message.contains("AllowUnencrypted=false"), "{e}");
     assert_eq!(n(&strict.stats()["plaintext_refused"]), 1);
-    let open = Peer::start(&["--basic", "--allow-unencrypted"]);
+    let open = WinrmPeer::start(&["--basic", "--allow-unencrypted"]);
     let c = open
         .connect_with(json!({"ansible_winrm_transport": "basic", "ansible_winrm_message_encryption": "never"}))
         .await;
@@ -827,7 +707,7 @@ async fn basic_and_plaintext_over_http_only_when_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actionable_connect_errors() {
-    let peer = Peer::start(&["--max-shells", "1"]);
+    let peer = WinrmPeer::start(&["--max-shells", "1"]);
     // Wrong password.
     let mut spec = peer.spec(json!({}));
     spec.password = Some("wrong".into());
@@ -868,7 +748,7 @@ async fn actionable_connect_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_are_clear_errors_and_the_next_command_works() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer.connect().await;
     let cases: [(&str, Value, &str); 5] = [
         (
@@ -924,7 +804,7 @@ async fn injected_faults_are_clear_errors_and_the_next_command_works() {
 /// then the error names the command and the attempts, and the connection still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_answered_500_is_resent_then_named() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer.connect().await;
     peer.op("http500", json!({"n": 2, "action": "Receive"}));
     assert_eq!(run(&c, "echo again").await.1, "again\n");
@@ -943,7 +823,7 @@ async fn receive_answered_500_is_resent_then_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envelope_too_large_for_the_host() {
     // A host whose MaxEnvelopeSizekb is below the 150 KB our Send chunks fill.
-    let peer = Peer::start(&["--max-envelope-kb", "64"]);
+    let peer = WinrmPeer::start(&["--max-envelope-kb", "64"]);
     let c = peer.connect().await;
     let mut spec = CommandSpec::new("wc -c");
     spec.stdin = Some(vec![b'x'; 200_000]);
@@ -958,7 +838,7 @@ async fn envelope_too_large_for_the_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_transfer_5mb_with_hash_check() {
-    let peer = Peer::start(&["--mode", "record"]);
+    let peer = WinrmPeer::start(&["--mode", "record"]);
     let c = peer.connect().await;
     let dir = tempfile::tempdir().unwrap();
     let data = random_bytes(5 * 1024 * 1024 + 123, 42);
@@ -976,7 +856,7 @@ async fn file_transfer_5mb_with_hash_check() {
         ]}),
     );
     c.put_file(&src, "C:\\Temp\\big.bin", None).await.unwrap();
-    let recs = peer.records();
+    let recs = peer.control_records();
     let rec = recs.last().unwrap();
     let script = rec["script"].as_str().unwrap();
     assert!(script.contains("$dest = 'C:\\Temp\\big.bin'"), "{script}");
@@ -1030,7 +910,7 @@ async fn file_transfer_5mb_with_hash_check() {
         .await
         .unwrap_err();
     assert!(e.message.contains("file not found"), "{e}");
-    let recs = peer.records();
+    let recs = peer.control_records();
     let script = recs.last().unwrap()["script"].as_str().unwrap();
     assert!(script.contains("$src = 'C:\\nope'"), "{script}");
 }
@@ -1038,7 +918,7 @@ async fn file_transfer_5mb_with_hash_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powershell_helper_reaches_the_host_decoded() {
     use mixop::powershell::script as ps;
-    let peer = Peer::start(&["--mode", "record"]);
+    let peer = WinrmPeer::start(&["--mode", "record"]);
     let c = peer.connect().await;
     peer.op(
         "rules",
@@ -1059,7 +939,7 @@ async fn powershell_helper_reaches_the_host_decoded() {
     spec.stdin = cmd.stdin;
     let out = c.exec(spec).await.unwrap();
     assert_eq!(out.stdout, b"Running\r\n");
-    let recs = peer.records();
+    let recs = peer.control_records();
     assert_eq!(recs[0]["script"].as_str(), Some(short));
     assert_eq!(recs[0]["script_source"].as_str(), Some("encoded"));
     // The long one: the bootstrap is encoded, the script itself arrives on stdin.
@@ -1078,7 +958,7 @@ async fn powershell_helper_reaches_the_host_decoded() {
     spec.stdin = cmd.stdin;
     let out = c.exec(spec).await.unwrap();
     assert_eq!(out.stdout, b"Running\r\n");
-    let recs = peer.records();
+    let recs = peer.control_records();
     assert!(!recs[2]["command_line"].as_str().unwrap().contains("k3s"));
     assert_eq!(recs[2]["script"].as_str(), Some(short));
     assert_eq!(recs[2]["script_source"].as_str(), Some("stdin"));
@@ -1086,7 +966,7 @@ async fn powershell_helper_reaches_the_host_decoded() {
 
 /// A connection with settings adjusted beyond what inventory variables offer.
 async fn connect_tuned(
-    peer: &Peer,
+    peer: &WinrmPeer,
     vars: Value,
     tune: impl FnOnce(&mut mixop::connection::winrm::session::Settings),
 ) -> WinrmConnection {
@@ -1101,7 +981,7 @@ async fn connect_tuned(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shells_rotate_before_the_operations_quota() {
     // MaxConcurrentOperationsPerUser 10: every Command counts until its shell is deleted.
-    let peer = Peer::start(&["--max-operations", "10"]);
+    let peer = WinrmPeer::start(&["--max-operations", "10"]);
     let c = peer
         .connect_with(json!({"mixop_winrm_commands_per_shell": 4}))
         .await;
@@ -1120,7 +1000,7 @@ async fn shells_rotate_before_the_operations_quota() {
     assert_eq!(n(&peer.stats()["shells_open"]), 0);
 
     // A retired shell stays while a command still runs on it, and goes when that one ends.
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = std::sync::Arc::new(
         peer.connect_with(json!({"mixop_winrm_commands_per_shell": 3}))
             .await,
@@ -1157,7 +1037,7 @@ async fn shells_rotate_before_the_operations_quota() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_fault_recreates_the_shell_and_retries_once() {
     for form in ["wsman", "wmi"] {
-        let peer = Peer::start(&["--max-operations", "10", "--operations-fault", form]);
+        let peer = WinrmPeer::start(&["--max-operations", "10", "--operations-fault", form]);
         let c = peer.connect().await;
         for i in 0..30 {
             let (rc, out, _) = run(&c, &format!("echo {i}")).await;
@@ -1176,7 +1056,7 @@ async fn quota_fault_recreates_the_shell_and_retries_once() {
         assert_eq!(n(&s["commands_started"]), 30, "{form}: {s}");
     }
     // Another session of the same user holding the operations: one retry, then a clear error.
-    let peer = Peer::start(&["--max-operations", "3"]);
+    let peer = WinrmPeer::start(&["--max-operations", "3"]);
     let hog = peer.connect().await;
     for _ in 0..3 {
         run(&hog, "true").await;
@@ -1192,7 +1072,7 @@ async fn quota_fault_recreates_the_shell_and_retries_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_timed_out_carries_on_and_busy_is_retried() {
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = connect_tuned(&peer, json!({}), |s| {
         s.busy_retry_delay = Duration::from_millis(50)
     })
@@ -1228,7 +1108,7 @@ async fn send_timed_out_carries_on_and_busy_is_retried() {
 async fn receive_waits_long_and_always_names_its_command() {
     // The peer answers a Receive without CommandId with InvalidParameter (as Windows does), so
     // every test here also checks that ours always carry it.
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let c = peer.connect().await;
     settle(&c).await;
     peer.op("reset_stats", json!({}));
@@ -1279,7 +1159,7 @@ async fn receive_waits_long_and_always_names_its_command() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn programs_run_without_cmd_exe() {
-    let peer = Peer::start(&["--mode", "record"]);
+    let peer = WinrmPeer::start(&["--mode", "record"]);
     let c = peer.connect().await;
     let argv = [
         r"C:\Program Files\A\a.exe",
@@ -1302,7 +1182,7 @@ async fn programs_run_without_cmd_exe() {
         .await
         .unwrap();
     settle(&c).await;
-    let recs = peer.records();
+    let recs = peer.control_records();
     assert_eq!(recs.len(), 2, "{recs:?}");
     for r in &recs {
         assert_eq!(r["skip_cmd_shell"], json!(true), "{r}");
@@ -1322,19 +1202,19 @@ async fn programs_run_without_cmd_exe() {
     );
     // Through cmd.exe the same line would not reach the program intact.
     c.exec(CommandSpec::new(line.clone())).await.unwrap();
-    let r = peer.records().pop().unwrap();
+    let r = peer.control_records().pop().unwrap();
     assert_eq!(r["skip_cmd_shell"], json!(false));
     assert_ne!(r["argv"], json!(argv), "{r}");
 
     // mixop_winrm_program_exec: powershell, for hosts that ignore WINRS_SKIP_CMD_SHELL.
-    let peer = Peer::start(&["--mode", "record", "--ignore-skip-cmd-shell"]);
+    let peer = WinrmPeer::start(&["--mode", "record", "--ignore-skip-cmd-shell"]);
     let c = peer
         .connect_with(json!({"mixop_winrm_program_exec": "powershell"}))
         .await;
     c.exec_program(CommandSpec::new(line.clone()), Some(r"C:\work"))
         .await
         .unwrap();
-    let r = peer.records().pop().unwrap();
+    let r = peer.control_records().pop().unwrap();
     let script = r["script"].as_str().unwrap_or_default();
     assert!(
         script.contains(r"$psi.FileName = 'C:\Program Files\A\a.exe'"),
@@ -1369,7 +1249,7 @@ async fn bench_one_shell_latency() {
             times.len() as f64 / wall.as_secs_f64()
         );
     }
-    let peer = Peer::start(&[]);
+    let peer = WinrmPeer::start(&[]);
     let t = Instant::now();
     let c = peer.connect().await;
     println!(
@@ -1388,7 +1268,7 @@ async fn bench_one_shell_latency() {
         times.push(t.elapsed());
     }
     report("mixop, 1 host, one shell", times, wall.elapsed());
-    let peers: Vec<Peer> = (0..8).map(|_| Peer::start(&[])).collect();
+    let peers: Vec<WinrmPeer> = (0..8).map(|_| WinrmPeer::start(&[])).collect();
     let mut conns = Vec::new();
     for p in &peers {
         conns.push(std::sync::Arc::new(p.connect().await));

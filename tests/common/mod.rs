@@ -67,13 +67,29 @@ impl Work {
         self.write("inventory.yml", &s)
     }
     pub fn mixop(&self, args: &[&str]) -> Run {
-        let out = Command::new(mixop_bin())
-            .args(args)
+        self.mixop_in(args, &[], None)
+    }
+    /// `mixop ARGS` with more environment variables and, when given, `stdin` as its input.
+    pub fn mixop_in(&self, args: &[&str], env: &[(String, String)], stdin: Option<&str>) -> Run {
+        use std::io::Write;
+        let mut cmd = Command::new(mixop_bin());
+        cmd.args(args)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
-            .output()
-            .expect("run mixop");
-        Run::from(out)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(match stdin {
+                Some(_) => std::process::Stdio::piped(),
+                None => std::process::Stdio::null(),
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run mixop");
+        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+            input
+                .write_all(text.as_bytes())
+                .expect("write mixop's stdin");
+        }
+        Run::from(child.wait_with_output().expect("run mixop"))
     }
 }
 
@@ -97,6 +113,7 @@ impl Run {
     pub fn all(&self) -> String {
         format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
     }
+    #[track_caller]
     pub fn ok(&self) -> &Self {
         assert_eq!(self.code, 0, "mixop failed:\n{}", self.all());
         self
@@ -113,6 +130,26 @@ impl Run {
         assert!(
             self.stdout.contains(text) || self.stderr.contains(text),
             "expected {text:?} in the output:\n{}",
+            self.all()
+        );
+        self
+    }
+    /// Asserts that stdout contains `text`.
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text),
+            "expected {text:?} on stdout:\n{}",
+            self.all()
+        );
+        self
+    }
+    /// Asserts that stderr contains `text`.
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "expected {text:?} on stderr:\n{}",
             self.all()
         );
         self
@@ -198,13 +235,32 @@ pub fn recap(ok: u32, changed: u32, failed: u32, skipped: u32) -> Recap {
     }
 }
 
+/// Set (to a lab's state dir) for a child test process that uses its parent's lab.
+pub const ATTACH_LAB_ENV: &str = "MIXOP_TEST_ATTACH_LAB";
+
+/// A lab's state directory: its own temporary one, or a parent test process's (attached).
+pub struct LabState {
+    dir: PathBuf,
+    _owned: Option<tempfile::TempDir>,
+}
+
+impl LabState {
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// A lab of `n` network-namespace hosts with real sshd (tests/lab/up.sh) on a free net of its
-/// own, torn down on drop. Needs root and the packages from scripts/setup.sh.
+/// own, torn down on drop (unless attached to). Needs root and the packages from scripts/setup.sh.
 pub struct Lab {
-    pub state: tempfile::TempDir,
+    pub state: LabState,
     pub inventory: PathBuf,
     pub hosts: Vec<(String, String)>,
 }
+
+/// The lab `Lab::shared` hands out while some test of this process holds it.
+static SHARED_LAB: std::sync::Mutex<std::sync::Weak<Lab>> =
+    std::sync::Mutex::new(std::sync::Weak::new());
 
 impl Lab {
     pub fn up(n: usize, extra: &[&str]) -> Lab {
@@ -227,6 +283,16 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let inventory = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Lab::at(
+            LabState {
+                dir: state.path().to_path_buf(),
+                _owned: Some(state),
+            },
+            inventory,
+        )
+    }
+
+    fn at(state: LabState, inventory: PathBuf) -> Lab {
         let hosts = std::fs::read_to_string(state.path().join("hosts.tsv"))
             .unwrap()
             .lines()
@@ -240,6 +306,60 @@ impl Lab {
             inventory,
             hosts,
         }
+    }
+
+    /// The lab another process brought up in `dir`; never torn down from here.
+    pub fn attach(dir: &Path) -> Lab {
+        Lab::at(
+            LabState {
+                dir: dir.to_path_buf(),
+                _owned: None,
+            },
+            dir.join("inventory.yml"),
+        )
+    }
+
+    /// One lab for the tests of this process that run at the same time (`Lab::up(n, extra)`),
+    /// torn down when the last of them lets go; in a child test process started with
+    /// `ATTACH_LAB_ENV`, its parent's lab.
+    pub fn shared(n: usize, extra: &[&str]) -> std::sync::Arc<Lab> {
+        if let Some(dir) = std::env::var_os(ATTACH_LAB_ENV) {
+            return std::sync::Arc::new(Lab::attach(Path::new(&dir)));
+        }
+        let mut g = SHARED_LAB.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = g.upgrade() {
+            return l;
+        }
+        let l = std::sync::Arc::new(Lab::up(n, extra));
+        *g = std::sync::Arc::downgrade(&l);
+        l
+    }
+
+    /// `10.231.X`, as up.sh chose it.
+    pub fn net(&self) -> String {
+        let env = std::fs::read_to_string(self.state.path().join("lab.env"))
+            .expect("lab.env written by up.sh");
+        env.lines()
+            .find_map(|l| l.strip_prefix("LAB_NET="))
+            .expect("LAB_NET in lab.env")
+            .trim()
+            .to_string()
+    }
+
+    /// A host's sshd log (as the controller sees it).
+    pub fn sshd_log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.host_dir(host, "var/log/sshd.log")).unwrap_or_default()
+    }
+
+    /// `tests/lab/ctl.sh ARGS` on this lab, whatever its outcome.
+    pub fn ctl_output(&self, args: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(root().join("tests/lab/ctl.sh"))
+            .arg("--state")
+            .arg(self.state.path())
+            .args(args)
+            .output()
+            .expect("run tests/lab/ctl.sh")
     }
 
     pub fn addr(&self, host: &str) -> String {
@@ -305,6 +425,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.state._owned.is_none() {
+            return;
+        }
         let _ = Command::new("bash")
             .arg(root().join("tests/lab/down.sh"))
             .arg("--state")
@@ -325,17 +448,25 @@ pub struct WinrmPeer {
 
 impl WinrmPeer {
     pub fn start(extra: &[&str]) -> WinrmPeer {
+        WinrmPeer::start_on("127.0.0.1", extra)
+    }
+
+    /// A peer listening on `host` (any loopback address), with users `vagrant:vagrant` and
+    /// `LAB\admin:S3cret` (a domain account), its control port, a record log, and with
+    /// `--https` a certificate of its own (`ca()`).
+    pub fn start_on(host: &str, extra: &[&str]) -> WinrmPeer {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("peer.log")).unwrap();
-        let child = venv_python()
-            .arg(root().join("tests/support/winrm_peer/peer.py"))
+        let mut cmd = venv_python();
+        cmd.arg(root().join("tests/support/winrm_peer/peer.py"))
+            .args(["--listen", &format!("{host}:0")])
             .args([
-                "--listen",
-                "127.0.0.1:0",
                 "--users",
                 "vagrant:vagrant",
-                "--control",
+                "--users",
+                "LAB\\admin:S3cret:x",
             ])
+            .arg("--control")
             .arg("--port-file")
             .arg(dir.path().join("port"))
             .arg("--control-port-file")
@@ -343,10 +474,13 @@ impl WinrmPeer {
             .arg("--record-log")
             .arg(dir.path().join("records.jsonl"))
             .args(extra)
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the WinRM peer");
+            .stderr(log);
+        if extra.contains(&"--https") {
+            cmd.arg("--cert-dir").arg(dir.path().join("certs"));
+        }
+        let child = cmd.spawn().expect("start the WinRM peer");
         // Built before the wait so that a peer which never starts is still killed on drop.
         let mut peer = WinrmPeer {
             child,
@@ -371,15 +505,29 @@ impl WinrmPeer {
                 peer.control = control;
                 return peer;
             }
+            if let Ok(Some(st)) = peer.child.try_wait() {
+                panic!("the WinRM peer exited ({st}):\n{}", peer.log());
+            }
             assert!(
                 t0.elapsed() < std::time::Duration::from_secs(20),
                 "the WinRM peer did not start"
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(30));
         }
     }
 
-    /// The commands this peer received in record mode (decoded PowerShell in `script`).
+    /// The peer's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("peer.log")).unwrap_or_default()
+    }
+
+    /// The CA of a `--https` peer's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("certs/ca.pem")
+    }
+
+    /// The commands this peer received in record mode (decoded PowerShell in `script`), from
+    /// its record log.
     pub fn records(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join("records.jsonl"))
             .unwrap_or_default()
@@ -388,22 +536,57 @@ impl WinrmPeer {
             .collect()
     }
 
-    /// `GET /stats` from the control port.
-    pub fn stats(&self) -> serde_json::Value {
+    /// The records as the control port gives them (`GET /records`).
+    pub fn control_records(&self) -> Vec<serde_json::Value> {
+        match self.http("GET", "/records", "") {
+            serde_json::Value::Array(a) => a,
+            other => panic!("records: {other}"),
+        }
+    }
+
+    /// A request to the control port; its JSON answer.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.control)).unwrap();
-        s.write_all(b"GET /stats HTTP/1.0\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        let json = body.split("\r\n\r\n").nth(1).unwrap_or("{}");
-        serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp);
+        let json = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("control answer {text:?}: {e}"))
+    }
+
+    /// A control operation (`POST /<op>`), which must succeed.
+    pub fn op(&self, op: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self.http("POST", &format!("/{op}"), &body.to_string());
+        assert_eq!(r["ok"], serde_json::json!(true), "control op {op}: {r}");
+        r
+    }
+
+    /// `GET /stats` from the control port.
+    pub fn stats(&self) -> serde_json::Value {
+        self.http("GET", "/stats", "")
     }
 
     /// Inventory lines for this peer as a Windows host.
     pub fn inventory_host(&self, name: &str) -> String {
+        self.inventory_host_with(name, "")
+    }
+
+    /// `inventory_host` with more host variables (`k: v, ...`, or empty).
+    pub fn inventory_host_with(&self, name: &str, vars: &str) -> String {
+        let more = if vars.is_empty() {
+            String::new()
+        } else {
+            format!(", {vars}")
+        };
         format!(
-            "        {name}: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_connection: winrm, ansible_user: vagrant, ansible_password: vagrant, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http}}\n",
+            "        {name}: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_connection: winrm, ansible_user: vagrant, ansible_password: vagrant, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http{more}}}\n",
             self.port
         )
     }
@@ -639,8 +822,14 @@ pub struct Session {
     pub work: Work,
     inventory: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+    /// Placeholders replaced in every file the session writes (besides `@OUT@`).
+    subs: Vec<(String, String)>,
     pub lab: Option<Lab>,
     pub peers: Vec<WinrmPeer>,
+    pub kube: Option<KubeDouble>,
+    pub sim: Option<Sim>,
 }
 
 impl Session {
@@ -649,9 +838,21 @@ impl Session {
             work,
             inventory,
             args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            subs: Vec::new(),
             lab: None,
             peers: Vec::new(),
+            kube: None,
+            sim: None,
         }
+    }
+
+    /// A workspace whose inventory is `inventory.yml`, written by the test (`.inventory(...)`).
+    pub fn empty() -> Session {
+        let work = Work::new();
+        let inventory = work.path().join("inventory.yml");
+        Session::with_inventory(work, inventory)
     }
 
     /// `n` hosts h1..hn on the local connection.
@@ -663,7 +864,12 @@ impl Session {
 
     /// `n` lab hosts lab1..labn over SSH (tests/lab; root needed).
     pub fn lab(n: usize) -> Session {
-        let lab = Lab::up(n, &[]);
+        Session::lab_with(n, &[])
+    }
+
+    /// A lab started with more `tests/lab/up.sh` options.
+    pub fn lab_with(n: usize, up_args: &[&str]) -> Session {
+        let lab = Lab::up(n, up_args);
         let mut s = Session::with_inventory(Work::new(), lab.inventory.clone());
         s.lab = Some(lab);
         s
@@ -672,21 +878,102 @@ impl Session {
     /// `n` Windows hosts win1..winn, each the WinRM peer started with `peer_args` (e.g.
     /// `["--mode", "sim"]`), in group `windows`.
     pub fn windows(n: usize, peer_args: &[&str]) -> Session {
-        let peers: Vec<WinrmPeer> = (0..n).map(|_| WinrmPeer::start(peer_args)).collect();
-        let work = Work::new();
-        let mut inv = String::from("all:\n  children:\n    windows:\n      hosts:\n");
-        for (i, p) in peers.iter().enumerate() {
-            inv.push_str(&p.inventory_host(&format!("win{}", i + 1)));
-        }
-        let inventory = work.write("inventory.yml", &inv);
-        let mut s = Session::with_inventory(work, inventory);
-        s.peers = peers;
+        let mut s = Session::empty();
+        s.add_peers(n, peer_args);
+        let inv = format!("all:\n  children:\n{}", s.windows_group());
+        s.write("inventory.yml", &inv);
         s
+    }
+
+    /// Starts `n` more WinRM peers (hosts win<k> in `windows_group()`).
+    pub fn add_peers(&mut self, n: usize, peer_args: &[&str]) {
+        self.peers
+            .extend((0..n).map(|_| WinrmPeer::start(peer_args)));
+    }
+
+    /// Inventory text for the session's peers as group `windows` (indented under `children:`).
+    pub fn windows_group(&self) -> String {
+        self.windows_group_with(|_, _| String::new())
+    }
+
+    /// `windows_group` with more variables for each host (`k: v, ...`; from its index and peer).
+    pub fn windows_group_with(&self, vars: impl Fn(usize, &WinrmPeer) -> String) -> String {
+        let mut inv = String::from("    windows:\n      hosts:\n");
+        for (i, p) in self.peers.iter().enumerate() {
+            inv.push_str(&p.inventory_host_with(&format!("win{}", i + 1), &vars(i, p)));
+        }
+        inv
+    }
+
+    /// Rewrites the inventory of a `windows` session with more variables for each host.
+    pub fn windows_vars(self, vars: impl Fn(usize, &WinrmPeer) -> String) -> Session {
+        let inv = format!("all:\n  children:\n{}", self.windows_group_with(vars));
+        self.inventory(&inv)
+    }
+
+    /// Host `localhost` on the local connection, beside the Kubernetes API double (started with
+    /// the scenario, if any). In files, `@KUBECONFIG@` becomes the double's admin kubeconfig and
+    /// `@KUBE_STATE@` its state directory (other kubeconfigs, CA, token).
+    pub fn kube(scenario: Option<&str>) -> Session {
+        let mut s = Session::empty()
+            .inventory("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n");
+        let d = KubeDouble::start(scenario);
+        s.subs.push(("@KUBECONFIG@".into(), d.kubeconfig()));
+        s.subs
+            .push(("@KUBE_STATE@".into(), d.dir.path().display().to_string()));
+        s.kube = Some(d);
+        s
+    }
+
+    /// Host win1, a simulated Windows Server 2022 (`Sim::start_with(peer_args, init)`).
+    pub fn win_sim(peer_args: &[&str], init: Option<serde_json::Value>) -> Session {
+        let sim = Sim::start_with(peer_args, init);
+        let mut s = Session::empty().inventory(&sim.inventory());
+        s.sim = Some(sim);
+        s
+    }
+
+    /// The session's simulated Windows host.
+    pub fn sim(&self) -> &Sim {
+        self.sim.as_ref().expect("a simulated Windows session")
+    }
+
+    /// Runs `tasks` (task lines indented under `tasks:`) as a play on `windows`, no facts,
+    /// with `--output json` and `more` arguments (playbook `play.yml`).
+    pub fn play(&self, tasks: &str, more: &[&str]) -> Played {
+        self.write(
+            "play.yml",
+            &format!("- hosts: windows\n  gather_facts: false\n  tasks:\n{tasks}"),
+        );
+        let mut args = vec!["--output", "json"];
+        args.extend_from_slice(more);
+        Played::from_json_run(&self.run_file("play.yml", &args))
+    }
+
+    /// Writes the inventory (`inventory.yml`) and runs against it.
+    pub fn inventory(mut self, text: &str) -> Session {
+        self.inventory = self.write("inventory.yml", text);
+        self
     }
 
     /// Writes a file into the workspace (`@OUT@` becomes the output folder).
     pub fn file(self, rel: &str, text: &str) -> Session {
-        self.work.write(rel, text);
+        self.write(rel, text);
+        self
+    }
+
+    /// Writes a file into the workspace now, with the session's placeholders replaced.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let mut text = text.to_string();
+        for (from, to) in &self.subs {
+            text = text.replace(from, to);
+        }
+        self.work.write(rel, &text)
+    }
+
+    /// Replaces `from` with `to` in every file written from now on.
+    pub fn sub(mut self, from: &str, to: &str) -> Session {
+        self.subs.push((from.into(), to.into()));
         self
     }
 
@@ -701,27 +988,70 @@ impl Session {
         self
     }
 
-    fn mixop_on(&self, command: &str, more: &[&str]) -> Run {
+    /// An environment variable for every run.
+    pub fn env(mut self, key: &str, value: &str) -> Session {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Text on mixop's standard input for every run (none: standard input is empty).
+    pub fn stdin(mut self, text: &str) -> Session {
+        self.stdin = Some(text.into());
+        self
+    }
+
+    /// The inventory the session runs against.
+    pub fn inventory_path(&self) -> &Path {
+        &self.inventory
+    }
+
+    /// `mixop ARGS` in the workspace, with the session's environment and input (no inventory
+    /// or session arguments added).
+    pub fn mixop(&self, args: &[&str]) -> Run {
+        self.work.mixop_in(args, &self.env, self.stdin.as_deref())
+    }
+
+    fn mixop_on(&self, command: &str, playbook: &str, more: &[&str]) -> Run {
         let inv = self.inventory.display().to_string();
-        let mut args = vec![command, "pb.yml", "-i", inv.as_str()];
+        let mut args = vec![command, playbook, "-i", inv.as_str()];
         args.extend(self.args.iter().map(String::as_str));
         args.extend(more);
-        self.work.mixop(&args)
+        self.mixop(&args)
     }
 
     /// `mixop run pb.yml -i INVENTORY ARGS...`
     pub fn run(&self) -> Run {
-        self.mixop_on("run", &[])
+        self.mixop_on("run", "pb.yml", &[])
     }
 
     /// `run` with more arguments for this run only.
     pub fn run_with(&self, more: &[&str]) -> Run {
-        self.mixop_on("run", more)
+        self.mixop_on("run", "pb.yml", more)
+    }
+
+    /// `mixop run PLAYBOOK -i INVENTORY ARGS... MORE...` for another playbook file.
+    pub fn run_file(&self, playbook: impl AsRef<Path>, more: &[&str]) -> Run {
+        let pb = playbook.as_ref().to_str().expect("a UTF-8 playbook path");
+        self.mixop_on("run", pb, more)
     }
 
     /// `mixop check pb.yml -i INVENTORY ARGS...`
     pub fn check(&self) -> Run {
-        self.mixop_on("check", &[])
+        self.mixop_on("check", "pb.yml", &[])
+    }
+
+    /// `mixop check PLAYBOOK -i INVENTORY ARGS... MORE...`
+    pub fn check_file(&self, playbook: &str, more: &[&str]) -> Run {
+        self.mixop_on("check", playbook, more)
+    }
+
+    /// `mixop run pb.yml -i INVENTORY ARGS... MORE...` in the background.
+    pub fn spawn(&self, more: &[&str]) -> Background {
+        let inv = self.inventory.display().to_string();
+        let mut args = vec!["run", "pb.yml", "-i", inv.as_str()];
+        args.extend(self.args.iter().map(String::as_str));
+        args.extend(more);
+        self.work.spawn_mixop(&args)
     }
 
     /// A file the playbook wrote under `@OUT@`.
@@ -729,11 +1059,210 @@ impl Session {
         self.work.read(rel)
     }
 
+    /// Whether the playbook wrote `rel` under `@OUT@`.
+    pub fn out_exists(&self, rel: &str) -> bool {
+        self.work.out().join(rel).exists()
+    }
+
+    /// A file the playbook wrote under `@OUT@`, parsed as JSON.
+    pub fn out_json(&self, rel: &str) -> serde_json::Value {
+        let text = self.out(rel);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not JSON ({e}): {text}"))
+    }
+
+    /// The session's lab.
+    pub fn the_lab(&self) -> &Lab {
+        self.lab.as_ref().expect("a lab session")
+    }
+
+    /// The session's Kubernetes API double.
+    pub fn double(&self) -> &KubeDouble {
+        self.kube.as_ref().expect("a Kubernetes session")
+    }
+
     /// A file on a lab host, as that host sees it.
     pub fn host_file(&self, host: &str, path: &str) -> String {
-        self.lab
-            .as_ref()
-            .expect("a lab session")
-            .exec(host, &format!("cat {path}"))
+        self.the_lab().exec(host, &format!("cat {path}"))
+    }
+}
+
+/// A simulated Windows Server 2022 host: the WinRM peer in `--mode sim` with a state directory
+/// of its own (`host.json`, the disk under `fs/`, the module requests in `scripts.jsonl`).
+/// Reboots are fast (down 1 s, delays capped at 0.3 s) unless `extra` says otherwise.
+pub struct Sim {
+    /// `None` once stopped (a host that never comes back).
+    pub peer: Option<WinrmPeer>,
+    pub state: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Sim {
+    pub fn start(extra: &[&str]) -> Sim {
+        Sim::start_with(extra, None)
+    }
+
+    /// `init`: JSON merged into the new host.json (e.g. files on its disk).
+    pub fn start_with(extra: &[&str], init: Option<serde_json::Value>) -> Sim {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("host").display().to_string();
+        let mut args: Vec<String> = [
+            "--mode",
+            "sim",
+            "--state-dir",
+            &dir,
+            "--reboot-down",
+            "1",
+            "--reboot-delay-cap",
+            "0.3",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(init) = init {
+            let p = state.path().join("init.json");
+            std::fs::write(&p, init.to_string()).unwrap();
+            args.push("--sim-init".into());
+            args.push(p.display().to_string());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let peer = WinrmPeer::start(&refs);
+        let port = peer.port;
+        Sim {
+            peer: Some(peer),
+            state,
+            port,
+        }
+    }
+
+    pub fn peer(&self) -> &WinrmPeer {
+        self.peer.as_ref().expect("the simulated host was stopped")
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.state.path().join("host")
+    }
+
+    pub fn host(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir().join("host.json")).expect("host.json");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn scripts_text(&self) -> String {
+        std::fs::read_to_string(self.dir().join("scripts.jsonl")).unwrap_or_default()
+    }
+
+    /// The module requests the host answered, in order.
+    pub fn scripts(&self) -> Vec<serde_json::Value> {
+        self.scripts_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn requests(&self, module: &str, phase: &str) -> Vec<serde_json::Value> {
+        self.scripts()
+            .into_iter()
+            .filter(|s| s["module"] == module && s["phase"] == phase)
+            .collect()
+    }
+
+    /// Raw commands the peer answered (record-mode style records).
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        self.peer.as_ref().map(|p| p.records()).unwrap_or_default()
+    }
+
+    pub fn reboots(&self) -> usize {
+        self.records()
+            .iter()
+            .filter(|r| r["builtin"] == "reboot" && r["rc"] == 0)
+            .count()
+    }
+
+    /// `POST /<op>` with a JSON body to the peer's control port; the JSON answer.
+    pub fn control(&self, op: &str, body: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let port = self.peer().control;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /{op} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap()
+    }
+
+    /// Where `C:\Foo\Bar` lives on the simulated disk (case-folded).
+    pub fn fs_path(&self, win: &str) -> PathBuf {
+        let (drive, rest) = win.split_once(':').unwrap();
+        let mut p = self.dir().join("fs").join(drive.to_lowercase());
+        for c in rest.split(['\\', '/']).filter(|c| !c.is_empty()) {
+            p.push(c.to_lowercase());
+        }
+        p
+    }
+
+    /// Inventory of this host as win1 in group `windows`.
+    pub fn inventory(&self) -> String {
+        format!(
+            "all:\n  children:\n    windows:\n      hosts:\n{}",
+            self.peer().inventory_host("win1")
+        )
+    }
+}
+
+/// One `mixop run --output json` on a single host win1: exit code, every host result, the recap.
+pub struct Played {
+    pub code: i32,
+    pub results: Vec<serde_json::Value>,
+    pub stats: serde_json::Value,
+    pub all: String,
+}
+
+impl Played {
+    pub fn from_json_run(run: &Run) -> Played {
+        let mut results = Vec::new();
+        let mut stats = serde_json::Value::Null;
+        for line in run.stdout.lines() {
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            match ev["event"].as_str() {
+                Some("host_result") => results.push(ev),
+                Some("recap") => stats = ev["hosts"]["win1"].clone(),
+                _ => {}
+            }
+        }
+        assert!(!stats.is_null(), "no recap:\n{}", run.all());
+        Played {
+            code: run.code,
+            results,
+            stats,
+            all: run.all(),
+        }
+    }
+    #[track_caller]
+    pub fn task(&self, name: &str) -> &serde_json::Value {
+        self.results
+            .iter()
+            .find(|r| r["task"] == name)
+            .unwrap_or_else(|| panic!("no result for task {name:?}:\n{}", self.all))
+    }
+    #[track_caller]
+    pub fn result(&self, name: &str) -> &serde_json::Value {
+        &self.task(name)["result"]
+    }
+    pub fn changed(&self) -> u64 {
+        self.stats["changed"].as_u64().unwrap()
+    }
+    pub fn failed(&self) -> u64 {
+        self.stats["failed"].as_u64().unwrap()
+    }
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "mixop failed:\n{}", self.all);
+        self
     }
 }
