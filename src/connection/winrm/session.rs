@@ -209,21 +209,34 @@ impl SessionHandle {
         }
     }
 
-    /// Sends a Command on `shell`. Should the caller go away (Ctrl-C) before the answer comes,
-    /// the host has started the command all the same: the answer is still read and the command
-    /// it names is signalled to terminate, as one whose answer arrived would be. In flight, it
-    /// counts as cleanup, so `close` waits for it before deleting the shell.
-    pub async fn call_command(&self, shell: &str, req: soap::Request) -> Result<Reply, ConnError> {
+    /// Sends a Command on `shell`. The host may start the command whatever happens to the
+    /// caller, so the answer always comes with a `Terminate` armed for the command it names:
+    /// whoever ends up holding it — the caller, or nobody because the caller went away (Ctrl-C)
+    /// before the answer came or after it was sent but before it was read — either disarms it or
+    /// has the command signalled when it drops. In flight, it counts as cleanup, so `close`
+    /// waits for it before deleting the shell.
+    pub async fn call_command(
+        &self,
+        shell: &str,
+        req: soap::Request,
+    ) -> Result<(Reply, Option<Terminate>), ConnError> {
         let (tx, rx) = oneshot::channel();
         let h = self.clone();
         let shell = shell.to_string();
         self.cleanup.spawn(async move {
-            let answer = h.call(req).await;
-            if let Err(Ok(Ok(r))) = tx.send(answer)
-                && let Some(id) = r.command_id.filter(|c| !c.is_empty())
-            {
-                let _ = h.call(soap::signal_terminate(&shell, &id)).await;
-            }
+            let answer = h.call(req).await.map(|reply| {
+                let guard = match &reply {
+                    Ok(r) => r
+                        .command_id
+                        .clone()
+                        .filter(|c| !c.is_empty())
+                        .map(|id| Terminate::armed(h.clone(), shell, id)),
+                    Err(_) => None,
+                };
+                (reply, guard)
+            });
+            // Not taken: dropping it here (or with the channel) signals the command.
+            let _ = tx.send(answer);
         });
         rx.await.map_err(|_| {
             ConnError::failed(format!(
@@ -240,6 +253,44 @@ impl SessionHandle {
         self.cleanup.spawn(async move {
             let _ = h.call(req).await;
         });
+    }
+}
+
+/// Signals `terminate` for a command unless disarmed: on timeout, on cancellation (the exec
+/// future dropped) and on errors, so the host does not keep running an orphan.
+pub struct Terminate {
+    session: SessionHandle,
+    shell: String,
+    command: String,
+    armed: bool,
+}
+
+impl Terminate {
+    pub fn armed(session: SessionHandle, shell: String, command: String) -> Terminate {
+        Terminate {
+            session,
+            shell,
+            command,
+            armed: true,
+        }
+    }
+
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// The command ended (or another owner signals it): no Signal from this guard.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Terminate {
+    fn drop(&mut self) {
+        if self.armed {
+            self.session
+                .call_detached(soap::signal_terminate(&self.shell, &self.command));
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::{Mutex, mpsc};
 
-use super::session::{Reply, SessionHandle};
+use super::session::{Reply, SessionHandle, Terminate};
 use super::soap::{self, StreamKind};
 use crate::connection::ConnError;
 
@@ -34,24 +34,6 @@ pub struct Shell {
     id: Mutex<Option<String>>,
     /// Commands per live shell (the current one and retired ones still running commands).
     book: SharedBook,
-}
-
-/// Signals `terminate` for a command unless disarmed: on timeout, on cancellation (the exec
-/// future dropped) and on errors, so the host does not keep running an orphan.
-struct Terminate {
-    session: SessionHandle,
-    shell: String,
-    command: String,
-    armed: bool,
-}
-
-impl Drop for Terminate {
-    fn drop(&mut self) {
-        if self.armed {
-            self.session
-                .call_detached(soap::signal_terminate(&self.shell, &self.command));
-        }
-    }
 }
 
 struct Active<'a>(&'a SessionHandle);
@@ -365,27 +347,24 @@ impl Shell {
             book: self.book.clone(),
             shell: None,
         };
-        let (shell, command, lease) = match &opts.own_shell {
+        let (shell, command, lease, mut guard) = match &opts.own_shell {
             Some(shell_opts) => {
                 let shell = self.create(shell_opts).await?;
                 self.book().own.insert(shell.clone());
                 own.shell = Some(shell.clone());
                 let req = soap::command_with(&shell, cmdline, console, opts.skip_cmd_shell);
-                match self.session.call(req).await? {
-                    Ok(r) => (shell, self.command_id(r)?, None),
-                    Err(f) => return Err(self.fault("cannot start the command", &f)),
+                match self.session.call_command(&shell, req).await? {
+                    (Ok(_), guard) => {
+                        let (command, guard) = self.started(guard)?;
+                        (shell, command, None, guard)
+                    }
+                    (Err(f), _) => return Err(self.fault("cannot start the command", &f)),
                 }
             }
             None => {
-                let (shell, command, lease) = self.start(cmdline, console, opts).await?;
-                (shell, command, Some(lease))
+                let (shell, command, lease, guard) = self.start(cmdline, console, opts).await?;
+                (shell, command, Some(lease), guard)
             }
-        };
-        let mut guard = Terminate {
-            session: self.session.clone(),
-            shell: shell.clone(),
-            command: command.clone(),
-            armed: true,
         };
         self.feed(&shell, &command, stdin).await?;
         let rc = loop {
@@ -404,7 +383,7 @@ impl Shell {
                 }
                 Err(f) if f.is_timed_out() => continue,
                 Err(f) if f.is_not_found() => {
-                    guard.armed = false;
+                    guard.disarm();
                     if f.is_shell_not_found() {
                         self.forget(&shell).await;
                     }
@@ -421,7 +400,7 @@ impl Shell {
         // Windows keeps a finished command until it is signalled (pywinrm's cleanup_command);
         // nobody needs to wait for that answer, so it goes when the connection is idle. A shell
         // deleted now (retired, or the command's own) needs no Signal.
-        guard.armed = false;
+        guard.disarm();
         let deleted = match lease {
             Some(lease) => lease.finish().await,
             None => {
@@ -443,23 +422,26 @@ impl Shell {
         }
     }
 
-    fn command_id(&self, r: soap::Response) -> Result<String, ConnError> {
-        match r.command_id {
-            Some(c) if !c.is_empty() => Ok(c),
-            _ => Err(ConnError::failed(format!(
+    /// The command id of a started command, from the guard that answers for it (there is none
+    /// when the Command answer named no command).
+    fn started(&self, guard: Option<Terminate>) -> Result<(String, Terminate), ConnError> {
+        match guard {
+            Some(g) => Ok((g.command().to_string(), g)),
+            None => Err(ConnError::failed(format!(
                 "{}: the Command answer carries no CommandId",
                 self.host()
             ))),
         }
     }
 
-    /// Starts a command on the shared shell: (shell, command id, its lease).
+    /// Starts a command on the shared shell: (shell, command id, its lease, its armed
+    /// `Terminate`).
     async fn start(
         &self,
         cmdline: &str,
         console: bool,
         opts: &RunOptions,
-    ) -> Result<(String, String, Lease), ConnError> {
+    ) -> Result<(String, String, Lease, Terminate), ConnError> {
         // A shell lost to a reboot is only noticed here; the command had not started, so it
         // is safe to create a new shell and send it once more. So is a Command refused for the
         // operations quota, on a fresh shell (Ansible does the same).
@@ -470,18 +452,21 @@ impl Shell {
             let shell = lease.shell.clone();
             let req = soap::command_with(&shell, cmdline, console, opts.skip_cmd_shell);
             match self.session.call_command(&shell, req).await? {
-                Ok(r) => return Ok((shell, self.command_id(r)?, lease)),
-                Err(f) if f.is_shell_not_found() && !retried_lost => {
+                (Ok(_), guard) => {
+                    let (command, guard) = self.started(guard)?;
+                    return Ok((shell, command, lease, guard));
+                }
+                (Err(f), _) if f.is_shell_not_found() && !retried_lost => {
                     retried_lost = true;
                     drop(lease);
                     self.forget(&shell).await;
                 }
-                Err(f) if f.is_shell_not_found() => {
+                (Err(f), _) if f.is_shell_not_found() => {
                     drop(lease);
                     self.forget(&shell).await;
                     return Err(self.fault("the shell vanished again", &f));
                 }
-                Err(f) if f.is_quota_exceeded() && !retried_quota => {
+                (Err(f), _) if f.is_quota_exceeded() && !retried_quota => {
                     retried_quota = true;
                     tracing::debug!(
                         host = self.host(),
@@ -490,13 +475,13 @@ impl Shell {
                     drop(lease);
                     self.retire_for_quota(&shell).await;
                 }
-                Err(f) if f.is_internal_error() => {
+                (Err(f), _) if f.is_internal_error() => {
                     return Err(self.fault(
                         "cannot start the command (not sent again: the host may have started it)",
                         &f,
                     ));
                 }
-                Err(f) => return Err(self.fault("cannot start the command", &f)),
+                (Err(f), _) => return Err(self.fault("cannot start the command", &f)),
             }
         }
     }
@@ -591,22 +576,21 @@ impl Shell {
                 .call_command(&shell, soap::command(&shell, cmdline, false))
                 .await?
             {
-                Ok(r) => match r.command_id {
-                    Some(c) if !c.is_empty() => {
-                        return Ok(super::process::Process::new(self.session.clone(), shell, c));
-                    }
-                    _ => {
-                        return Err(ConnError::failed(format!(
-                            "{}: the Command answer carries no CommandId",
-                            self.host()
-                        )));
-                    }
-                },
-                Err(f) if f.is_shell_not_found() && !retried => {
+                (Ok(_), guard) => {
+                    let (command, mut guard) = self.started(guard)?;
+                    // The process signals its command when dropped, from now on.
+                    guard.disarm();
+                    return Ok(super::process::Process::new(
+                        self.session.clone(),
+                        shell,
+                        command,
+                    ));
+                }
+                (Err(f), _) if f.is_shell_not_found() && !retried => {
                     retried = true;
                     self.forget(&shell).await;
                 }
-                Err(f) => {
+                (Err(f), _) => {
                     if f.is_shell_not_found() {
                         self.forget(&shell).await;
                     }
