@@ -204,7 +204,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
         }
         "first_found" => {
             let scope = scope(state)?;
-            let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
+            let mut skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
             let (mut files, mut paths) = (Vec::new(), Vec::new());
             let add = |v: &Value,
                        files: &mut Vec<String>,
@@ -223,8 +223,24 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                     _ => split_terms(v, files),
                 }
             };
-            for t in terms {
+            // A list term stands for its items (`with_first_found` passes its list whole).
+            let mut flat = Vec::new();
+            let mut todo: Vec<Value> = terms.iter().rev().cloned().collect();
+            while let Some(t) = todo.pop() {
+                match t.kind() {
+                    ValueKind::Seq => todo.extend(t.try_iter()?.collect::<Vec<_>>().into_iter().rev()),
+                    _ => flat.push(t),
+                }
+            }
+            for t in &flat {
                 add(t, &mut files, &mut paths)?;
+                // A mapping term may carry `skip` (ansible-core's term-level options).
+                if t.kind() == ValueKind::Map {
+                    let s = t.get_attr("skip")?;
+                    if !s.is_undefined() {
+                        skip = s.is_true();
+                    }
+                }
             }
             if let Some(f) = kwargs.get::<Option<Value>>("files")? {
                 split_terms(&f, &mut files)?;
