@@ -560,7 +560,8 @@ impl Loader<'_> {
         }
         play.tasks.splice(0..0, roles);
         let play_roles = std::mem::take(&mut self.play_roles);
-        play.handlers.extend(play_roles.handlers);
+        // Role handlers come before the play's own (ansible-core's `Play.compile_roles_handlers`).
+        play.handlers.splice(0..0, play_roles.handlers);
         play.role_defaults = play_roles.defaults;
         play.role_vars = play_roles.vars;
         play.role_ids = play_roles.seen;
@@ -901,8 +902,7 @@ impl Loader<'_> {
                     // As ansible-core's `with_<lookup>`: the terms, templated, go to the
                     // lookup, whose list is the loop. They ride in a task variable so
                     // templates inside them render lazily like any other variable.
-                    task.vars
-                        .insert(FIRST_FOUND_TERMS.into(), v.to_value());
+                    task.vars.insert(FIRST_FOUND_TERMS.into(), v.to_value());
                     task.loop_ = Some(Value::String(format!(
                         "{{{{ query('first_found', {FIRST_FOUND_TERMS}) }}}}"
                     )));

@@ -228,7 +228,9 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             let mut todo: Vec<Value> = terms.iter().rev().cloned().collect();
             while let Some(t) = todo.pop() {
                 match t.kind() {
-                    ValueKind::Seq => todo.extend(t.try_iter()?.collect::<Vec<_>>().into_iter().rev()),
+                    ValueKind::Seq => {
+                        todo.extend(t.try_iter()?.collect::<Vec<_>>().into_iter().rev())
+                    }
                     _ => flat.push(t),
                 }
             }
