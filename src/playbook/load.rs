@@ -83,6 +83,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "with_dict",
     "with_indexed_items",
     "with_first_found",
+    "with_fileglob",
     "block",
     "rescue",
     "always",
@@ -109,10 +110,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "set facts on the delegated host with a task of its own",
     ),
     ("order", "order hosts in the inventory"),
-    (
-        "with_fileglob",
-        "use loop with the fileglob lookup output from a command",
-    ),
     ("with_sequence", "use loop: \"{{ range(...) | list }}\""),
     ("with_nested", "use loop with the product filter"),
     ("with_subelements", "use loop with the subelements filter"),
@@ -125,8 +122,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("become_exe", "not supported"),
 ];
 
-/// The task variable that carries `with_first_found`'s terms to its loop.
-const FIRST_FOUND_TERMS: &str = "_mixop_first_found_terms";
+/// The task variable that carries a `with_<lookup>` loop's terms to its lookup.
+const LOOKUP_TERMS: &str = "_mixop_lookup_terms";
 
 pub struct Loader<'t> {
     templar: &'t Templar,
@@ -894,7 +891,7 @@ impl Loader<'_> {
                     }
                     task.loop_ = Some(value);
                 }
-                "with_first_found" => {
+                "with_first_found" | "with_fileglob" => {
                     if task.loop_.is_some() {
                         return Err(Diag::input("a task can have only one loop").at(&knode.loc));
                     }
@@ -902,9 +899,10 @@ impl Loader<'_> {
                     // As ansible-core's `with_<lookup>`: the terms, templated, go to the
                     // lookup, whose list is the loop. They ride in a task variable so
                     // templates inside them render lazily like any other variable.
-                    task.vars.insert(FIRST_FOUND_TERMS.into(), v.to_value());
+                    task.vars.insert(LOOKUP_TERMS.into(), v.to_value());
+                    let lookup = &k["with_".len()..];
                     task.loop_ = Some(Value::String(format!(
-                        "{{{{ query('first_found', {FIRST_FOUND_TERMS}) }}}}"
+                        "{{{{ query('{lookup}', {LOOKUP_TERMS}) }}}}"
                     )));
                 }
                 "loop_control" => task.loop_control = loop_control(v, self)?,
@@ -1123,7 +1121,15 @@ impl Loader<'_> {
         }
         let Some(module) = modules::lookup(name) else {
             let mut candidates: Vec<&str> = modules::names();
-            candidates.extend(TASK_KEYWORDS);
+            // A dotted name is a module's; a short one may be a misspelt keyword, but only a
+            // near miss (`dnf` is a module mixop lacks, not a typo of `diff`).
+            if !name.contains('.') {
+                candidates.extend(
+                    TASK_KEYWORDS
+                        .iter()
+                        .filter(|k| modules::edit_distance(name, k) <= 1),
+                );
+            }
             let mut d = Diag::input(format!("unknown module or keyword `{name}`"))
                 .at(&knode.loc)
                 .label("not a module mixop knows");
