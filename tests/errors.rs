@@ -106,6 +106,21 @@ fn unknown_module_suggests_the_right_one() {
 }
 
 #[test]
+fn unknown_module_never_suggests_a_task_keyword_far_from_it() {
+    let w = Work::new();
+    // `dif` is one edit from the keyword `diff`, but a dotted name is a module's.
+    let err = rejected(&w, &format!("{FIRST}    - ansible.builtin.dif: {{}}\n"));
+    assert!(err.contains("unknown module or keyword"), "{err}");
+    assert!(!err.contains("did you mean `diff`"), "{err}");
+    // Two edits from `diff`: not a typo of it.
+    let err = rejected(&w, &format!("{FIRST}    - dnx: {{}}\n"));
+    assert!(!err.contains("did you mean `diff`"), "{err}");
+    // One edit from a keyword, short: still suggested.
+    let err = rejected(&w, &format!("{FIRST}    - whn: true\n"));
+    assert!(err.contains("did you mean `when`?"), "{err}");
+}
+
+#[test]
 fn fqcn_unsupported_actions_get_the_message_of_the_short_names() {
     for action in [
         "include",

@@ -366,25 +366,62 @@ impl Engine {
 
     /// Runs notified handlers for these hosts, in the order the handlers are written.
     async fn flush_handlers(&self, pc: &PlayCtx<'_>, hosts: &[String], inh: &Inherit) {
-        for handler in &pc.play.handlers {
-            let name = handler.name.clone().unwrap_or_default();
-            let notified: Vec<String> = hosts
-                .iter()
-                .filter(|h| {
-                    let hs = self.host(h);
-                    (hs.active() || pc.play.force_handlers)
-                        && hs.is_notified(&name, &handler.listen)
-                })
-                .cloned()
-                .collect();
-            if notified.is_empty() {
-                continue;
-            }
-            self.run_task(pc, handler, &notified, inh, true).await;
-        }
+        self.run_handlers(pc, &pc.play.handlers, hosts, inh).await;
         for h in hosts {
             self.host(h).clear_notified();
         }
+    }
+
+    /// The notified handlers of this list. A block among handlers stands for the handlers in
+    /// its `block:`, which inherit its keywords; as in ansible-core (`PlayIterator` keeps only
+    /// each handler block's `block`), its `rescue` and `always` never run.
+    fn run_handlers<'a>(
+        &'a self,
+        pc: &'a PlayCtx<'a>,
+        handlers: &'a [Task],
+        hosts: &'a [String],
+        inh: &'a Inherit,
+    ) -> BoxFuture<'a, ()> {
+        async move {
+            for handler in handlers {
+                if let TaskKind::Block { block, .. } = &handler.kind {
+                    let mut child = inh.clone();
+                    child.opts = handler.opts.inherit(&inh.opts);
+                    crate::value::merge(&mut child.vars, &handler.vars, false);
+                    child.when.extend(handler.when.iter().cloned());
+                    self.run_handlers(pc, block, hosts, &child).await;
+                    continue;
+                }
+                let name = self.handler_name(pc, handler);
+                let notified: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| {
+                        let hs = self.host(h);
+                        (hs.active() || pc.play.force_handlers)
+                            && hs.is_notified(&name, &handler.listen)
+                    })
+                    .cloned()
+                    .collect();
+                if notified.is_empty() {
+                    continue;
+                }
+                self.run_task(pc, handler, &notified, inh, true).await;
+            }
+        }
+        .boxed()
+    }
+
+    /// A handler's name as `notify` must spell it: templated with the play's variables (and
+    /// extra vars), as ansible-core templates handler names before matching notifications.
+    fn handler_name(&self, pc: &PlayCtx<'_>, handler: &Task) -> String {
+        let name = handler.name.clone().unwrap_or_default();
+        if !crate::template::is_template(&name) {
+            return name;
+        }
+        let mut vars = pc.play_vars.clone();
+        crate::value::merge(&mut vars, &self.opts.extra_vars, false);
+        let (text, _) = self.templar.render_lenient(&name, &extra_only(&vars));
+        text
     }
 
     fn run_items<'a>(

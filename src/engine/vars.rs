@@ -157,6 +157,12 @@ impl Engine {
 }
 
 fn abs(p: &std::path::Path) -> String {
+    // A playbook named without a directory has the parent "", which is the current one.
+    let p = if p.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        p
+    };
     std::path::absolute(p)
         .unwrap_or_else(|_| p.to_path_buf())
         .display()

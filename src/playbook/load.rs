@@ -82,6 +82,8 @@ const TASK_KEYWORDS: &[&str] = &[
     "with_list",
     "with_dict",
     "with_indexed_items",
+    "with_first_found",
+    "with_fileglob",
     "block",
     "rescue",
     "always",
@@ -108,15 +110,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "set facts on the delegated host with a task of its own",
     ),
     ("order", "order hosts in the inventory"),
-    (
-        "with_fileglob",
-        "use loop with the fileglob lookup output from a command",
-    ),
     ("with_sequence", "use loop: \"{{ range(...) | list }}\""),
     ("with_nested", "use loop with the product filter"),
     ("with_subelements", "use loop with the subelements filter"),
     ("with_together", "use loop with the zip filter"),
-    ("with_first_found", "use a single path"),
     (
         "with_lines",
         "register a command and loop over stdout_lines",
@@ -124,6 +121,9 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("become_flags", "not supported"),
     ("become_exe", "not supported"),
 ];
+
+/// The task variable that carries a `with_<lookup>` loop's terms to its lookup.
+const LOOKUP_TERMS: &str = "_mixop_lookup_terms";
 
 pub struct Loader<'t> {
     templar: &'t Templar,
@@ -557,15 +557,13 @@ impl Loader<'_> {
         }
         play.tasks.splice(0..0, roles);
         let play_roles = std::mem::take(&mut self.play_roles);
-        play.handlers.extend(play_roles.handlers);
+        // Role handlers come before the play's own (ansible-core's `Play.compile_roles_handlers`).
+        play.handlers.splice(0..0, play_roles.handlers);
         play.role_defaults = play_roles.defaults;
         play.role_vars = play_roles.vars;
         play.role_ids = play_roles.seen;
-        let mut topics: Vec<String> = Vec::new();
-        for h in &play.handlers {
-            topics.extend(h.name.iter().cloned());
-            topics.extend(h.listen.iter().cloned());
-        }
+        let mut topics: Vec<(String, bool)> = Vec::new();
+        handler_topics(&play.handlers, &mut topics);
         for list in [
             &play.pre_tasks,
             &play.tasks,
@@ -893,6 +891,20 @@ impl Loader<'_> {
                     }
                     task.loop_ = Some(value);
                 }
+                "with_first_found" | "with_fileglob" => {
+                    if task.loop_.is_some() {
+                        return Err(Diag::input("a task can have only one loop").at(&knode.loc));
+                    }
+                    self.check_node_templates(v)?;
+                    // As ansible-core's `with_<lookup>`: the terms, templated, go to the
+                    // lookup, whose list is the loop. They ride in a task variable so
+                    // templates inside them render lazily like any other variable.
+                    task.vars.insert(LOOKUP_TERMS.into(), v.to_value());
+                    let lookup = &k["with_".len()..];
+                    task.loop_ = Some(Value::String(format!(
+                        "{{{{ query('{lookup}', {LOOKUP_TERMS}) }}}}"
+                    )));
+                }
                 "loop_control" => task.loop_control = loop_control(v, self)?,
                 "register" => {
                     let r = string_of(v, k)?;
@@ -906,7 +918,7 @@ impl Loader<'_> {
                 }
                 "vars" => {
                     self.check_node_templates(v)?;
-                    task.vars = vars_map(v, "vars")?;
+                    task.vars.extend(vars_map(v, "vars")?);
                 }
                 "tags" => {
                     for t in string_list(v, "tags")? {
@@ -1109,7 +1121,15 @@ impl Loader<'_> {
         }
         let Some(module) = modules::lookup(name) else {
             let mut candidates: Vec<&str> = modules::names();
-            candidates.extend(TASK_KEYWORDS);
+            // A dotted name is a module's; a short one may be a misspelt keyword, but only a
+            // near miss (`dnf` is a module mixop lacks, not a typo of `diff`).
+            if !name.contains('.') {
+                candidates.extend(
+                    TASK_KEYWORDS
+                        .iter()
+                        .filter(|k| modules::edit_distance(name, k) <= 1),
+                );
+            }
             let mut d = Diag::input(format!("unknown module or keyword `{name}`"))
                 .at(&knode.loc)
                 .label("not a module mixop knows");
@@ -1400,12 +1420,63 @@ fn flatten_once(a: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
+/// The names and `listen` topics a play's handlers answer to; a block among handlers stands
+/// for the handlers in its `block:` (ansible-core runs neither its rescue nor its always).
+/// Each with whether it is a name (templated at run time) rather than a `listen` topic (not).
+fn handler_topics(handlers: &[Task], out: &mut Vec<(String, bool)>) {
+    for h in handlers {
+        match &h.kind {
+            TaskKind::Block { block, .. } => handler_topics(block, out),
+            _ => {
+                out.extend(h.name.iter().map(|n| (n.clone(), true)));
+                out.extend(h.listen.iter().map(|l| (l.clone(), false)));
+            }
+        }
+    }
+}
+
+/// Whether a notification can reach this handler name or topic. A templated name is known
+/// only at run time (ansible-core templates it with the play's variables), so its literal
+/// parts must match in order and each `{{ }}` may stand for any text.
+fn answers((topic, is_name): &(String, bool), n: &str) -> bool {
+    if topic == n {
+        return true;
+    }
+    if !is_name || !crate::template::is_template(topic) {
+        return false;
+    }
+    let mut parts = Vec::new();
+    let mut rest = topic.as_str();
+    while let Some(i) = rest.find("{{") {
+        parts.push(&rest[..i]);
+        rest = rest[i..].find("}}").map_or("", |j| &rest[i + j + 2..]);
+    }
+    parts.push(rest);
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !n.starts_with(first) || n.len() < first.len() + last.len() || !n.ends_with(last) {
+        return false;
+    }
+    let mut at = first.len();
+    let end = n.len() - last.len();
+    for p in &parts[1..parts.len() - 1] {
+        match n[at..end].find(p) {
+            Some(i) => at += i + p.len(),
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Every `notify` must name a handler (or a `listen` topic) of the play.
-fn check_notify(tasks: &[Task], topics: &[String]) -> Result<()> {
+fn check_notify(tasks: &[Task], topics: &[(String, bool)]) -> Result<()> {
     for t in tasks {
         for n in &t.notify {
-            if !topics.contains(n) {
-                let known: Vec<&str> = topics.iter().map(String::as_str).collect();
+            // A templated notification is known only at run time.
+            if crate::template::is_template(n) {
+                continue;
+            }
+            if !topics.iter().any(|topic| answers(topic, n)) {
+                let known: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
                 let mut d = Diag::input(format!(
                     "`notify` names the handler `{n}`, which this play does not have"
                 ))

@@ -198,13 +198,13 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
         }
         "fileglob" => {
             let scope = scope(state)?;
-            for t in terms {
+            for t in &flat_terms(terms)? {
                 out.extend(fileglob(&scope.inner.opts.search_paths, &term_str(t)?));
             }
         }
         "first_found" => {
             let scope = scope(state)?;
-            let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
+            let mut skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
             let (mut files, mut paths) = (Vec::new(), Vec::new());
             let add = |v: &Value,
                        files: &mut Vec<String>,
@@ -223,8 +223,15 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                     _ => split_terms(v, files),
                 }
             };
-            for t in terms {
+            for t in &flat_terms(terms)? {
                 add(t, &mut files, &mut paths)?;
+                // A mapping term may carry `skip` (ansible-core's term-level options).
+                if t.kind() == ValueKind::Map {
+                    let s = t.get_attr("skip")?;
+                    if !s.is_undefined() {
+                        skip = s.is_true();
+                    }
+                }
             }
             if let Some(f) = kwargs.get::<Option<Value>>("files")? {
                 split_terms(&f, &mut files)?;
@@ -339,6 +346,19 @@ fn query(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Res
 }
 
 /// A `first_found` term: a name, a comma/semicolon-separated list of names, or a list of them.
+/// Terms with each list term standing for its items (`with_<lookup>` passes its list whole).
+fn flat_terms(terms: &[Value]) -> Result<Vec<Value>, Error> {
+    let mut flat = Vec::new();
+    let mut todo: Vec<Value> = terms.iter().rev().cloned().collect();
+    while let Some(t) = todo.pop() {
+        match t.kind() {
+            ValueKind::Seq => todo.extend(t.try_iter()?.collect::<Vec<_>>().into_iter().rev()),
+            _ => flat.push(t),
+        }
+    }
+    Ok(flat)
+}
+
 fn split_terms(v: &Value, into: &mut Vec<String>) -> Result<(), Error> {
     match v.kind() {
         ValueKind::Seq => {
