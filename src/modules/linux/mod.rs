@@ -1,5 +1,5 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
-//! package, package_facts, user, group, sysctl, pip.
+//! package, package_facts, user, group, sysctl, pip, uri, git.
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
@@ -8,12 +8,14 @@
 
 mod apt;
 mod get_url;
+mod git;
 mod package;
 mod pip;
 mod reboot;
 mod sysctl;
 mod systemd;
 mod unarchive;
+mod uri;
 mod user;
 
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub static MODULES: &[&dyn Module] = &[
     &user::Group,
     &sysctl::Sysctl,
     &pip::Pip,
+    &uri::Uri,
+    &git::Git,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
