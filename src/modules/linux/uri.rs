@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::{BUILTIN, run_stdin};
 use crate::modules::ParamType::*;
+use crate::modules::files::add_path_info;
 use crate::modules::files::remote;
 use crate::modules::posix::quote;
 use crate::modules::url::{mask_url, url_filename};
@@ -36,7 +37,8 @@ static URI_DEF: ModuleDef = ModuleDef {
             &["form-urlencoded", "json", "raw", "form-multipart"],
         ),
         p("headers", Dict),
-        p("status_code", List),
+        // A list, one code, or "200,201" as Ansible accepts; checked by `status_codes`.
+        p("status_code", Any),
         p("return_content", Bool),
         p("dest", Str),
         alias(p("url_username", Str), &["user"]),
@@ -233,6 +235,7 @@ if [ -n "$u_dest" ] && [ -f "$d/out" ] && [ "$code" != 304 ]; then
     else rm -f -- "$t"; _err "failed to write $u_dest: $e"; exit 0; fi ;;
   esac
 fi
+if [ -n "$u_dest" ] && [ -e "$u_dest" ]; then printf 'lstat=%s\n' "$(_st "$u_dest")"; fi
 if [ -f "$d/out" ] && { [ -z "$written" ] || [ -n "$u_content" ]; }; then echo '::data::'; cat -- "$d/out"; fi
 "#;
 
@@ -366,7 +369,7 @@ impl Module for Uri {
                     )
                     .into(),
                 );
-                return Ok(r);
+                return Ok(with_lines(r));
             }
             Some(_) => {
                 let mut r = outcome(false);
@@ -378,7 +381,7 @@ impl Module for Uri {
                     )
                     .into(),
                 );
-                return Ok(r);
+                return Ok(with_lines(r));
             }
             None => {}
         }
@@ -388,7 +391,7 @@ impl Module for Uri {
         let mut status: i64 = -1;
         let mut effective = masked.clone();
         let msg;
-        if let Some((code, final_url)) = response.code.filter(|(c, _)| *c != 0) {
+        if let Some((code, final_url)) = response.code.clone().filter(|(c, _)| *c != 0) {
             status = code;
             if !final_url.is_empty() {
                 effective = mask_url(&final_url);
@@ -465,6 +468,10 @@ impl Module for Uri {
             && let Some(p) = reply.get("path")
         {
             r.insert("path".into(), p.into());
+            // Ansible adds the file's attributes to any result naming an existing `path`.
+            if let Some(st) = reply.stat("lstat")? {
+                add_path_info(&mut r, &st);
+            }
         }
         if let Some(loc) = r.get("location").and_then(Value::as_str) {
             let joined = join_url(r["url"].as_str().unwrap_or(&masked), loc);
@@ -484,6 +491,18 @@ impl Module for Uri {
         {
             r.insert("json".into(), js);
         }
+        // urllib raises HTTPError for any non-2xx answer; its body stays in the result as `body`
+        // unless Ansible read it as content (JSON, return_content, or a failing status).
+        let http_error = response
+            .code
+            .as_ref()
+            .is_some_and(|(c, _)| *c != 0 && !(200..300).contains(c));
+        if http_error && !(is_json_type(&ctype) || return_content || !codes.contains(&status)) {
+            r.insert(
+                "body".into(),
+                content_text.clone().unwrap_or_default().into(),
+            );
+        }
         if return_content {
             r.insert(
                 "content".into(),
@@ -502,6 +521,15 @@ impl Module for Uri {
         }
         Ok(r)
     }
+}
+
+/// `stdout_lines` beside `stdout`, as Ansible's results have them.
+fn with_lines(mut r: Outcome) -> Outcome {
+    if let Some(s) = r.get("stdout").and_then(Value::as_str) {
+        let lines: Vec<Value> = s.lines().map(Value::from).collect();
+        r.insert("stdout_lines".into(), lines.into());
+    }
+    r
 }
 
 /// What the script saw of the response.
