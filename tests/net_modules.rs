@@ -397,3 +397,149 @@ fn uri_check_mode_skips_and_failures_say_why() {
     assert_eq!(c.code, 3, "{}", c.all());
     assert!(c.all().contains("body_format"), "{}", c.all());
 }
+
+// ---------------------------------------------------------------- git
+
+/// Git with fixed identities and dates, so both labs' repositories have the same commit ids.
+const GIT_ENV: &str = "export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@x GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@x GIT_AUTHOR_DATE='2024-01-01T00:00:00Z' GIT_COMMITTER_DATE='2024-01-01T00:00:00Z' HOME=/root";
+
+/// A lab host with /opt/src.git: `main` (2 commits, annotated tag v1 on the first) and `dev`.
+fn git_lab() -> Lab {
+    let lab = Lab::up(1, &[]);
+    lab.exec(
+        "lab1",
+        &format!(
+            "{GIT_ENV}; set -e; git init -q -b main /opt/seed && cd /opt/seed && echo one > f && git add f && git commit -qm one && git tag -a v1 -m v1 && echo two > f && git commit -qam two && git checkout -qb dev && echo dev > d && git add d && git commit -qm dev && git checkout -q main && git clone -q --bare /opt/seed /opt/src.git"
+        ),
+    );
+    assert_eq!(
+        lab.exec(
+            "lab1",
+            "git -C /opt/src.git branch --format='%(refname:short)'"
+        ),
+        "dev\nmain\n"
+    );
+    lab
+}
+
+fn git_push(lab: &Lab, text: &str) {
+    lab.exec(
+        "lab1",
+        &format!("{GIT_ENV}; cd /opt/seed && echo {text} > f && git commit -qam {text} && git push -q /opt/src.git main"),
+    );
+}
+
+fn git_state(lab: &Lab) -> String {
+    lab.exec(
+        "lab1",
+        "for d in work tagged shallow bare.git; do printf '%s %s %s\\n' $d \"$(git -C /opt/$d rev-parse HEAD 2>&1)\" \"$(git -C /opt/$d rev-list --count HEAD 2>&1)\"; done; cat /opt/work/f 2>&1",
+    )
+}
+
+const GIT_PB: &str = r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - git: {repo: "file:///opt/src.git", dest: /opt/work}
+      register: g1
+    - git: {repo: "file:///opt/src.git", dest: /opt/tagged, version: v1}
+      register: g2
+    - git: {repo: "file:///opt/src.git", dest: /opt/shallow, depth: 1, version: dev}
+      register: g3
+    - ansible.builtin.git: {repo: "file:///opt/src.git", dest: /opt/bare.git, bare: true}
+      register: g4
+    - git: {repo: "file:///opt/src.git", dest: /opt/work, update: false}
+      register: g5
+    - copy:
+        dest: "{{ out_file }}"
+        content: "{{ [g1, g2, g3, g4, g5] | to_json }}"
+      delegate_to: localhost
+      check_mode: false
+"#;
+
+#[test]
+fn git_matches_ansible_on_the_lab_host() {
+    let (lab_a, lab_m) = (git_lab(), git_lab());
+    let w = Work::new();
+    w.write("pb.yml", GIT_PB);
+    let mut round = 0;
+    let mut compare = |extra: &[&str], expect_code: i32| -> String {
+        round += 1;
+        let a_out = w.out().join(format!("a{round}.json"));
+        let m_out = w.out().join(format!("m{round}.json"));
+        let mut a_args = vec!["-e".to_string(), format!("out_file={}", a_out.display())];
+        a_args.extend(extra.iter().map(|s| s.to_string()));
+        let a_refs: Vec<&str> = a_args.iter().map(String::as_str).collect();
+        let (a_code, a_text) = ansible(&lab_a, &w, "pb.yml", &a_refs);
+        let m_e = format!("out_file={}", m_out.display());
+        let mut m_args = vec![
+            "run",
+            "pb.yml",
+            "-i",
+            lab_m.inventory.to_str().unwrap(),
+            "-e",
+            &m_e,
+        ];
+        m_args.extend_from_slice(extra);
+        let m = w.mixop(&m_args);
+        let ctx = format!(
+            "round {round} {extra:?}\n--- ansible (exit {a_code})\n{a_text}\n--- mixop\n{}",
+            m.all()
+        );
+        assert!(a_text.contains("PLAY RECAP"), "{ctx}");
+        assert_eq!((m.code, a_code), (expect_code, expect_code), "{ctx}");
+        assert_eq!(
+            parse_recap(&m.stdout, "lab1"),
+            parse_recap(&a_text, "lab1"),
+            "{ctx}"
+        );
+        assert_eq!(git_state(&lab_m), git_state(&lab_a), "{ctx}");
+        if expect_code == 0 {
+            let strip = |v: Value| {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        let mut o = r.as_object().unwrap().clone();
+                        o.retain(|k, _| !VOLATILE.contains(&k.as_str()));
+                        Value::Object(o)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(strip(read_json(&m_out)), strip(read_json(&a_out)), "{ctx}");
+        }
+        m.all()
+    };
+    // Check mode on an empty host: everything would change, nothing is cloned.
+    compare(&["--check"], 0);
+    assert!(git_state(&lab_m).contains("work fatal"));
+    compare(&[], 0);
+    compare(&[], 0);
+    // A new commit upstream: check mode reports it, the run fetches it.
+    git_push(&lab_a, "three");
+    git_push(&lab_m, "three");
+    compare(&["--check"], 0);
+    compare(&[], 0);
+    assert!(
+        git_state(&lab_m).ends_with("three\n"),
+        "{}",
+        git_state(&lab_m)
+    );
+    // Local modifications stop the update (force: false), in check mode too.
+    for lab in [&lab_a, &lab_m] {
+        git_push(lab, "four");
+        lab.exec("lab1", "echo local > /opt/work/f");
+    }
+    for extra in [&["--check"][..], &[]] {
+        let out = compare(extra, 2);
+        assert!(
+            out.contains("Local modifications exist in the destination: /opt/work (force=no)."),
+            "{out}"
+        );
+    }
+    assert!(
+        git_state(&lab_m).ends_with("local\n"),
+        "{}",
+        git_state(&lab_m)
+    );
+}
