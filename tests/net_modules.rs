@@ -432,7 +432,7 @@ fn git_push(lab: &Lab, text: &str) {
 fn git_state(lab: &Lab) -> String {
     lab.exec(
         "lab1",
-        "for d in work tagged shallow bare.git; do printf '%s %s %s\\n' $d \"$(git -C /opt/$d rev-parse HEAD 2>&1)\" \"$(git -C /opt/$d rev-list --count HEAD 2>&1)\"; done; cat /opt/work/f 2>&1",
+        "for d in work tagged shallow bare.git; do printf '%s %s %s\\n' $d \"$(git -C /opt/$d rev-parse HEAD 2>&1)\" \"$(git -C /opt/$d rev-list --count HEAD 2>&1)\"; done; stat -c '%n %a' /opt/tagged/f /opt/work/f 2>&1; cat /opt/work/f 2>&1",
     )
 }
 
@@ -442,7 +442,7 @@ const GIT_PB: &str = r#"
   tasks:
     - git: {repo: "file:///opt/src.git", dest: /opt/work}
       register: g1
-    - git: {repo: "file:///opt/src.git", dest: /opt/tagged, version: v1}
+    - git: {repo: "file:///opt/src.git", dest: /opt/tagged, version: v1, umask: "0077"}
       register: g2
     - git: {repo: "file:///opt/src.git", dest: /opt/shallow, depth: 1, version: dev}
       register: g3
@@ -514,6 +514,11 @@ fn git_matches_ansible_on_the_lab_host() {
     compare(&["--check"], 0);
     assert!(git_state(&lab_m).contains("work fatal"));
     compare(&[], 0);
+    assert!(
+        git_state(&lab_m).contains("/opt/tagged/f 600\n/opt/work/f 644\n"),
+        "{}",
+        git_state(&lab_m)
+    );
     compare(&[], 0);
     // A new commit upstream: check mode reports it, the run fetches it.
     git_push(&lab_a, "three");

@@ -68,6 +68,7 @@ _remote_head() {
 }
 _is_branch() { [ -n "$(_g ls-remote "$1" -h "refs/heads/$g_version" 2>/dev/null)" ]; }
 _is_tag() { [ -n "$(_g ls-remote "$1" -t "refs/tags/$g_version" 2>/dev/null)" ]; }
+[ -z "$g_umask" ] || umask "$g_umask"
 if [ -n "$g_bare" ]; then g_cfg=$g_dest/config; else g_cfg=$g_dest/.git/config; fi
 if [ ! -e "$g_cfg" ]; then
   if [ -n "$g_check" ] || [ -z "$g_clone" ]; then
@@ -128,6 +129,9 @@ if [ -z "$g_bare" ]; then
     _run "checkout $g_version" _g checkout --force "$g_version"
   fi
 fi
+if [ -n "$g_recursive" ] && [ -z "$g_bare" ] && [ -f .gitmodules ]; then
+  _run "init/update submodules" _g submodule update --init --recursive ${g_force:+--force}
+fi
 echo "after=$(_g rev-parse HEAD 2>/dev/null)"
 "#;
 
@@ -158,6 +162,17 @@ impl Module for Git {
         let version = arg_str(&args, "version").unwrap_or("HEAD").to_string();
         let flag = |b: bool| if b { "1".to_string() } else { String::new() };
         let bare = arg_bool(&args, "bare", false);
+        // Ansible wants a quoted octal string; a YAML integer is taken as its octal digits.
+        let umask = match args.get("umask") {
+            None | Some(Value::Null) => String::new(),
+            Some(v) => {
+                let t = crate::value::to_text(v);
+                if t.is_empty() || t.len() > 4 || !t.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+                    return Err(ModError::msg("umask must be an octal integer"));
+                }
+                t
+            }
+        };
         let vars = vec![
             (
                 "g_git",
@@ -178,6 +193,8 @@ impl Module for Git {
             ("g_bare", flag(bare)),
             ("g_single", flag(arg_bool(&args, "single_branch", false))),
             ("g_check", flag(ctx.check_mode)),
+            ("g_recursive", flag(arg_bool(&args, "recursive", true))),
+            ("g_umask", umask),
         ];
         let mut script = remote::script(&vars, BODY);
         // Never prompt on the host (ssh host keys, credentials): fail instead.
