@@ -548,3 +548,50 @@ fn git_matches_ansible_on_the_lab_host() {
         git_state(&lab_m)
     );
 }
+
+// ---------------------------------------------------------------- service_facts
+
+#[test]
+fn service_facts_match_ansible_on_the_lab_host() {
+    // No systemd in lab hosts: both read `service --status-all` (SysV scripts in the host's /etc).
+    let lab = Lab::up(1, &[]);
+    let w = Work::new();
+    w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: false
+  tasks:
+    - service_facts:
+    - copy:
+        dest: "{{ out_file }}"
+        content: "{{ ansible_facts.services | to_json }}"
+      delegate_to: localhost
+"#,
+    );
+    let a_out = w.out().join("a.json");
+    let m_out = w.out().join("m.json");
+    let (a_code, a_text) = ansible(
+        &lab,
+        &w,
+        "pb.yml",
+        &["-e", &format!("out_file={}", a_out.display())],
+    );
+    let m_e = format!("out_file={}", m_out.display());
+    let m = w.mixop(&[
+        "run",
+        "pb.yml",
+        "-i",
+        lab.inventory.to_str().unwrap(),
+        "-e",
+        &m_e,
+    ]);
+    let ctx = format!(
+        "--- ansible (exit {a_code})\n{a_text}\n--- mixop\n{}",
+        m.all()
+    );
+    assert_eq!((m.code, a_code), (0, 0), "{ctx}");
+    let (a, mx) = (read_json(&a_out), read_json(&m_out));
+    assert_eq!(mx, a, "{ctx}");
+    assert_eq!(mx["ssh"]["source"], "sysv", "{ctx}");
+}

@@ -1,5 +1,6 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
-//! package, package_facts, user, group, sysctl, pip, uri, git.
+//! package, package_facts, user, group, sysctl, pip, uri, git,
+//! service_facts.
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
@@ -12,6 +13,7 @@ mod git;
 mod package;
 mod pip;
 mod reboot;
+mod service_facts;
 mod sysctl;
 mod systemd;
 mod unarchive;
@@ -40,6 +42,7 @@ pub static MODULES: &[&dyn Module] = &[
     &pip::Pip,
     &uri::Uri,
     &git::Git,
+    &service_facts::ServiceFacts,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
