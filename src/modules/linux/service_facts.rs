@@ -140,31 +140,6 @@ fn parse(out: &str) -> Map<String, Value> {
     services
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listings_parse_as_ansible_reads_them() {
-        let out = "::sysv::\n [ + ]  ssh\n [ - ]  procps\n [ ? ]  odd\n::units::\ncron.service loaded active running Regular jobs\nbad.service not-found inactive dead bad.service\n::files::\ncron.service enabled enabled\nbad.service masked ActiveState=inactive\nidle.service disabled ActiveState=inactive\n";
-        let s = parse(out);
-        assert_eq!(
-            s["ssh"],
-            json!({"name": "ssh", "state": "running", "source": "sysv"})
-        );
-        assert_eq!(s["procps"]["state"], "stopped");
-        assert!(!s.contains_key("odd"));
-        assert_eq!(
-            s["cron.service"],
-            json!({"name": "cron.service", "state": "running", "status": "enabled", "source": "systemd"})
-        );
-        // A bad state from list-units is kept over the unit file's.
-        assert_eq!(s["bad.service"]["status"], "not-found");
-        assert_eq!(s["idle.service"]["state"], "inactive");
-        assert_eq!(s["idle.service"]["status"], "disabled");
-    }
-}
-
 #[async_trait]
 impl Module for ServiceFacts {
     fn def(&self) -> &'static ModuleDef {
@@ -196,5 +171,30 @@ impl Module for ServiceFacts {
             r.insert("ansible_facts".into(), json!({ "services": services }));
         }
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_parse_as_ansible_reads_them() {
+        let out = "::sysv::\n [ + ]  ssh\n [ - ]  procps\n [ ? ]  odd\n::units::\ncron.service loaded active running Regular jobs\nbad.service not-found inactive dead bad.service\n::files::\ncron.service enabled enabled\nbad.service masked ActiveState=inactive\nidle.service disabled ActiveState=inactive\n";
+        let s = parse(out);
+        assert_eq!(
+            s["ssh"],
+            json!({"name": "ssh", "state": "running", "source": "sysv"})
+        );
+        assert_eq!(s["procps"]["state"], "stopped");
+        assert!(!s.contains_key("odd"));
+        assert_eq!(
+            s["cron.service"],
+            json!({"name": "cron.service", "state": "running", "status": "enabled", "source": "systemd"})
+        );
+        // A bad state from list-units is kept over the unit file's.
+        assert_eq!(s["bad.service"]["status"], "not-found");
+        assert_eq!(s["idle.service"]["state"], "inactive");
+        assert_eq!(s["idle.service"]["status"], "disabled");
     }
 }
