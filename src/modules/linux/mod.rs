@@ -1,5 +1,6 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
-//! package, package_facts, user, group, sysctl, pip.
+//! package, package_facts, user, group, sysctl, pip, uri, git,
+//! service_facts.
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
@@ -8,12 +9,15 @@
 
 mod apt;
 mod get_url;
+mod git;
 mod package;
 mod pip;
 mod reboot;
+mod service_facts;
 mod sysctl;
 mod systemd;
 mod unarchive;
+mod uri;
 mod user;
 
 use std::sync::Arc;
@@ -36,6 +40,9 @@ pub static MODULES: &[&dyn Module] = &[
     &user::Group,
     &sysctl::Sysctl,
     &pip::Pip,
+    &uri::Uri,
+    &git::Git,
+    &service_facts::ServiceFacts,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
