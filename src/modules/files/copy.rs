@@ -13,6 +13,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::file_params;
 use super::remote::{self, FileStat, Install, Kind, ProbeOpts, Staged};
 use super::{BUILTIN, ModeSpec, Wanted, add_path_info, content_diff, validate_command};
 use crate::modules::ParamType::*;
@@ -27,13 +28,10 @@ use crate::modules::{
 static COPY_DEF: ModuleDef = ModuleDef {
     name: "copy",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         p("src", Str),
         p("content", Any),
         req("dest", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("force", Bool),
         p("backup", Bool),
         p("remote_src", Bool),
@@ -53,12 +51,9 @@ static COPY_DEF: ModuleDef = ModuleDef {
 static TEMPLATE_DEF: ModuleDef = ModuleDef {
     name: "template",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         req("src", Str),
         req("dest", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("force", Bool),
         p("backup", Bool),
         p("validate", Str),

@@ -9,6 +9,7 @@ use crate::modules::Target;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::file_params;
 use super::pyre::PyRegex;
 use super::remote::{self, Install, ProbeOpts, Staged};
 use super::{BUILTIN, Wanted, attrs_differ, content_diff, validate_command};
@@ -21,7 +22,7 @@ use crate::modules::{
 static DEF: ModuleDef = ModuleDef {
     name: "lineinfile",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         alias(req("path", Str), &["dest", "destfile", "name"]),
         choice("state", &["present", "absent"]),
         alias(p("regexp", Str), &["regex"]),
@@ -34,9 +35,6 @@ static DEF: ModuleDef = ModuleDef {
         p("backup", Bool),
         p("firstmatch", Bool),
         p("validate", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,

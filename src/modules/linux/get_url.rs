@@ -15,8 +15,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{BUILTIN, run_stdin};
+use super::BUILTIN;
 use crate::modules::ParamType::*;
+use crate::modules::files::file_params;
 use crate::modules::files::remote::{self, Install, Kind, Probe, ProbeOpts, Staged};
 use crate::modules::files::{Wanted, add_path_info};
 use crate::modules::posix::quote;
@@ -29,13 +30,10 @@ use crate::modules::{
 static GET_URL_DEF: ModuleDef = ModuleDef {
     name: "get_url",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         req("url", Str),
         req("dest", Str),
         p("checksum", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("force", Bool),
         p("backup", Bool),
         p("timeout", Int),
@@ -367,7 +365,7 @@ impl Module for GetUrl {
         };
         script.push_str(&remote::probe_script("\"$p\"".into(), &opts));
         script.push_str(PROBE_SUFFIX);
-        let reply = run_stdin(ctx, script).await?;
+        let reply = remote::run_stdin(ctx, script).await?;
         let is_dir = reply.flag("is_dir");
         let tool = reply.get("tool").unwrap_or_default().to_string();
         let sha1_dest = reply.get("sha1").map(str::to_string);
@@ -497,7 +495,7 @@ impl Module for GetUrl {
         vars.push(("gu_shown", quote(&shown_url)));
         let body = format!("{DL_FN}{DOWNLOAD_BODY}{}", remote::INSTALL);
         let t0 = Instant::now();
-        let reply = match run_stdin(ctx, remote::script(&vars, &body)).await {
+        let reply = match remote::run_stdin(ctx, remote::script(&vars, &body)).await {
             Ok(r) => r,
             Err(ModError::Failed { msg, result }) => {
                 let mut r = base;

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::BUILTIN;
 use crate::modules::ParamType::*;
+use crate::modules::files::file_params;
 use crate::modules::files::remote::{self, FileStat, Kind, Reply};
 use crate::modules::files::{ModeSpec, Wanted, add_path_info};
 use crate::modules::posix::quote;
@@ -24,16 +25,13 @@ use crate::modules::{
 static UNARCHIVE_DEF: ModuleDef = ModuleDef {
     name: "unarchive",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         req("src", Str),
         req("dest", Str),
         p("remote_src", Bool),
         p("creates", Str),
         p("extra_opts", List),
         p("list_files", Bool),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
