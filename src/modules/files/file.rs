@@ -658,6 +658,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arguments_take_the_schemas_defaults() {
+        let given =
+            serde_json::json!({"dest": "/a", "follow": null, "recurse": "yes", "mode": 420});
+        let args =
+            crate::modules::normalize_args(&DEF, given.as_object().unwrap().clone()).unwrap();
+        let a: FileArgs = typed(&args).unwrap();
+        assert_eq!(a.path, "/a");
+        assert!(a.follow && a.recurse && !a.force);
+        assert_eq!(a.state, None);
+        assert_eq!(a.modification_time_format, "%Y%m%d%H%M.%S");
+        let w = Wanted::from_attrs(&a.attrs, false).unwrap();
+        assert_eq!(w.mode, Some(ModeSpec::Octal(0o644)));
+        assert_eq!((w.owner, w.group), (None, None));
+    }
+
+    #[test]
     fn stamps() {
         assert_eq!(
             parse_stamp(None, &stamp_format(), "touch").unwrap(),
