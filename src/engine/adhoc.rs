@@ -23,33 +23,32 @@ pub fn conn_spec(
     crate::connection::spec_from_vars(host, conn_vars, None, None, inv.hosts.contains_key(host))
 }
 
-/// A host's connection variables (`ansible_*`, `mixop_*`) from its inventory variables and
-/// extra vars, templated: an error when one needs what only a run knows (facts, results).
+/// A host's connection variables (`ansible_*`, `mixop_*`), layered as a play's task sees them
+/// with no play, role or facts (`engine::vars`), templated: an error when one needs what only
+/// a run knows (facts, results).
 pub fn conn_vars(
     inv: &Inventory,
     templar: &Templar,
     host: &str,
     extra: &Map<String, Value>,
 ) -> Result<Map<String, Value>, String> {
-    let mut hostvars = BTreeMap::new();
-    for h in inv.hosts.keys() {
-        hostvars.insert(h.clone(), Arc::new(inv.host_vars(h)));
-    }
-    let mut vars = inv.host_vars(host);
-    crate::value::merge(&mut vars, extra, false);
-    vars.insert("inventory_hostname".into(), host.into());
-    vars.insert("group_names".into(), inv.group_names(host).into());
-    vars.insert("groups".into(), Value::Object(inv.groups_var()));
-    if let Some(dir) = &inv.dir {
-        let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-        vars.insert("inventory_dir".into(), abs.display().to_string().into());
+    let level = |h: &str| super::vars::host_level(inv, h, &[&inv.host_vars(h), extra]);
+    let hostvars: BTreeMap<String, Arc<Map<String, Value>>> = inv
+        .hosts
+        .keys()
+        .map(|h| (h.clone(), Arc::new(level(h))))
+        .collect();
+    let mut vars = level(host);
+    super::vars::inventory_magic(inv, host, &mut vars);
+    if let Some(dir) = super::vars::inventory_dir(inv) {
+        vars.insert("inventory_dir".into(), dir.into());
     }
     let ctx = Vars {
-        vars: Arc::new(vars.clone()),
+        vars: Arc::new(vars),
         hostvars: Arc::new(hostvars),
         data_vars: Arc::default(),
     };
-    super::task::render_conn_vars(templar, &vars, &ctx)
+    super::task::render_conn_vars(templar, &ctx.vars, &ctx)
 }
 
 /// What happened on one host.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{Engine, Inherit, PlayCtx};
+use crate::inventory::Inventory;
 use crate::playbook::Task;
 use crate::template::{OMIT, Vars};
 use crate::value::merge;
@@ -88,13 +89,16 @@ impl Engine {
     /// What `hostvars[host]` shows: everything but block and task vars.
     fn host_level_vars(&self, pc: &PlayCtx<'_>, host: &str) -> Map<String, Value> {
         let hs = self.host(host);
-        let mut vars = (*hs.inv_vars()).clone();
-        merge(&mut vars, &pc.play_vars, false);
-        merge(&mut vars, &hs.facts(), false);
-        merge(&mut vars, &self.opts.extra_vars, false);
-        vars.insert("inventory_hostname".into(), host.into());
-        vars.insert("group_names".into(), self.inv().group_names(host).into());
-        vars
+        host_level(
+            &self.inv(),
+            host,
+            &[
+                &hs.inv_vars(),
+                &pc.play_vars,
+                &hs.facts(),
+                &self.opts.extra_vars,
+            ],
+        )
     }
 
     fn add_magic(&self, pc: &PlayCtx<'_>, host: &str, vars: &mut Map<String, Value>) {
@@ -110,16 +114,7 @@ impl Engine {
             .filter(|h| self.host_active(h))
             .map(|h| Value::String(h.clone()))
             .collect();
-        vars.insert("inventory_hostname".into(), host.into());
-        vars.insert(
-            "inventory_hostname_short".into(),
-            host.split('.').next().unwrap_or(host).into(),
-        );
-        {
-            let inv = self.inv();
-            vars.insert("group_names".into(), inv.group_names(host).into());
-            vars.insert("groups".into(), Value::Object(inv.groups_var()));
-        }
+        inventory_magic(&self.inv(), host, vars);
         vars.insert("ansible_play_hosts".into(), Value::Array(active.clone()));
         vars.insert("play_hosts".into(), Value::Array(active));
         vars.insert(
@@ -132,8 +127,8 @@ impl Engine {
         vars.insert("ansible_play_batch".into(), Value::Array(batch));
         vars.insert("ansible_play_name".into(), pc.name.clone().into());
         vars.insert("playbook_dir".into(), abs(&self.playbook_dir).into());
-        if let Some(dir) = self.inv().dir.clone() {
-            vars.insert("inventory_dir".into(), abs(&dir).into());
+        if let Some(dir) = inventory_dir(&self.inv()) {
+            vars.insert("inventory_dir".into(), dir.into());
         }
         vars.insert("ansible_check_mode".into(), self.opts.check.into());
         vars.insert("ansible_diff_mode".into(), self.opts.diff.into());
@@ -154,6 +149,40 @@ impl Engine {
         vars.insert("omit".into(), OMIT.into());
         vars.insert("mixop_version".into(), env!("CARGO_PKG_VERSION").into());
     }
+}
+
+/// `layers` merged, lowest first, with the host's name and groups: what `hostvars[host]`
+/// shows (a run passes inventory, play vars, facts and extra vars; an ad hoc command has no
+/// play and no facts).
+pub(crate) fn host_level(
+    inv: &Inventory,
+    host: &str,
+    layers: &[&Map<String, Value>],
+) -> Map<String, Value> {
+    let mut vars = Map::new();
+    for layer in layers {
+        merge(&mut vars, layer, false);
+    }
+    vars.insert("inventory_hostname".into(), host.into());
+    vars.insert("group_names".into(), inv.group_names(host).into());
+    vars
+}
+
+/// The magic variables the inventory alone gives a host, but `inventory_dir` (a play adds its
+/// own between them).
+pub(crate) fn inventory_magic(inv: &Inventory, host: &str, vars: &mut Map<String, Value>) {
+    vars.insert("inventory_hostname".into(), host.into());
+    vars.insert(
+        "inventory_hostname_short".into(),
+        host.split('.').next().unwrap_or(host).into(),
+    );
+    vars.insert("group_names".into(), inv.group_names(host).into());
+    vars.insert("groups".into(), Value::Object(inv.groups_var()));
+}
+
+/// `inventory_dir`, absolute.
+pub(crate) fn inventory_dir(inv: &Inventory) -> Option<String> {
+    inv.dir.as_deref().map(abs)
 }
 
 fn abs(p: &std::path::Path) -> String {

@@ -69,8 +69,6 @@ pub enum ParamType {
     Float,
     List,
     Dict,
-    /// A file mode: octal string (`"0644"`), number, or symbolic (`u+x` is not supported).
-    Mode,
     Any,
 }
 
@@ -83,7 +81,6 @@ impl ParamType {
             ParamType::Float => "a number",
             ParamType::List => "a list",
             ParamType::Dict => "a mapping",
-            ParamType::Mode => "a file mode such as \"0644\"",
             ParamType::Any => "any value",
         }
     }
@@ -266,15 +263,25 @@ impl ModuleCtx<'_> {
         stdin: Option<Vec<u8>>,
         output: Option<mpsc::UnboundedSender<OutputChunk>>,
     ) -> Result<CommandOutput, ConnError> {
-        let spec = CommandSpec {
+        let spec = self.command(cmd, stdin, output);
+        self.connection().await?.exec(spec).await
+    }
+
+    /// The one place a module's command gets the task's become, environment and timeout.
+    fn command(
+        &self,
+        cmd: String,
+        stdin: Option<Vec<u8>>,
+        output: Option<mpsc::UnboundedSender<OutputChunk>>,
+    ) -> CommandSpec {
+        CommandSpec {
             cmd,
             stdin,
             env: self.env.clone(),
             timeout: self.timeout,
             become_: self.become_.clone(),
             output,
-        };
-        self.connection().await?.exec(spec).await
+        }
     }
 
     /// Starts a Windows program without cmd.exe (see `Connection::exec_program`), with the
@@ -285,14 +292,7 @@ impl ModuleCtx<'_> {
         stdin: Option<Vec<u8>>,
         cwd: Option<&str>,
     ) -> Result<CommandOutput, ConnError> {
-        let spec = CommandSpec {
-            cmd: cmdline.into(),
-            stdin,
-            env: self.env.clone(),
-            timeout: self.timeout,
-            become_: self.become_.clone(),
-            output: self.output.clone(),
-        };
+        let spec = self.command(cmdline.into(), stdin, self.output.clone());
         self.connection().await?.exec_program(spec, cwd).await
     }
 
@@ -484,30 +484,112 @@ pub fn args_from_value(def: &ModuleDef, v: &Value) -> Result<Args, String> {
     }
 }
 
+/// What is wrong with a task's arguments: the module, the argument as written (when one is
+/// to blame, so the loader can point at it) and what is wrong. `Display` is the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgError {
+    pub module: &'static str,
+    pub param: Option<String>,
+    pub kind: ArgErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgErrorKind {
+    /// Free text given to a module that takes only `key=value` arguments.
+    FreeForm,
+    /// No such argument; `known` lists the module's, `suggestion` the closest.
+    Unknown {
+        known: Vec<&'static str>,
+        suggestion: Option<&'static str>,
+    },
+    /// A required argument is missing (`param` is None: nothing to point at).
+    Missing { name: &'static str },
+    /// A value of the wrong type (`name` is the argument's canonical name).
+    Type {
+        name: &'static str,
+        expected: &'static str,
+        got: Value,
+    },
+    /// A value outside the argument's `choices`.
+    Choice {
+        name: &'static str,
+        choices: &'static [&'static str],
+        got: String,
+    },
+    /// Arguments that cannot be given together.
+    MutuallyExclusive { present: Vec<&'static str> },
+    /// None of a group of which one is needed.
+    OneOf { group: &'static [&'static str] },
+}
+
+impl std::fmt::Display for ArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.module;
+        let ticked = |names: &[&str], sep: &str| {
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        match &self.kind {
+            ArgErrorKind::FreeForm => write!(f, "`{m}` does not take free-form text"),
+            ArgErrorKind::Unknown { known, suggestion } => {
+                let k = self.param.as_deref().unwrap_or_default();
+                write!(f, "`{m}` has no argument `{k}`")?;
+                if let Some(s) = suggestion {
+                    write!(f, " (did you mean `{s}`?)")?;
+                }
+                write!(f, "; it takes: {}", known.join(", "))
+            }
+            ArgErrorKind::Missing { name } => write!(f, "`{m}` needs the argument `{name}`"),
+            ArgErrorKind::Type {
+                name,
+                expected,
+                got,
+            } => write!(f, "`{m}`: argument `{name}` must be {expected}, got {got}"),
+            ArgErrorKind::Choice { name, choices, got } => write!(
+                f,
+                "`{m}`: argument `{name}` must be one of {}, got `{got}`",
+                choices.join(", ")
+            ),
+            ArgErrorKind::MutuallyExclusive { present } => write!(
+                f,
+                "`{m}`: the arguments {} are mutually exclusive",
+                ticked(present, " and ")
+            ),
+            ArgErrorKind::OneOf { group } => {
+                write!(f, "`{m}` needs one of: {}", ticked(group, ", "))
+            }
+        }
+    }
+}
+
 /// Checks arguments before templating: unknown names, missing required ones, literal values of
 /// the wrong type or outside `choices`. Values that contain templates are checked at run time.
-pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), String> {
+pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), ArgError> {
     if def.open_args {
         return Ok(());
     }
+    let err = |param: Option<&str>, kind| ArgError {
+        module: def.name,
+        param: param.map(str::to_string),
+        kind,
+    };
     for (k, v) in args {
         if k == "_raw_params" {
             if def.free_form != FreeForm::Command {
-                return Err(format!("`{}` does not take free-form text", def.name));
+                return Err(err(None, ArgErrorKind::FreeForm));
             }
             continue;
         }
         let Some(param) = find_param(def, k) else {
-            let known: Vec<&str> = def.params.iter().map(|p| p.name).collect();
-            let mut msg = format!("`{}` has no argument `{k}`", def.name);
-            if let Some(s) = did_you_mean(k, &known) {
-                msg.push_str(&format!(" (did you mean `{s}`?)"));
-            }
-            msg.push_str(&format!("; it takes: {}", known.join(", ")));
-            return Err(msg);
+            let known: Vec<&'static str> = def.params.iter().map(|p| p.name).collect();
+            let suggestion = did_you_mean(k, &known);
+            return Err(err(Some(k), ArgErrorKind::Unknown { known, suggestion }));
         };
         if !contains_template(v) {
-            check_type(def, param, v)?;
+            coerce(param, v.clone()).map_err(|kind| err(Some(k), kind))?;
         }
     }
     for param in def.params.iter().filter(|p| p.required) {
@@ -515,27 +597,21 @@ pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), String> {
             || param.aliases.iter().any(|a| args.contains_key(*a))
             || (param.name == "cmd" && args.contains_key("_raw_params"));
         if !given {
-            return Err(format!(
-                "`{}` needs the argument `{}`",
-                def.name, param.name
-            ));
+            return Err(err(None, ArgErrorKind::Missing { name: param.name }));
         }
     }
     for group in def.mutually_exclusive {
-        let present: Vec<&str> = group
+        let present: Vec<&'static str> = group
             .iter()
             .copied()
             .filter(|n| args.contains_key(*n))
             .collect();
         if present.len() > 1 {
-            return Err(format!(
-                "`{}`: the arguments {} are mutually exclusive",
-                def.name,
-                present
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
+            // Point at the first of them as written.
+            let first = args.keys().find(|k| present.contains(&k.as_str()));
+            return Err(err(
+                first.map(String::as_str),
+                ArgErrorKind::MutuallyExclusive { present },
             ));
         }
     }
@@ -544,22 +620,14 @@ pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), String> {
             .iter()
             .any(|n| args.contains_key(*n) || (*n == "cmd" && args.contains_key("_raw_params")))
         {
-            return Err(format!(
-                "`{}` needs one of: {}",
-                def.name,
-                group
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(err(None, ArgErrorKind::OneOf { group }));
         }
     }
     Ok(())
 }
 
 /// After templating: resolves aliases, drops `omit`, coerces types, checks everything again.
-pub fn normalize_args(def: &ModuleDef, mut args: Args) -> Result<Args, String> {
+pub fn normalize_args(def: &ModuleDef, mut args: Args) -> Result<Args, ArgError> {
     args.retain(|_, v| v.as_str() != Some(crate::template::OMIT));
     if def.open_args {
         return Ok(args);
@@ -569,10 +637,17 @@ pub fn normalize_args(def: &ModuleDef, mut args: Args) -> Result<Args, String> {
     }
     let mut out = Map::new();
     for (k, v) in args {
-        let Some(param) = find_param(def, &k) else {
-            return Err(format!("`{}` has no argument `{k}`", def.name));
+        let err = |kind| ArgError {
+            module: def.name,
+            param: Some(k.clone()),
+            kind,
         };
-        let v = coerce(def, param, v)?;
+        let Some(param) = find_param(def, &k) else {
+            let known: Vec<&'static str> = def.params.iter().map(|p| p.name).collect();
+            let suggestion = did_you_mean(&k, &known);
+            return Err(err(ArgErrorKind::Unknown { known, suggestion }));
+        };
+        let v = coerce(param, v).map_err(err)?;
         out.insert(param.name.to_string(), v);
     }
     validate_args(def, &out)?;
@@ -594,19 +669,11 @@ fn contains_template(v: &Value) -> bool {
     }
 }
 
-fn check_type(def: &ModuleDef, param: &Param, v: &Value) -> Result<(), String> {
-    coerce(def, param, v.clone()).map(|_| ())
-}
-
-fn coerce(def: &ModuleDef, param: &Param, v: Value) -> Result<Value, String> {
-    let bad = |v: &Value| {
-        format!(
-            "`{}`: argument `{}` must be {}, got {}",
-            def.name,
-            param.name,
-            param.ty.describe(),
-            v
-        )
+fn coerce(param: &Param, v: Value) -> Result<Value, ArgErrorKind> {
+    let bad = |v: &Value| ArgErrorKind::Type {
+        name: param.name,
+        expected: param.ty.describe(),
+        got: v.clone(),
     };
     if v.is_null() && !param.required {
         return Ok(v);
@@ -658,22 +725,16 @@ fn coerce(def: &ModuleDef, param: &Param, v: Value) -> Result<Value, String> {
             Value::Object(_) => v,
             _ => return Err(bad(&v)),
         },
-        ParamType::Mode => {
-            parse_mode(&v)
-                .map_err(|e| format!("`{}`: argument `{}`: {e}", def.name, param.name))?;
-            v
-        }
     };
     if !param.choices.is_empty()
         && let Some(s) = v.as_str()
         && !param.choices.contains(&s)
     {
-        return Err(format!(
-            "`{}`: argument `{}` must be one of {}, got `{s}`",
-            def.name,
-            param.name,
-            param.choices.join(", ")
-        ));
+        return Err(ArgErrorKind::Choice {
+            name: param.name,
+            choices: param.choices,
+            got: s.to_string(),
+        });
     }
     Ok(v)
 }
@@ -729,6 +790,23 @@ pub fn outcome(changed: bool) -> Outcome {
     m
 }
 
+/// A module's arguments as its typed struct, after `normalize_args` (canonical names, coerced
+/// types): an argument given as null is absent, so the struct's defaults apply to it.
+pub fn typed<T: serde::de::DeserializeOwned>(args: &Args) -> Result<T, ModError> {
+    let given: Map<String, Value> = args
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    serde_json::from_value(Value::Object(given))
+        .map_err(|e| ModError::msg(format!("invalid arguments: {e}")))
+}
+
+/// `true`, for `#[serde(default = "yes")]`.
+pub fn yes() -> bool {
+    true
+}
+
 pub fn arg_str<'a>(args: &'a Args, name: &str) -> Option<&'a str> {
     args.get(name).and_then(Value::as_str)
 }
@@ -758,6 +836,53 @@ mod tests {
         assert_eq!(parse_mode(&Value::from("0644")), Ok(0o644));
         assert_eq!(parse_mode(&Value::from(420)), Ok(0o644));
         assert!(parse_mode(&Value::from("u+x")).is_err());
+    }
+
+    fn args(v: Value) -> Args {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn argument_errors_name_the_argument_as_written() {
+        let file = lookup("file").unwrap().def();
+        let e = validate_args(
+            file,
+            &args(serde_json::json!({"dest": "/a", "force": "maybe"})),
+        )
+        .unwrap_err();
+        // `dest` is an alias of `path`: the error points at `force` as written.
+        assert_eq!(e.param.as_deref(), Some("force"));
+        assert!(matches!(e.kind, ArgErrorKind::Type { name: "force", .. }));
+        assert_eq!(
+            e.to_string(),
+            "`file`: argument `force` must be a boolean, got \"maybe\""
+        );
+        let e = validate_args(file, &args(serde_json::json!({"pth": "/a"}))).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("pth"));
+        assert!(
+            e.to_string()
+                .starts_with("`file` has no argument `pth` (did you mean `path`?)")
+        );
+        let e = validate_args(file, &args(serde_json::json!({"state": "gone"}))).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("state"));
+        assert!(matches!(e.kind, ArgErrorKind::Choice { name: "state", .. }));
+        let e = validate_args(file, &args(serde_json::json!({"mode": "0644"}))).unwrap_err();
+        assert_eq!(e.param, None);
+        assert_eq!(e.kind, ArgErrorKind::Missing { name: "path" });
+        assert_eq!(e.to_string(), "`file` needs the argument `path`");
+        let copy = lookup("copy").unwrap().def();
+        let e = validate_args(
+            copy,
+            &args(serde_json::json!({"dest": "/a", "content": "x", "src": "y"})),
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("content"));
+        assert_eq!(
+            e.to_string(),
+            "`copy`: the arguments `src` and `content` are mutually exclusive"
+        );
+        let e = validate_args(copy, &args(serde_json::json!({"dest": "/a"}))).unwrap_err();
+        assert_eq!(e.to_string(), "`copy` needs one of: `src`, `content`");
     }
 
     #[test]

@@ -1174,13 +1174,9 @@ impl Loader<'_> {
                 })
                 .unwrap_or_else(|| args_node.loc.clone())
         };
-        if let Err(msg) = modules::validate_args(def, &args) {
-            let key = args
-                .keys()
-                .find(|k| msg.contains(&format!("`{k}`")))
-                .cloned()
-                .unwrap_or_default();
-            return Err(Diag::input(msg).at(&arg_loc(&key)).label("here"));
+        if let Err(e) = modules::validate_args(def, &args) {
+            let key = e.param.clone().unwrap_or_default();
+            return Err(Diag::input(e.to_string()).at(&arg_loc(&key)).label("here"));
         }
         self.check_node_templates(args_node)?;
         if let Some(a) = args_kw {

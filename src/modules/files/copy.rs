@@ -13,27 +13,25 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::file_params;
 use super::remote::{self, FileStat, Install, Kind, ProbeOpts, Staged};
-use super::{BUILTIN, ModeSpec, Wanted, add_path_info, content_diff, validate_command};
+use super::{AttrArgs, BUILTIN, ModeSpec, Wanted, add_path_info, content_diff, validate_command};
 use crate::modules::ParamType::*;
 use crate::modules::source::{
     self, Content, CopySource, Decision, MAX_DIFF_BYTES, file_name, walk_local,
 };
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, arg_bool, arg_str,
-    outcome, p, posix, req,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, outcome, p, posix,
+    req, typed,
 };
 
 static COPY_DEF: ModuleDef = ModuleDef {
     name: "copy",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         p("src", Str),
         p("content", Any),
         req("dest", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("force", Bool),
         p("backup", Bool),
         p("remote_src", Bool),
@@ -53,12 +51,9 @@ static COPY_DEF: ModuleDef = ModuleDef {
 static TEMPLATE_DEF: ModuleDef = ModuleDef {
     name: "template",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         req("src", Str),
         req("dest", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("force", Bool),
         p("backup", Bool),
         p("validate", Str),
@@ -338,13 +333,54 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
 pub struct Copy;
 pub struct Template;
 
-fn dir_mode_arg(args: &Args) -> Result<Option<u32>, ModError> {
-    match args.get("directory_mode") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => crate::modules::parse_mode(v)
-            .map(Some)
-            .map_err(|e| ModError::msg(format!("directory_mode: {e}"))),
+/// What `copy` and `template` both take (see their `ModuleDef`s), with Ansible's defaults.
+#[derive(Debug, serde::Deserialize)]
+struct PutArgs {
+    dest: String,
+    #[serde(default = "crate::modules::yes")]
+    force: bool,
+    #[serde(default)]
+    backup: bool,
+    validate: Option<String>,
+    #[serde(default)]
+    follow: bool,
+    #[serde(flatten)]
+    attrs: AttrArgs,
+}
+
+impl PutArgs {
+    /// The request for `content` at `dest`, with these arguments.
+    fn request(
+        &self,
+        content: Content,
+        basename: Option<String>,
+        src_label: String,
+    ) -> Result<PutRequest, ModError> {
+        Ok(PutRequest {
+            dest: self.dest.clone(),
+            basename,
+            content,
+            src_label,
+            wanted: Wanted::from_attrs(&self.attrs, true)?,
+            force: self.force,
+            backup: self.backup,
+            validate: self.validate.clone(),
+            follow: self.follow,
+            directory_mode: None,
+            expect_checksum: None,
+        })
     }
+}
+
+/// `copy`'s own arguments besides `PutArgs` (`content`, `remote_src` and `decrypt` are read by
+/// `source::copy_source`).
+#[derive(Debug, serde::Deserialize)]
+struct CopyArgs {
+    src: Option<String>,
+    directory_mode: Option<Value>,
+    checksum: Option<String>,
+    #[serde(flatten)]
+    put: PutArgs,
 }
 
 #[async_trait]
@@ -354,29 +390,27 @@ impl Module for Copy {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
+        let a: CopyArgs = typed(&args)?;
+        let dest = a.put.dest.clone();
         if dest.is_empty() {
             return Err(ModError::msg("dest is required"));
         }
-        let wanted = Wanted::from_args(&args, true)?;
-        let force = arg_bool(&args, "force", true);
-        let backup = arg_bool(&args, "backup", false);
-        let follow = arg_bool(&args, "follow", false);
-        let validate = arg_str(&args, "validate").map(str::to_string);
-        let directory_mode = dir_mode_arg(&args)?;
-        let expect_checksum = arg_str(&args, "checksum").map(str::to_string);
-        let base = |content, basename, src_label| PutRequest {
-            dest: dest.clone(),
-            basename,
-            content,
-            src_label,
-            wanted: wanted.clone(),
-            force,
-            backup,
-            validate: validate.clone(),
-            follow,
-            directory_mode,
-            expect_checksum: expect_checksum.clone(),
+        // Argument errors before the source is looked at.
+        let wanted = Wanted::from_attrs(&a.put.attrs, true)?;
+        let directory_mode = match &a.directory_mode {
+            None => None,
+            Some(v) => Some(
+                crate::modules::parse_mode(v)
+                    .map_err(|e| ModError::msg(format!("directory_mode: {e}")))?,
+            ),
+        };
+        let base = |content, basename, src_label| -> Result<PutRequest, ModError> {
+            Ok(PutRequest {
+                wanted: wanted.clone(),
+                directory_mode,
+                expect_checksum: a.checksum.clone(),
+                ..a.put.request(content, basename, src_label)?
+            })
         };
 
         match source::copy_source(ctx, &args, &['/'])? {
@@ -384,13 +418,13 @@ impl Module for Copy {
                 if dest.ends_with('/') {
                     return Err(ModError::msg("can not use content with a dir as dest"));
                 }
-                put_content(ctx, base(Content::Bytes(bytes), None, String::new())).await
+                put_content(ctx, base(Content::Bytes(bytes), None, String::new())?).await
             }
             CopySource::Remote(src) => {
                 copy_remote(
                     ctx,
                     &src,
-                    base(Content::Remote(src.clone()), None, src.clone()),
+                    base(Content::Remote(src.clone()), None, src.clone())?,
                 )
                 .await
             }
@@ -399,13 +433,13 @@ impl Module for Copy {
                 trailing,
                 decrypt,
             } => {
-                let label = arg_str(&args, "src").unwrap_or_default().to_string();
+                let label = a.src.clone().unwrap_or_default();
                 copy_tree(
                     ctx,
                     &path,
                     trailing,
                     decrypt,
-                    base(Content::Bytes(vec![]), None, label),
+                    base(Content::Bytes(vec![]), None, label)?,
                 )
                 .await
             }
@@ -415,7 +449,7 @@ impl Module for Copy {
                 content,
             } => {
                 let label = path.display().to_string();
-                put_content(ctx, base(content, Some(name), label)).await
+                put_content(ctx, base(content, Some(name), label)?).await
             }
         }
     }
@@ -428,25 +462,14 @@ impl Module for Template {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
+        let a: PutArgs = typed(&args)?;
         let rendered = source::render_template(ctx, &args, "\n")?;
-        put_content(
-            ctx,
-            PutRequest {
-                basename: Some(rendered.name),
-                src_label: rendered.path.display().to_string(),
-                content: Content::Bytes(rendered.bytes),
-                dest,
-                wanted: Wanted::from_args(&args, true)?,
-                force: arg_bool(&args, "force", true),
-                backup: arg_bool(&args, "backup", false),
-                validate: arg_str(&args, "validate").map(str::to_string),
-                follow: arg_bool(&args, "follow", false),
-                directory_mode: None,
-                expect_checksum: None,
-            },
-        )
-        .await
+        let req = a.request(
+            Content::Bytes(rendered.bytes),
+            Some(rendered.name),
+            rendered.path.display().to_string(),
+        )?;
+        put_content(ctx, req).await
     }
 }
 

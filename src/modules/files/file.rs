@@ -5,28 +5,26 @@ use crate::modules::Target;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use super::file_params;
 use super::remote::{self, AttrChange, FileStat, Kind, Probe, ProbeOpts};
-use super::{BUILTIN, ModeSpec, Wanted, add_path_info};
+use super::{AttrArgs, BUILTIN, ModeSpec, Wanted, add_path_info};
 use crate::modules::ParamType::*;
 use crate::modules::posix::quote;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
-    arg_str, choice, outcome, p, req,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, choice,
+    outcome, p, req, typed,
 };
 
 static DEF: ModuleDef = ModuleDef {
     name: "file",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         alias(req("path", Str), &["dest", "name"]),
         choice(
             "state",
             &["absent", "directory", "file", "hard", "link", "touch"],
         ),
         p("src", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("recurse", Bool),
         p("force", Bool),
         p("follow", Bool),
@@ -44,6 +42,32 @@ static DEF: ModuleDef = ModuleDef {
 
 pub struct File;
 
+/// `file`'s arguments (see `DEF`), with Ansible's defaults.
+#[derive(Debug, serde::Deserialize)]
+struct FileArgs {
+    path: String,
+    state: Option<String>,
+    src: Option<String>,
+    #[serde(default)]
+    recurse: bool,
+    #[serde(default)]
+    force: bool,
+    #[serde(default = "crate::modules::yes")]
+    follow: bool,
+    modification_time: Option<String>,
+    #[serde(default = "stamp_format")]
+    modification_time_format: String,
+    access_time: Option<String>,
+    #[serde(default = "stamp_format")]
+    access_time_format: String,
+    #[serde(flatten)]
+    attrs: AttrArgs,
+}
+
+fn stamp_format() -> String {
+    "%Y%m%d%H%M.%S".into()
+}
+
 /// A requested time: keep it, set it to now, or set it to this epoch second.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stamp {
@@ -54,7 +78,7 @@ pub enum Stamp {
 
 /// Ansible's `modification_time`/`access_time`: `preserve`, `now`, or a time in `format`
 /// (strftime, default `%Y%m%d%H%M.%S`), read in the controller's local time zone.
-pub fn parse_stamp(v: Option<&str>, format: Option<&str>, state: &str) -> Result<Stamp, ModError> {
+pub fn parse_stamp(v: Option<&str>, fmt: &str, state: &str) -> Result<Stamp, ModError> {
     let v = match v {
         Some(v) => v,
         None if state == "touch" => "now",
@@ -64,7 +88,6 @@ pub fn parse_stamp(v: Option<&str>, format: Option<&str>, state: &str) -> Result
         "preserve" => Ok(Stamp::Preserve),
         "now" => Ok(Stamp::Now),
         t => {
-            let fmt = format.unwrap_or("%Y%m%d%H%M.%S");
             let naive = chrono::NaiveDateTime::parse_from_str(t, fmt).map_err(|e| {
                 ModError::msg(format!(
                     "Error while obtaining timestamp for time {t} using format {fmt}: {e}"
@@ -156,13 +179,12 @@ impl Module for File {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let path = arg_str(&args, "path").unwrap_or_default().to_string();
-        let recurse = arg_bool(&args, "recurse", false);
-        let force = arg_bool(&args, "force", false);
-        let follow = arg_bool(&args, "follow", true);
-        let src = arg_str(&args, "src").map(str::to_string);
-        let wanted = Wanted::from_args(&args, false)?;
-        let req_state = arg_str(&args, "state");
+        let a: FileArgs = typed(&args)?;
+        let path = a.path.clone();
+        let (recurse, force, follow) = (a.recurse, a.force, a.follow);
+        let src = a.src.clone();
+        let wanted = Wanted::from_attrs(&a.attrs, false)?;
+        let req_state = a.state.as_deref();
         if recurse && req_state.is_some_and(|s| s != "directory") {
             return Err(ModError::msg(
                 "recurse option requires state to be 'directory'",
@@ -195,15 +217,11 @@ impl Module for File {
             None => "file",
         };
         let mtime = parse_stamp(
-            arg_str(&args, "modification_time"),
-            arg_str(&args, "modification_time_format"),
+            a.modification_time.as_deref(),
+            &a.modification_time_format,
             state,
         )?;
-        let atime = parse_stamp(
-            arg_str(&args, "access_time"),
-            arg_str(&args, "access_time_format"),
-            state,
-        )?;
+        let atime = parse_stamp(a.access_time.as_deref(), &a.access_time_format, state)?;
         let p = remote::sh_path(&probe.path);
         let stamps = |st: Option<&FileStat>, w: &str| -> String {
             let mut s = String::new();
@@ -640,14 +658,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arguments_take_the_schemas_defaults() {
+        let given =
+            serde_json::json!({"dest": "/a", "follow": null, "recurse": "yes", "mode": 420});
+        let args =
+            crate::modules::normalize_args(&DEF, given.as_object().unwrap().clone()).unwrap();
+        let a: FileArgs = typed(&args).unwrap();
+        assert_eq!(a.path, "/a");
+        assert!(a.follow && a.recurse && !a.force);
+        assert_eq!(a.state, None);
+        assert_eq!(a.modification_time_format, "%Y%m%d%H%M.%S");
+        let w = Wanted::from_attrs(&a.attrs, false).unwrap();
+        assert_eq!(w.mode, Some(ModeSpec::Octal(0o644)));
+        assert_eq!((w.owner, w.group), (None, None));
+    }
+
+    #[test]
     fn stamps() {
-        assert_eq!(parse_stamp(None, None, "touch").unwrap(), Stamp::Now);
-        assert_eq!(parse_stamp(None, None, "file").unwrap(), Stamp::Preserve);
+        assert_eq!(
+            parse_stamp(None, &stamp_format(), "touch").unwrap(),
+            Stamp::Now
+        );
+        assert_eq!(
+            parse_stamp(None, &stamp_format(), "file").unwrap(),
+            Stamp::Preserve
+        );
         assert!(matches!(
-            parse_stamp(Some("202401021530.45"), None, "file").unwrap(),
+            parse_stamp(Some("202401021530.45"), &stamp_format(), "file").unwrap(),
             Stamp::At(_)
         ));
-        assert!(parse_stamp(Some("yesterday"), None, "file").is_err());
+        assert!(parse_stamp(Some("yesterday"), &stamp_format(), "file").is_err());
         let t = 1_700_000_000;
         assert_eq!(touch_args("-m", Stamp::At(t), Some(t)), None);
         assert_eq!(

@@ -9,19 +9,20 @@ use crate::modules::Target;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::file_params;
 use super::pyre::PyRegex;
 use super::remote::{self, Install, ProbeOpts, Staged};
-use super::{BUILTIN, Wanted, attrs_differ, content_diff, validate_command};
+use super::{AttrArgs, BUILTIN, Wanted, attrs_differ, content_diff, validate_command};
 use crate::modules::ParamType::*;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
-    arg_str, choice, outcome, p, req,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, choice,
+    outcome, p, req, typed,
 };
 
 static DEF: ModuleDef = ModuleDef {
     name: "lineinfile",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         alias(req("path", Str), &["dest", "destfile", "name"]),
         choice("state", &["present", "absent"]),
         alias(p("regexp", Str), &["regex"]),
@@ -34,9 +35,6 @@ static DEF: ModuleDef = ModuleDef {
         p("backup", Bool),
         p("firstmatch", Bool),
         p("validate", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
@@ -257,6 +255,34 @@ pub fn absent(
 
 pub struct LineInFile;
 
+/// `lineinfile`'s arguments (see `DEF`), with Ansible's defaults.
+#[derive(Debug, serde::Deserialize)]
+struct LineInFileArgs {
+    path: String,
+    #[serde(default = "state_present")]
+    state: String,
+    regexp: Option<String>,
+    search_string: Option<String>,
+    line: Option<String>,
+    insertafter: Option<String>,
+    insertbefore: Option<String>,
+    #[serde(default)]
+    backrefs: bool,
+    #[serde(default)]
+    create: bool,
+    #[serde(default)]
+    backup: bool,
+    #[serde(default)]
+    firstmatch: bool,
+    validate: Option<String>,
+    #[serde(flatten)]
+    attrs: AttrArgs,
+}
+
+fn state_present() -> String {
+    "present".into()
+}
+
 #[async_trait]
 impl Module for LineInFile {
     fn def(&self) -> &'static ModuleDef {
@@ -264,19 +290,20 @@ impl Module for LineInFile {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let path = arg_str(&args, "path").unwrap_or_default().to_string();
-        let state = arg_str(&args, "state").unwrap_or("present");
-        let backup = arg_bool(&args, "backup", false);
-        let create = arg_bool(&args, "create", false);
-        let backrefs = arg_bool(&args, "backrefs", false);
-        let regexp = arg_str(&args, "regexp")
+        let a: LineInFileArgs = typed(&args)?;
+        let path = a.path.clone();
+        let state = a.state.as_str();
+        let (backup, create, backrefs) = (a.backup, a.create, a.backrefs);
+        let regexp = a
+            .regexp
+            .as_deref()
             .map(PyRegex::new)
             .transpose()
             .map_err(ModError::msg)?;
-        let search_string = arg_str(&args, "search_string").map(str::as_bytes);
-        let line = arg_str(&args, "line");
-        let wanted = Wanted::from_args(&args, false)?;
-        let validate = arg_str(&args, "validate");
+        let search_string = a.search_string.as_deref().map(str::as_bytes);
+        let line = a.line.as_deref();
+        let wanted = Wanted::from_attrs(&a.attrs, false)?;
+        let validate = a.validate.as_deref();
         if let Some(v) = validate
             && !v.contains("%s")
         {
@@ -295,10 +322,7 @@ impl Module for LineInFile {
 
         // Validate the arguments before touching the host.
         let mut ins_re = None;
-        let (mut ins_after, ins_before) = (
-            arg_str(&args, "insertafter"),
-            arg_str(&args, "insertbefore"),
-        );
+        let (mut ins_after, ins_before) = (a.insertafter.as_deref(), a.insertbefore.as_deref());
         if state == "present" {
             if backrefs && regexp.is_none() {
                 return Err(ModError::msg("regexp is required with backrefs=true"));
@@ -367,7 +391,7 @@ impl Module for LineInFile {
                     insertbefore: ins_before,
                     ins_re: ins_re.as_ref(),
                     backrefs,
-                    firstmatch: arg_bool(&args, "firstmatch", false),
+                    firstmatch: a.firstmatch,
                 },
             )
             .map_err(ModError::msg)?

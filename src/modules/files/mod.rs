@@ -15,7 +15,7 @@ mod replace;
 
 use serde_json::Value;
 
-use super::{Args, ModError, Module, Outcome, arg_str};
+use super::{Args, ModError, Module, Outcome, Param, ParamType, p, typed};
 use remote::{AttrChange, FileStat};
 
 pub static MODULES: &[&dyn Module] = &[
@@ -168,7 +168,51 @@ fn perm_bits(user: u8, p: char, prev: u32, apply_x: bool, use_umask: bool, umask
     }
 }
 
-/// The common file attributes a task asks for (`mode`, `owner`, `group`).
+/// The common file-attribute parameters (`mode`, `owner`, `group`): every module that creates
+/// or changes a file takes them (`file_params!`) and reads them with `Wanted::from_args`.
+pub const ATTR_PARAMS: [Param; 3] = [
+    p("mode", ParamType::Any),
+    p("owner", ParamType::Str),
+    p("group", ParamType::Str),
+];
+
+/// A module's own parameters followed by `ATTR_PARAMS`, as a `&'static [Param]`.
+macro_rules! file_params {
+    ($($param:expr),* $(,)?) => {{
+        const OWN: &[$crate::modules::Param] = &[$($param),*];
+        const ALL: [$crate::modules::Param;
+            OWN.len() + $crate::modules::files::ATTR_PARAMS.len()] =
+            $crate::modules::files::concat_params(OWN, &$crate::modules::files::ATTR_PARAMS);
+        &ALL
+    }};
+}
+pub(crate) use file_params;
+
+/// `a` then `b` in an array of their combined length (for `file_params!`).
+pub const fn concat_params<const N: usize>(a: &[Param], b: &[Param]) -> [Param; N] {
+    assert!(a.len() + b.len() == N);
+    let mut out = [p("", ParamType::Any); N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
+/// `ATTR_PARAMS` as given (a module's typed arguments flatten it in).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AttrArgs {
+    pub mode: Option<Value>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+/// The common file attributes a task asks for (`ATTR_PARAMS`).
 #[derive(Debug, Clone, Default)]
 pub struct Wanted {
     pub mode: Option<ModeSpec>,
@@ -178,18 +222,19 @@ pub struct Wanted {
 
 impl Wanted {
     pub fn from_args(args: &Args, allow_preserve: bool) -> Result<Wanted, ModError> {
-        let text = |k: &str| {
-            arg_str(args, k)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
+        Wanted::from_attrs(&typed(args)?, allow_preserve)
+    }
+
+    pub fn from_attrs(a: &AttrArgs, allow_preserve: bool) -> Result<Wanted, ModError> {
+        // An empty owner or group asks for nothing, as in Ansible.
+        let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Ok(Wanted {
-            mode: match args.get("mode") {
+            mode: match &a.mode {
                 Some(v) => ModeSpec::parse(v, allow_preserve)?,
                 None => None,
             },
-            owner: text("owner"),
-            group: text("group"),
+            owner: text(&a.owner),
+            group: text(&a.group),
         })
     }
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::connection::{CommandSpec, Connection, FsAttrs, FsContent, FsError, RemoteFs};
+use crate::connection::{FsAttrs, FsContent, FsError, RemoteFs};
 use crate::modules::posix::quote;
 use crate::modules::{ModError, ModuleCtx};
 
@@ -137,51 +137,62 @@ impl Reply {
 /// Runs a script on the target without streaming its output to the progress display (it may
 /// carry file content). Long scripts go through stdin to stay clear of command-line limits.
 pub async fn run(ctx: &ModuleCtx<'_>, script: String) -> Result<Reply, ModError> {
-    let conn: Arc<dyn Connection> = ctx.connection().await?;
-    let (cmd, stdin) = if script.len() > 64 * 1024 {
-        ("/bin/sh -s".to_string(), Some(script.into_bytes()))
+    let stdin = script.len() > 64 * 1024;
+    run_script(ctx, script, stdin).await
+}
+
+/// `run` with the script always on stdin (`sh -s`), so what it carries (passwords, headers)
+/// never appears on a command line or in the transport's command log.
+pub async fn run_stdin(ctx: &ModuleCtx<'_>, script: String) -> Result<Reply, ModError> {
+    run_script(ctx, script, true).await
+}
+
+/// The one remote-script runner: runs `script` with the task's become, environment and
+/// timeout and parses its `key=value` reply. An `error=` line fails the module with that
+/// message and what the script reported besides it (`rc` and output of a failed `validate`,
+/// get_url's HTTP `status_code` and `response`).
+async fn run_script(ctx: &ModuleCtx<'_>, script: String, stdin: bool) -> Result<Reply, ModError> {
+    let out = if stdin {
+        ctx.exec("/bin/sh -s", Some(script.into_bytes())).await?
     } else {
-        (script, None)
+        ctx.exec(script, None).await?
     };
-    let out = conn
-        .exec(CommandSpec {
-            cmd,
-            stdin,
-            env: ctx.env.clone(),
-            timeout: ctx.timeout,
-            become_: ctx.become_.clone(),
-            output: None,
-        })
-        .await?;
     let reply = Reply::parse(&out.stdout);
     if let Some(e) = reply.get("error") {
-        let mut result = crate::modules::Outcome::new();
-        if let Some(rc) = reply.get("rc").and_then(|r| r.parse::<i64>().ok()) {
-            result.insert("rc".into(), rc.into());
-        }
-        if let Some(d) = &reply.data {
-            result.insert(
-                "stdout".into(),
-                String::from_utf8_lossy(d).trim_end().to_string().into(),
-            );
-        }
         return Err(ModError::Failed {
             msg: e.to_string(),
-            result,
+            result: failure_details(&reply),
         });
     }
     if out.rc != 0 {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(ModError::Failed {
-            msg: format!(
-                "the remote shell script failed (rc={}): {}",
-                out.rc,
-                stderr.trim()
-            ),
-            result: Default::default(),
-        });
+        return Err(ModError::msg(format!(
+            "the remote shell script failed (rc={}): {}",
+            out.rc,
+            stderr.trim()
+        )));
     }
     Ok(reply)
+}
+
+/// What a script that printed `error=` reported besides its message.
+fn failure_details(reply: &Reply) -> crate::modules::Outcome {
+    let mut result = crate::modules::Outcome::new();
+    for key in ["rc", "status_code"] {
+        if let Some(n) = reply.get(key).and_then(|r| r.parse::<i64>().ok()) {
+            result.insert(key.into(), n.into());
+        }
+    }
+    if let Some(r) = reply.get("response") {
+        result.insert("response".into(), r.into());
+    }
+    if let Some(d) = &reply.data {
+        result.insert(
+            "stdout".into(),
+            String::from_utf8_lossy(d).trim_end().to_string().into(),
+        );
+    }
+    result
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

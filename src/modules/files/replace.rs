@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use super::file_params;
 use super::lineinfile::{TextEdit, write_edit};
 use super::pyre::PyRegex;
 use super::remote::{self, ProbeOpts};
@@ -17,7 +18,7 @@ use crate::modules::{
 static DEF: ModuleDef = ModuleDef {
     name: "replace",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         alias(req("path", Str), &["dest", "destfile", "name"]),
         req("regexp", Str),
         p("replace", Str),
@@ -26,9 +27,6 @@ static DEF: ModuleDef = ModuleDef {
         p("backup", Bool),
         p("validate", Str),
         p("encoding", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("unsafe_writes", Bool),
     ],
     free_form: FreeForm::KeyValue,

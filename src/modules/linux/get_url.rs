@@ -15,27 +15,25 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{BUILTIN, run_stdin};
+use super::BUILTIN;
 use crate::modules::ParamType::*;
+use crate::modules::files::file_params;
 use crate::modules::files::remote::{self, Install, Kind, Probe, ProbeOpts, Staged};
-use crate::modules::files::{Wanted, add_path_info};
+use crate::modules::files::{AttrArgs, Wanted, add_path_info};
 use crate::modules::posix::quote;
 use crate::modules::url::{mask_url, normalize_hex, url_filename};
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, arg_bool,
-    arg_str, outcome, p, req,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, outcome, p,
+    req, typed,
 };
 
 static GET_URL_DEF: ModuleDef = ModuleDef {
     name: "get_url",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         req("url", Str),
         req("dest", Str),
         p("checksum", Str),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
         p("force", Bool),
         p("backup", Bool),
         p("timeout", Int),
@@ -54,6 +52,39 @@ static GET_URL_DEF: ModuleDef = ModuleDef {
 };
 
 pub struct GetUrl;
+
+/// `get_url`'s arguments (see `GET_URL_DEF`), with Ansible's defaults.
+#[derive(Debug, serde::Deserialize)]
+struct GetUrlArgs {
+    url: String,
+    dest: String,
+    checksum: Option<String>,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    backup: bool,
+    /// Seconds; 0 or less means the default.
+    #[serde(default = "default_timeout")]
+    timeout: i64,
+    #[serde(default)]
+    headers: serde_json::Map<String, Value>,
+    url_username: Option<String>,
+    url_password: Option<String>,
+    #[serde(default = "crate::modules::yes")]
+    validate_certs: bool,
+    #[serde(default = "default_agent")]
+    http_agent: String,
+    #[serde(flatten)]
+    attrs: AttrArgs,
+}
+
+fn default_timeout() -> i64 {
+    10
+}
+
+fn default_agent() -> String {
+    "ansible-httpget".into()
+}
 
 const ALGORITHMS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
@@ -293,8 +324,8 @@ impl Module for GetUrl {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let url = arg_str(&args, "url").unwrap_or_default().to_string();
-        let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
+        let a: GetUrlArgs = typed(&args)?;
+        let (url, dest) = (a.url.clone(), a.dest.clone());
         if url.is_empty() || dest.is_empty() {
             return Err(ModError::msg("get_url needs `url` and `dest`"));
         }
@@ -302,34 +333,27 @@ impl Module for GetUrl {
             return Err(ModError::msg("`url` must be a single line"));
         }
         let shown_url = mask_url(&url);
-        let checksum = match arg_str(&args, "checksum").filter(|s| !s.is_empty()) {
+        let checksum = match a.checksum.as_deref().filter(|s| !s.is_empty()) {
             Some(c) => Some(Checksum::parse(c)?),
             None => None,
         };
-        let force = arg_bool(&args, "force", false);
-        let wanted = Wanted::from_args(&args, false)?;
-        let headers = match args.get("headers") {
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| (k.clone(), crate::value::to_text(v)))
-                .collect(),
-            _ => vec![],
-        };
+        let force = a.force;
+        let wanted = Wanted::from_attrs(&a.attrs, false)?;
+        let headers = a
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::value::to_text(v)))
+            .collect();
         let fetch = Fetch {
-            timeout: args
-                .get("timeout")
-                .and_then(Value::as_u64)
+            timeout: u64::try_from(a.timeout)
+                .ok()
                 .filter(|t| *t > 0)
-                .unwrap_or(10),
-            validate_certs: arg_bool(&args, "validate_certs", true),
+                .unwrap_or(default_timeout() as u64),
+            validate_certs: a.validate_certs,
             headers,
-            user: arg_str(&args, "url_username")
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            password: arg_str(&args, "url_password").map(str::to_string),
-            agent: arg_str(&args, "http_agent")
-                .unwrap_or("ansible-httpget")
-                .to_string(),
+            user: a.url_username.clone().filter(|s| !s.is_empty()),
+            password: a.url_password.clone(),
+            agent: a.http_agent.clone(),
         };
         let name = url_filename(&url);
         let mut base = outcome(false);
@@ -367,7 +391,7 @@ impl Module for GetUrl {
         };
         script.push_str(&remote::probe_script("\"$p\"".into(), &opts));
         script.push_str(PROBE_SUFFIX);
-        let reply = run_stdin(ctx, script).await?;
+        let reply = remote::run_stdin(ctx, script).await?;
         let is_dir = reply.flag("is_dir");
         let tool = reply.get("tool").unwrap_or_default().to_string();
         let sha1_dest = reply.get("sha1").map(str::to_string);
@@ -482,7 +506,7 @@ impl Module for GetUrl {
             base_mode: current.as_ref().map(|s| s.perm()),
             keep_owner: current.as_ref().map(|s| format!("{}:{}", s.uid, s.gid)),
             attrs,
-            backup: arg_bool(&args, "backup", false),
+            backup: a.backup,
             validate: None,
             make_parents: false,
             dir_mode: None,
@@ -497,7 +521,7 @@ impl Module for GetUrl {
         vars.push(("gu_shown", quote(&shown_url)));
         let body = format!("{DL_FN}{DOWNLOAD_BODY}{}", remote::INSTALL);
         let t0 = Instant::now();
-        let reply = match run_stdin(ctx, remote::script(&vars, &body)).await {
+        let reply = match remote::run_stdin(ctx, remote::script(&vars, &body)).await {
             Ok(r) => r,
             Err(ModError::Failed { msg, result }) => {
                 let mut r = base;

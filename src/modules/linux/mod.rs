@@ -20,11 +20,7 @@ mod unarchive;
 mod uri;
 mod user;
 
-use std::sync::Arc;
-
-use super::files::remote::Reply;
-use super::{ModError, Module, ModuleCtx, Outcome};
-use crate::connection::{CommandSpec, Connection};
+use super::Module;
 
 pub static MODULES: &[&dyn Module] = &[
     &systemd::SYSTEMD_SERVICE,
@@ -46,43 +42,3 @@ pub static MODULES: &[&dyn Module] = &[
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
-
-/// Runs a script given on stdin (`sh -s`), so what it carries (passwords, headers) never
-/// appears on a command line or in the transport's command log. Parses its `key=value` reply;
-/// an `error=` line fails the module with that message.
-async fn run_stdin(ctx: &ModuleCtx<'_>, script: String) -> Result<Reply, ModError> {
-    let conn: Arc<dyn Connection> = ctx.connection().await?;
-    let out = conn
-        .exec(CommandSpec {
-            cmd: "/bin/sh -s".into(),
-            stdin: Some(script.into_bytes()),
-            env: ctx.env.clone(),
-            timeout: ctx.timeout,
-            become_: ctx.become_.clone(),
-            output: None,
-        })
-        .await?;
-    let reply = Reply::parse(&out.stdout);
-    if let Some(e) = reply.get("error") {
-        // What a failing script reports besides its message (get_url's HTTP status).
-        let mut result = Outcome::new();
-        if let Some(code) = reply.get("status_code").and_then(|c| c.parse::<i64>().ok()) {
-            result.insert("status_code".into(), code.into());
-        }
-        if let Some(r) = reply.get("response") {
-            result.insert("response".into(), r.into());
-        }
-        return Err(ModError::Failed {
-            msg: e.to_string(),
-            result,
-        });
-    }
-    if out.rc != 0 {
-        return Err(ModError::msg(format!(
-            "the remote shell script failed (rc={}): {}",
-            out.rc,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(reply)
-}

@@ -92,7 +92,7 @@ impl Module for Package {
                 "Could not find a matching action for the \"{name}\" package manager."
             )));
         };
-        let args = normalize_args(m.def(), args).map_err(ModError::msg)?;
+        let args = normalize_args(m.def(), args).map_err(|e| ModError::msg(e.to_string()))?;
         m.run(ctx, args).await
     }
 }

@@ -13,27 +13,25 @@ use serde_json::Value;
 
 use super::BUILTIN;
 use crate::modules::ParamType::*;
+use crate::modules::files::file_params;
 use crate::modules::files::remote::{self, FileStat, Kind, Reply};
-use crate::modules::files::{ModeSpec, Wanted, add_path_info};
+use crate::modules::files::{AttrArgs, ModeSpec, Wanted, add_path_info};
 use crate::modules::posix::quote;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, arg_bool, arg_str,
-    outcome, p, req,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, outcome, p, req,
+    typed,
 };
 
 static UNARCHIVE_DEF: ModuleDef = ModuleDef {
     name: "unarchive",
     namespaces: BUILTIN,
-    params: &[
+    params: file_params![
         req("src", Str),
         req("dest", Str),
         p("remote_src", Bool),
         p("creates", Str),
         p("extra_opts", List),
         p("list_files", Bool),
-        p("mode", Any),
-        p("owner", Str),
-        p("group", Str),
     ],
     free_form: FreeForm::KeyValue,
     open_args: false,
@@ -43,6 +41,22 @@ static UNARCHIVE_DEF: ModuleDef = ModuleDef {
 };
 
 pub struct Unarchive;
+
+/// `unarchive`'s arguments (see `UNARCHIVE_DEF`), with Ansible's defaults.
+#[derive(Debug, serde::Deserialize)]
+struct UnarchiveArgs {
+    src: String,
+    dest: String,
+    #[serde(default)]
+    remote_src: bool,
+    creates: Option<String>,
+    #[serde(default)]
+    extra_opts: Vec<Value>,
+    #[serde(default)]
+    list_files: bool,
+    #[serde(flatten)]
+    attrs: AttrArgs,
+}
 
 /// One entry of an archive listing.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,21 +247,17 @@ impl Module for Unarchive {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let src = arg_str(&args, "src").unwrap_or_default().to_string();
-        let dest = arg_str(&args, "dest").unwrap_or_default().to_string();
-        let remote_src = arg_bool(&args, "remote_src", false);
+        let a: UnarchiveArgs = typed(&args)?;
+        let (src, dest, remote_src) = (a.src.clone(), a.dest.clone(), a.remote_src);
         if remote_src && src.contains("://") {
             return Err(ModError::msg(
                 "unarchive: downloading `src` from a URL is not supported; fetch it with get_url first and use remote_src",
             ));
         }
-        let wanted = Wanted::from_args(&args, false)?;
-        let extra: Vec<String> = match args.get("extra_opts") {
-            Some(Value::Array(a)) => a.iter().map(crate::value::to_text).collect(),
-            _ => vec![],
-        };
+        let wanted = Wanted::from_attrs(&a.attrs, false)?;
+        let extra: Vec<String> = a.extra_opts.iter().map(crate::value::to_text).collect();
         let xo = extra.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
-        let list_files = arg_bool(&args, "list_files", false);
+        let list_files = a.list_files;
         let local = if remote_src {
             None
         } else {
@@ -255,7 +265,7 @@ impl Module for Unarchive {
         };
 
         // Round trip 1.
-        let creates = arg_str(&args, "creates").filter(|s| !s.is_empty());
+        let creates = a.creates.as_deref().filter(|s| !s.is_empty());
         let vars = vec![
             ("d", remote::sh_path(&dest)),
             ("cr", creates.map(remote::sh_path).unwrap_or_default()),
