@@ -107,16 +107,16 @@ fn unknown_module_suggests_the_right_one() {
 
 #[test]
 fn unknown_module_never_suggests_a_task_keyword_far_from_it() {
-    let w = Work::new();
+    let s = Session::local(1);
     // `dif` is one edit from the keyword `diff`, but a dotted name is a module's.
-    let err = rejected(&w, &format!("{FIRST}    - ansible.builtin.dif: {{}}\n"));
+    let err = rejected(&s, &then("    - ansible.builtin.dif: {}\n"));
     assert!(err.contains("unknown module or keyword"), "{err}");
     assert!(!err.contains("did you mean `diff`"), "{err}");
     // Two edits from `diff`: not a typo of it.
-    let err = rejected(&w, &format!("{FIRST}    - dnx: {{}}\n"));
+    let err = rejected(&s, &then("    - dnx: {}\n"));
     assert!(!err.contains("did you mean `diff`"), "{err}");
     // One edit from a keyword, short: still suggested.
-    let err = rejected(&w, &format!("{FIRST}    - whn: true\n"));
+    let err = rejected(&s, &then("    - whn: true\n"));
     assert!(err.contains("did you mean `when`?"), "{err}");
 }
 

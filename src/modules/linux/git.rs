@@ -10,7 +10,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{BUILTIN, run_stdin};
+use super::BUILTIN;
+use crate::modules::files::remote::run_stdin;
 use crate::modules::ParamType::*;
 use crate::modules::files::remote;
 use crate::modules::posix::quote;

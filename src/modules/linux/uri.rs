@@ -13,7 +13,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{BUILTIN, run_stdin};
+use super::BUILTIN;
+use crate::modules::files::remote::run_stdin;
 use crate::modules::ParamType::*;
 use crate::modules::files::add_path_info;
 use crate::modules::files::remote;
