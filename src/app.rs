@@ -400,7 +400,7 @@ fn listing(plan: &Plan, args: &RunArgs) -> Result<String, Diag> {
             &plan.extra_vars,
             opts.limit.as_deref(),
         )?;
-        let vars = crate::engine::play_vars(&plan.templar, play, &plan.extra_vars)?;
+        let (vars, _) = crate::engine::play_vars(&plan.templar, play, &plan.extra_vars)?;
         let name =
             crate::engine::play_name(&plan.templar, play, &pattern, &vars, &plan.extra_vars)?;
         let _ = write!(

@@ -74,7 +74,7 @@ pub fn winrm_frames(data: &[u8]) {
     let Ok(ct) = std::str::from_utf8(ct) else {
         return;
     };
-    let _ = encryption::decrypt(&mut XorSealer::default(), ct, body);
+    let _ = encryption::decrypt(&mut XorSealer, ct, body);
 }
 
 /// The NTLM handshake answering `data` as the server's CHALLENGE, then, when that is accepted,

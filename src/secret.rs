@@ -180,45 +180,6 @@ pub fn mask_value(v: &mut Value) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    // The registry is process-wide: each test uses secrets of its own.
-    #[test]
-    fn masks_whole_secrets_their_lines_and_json_forms() {
-        register("tok-3141\n  line-two-xyz\n");
-        assert_eq!(mask("a tok-3141 b"), "a ******** b");
-        assert_eq!(mask("line-two-xyz"), "********");
-        assert_eq!(mask("tok-3141\\n  line-two-xyz\\n"), "********");
-        let mut v = json!({"tok-3141": ["x line-two-xyz"], "n": 1});
-        mask_value(&mut v);
-        assert_eq!(v, json!({"********": ["x ********"], "n": 1}));
-    }
-
-    #[test]
-    fn values_of_a_hidden_task_are_registered_but_plain_keys() {
-        let v = json!({"stdout": "rv-token-77", "dest": "/etc/rv-path", "state": "present",
-            "results": [{"item": "rv-item-88", "msg": "rv-msg-99"}]});
-        register_values(&v, &["msg"]);
-        assert_eq!(mask("rv-token-77 rv-item-88"), "******** ********");
-        assert_eq!(
-            mask("/etc/rv-path present rv-msg-99"),
-            "/etc/rv-path present rv-msg-99"
-        );
-    }
-
-    #[test]
-    fn short_values_are_left_alone_and_longest_wins() {
-        register("abc");
-        assert_eq!(mask("abc"), "abc");
-        register("pw-55");
-        register("pw-55-long");
-        assert_eq!(mask("pw-55-long pw-55"), "******** ********");
-    }
-}
-
 /// Asks for a secret on the terminal without echoing it (`what` names it in the error when there
 /// is no terminal, `hint` says how to give it instead). The answer is registered as a secret.
 ///
@@ -269,4 +230,43 @@ pub fn ask(prompt: &str, what: &str, hint: &str) -> Result<String, crate::diag::
         .to_string();
     register(&line);
     Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    // The registry is process-wide: each test uses secrets of its own.
+    #[test]
+    fn masks_whole_secrets_their_lines_and_json_forms() {
+        register("tok-3141\n  line-two-xyz\n");
+        assert_eq!(mask("a tok-3141 b"), "a ******** b");
+        assert_eq!(mask("line-two-xyz"), "********");
+        assert_eq!(mask("tok-3141\\n  line-two-xyz\\n"), "********");
+        let mut v = json!({"tok-3141": ["x line-two-xyz"], "n": 1});
+        mask_value(&mut v);
+        assert_eq!(v, json!({"********": ["x ********"], "n": 1}));
+    }
+
+    #[test]
+    fn values_of_a_hidden_task_are_registered_but_plain_keys() {
+        let v = json!({"stdout": "rv-token-77", "dest": "/etc/rv-path", "state": "present",
+            "results": [{"item": "rv-item-88", "msg": "rv-msg-99"}]});
+        register_values(&v, &["msg"]);
+        assert_eq!(mask("rv-token-77 rv-item-88"), "******** ********");
+        assert_eq!(
+            mask("/etc/rv-path present rv-msg-99"),
+            "/etc/rv-path present rv-msg-99"
+        );
+    }
+
+    #[test]
+    fn short_values_are_left_alone_and_longest_wins() {
+        register("abc");
+        assert_eq!(mask("abc"), "abc");
+        register("pw-55");
+        register("pw-55-long");
+        assert_eq!(mask("pw-55-long pw-55"), "******** ********");
+    }
 }

@@ -347,3 +347,13 @@ fn handler_blocks() {
 fn with_first_found() {
     compare("first_found");
 }
+
+#[test]
+fn vars_files_first_found_lists() {
+    compare("vars_files_first_found");
+}
+
+#[test]
+fn registered_results_carry_failed_and_changed() {
+    compare("registered.yml");
+}

@@ -104,10 +104,10 @@ proptest! {
     ) {
         const VALID: &str = include_str!("fixtures/vault/vars-1.1.yml");
         let mut data = VALID.as_bytes()[..cut.min(VALID.len())].to_vec();
-        if let Some((at, byte)) = flip {
-            if let Some(b) = data.get_mut(at) {
-                *b = byte;
-            }
+        if let Some((at, byte)) = flip
+            && let Some(b) = data.get_mut(at)
+        {
+            *b = byte;
         }
         for candidate in [data, format!("{header}\n{body}").into_bytes()] {
             if let Ok(env) = mixop::vault::Envelope::parse(&candidate) {

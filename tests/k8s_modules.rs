@@ -450,7 +450,7 @@ fn errors_name_the_cause() {
 "#
             ),
         );
-        let r = s.run_file(&format!("{name}.yml"), &[]);
+        let r = s.run_file(format!("{name}.yml"), &[]);
         assert_eq!(r.code, 2, "{name}: {}", r.all());
         r.all()
     };
@@ -623,7 +623,7 @@ fn exec_plugins_and_skipped_tls_verification_need_a_deliberate_argument() {
                 kubeconfig.display()
             ),
         );
-        s.run_file(&format!("{name}.yml"), &[])
+        s.run_file(format!("{name}.yml"), &[])
     };
     let r = task("exec", &exec, "");
     assert_eq!(r.code, 2, "{}", r.all());

@@ -502,7 +502,7 @@ fn firewall_rules_compare_and_set_only_what_differs() {
             .cloned()
             .collect()
     };
-    assert!(rules(&sim).is_empty());
+    assert!(rules(sim).is_empty());
 
     let p = s.play(tasks, &[]);
     p.ok();
@@ -511,7 +511,7 @@ fn firewall_rules_compare_and_set_only_what_differs() {
         p.result("api")["msg"],
         "Firewall rule 'k3s 'api' $x `y é' created."
     );
-    let api = rules(&sim)
+    let api = rules(sim)
         .into_iter()
         .find(|r| r["protocol"] == "TCP")
         .unwrap();
@@ -539,7 +539,7 @@ fn firewall_rules_compare_and_set_only_what_differs() {
         set[0]["params"],
         serde_json::json!({"Enabled": "False", "Group": "k3s-net"})
     );
-    let vx = rules(&sim)
+    let vx = rules(sim)
         .into_iter()
         .find(|r| r["protocol"] == "UDP")
         .unwrap();
@@ -566,7 +566,7 @@ fn firewall_rules_compare_and_set_only_what_differs() {
         p.result("gone")["msg"],
         "Firewall rule(s) 'flannel vxlan' removed."
     );
-    assert_eq!(rules(&sim).len(), 1);
+    assert_eq!(rules(sim).len(), 1);
 }
 
 // ---------------------------------------------------------------- scheduled tasks
@@ -595,12 +595,12 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
     p.ok();
     assert_eq!(p.changed(), 1);
     assert_eq!(p.result("task")["msg"], "task 'mixop-agent' created");
-    assert!(tasks(&sim).get("\\mixop-agent").is_none());
+    assert!(tasks(sim).get("\\mixop-agent").is_none());
 
     let p = s.play(define, &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
-    let t = tasks(&sim)["\\mixop-agent"].clone();
+    let t = tasks(sim)["\\mixop-agent"].clone();
     assert_eq!(t["actions"][0]["execute"], r"C:\Windows\System32\cmd.exe");
     assert_eq!(
         t["actions"][0]["arguments"],
@@ -632,7 +632,7 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
         p.result("start")["stdout"],
         "SUCCESS: Attempted to run the scheduled task \"mixop-agent\"."
     );
-    assert_eq!(tasks(&sim)["\\mixop-agent"]["state"], "Running");
+    assert_eq!(tasks(sim)["\\mixop-agent"]["state"], "Running");
     let p = s.play(run, &[]);
     p.ok();
     assert_eq!(p.task("start")["status"], "skipped", "{}", p.all);
@@ -646,7 +646,7 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
         "task 'mixop-agent' changed: restart_count"
     );
     assert_eq!(p.result("task")["diff"]["after"]["restart_count"], 3);
-    let t = tasks(&sim)["\\mixop-agent"].clone();
+    let t = tasks(sim)["\\mixop-agent"].clone();
     assert_eq!(t["settings"]["restart_count"], 3);
     assert_eq!(t["state"], "Running");
 
@@ -684,7 +684,7 @@ fn scheduled_task_defined_once_run_with_schtasks_and_removed() {
     let p = s.play(gone, &[]);
     p.ok();
     assert_eq!(p.changed(), 1);
-    assert!(tasks(&sim).get("\\mixop-agent").is_none());
+    assert!(tasks(sim).get("\\mixop-agent").is_none());
     let p = s.play(gone, &[]);
     p.ok();
     assert_eq!(p.changed(), 0);

@@ -173,7 +173,7 @@ impl Engine {
     }
 
     /// Runs every play. Returns the recap; `Err` only for problems found before any host was
-    /// contacted in a play (e.g. a `vars_files` file that does not exist).
+    /// contacted in a play (e.g. a `vars_files` file that is not YAML).
     pub async fn run(&self, playbook: &Playbook) -> Result<RunSummary, Diag> {
         let t0 = Instant::now();
         self.emit(Event::PlaybookStart {
@@ -270,7 +270,10 @@ impl Engine {
             });
             return Ok(());
         }
-        let play_vars = play_vars(&self.templar, play, extra)?;
+        let (play_vars, warnings) = play_vars(&self.templar, play, extra)?;
+        for message in warnings {
+            self.emit(Event::Warning { message });
+        }
         let name = play_name(&self.templar, play, &pattern, &play_vars, extra)?;
         for h in &hosts {
             self.host(h).mark_played();
@@ -575,20 +578,53 @@ pub(crate) fn play_hosts(
     Ok((pattern, hosts))
 }
 
-/// A play's `vars` and `vars_files` (file names templated with those vars and the extra vars).
+/// A play's `vars` and `vars_files` (file names templated with those vars and the extra vars),
+/// and a warning for each `vars_files` entry none of whose files exists: ansible-core 2.19
+/// passes over such an entry (silently); mixop says so.
 pub(crate) fn play_vars(
     templar: &Templar,
     play: &Play,
     extra_vars: &Map<String, Value>,
-) -> Result<Map<String, Value>, Diag> {
+) -> Result<(Map<String, Value>, Vec<String>), Diag> {
     let mut vars = play.vars.clone();
-    for (file, loc) in &play.vars_files {
+    let mut warnings = Vec::new();
+    for (candidates, loc) in &play.vars_files {
         let mut ctx_map = vars.clone();
         crate::value::merge(&mut ctx_map, extra_vars, false);
-        let name = templar
-            .render_str(file, &extra_only(&ctx_map))
-            .map_err(|e| Diag::input(format!("vars_files: {}", e.message)).at(loc))?;
-        let path = play.dir.join(&name);
+        let mut names = Vec::new();
+        let mut found = None;
+        for file in candidates {
+            let name = match templar.render_str(file, &extra_only(&ctx_map)) {
+                Ok(name) => name,
+                // ansible-core skips the entry with a warning (host facts are not known here).
+                Err(e) if e.undefined.is_some() => {
+                    warnings.push(format!(
+                        "{loc}: skipping vars_files entry due to an undefined variable: {}",
+                        e.message
+                    ));
+                    names.clear();
+                    break;
+                }
+                Err(e) => return Err(Diag::input(format!("vars_files: {}", e.message)).at(loc)),
+            };
+            let path = play.dir.join(&name);
+            // A list is Ansible's first-found form: a missing candidate is passed over.
+            if path.is_file() {
+                found = Some(path);
+                break;
+            }
+            names.push(name);
+        }
+        let Some(path) = found else {
+            if names.is_empty() {
+                continue;
+            }
+            warnings.push(format!(
+                "{loc}: vars_files: {} not found; this entry is skipped, as ansible-core does",
+                names.join(", ")
+            ));
+            continue;
+        };
         let docs = crate::yaml::load_file(&path)
             .map_err(|d| if d.loc.is_none() { d.at(loc) } else { d })?;
         match docs.first().map(|d| d.to_value()) {
@@ -603,7 +639,7 @@ pub(crate) fn play_vars(
             }
         }
     }
-    Ok(vars)
+    Ok((vars, warnings))
 }
 
 /// The play's name templated with play and extra vars (an undefined variable is an error, as in

@@ -720,7 +720,12 @@ impl Engine {
                 None => run.await,
             };
             let mut result = match outcome {
-                Ok(m) => m,
+                // As ansible-core's TaskExecutor: every module result says `failed` and `changed`.
+                Ok(mut m) => {
+                    m.entry("failed").or_insert(false.into());
+                    m.entry("changed").or_insert(false.into());
+                    m
+                }
                 Err(ModError::Failed { msg, mut result }) => {
                     result.insert("failed".into(), true.into());
                     result.insert("msg".into(), msg.into());

@@ -490,7 +490,8 @@ pub fn args_from_value(def: &ModuleDef, v: &Value) -> Result<Args, String> {
 pub struct ArgError {
     pub module: &'static str,
     pub param: Option<String>,
-    pub kind: ArgErrorKind,
+    /// Boxed: errors are rare and `Result<_, ArgError>` stays small on the happy path.
+    pub kind: Box<ArgErrorKind>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -532,7 +533,7 @@ impl std::fmt::Display for ArgError {
                 .collect::<Vec<_>>()
                 .join(sep)
         };
-        match &self.kind {
+        match &*self.kind {
             ArgErrorKind::FreeForm => write!(f, "`{m}` does not take free-form text"),
             ArgErrorKind::Unknown { known, suggestion } => {
                 let k = self.param.as_deref().unwrap_or_default();
@@ -574,7 +575,7 @@ pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), ArgError> {
     let err = |param: Option<&str>, kind| ArgError {
         module: def.name,
         param: param.map(str::to_string),
-        kind,
+        kind: Box::new(kind),
     };
     for (k, v) in args {
         if k == "_raw_params" {
@@ -640,7 +641,7 @@ pub fn normalize_args(def: &ModuleDef, mut args: Args) -> Result<Args, ArgError>
         let err = |kind| ArgError {
             module: def.name,
             param: Some(k.clone()),
-            kind,
+            kind: Box::new(kind),
         };
         let Some(param) = find_param(def, &k) else {
             let known: Vec<&'static str> = def.params.iter().map(|p| p.name).collect();
@@ -719,6 +720,11 @@ fn coerce(param: &Param, v: Value) -> Result<Value, ArgErrorKind> {
                     .filter(|x| x.as_str() != Some(""))
                     .collect(),
             ),
+            // Ansible's check_type_list: one number (or boolean, a Python int) is a list of
+            // its text.
+            Value::Number(_) | Value::Bool(_) => {
+                Value::Array(vec![Value::String(crate::value::arg_text(&v))])
+            }
             _ => return Err(bad(&v)),
         },
         ParamType::Dict => match v {
@@ -852,7 +858,7 @@ mod tests {
         .unwrap_err();
         // `dest` is an alias of `path`: the error points at `force` as written.
         assert_eq!(e.param.as_deref(), Some("force"));
-        assert!(matches!(e.kind, ArgErrorKind::Type { name: "force", .. }));
+        assert!(matches!(*e.kind, ArgErrorKind::Type { name: "force", .. }));
         assert_eq!(
             e.to_string(),
             "`file`: argument `force` must be a boolean, got \"maybe\""
@@ -865,10 +871,13 @@ mod tests {
         );
         let e = validate_args(file, &args(serde_json::json!({"state": "gone"}))).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("state"));
-        assert!(matches!(e.kind, ArgErrorKind::Choice { name: "state", .. }));
+        assert!(matches!(
+            *e.kind,
+            ArgErrorKind::Choice { name: "state", .. }
+        ));
         let e = validate_args(file, &args(serde_json::json!({"mode": "0644"}))).unwrap_err();
         assert_eq!(e.param, None);
-        assert_eq!(e.kind, ArgErrorKind::Missing { name: "path" });
+        assert_eq!(*e.kind, ArgErrorKind::Missing { name: "path" });
         assert_eq!(e.to_string(), "`file` needs the argument `path`");
         let copy = lookup("copy").unwrap().def();
         let e = validate_args(
@@ -883,6 +892,25 @@ mod tests {
         );
         let e = validate_args(copy, &args(serde_json::json!({"dest": "/a"}))).unwrap_err();
         assert_eq!(e.to_string(), "`copy` needs one of: `src`, `content`");
+    }
+
+    #[test]
+    fn a_scalar_for_a_list_argument_is_a_list_of_its_text_as_in_ansible() {
+        let apt = lookup("apt").unwrap().def();
+        let norm = |v: Value| normalize_args(apt, args(v)).unwrap()["name"].clone();
+        assert_eq!(
+            norm(serde_json::json!({"name": 7})),
+            serde_json::json!(["7"])
+        );
+        assert_eq!(
+            norm(serde_json::json!({"name": true})),
+            serde_json::json!(["True"])
+        );
+        assert_eq!(
+            norm(serde_json::json!({"name": "a,b"})),
+            serde_json::json!(["a", "b"])
+        );
+        assert!(normalize_args(apt, args(serde_json::json!({"name": {"a": 1}}))).is_err());
     }
 
     #[test]

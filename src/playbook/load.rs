@@ -488,9 +488,25 @@ impl Loader<'_> {
                 "vars" => crate::value::merge(&mut play.vars, &vars_map(v, "vars")?, false),
                 "vars_files" => {
                     for f in v.expect_seq("vars_files")? {
-                        let name = string_of(f, "vars_files")?;
-                        check_vars_file(&dir.join(&name), f)?;
-                        play.vars_files.push((name, f.loc.clone()));
+                        let candidates = match &f.kind {
+                            Kind::Seq(items) => items
+                                .iter()
+                                .map(|i| string_of(i, "vars_files"))
+                                .collect::<Result<Vec<_>>>()?,
+                            _ => vec![string_of(f, "vars_files")?],
+                        };
+                        // Of a first-found list only the file that would be loaded is checked.
+                        let chosen = match &f.kind {
+                            Kind::Seq(items) => items.iter().zip(&candidates).find(|(i, name)| {
+                                i.as_str().is_some_and(crate::template::is_template)
+                                    || dir.join(name).is_file()
+                            }),
+                            _ => Some((f, &candidates[0])),
+                        };
+                        if let Some((node, name)) = chosen {
+                            check_vars_file(&dir.join(name), node)?;
+                        }
+                        play.vars_files.push((candidates, f.loc.clone()));
                     }
                 }
                 "gather_facts" => play.gather_facts = Some(bool_of(v, k)?),

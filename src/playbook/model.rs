@@ -34,7 +34,9 @@ pub struct Play {
     /// The playbook's directory (`playbook_dir`).
     pub dir: PathBuf,
     pub vars: Map<String, Value>,
-    pub vars_files: Vec<(String, Loc)>,
+    /// Each entry lists candidate files; the first that exists is loaded (a plain entry is a
+    /// list of one; a nested list is Ansible's first-found form).
+    pub vars_files: Vec<(Vec<String>, Loc)>,
     /// The `gather_facts` keyword; without it, ansible.cfg's `gathering` decides.
     pub gather_facts: Option<bool>,
     pub serial: Vec<Serial>,

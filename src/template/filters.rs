@@ -1348,6 +1348,20 @@ fn str_method(state: &mut State, s: &str, name: &str, args: &[Value]) -> Result<
     })
 }
 
+/// ansible.utils.ipwrap: an IPv6 address in brackets (for URLs and `host:port`); IPv4
+/// addresses, names and anything else unchanged; lists element by element.
+fn ipwrap(v: Value) -> Result<Value, Error> {
+    if v.kind() == minijinja::value::ValueKind::Seq {
+        return Ok(Value::from(
+            v.try_iter()?.map(ipwrap).collect::<Result<Vec<_>, _>>()?,
+        ));
+    }
+    Ok(match v.as_str() {
+        Some(s) if s.parse::<std::net::Ipv6Addr>().is_ok() => Value::from(format!("[{s}]")),
+        _ => v,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1375,18 +1389,4 @@ mod tests {
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("it's x"), r#"'it'"'"'s x'"#);
     }
-}
-
-/// ansible.utils.ipwrap: an IPv6 address in brackets (for URLs and `host:port`); IPv4
-/// addresses, names and anything else unchanged; lists element by element.
-fn ipwrap(v: Value) -> Result<Value, Error> {
-    if v.kind() == minijinja::value::ValueKind::Seq {
-        return Ok(Value::from(
-            v.try_iter()?.map(ipwrap).collect::<Result<Vec<_>, _>>()?,
-        ));
-    }
-    Ok(match v.as_str() {
-        Some(s) if s.parse::<std::net::Ipv6Addr>().is_ok() => Value::from(format!("[{s}]")),
-        _ => v,
-    })
 }

@@ -469,15 +469,15 @@ fn password(search_paths: &[PathBuf], term: &str) -> Result<String, Error> {
             .first()
             .map_or_else(|| p.to_path_buf(), |b| b.join(p)),
     };
-    if path != Path::new("/dev/null") {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            // Ansible stores `PASSWORD salt=...` when encrypting; the password is the first word.
-            return Ok(text
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string());
-        }
+    if path != Path::new("/dev/null")
+        && let Ok(text) = std::fs::read_to_string(&path)
+    {
+        // Ansible stores `PASSWORD salt=...` when encrypting; the password is the first word.
+        return Ok(text
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string());
     }
     let set: Vec<char> = chars.chars().collect();
     let mut pw = String::with_capacity(length);

@@ -195,7 +195,8 @@ pub struct Probe {
 pub enum Plan {
     None,
     Register {
-        task: Definition,
+        /// Boxed: a definition is large beside the other variants.
+        task: Box<Definition>,
         /// What differs (for the message and `--diff`).
         #[serde(skip)]
         changed: Vec<&'static str>,
@@ -490,7 +491,7 @@ pub fn plan(p: &Probe, a: &TaskArgs) -> Result<Plan, String> {
         Plan::None
     } else {
         Plan::Register {
-            task: want,
+            task: Box::new(want),
             changed,
         }
     })
@@ -525,12 +526,12 @@ impl Module for WinScheduledTask {
             ),
             Plan::Register { task, changed } if changed.first() == Some(&"created") => (
                 format!("task '{}' created", a.name),
-                Some(task.clone()),
+                Some((**task).clone()),
                 None,
             ),
             Plan::Register { task, changed } => (
                 format!("task '{}' changed: {}", a.name, changed.join(", ")),
-                Some(task.clone()),
+                Some((**task).clone()),
                 probe.state.clone(),
             ),
             Plan::Unregister => (format!("task '{}' removed", a.name), None, None),
