@@ -234,10 +234,15 @@ impl Output for Human {
                 let debug_msg = result
                     .get("msg")
                     .filter(|_| item.is_none() && result.get("censored").is_none());
+                // `debug: var=x` answers `{x: value}` beside the `changed`/`failed` flags.
                 let var_dump = result.as_object().and_then(|m| {
-                    (m.len() == 2 && m.contains_key("changed"))
-                        .then(|| m.iter().find(|(k, _)| *k != "changed"))
-                        .flatten()
+                    let mut rest = m
+                        .iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "changed" | "failed"));
+                    match (rest.next(), rest.next()) {
+                        (Some(kv), None) => Some(kv),
+                        _ => None,
+                    }
                 });
                 match status {
                     Status::Failed => {

@@ -167,9 +167,385 @@ fn recursive_change(probe: &Probe, wanted: &Wanted) -> Result<AttrChange, ModErr
     Ok(ch)
 }
 
+/// What the task asks for, resolved from its arguments and the probe's current state.
+struct Request<'a> {
+    /// The path as written (for messages).
+    path: &'a str,
+    /// The state to reach: as requested, else what is there, else `directory`/`file`.
+    state: &'a str,
+    src: Option<&'a str>,
+    recurse: bool,
+    force: bool,
+    follow: bool,
+    wanted: Wanted,
+    mtime: Stamp,
+    atime: Stamp,
+}
+
+impl Request<'_> {
+    /// `touch` lines for the timestamps that differ from `st` (all asked ones when absent).
+    fn stamp_lines(&self, st: Option<&FileStat>, w: &str) -> String {
+        let mut s = String::new();
+        for (flag, stamp, cur) in [
+            ("-m", self.mtime, st.map(|s| s.mtime)),
+            ("-a", self.atime, st.map(|s| s.atime)),
+        ] {
+            if let Some(cmd) = touch_args(flag, stamp, cur) {
+                s.push_str(&format!(
+                    "e=$({cmd} {w} 2>&1) || {{ _err \"$e\"; exit 0; }}\n"
+                ));
+            }
+        }
+        s
+    }
+
+    /// A refusal, as Ansible reports it: the message, the path and `extra` result keys.
+    fn refuse(&self, msg: impl Into<String>, extra: &[(&str, Value)]) -> ModError {
+        let mut result = Outcome::new();
+        result.insert("path".into(), self.path.into());
+        for (k, v) in extra {
+            result.insert((*k).into(), v.clone());
+        }
+        ModError::Failed {
+            msg: msg.into(),
+            result,
+        }
+    }
+}
+
+/// What the plan decided: the script that makes the change (empty when there is none to run),
+/// whether anything changes, and what the result reports.
+#[derive(Debug, Default)]
 struct Plan {
     script: String,
     changed: bool,
+    /// Where attributes apply and the stat that is reported (a followed link's target).
+    report_path: String,
+    /// `path`, or `dest` for links, hard links and touch (as ansible-core names it).
+    path_key: &'static str,
+    /// Result keys the state adds (`state` for absent, `src` for links).
+    result: Outcome,
+    /// `src` before and after, for `--diff` of a relinked symlink.
+    src_diff: Option<(String, String)>,
+}
+
+impl Plan {
+    fn at(report_path: &str) -> Plan {
+        Plan {
+            report_path: report_path.to_string(),
+            path_key: "path",
+            ..Plan::default()
+        }
+    }
+}
+
+/// Decides what to change: a pure function of the request and the probe.
+fn plan(req: &Request, probe: &Probe) -> Result<Plan, ModError> {
+    match req.state {
+        "absent" => Ok(plan_absent(probe)),
+        "file" => plan_file(req, probe),
+        "directory" => plan_directory(req, probe),
+        "link" => plan_link(req, probe),
+        "hard" => plan_hard(req, probe),
+        _ => plan_touch(req, probe),
+    }
+}
+
+fn plan_absent(probe: &Probe) -> Plan {
+    let mut plan = Plan::at(&probe.path);
+    plan.result.insert("state".into(), "absent".into());
+    let prev = probe.state();
+    if prev != "absent" {
+        let cmd = if prev == "directory" {
+            "rm -rf"
+        } else {
+            "rm -f"
+        };
+        let p = remote::sh_path(&probe.path);
+        plan.script = format!("e=$({cmd} -- {p} 2>&1) || {{ _err \"$e\"; exit 0; }}\n");
+        plan.changed = true;
+    }
+    plan
+}
+
+/// The path attributes apply to, and its stat: a link's target when following.
+fn followed(req: &Request, probe: &Probe) -> (String, Option<FileStat>) {
+    match (&probe.lstat, req.follow) {
+        (Some(l), true) if l.kind() == Kind::Link => (
+            probe.lnk_source.clone().unwrap_or_default(),
+            probe.tstat.clone(),
+        ),
+        _ => (probe.path.clone(), probe.lstat.clone()),
+    }
+}
+
+fn plan_file(req: &Request, probe: &Probe) -> Result<Plan, ModError> {
+    let (target, st) = followed(req, probe);
+    let tstate = match &st {
+        None => "absent",
+        Some(s) if s.kind() == Kind::Dir => "directory",
+        Some(s) if s.kind() == Kind::Link => "link",
+        Some(s) if s.nlink > 1 => "hard",
+        Some(_) => "file",
+    };
+    if !matches!(tstate, "file" | "hard") {
+        return Err(req.refuse(
+            format!("file ({target}) is {tstate}, cannot continue"),
+            &[("state", tstate.into())],
+        ));
+    }
+    let Some(st) = st else {
+        return Err(req.refuse(format!("cannot read the status of {target}"), &[]));
+    };
+    let ch = req.wanted.change_for(&st, probe.umask)?;
+    let w = quote(&target);
+    let stamps = req.stamp_lines(Some(&st), &w);
+    let mut plan = Plan::at(&target);
+    plan.changed = !ch.is_empty() || !stamps.is_empty();
+    plan.script = attr_lines(&w, &ch, false, false) + &stamps;
+    Ok(plan)
+}
+
+fn plan_directory(req: &Request, probe: &Probe) -> Result<Plan, ModError> {
+    let (target, st) = followed(req, probe);
+    let w = quote(&target);
+    let mut plan = Plan::at(&target);
+    match st {
+        None => {
+            let ch = req.wanted.for_new(0o777 & !probe.umask, probe.umask)?;
+            let word = |v: Option<String>| v.unwrap_or_else(|| "''".into());
+            plan.script = format!(
+                "dmode={}\ndown={}\ndgrp={}\n_mkq=1; _mkdirs {w} || exit 0; _mkq=\n{}",
+                word(ch.mode.map(|m| format!("{m:04o}"))),
+                word(ch.owner.as_deref().map(quote)),
+                word(ch.group.as_deref().map(quote)),
+                req.stamp_lines(None, &w)
+            );
+            plan.changed = true;
+        }
+        Some(st) if st.kind() != Kind::Dir => {
+            let kind = if st.kind() == Kind::Link {
+                "link"
+            } else if st.nlink > 1 {
+                "hard"
+            } else {
+                "file"
+            };
+            return Err(req.refuse(format!("{} already exists as a {kind}", req.path), &[]));
+        }
+        Some(st) => {
+            let ch = req.wanted.change_for(&st, probe.umask)?;
+            plan.script = attr_lines(&w, &ch, false, false) + &req.stamp_lines(Some(&st), &w);
+            if req.recurse {
+                let rch = recursive_change(probe, &req.wanted)?;
+                if !rch.is_empty() {
+                    plan.script
+                        .push_str(&recursive_script(&w, &rch, &req.wanted));
+                }
+                // Timestamps below the directory (explicit times or `now`).
+                for (rel, est) in &probe.tree {
+                    let ew = quote(&format!("{target}/{rel}"));
+                    plan.script.push_str(&req.stamp_lines(Some(est), &ew));
+                }
+            }
+            plan.changed = !plan.script.is_empty();
+        }
+    }
+    Ok(plan)
+}
+
+/// The attributes a new link, hard link or file gets: the mode only when it is octal.
+fn attrs_for_new(wanted: &Wanted, with_mode: bool) -> AttrChange {
+    AttrChange {
+        mode: match &wanted.mode {
+            Some(ModeSpec::Octal(m)) if with_mode => Some(*m),
+            _ => None,
+        },
+        owner: wanted.owner.clone(),
+        group: wanted.group.clone(),
+    }
+}
+
+fn plan_link(req: &Request, probe: &Probe) -> Result<Plan, ModError> {
+    let prev = probe.state();
+    let path = req.path;
+    let p = remote::sh_path(&probe.path);
+    let src = match (req.src, &probe.lnk_target) {
+        (Some(s), _) => Some(s.to_string()),
+        (None, Some(t)) if req.follow => Some(t.clone()),
+        _ => None,
+    };
+    if let Some(s) = &src
+        && !req.force
+        && !probe.src_exists
+    {
+        let abs = probe.src_abs.clone().unwrap_or_else(|| s.clone());
+        return Err(req.refuse(
+            format!(
+                "src file does not exist, use 'force=yes' if you really want to create the \
+                 link: {abs}"
+            ),
+            &[("src", s.clone().into())],
+        ));
+    }
+    match prev {
+        "directory" if !req.force => {
+            return Err(req.refuse(
+                format!("refusing to convert from directory to symlink for {path}"),
+                &[],
+            ));
+        }
+        "directory" if probe.dir_empty == Some(false) => {
+            return Err(req.refuse(
+                format!("the directory {path} is not empty, refusing to convert it"),
+                &[],
+            ));
+        }
+        "file" | "hard" if !req.force => {
+            return Err(req.refuse(
+                format!("refusing to convert from {prev} to symlink for {path}"),
+                &[],
+            ));
+        }
+        _ => {}
+    }
+    let mut plan = Plan::at(&probe.path);
+    plan.path_key = "dest";
+    let relinked = match (prev, &src) {
+        ("link", Some(s)) if probe.lnk_target.as_deref() != Some(s) => {
+            plan.src_diff = Some((probe.lnk_target.clone().unwrap_or_default(), s.clone()));
+            true
+        }
+        ("link", _) => false,
+        (_, None) => return Err(req.refuse("src is required for creating new symlinks", &[])),
+        _ => true,
+    };
+    if let Some(s) = &src {
+        plan.result.insert("src".into(), s.clone().into());
+    }
+    if relinked {
+        if prev == "directory" {
+            plan.script.push_str(&format!(
+                "e=$(rmdir -- {p} 2>&1) || {{ _err \"$e\"; exit 0; }}\n"
+            ));
+        }
+        plan.script.push_str(&format!(
+            "e=$(ln -sfn -- {} {p} 2>&1) || {{ _err \"Error while linking: $e\"; exit 0; }}\n",
+            quote(src.as_deref().unwrap_or_default())
+        ));
+    }
+    // Attributes apply to the link's target when following (and it exists).
+    let mut attr_changed = false;
+    if req.follow {
+        match probe.tstat.as_ref().filter(|_| !relinked) {
+            Some(ts) => {
+                let ch = req.wanted.change_for(ts, probe.umask)?;
+                attr_changed = !ch.is_empty();
+                plan.script.push_str(&attr_lines(&p, &ch, false, false));
+            }
+            None if relinked => {
+                let ch = attrs_for_new(&req.wanted, true);
+                if !ch.is_empty() {
+                    plan.script.push_str(&format!("if [ -e {p} ]; then\n"));
+                    plan.script.push_str(&attr_lines(&p, &ch, false, false));
+                    plan.script.push_str("fi\n");
+                }
+            }
+            None => {}
+        }
+    } else if let Some(ls) = &probe.lstat {
+        let ch = AttrChange {
+            mode: None,
+            ..req.wanted.change_for(ls, probe.umask)?
+        };
+        attr_changed = !ch.is_empty();
+        plan.script.push_str(&attr_lines(&p, &ch, true, false));
+    } else if relinked {
+        let ch = attrs_for_new(&req.wanted, false);
+        plan.script.push_str(&attr_lines(&p, &ch, true, false));
+    }
+    plan.changed = relinked || attr_changed;
+    Ok(plan)
+}
+
+fn plan_hard(req: &Request, probe: &Probe) -> Result<Plan, ModError> {
+    let prev = probe.state();
+    let p = remote::sh_path(&probe.path);
+    let mut plan = Plan::at(&probe.path);
+    plan.path_key = "dest";
+    if prev != "hard" && req.src.is_none() {
+        return Err(req.refuse("src is required for creating new hardlinks", &[]));
+    }
+    if let Some(s) = req.src {
+        plan.result.insert("src".into(), s.into());
+        if probe.src_id.is_none() {
+            return Err(req.refuse("src does not exist", &[("src", s.into())]));
+        }
+    }
+    let same_inode = probe
+        .lstat
+        .as_ref()
+        .is_some_and(|l| Some(format!("{}:{}", l.dev, l.inode)) == probe.src_id);
+    let linked = match prev {
+        "absent" => true,
+        "link" => req.src.is_some() && probe.lnk_target.as_deref() != req.src,
+        "hard" => {
+            let differs = req.src.is_some() && !same_inode;
+            if differs && !req.force {
+                return Err(req.refuse(
+                    "Cannot link, different hard link exists at destination",
+                    &[],
+                ));
+            }
+            differs
+        }
+        "file" if !req.force => {
+            return Err(req.refuse("Cannot link, file exists at destination", &[]));
+        }
+        "file" => true,
+        _ if same_inode => false,
+        _ => {
+            return Err(req.refuse(
+                "Cannot link: different hard link exists at destination",
+                &[],
+            ));
+        }
+    };
+    if linked {
+        plan.script.push_str(&format!(
+            "e=$(ln -f -- {} {p} 2>&1) || {{ _err \"Error while linking: $e\"; exit 0; }}\n",
+            quote(req.src.unwrap_or_default())
+        ));
+    }
+    let base = probe.lstat.as_ref().filter(|_| !linked);
+    let ch = match base {
+        Some(st) => req.wanted.change_for(st, probe.umask)?,
+        None => attrs_for_new(&req.wanted, true),
+    };
+    plan.script.push_str(&attr_lines(&p, &ch, false, false));
+    plan.changed = linked || (base.is_some() && !ch.is_empty());
+    Ok(plan)
+}
+
+fn plan_touch(req: &Request, probe: &Probe) -> Result<Plan, ModError> {
+    let p = remote::sh_path(&probe.path);
+    let st = probe.effective(req.follow);
+    let mut plan = Plan::at(&probe.path);
+    plan.path_key = "dest";
+    let ch = match st {
+        None => {
+            plan.script.push_str(&format!(
+                "e=$( (: >> {p}) 2>&1) || {{ _err \"Error, could not touch target: $e\"; exit 0; }}\n"
+            ));
+            req.wanted.for_new(0o666 & !probe.umask, probe.umask)?
+        }
+        Some(s) => req.wanted.change_for(s, probe.umask)?,
+    };
+    plan.script.push_str(&attr_lines(&p, &ch, false, false));
+    let stamps = req.stamp_lines(st, &p);
+    plan.script.push_str(&stamps);
+    plan.changed = st.is_none() || !ch.is_empty() || !stamps.is_empty();
+    Ok(plan)
 }
 
 #[async_trait]
@@ -180,31 +556,26 @@ impl Module for File {
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         let a: FileArgs = typed(&args)?;
-        let path = a.path.clone();
-        let (recurse, force, follow) = (a.recurse, a.force, a.follow);
-        let src = a.src.clone();
-        let wanted = Wanted::from_attrs(&a.attrs, false)?;
         let req_state = a.state.as_deref();
-        if recurse && req_state.is_some_and(|s| s != "directory") {
+        if a.recurse && req_state.is_some_and(|s| s != "directory") {
             return Err(ModError::msg(
                 "recurse option requires state to be 'directory'",
             ));
         }
-        if src.is_some() && req_state.is_some_and(|s| s != "link" && s != "hard") {
+        if a.src.is_some() && req_state.is_some_and(|s| s != "link" && s != "hard") {
             return Err(ModError::msg(
                 "src option requires state to be 'link' or 'hard'",
             ));
         }
-
         let probe = remote::probe(
             ctx,
-            &path,
+            &a.path,
             &ProbeOpts {
-                follow,
+                follow: a.follow,
                 dir_empty: matches!(req_state, Some("link" | "hard")),
-                link_src: src.clone().filter(|_| req_state == Some("link")),
-                hard_src: src.clone().filter(|_| req_state == Some("hard")),
-                list_tree: recurse,
+                link_src: a.src.clone().filter(|_| req_state == Some("link")),
+                hard_src: a.src.clone().filter(|_| req_state == Some("hard")),
+                list_tree: a.recurse,
                 ..Default::default()
             },
         )
@@ -213,420 +584,86 @@ impl Module for File {
         let state = match req_state {
             Some(s) => s,
             None if prev != "absent" => prev,
-            None if recurse => "directory",
+            None if a.recurse => "directory",
             None => "file",
         };
-        let mtime = parse_stamp(
-            a.modification_time.as_deref(),
-            &a.modification_time_format,
+        let req = Request {
+            path: &a.path,
             state,
-        )?;
-        let atime = parse_stamp(a.access_time.as_deref(), &a.access_time_format, state)?;
-        let p = remote::sh_path(&probe.path);
-        let stamps = |st: Option<&FileStat>, w: &str| -> String {
-            let mut s = String::new();
-            for (flag, stamp, cur) in [
-                ("-m", mtime, st.map(|s| s.mtime)),
-                ("-a", atime, st.map(|s| s.atime)),
-            ] {
-                if let Some(cmd) = touch_args(flag, stamp, cur) {
-                    s.push_str(&format!(
-                        "e=$({cmd} {w} 2>&1) || {{ _err \"$e\"; exit 0; }}\n"
-                    ));
-                }
-            }
-            s
+            src: a.src.as_deref(),
+            recurse: a.recurse,
+            force: a.force,
+            follow: a.follow,
+            wanted: Wanted::from_attrs(&a.attrs, false)?,
+            mtime: parse_stamp(
+                a.modification_time.as_deref(),
+                &a.modification_time_format,
+                state,
+            )?,
+            atime: parse_stamp(a.access_time.as_deref(), &a.access_time_format, state)?,
         };
-        let stamps_change = |st: Option<&FileStat>| !stamps(st, "x").is_empty();
-        let fail = |msg: String, extra: &[(&str, Value)]| -> ModResult {
-            let mut result = Outcome::new();
-            result.insert("path".into(), path.clone().into());
-            for (k, v) in extra {
-                result.insert((*k).into(), v.clone());
-            }
-            Err(ModError::Failed { msg, result })
-        };
-
-        let mut r = outcome(false);
-        let mut path_key = "path";
-        let mut diff_before = Map::new();
-        let mut diff_after = Map::new();
-        diff_before.insert("path".into(), probe.path.clone().into());
-        diff_after.insert("path".into(), probe.path.clone().into());
-        if prev != state {
-            diff_before.insert("state".into(), prev.into());
-            diff_after.insert("state".into(), state.into());
-        }
-        // Where attributes apply, and the stat they are compared with.
-        let mut report_path = probe.path.clone();
-        let plan: Plan = match state {
-            "absent" => {
-                r.insert("state".into(), "absent".into());
-                if prev == "absent" {
-                    Plan {
-                        script: String::new(),
-                        changed: false,
-                    }
-                } else {
-                    let cmd = if prev == "directory" {
-                        "rm -rf"
-                    } else {
-                        "rm -f"
-                    };
-                    Plan {
-                        script: format!("e=$({cmd} -- {p} 2>&1) || {{ _err \"$e\"; exit 0; }}\n"),
-                        changed: true,
-                    }
-                }
-            }
-            "file" => {
-                let (target, st) = match (&probe.lstat, follow) {
-                    (Some(l), true) if l.kind() == Kind::Link => (
-                        probe.lnk_source.clone().unwrap_or_default(),
-                        probe.tstat.clone(),
-                    ),
-                    _ => (probe.path.clone(), probe.lstat.clone()),
-                };
-                let tstate = match &st {
-                    None => "absent",
-                    Some(s) if s.kind() == Kind::Dir => "directory",
-                    Some(s) if s.kind() == Kind::Link => "link",
-                    Some(s) if s.nlink > 1 => "hard",
-                    Some(_) => "file",
-                };
-                if !matches!(tstate, "file" | "hard") {
-                    return fail(
-                        format!("file ({target}) is {tstate}, cannot continue"),
-                        &[("state", tstate.into())],
-                    );
-                }
-                let Some(st) = st else {
-                    return fail(format!("cannot read the status of {target}"), &[]);
-                };
-                let ch = wanted.change_for(&st, probe.umask)?;
-                let w = quote(&target);
-                report_path = target.clone();
-                Plan {
-                    changed: !ch.is_empty() || stamps_change(Some(&st)),
-                    script: attr_lines(&w, &ch, false, false) + &stamps(Some(&st), &w),
-                }
-            }
-            "directory" => {
-                let (target, st) = match (&probe.lstat, follow) {
-                    (Some(l), true) if l.kind() == Kind::Link => (
-                        probe.lnk_source.clone().unwrap_or_default(),
-                        probe.tstat.clone(),
-                    ),
-                    _ => (probe.path.clone(), probe.lstat.clone()),
-                };
-                report_path = target.clone();
-                let w = quote(&target);
-                match st {
-                    None => {
-                        let ch = wanted.for_new(0o777 & !probe.umask, probe.umask)?;
-                        let oct = ch.mode.map(|m| format!("{m:04o}")).unwrap_or_default();
-                        let script = format!(
-                            "dmode={}\ndown={}\ndgrp={}\n_mkq=1; _mkdirs {w} || exit 0; _mkq=\n{}",
-                            if oct.is_empty() { "''".into() } else { oct },
-                            ch.owner.as_deref().map(quote).unwrap_or("''".into()),
-                            ch.group.as_deref().map(quote).unwrap_or("''".into()),
-                            stamps(None, &w)
-                        );
-                        Plan {
-                            script,
-                            changed: true,
-                        }
-                    }
-                    Some(st) if st.kind() != Kind::Dir => {
-                        let kind = if st.kind() == Kind::Link {
-                            "link"
-                        } else if st.nlink > 1 {
-                            "hard"
-                        } else {
-                            "file"
-                        };
-                        return fail(format!("{path} already exists as a {kind}"), &[]);
-                    }
-                    Some(st) => {
-                        let ch = wanted.change_for(&st, probe.umask)?;
-                        let mut script = attr_lines(&w, &ch, false, false) + &stamps(Some(&st), &w);
-                        let mut changed = !script.is_empty();
-                        if recurse {
-                            let rch = recursive_change(&probe, &wanted)?;
-                            if !rch.is_empty() {
-                                changed = true;
-                                script.push_str(&recursive_script(&w, &rch, &wanted));
-                            }
-                            // Timestamps below the directory (explicit times or `now`).
-                            for (rel, est) in &probe.tree {
-                                let ew = quote(&format!("{target}/{rel}"));
-                                let t = stamps(Some(est), &ew);
-                                if !t.is_empty() {
-                                    changed = true;
-                                    script.push_str(&t);
-                                }
-                            }
-                        }
-                        Plan { script, changed }
-                    }
-                }
-            }
-            "link" => {
-                path_key = "dest";
-                let src = match (&src, &probe.lnk_target) {
-                    (Some(s), _) => Some(s.clone()),
-                    (None, Some(t)) if follow => Some(t.clone()),
-                    _ => None,
-                };
-                if let Some(s) = &src
-                    && !force
-                    && !probe.src_exists
-                {
-                    let abs = probe.src_abs.clone().unwrap_or_else(|| s.clone());
-                    return fail(
-                        format!(
-                            "src file does not exist, use 'force=yes' if you really want to \
-                             create the link: {abs}"
-                        ),
-                        &[("src", s.clone().into())],
-                    );
-                }
-                match prev {
-                    "directory" if !force => {
-                        return fail(
-                            format!("refusing to convert from directory to symlink for {path}"),
-                            &[],
-                        );
-                    }
-                    "directory" if probe.dir_empty == Some(false) => {
-                        return fail(
-                            format!("the directory {path} is not empty, refusing to convert it"),
-                            &[],
-                        );
-                    }
-                    "file" | "hard" if !force => {
-                        return fail(
-                            format!("refusing to convert from {prev} to symlink for {path}"),
-                            &[],
-                        );
-                    }
-                    _ => {}
-                }
-                let mut script = String::new();
-                let changed = match prev {
-                    "link" => match &src {
-                        Some(s) if probe.lnk_target.as_deref() != Some(s) => {
-                            diff_before.insert(
-                                "src".into(),
-                                probe.lnk_target.clone().unwrap_or_default().into(),
-                            );
-                            diff_after.insert("src".into(), s.clone().into());
-                            true
-                        }
-                        _ => false,
-                    },
-                    _ => {
-                        if src.is_none() {
-                            return fail("src is required for creating new symlinks".into(), &[]);
-                        }
-                        true
-                    }
-                };
-                if let Some(s) = &src {
-                    r.insert("src".into(), s.clone().into());
-                }
-                if changed {
-                    if prev == "directory" {
-                        script.push_str(&format!(
-                            "e=$(rmdir -- {p} 2>&1) || {{ _err \"$e\"; exit 0; }}\n"
-                        ));
-                    }
-                    script.push_str(&format!(
-                        "e=$(ln -sfn -- {} {p} 2>&1) || {{ _err \"Error while linking: $e\"; exit 0; }}\n",
-                        quote(src.as_deref().unwrap_or_default())
-                    ));
-                }
-                // Attributes apply to the link's target when following (and it exists).
-                let target_stat = if changed { None } else { probe.tstat.clone() };
-                let mut attr_changed = false;
-                if follow {
-                    match target_stat {
-                        Some(ts) => {
-                            let ch = wanted.change_for(&ts, probe.umask)?;
-                            attr_changed = !ch.is_empty();
-                            script.push_str(&attr_lines(&p, &ch, false, false));
-                        }
-                        None if changed => {
-                            let ch = AttrChange {
-                                mode: match &wanted.mode {
-                                    Some(ModeSpec::Octal(m)) => Some(*m),
-                                    _ => None,
-                                },
-                                owner: wanted.owner.clone(),
-                                group: wanted.group.clone(),
-                            };
-                            if !ch.is_empty() {
-                                script.push_str(&format!("if [ -e {p} ]; then\n"));
-                                script.push_str(&attr_lines(&p, &ch, false, false));
-                                script.push_str("fi\n");
-                            }
-                        }
-                        None => {}
-                    }
-                } else if let Some(ls) = &probe.lstat {
-                    let ch = AttrChange {
-                        mode: None,
-                        ..wanted.change_for(ls, probe.umask)?
-                    };
-                    attr_changed = !ch.is_empty();
-                    script.push_str(&attr_lines(&p, &ch, true, false));
-                } else if changed {
-                    let ch = AttrChange {
-                        mode: None,
-                        owner: wanted.owner.clone(),
-                        group: wanted.group.clone(),
-                    };
-                    script.push_str(&attr_lines(&p, &ch, true, false));
-                }
-                Plan {
-                    script,
-                    changed: changed || attr_changed,
-                }
-            }
-            "hard" => {
-                path_key = "dest";
-                if prev != "hard" && src.is_none() {
-                    return fail("src is required for creating new hardlinks".into(), &[]);
-                }
-                if let Some(s) = &src {
-                    r.insert("src".into(), s.clone().into());
-                    if probe.src_id.is_none() {
-                        return fail("src does not exist".into(), &[("src", s.clone().into())]);
-                    }
-                }
-                let same_inode = probe
-                    .lstat
-                    .as_ref()
-                    .is_some_and(|l| Some(format!("{}:{}", l.dev, l.inode)) == probe.src_id);
-                let changed = match prev {
-                    "absent" => true,
-                    "link" => src.is_some() && probe.lnk_target != src,
-                    "hard" => {
-                        let differs = src.is_some() && !same_inode;
-                        if differs && !force {
-                            return fail(
-                                "Cannot link, different hard link exists at destination".into(),
-                                &[],
-                            );
-                        }
-                        differs
-                    }
-                    "file" => {
-                        if !force {
-                            return fail("Cannot link, file exists at destination".into(), &[]);
-                        }
-                        true
-                    }
-                    _ => {
-                        if same_inode {
-                            false
-                        } else {
-                            return fail(
-                                "Cannot link: different hard link exists at destination".into(),
-                                &[],
-                            );
-                        }
-                    }
-                };
-                let mut script = String::new();
-                if changed {
-                    script.push_str(&format!(
-                        "e=$(ln -f -- {} {p} 2>&1) || {{ _err \"Error while linking: $e\"; exit 0; }}\n",
-                        quote(src.as_deref().unwrap_or_default())
-                    ));
-                }
-                let base = if changed { None } else { probe.lstat.clone() };
-                let ch = match &base {
-                    Some(st) => wanted.change_for(st, probe.umask)?,
-                    None => AttrChange {
-                        mode: match &wanted.mode {
-                            Some(ModeSpec::Octal(m)) => Some(*m),
-                            _ => None,
-                        },
-                        owner: wanted.owner.clone(),
-                        group: wanted.group.clone(),
-                    },
-                };
-                let attr_changed = base.is_some() && !ch.is_empty();
-                script.push_str(&attr_lines(&p, &ch, false, false));
-                Plan {
-                    script,
-                    changed: changed || attr_changed,
-                }
-            }
-            _ => {
-                // touch
-                path_key = "dest";
-                let st = probe.effective(follow).cloned();
-                let mut script = String::new();
-                let created = st.is_none();
-                let ch = match &st {
-                    None => {
-                        script.push_str(&format!(
-                            "e=$( (: >> {p}) 2>&1) || {{ _err \"Error, could not touch target: $e\"; exit 0; }}\n"
-                        ));
-                        wanted.for_new(0o666 & !probe.umask, probe.umask)?
-                    }
-                    Some(s) => wanted.change_for(s, probe.umask)?,
-                };
-                script.push_str(&attr_lines(&p, &ch, false, false));
-                script.push_str(&stamps(st.as_ref(), &p));
-                Plan {
-                    changed: created || !ch.is_empty() || stamps_change(st.as_ref()),
-                    script,
-                }
-            }
-        };
-
-        r.insert("changed".into(), plan.changed.into());
-        r.insert(path_key.into(), report_path.clone().into());
-        if ctx.diff && plan.changed {
-            let mut d = Map::new();
-            d.insert("before".into(), Value::Object(diff_before));
-            d.insert("after".into(), Value::Object(diff_after));
-            r.insert("diff".into(), Value::Object(d));
-        }
-        if state == "absent" {
-            if plan.changed && !ctx.check_mode {
-                remote::run(ctx, remote::script(&[], &plan.script)).await?;
-            }
-            return Ok(r);
-        }
-        let final_stat = if plan.changed && !ctx.check_mode && !plan.script.is_empty() {
-            let body = format!(
-                "{}printf 'lstat=%s\\n' \"$(_st {})\"\n",
-                plan.script,
-                quote(&report_path)
-            );
-            let reply = remote::run(ctx, remote::script(&[], &body)).await?;
-            reply.stat("lstat")?
-        } else if ctx.check_mode && plan.changed {
-            // Nothing was changed; report what is there now.
-            probe.lstat.clone().filter(|_| report_path == probe.path)
-        } else if report_path == probe.path {
-            probe.lstat.clone()
-        } else {
-            probe.tstat.clone()
-        };
-        if let Some(st) = final_stat {
-            // A dangling link has no path information in Ansible's results.
-            let dangling = st.kind() == Kind::Link && probe.tstat.is_none() && !plan.changed;
-            if !dangling {
-                add_path_info(&mut r, &st);
-            }
-        }
-        Ok(r)
+        let plan = plan(&req, &probe)?;
+        apply(ctx, &req, &probe, plan).await
     }
+}
+
+/// Runs the plan's script (unless checking) and reports as ansible-core's `file` does.
+async fn apply(ctx: &ModuleCtx<'_>, req: &Request<'_>, probe: &Probe, plan: Plan) -> ModResult {
+    let mut r = outcome(plan.changed);
+    r.extend(plan.result);
+    r.insert(plan.path_key.into(), plan.report_path.clone().into());
+    if ctx.diff && plan.changed {
+        let prev = probe.state();
+        let mut before = Map::new();
+        let mut after = Map::new();
+        before.insert("path".into(), probe.path.clone().into());
+        after.insert("path".into(), probe.path.clone().into());
+        if prev != req.state {
+            before.insert("state".into(), prev.into());
+            after.insert("state".into(), req.state.into());
+        }
+        if let Some((was, now)) = plan.src_diff {
+            before.insert("src".into(), was.into());
+            after.insert("src".into(), now.into());
+        }
+        r.insert(
+            "diff".into(),
+            serde_json::json!({"before": before, "after": after}),
+        );
+    }
+    if req.state == "absent" {
+        if plan.changed && !ctx.check_mode {
+            remote::run(ctx, remote::script(&[], &plan.script)).await?;
+        }
+        return Ok(r);
+    }
+    let final_stat = if plan.changed && !ctx.check_mode && !plan.script.is_empty() {
+        let body = format!(
+            "{}printf 'lstat=%s\\n' \"$(_st {})\"\n",
+            plan.script,
+            quote(&plan.report_path)
+        );
+        let reply = remote::run(ctx, remote::script(&[], &body)).await?;
+        reply.stat("lstat")?
+    } else if ctx.check_mode && plan.changed {
+        // Nothing was changed; report what is there now.
+        probe
+            .lstat
+            .clone()
+            .filter(|_| plan.report_path == probe.path)
+    } else if plan.report_path == probe.path {
+        probe.lstat.clone()
+    } else {
+        probe.tstat.clone()
+    };
+    if let Some(st) = final_stat {
+        // A dangling link has no path information in Ansible's results.
+        let dangling = st.kind() == Kind::Link && probe.tstat.is_none() && !plan.changed;
+        if !dangling {
+            add_path_info(&mut r, &st);
+        }
+    }
+    Ok(r)
 }
 
 /// `chmod -R` / `chown -R` / `chgrp -R` for what differs below a directory. Symbolic modes go
@@ -695,6 +732,148 @@ mod tests {
             "TZ=UTC0 touch -m -t 202311142213.20 --"
         );
         assert!(touch_args("-a", Stamp::Now, Some(t)).is_some());
+    }
+
+    fn stat(raw_mode: u32, nlink: u64) -> FileStat {
+        FileStat {
+            raw_mode,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            atime: 1,
+            mtime: 1,
+            ctime: 1,
+            inode: 7,
+            nlink,
+            dev: 1,
+            blocks: 0,
+            block_size: 4096,
+            rdev: 0,
+            owner: Some("root".into()),
+            group: Some("root".into()),
+        }
+    }
+
+    fn probe(lstat: Option<FileStat>) -> Probe {
+        Probe {
+            path: "/t/x".into(),
+            lstat,
+            umask: 0o022,
+            ..Probe::default()
+        }
+    }
+
+    fn request(state: &str, mode: Option<u32>) -> Request<'_> {
+        Request {
+            path: "/t/x",
+            state,
+            src: None,
+            recurse: false,
+            force: false,
+            follow: true,
+            wanted: Wanted {
+                mode: mode.map(ModeSpec::Octal),
+                ..Wanted::default()
+            },
+            mtime: Stamp::Preserve,
+            atime: Stamp::Preserve,
+        }
+    }
+
+    fn refusal(r: Result<Plan, ModError>) -> String {
+        match r {
+            Err(ModError::Failed { msg, result }) => {
+                assert_eq!(result["path"], "/t/x");
+                msg
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_directory_is_made_once_and_then_left_alone() {
+        let made = plan(&request("directory", Some(0o750)), &probe(None)).unwrap();
+        assert!(made.changed);
+        assert!(made.script.contains("dmode=0750\n"), "{}", made.script);
+        assert!(made.script.contains("_mkdirs /t/x"), "{}", made.script);
+        let there = probe(Some(stat(0o040750, 2)));
+        let same = plan(&request("directory", Some(0o750)), &there).unwrap();
+        assert!(!same.changed && same.script.is_empty());
+        let chmod = plan(&request("directory", Some(0o700)), &there).unwrap();
+        assert!(chmod.changed && chmod.script.contains("chmod -- 0700 /t/x"));
+        let on_file = plan(&request("directory", None), &probe(Some(stat(0o100644, 1))));
+        assert_eq!(refusal(on_file), "/t/x already exists as a file");
+    }
+
+    #[test]
+    fn absent_removes_what_is_there_and_nothing_else() {
+        let gone = plan(&request("absent", None), &probe(None)).unwrap();
+        assert!(!gone.changed && gone.script.is_empty());
+        assert_eq!(gone.result["state"], "absent");
+        let dir = plan(&request("absent", None), &probe(Some(stat(0o040755, 2)))).unwrap();
+        assert!(dir.changed && dir.script.contains("rm -rf -- /t/x"));
+        let file = plan(&request("absent", None), &probe(Some(stat(0o100644, 1)))).unwrap();
+        assert!(file.script.contains("rm -f -- /t/x"));
+    }
+
+    #[test]
+    fn links_refuse_to_replace_files_without_force_and_relink_with_a_diff() {
+        let mut req = request("link", None);
+        req.src = Some("/t/a");
+        let mut file = probe(Some(stat(0o100644, 1)));
+        file.src_exists = true;
+        assert_eq!(
+            refusal(plan(&req, &file)),
+            "refusing to convert from file to symlink for /t/x"
+        );
+        let mut link = probe(Some(stat(0o120777, 1)));
+        link.src_exists = true;
+        link.lnk_target = Some("/t/old".into());
+        let p = plan(&req, &link).unwrap();
+        assert!(p.changed && p.script.contains("ln -sfn -- /t/a /t/x"));
+        assert_eq!(p.path_key, "dest");
+        assert_eq!(p.src_diff, Some(("/t/old".into(), "/t/a".into())));
+        link.lnk_target = Some("/t/a".into());
+        assert!(!plan(&req, &link).unwrap().changed);
+        req.src = None;
+        assert_eq!(
+            refusal(plan(&req, &probe(None))),
+            "src is required for creating new symlinks"
+        );
+    }
+
+    #[test]
+    fn hard_links_compare_inodes() {
+        let mut req = request("hard", None);
+        req.src = Some("/t/a");
+        let mut there = probe(Some(stat(0o100644, 2)));
+        there.src_id = Some("1:7".into());
+        assert!(!plan(&req, &there).unwrap().changed);
+        there.src_id = Some("1:8".into());
+        assert_eq!(
+            refusal(plan(&req, &there)),
+            "Cannot link, different hard link exists at destination"
+        );
+        req.force = true;
+        assert!(
+            plan(&req, &there)
+                .unwrap()
+                .script
+                .contains("ln -f -- /t/a /t/x")
+        );
+    }
+
+    #[test]
+    fn touch_creates_or_only_updates_times() {
+        let mut req = request("touch", None);
+        req.mtime = Stamp::Now;
+        let new = plan(&req, &probe(None)).unwrap();
+        assert!(new.changed && new.script.contains(": >> /t/x"));
+        let old = plan(&req, &probe(Some(stat(0o100644, 1)))).unwrap();
+        assert!(old.changed && !old.script.contains(": >>"));
+        assert!(old.script.contains("touch -m --"));
+        req.mtime = Stamp::At(1);
+        assert!(!plan(&req, &probe(Some(stat(0o100644, 1)))).unwrap().changed);
     }
 
     #[test]
