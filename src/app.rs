@@ -212,7 +212,13 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Diag> {
     }));
     let sources = inventory_sources(&args.inventory);
     let mut inventory = if sources.is_empty() {
-        Inventory::empty()
+        let mut empty = Inventory::empty();
+        empty.warnings.push(
+            "no inventory was given (-i FILE, or `inventory` in ansible.cfg): only the implicit \
+             localhost is available, and it is not part of `all`"
+                .into(),
+        );
+        empty
     } else {
         Inventory::load(&sources)?
     };
@@ -292,6 +298,26 @@ fn check_cmd(args: CheckArgs) -> Result<i32, Diag> {
                 + count_tasks(&p.handlers)
         })
         .sum();
+    // The implicit localhost counts only when a play targets it (as ansible-playbook's
+    // `--list-hosts` shows it only then).
+    let mut targeted = std::collections::HashSet::new();
+    for play in &plan.playbook.plays {
+        if let Ok((_, hosts)) = crate::engine::play_hosts(
+            &plan.inventory,
+            &plan.templar,
+            play,
+            &plan.extra_vars,
+            args.plan.limit.as_deref(),
+        ) {
+            targeted.extend(hosts);
+        }
+    }
+    let hosts = plan
+        .inventory
+        .hosts
+        .iter()
+        .filter(|(name, h)| !h.implicit || targeted.contains(*name))
+        .count();
     out!(
         "{}: ok ({} play{}, {} task{}, {} inventory host{})",
         args.plan.playbook.display(),
@@ -303,12 +329,8 @@ fn check_cmd(args: CheckArgs) -> Result<i32, Diag> {
         },
         tasks,
         if tasks == 1 { "" } else { "s" },
-        plan.inventory.hosts.len(),
-        if plan.inventory.hosts.len() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        hosts,
+        if hosts == 1 { "" } else { "s" },
     );
     Ok(exit::OK)
 }

@@ -76,6 +76,7 @@ fn ansible(a: &Work, text: &str, args: &[&str]) -> std::process::Output {
         .env("ANSIBLE_DEPRECATION_WARNINGS", "0")
         .env("ANSIBLE_LOCALHOST_WARNING", "0")
         .env("ANSIBLE_FORKS", "10")
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("run ansible-playbook")
 }
@@ -356,4 +357,9 @@ fn vars_files_first_found_lists() {
 #[test]
 fn registered_results_carry_failed_and_changed() {
     compare("registered.yml");
+}
+
+#[test]
+fn kv_jinja_words_pause_prompt_and_omitted_hosts() {
+    compare("kv_pause_omit.yml");
 }

@@ -672,3 +672,67 @@ fn collection_qualified_filters_and_tests_resolve_by_their_short_names() {
     s.run_file("ok.yml", &[]).exits(0);
     assert_eq!(s.out("fqcn"), "[::1] 10.0.0.0 [1] True");
 }
+
+/// A template file a task renders is checked before anything runs, and reported at its own
+/// line; an undefined variable found only while rendering names the task and the template's
+/// file:line, each once.
+#[test]
+fn template_files_are_checked_up_front_and_failures_name_task_and_line() {
+    let s = Session::local(1);
+    s.write(
+        "templates/bad.j2",
+        "line one\n{% if x %}\n{{ x | nosuchfilter }}\n{% endif %}\n",
+    );
+    let err = rejected(
+        &s,
+        &then(
+            r#"
+    - template: {src: bad.j2, dest: "@OUT@/bad"}
+"#,
+        ),
+    );
+    assert!(
+        err.contains("bad.j2:3:1: template error: no filter named 'nosuchfilter'"),
+        "{err}"
+    );
+    assert!(err.contains("rendered by the task at pb.yml:4:"), "{err}");
+    s.write("templates/undef.j2", "line one\n{{ missing_var }}\n");
+    s.write(
+        "undef.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: render it
+      template: {src: undef.j2, dest: "@OUT@/undef"}
+"#,
+    );
+    s.check_file("undef.yml", &[]).exits(0);
+    let r = s.run_file("undef.yml", &[]);
+    r.exits(2);
+    r.says("task 'render it' at undef.yml:4:7: templates/undef.j2:2: 'missing_var' is undefined");
+    assert_eq!(r.all().matches("undef.j2").count(), 1, "{}", r.all());
+}
+
+/// Without `-i` (and no inventory in ansible.cfg) the run says so; `check` counts the
+/// implicit localhost only when a play targets it.
+#[test]
+fn no_inventory_is_said_and_the_implicit_localhost_is_counted_only_when_targeted() {
+    let s = Session::local(2);
+    s.write(
+        "all.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - ping:\n",
+    );
+    s.write(
+        "local.yml",
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ping:\n",
+    );
+    let r = s.mixop(&["run", "all.yml"]);
+    r.exits(0);
+    r.stderr_has("no inventory was given");
+    s.check_file("all.yml", &[])
+        .exits(0)
+        .stdout_has("2 inventory hosts");
+    s.check_file("local.yml", &[])
+        .exits(0)
+        .stdout_has("3 inventory hosts");
+}

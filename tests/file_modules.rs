@@ -68,6 +68,7 @@ impl Harness {
             env: vec![],
             timeout: None,
             output: None,
+            task: format!("task '{module}' at test"),
         };
         m.run(&ctx, args).await
     }

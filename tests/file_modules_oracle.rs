@@ -333,6 +333,7 @@ async fn run_mixop(root: &Path, pb: &Path, cases: &[(&str, Value)]) -> Vec<(bool
         env: vec![],
         timeout: None,
         output: None,
+        task: "task at test".into(),
     };
     {
         let mut flags = Vec::new();

@@ -262,11 +262,18 @@ impl Engine {
         )?;
         hosts.retain(|h| self.host_active(h));
         if hosts.is_empty() {
+            let what = if play.named {
+                format!("play '{}'", play.name)
+            } else {
+                format!("play at {}", play.loc)
+            };
+            let why = if pattern.is_empty() {
+                "the host pattern is empty".to_string()
+            } else {
+                format!("no hosts matched `{pattern}`")
+            };
             self.emit(Event::Warning {
-                message: format!(
-                    "play '{}': no hosts matched `{pattern}`; skipping",
-                    play.name
-                ),
+                message: format!("{what}: {why}; skipping"),
             });
             return Ok(());
         }
@@ -570,6 +577,11 @@ pub(crate) fn play_hosts(
     let pattern = templar
         .render_str(&play.hosts, &extra_only(extra_vars))
         .map_err(|e| Diag::input(format!("hosts: {}", e.message)).at(&play.loc))?;
+    // `hosts: "{{ omit }}"` is no pattern at all (ansible-core renders it as None).
+    let pattern = pattern.replace(crate::template::OMIT, "");
+    if pattern.trim().is_empty() {
+        return Ok((String::new(), Vec::new()));
+    }
     let mut hosts = inv.select(&pattern)?;
     if let Some(limit) = limit {
         let allowed = inv.select(limit)?;

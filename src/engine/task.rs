@@ -675,6 +675,7 @@ impl Engine {
             env,
             timeout: opts.timeout.map(Duration::from_secs),
             output: live_tx,
+            task: format!("task '{}' at {}", task.display_name(), task.loc),
         };
         let retries = match &task.retries {
             Some(v) => match self.templar.render_deep(v, vars).ok().and_then(|v| {
@@ -724,6 +725,14 @@ impl Engine {
                 Ok(mut m) => {
                     m.entry("failed").or_insert(false.into());
                     m.entry("changed").or_insert(false.into());
+                    // Module warnings are shown as ansible-core shows them.
+                    if let Some(Value::Array(ws)) = m.get("warnings") {
+                        for w in ws.iter().filter_map(Value::as_str) {
+                            self.emit(Event::Warning {
+                                message: format!("{host}: {w}"),
+                            });
+                        }
+                    }
                     m
                 }
                 Err(ModError::Failed { msg, mut result }) => {

@@ -657,7 +657,7 @@ static PAUSE_DEF: ModuleDef = ModuleDef {
     open_args: false,
     target: Target::Controller,
     mutually_exclusive: &[&["seconds", "minutes"]],
-    required_one_of: &[&["seconds", "minutes"]],
+    required_one_of: &[],
 };
 
 struct Pause;
@@ -667,7 +667,10 @@ impl Module for Pause {
     fn def(&self) -> &'static ModuleDef {
         &PAUSE_DEF
     }
-    async fn run(&self, _ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        if !args.contains_key("seconds") && !args.contains_key("minutes") {
+            return pause_for_enter(ctx, &args).await;
+        }
         let secs = args
             .get("seconds")
             .and_then(Value::as_f64)
@@ -695,6 +698,48 @@ impl Module for Pause {
         r.insert("stdout".into(), format!("Paused for {secs} seconds").into());
         Ok(r)
     }
+}
+
+/// `pause` without a duration: waits for Enter on an interactive stdin and returns the line as
+/// `user_input`; without one it goes on at once with a warning, as ansible-core does.
+async fn pause_for_enter(ctx: &ModuleCtx<'_>, args: &Args) -> ModResult {
+    use std::io::IsTerminal;
+    let echo = arg_bool(args, "echo", true);
+    let text = arg_str(args, "prompt").unwrap_or("Press enter to continue, Ctrl+C to interrupt");
+    let hidden = if echo { "" } else { " (output is hidden)" };
+    let prompt = format!("[{}]\n{text}{hidden}:", ctx.task);
+    let t0 = Instant::now();
+    let mut r = outcome(false);
+    let user_input = if std::io::stdin().is_terminal() {
+        let line = tokio::task::spawn_blocking(move || {
+            if echo {
+                eprint!("{prompt}");
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line)
+            } else {
+                crate::secret::ask(&prompt, "the pause prompt's answer", "")
+                    .map_err(|d| std::io::Error::other(d.message))
+            }
+        })
+        .await
+        .map_err(|e| ModError::msg(e.to_string()))?
+        .map_err(|e| ModError::msg(format!("could not read the answer: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        r.insert(
+            "warnings".into(),
+            serde_json::json!(["Not waiting for response to prompt as stdin is not interactive"]),
+        );
+        String::new()
+    };
+    r.insert("delta".into(), (t0.elapsed().as_secs() as i64).into());
+    r.insert("echo".into(), echo.into());
+    r.insert("user_input".into(), user_input.into());
+    r.insert(
+        "stdout".into(),
+        format!("Paused for {:.2} seconds", t0.elapsed().as_secs_f64()).into(),
+    );
+    Ok(r)
 }
 
 pub const META_ACTIONS: &[&str] = &[

@@ -228,6 +228,8 @@ pub struct ModuleCtx<'a> {
     /// never under `no_log`). Only modules that run the user's own command use it
     /// (`exec_live`, `exec_program`); the scripts modules run for themselves do not.
     pub output: Option<mpsc::UnboundedSender<OutputChunk>>,
+    /// The task as error messages name it: `task 'NAME' at FILE:LINE`.
+    pub task: String,
 }
 
 impl ModuleCtx<'_> {
@@ -369,62 +371,89 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// Splits Ansible `k=v` text (`src=a dest="b c"`) into pairs; words without `=` are returned as
-/// free text in order.
+/// free text in order, as written.
 pub fn split_kv(text: &str) -> (Vec<(String, String)>, String) {
     let mut pairs = Vec::new();
     let mut free = Vec::new();
-    let words = shell_words::split(text)
-        .unwrap_or_else(|_| text.split_whitespace().map(str::to_string).collect());
-    // Keep the original spelling of free text (quotes included) for command lines.
-    let raw_words = split_raw_words(text);
-    for (i, w) in words.iter().enumerate() {
-        match w.split_once('=') {
+    for (raw, cooked) in split_words(text) {
+        match cooked.split_once('=') {
             Some((k, v))
                 if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
                 pairs.push((k.to_string(), v.to_string()));
             }
-            _ => free.push(raw_words.get(i).cloned().unwrap_or_else(|| w.clone())),
+            _ => free.push(raw),
         }
     }
     (pairs, free.join(" "))
 }
 
-/// Splits on whitespace outside quotes, keeping quotes (for free-form command text).
+/// Splits on whitespace outside quotes and Jinja blocks, keeping quotes (for free-form command
+/// text).
 pub(crate) fn split_raw_words(text: &str) -> Vec<String> {
+    split_words(text).into_iter().map(|(raw, _)| raw).collect()
+}
+
+/// Ansible's `split_args`: words separated by whitespace outside quotes and outside Jinja blocks
+/// (`{{ }}`, `{% %}`, `{# #}`, so `src={{ item }}` is one word), each as written and "cooked":
+/// quotes and backslash escapes outside Jinja removed as `sh` would, Jinja kept verbatim.
+fn split_words(text: &str) -> Vec<(String, String)> {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
-    let mut cur = String::new();
+    let (mut raw, mut cooked) = (String::new(), String::new());
     let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        if escaped {
-            cur.push(c);
-            escaped = false;
-            continue;
-        }
-        match (quote, c) {
-            (_, '\\') => {
-                cur.push(c);
-                escaped = true;
+    // The character that, followed by `}`, closes the open Jinja block.
+    let mut jinja: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let mut take = 1;
+        if let Some(close) = jinja {
+            raw.push(c);
+            cooked.push(c);
+            if c == close && next == Some('}') {
+                raw.push('}');
+                cooked.push('}');
+                jinja = None;
+                take = 2;
             }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            (Some(q), c2) if c2 == q => {
+        } else if c == '{' && matches!(next, Some('{' | '%' | '#')) {
+            let open = next.unwrap_or('{');
+            jinja = Some(if open == '{' { '}' } else { open });
+            raw.extend([c, open]);
+            cooked.extend([c, open]);
+            take = 2;
+        } else if let Some(q) = quote {
+            raw.push(c);
+            if c == q {
                 quote = None;
-                cur.push(c);
+            } else if q == '"' && c == '\\' && matches!(next, Some('"' | '\\' | '$' | '`')) {
+                raw.push(next.unwrap_or_default());
+                cooked.push(next.unwrap_or_default());
+                take = 2;
+            } else {
+                cooked.push(c);
             }
-            (None, c2) if c2.is_whitespace() => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
+        } else if c.is_whitespace() {
+            if !raw.is_empty() {
+                out.push((std::mem::take(&mut raw), std::mem::take(&mut cooked)));
             }
-            _ => cur.push(c),
+        } else if c == '\'' || c == '"' {
+            quote = Some(c);
+            raw.push(c);
+        } else if c == '\\' && next.is_some() {
+            raw.extend([c, next.unwrap_or_default()]);
+            cooked.push(next.unwrap_or_default());
+            take = 2;
+        } else {
+            raw.push(c);
+            cooked.push(c);
         }
+        i += take;
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    if !raw.is_empty() {
+        out.push((raw, cooked));
     }
     out
 }
@@ -835,6 +864,25 @@ mod tests {
         let (pairs, free) = split_kv(r#"echo "a b" chdir=/tmp"#);
         assert_eq!(pairs, vec![("chdir".to_string(), "/tmp".to_string())]);
         assert_eq!(free, r#"echo "a b""#);
+        // Jinja blocks are one word with their spaces and quotes, as in Ansible's split_args.
+        let (pairs, free) = split_kv(r#"src={{ item }} dest="/etc/{{ 'a b' }}" mode=600"#);
+        assert_eq!(
+            pairs,
+            vec![
+                ("src".to_string(), "{{ item }}".to_string()),
+                ("dest".to_string(), "/etc/{{ 'a b' }}".to_string()),
+                ("mode".to_string(), "600".to_string()),
+            ]
+        );
+        assert_eq!(free, "");
+        let (pairs, free) = split_kv(r#"echo {%  if x %}y{% endif %} a\ b 'c d' chdir=/t"#);
+        assert_eq!(pairs, vec![("chdir".to_string(), "/t".to_string())]);
+        assert_eq!(free, r#"echo {%  if x %}y{% endif %} a\ b 'c d'"#);
+        let cooked: Vec<String> = split_words(r#"a\ b "x\"y" 'p\q'"#)
+            .into_iter()
+            .map(|w| w.1)
+            .collect();
+        assert_eq!(cooked, ["a b", "x\"y", "p\\q"]);
     }
 
     #[test]

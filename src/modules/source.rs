@@ -160,7 +160,7 @@ pub fn render_template(
     let text = ctx
         .templar
         .render_file(&found, ctx.vars)
-        .map_err(|e| ModError::msg(format!("{}: {e}", found.display())))?;
+        .map_err(|e| ModError::msg(format!("{}: {e}", ctx.task)))?;
     Ok(Rendered {
         bytes: apply_newlines(&text, nl).into_bytes(),
         name: file_name(&found),

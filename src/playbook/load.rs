@@ -677,6 +677,37 @@ impl Loader<'_> {
         })
     }
 
+    /// A template file a task renders: its syntax and every filter, test and lookup it names,
+    /// checked now (as the task's own templates are) and reported at the file's line.
+    fn check_template_file(&self, path: &Path, used_at: &Loc) -> Result<()> {
+        let (text, _) = crate::vault::read_text(path).map_err(|d| d.at(used_at))?;
+        let Err(e) = self.templar.check_template(&text) else {
+            return Ok(());
+        };
+        let line = e.line.unwrap_or(1);
+        let offset: usize = text
+            .split_inclusive('\n')
+            .take(line - 1)
+            .map(str::len)
+            .sum();
+        let len = text[offset..].find('\n').unwrap_or(text.len() - offset);
+        let src = crate::diag::Source::new(path, text.clone());
+        let message = e
+            .message
+            .trim_end_matches(&format!(" (template line {line})"))
+            .to_string();
+        Err(Diag::input(format!("template error: {message}"))
+            .at(&Loc {
+                src,
+                offset,
+                len,
+                line,
+                col: 1,
+            })
+            .label("in this template")
+            .hint(format!("the template is rendered by the task at {used_at}")))
+    }
+
     /// For "no filter/test named 'x'": the `filter_plugins/` or `test_plugins/` Python file
     /// beside the playbook or the task file that defines `x`, if any.
     fn python_filter(&self, message: &str, loc: &Loc) -> Option<PathBuf> {
@@ -1263,6 +1294,9 @@ impl Loader<'_> {
             let decrypt = modules::arg_bool(args, "decrypt", true);
             if decrypt && found.is_file() && crate::vault::is_vault_file(found) {
                 crate::vault::read(found).map_err(|d| d.at(&loc))?;
+            }
+            if subdir == "templates" && found.is_file() {
+                self.check_template_file(found, &loc)?;
             }
             return Ok(());
         }

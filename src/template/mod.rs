@@ -679,7 +679,17 @@ impl Templar {
         let (src, _) = crate::vault::read_text(path).map_err(|d| TemplateError::new(d.message))?;
         let scope = self.scope(ctx);
         self.inner.render_text(&src, &scope).map_err(|mut e| {
-            e.message = format!("{}: {}", path.display(), e.message);
+            // `file:line: message` (the line moves from the message's end to the path).
+            let (line, message) = match e.line {
+                Some(n) => (
+                    format!(":{n}"),
+                    e.message
+                        .trim_end_matches(&format!(" (template line {n})"))
+                        .to_string(),
+                ),
+                None => (String::new(), e.message.clone()),
+            };
+            e.message = format!("{}{line}: {message}", path.display());
             e
         })
     }

@@ -151,7 +151,7 @@ fn load_docs(ctx: &ModuleCtx<'_>, args: &Args) -> Result<Vec<Value>, ModError> {
         let text = ctx
             .templar
             .render_file(&path, ctx.vars)
-            .map_err(|e| ModError::msg(e.to_string()))?;
+            .map_err(|e| ModError::msg(format!("{}: {e}", ctx.task)))?;
         docs.extend(parse_yaml(&path.display().to_string(), &text)?);
     } else if let (Some(kind), Some(name)) = (arg_str(args, "kind"), arg_str(args, "name")) {
         let mut meta = Map::new();
