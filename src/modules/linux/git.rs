@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::BUILTIN;
-use crate::modules::files::remote::run_stdin;
 use crate::modules::ParamType::*;
 use crate::modules::files::remote;
+use crate::modules::files::remote::run_stdin;
 use crate::modules::posix::quote;
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, arg_bool,

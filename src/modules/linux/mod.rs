@@ -1,4 +1,5 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
+//! dnf/yum,
 //! package, package_facts, user, group, sysctl, pip, uri, git,
 //! service_facts.
 //!
@@ -8,6 +9,7 @@
 //! modules of the same names.
 
 mod apt;
+mod dnf;
 mod get_url;
 mod git;
 mod package;
@@ -30,6 +32,8 @@ pub static MODULES: &[&dyn Module] = &[
     &unarchive::Unarchive,
     &reboot::Reboot,
     &apt::Apt,
+    &dnf::Dnf,
+    &dnf::Yum,
     &package::Package,
     &package::PackageFacts,
     &user::User,
@@ -40,5 +44,7 @@ pub static MODULES: &[&dyn Module] = &[
     &git::Git,
     &service_facts::ServiceFacts,
 ];
+
+pub use dnf::NOT_IMPLEMENTED as DNF_NOT_IMPLEMENTED;
 
 const BUILTIN: &[&str] = &["ansible.builtin"];

@@ -14,10 +14,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::BUILTIN;
-use crate::modules::files::remote::run_stdin;
 use crate::modules::ParamType::*;
 use crate::modules::files::add_path_info;
 use crate::modules::files::remote;
+use crate::modules::files::remote::run_stdin;
 use crate::modules::posix::quote;
 use crate::modules::url::{mask_url, url_filename};
 use crate::modules::{
