@@ -636,10 +636,10 @@ fn parse_found(reply: &remote::Reply, n: usize) -> Vec<Found> {
     found
 }
 
+/// A failure as Ansible's `fail_json`: `results: []`, `rc: 1` when dnf ran, and `extra`.
 fn fail(msg: impl Into<String>, extra: Value) -> ModError {
     let mut result = Outcome::new();
     result.insert("results".into(), json!([]));
-    result.insert("rc".into(), 1.into());
     if let Value::Object(m) = extra {
         result.extend(m);
     }
@@ -687,7 +687,7 @@ async fn run_dnf(ctx: &ModuleCtx<'_>, cmd: &str, check: bool) -> Result<Ran, Mod
         if !missing.is_empty() {
             return Err(fail(
                 "Failed to install some of the specified packages",
-                json!({ "failures": missing }),
+                json!({ "failures": missing, "rc": 1 }),
             ));
         }
         let err: Vec<&str> = text
@@ -704,7 +704,10 @@ async fn run_dnf(ctx: &ModuleCtx<'_>, cmd: &str, check: bool) -> Result<Ran, Mod
         } else {
             format!("Unknown Error occurred: {detail}")
         };
-        return Err(fail(msg, json!({ "failures": [detail], "stdout": text })));
+        return Err(fail(
+            msg,
+            json!({ "failures": [detail], "stdout": text, "rc": 1 }),
+        ));
     }
     Ok(Ran { rows, out: text })
 }
@@ -769,7 +772,8 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
     if arg_str(&args, "state").is_none() && autoremove {
         state = "absent".into();
     }
-    if autoremove && state != "absent" {
+    // As Ansible's YumDnf, which compares the state as written: `removed` is refused too.
+    if autoremove && arg_str(&args, "state").is_some_and(|s| s != "absent") {
         return Err(fail(
             "Autoremove should be used alone or with state=absent",
             json!({}),
