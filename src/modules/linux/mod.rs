@@ -1,5 +1,5 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
-//! dnf/yum,
+//! dnf/yum, ufw (community.general),
 //! package, package_facts, user, group, sysctl, pip, uri, git,
 //! service_facts.
 //!
@@ -18,6 +18,7 @@ mod reboot;
 mod service_facts;
 mod sysctl;
 mod systemd;
+mod ufw;
 mod unarchive;
 mod uri;
 mod user;
@@ -43,6 +44,7 @@ pub static MODULES: &[&dyn Module] = &[
     &uri::Uri,
     &git::Git,
     &service_facts::ServiceFacts,
+    &ufw::Ufw,
 ];
 
 pub use dnf::NOT_IMPLEMENTED as DNF_NOT_IMPLEMENTED;
