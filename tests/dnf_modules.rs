@@ -54,6 +54,10 @@ fn dnf_lab(n: usize) -> Lab {
         build_rpm(&repo, "mixop-hello", "2.0", None);
         build_rpm(&repo, "mixop-extra", "1.0", Some("mixop-dep"));
         build_rpm(&repo, "mixop-dep", "1.0", None);
+        // A package file outside the repository (installed by path).
+        let rpms = lab.host_dir(&host, "opt").join("rpms");
+        std::fs::create_dir_all(&rpms).unwrap();
+        build_rpm(&rpms, "mixop-local", "3.0", None);
         let o = Command::new("createrepo_c")
             .arg("-q")
             .arg(&repo)
@@ -339,10 +343,11 @@ fn dnf_matches_ansible() {
         )
     };
     let p1 = pb(&format!(
-        "    - dnf: {{name: [mixop-hello-1.0, mixop-extra], @O@}}\n{}    - dnf: {{name: mixop-nosuch, @O@}}\n{}    - yum: {{name: [mixop-hello, mixop-gone], state: absent, @O@}}\n{}",
+        "    - dnf: {{name: [mixop-hello-1.0, mixop-extra], @O@}}\n{}    - dnf: {{name: mixop-nosuch, @O@}}\n{}    - yum: {{name: [mixop-hello, mixop-gone], state: absent, @O@}}\n{}    - dnf: {{name: /opt/rpms/mixop-local-3.0-1.noarch.rpm, disable_gpg_check: true, disablerepo: '*', @O@}}\n{}",
         reg("a"),
         reg("b"),
-        reg("c")
+        reg("c"),
+        reg("l")
     ));
     let p2 = pb(&format!(
         "    - dnf: {{name: mixop-hello, state: latest, @O@}}\n{}    - dnf: {{name: mixop-hello-1.0, @O@}}\n{}    - dnf: {{name: mixop-hello-1.0, allow_downgrade: true, @O@}}\n{}    - dnf: {{name: [mixop-extra], state: removed, autoremove: true, @O@}}\n{}    - dnf: {{name: [mixop-extra], state: absent, autoremove: true, @O@}}\n{}",
@@ -387,7 +392,7 @@ fn dnf_matches_ansible() {
             "installroots differ\n{ctx}"
         );
         let names: &[&str] = if *pbf == "p1.yml" {
-            &["a", "b", "c"]
+            &["a", "b", "c", "l"]
         } else {
             &["d", "e", "f", "g", "h"]
         };

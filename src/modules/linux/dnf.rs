@@ -245,6 +245,25 @@ pub struct Found {
     pub same_name: Vec<Pkg>,
 }
 
+/// A local package file (Ansible's `filenames`).
+pub fn is_file(spec: &str) -> bool {
+    spec.ends_with(".rpm") && !spec.contains("://")
+}
+
+/// Ansible's `_install_remote_rpms`: a file is installed unless its package (same name and
+/// arch) is installed at the same version, or newer without `allow_downgrade`.
+fn file_wanted(f: &Found, allow_downgrade: bool) -> bool {
+    let Some(pkg) = f.available.first() else {
+        return true;
+    };
+    let same = f
+        .same_name
+        .iter()
+        .filter(|i| i.name == pkg.name && i.arch == pkg.arch);
+    !same.clone().any(|i| i.evr_cmp(pkg) == Ordering::Equal)
+        && (allow_downgrade || !same.clone().any(|i| i.evr_cmp(pkg) == Ordering::Greater))
+}
+
 pub fn is_glob(spec: &str) -> bool {
     spec.contains(['*', '?', '['])
 }
@@ -307,6 +326,12 @@ pub fn plan(
         return p;
     }
     for (spec, f) in specs.iter().zip(found) {
+        if is_file(spec) && state != "absent" {
+            if file_wanted(f, allow_downgrade) {
+                p.install.push(spec.clone());
+            }
+            continue;
+        }
         match state {
             "absent" => {
                 if f.installed.is_empty() {
@@ -597,6 +622,18 @@ Q() {{ dnf -q {common} repoquery --qf '{QF}' "$@" 2>/dev/null; }}
         refresh = if refresh { "--refresh" } else { "" },
     );
     for (i, s) in specs.iter().enumerate() {
+        if is_file(s) {
+            // A local .rpm: what it holds, and the installed packages of its name.arch.
+            body.push_str(&format!(
+                r#"if f=$(rpm -qp --qf '{QF}\n' -- {q} 2>&1); then
+  printf '%s\n' "$f" | sed "s/^/file={i}$T/"
+  Q --installed -- $(printf '%s' "$f" | awk -F"$T" '{{print $1 "." $5}}') | sed "s/^/same={i}$T/"
+else _err "Error occurred attempting remote rpm operation: $f"; exit 0; fi
+"#,
+                q = quote(s)
+            ));
+            continue;
+        }
         let s = quote(s);
         body.push_str(&format!(
             r#"Q --installed -- {s} | sed "s/^/inst={i}$T/"
@@ -630,6 +667,7 @@ fn parse_found(reply: &remote::Reply, n: usize) -> Vec<Found> {
             "inst" => f.installed.push(pkg),
             "avail" => f.available.push(pkg),
             "same" => f.same_name.push(pkg),
+            "file" => f.available.push(pkg),
             _ => {}
         }
     }
@@ -746,12 +784,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
                 "dnf: installing from a URL ({n}) is not implemented by mixop; download it with get_url first"
             )));
         }
-        if n.ends_with(".rpm") {
-            return Err(ModError::msg(format!(
-                "dnf: installing an .rpm file ({n}) is not implemented by mixop yet; put it in a repository"
-            )));
-        }
-        if n.starts_with('@') || (n.contains('/') && !n.starts_with('/')) {
+        if n.starts_with('@') || (n.contains('/') && !n.starts_with('/') && !is_file(n)) {
             return Err(ModError::msg(format!(
                 "dnf: groups, environments and modules ({n}) are not implemented by mixop"
             )));
@@ -806,6 +839,12 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         bugfix: arg_bool(&args, "bugfix", false),
         security: arg_bool(&args, "security", false),
     };
+    if state == "absent" && names.iter().any(|n| is_file(n)) {
+        return Err(fail(
+            "Cannot remove paths -- please specify package name.",
+            json!({}),
+        ));
+    }
     let update_cache = arg_bool(&args, "update_cache", false);
     let specs: Vec<String> = if state == "latest" && names == ["*"] {
         vec![]
@@ -838,7 +877,13 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         arg_bool(&args, "update_only", false),
         autoremove,
     );
-    let mut results: Vec<String> = p.notes.clone();
+    // Ansible lists every file it was given as installed, even when nothing changes.
+    let mut results: Vec<String> = names
+        .iter()
+        .filter(|n| is_file(n))
+        .map(|n| format!("Installed {n}"))
+        .collect();
+    results.extend(p.notes.clone());
     let check = ctx.check_mode;
     let mut rows: Vec<Row> = Vec::new();
     let mut outs: Vec<String> = Vec::new();
@@ -999,6 +1044,26 @@ mod tests {
         );
         assert!(p.autoremove);
         assert!(plan("latest", &specs(&["*"]), &[], false, false, false).upgrade_all);
+    }
+
+    #[test]
+    fn a_package_file_installs_unless_its_version_or_a_newer_one_is_there() {
+        let file = |installed: &[&str]| Found {
+            installed: vec![],
+            available: vec![pkg("l", "3.0")],
+            same_name: installed.iter().map(|v| pkg("l", v)).collect(),
+        };
+        let s = specs(&["/tmp/l-3.0-1.noarch.rpm"]);
+        for (inst, down, want) in [
+            (&[][..], false, true),
+            (&["2.0"][..], false, true),
+            (&["3.0"][..], false, false),
+            (&["4.0"][..], false, false),
+            (&["4.0"][..], true, true),
+        ] {
+            let p = plan("present", &s, &[file(inst)], down, false, false);
+            assert_eq!(p.install == s, want, "{inst:?} {down}");
+        }
     }
 
     #[test]
