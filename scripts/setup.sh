@@ -7,7 +7,10 @@ cd "$root"
 
 # dpkg-dev: dpkg-deb/dpkg-scanpackages for the apt tests' local repository; python3-apt: what
 # ansible-playbook's apt module needs on the (lab) target for the apt differential test.
-apt_pkgs=(openssh-server openssh-client iproute2 nftables sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml dpkg-dev python3-apt)
+# dnf rpm createrepo-c: the dnf/yum tests' rpm repository and installroot (rpm has rpmbuild);
+# python3-dnf: what ansible-playbook's dnf module needs on the target (dnf differential test);
+# ufw: the ufw module's tests run it inside a lab host's network namespace.
+apt_pkgs=(openssh-server openssh-client iproute2 nftables sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml dpkg-dev python3-apt dnf rpm createrepo-c python3-dnf ufw)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

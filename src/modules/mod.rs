@@ -532,6 +532,8 @@ pub enum ArgErrorKind {
         known: Vec<&'static str>,
         suggestion: Option<&'static str>,
     },
+    /// An argument the Ansible module has and mixop does not implement.
+    NotImplemented,
     /// A required argument is missing (`param` is None: nothing to point at).
     Missing { name: &'static str },
     /// A value of the wrong type (`name` is the argument's canonical name).
@@ -571,6 +573,13 @@ impl std::fmt::Display for ArgError {
                     write!(f, " (did you mean `{s}`?)")?;
                 }
                 write!(f, "; it takes: {}", known.join(", "))
+            }
+            ArgErrorKind::NotImplemented => {
+                let k = self.param.as_deref().unwrap_or_default();
+                write!(
+                    f,
+                    "`{m}`: argument `{k}` exists in Ansible's module but mixop does not implement it"
+                )
             }
             ArgErrorKind::Missing { name } => write!(f, "`{m}` needs the argument `{name}`"),
             ArgErrorKind::Type {
@@ -614,6 +623,9 @@ pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), ArgError> {
             continue;
         }
         let Some(param) = find_param(def, k) else {
+            if not_implemented(def, k) {
+                return Err(err(Some(k), ArgErrorKind::NotImplemented));
+            }
             let known: Vec<&'static str> = def.params.iter().map(|p| p.name).collect();
             let suggestion = did_you_mean(k, &known);
             return Err(err(Some(k), ArgErrorKind::Unknown { known, suggestion }));
@@ -673,6 +685,9 @@ pub fn normalize_args(def: &ModuleDef, mut args: Args) -> Result<Args, ArgError>
             kind: Box::new(kind),
         };
         let Some(param) = find_param(def, &k) else {
+            if not_implemented(def, &k) {
+                return Err(err(ArgErrorKind::NotImplemented));
+            }
             let known: Vec<&'static str> = def.params.iter().map(|p| p.name).collect();
             let suggestion = did_you_mean(&k, &known);
             return Err(err(ArgErrorKind::Unknown { known, suggestion }));
@@ -682,6 +697,19 @@ pub fn normalize_args(def: &ModuleDef, mut args: Args) -> Result<Args, ArgError>
     }
     validate_args(def, &out)?;
     Ok(out)
+}
+
+/// Arguments of Ansible's modules that mixop knows of but does not implement: refused with
+/// that reason rather than as unknown.
+const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
+    ("dnf", linux::DNF_NOT_IMPLEMENTED),
+    ("yum", linux::DNF_NOT_IMPLEMENTED),
+];
+
+fn not_implemented(def: &ModuleDef, name: &str) -> bool {
+    NOT_IMPLEMENTED
+        .iter()
+        .any(|(m, params)| *m == def.name && params.contains(&name))
 }
 
 fn find_param<'d>(def: &'d ModuleDef, name: &str) -> Option<&'d Param> {

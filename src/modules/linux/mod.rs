@@ -1,4 +1,5 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
+//! dnf/yum, ufw (community.general),
 //! package, package_facts, user, group, sysctl, pip, uri, git,
 //! service_facts.
 //!
@@ -8,6 +9,7 @@
 //! modules of the same names.
 
 mod apt;
+mod dnf;
 mod get_url;
 mod git;
 mod package;
@@ -16,6 +18,7 @@ mod reboot;
 mod service_facts;
 mod sysctl;
 mod systemd;
+mod ufw;
 mod unarchive;
 mod uri;
 mod user;
@@ -30,6 +33,8 @@ pub static MODULES: &[&dyn Module] = &[
     &unarchive::Unarchive,
     &reboot::Reboot,
     &apt::Apt,
+    &dnf::Dnf,
+    &dnf::Yum,
     &package::Package,
     &package::PackageFacts,
     &user::User,
@@ -39,6 +44,9 @@ pub static MODULES: &[&dyn Module] = &[
     &uri::Uri,
     &git::Git,
     &service_facts::ServiceFacts,
+    &ufw::Ufw,
 ];
+
+pub use dnf::NOT_IMPLEMENTED as DNF_NOT_IMPLEMENTED;
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
