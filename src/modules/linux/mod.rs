@@ -1,6 +1,6 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
 //! package, package_facts, user, group, sysctl, pip, uri, git,
-//! service_facts.
+//! service_facts, mount (ansible.posix), modprobe (community.general).
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
@@ -10,6 +10,8 @@
 mod apt;
 mod get_url;
 mod git;
+mod modprobe;
+mod mount;
 mod package;
 mod pip;
 mod reboot;
@@ -39,6 +41,8 @@ pub static MODULES: &[&dyn Module] = &[
     &uri::Uri,
     &git::Git,
     &service_facts::ServiceFacts,
+    &mount::Mount,
+    &modprobe::Modprobe,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];
