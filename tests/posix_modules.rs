@@ -50,7 +50,7 @@ fn seed(root: &Path) {
     w("bi/custom", "x\n");
     w("bi/crlf", "a\r\nb\r\n");
     w("bi/padding", "a\nb\n");
-    w("bi/mode", &format!("{}", blk("m\n")));
+    w("bi/mode", &blk("m\n"));
     w("bi/backup", "old\n");
     w("bi/invalid", "v\n");
     w("bi/valid", "v\n");
@@ -424,10 +424,11 @@ fn modprobe_loads_persists_unloads_and_is_idempotent() {
     assert_eq!(
         lab.exec(
             "lab1",
-            "cat /etc/modules-load.d/br_netfilter.conf /etc/modprobe.d/br_netfilter.conf \
-             /etc/modules-load.d/dummy.conf /etc/modprobe.d/dummy.conf"
+            "cat /etc/modules-load.d/br_netfilter.conf /etc/modules-load.d/dummy.conf \
+             /etc/modprobe.d/dummy.conf; ls /etc/modprobe.d"
         ),
-        "br_netfilter\n\ndummy\noptions dummy numdummies=2\n"
+        // No params: no options file (the empty set of params counts as set).
+        "br_netfilter\ndummy\noptions dummy numdummies=2\ndummy.conf\n"
     );
     let r = s.out_json("r.json");
     assert_eq!(r["d"]["changed"], true);

@@ -189,8 +189,9 @@ pub fn plan_persistent(
 
 /// Reads the files the probe sent as `<key>f=<path>` / `<key>b=<base64>` pairs.
 fn conf_files(reply: &remote::Reply, key: &str) -> Result<Vec<ConfFile>, ModError> {
-    let paths = reply.all(&format!("{key}f")).collect::<Vec<_>>();
-    let bodies = reply.all(&format!("{key}b")).collect::<Vec<_>>();
+    let (pk, bk) = (format!("{key}f"), format!("{key}b"));
+    let paths = reply.all(&pk).collect::<Vec<_>>();
+    let bodies = reply.all(&bk).collect::<Vec<_>>();
     paths
         .iter()
         .zip(bodies)
@@ -395,9 +396,16 @@ mod tests {
                 ),
             ]
         );
-        // No params: an options file with just a newline, as the collection writes.
+        // No params and none set: only the modules-load.d file (the empty set of params
+        // counts as set, as in the collection).
         let (_, writes) = plan_persistent("overlay", "", "present", &[], &[]);
-        assert_eq!(writes[1].1, "\n");
+        assert_eq!(
+            writes,
+            [(
+                "/etc/modules-load.d/overlay.conf".into(),
+                "overlay\n".into()
+            )]
+        );
         // Already persistent without params: nothing.
         let ml = [file(
             "/etc/modules-load.d/k3s.conf",
