@@ -1,10 +1,11 @@
 //! File modules for POSIX targets: copy, template, file, stat, slurp, fetch, lineinfile,
-//! replace.
+//! replace, blockinfile.
 //!
 //! Each module gathers what it needs about the target in one `sh` round trip (see `remote`),
 //! decides on the controller, and changes the target in at most one more round trip (plus the
 //! upload itself). Arguments and return values follow ansible-core's modules of the same name.
 
+mod blockinfile;
 mod copy;
 mod file;
 mod info;
@@ -27,6 +28,7 @@ pub static MODULES: &[&dyn Module] = &[
     &info::Fetch,
     &lineinfile::LineInFile,
     &replace::Replace,
+    &blockinfile::BlockInFile,
 ];
 
 const BUILTIN: &[&str] = &["ansible.builtin"];

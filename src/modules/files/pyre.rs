@@ -38,6 +38,14 @@ impl PyRegex {
     pub fn captures_iter<'r, 'h>(&'r self, text: &'h [u8]) -> regex::bytes::CaptureMatches<'r, 'h> {
         self.re.captures_iter(text)
     }
+    /// Whether the pattern turns on `re.MULTILINE` itself (`(?m)`), as `pattern.flags` shows.
+    pub fn multiline(&self) -> bool {
+        has_inline_flag(&self.source, 'm')
+    }
+    /// Python's `re.search` over a whole text: the first match's byte range.
+    pub fn find(&self, text: &[u8]) -> Option<(usize, usize)> {
+        self.re.find(text).map(|m| (m.start(), m.end()))
+    }
     /// Python's `match.expand(template)`.
     pub fn expand(&self, caps: &Captures<'_>, template: &[u8]) -> Result<Vec<u8>, String> {
         expand(&self.re, caps, template)

@@ -1074,9 +1074,9 @@ mod tests {
             same_name: vec![pkg("a", "2.0")],
         };
         let s = specs(&["a-1.0"]);
-        let p = plan("present", &s, &[f.clone()], false, false, false);
+        let p = plan("present", &s, std::slice::from_ref(&f), false, false, false);
         assert!(p.is_empty(), "{p:?}");
-        let p = plan("present", &s, &[f.clone()], true, false, false);
+        let p = plan("present", &s, std::slice::from_ref(&f), true, false, false);
         assert_eq!(p.downgrade, s);
         // A newer versioned spec installs (dnf upgrades to it).
         let f2 = Found {

@@ -1,7 +1,7 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
 //! dnf/yum, ufw (community.general),
 //! package, package_facts, user, group, sysctl, pip, uri, git,
-//! service_facts.
+//! service_facts, mount (ansible.posix), modprobe (community.general).
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
@@ -12,6 +12,8 @@ mod apt;
 mod dnf;
 mod get_url;
 mod git;
+mod modprobe;
+mod mount;
 mod package;
 mod pip;
 mod reboot;
@@ -45,6 +47,8 @@ pub static MODULES: &[&dyn Module] = &[
     &git::Git,
     &service_facts::ServiceFacts,
     &ufw::Ufw,
+    &mount::Mount,
+    &modprobe::Modprobe,
 ];
 
 pub use dnf::NOT_IMPLEMENTED as DNF_NOT_IMPLEMENTED;
