@@ -219,6 +219,7 @@ async fn run_mixop(root: &Path, cases: &[Value], check: bool) -> Vec<Value> {
         env: vec![],
         timeout: None,
         output: None,
+        task: "task 'blockinfile' at test".into(),
     };
     let module = modules::lookup("blockinfile").unwrap();
     let mut out = Vec::new();
