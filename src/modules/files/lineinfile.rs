@@ -283,6 +283,129 @@ fn state_present() -> String {
     "present".into()
 }
 
+/// The arguments checked and compiled, before the host is touched.
+struct Checked {
+    regexp: Option<PyRegex>,
+    /// `insertafter`/`insertbefore` compiled, when it is a regex (not BOF/EOF).
+    ins_re: Option<PyRegex>,
+    /// `insertafter` with Ansible's default (`EOF` when neither is given for `present`).
+    insertafter: Option<String>,
+    wanted: Wanted,
+    warnings: Vec<Value>,
+}
+
+fn check_args(a: &LineInFileArgs) -> Result<Checked, ModError> {
+    let regexp = a
+        .regexp
+        .as_deref()
+        .map(PyRegex::new)
+        .transpose()
+        .map_err(ModError::msg)?;
+    if let Some(v) = a.validate.as_deref()
+        && !v.contains("%s")
+    {
+        return Err(ModError::msg(format!("validate must contain %s: {v}")));
+    }
+    let mut warnings = Vec::new();
+    if regexp.as_ref().is_some_and(|r| r.source.is_empty())
+        || a.search_string.as_deref() == Some("")
+    {
+        warnings.push(Value::String(
+            "An empty regexp or search_string matches every line in the file; the last line \
+             would be replaced rather than a line appended. Use '^' to match every line on \
+             purpose."
+                .into(),
+        ));
+    }
+    let mut insertafter = a.insertafter.clone();
+    let mut ins_re = None;
+    if a.state == "present" {
+        if a.backrefs && regexp.is_none() {
+            return Err(ModError::msg("regexp is required with backrefs=true"));
+        }
+        if a.line.is_none() {
+            return Err(ModError::msg("line is required with state=present"));
+        }
+        if insertafter.is_none() && a.insertbefore.is_none() {
+            insertafter = Some("EOF".into());
+        }
+        let ins_src = match (insertafter.as_deref(), a.insertbefore.as_deref()) {
+            (Some(x), _) if x != "BOF" && x != "EOF" => Some(x),
+            (None, Some(b)) if b != "BOF" => Some(b),
+            _ => None,
+        };
+        ins_re = ins_src
+            .map(PyRegex::new)
+            .transpose()
+            .map_err(ModError::msg)?;
+    } else if regexp.is_none() && a.search_string.is_none() && a.line.is_none() {
+        return Err(ModError::msg(
+            "one of line, search_string, or regexp is required with state=absent",
+        ));
+    }
+    Ok(Checked {
+        regexp,
+        ins_re,
+        insertafter,
+        wanted: Wanted::from_attrs(&a.attrs, false)?,
+        warnings,
+    })
+}
+
+/// A failure with Ansible's `rc` for it (256: a directory, 257: no such file).
+fn failed_rc(msg: String, rc: i64) -> ModError {
+    let mut result = Outcome::new();
+    result.insert("rc".into(), rc.into());
+    ModError::Failed { msg, result }
+}
+
+/// The edit to make, from the checked arguments and what the probe found; None when the file
+/// to remove lines from is not there. A pure function.
+fn plan(a: &LineInFileArgs, c: &Checked, probe: &remote::Probe) -> Result<Option<Edit>, ModError> {
+    let path = &a.path;
+    let target = probe.effective(true);
+    if target.is_some_and(|s| s.kind() == remote::Kind::Dir) {
+        return Err(failed_rc(format!("Path {path} is a directory !"), 256));
+    }
+    let exists = target.is_some();
+    if exists && probe.content.is_none() {
+        return Err(ModError::msg(format!("{path} is not readable")));
+    }
+    let before = probe.content.as_deref().unwrap_or_default();
+    let search_string = a.search_string.as_deref().map(str::as_bytes);
+    if a.state != "present" {
+        return Ok(exists.then(|| {
+            absent(
+                before,
+                c.regexp.as_ref(),
+                search_string,
+                a.line.as_deref().map(str::as_bytes),
+            )
+        }));
+    }
+    if !exists && !a.create {
+        return Err(failed_rc(
+            format!("Destination {path} does not exist !"),
+            257,
+        ));
+    }
+    present(
+        before,
+        &Present {
+            regexp: c.regexp.as_ref(),
+            search_string,
+            line: a.line.as_deref().unwrap_or_default().as_bytes(),
+            insertafter: c.insertafter.as_deref(),
+            insertbefore: a.insertbefore.as_deref(),
+            ins_re: c.ins_re.as_ref(),
+            backrefs: a.backrefs,
+            firstmatch: a.firstmatch,
+        },
+    )
+    .map(Some)
+    .map_err(ModError::msg)
+}
+
 #[async_trait]
 impl Module for LineInFile {
     fn def(&self) -> &'static ModuleDef {
@@ -291,66 +414,10 @@ impl Module for LineInFile {
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         let a: LineInFileArgs = typed(&args)?;
-        let path = a.path.clone();
-        let state = a.state.as_str();
-        let (backup, create, backrefs) = (a.backup, a.create, a.backrefs);
-        let regexp = a
-            .regexp
-            .as_deref()
-            .map(PyRegex::new)
-            .transpose()
-            .map_err(ModError::msg)?;
-        let search_string = a.search_string.as_deref().map(str::as_bytes);
-        let line = a.line.as_deref();
-        let wanted = Wanted::from_attrs(&a.attrs, false)?;
-        let validate = a.validate.as_deref();
-        if let Some(v) = validate
-            && !v.contains("%s")
-        {
-            return Err(ModError::msg(format!("validate must contain %s: {v}")));
-        }
-
-        let mut warnings = Vec::new();
-        if regexp.as_ref().is_some_and(|r| r.source.is_empty()) || search_string == Some(b"") {
-            warnings.push(Value::String(
-                "An empty regexp or search_string matches every line in the file; the last line \
-                 would be replaced rather than a line appended. Use '^' to match every line on \
-                 purpose."
-                    .into(),
-            ));
-        }
-
-        // Validate the arguments before touching the host.
-        let mut ins_re = None;
-        let (mut ins_after, ins_before) = (a.insertafter.as_deref(), a.insertbefore.as_deref());
-        if state == "present" {
-            if backrefs && regexp.is_none() {
-                return Err(ModError::msg("regexp is required with backrefs=true"));
-            }
-            if line.is_none() {
-                return Err(ModError::msg("line is required with state=present"));
-            }
-            if ins_after.is_none() && ins_before.is_none() {
-                ins_after = Some("EOF");
-            }
-            let ins_src = match (ins_after, ins_before) {
-                (Some(a), _) if a != "BOF" && a != "EOF" => Some(a),
-                (None, Some(b)) if b != "BOF" => Some(b),
-                _ => None,
-            };
-            ins_re = ins_src
-                .map(PyRegex::new)
-                .transpose()
-                .map_err(ModError::msg)?;
-        } else if regexp.is_none() && search_string.is_none() && line.is_none() {
-            return Err(ModError::msg(
-                "one of line, search_string, or regexp is required with state=absent",
-            ));
-        }
-
+        let checked = check_args(&a)?;
         let probe = remote::probe(
             ctx,
-            &path,
+            &a.path,
             &ProbeOpts {
                 follow: true,
                 content_max: Some(u64::MAX),
@@ -358,91 +425,39 @@ impl Module for LineInFile {
             },
         )
         .await?;
-        let target = probe.effective(true);
-        if target.is_some_and(|s| s.kind() == remote::Kind::Dir) {
-            let mut result = Outcome::new();
-            result.insert("rc".into(), 256.into());
-            return Err(ModError::Failed {
-                msg: format!("Path {path} is a directory !"),
-                result,
-            });
-        }
-        let exists = target.is_some();
-        if exists && probe.content.is_none() {
-            return Err(ModError::msg(format!("{path} is not readable")));
-        }
-        let before = probe.content.clone().unwrap_or_default();
-        let edit = if state == "present" {
-            if !exists && !create {
-                let mut result = Outcome::new();
-                result.insert("rc".into(), 257.into());
-                return Err(ModError::Failed {
-                    msg: format!("Destination {path} does not exist !"),
-                    result,
-                });
-            }
-            present(
-                &before,
-                &Present {
-                    regexp: regexp.as_ref(),
-                    search_string,
-                    line: line.unwrap_or_default().as_bytes(),
-                    insertafter: ins_after,
-                    insertbefore: ins_before,
-                    ins_re: ins_re.as_ref(),
-                    backrefs,
-                    firstmatch: a.firstmatch,
-                },
-            )
-            .map_err(ModError::msg)?
-        } else {
-            if !exists {
-                let mut r = outcome(false);
-                r.insert("msg".into(), "file not present".into());
-                return Ok(r);
-            }
-            absent(
-                &before,
-                regexp.as_ref(),
-                search_string,
-                line.map(str::as_bytes),
-            )
+        let Some(edit) = plan(&a, &checked, &probe)? else {
+            let mut r = outcome(false);
+            r.insert("msg".into(), "file not present".into());
+            return Ok(r);
         };
-
         let written = write_edit(
             ctx,
             &TextEdit {
-                path: &path,
+                path: &a.path,
                 probe: &probe,
-                before: &before,
+                before: probe.content.as_deref().unwrap_or_default(),
                 after: &edit.content,
                 changed: edit.changed,
                 msg: edit.msg.clone(),
-                wanted: &wanted,
-                backup,
-                validate,
+                wanted: &checked.wanted,
+                backup: a.backup,
+                validate: a.validate.as_deref(),
             },
         )
         .await?;
-        let (mut r, changed, msg, backup_file) = (
-            outcome(written.changed),
-            written.changed,
-            written.msg,
-            written.backup_file,
-        );
+        let mut r = outcome(written.changed);
         if let Some(d) = written.diff {
             r.insert("diff".into(), d);
         }
-        if !warnings.is_empty() {
-            r.insert("warnings".into(), Value::Array(warnings));
+        if !checked.warnings.is_empty() {
+            r.insert("warnings".into(), Value::Array(checked.warnings));
         }
-        r.insert("changed".into(), changed.into());
-        r.insert("msg".into(), msg.into());
-        r.insert("backup".into(), backup_file.clone().into());
-        if !backup_file.is_empty() {
-            r.insert("backup_file".into(), backup_file.into());
+        r.insert("msg".into(), written.msg.into());
+        r.insert("backup".into(), written.backup_file.clone().into());
+        if !written.backup_file.is_empty() {
+            r.insert("backup_file".into(), written.backup_file.into());
         }
-        if state == "absent" {
+        if a.state == "absent" {
             r.insert("found".into(), edit.found.into());
         }
         Ok(r)
@@ -566,6 +581,79 @@ fn join_msg(msg: &str, changed: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(v: serde_json::Value) -> LineInFileArgs {
+        let normalized =
+            crate::modules::normalize_args(&DEF, v.as_object().unwrap().clone()).unwrap();
+        typed(&normalized).unwrap()
+    }
+
+    fn message(e: ModError) -> String {
+        match e {
+            ModError::Failed { msg, .. } => msg,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn arguments_are_refused_before_the_host_is_touched() {
+        let refused = |v| message(check_args(&args(v)).err().expect("refused"));
+        assert_eq!(
+            refused(serde_json::json!({"path": "/f", "backrefs": true, "line": "x"})),
+            "regexp is required with backrefs=true"
+        );
+        assert_eq!(
+            refused(serde_json::json!({"path": "/f"})),
+            "line is required with state=present"
+        );
+        assert_eq!(
+            refused(serde_json::json!({"path": "/f", "state": "absent"})),
+            "one of line, search_string, or regexp is required with state=absent"
+        );
+        assert_eq!(
+            refused(serde_json::json!({"path": "/f", "line": "x", "validate": "visudo"})),
+            "validate must contain %s: visudo"
+        );
+        let c = check_args(&args(
+            serde_json::json!({"path": "/f", "line": "x", "regexp": ""}),
+        ))
+        .unwrap();
+        assert_eq!(c.insertafter.as_deref(), Some("EOF"));
+        assert_eq!(c.warnings.len(), 1);
+        let c = check_args(&args(
+            serde_json::json!({"path": "/f", "line": "x", "insertbefore": "^b"}),
+        ))
+        .unwrap();
+        assert_eq!((c.insertafter, c.ins_re.is_some()), (None, true));
+    }
+
+    #[test]
+    fn plan_follows_what_the_probe_found() {
+        let file = |content: Option<&str>| remote::Probe {
+            path: "/f".into(),
+            lstat: content.map(|_| {
+                remote::FileStat::parse("81a4 0 0 2 1 1 1 7 1 1 0 4096 0 0 root root")
+                    .expect("a stat line")
+            }),
+            content: content.map(|c| c.as_bytes().to_vec()),
+            ..remote::Probe::default()
+        };
+        let present = args(serde_json::json!({"path": "/f", "line": "b"}));
+        let c = check_args(&present).unwrap();
+        let e = plan(&present, &c, &file(Some("a\n"))).unwrap().unwrap();
+        assert_eq!((e.content.as_slice(), e.changed), (&b"a\nb\n"[..], true));
+        let e = plan(&present, &c, &file(Some("a\nb\n"))).unwrap().unwrap();
+        assert!(!e.changed);
+        assert_eq!(
+            message(plan(&present, &c, &file(None)).unwrap_err()),
+            "Destination /f does not exist !"
+        );
+        let absent = args(serde_json::json!({"path": "/f", "line": "b", "state": "absent"}));
+        let c = check_args(&absent).unwrap();
+        assert!(plan(&absent, &c, &file(None)).unwrap().is_none());
+        let e = plan(&absent, &c, &file(Some("a\nb\n"))).unwrap().unwrap();
+        assert_eq!((e.content.as_slice(), e.found), (&b"a\n"[..], 1));
+    }
 
     /// One lineinfile case: (file content, options) → (new content, changed).
     #[derive(Default)]
