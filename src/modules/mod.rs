@@ -634,23 +634,25 @@ pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), ArgError> {
             coerce(param, v.clone()).map_err(|kind| err(Some(k), kind))?;
         }
     }
+    // Whether an argument was given, by its name or one of its aliases.
+    let given = |name: &str| {
+        args.contains_key(name)
+            || find_param(def, name)
+                .is_some_and(|p| p.aliases.iter().any(|a| args.contains_key(*a)))
+            || (name == "cmd" && args.contains_key("_raw_params"))
+    };
     for param in def.params.iter().filter(|p| p.required) {
-        let given = args.contains_key(param.name)
-            || param.aliases.iter().any(|a| args.contains_key(*a))
-            || (param.name == "cmd" && args.contains_key("_raw_params"));
-        if !given {
+        if !given(param.name) {
             return Err(err(None, ArgErrorKind::Missing { name: param.name }));
         }
     }
     for group in def.mutually_exclusive {
-        let present: Vec<&'static str> = group
-            .iter()
-            .copied()
-            .filter(|n| args.contains_key(*n))
-            .collect();
+        let present: Vec<&'static str> = group.iter().copied().filter(|n| given(n)).collect();
         if present.len() > 1 {
             // Point at the first of them as written.
-            let first = args.keys().find(|k| present.contains(&k.as_str()));
+            let first = args
+                .keys()
+                .find(|k| find_param(def, k).is_some_and(|p| present.contains(&p.name)));
             return Err(err(
                 first.map(String::as_str),
                 ArgErrorKind::MutuallyExclusive { present },
@@ -658,10 +660,7 @@ pub fn validate_args(def: &ModuleDef, args: &Args) -> Result<(), ArgError> {
         }
     }
     for group in def.required_one_of {
-        if !group
-            .iter()
-            .any(|n| args.contains_key(*n) || (*n == "cmd" && args.contains_key("_raw_params")))
-        {
+        if !group.iter().any(|n| given(n)) {
             return Err(err(None, ArgErrorKind::OneOf { group }));
         }
     }
@@ -968,6 +967,23 @@ mod tests {
         );
         let e = validate_args(copy, &args(serde_json::json!({"dest": "/a"}))).unwrap_err();
         assert_eq!(e.to_string(), "`copy` needs one of: `src`, `content`");
+    }
+
+    #[test]
+    fn aliases_count_for_required_one_of_and_mutually_exclusive() {
+        let dnf = lookup("dnf").unwrap().def();
+        validate_args(
+            dnf,
+            &args(serde_json::json!({"pkg": "a", "state": "present"})),
+        )
+        .unwrap();
+        let copy = lookup("copy").unwrap().def();
+        let e = validate_args(
+            copy,
+            &args(serde_json::json!({"dest": "/a", "content": "x", "src": "y"})),
+        )
+        .unwrap_err();
+        assert!(matches!(*e.kind, ArgErrorKind::MutuallyExclusive { .. }));
     }
 
     #[test]

@@ -696,6 +696,14 @@ impl Loader<'_> {
             .message
             .trim_end_matches(&format!(" (template line {line})"))
             .to_string();
+        let hint = match self.python_filter(&e.message, used_at) {
+            Some(file) => format!(
+                "{} defines it: mixop cannot run Ansible's Python filter and test plugins \
+                 (the template is rendered by the task at {used_at})",
+                file.display()
+            ),
+            None => format!("the template is rendered by the task at {used_at}"),
+        };
         Err(Diag::input(format!("template error: {message}"))
             .at(&Loc {
                 src,
@@ -705,7 +713,7 @@ impl Loader<'_> {
                 col: 1,
             })
             .label("in this template")
-            .hint(format!("the template is rendered by the task at {used_at}")))
+            .hint(hint))
     }
 
     /// For "no filter/test named 'x'": the `filter_plugins/` or `test_plugins/` Python file
