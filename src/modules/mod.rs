@@ -53,6 +53,15 @@ impl ModError {
     }
 }
 
+impl std::fmt::Display for ModError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModError::Failed { msg, .. } => f.write_str(msg),
+            ModError::Conn(e) => e.fmt(f),
+        }
+    }
+}
+
 impl From<ConnError> for ModError {
     fn from(e: ConnError) -> Self {
         ModError::Conn(e)

@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use super::file_params;
 use super::lineinfile::{TextEdit, write_edit};
 use super::pyre::PyRegex;
-use super::remote::{self, ProbeOpts};
-use super::{AttrArgs, BUILTIN, Wanted};
+use super::remote;
+use super::{AttrArgs, BUILTIN, Wanted, failed_rc, probe_text};
 use crate::modules::ParamType::*;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, Target, alias,
-    choice, outcome, p, req, typed,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, choice,
+    outcome, p, req, typed,
 };
 
 static DEF: ModuleDef = ModuleDef {
@@ -257,28 +257,14 @@ impl Module for BlockInFile {
         let path = a.path.clone();
         let present = a.state == "present";
         let wanted = Wanted::from_attrs(&a.attrs, false)?;
-        let probe = remote::probe(
-            ctx,
-            &path,
-            &ProbeOpts {
-                follow: true,
-                content_max: Some(u64::MAX),
-                ..Default::default()
-            },
-        )
-        .await?;
-        let failed = |rc: i64, msg: String| {
-            let mut result = Outcome::new();
-            result.insert("rc".into(), rc.into());
-            Err(ModError::Failed { msg, result })
-        };
+        let probe = probe_text(ctx, &path).await?;
         let target = probe.effective(true);
         if target.is_some_and(|s| s.kind() == remote::Kind::Dir) {
-            return failed(256, format!("Path {path} is a directory !"));
+            return Err(failed_rc(format!("Path {path} is a directory !"), 256));
         }
         let exists = target.is_some();
         if !exists && !a.create {
-            return failed(257, format!("Path {path} does not exist !"));
+            return Err(failed_rc(format!("Path {path} does not exist !"), 257));
         }
         if exists && probe.content.is_none() {
             return Err(ModError::msg(format!("{path} is not readable")));

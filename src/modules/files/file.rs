@@ -735,23 +735,7 @@ mod tests {
     }
 
     fn stat(raw_mode: u32, nlink: u64) -> FileStat {
-        FileStat {
-            raw_mode,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            atime: 1,
-            mtime: 1,
-            ctime: 1,
-            inode: 7,
-            nlink,
-            dev: 1,
-            blocks: 0,
-            block_size: 4096,
-            rdev: 0,
-            owner: Some("root".into()),
-            group: Some("root".into()),
-        }
+        FileStat::for_test(raw_mode, nlink)
     }
 
     fn probe(lstat: Option<FileStat>) -> Probe {

@@ -11,12 +11,14 @@ use serde_json::Value;
 
 use super::file_params;
 use super::pyre::PyRegex;
-use super::remote::{self, Install, ProbeOpts, Staged};
-use super::{AttrArgs, BUILTIN, Wanted, attrs_differ, content_diff, validate_command};
+use super::remote::{self, Install, Staged};
+use super::{
+    AttrArgs, BUILTIN, Wanted, attrs_differ, content_diff, failed_rc, probe_text, validate_command,
+};
 use crate::modules::ParamType::*;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, alias, choice,
-    outcome, p, req, typed,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, alias, choice, outcome, p,
+    req, typed,
 };
 
 static DEF: ModuleDef = ModuleDef {
@@ -352,13 +354,6 @@ fn check_args(a: &LineInFileArgs) -> Result<Checked, ModError> {
     })
 }
 
-/// A failure with Ansible's `rc` for it (256: a directory, 257: no such file).
-fn failed_rc(msg: String, rc: i64) -> ModError {
-    let mut result = Outcome::new();
-    result.insert("rc".into(), rc.into());
-    ModError::Failed { msg, result }
-}
-
 /// The edit to make, from the checked arguments and what the probe found; None when the file
 /// to remove lines from is not there. A pure function.
 fn plan(a: &LineInFileArgs, c: &Checked, probe: &remote::Probe) -> Result<Option<Edit>, ModError> {
@@ -415,16 +410,7 @@ impl Module for LineInFile {
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         let a: LineInFileArgs = typed(&args)?;
         let checked = check_args(&a)?;
-        let probe = remote::probe(
-            ctx,
-            &a.path,
-            &ProbeOpts {
-                follow: true,
-                content_max: Some(u64::MAX),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let probe = probe_text(ctx, &a.path).await?;
         let Some(edit) = plan(&a, &checked, &probe)? else {
             let mut r = outcome(false);
             r.insert("msg".into(), "file not present".into());

@@ -270,6 +270,25 @@ impl Wanted {
     }
 }
 
+/// Probe a text file that lineinfile, replace or blockinfile is about to edit: links followed,
+/// the whole content read.
+pub async fn probe_text(ctx: &super::ModuleCtx<'_>, path: &str) -> Result<remote::Probe, ModError> {
+    let opts = remote::ProbeOpts {
+        follow: true,
+        content_max: Some(u64::MAX),
+        ..Default::default()
+    };
+    remote::probe(ctx, path, &opts).await
+}
+
+/// A failure with Ansible's `rc` for it (the text editors use 256: a directory, 257: no such
+/// file).
+pub fn failed_rc(msg: String, rc: i64) -> ModError {
+    let mut result = Outcome::new();
+    result.insert("rc".into(), rc.into());
+    ModError::Failed { msg, result }
+}
+
 /// Did applying attributes change anything between these two stats?
 pub fn attrs_differ(a: &FileStat, b: &FileStat) -> bool {
     a.perm() != b.perm() || a.uid != b.uid || a.gid != b.gid

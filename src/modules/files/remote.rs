@@ -229,6 +229,30 @@ pub struct FileStat {
     pub group: Option<String>,
 }
 
+#[cfg(test)]
+impl FileStat {
+    /// A root-owned stat with this `st_mode` and link count, for plans' unit tests.
+    pub fn for_test(raw_mode: u32, nlink: u64) -> FileStat {
+        FileStat {
+            raw_mode,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            atime: 1,
+            mtime: 1,
+            ctime: 1,
+            inode: 7,
+            nlink,
+            dev: 1,
+            blocks: 0,
+            block_size: 4096,
+            rdev: 0,
+            owner: Some("root".into()),
+            group: Some("root".into()),
+        }
+    }
+}
+
 impl FileStat {
     pub fn parse(line: &str) -> Option<FileStat> {
         let f: Vec<&str> = line.split(' ').collect();

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use super::file_params;
 use super::lineinfile::{TextEdit, write_edit};
 use super::pyre::PyRegex;
-use super::remote::{self, ProbeOpts};
-use super::{BUILTIN, Wanted};
+use super::remote;
+use super::{BUILTIN, Wanted, failed_rc, probe_text};
 use crate::modules::ParamType::*;
 use crate::modules::{
-    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, Target, alias,
-    arg_bool, arg_str, outcome, p, req,
+    Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Target, alias, arg_bool,
+    arg_str, outcome, p, req,
 };
 
 static DEF: ModuleDef = ModuleDef {
@@ -110,26 +110,12 @@ impl Module for Replace {
             }
         }
         let empty = |k| arg_str(&args, k).filter(|s| !s.is_empty());
-        let probe = remote::probe(
-            ctx,
-            &path,
-            &ProbeOpts {
-                follow: true,
-                content_max: Some(u64::MAX),
-                ..Default::default()
-            },
-        )
-        .await?;
-        let failed = |rc: i64, msg: String| {
-            let mut result = Outcome::new();
-            result.insert("rc".into(), rc.into());
-            Err(ModError::Failed { msg, result })
-        };
+        let probe = probe_text(ctx, &path).await?;
         match probe.effective(true) {
             Some(st) if st.kind() == remote::Kind::Dir => {
-                return failed(256, format!("Path {path} is a directory !"));
+                return Err(failed_rc(format!("Path {path} is a directory !"), 256));
             }
-            None => return failed(257, format!("Path {path} does not exist !")),
+            None => return Err(failed_rc(format!("Path {path} does not exist !"), 257)),
             Some(_) => {}
         }
         let Some(before) = probe.content.clone() else {

@@ -18,7 +18,9 @@ use serde_json::Value;
 use super::BUILTIN;
 use crate::modules::ParamType::*;
 use crate::modules::files::file_params;
-use crate::modules::files::remote::{self, Install, Kind, Probe, ProbeOpts, Staged};
+use crate::modules::files::remote::{
+    self, AttrChange, FileStat, Install, Kind, Probe, ProbeOpts, Staged,
+};
 use crate::modules::files::{AttrArgs, Wanted, add_path_info};
 use crate::modules::posix::quote;
 use crate::modules::url::{mask_url, normalize_hex, url_filename};
@@ -317,6 +319,295 @@ if [ -f "$dest" ]; then
 fi
 "#;
 
+/// The request, from checked arguments: everything decided before the target is asked.
+struct Request {
+    url: String,
+    shown_url: String,
+    dest: String,
+    /// The file name taken from the URL (used when `dest` is a directory).
+    name: String,
+    checksum: Option<Checksum>,
+    force: bool,
+    backup: bool,
+    wanted: Wanted,
+    fetch: Fetch,
+}
+
+impl Request {
+    fn new(a: GetUrlArgs) -> Result<Request, ModError> {
+        if a.url.is_empty() || a.dest.is_empty() {
+            return Err(ModError::msg("get_url needs `url` and `dest`"));
+        }
+        if a.url.contains(['\n', '\r']) {
+            return Err(ModError::msg("`url` must be a single line"));
+        }
+        let checksum = match a.checksum.as_deref().filter(|s| !s.is_empty()) {
+            Some(c) => Some(Checksum::parse(c)?),
+            None => None,
+        };
+        let fetch = Fetch {
+            timeout: u64::try_from(a.timeout)
+                .ok()
+                .filter(|t| *t > 0)
+                .unwrap_or(default_timeout() as u64),
+            validate_certs: a.validate_certs,
+            headers: a
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::value::to_text(v)))
+                .collect(),
+            user: a.url_username.filter(|s| !s.is_empty()),
+            password: a.url_password,
+            agent: a.http_agent,
+        };
+        Ok(Request {
+            shown_url: mask_url(&a.url),
+            name: url_filename(&a.url),
+            url: a.url,
+            dest: a.dest,
+            checksum,
+            force: a.force,
+            backup: a.backup,
+            wanted: Wanted::from_attrs(&a.attrs, false)?,
+            fetch,
+        })
+    }
+
+    fn alg(&self) -> Option<&str> {
+        self.checksum.as_ref().map(Checksum::alg)
+    }
+
+    fn sum_url(&self) -> Option<&str> {
+        match &self.checksum {
+            Some(Checksum::Url { url, .. }) => Some(url),
+            _ => None,
+        }
+    }
+}
+
+/// What round trip 1 found on the target.
+#[derive(Debug, Default)]
+struct Found {
+    /// `dest` is a directory (the file is `dest/<name from the URL>`).
+    is_dir: bool,
+    /// `curl`, `wget`, or empty when the target has neither.
+    tool: String,
+    sha1_dest: Option<String>,
+    /// The checksum file's download failed: why.
+    sum_error: Option<String>,
+    sum_text: Option<Vec<u8>>,
+    probe: Probe,
+}
+
+/// Round trip 1: what is at dest, which downloader exists, and the checksum file if any.
+async fn probe_dest(ctx: &ModuleCtx<'_>, req: &Request) -> Result<Found, ModError> {
+    let mut vars = req.fetch.vars(req.sum_url().unwrap_or(""));
+    let fetch_sum = if req.sum_url().is_some() { "1" } else { "" };
+    vars.push(("gu_curl", fetch_sum.into()));
+    vars.push(("gu_dest", remote::sh_path(&req.dest)));
+    vars.push(("gu_name", quote(&req.name)));
+    let mut script = String::new();
+    for (k, v) in &vars {
+        script.push_str(&format!("{k}={}\n", if v.is_empty() { "''" } else { v }));
+    }
+    script.push_str(DL_FN);
+    script.push_str(
+        "if [ -d \"$gu_dest\" ]; then echo is_dir=1; p=${gu_dest%/}/$gu_name; else p=$gu_dest; fi\n",
+    );
+    let opts = ProbeOpts {
+        follow: true,
+        checksum: req.alg().map(str::to_string),
+        ..Default::default()
+    };
+    script.push_str(&remote::probe_script("\"$p\"".into(), &opts));
+    script.push_str(PROBE_SUFFIX);
+    let reply = remote::run_stdin(ctx, script).await?;
+    Ok(Found {
+        is_dir: reply.flag("is_dir"),
+        tool: reply.get("tool").unwrap_or_default().to_string(),
+        sha1_dest: reply.get("sha1").map(str::to_string),
+        sum_error: reply.get("sum_error").map(str::to_string),
+        sum_text: reply.data.clone(),
+        probe: Probe::from_reply(remote::Reply {
+            pairs: reply.pairs,
+            data: None,
+        })?,
+    })
+}
+
+/// What to do about dest.
+#[derive(Debug)]
+enum Plan {
+    /// dest already has the right content; only these attributes change (maybe none).
+    Keep {
+        msg: &'static str,
+        stat: FileStat,
+        attrs: AttrChange,
+    },
+    /// Check mode: whether a download would change dest.
+    WouldDownload { changed: bool },
+    /// Download, verify against `want_hex` (hex digest, if any) and install.
+    Download {
+        install: Install,
+        want_hex: Option<String>,
+    },
+}
+
+/// The expected digest: the `checksum` argument's, or the one found for our file in the
+/// downloaded checksum file.
+fn expected_digest(req: &Request, found: &Found) -> Result<Option<String>, ModError> {
+    match &req.checksum {
+        None => Ok(None),
+        Some(Checksum::Value { hex, .. }) => Ok(Some(hex.clone())),
+        Some(Checksum::Url { url, .. }) => {
+            if found.tool.is_empty() {
+                return Err(no_tool());
+            }
+            if let Some(e) = &found.sum_error {
+                return Err(ModError::msg(format!(
+                    "cannot download the checksum file {}: {e}",
+                    mask_url(url)
+                )));
+            }
+            let text = String::from_utf8_lossy(found.sum_text.as_deref().unwrap_or_default());
+            let d = digest_for(&req.name, &text).ok_or_else(|| {
+                ModError::msg(format!(
+                    "Unable to find a checksum for file '{}' in '{}'",
+                    req.name,
+                    mask_url(url)
+                ))
+            })?;
+            Ok(Some(normalize_hex(&d)?))
+        }
+    }
+}
+
+/// Decide from the request and what the target has. A pure function.
+fn plan(req: &Request, found: &Found, check_mode: bool) -> Result<Plan, ModError> {
+    let want_hex = expected_digest(req, found)?;
+    let probe = &found.probe;
+    let path = &probe.path;
+    let current = probe.effective(true);
+    if current.is_some_and(|s| s.kind() == Kind::Dir) {
+        return Err(ModError::msg(format!(
+            "{path} is a directory; cannot download over it"
+        )));
+    }
+    if !probe.parent_exists {
+        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+        return Err(ModError::msg(format!("Destination {dir} does not exist")));
+    }
+    let keep = match (current, &want_hex) {
+        (None, _) => None,
+        (Some(_), Some(h)) if !req.force => {
+            (probe.checksum.as_deref() == Some(h.as_str())).then_some("file already exists")
+        }
+        (Some(_), None) if !req.force && !found.is_dir => Some("file already exists"),
+        _ => None,
+    };
+    if let (Some(msg), Some(st)) = (keep, current) {
+        return Ok(Plan::Keep {
+            msg,
+            stat: st.clone(),
+            attrs: req.wanted.change_for(st, probe.umask)?,
+        });
+    }
+    if check_mode {
+        // A directory dest whose file exists can only be compared by downloading it.
+        let changed = current.is_none() || req.force || want_hex.is_some();
+        return Ok(Plan::WouldDownload { changed });
+    }
+    if found.tool.is_empty() {
+        return Err(no_tool());
+    }
+    let attrs = req.wanted.for_new(
+        current.map(|s| s.perm()).unwrap_or(0o666 & !probe.umask),
+        probe.umask,
+    )?;
+    Ok(Plan::Download {
+        install: Install {
+            dest: path.clone(),
+            tmp: remote::tmp_beside(path),
+            staged: Staged::InPlace,
+            base_mode: current.map(|s| s.perm()),
+            keep_owner: current.map(|s| format!("{}:{}", s.uid, s.gid)),
+            attrs,
+            backup: req.backup,
+            validate: None,
+            make_parents: false,
+            dir_mode: None,
+        },
+        want_hex,
+    })
+}
+
+/// Round trip 2: download, verify, install; the result as Ansible reports it.
+async fn download(
+    ctx: &ModuleCtx<'_>,
+    req: &Request,
+    found: &Found,
+    install: &Install,
+    want_hex: Option<&str>,
+    mut r: Outcome,
+) -> ModResult {
+    let mut vars = remote::install_vars(install);
+    vars.extend(req.fetch.vars(&req.url));
+    vars.push(("gu_want", want_hex.map(quote).unwrap_or_default()));
+    vars.push(("gu_alg", quote(req.alg().unwrap_or("sha1"))));
+    vars.push(("gu_shown", quote(&req.shown_url)));
+    let body = format!("{DL_FN}{DOWNLOAD_BODY}{}", remote::INSTALL);
+    let t0 = Instant::now();
+    let reply = match remote::run_stdin(ctx, remote::script(&vars, &body)).await {
+        Ok(reply) => reply,
+        Err(ModError::Failed { msg, result }) => {
+            r.remove("changed");
+            r.extend(result);
+            return Err(ModError::Failed { msg, result: r });
+        }
+        Err(e) => return Err(e),
+    };
+    r.insert("elapsed".into(), t0.elapsed().as_secs().into());
+    for k in ["checksum_src", "checksum_dest"] {
+        if let Some(v) = reply.get(k) {
+            r.insert(k.into(), v.into());
+        }
+    }
+    let code: Value = reply
+        .get("status_code")
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|c| *c != 0)
+        .map(Value::from)
+        .unwrap_or(Value::Null);
+    r.insert("status_code".into(), code);
+    let size: u64 = reply.get("size").and_then(|s| s.parse().ok()).unwrap_or(0);
+    r.insert("msg".into(), format!("OK ({size} bytes)").into());
+    let path = &install.dest;
+    if reply.flag("same") {
+        // Same content: only attributes can change.
+        if let Some(st) = found.probe.effective(true) {
+            let ch = req.wanted.change_for(st, found.probe.umask)?;
+            let st = if ch.is_empty() {
+                st.clone()
+            } else {
+                r.insert("changed".into(), true.into());
+                remote::apply_attrs(ctx, path, &ch, false).await?.0
+            };
+            add_path_info(&mut r, &st);
+        }
+        r.insert("size".into(), size.into());
+        return Ok(r);
+    }
+    let st = reply
+        .stat("lstat")?
+        .ok_or_else(|| ModError::msg(format!("{path}: no status after writing it")))?;
+    r.insert("changed".into(), true.into());
+    if let Some(b) = reply.get("backup_file") {
+        r.insert("backup_file".into(), b.into());
+    }
+    add_path_info(&mut r, &st);
+    Ok(r)
+}
+
 #[async_trait]
 impl Module for GetUrl {
     fn def(&self) -> &'static ModuleDef {
@@ -324,253 +615,43 @@ impl Module for GetUrl {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let a: GetUrlArgs = typed(&args)?;
-        let (url, dest) = (a.url.clone(), a.dest.clone());
-        if url.is_empty() || dest.is_empty() {
-            return Err(ModError::msg("get_url needs `url` and `dest`"));
-        }
-        if url.contains(['\n', '\r']) {
-            return Err(ModError::msg("`url` must be a single line"));
-        }
-        let shown_url = mask_url(&url);
-        let checksum = match a.checksum.as_deref().filter(|s| !s.is_empty()) {
-            Some(c) => Some(Checksum::parse(c)?),
-            None => None,
-        };
-        let force = a.force;
-        let wanted = Wanted::from_attrs(&a.attrs, false)?;
-        let headers = a
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), crate::value::to_text(v)))
-            .collect();
-        let fetch = Fetch {
-            timeout: u64::try_from(a.timeout)
-                .ok()
-                .filter(|t| *t > 0)
-                .unwrap_or(default_timeout() as u64),
-            validate_certs: a.validate_certs,
-            headers,
-            user: a.url_username.clone().filter(|s| !s.is_empty()),
-            password: a.url_password.clone(),
-            agent: a.http_agent.clone(),
-        };
-        let name = url_filename(&url);
-        let mut base = outcome(false);
-        base.insert("url".into(), shown_url.clone().into());
-
-        // Round trip 1.
-        let sum_url = match &checksum {
-            Some(Checksum::Url { url, .. }) => Some(url.clone()),
-            _ => None,
-        };
-        let alg = checksum.as_ref().map(|c| c.alg().to_string());
-        let mut vars = fetch.vars(sum_url.as_deref().unwrap_or(""));
-        vars.push((
-            "gu_curl",
-            if sum_url.is_some() {
-                "1".into()
-            } else {
-                String::new()
-            },
-        ));
-        vars.push(("gu_dest", remote::sh_path(&dest)));
-        vars.push(("gu_name", quote(&name)));
-        let mut script = String::new();
-        for (k, v) in &vars {
-            script.push_str(&format!("{k}={}\n", if v.is_empty() { "''" } else { v }));
-        }
-        script.push_str(DL_FN);
-        script.push_str(
-            "if [ -d \"$gu_dest\" ]; then echo is_dir=1; p=${gu_dest%/}/$gu_name; else p=$gu_dest; fi\n",
-        );
-        let opts = ProbeOpts {
-            follow: true,
-            checksum: alg.clone(),
-            ..Default::default()
-        };
-        script.push_str(&remote::probe_script("\"$p\"".into(), &opts));
-        script.push_str(PROBE_SUFFIX);
-        let reply = remote::run_stdin(ctx, script).await?;
-        let is_dir = reply.flag("is_dir");
-        let tool = reply.get("tool").unwrap_or_default().to_string();
-        let sha1_dest = reply.get("sha1").map(str::to_string);
-        let sum_error = reply.get("sum_error").map(str::to_string);
-        let sum_text = reply.data.clone();
-        let probe = Probe::from_reply(remote::Reply {
-            pairs: reply.pairs,
-            data: None,
-        })?;
-        let path = probe.path.clone();
-        base.insert("dest".into(), path.clone().into());
-
-        let want_hex = match &checksum {
-            None => None,
-            Some(Checksum::Value { hex, .. }) => Some(hex.clone()),
-            Some(Checksum::Url { url: su, .. }) => {
-                if tool.is_empty() {
-                    return Err(no_tool());
-                }
-                if let Some(e) = sum_error {
-                    return Err(ModError::msg(format!(
-                        "cannot download the checksum file {}: {e}",
-                        mask_url(su)
-                    )));
-                }
-                let text =
-                    String::from_utf8_lossy(sum_text.as_deref().unwrap_or_default()).into_owned();
-                let d = digest_for(&name, &text).ok_or_else(|| {
-                    ModError::msg(format!(
-                        "Unable to find a checksum for file '{name}' in '{}'",
-                        mask_url(su)
-                    ))
-                })?;
-                Some(normalize_hex(&d)?)
-            }
-        };
-
-        let current = probe.effective(true).cloned();
-        if current.as_ref().is_some_and(|s| s.kind() == Kind::Dir) {
-            return Err(ModError::msg(format!(
-                "{path} is a directory; cannot download over it"
-            )));
-        }
-        if !probe.parent_exists {
-            let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
-            return Err(ModError::msg(format!("Destination {dir} does not exist")));
-        }
-        base.insert(
-            "checksum_dest".into(),
-            sha1_dest.clone().map(Value::String).unwrap_or(Value::Null),
-        );
-        base.insert("checksum_src".into(), Value::Null);
-
-        // Is the file already right?
-        let keep = match (&current, &want_hex) {
-            (None, _) => None,
-            (Some(_), Some(h)) if !force => {
-                (probe.checksum.as_deref() == Some(h.as_str())).then_some("file already exists")
-            }
-            (Some(_), None) if !force && !is_dir => Some("file already exists"),
-            _ => None,
-        };
-        if let (Some(msg), Some(st)) = (keep, &current) {
-            let ch = wanted.change_for(st, probe.umask)?;
-            let mut r = base;
-            let changed = !ch.is_empty();
-            let st = if changed && !ctx.check_mode {
-                remote::apply_attrs(ctx, &path, &ch, false).await?.0
-            } else {
-                st.clone()
-            };
-            r.insert("changed".into(), changed.into());
-            r.insert(
-                "msg".into(),
-                if changed {
+        let req = Request::new(typed(&args)?)?;
+        let found = probe_dest(ctx, &req).await?;
+        let mut r = outcome(false);
+        r.insert("url".into(), req.shown_url.clone().into());
+        r.insert("dest".into(), found.probe.path.clone().into());
+        let sha1_dest = found.sha1_dest.clone().map(Value::String);
+        r.insert("checksum_dest".into(), sha1_dest.unwrap_or(Value::Null));
+        r.insert("checksum_src".into(), Value::Null);
+        match plan(&req, &found, ctx.check_mode)? {
+            Plan::Keep { msg, stat, attrs } => {
+                let changed = !attrs.is_empty();
+                let stat = if changed && !ctx.check_mode {
+                    remote::apply_attrs(ctx, &found.probe.path, &attrs, false)
+                        .await?
+                        .0
+                } else {
+                    stat
+                };
+                let msg = if changed {
                     "file already exists but file attributes changed"
                 } else {
                     msg
-                }
-                .into(),
-            );
-            add_path_info(&mut r, &st);
-            return Ok(r);
-        }
-        if ctx.check_mode {
-            let mut r = base;
-            // A directory dest whose file exists can only be compared by downloading it.
-            r.insert(
-                "changed".into(),
-                (current.is_none() || force || want_hex.is_some()).into(),
-            );
-            r.insert("msg".into(), "not downloaded in check mode".into());
-            return Ok(r);
-        }
-        if tool.is_empty() {
-            return Err(no_tool());
-        }
-
-        // Round trip 2: download, verify, install.
-        let tmp = remote::tmp_beside(&path);
-        let attrs = wanted.for_new(
-            current
-                .as_ref()
-                .map(|s| s.perm())
-                .unwrap_or(0o666 & !probe.umask),
-            probe.umask,
-        )?;
-        let install = Install {
-            dest: path.clone(),
-            tmp: tmp.clone(),
-            staged: Staged::InPlace,
-            base_mode: current.as_ref().map(|s| s.perm()),
-            keep_owner: current.as_ref().map(|s| format!("{}:{}", s.uid, s.gid)),
-            attrs,
-            backup: a.backup,
-            validate: None,
-            make_parents: false,
-            dir_mode: None,
-        };
-        let mut vars = remote::install_vars(&install);
-        vars.extend(fetch.vars(&url));
-        vars.push((
-            "gu_want",
-            want_hex.as_deref().map(quote).unwrap_or_default(),
-        ));
-        vars.push(("gu_alg", quote(alg.as_deref().unwrap_or("sha1"))));
-        vars.push(("gu_shown", quote(&shown_url)));
-        let body = format!("{DL_FN}{DOWNLOAD_BODY}{}", remote::INSTALL);
-        let t0 = Instant::now();
-        let reply = match remote::run_stdin(ctx, remote::script(&vars, &body)).await {
-            Ok(r) => r,
-            Err(ModError::Failed { msg, result }) => {
-                let mut r = base;
-                r.remove("changed");
-                r.extend(result);
-                return Err(ModError::Failed { msg, result: r });
-            }
-            Err(e) => return Err(e),
-        };
-        let mut r = base;
-        r.insert("elapsed".into(), t0.elapsed().as_secs().into());
-        for k in ["checksum_src", "checksum_dest"] {
-            if let Some(v) = reply.get(k) {
-                r.insert(k.into(), v.into());
-            }
-        }
-        let code: Value = reply
-            .get("status_code")
-            .and_then(|c| c.parse::<u16>().ok())
-            .filter(|c| *c != 0)
-            .map(Value::from)
-            .unwrap_or(Value::Null);
-        r.insert("status_code".into(), code);
-        let size: u64 = reply.get("size").and_then(|s| s.parse().ok()).unwrap_or(0);
-        r.insert("msg".into(), format!("OK ({size} bytes)").into());
-        if reply.flag("same") {
-            // Same content: only attributes can change.
-            if let Some(st) = &current {
-                let ch = wanted.change_for(st, probe.umask)?;
-                let st = if ch.is_empty() {
-                    st.clone()
-                } else {
-                    r.insert("changed".into(), true.into());
-                    remote::apply_attrs(ctx, &path, &ch, false).await?.0
                 };
-                add_path_info(&mut r, &st);
+                r.insert("changed".into(), changed.into());
+                r.insert("msg".into(), msg.into());
+                add_path_info(&mut r, &stat);
+                Ok(r)
             }
-            r.insert("size".into(), size.into());
-            return Ok(r);
+            Plan::WouldDownload { changed } => {
+                r.insert("changed".into(), changed.into());
+                r.insert("msg".into(), "not downloaded in check mode".into());
+                Ok(r)
+            }
+            Plan::Download { install, want_hex } => {
+                download(ctx, &req, &found, &install, want_hex.as_deref(), r).await
+            }
         }
-        let st = reply
-            .stat("lstat")?
-            .ok_or_else(|| ModError::msg(format!("{path}: no status after writing it")))?;
-        r.insert("changed".into(), true.into());
-        if let Some(b) = reply.get("backup_file") {
-            r.insert("backup_file".into(), b.into());
-        }
-        add_path_info(&mut r, &st);
-        Ok(r)
     }
 }
 
@@ -584,6 +665,113 @@ fn no_tool() -> ModError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(yaml: &str) -> Request {
+        let args: Args = serde_yaml_ng::from_str(yaml).unwrap();
+        Request::new(typed(&args).unwrap()).unwrap()
+    }
+
+    fn found(file: Option<(u32, &str)>) -> Found {
+        Found {
+            tool: "curl".into(),
+            probe: Probe {
+                path: "/srv/app.tgz".into(),
+                lstat: file.map(|(mode, _)| FileStat::for_test(0o100000 | mode, 1)),
+                checksum: file.map(|(_, sum)| sum.to_string()),
+                parent_exists: true,
+                umask: 0o022,
+                ..Probe::default()
+            },
+            ..Found::default()
+        }
+    }
+
+    #[test]
+    fn an_existing_file_is_kept_unless_forced_or_its_checksum_differs() {
+        let plain = request("{url: 'https://h/app.tgz', dest: /srv/app.tgz}");
+        let there = found(Some((0o644, "aa")));
+        assert!(matches!(
+            plan(&plain, &there, false).unwrap(),
+            Plan::Keep { msg: "file already exists", ref attrs, .. } if attrs.is_empty()
+        ));
+        let moded = request("{url: 'https://h/app.tgz', dest: /srv/app.tgz, mode: '0600'}");
+        match plan(&moded, &there, false).unwrap() {
+            Plan::Keep { attrs, .. } => assert_eq!(attrs.mode, Some(0o600)),
+            other => panic!("{other:?}"),
+        }
+        let forced = request("{url: 'https://h/app.tgz', dest: /srv/app.tgz, force: true}");
+        match plan(&forced, &there, false).unwrap() {
+            Plan::Download { install, want_hex } => {
+                assert_eq!(install.dest, "/srv/app.tgz");
+                assert_eq!(install.base_mode, Some(0o644));
+                assert_eq!(install.keep_owner.as_deref(), Some("0:0"));
+                assert_eq!(want_hex, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let same_sum =
+            request("{url: 'https://h/app.tgz', dest: /srv/app.tgz, checksum: 'sha256:AA'}");
+        assert!(matches!(
+            plan(&same_sum, &there, false).unwrap(),
+            Plan::Keep { .. }
+        ));
+        let other_sum =
+            request("{url: 'https://h/app.tgz', dest: /srv/app.tgz, checksum: 'sha256:bb'}");
+        assert!(matches!(
+            plan(&other_sum, &there, false).unwrap(),
+            Plan::Download { want_hex: Some(ref h), .. } if h == "bb"
+        ));
+        assert!(matches!(
+            plan(&other_sum, &there, true).unwrap(),
+            Plan::WouldDownload { changed: true }
+        ));
+    }
+
+    #[test]
+    fn a_new_file_needs_a_downloader_and_an_existing_parent() {
+        let req = request("{url: 'https://h/app.tgz', dest: /srv/app.tgz}");
+        let mut none = found(None);
+        assert!(matches!(
+            plan(&req, &none, true).unwrap(),
+            Plan::WouldDownload { changed: true }
+        ));
+        match plan(&req, &none, false).unwrap() {
+            Plan::Download { install, .. } => {
+                assert_eq!(install.base_mode, None);
+                assert_eq!(install.attrs.mode, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        none.tool.clear();
+        let e = plan(&req, &none, false).unwrap_err().to_string();
+        assert!(e.contains("needs curl or wget"), "{e}");
+        none.probe.parent_exists = false;
+        let e = plan(&req, &none, false).unwrap_err().to_string();
+        assert_eq!(e, "Destination /srv does not exist");
+        let mut dir = found(None);
+        dir.probe.lstat = Some(FileStat::for_test(0o040755, 2));
+        let e = plan(&req, &dir, false).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_checksum_url_is_looked_up_for_the_file_name() {
+        let req = request(
+            "{url: 'https://h/app.tgz', dest: /srv/app.tgz, checksum: 'sha256:https://h/SUMS'}",
+        );
+        let mut f = found(Some((0o644, "2222")));
+        f.sum_text = Some(b"1111  other.tgz\n2222 *app.tgz\n".to_vec());
+        assert!(matches!(plan(&req, &f, false).unwrap(), Plan::Keep { .. }));
+        f.sum_text = Some(b"1111  other.tgz\n".to_vec());
+        let e = plan(&req, &f, false).unwrap_err().to_string();
+        assert!(
+            e.contains("Unable to find a checksum for file 'app.tgz'"),
+            "{e}"
+        );
+        f.sum_error = Some("404".into());
+        let e = plan(&req, &f, false).unwrap_err().to_string();
+        assert!(e.contains("cannot download the checksum file"), "{e}");
+    }
 
     #[test]
     fn checksum_arguments() {
