@@ -240,6 +240,217 @@ fn handler(format: &str) -> &'static str {
     }
 }
 
+/// The request, from checked arguments.
+struct Request {
+    src: String,
+    dest: String,
+    remote_src: bool,
+    creates: Option<String>,
+    wanted: Wanted,
+    /// `extra_opts`, each shell-quoted, joined by spaces.
+    xo: String,
+    list_files: bool,
+}
+
+impl Request {
+    fn new(a: UnarchiveArgs) -> Result<Request, ModError> {
+        if a.remote_src && a.src.contains("://") {
+            return Err(ModError::msg(
+                "unarchive: downloading `src` from a URL is not supported; fetch it with get_url first and use remote_src",
+            ));
+        }
+        let xo = a
+            .extra_opts
+            .iter()
+            .map(|w| quote(&crate::value::to_text(w)));
+        Ok(Request {
+            wanted: Wanted::from_attrs(&a.attrs, false)?,
+            xo: xo.collect::<Vec<_>>().join(" "),
+            creates: a.creates.filter(|s| !s.is_empty()),
+            src: a.src,
+            dest: a.dest,
+            remote_src: a.remote_src,
+            list_files: a.list_files,
+        })
+    }
+
+    /// `rs` for the scripts: set when the archive is the target's own.
+    fn rs(&self) -> String {
+        if self.remote_src { "1" } else { "" }.into()
+    }
+}
+
+/// What round trip 1 allows.
+#[derive(Debug, PartialEq)]
+enum Dest {
+    /// `creates` exists: nothing to do, with this message.
+    Skip(String),
+    /// dest is a directory (its stat) and the target's umask.
+    Ready { stat: FileStat, umask: u32 },
+}
+
+/// Round trip 1's reply → whether and where to unpack. A pure function.
+fn check_dest(req: &Request, reply: &Reply) -> Result<Dest, ModError> {
+    if reply.flag("creates") {
+        let creates = req.creates.as_deref().unwrap_or_default();
+        return Ok(Dest::Skip(format!("skipped, since {creates} exists")));
+    }
+    let Some(stat) = reply.stat("dest")? else {
+        let dest = &req.dest;
+        return Err(ModError::msg(format!(
+            "Destination '{dest}' is not a directory"
+        )));
+    };
+    if req.remote_src {
+        let src = &req.src;
+        match reply.get("src") {
+            Some("1") => {}
+            Some("notfile") => return Err(ModError::msg(format!("Source '{src}' is not a file"))),
+            _ => return Err(ModError::msg(format!("Source '{src}' does not exist"))),
+        }
+    }
+    let umask = reply
+        .get("umask")
+        .and_then(|u| u32::from_str_radix(u.trim(), 8).ok())
+        .unwrap_or(0o022);
+    Ok(Dest::Ready { stat, umask })
+}
+
+/// The archive as round trip 2 listed it, compared with what is under dest.
+#[derive(Debug)]
+struct Listing {
+    /// `zip`, `tgz`, `txz`, `tbz`, `tzst` or `tar`.
+    format: String,
+    names: Vec<String>,
+    /// Why dest does not match the archive; empty: nothing to unpack.
+    diffs: Vec<String>,
+}
+
+/// Round trip 2's reply → the listing and its differences. A pure function.
+fn compare(reply: &Reply, wanted: &Wanted, umask: u32) -> Listing {
+    let format = reply.get("format").unwrap_or("tar").to_string();
+    let (names, have) = names_and_stats(reply);
+    let parse = if format == "zip" {
+        parse_zip_verbose
+    } else {
+        parse_tar_verbose
+    };
+    let verbose: Vec<_> = reply.all("v").filter_map(parse).collect();
+    // Entries that extract to nothing (`./` of `tar -C dir .`) are not compared; they are
+    // dropped only after names and the verbose listing are lined up, so sizes still count.
+    let (list, have): (Vec<Entry>, Vec<Option<FileStat>>) = entries(&names, &verbose)
+        .into_iter()
+        .zip(have)
+        .filter(|(e, _)| !matches!(e.name.as_str(), "" | "." | "./"))
+        .unzip();
+    let diffs = list
+        .iter()
+        .zip(&have)
+        .filter_map(|(e, h)| differs(e, h.as_ref(), wanted, umask))
+        .collect();
+    let names = list.into_iter().map(|e| e.name).collect();
+    Listing {
+        format,
+        names,
+        diffs,
+    }
+}
+
+/// The archive on the target: the user's own (`remote_src`) or our upload, removed after use.
+struct Archive<'a> {
+    /// The path as a shell word.
+    word: String,
+    /// Our upload's path, to remove.
+    uploaded: Option<String>,
+    ctx: &'a ModuleCtx<'a>,
+}
+
+impl<'a> Archive<'a> {
+    async fn place(ctx: &'a ModuleCtx<'a>, req: &Request) -> Result<Archive<'a>, ModError> {
+        if req.remote_src {
+            return Ok(Archive {
+                word: remote::sh_path(&req.src),
+                uploaded: None,
+                ctx,
+            });
+        }
+        let local = ctx.find_local(&req.src, "files")?;
+        let up = remote::tmp_staging();
+        ctx.connection()
+            .await?
+            .put_file(&local, &up, Some(0o600))
+            .await?;
+        Ok(Archive {
+            word: quote(&up),
+            uploaded: Some(up),
+            ctx,
+        })
+    }
+
+    async fn remove(&self) {
+        if let Some(up) = &self.uploaded {
+            let _ = self.ctx.exec(format!("rm -f -- {}", quote(up)), None).await;
+        }
+    }
+}
+
+/// Round trip 3: extract (the script removes an uploaded archive), then attributes;
+/// `extract_results` as Ansible reports them.
+async fn extract(
+    ctx: &ModuleCtx<'_>,
+    req: &Request,
+    archive: &Archive<'_>,
+    listing: &Listing,
+    mut r: Outcome,
+) -> ModResult {
+    let mode = match &req.wanted.mode {
+        Some(ModeSpec::Octal(m)) => format!("{m:04o}"),
+        Some(ModeSpec::Symbolic(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let owner = req.wanted.owner.as_deref();
+    let group = req.wanted.group.as_deref();
+    let vars = vec![
+        ("d", remote::sh_path(&req.dest)),
+        ("a", archive.word.clone()),
+        ("xo", quote(&req.xo)),
+        ("shown", quote(&req.src)),
+        ("f", quote(&listing.format)),
+        ("rs", req.rs()),
+        ("names", quote(&listing.names.join("\n"))),
+        ("mode", quote(&mode)),
+        ("own", owner.map(quote).unwrap_or_default()),
+        ("grp", group.map(quote).unwrap_or_default()),
+    ];
+    let reply = match remote::run(ctx, remote::script(&vars, EXTRACT)).await {
+        Ok(reply) => reply,
+        Err(ModError::Failed { msg, result }) => {
+            r.remove("changed");
+            r.extend(result);
+            return Err(ModError::Failed { msg, result: r });
+        }
+        Err(e) => {
+            archive.remove().await;
+            return Err(e);
+        }
+    };
+    let (src, dest, xo) = (&req.src, &req.dest, &req.xo);
+    let cmd = if listing.format == "zip" {
+        format!("unzip -o {src} {xo} -d {dest}")
+    } else {
+        format!("tar -xf {src} -C {dest} {xo}")
+    };
+    let rc = reply.get("x_rc").and_then(|v| v.parse::<i64>().ok());
+    let lines = |k: &str| reply.all(k).collect::<Vec<_>>().join("\n");
+    let mut x = Outcome::new();
+    x.insert("cmd".into(), cmd.trim().into());
+    x.insert("rc".into(), rc.unwrap_or(0).into());
+    x.insert("out".into(), lines("x_out").trim().into());
+    x.insert("err".into(), lines("x_err").trim().into());
+    r.insert("extract_results".into(), Value::Object(x));
+    Ok(r)
+}
+
 #[async_trait]
 impl Module for Unarchive {
     fn def(&self) -> &'static ModuleDef {
@@ -247,210 +458,59 @@ impl Module for Unarchive {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let a: UnarchiveArgs = typed(&args)?;
-        let (src, dest, remote_src) = (a.src.clone(), a.dest.clone(), a.remote_src);
-        if remote_src && src.contains("://") {
-            return Err(ModError::msg(
-                "unarchive: downloading `src` from a URL is not supported; fetch it with get_url first and use remote_src",
-            ));
-        }
-        let wanted = Wanted::from_attrs(&a.attrs, false)?;
-        let extra: Vec<String> = a.extra_opts.iter().map(crate::value::to_text).collect();
-        let xo = extra.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
-        let list_files = a.list_files;
-        let local = if remote_src {
-            None
-        } else {
-            Some(ctx.find_local(&src, "files")?)
-        };
-
-        // Round trip 1.
-        let creates = a.creates.as_deref().filter(|s| !s.is_empty());
+        let req = Request::new(typed(&args)?)?;
         let vars = vec![
-            ("d", remote::sh_path(&dest)),
-            ("cr", creates.map(remote::sh_path).unwrap_or_default()),
+            ("d", remote::sh_path(&req.dest)),
             (
-                "rs",
-                if remote_src {
-                    "1".into()
-                } else {
-                    String::new()
-                },
+                "cr",
+                req.creates
+                    .as_deref()
+                    .map(remote::sh_path)
+                    .unwrap_or_default(),
             ),
-            ("a", remote::sh_path(&src)),
+            ("rs", req.rs()),
+            ("a", remote::sh_path(&req.src)),
         ];
         let reply = remote::run(ctx, remote::script(&vars, PROBE)).await?;
         let mut r = outcome(false);
-        r.insert("dest".into(), dest.clone().into());
-        r.insert("src".into(), src.clone().into());
-        if reply.flag("creates") {
-            let msg = format!("skipped, since {} exists", creates.unwrap_or_default());
-            r.insert("msg".into(), msg.into());
-            return Ok(r);
-        }
-        let Some(dest_st) = reply.stat("dest")? else {
-            return Err(ModError::msg(format!(
-                "Destination '{dest}' is not a directory"
-            )));
-        };
-        let umask = reply
-            .get("umask")
-            .and_then(|u| u32::from_str_radix(u.trim(), 8).ok())
-            .unwrap_or(0o022);
-        if remote_src {
-            match reply.get("src") {
-                Some("1") => {}
-                Some("notfile") => {
-                    return Err(ModError::msg(format!("Source '{src}' is not a file")));
-                }
-                _ => return Err(ModError::msg(format!("Source '{src}' does not exist"))),
+        r.insert("dest".into(), req.dest.clone().into());
+        r.insert("src".into(), req.src.clone().into());
+        let (dest_st, umask) = match check_dest(&req, &reply)? {
+            Dest::Skip(msg) => {
+                r.insert("msg".into(), msg.into());
+                return Ok(r);
             }
-        }
-
-        // The archive on the target.
-        let archive = match &local {
-            Some(path) => {
-                let up = remote::tmp_staging();
-                ctx.connection()
-                    .await?
-                    .put_file(path, &up, Some(0o600))
-                    .await?;
-                up
-            }
-            None => src.clone(),
-        };
-        let a_word = if remote_src {
-            remote::sh_path(&archive)
-        } else {
-            quote(&archive)
-        };
-        let cleanup = || async {
-            if !remote_src {
-                let _ = ctx
-                    .exec(format!("rm -f -- {}", quote(&archive)), None)
-                    .await;
-            }
+            Dest::Ready { stat, umask } => (stat, umask),
         };
 
-        // Round trip 2: list and compare.
+        let archive = Archive::place(ctx, &req).await?;
         let vars = vec![
-            ("d", remote::sh_path(&dest)),
-            ("a", a_word.clone()),
-            ("xo", quote(&xo)),
-            ("shown", quote(&src)),
+            ("d", remote::sh_path(&req.dest)),
+            ("a", archive.word.clone()),
+            ("xo", quote(&req.xo)),
+            ("shown", quote(&req.src)),
         ];
-        let reply = match remote::run(ctx, remote::script(&vars, LIST)).await {
-            Ok(r) => r,
+        let listing = match remote::run(ctx, remote::script(&vars, LIST)).await {
+            Ok(reply) => compare(&reply, &req.wanted, umask),
             Err(e) => {
-                cleanup().await;
+                archive.remove().await;
                 return Err(e);
             }
         };
-        let format = reply.get("format").unwrap_or("tar").to_string();
-        let (names, have) = names_and_stats(&reply);
-        let verbose: Vec<_> = reply
-            .all("v")
-            .filter_map(if format == "zip" {
-                parse_zip_verbose
-            } else {
-                parse_tar_verbose
-            })
-            .collect();
-        let list = entries(&names, &verbose);
-        let diffs: Vec<String> = list
-            .iter()
-            .zip(&have)
-            .filter_map(|(e, h)| differs(e, h.as_ref(), &wanted, umask))
-            .collect();
-        r.insert("handler".into(), handler(&format).into());
-        if list_files {
-            r.insert(
-                "files".into(),
-                Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()),
-            );
+        r.insert("handler".into(), handler(&listing.format).into());
+        if req.list_files {
+            let names = listing.names.iter().map(|n| Value::String(n.clone()));
+            r.insert("files".into(), Value::Array(names.collect()));
         }
         add_path_info(&mut r, &dest_st);
-        r.insert("dest".into(), dest.clone().into());
-        if diffs.is_empty() {
-            cleanup().await;
+        r.insert("dest".into(), req.dest.clone().into());
+        if listing.diffs.is_empty() || ctx.check_mode {
+            r.insert("changed".into(), (!listing.diffs.is_empty()).into());
+            archive.remove().await;
             return Ok(r);
         }
         r.insert("changed".into(), true.into());
-        if ctx.check_mode {
-            cleanup().await;
-            return Ok(r);
-        }
-
-        // Round trip 3: extract, then attributes.
-        let mode = match &wanted.mode {
-            Some(ModeSpec::Octal(m)) => format!("{m:04o}"),
-            Some(ModeSpec::Symbolic(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let names_text = names.join("\n");
-        let vars = vec![
-            ("d", remote::sh_path(&dest)),
-            ("a", a_word),
-            ("xo", quote(&xo)),
-            ("shown", quote(&src)),
-            ("f", quote(&format)),
-            (
-                "rs",
-                if remote_src {
-                    "1".into()
-                } else {
-                    String::new()
-                },
-            ),
-            ("names", quote(&names_text)),
-            ("mode", quote(&mode)),
-            (
-                "own",
-                wanted.owner.as_deref().map(quote).unwrap_or_default(),
-            ),
-            (
-                "grp",
-                wanted.group.as_deref().map(quote).unwrap_or_default(),
-            ),
-        ];
-        let reply = match remote::run(ctx, remote::script(&vars, EXTRACT)).await {
-            Ok(r) => r,
-            Err(ModError::Failed { msg, result }) => {
-                let mut res = r;
-                res.remove("changed");
-                res.extend(result);
-                return Err(ModError::Failed { msg, result: res });
-            }
-            Err(e) => {
-                cleanup().await;
-                return Err(e);
-            }
-        };
-        let lines = |k: &str| reply.all(k).collect::<Vec<_>>().join("\n");
-        let mut x = Outcome::new();
-        x.insert(
-            "cmd".into(),
-            if format == "zip" {
-                format!("unzip -o {src} {xo} -d {dest}")
-            } else {
-                format!("tar -xf {src} -C {dest} {xo}")
-            }
-            .trim()
-            .to_string()
-            .into(),
-        );
-        x.insert(
-            "rc".into(),
-            reply
-                .get("x_rc")
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(0)
-                .into(),
-        );
-        x.insert("out".into(), lines("x_out").trim().to_string().into());
-        x.insert("err".into(), lines("x_err").trim().to_string().into());
-        r.insert("extract_results".into(), Value::Object(x));
-        Ok(r)
+        extract(ctx, &req, &archive, &listing, r).await
     }
 }
 
@@ -466,29 +526,79 @@ fn names_and_stats(reply: &Reply) -> (Vec<String>, Vec<Option<FileStat>>) {
         }
     }
     have.resize(names.len(), None);
-    // Entries that extract to nothing (`./`, stripped prefixes) are not compared.
-    let keep: Vec<bool> = names
-        .iter()
-        .map(|n| !n.is_empty() && n != "./" && n != ".")
-        .collect();
-    let names2 = names
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(n, _)| n.clone())
-        .collect();
-    let have2 = have
-        .into_iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(h, _)| h)
-        .collect();
-    (names2, have2)
+    (names, have)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(yaml: &str) -> Request {
+        let args: Args = serde_yaml_ng::from_str(yaml).unwrap();
+        Request::new(typed(&args).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn creates_skips_and_dest_must_be_a_directory() {
+        let req = request("{src: /tmp/a.tgz, dest: /srv, remote_src: true, creates: /srv/x}");
+        let dir = "dest=41ed 0 0 4096 1 2 3 4 2 5 8 4096 0 0 root root\n";
+        let skip = Reply::parse(format!("creates=1\n{dir}src=1\n").as_bytes());
+        assert_eq!(
+            check_dest(&req, &skip).unwrap(),
+            Dest::Skip("skipped, since /srv/x exists".into())
+        );
+        let ready = Reply::parse(format!("{dir}src=1\numask=0027\n").as_bytes());
+        assert!(matches!(
+            check_dest(&req, &ready).unwrap(),
+            Dest::Ready { umask: 0o027, .. }
+        ));
+        let no_dest = Reply::parse(b"src=1\n");
+        let e = check_dest(&req, &no_dest).unwrap_err().to_string();
+        assert_eq!(e, "Destination '/srv' is not a directory");
+        let no_src = Reply::parse(format!("{dir}src=0\n").as_bytes());
+        let e = check_dest(&req, &no_src).unwrap_err().to_string();
+        assert_eq!(e, "Source '/tmp/a.tgz' does not exist");
+        let refused = UnarchiveArgs {
+            src: "https://h/a.tgz".into(),
+            ..typed(&serde_yaml_ng::from_str("{src: x, dest: /srv, remote_src: true}").unwrap())
+                .unwrap()
+        };
+        assert!(Request::new(refused).is_err());
+    }
+
+    #[test]
+    fn a_listing_is_compared_entry_by_entry() {
+        let listing = "format=tgz\n\
+            n=./\nh=41ed 0 0 4096 1 2 3 4 2 5 8 4096 0 0 root root\n\
+            n=app/\nh=41ed 0 0 4096 1 2 3 4 2 5 8 4096 0 0 root root\n\
+            n=app/a\nh=81a4 0 0 3 1 2 3 4 1 5 8 4096 0 0 root root\n\
+            n=app/b\nh=-\n\
+            v=drwxr-xr-x 0/0 0 2024-01-01 12:00 ./\n\
+            v=drwxr-xr-x 0/0 0 2024-01-01 12:00 app/\n\
+            v=-rw-r--r-- 0/0 3 2024-01-01 12:00 app/a\n\
+            v=-rw-r--r-- 0/0 5 2024-01-01 12:00 app/b\n";
+        let l = compare(&Reply::parse(listing.as_bytes()), &Wanted::default(), 0o022);
+        assert_eq!(l.format, "tgz");
+        assert_eq!(l.names, ["app/", "app/a", "app/b"]);
+        assert_eq!(l.diffs, ["app/b is missing"]);
+        let all_there = listing.replace(
+            "n=app/b\nh=-\n",
+            "n=app/b\nh=81a4 0 0 5 1 2 3 4 1 5 8 4096 0 0 root root\n",
+        );
+        let l = compare(
+            &Reply::parse(all_there.as_bytes()),
+            &Wanted::default(),
+            0o022,
+        );
+        assert!(l.diffs.is_empty(), "{:?}", l.diffs);
+        // Sizes count even when the archive starts with `./` (made with `tar -C dir .`).
+        let grown = all_there.replace(
+            "0/0 3 2024-01-01 12:00 app/a",
+            "0/0 4 2024-01-01 12:00 app/a",
+        );
+        let l = compare(&Reply::parse(grown.as_bytes()), &Wanted::default(), 0o022);
+        assert_eq!(l.diffs, ["app/a size differs"]);
+    }
 
     #[test]
     fn tar_listing_lines() {

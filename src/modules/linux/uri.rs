@@ -22,7 +22,7 @@ use crate::modules::posix::quote;
 use crate::modules::url::{mask_url, url_filename};
 use crate::modules::{
     Args, FreeForm, ModError, ModResult, Module, ModuleCtx, ModuleDef, Outcome, Target, alias,
-    arg_bool, arg_str, choice, outcome, p, req,
+    choice, outcome, p, req, typed,
 };
 use crate::template::pyfmt::json_dumps;
 
@@ -240,6 +240,323 @@ if [ -n "$u_dest" ] && [ -e "$u_dest" ]; then printf 'lstat=%s\n' "$(_st "$u_des
 if [ -f "$d/out" ] && { [ -z "$written" ] || [ -n "$u_content" ]; }; then echo '::data::'; cat -- "$d/out"; fi
 "#;
 
+/// `uri`'s arguments (see `URI_DEF`), with Ansible's defaults.
+#[derive(Debug, serde::Deserialize)]
+struct UriArgs {
+    url: String,
+    #[serde(default = "default_method")]
+    method: String,
+    body: Option<Value>,
+    #[serde(default = "default_body_format")]
+    body_format: String,
+    #[serde(default)]
+    headers: Map<String, Value>,
+    status_code: Option<Value>,
+    #[serde(default)]
+    return_content: bool,
+    dest: Option<String>,
+    url_username: Option<String>,
+    url_password: Option<String>,
+    #[serde(default)]
+    force_basic_auth: bool,
+    #[serde(default = "crate::modules::yes")]
+    validate_certs: bool,
+    /// Seconds; 0 or less means the default (30).
+    timeout: Option<i64>,
+    #[serde(default = "default_follow")]
+    follow_redirects: String,
+    creates: Option<String>,
+    removes: Option<String>,
+    #[serde(default = "default_agent")]
+    http_agent: String,
+    #[serde(default)]
+    force: bool,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+fn default_body_format() -> String {
+    "raw".into()
+}
+
+fn default_follow() -> String {
+    "safe".into()
+}
+
+fn default_agent() -> String {
+    "ansible-httpget".into()
+}
+
+/// The request, checked and encoded before the target is asked. Pure.
+struct Request {
+    url: String,
+    /// The URL with any password masked: what results and messages show.
+    masked: String,
+    /// curl's configuration (URL, method, headers, credentials): sent on stdin.
+    curl_config: String,
+    body: Option<String>,
+    follow: bool,
+    timeout: u64,
+    codes: Vec<i64>,
+    return_content: bool,
+    dest: Option<String>,
+    force: bool,
+    creates: Option<String>,
+    removes: Option<String>,
+}
+
+impl Request {
+    fn new(a: UriArgs) -> Result<Request, ModError> {
+        let url = a.url;
+        if url.is_empty() {
+            return Err(ModError::msg("uri needs `url`"));
+        }
+        if url.contains(['\n', '\r']) {
+            return Err(ModError::msg("`url` must be a single line"));
+        }
+        let method = a.method.to_uppercase();
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ModError::msg(
+                "Parameter 'method' needs to be a single word in uppercase, like GET or POST.",
+            ));
+        }
+        let codes = status_codes(a.status_code.as_ref())?;
+        let mut headers: Vec<(String, String)> = a
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::value::to_text(v)))
+            .collect();
+        let (body, implied_type) =
+            encode_body(a.body.as_ref(), &a.body_format.to_ascii_lowercase())?;
+        if let Some(ct) = implied_type
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("Content-Type".into(), ct.into()));
+        }
+        let mut cfg = format!("url = {}\n", curl_q(&url));
+        cfg.push_str(&format!("request = {}\n", curl_q(&method)));
+        cfg.push_str(&format!("user-agent = {}\n", curl_q(&a.http_agent)));
+        // Ansible sends credentials only when challenged unless force_basic_auth is set.
+        if let Some(u) = a.url_username.filter(|s| !s.is_empty()) {
+            let pw = a.url_password.unwrap_or_default();
+            cfg.push_str(&format!("user = {}\n", curl_q(&format!("{u}:{pw}"))));
+            if !a.force_basic_auth {
+                cfg.push_str("anyauth\n");
+            }
+        }
+        // curl's own "Expect: 100-continue" would change what servers see from Ansible's request.
+        cfg.push_str("header = \"Expect:\"\n");
+        for (k, v) in &headers {
+            cfg.push_str(&format!("header = {}\n", curl_q(&format!("{k}: {v}"))));
+        }
+        if !a.validate_certs {
+            cfg.push_str("insecure\n");
+        }
+        // "safe" (the default) follows redirects only for GET and HEAD, as urllib2 did.
+        let follow = match a.follow_redirects.as_str() {
+            "all" | "yes" => true,
+            "safe" | "urllib2" => method == "GET" || method == "HEAD",
+            _ => false,
+        };
+        let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+        Ok(Request {
+            masked: mask_url(&url),
+            url,
+            curl_config: cfg,
+            body,
+            follow,
+            timeout: a
+                .timeout
+                .and_then(|t| u64::try_from(t).ok())
+                .filter(|t| *t > 0)
+                .unwrap_or(30),
+            codes,
+            return_content: a.return_content,
+            dest: nonempty(a.dest),
+            force: a.force,
+            creates: nonempty(a.creates),
+            removes: nonempty(a.removes),
+        })
+    }
+
+    /// The variables `BODY` runs with.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let flag = |b: bool| if b { "1".to_string() } else { String::new() };
+        let path = |p: &Option<String>| p.as_deref().map(remote::sh_path).unwrap_or_default();
+        let ok = self.codes.iter().map(i64::to_string).collect::<Vec<_>>();
+        vec![
+            ("u_cfg", quote(&self.curl_config)),
+            ("u_hasbody", flag(self.body.is_some())),
+            ("u_body", quote(self.body.as_deref().unwrap_or(""))),
+            ("u_to", self.timeout.to_string()),
+            ("u_follow", flag(self.follow)),
+            ("u_dest", path(&self.dest)),
+            ("u_name", quote(&url_filename(&self.url))),
+            ("u_force", flag(self.force)),
+            ("u_ok", quote(&ok.join(" "))),
+            ("u_content", flag(self.return_content)),
+            ("u_creates", path(&self.creates)),
+            ("u_removes", path(&self.removes)),
+        ]
+    }
+}
+
+/// The response's headers as Ansible's result keys: lowercase, `-` → `_`, repeated headers
+/// joined with ", " (as http.client's message does), in first-seen order.
+fn header_keys(headers: &[(String, String)], r: &mut Outcome) {
+    let mut names: Vec<String> = vec![];
+    let mut joined: Map<String, Value> = Map::new();
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        match joined.get_mut(&k) {
+            Some(Value::String(s)) => *s = format!("{s}, {v}"),
+            _ => {
+                names.push(k.clone());
+                joined.insert(k, v.clone().into());
+            }
+        }
+    }
+    for k in names {
+        let v = joined.remove(&k).unwrap_or(Value::Null);
+        r.insert(k.replace('-', "_"), v);
+    }
+}
+
+/// `cookies` and `cookies_string` from the Set-Cookie headers.
+fn cookies(headers: &[(String, String)], r: &mut Outcome) {
+    let cookies: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| {
+            let (nv, _) = v.split_once(';').unwrap_or((v, ""));
+            nv.split_once('=')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let text = cookies.iter().map(|(n, v)| format!("{n}={v}"));
+    r.insert(
+        "cookies_string".into(),
+        text.collect::<Vec<_>>().join("; ").into(),
+    );
+    let map = cookies.into_iter().map(|(n, v)| (n, Value::String(v)));
+    r.insert("cookies".into(), Value::Object(map.collect()));
+}
+
+/// Ansible's result from what the script reported; Err when the status is not one of
+/// `status_code`. A pure function.
+fn result(req: &Request, reply: &remote::Reply, elapsed: u64) -> ModResult {
+    if let Some(why) = reply.get("skip") {
+        let mut r = outcome(false);
+        let stdout = if why == "creates" {
+            format!(
+                "skipped, since '{}' exists",
+                req.creates.as_deref().unwrap_or_default()
+            )
+        } else {
+            let removes = req.removes.as_deref().unwrap_or_default();
+            format!("skipped, since '{removes}' does not exist")
+        };
+        r.insert("stdout".into(), stdout.into());
+        return Ok(with_lines(r));
+    }
+    let response = Response::from_reply(reply);
+    let masked = &req.masked;
+    let mut r = Outcome::new();
+    let mut status: i64 = -1;
+    let mut effective = masked.clone();
+    let msg = match response.code.clone().filter(|(c, _)| *c != 0) {
+        Some((code, final_url)) => {
+            status = code;
+            if !final_url.is_empty() {
+                effective = mask_url(&final_url);
+            }
+            header_keys(&response.headers, &mut r);
+            if (200..300).contains(&code) {
+                // urllib treats 2xx as success: cookies and the byte count.
+                cookies(&response.headers, &mut r);
+                let len = response
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| "unknown".into());
+                format!("OK ({len} bytes)")
+            } else {
+                // What urllib calls the error's URL is the one it was asked for.
+                effective = masked.clone();
+                format!("HTTP Error {code}: {}", response.reason)
+            }
+        }
+        None => format!("Request failed: {}", response.curl_err.trim()),
+    };
+    r.insert("redirected".into(), (&effective != masked).into());
+    r.insert("url".into(), effective.into());
+    r.insert("msg".into(), msg.into());
+    r.insert("status".into(), status.into());
+    r.insert("elapsed".into(), elapsed.into());
+    r.insert("changed".into(), reply.flag("written").into());
+    if req.dest.is_some()
+        && let Some(p) = reply.get("path")
+    {
+        r.insert("path".into(), p.into());
+        // Ansible adds the file's attributes to any result naming an existing `path`.
+        if let Some(st) = reply.stat("lstat")? {
+            add_path_info(&mut r, &st);
+        }
+    }
+    if let Some(loc) = r.get("location").and_then(Value::as_str) {
+        let joined = join_url(r["url"].as_str().unwrap_or(masked), loc);
+        r.insert("location".into(), joined.into());
+    }
+    let content_text = reply
+        .data
+        .as_deref()
+        .map(|c| String::from_utf8_lossy(c).into_owned());
+    let ctype = r
+        .get("content_type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if let Some(text) = &content_text
+        && is_json_type(&ctype)
+        && let Ok(js) = serde_json::from_str::<Value>(text)
+    {
+        r.insert("json".into(), js);
+    }
+    let codes = &req.codes;
+    // urllib raises HTTPError for any non-2xx answer; its body stays in the result as `body`
+    // unless Ansible read it as content (JSON, return_content, or a failing status).
+    let http_error = response
+        .code
+        .as_ref()
+        .is_some_and(|(c, _)| *c != 0 && !(200..300).contains(c));
+    let read_as_content = is_json_type(&ctype) || req.return_content || !codes.contains(&status);
+    if http_error && !read_as_content {
+        r.insert(
+            "body".into(),
+            content_text.clone().unwrap_or_default().into(),
+        );
+    }
+    if req.return_content {
+        r.insert("content".into(), content_text.unwrap_or_default().into());
+    }
+    if !codes.contains(&status) {
+        let msg = format!(
+            "Status code was {status} and not {}: {}",
+            codes_repr(codes),
+            r["msg"].as_str().unwrap_or("")
+        );
+        r.remove("msg");
+        r.remove("changed");
+        return Err(ModError::Failed { msg, result: r });
+    }
+    Ok(r)
+}
+
 #[async_trait]
 impl Module for Uri {
     fn def(&self) -> &'static ModuleDef {
@@ -247,25 +564,7 @@ impl Module for Uri {
     }
 
     async fn run(&self, ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        let url = arg_str(&args, "url").unwrap_or_default().to_string();
-        if url.is_empty() {
-            return Err(ModError::msg("uri needs `url`"));
-        }
-        if url.contains(['\n', '\r']) {
-            return Err(ModError::msg("`url` must be a single line"));
-        }
-        let masked = mask_url(&url);
-        let method = arg_str(&args, "method").unwrap_or("GET").to_uppercase();
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ModError::msg(
-                "Parameter 'method' needs to be a single word in uppercase, like GET or POST.",
-            ));
-        }
-        let format = arg_str(&args, "body_format")
-            .unwrap_or("raw")
-            .to_ascii_lowercase();
-        let codes = status_codes(args.get("status_code"))?;
-        let return_content = arg_bool(&args, "return_content", false);
+        let req = Request::new(typed(&args)?)?;
         if ctx.check_mode {
             // ansible-core's uri does not support check mode: the task is skipped.
             let mut r = outcome(false);
@@ -276,251 +575,9 @@ impl Module for Uri {
             );
             return Ok(r);
         }
-
-        let mut headers: Vec<(String, String)> = match args.get("headers") {
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| (k.clone(), crate::value::to_text(v)))
-                .collect(),
-            _ => vec![],
-        };
-        let (body, implied_type) = encode_body(args.get("body"), &format)?;
-        if let Some(ct) = implied_type
-            && !headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            headers.push(("Content-Type".into(), ct.into()));
-        }
-        let mut cfg = format!("url = {}\n", curl_q(&url));
-        cfg.push_str(&format!("request = {}\n", curl_q(&method)));
-        cfg.push_str(&format!(
-            "user-agent = {}\n",
-            curl_q(arg_str(&args, "http_agent").unwrap_or("ansible-httpget"))
-        ));
-        // Ansible sends credentials only when challenged unless force_basic_auth is set.
-        if let Some(u) = arg_str(&args, "url_username").filter(|s| !s.is_empty()) {
-            let pw = arg_str(&args, "url_password").unwrap_or("");
-            cfg.push_str(&format!("user = {}\n", curl_q(&format!("{u}:{pw}"))));
-            if !arg_bool(&args, "force_basic_auth", false) {
-                cfg.push_str("anyauth\n");
-            }
-        }
-        // curl's own "Expect: 100-continue" would change what servers see from Ansible's request.
-        cfg.push_str("header = \"Expect:\"\n");
-        for (k, v) in &headers {
-            cfg.push_str(&format!("header = {}\n", curl_q(&format!("{k}: {v}"))));
-        }
-        if !arg_bool(&args, "validate_certs", true) {
-            cfg.push_str("insecure\n");
-        }
-        // "safe" (the default) follows redirects only for GET and HEAD, as urllib2 did.
-        let follow = match arg_str(&args, "follow_redirects").unwrap_or("safe") {
-            "all" | "yes" => true,
-            "safe" | "urllib2" => method == "GET" || method == "HEAD",
-            _ => false,
-        };
-        let timeout = args
-            .get("timeout")
-            .and_then(Value::as_u64)
-            .filter(|t| *t > 0)
-            .unwrap_or(30);
-        let dest = arg_str(&args, "dest").filter(|s| !s.is_empty());
-        let flag = |b: bool| if b { "1".to_string() } else { String::new() };
-        let path_or_empty = |k: &str| {
-            arg_str(&args, k)
-                .filter(|s| !s.is_empty())
-                .map(remote::sh_path)
-                .unwrap_or_default()
-        };
-        let vars = vec![
-            ("u_cfg", quote(&cfg)),
-            ("u_hasbody", flag(body.is_some())),
-            ("u_body", quote(body.as_deref().unwrap_or(""))),
-            ("u_to", timeout.to_string()),
-            ("u_follow", flag(follow)),
-            ("u_dest", dest.map(remote::sh_path).unwrap_or_default()),
-            ("u_name", quote(&url_filename(&url))),
-            ("u_force", flag(arg_bool(&args, "force", false))),
-            (
-                "u_ok",
-                quote(
-                    &codes
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ),
-            ),
-            ("u_content", flag(return_content)),
-            ("u_creates", path_or_empty("creates")),
-            ("u_removes", path_or_empty("removes")),
-        ];
         let t0 = Instant::now();
-        let reply = run_stdin(ctx, remote::script(&vars, BODY)).await?;
-        let elapsed = t0.elapsed().as_secs();
-        match reply.get("skip") {
-            Some("creates") => {
-                let mut r = outcome(false);
-                r.insert(
-                    "stdout".into(),
-                    format!(
-                        "skipped, since '{}' exists",
-                        arg_str(&args, "creates").unwrap_or_default()
-                    )
-                    .into(),
-                );
-                return Ok(with_lines(r));
-            }
-            Some(_) => {
-                let mut r = outcome(false);
-                r.insert(
-                    "stdout".into(),
-                    format!(
-                        "skipped, since '{}' does not exist",
-                        arg_str(&args, "removes").unwrap_or_default()
-                    )
-                    .into(),
-                );
-                return Ok(with_lines(r));
-            }
-            None => {}
-        }
-        let response = Response::from_reply(&reply);
-        let content = reply.data.clone();
-        let mut r = Outcome::new();
-        let mut status: i64 = -1;
-        let mut effective = masked.clone();
-        let msg;
-        if let Some((code, final_url)) = response.code.clone().filter(|(c, _)| *c != 0) {
-            status = code;
-            if !final_url.is_empty() {
-                effective = mask_url(&final_url);
-            }
-            let mut names: Vec<String> = vec![];
-            let mut joined: Map<String, Value> = Map::new();
-            for (k, v) in &response.headers {
-                let k = k.to_ascii_lowercase();
-                match joined.get_mut(&k) {
-                    Some(Value::String(s)) => *s = format!("{s}, {v}"),
-                    _ => {
-                        names.push(k.clone());
-                        joined.insert(k, v.clone().into());
-                    }
-                }
-            }
-            for k in names {
-                let v = joined.remove(&k).unwrap_or(Value::Null);
-                r.insert(k.replace('-', "_"), v);
-            }
-            if (200..300).contains(&code) {
-                // urllib treats 2xx as success: cookies and the byte count.
-                let cookies: Vec<(String, String)> = response
-                    .headers
-                    .iter()
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-                    .filter_map(|(_, v)| {
-                        let (nv, _) = v.split_once(';').unwrap_or((v, ""));
-                        nv.split_once('=')
-                            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                    })
-                    .collect();
-                r.insert(
-                    "cookies_string".into(),
-                    cookies
-                        .iter()
-                        .map(|(n, v)| format!("{n}={v}"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                        .into(),
-                );
-                r.insert(
-                    "cookies".into(),
-                    Value::Object(
-                        cookies
-                            .into_iter()
-                            .map(|(n, v)| (n, Value::String(v)))
-                            .collect(),
-                    ),
-                );
-                let len = response
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_else(|| "unknown".into());
-                msg = format!("OK ({len} bytes)");
-            } else {
-                msg = format!("HTTP Error {code}: {}", response.reason);
-                // What urllib calls the error's URL is the one it was asked for.
-                effective = masked.clone();
-            }
-        } else {
-            msg = format!("Request failed: {}", response.curl_err.trim());
-        }
-        r.insert("redirected".into(), (effective != masked).into());
-        r.insert("url".into(), effective.into());
-        r.insert("msg".into(), msg.into());
-        r.insert("status".into(), status.into());
-        r.insert("elapsed".into(), elapsed.into());
-        let written = reply.flag("written");
-        r.insert("changed".into(), written.into());
-        if dest.is_some()
-            && let Some(p) = reply.get("path")
-        {
-            r.insert("path".into(), p.into());
-            // Ansible adds the file's attributes to any result naming an existing `path`.
-            if let Some(st) = reply.stat("lstat")? {
-                add_path_info(&mut r, &st);
-            }
-        }
-        if let Some(loc) = r.get("location").and_then(Value::as_str) {
-            let joined = join_url(r["url"].as_str().unwrap_or(&masked), loc);
-            r.insert("location".into(), joined.into());
-        }
-        let content_text = content
-            .as_deref()
-            .map(|c| String::from_utf8_lossy(c).into_owned());
-        let ctype = r
-            .get("content_type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if let Some(text) = &content_text
-            && is_json_type(&ctype)
-            && let Ok(js) = serde_json::from_str::<Value>(text)
-        {
-            r.insert("json".into(), js);
-        }
-        // urllib raises HTTPError for any non-2xx answer; its body stays in the result as `body`
-        // unless Ansible read it as content (JSON, return_content, or a failing status).
-        let http_error = response
-            .code
-            .as_ref()
-            .is_some_and(|(c, _)| *c != 0 && !(200..300).contains(c));
-        if http_error && !(is_json_type(&ctype) || return_content || !codes.contains(&status)) {
-            r.insert(
-                "body".into(),
-                content_text.clone().unwrap_or_default().into(),
-            );
-        }
-        if return_content {
-            r.insert(
-                "content".into(),
-                content_text.clone().unwrap_or_default().into(),
-            );
-        }
-        if !codes.contains(&status) {
-            let msg = format!(
-                "Status code was {status} and not {}: {}",
-                codes_repr(&codes),
-                r["msg"].as_str().unwrap_or("")
-            );
-            r.remove("msg");
-            r.remove("changed");
-            return Err(ModError::Failed { msg, result: r });
-        }
-        Ok(r)
+        let reply = run_stdin(ctx, remote::script(&req.vars(), BODY)).await?;
+        result(&req, &reply, t0.elapsed().as_secs())
     }
 }
 
@@ -600,6 +657,99 @@ fn join_url(base: &str, loc: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn request(v: Value) -> Request {
+        let args: Args = v.as_object().unwrap().clone();
+        Request::new(typed(&args).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_request_travels_in_curls_config_with_ansibles_defaults() {
+        let r = request(json!({"url": "https://u:pw@h/x", "method": "post",
+            "body": {"a": 1}, "body_format": "json", "url_username": "u", "url_password": "pw"}));
+        assert_eq!(r.masked, "https://h/x");
+        assert!(
+            r.curl_config.contains("request = \"POST\"\n"),
+            "{}",
+            r.curl_config
+        );
+        assert!(r.curl_config.contains("user = \"u:pw\"\nanyauth\n"));
+        assert!(
+            r.curl_config
+                .contains("header = \"Content-Type: application/json\"\n")
+        );
+        assert!(r.curl_config.contains("user-agent = \"ansible-httpget\"\n"));
+        assert!(
+            !r.follow,
+            "safe redirects are followed for GET and HEAD only"
+        );
+        assert_eq!((r.timeout, r.codes.as_slice()), (30, &[200][..]));
+        let vars = r.vars();
+        let var = |k: &str| vars.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+        assert!(!var("u_body").is_empty() && var("u_hasbody") == "1");
+        assert!(var("u_cfg").contains("url = \"https://u:pw@h/x\""));
+        let get = request(
+            json!({"url": "http://h/", "headers": {"content-type": "text/x"},
+            "body": "x", "body_format": "json", "timeout": 0, "status_code": "200, 201"}),
+        );
+        assert!(get.follow);
+        assert_eq!((get.timeout, get.codes.as_slice()), (30, &[200, 201][..]));
+        assert!(
+            !get.curl_config.contains("application/json"),
+            "the user's type wins"
+        );
+        for bad in ["GET /", "g3t"] {
+            let args: Args = json!({"url": "http://h/", "method": bad})
+                .as_object()
+                .unwrap()
+                .clone();
+            assert!(Request::new(typed(&args).unwrap()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn results_read_as_ansible_reports_them() {
+        let req = request(json!({"url": "http://h/a/b", "return_content": true}));
+        let ok = remote::Reply::parse(
+            b"curl_rc=0\nw=200 1 http://h/c/d\nstatusline=HTTP/1.1 200 OK\n\
+              hdr=Content-Type: application/json\nhdr=Set-Cookie: s=1; Path=/\n\
+              hdr=X-A: 1\nhdr=x-a: 2\nhdr=Location: e\n::data::\n{\"k\": 1}",
+        );
+        let r = result(&req, &ok, 3).unwrap();
+        assert_eq!(r["status"], 200);
+        assert_eq!(r["redirected"], true);
+        assert_eq!(r["url"], "http://h/c/d");
+        assert_eq!(r["x_a"], "1, 2");
+        assert_eq!(r["cookies"], json!({"s": "1"}));
+        assert_eq!(r["json"], json!({"k": 1}));
+        assert_eq!(r["content"], "{\"k\": 1}");
+        assert_eq!(r["location"], "http://h/c/e");
+        assert_eq!(r["msg"], "OK (unknown bytes)");
+        assert_eq!(r["changed"], false);
+        let missing = remote::Reply::parse(
+            b"w=404 0 http://h/a/b\nstatusline=HTTP/1.1 404 Not Found\n::data::\ngone",
+        );
+        match result(&req, &missing, 0) {
+            Err(ModError::Failed { msg, result }) => {
+                assert_eq!(
+                    msg,
+                    "Status code was 404 and not [200]: HTTP Error 404: Not Found"
+                );
+                assert_eq!(result["status"], 404);
+                assert!(!result.contains_key("changed"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = remote::Reply::parse(b"curl_rc=7\ncurl_err=Connection refused \nw=000 0 \n");
+        let e = result(&req, &refused, 0).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Status code was -1 and not [200]: Request failed: Connection refused"
+        );
+        let skipped = request(json!({"url": "http://h/", "creates": "/x"}));
+        let r = result(&skipped, &remote::Reply::parse(b"skip=creates\n"), 0).unwrap();
+        assert_eq!(r["stdout_lines"], json!(["skipped, since '/x' exists"]));
+    }
 
     #[test]
     fn bodies_are_encoded_as_ansible_does() {
