@@ -125,6 +125,21 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 /// The task variable that carries a `with_<lookup>` loop's terms to its lookup.
 const LOOKUP_TERMS: &str = "_mixop_lookup_terms";
 
+/// Lookups that `with_<lookup>` loops over (the other `with_*` keywords are in
+/// `LOOP_KEYWORDS` or refused by name in `UNSUPPORTED`).
+const WITH_LOOKUPS: &[&str] = &["first_found", "fileglob"];
+
+/// The keywords that give a task its loop.
+const LOOP_KEYWORDS: &[&str] = &[
+    "loop",
+    "with_items",
+    "with_list",
+    "with_dict",
+    "with_indexed_items",
+    "with_first_found",
+    "with_fileglob",
+];
+
 pub struct Loader<'t> {
     templar: &'t Templar,
     /// `-e` variables: with an import's `vars`, all that is known when a templated
@@ -898,79 +913,14 @@ impl Loader<'_> {
                 "until" => task.until = self.conditions(v, "until")?,
                 "changed_when" => task.changed_when = Some(self.conditions(v, "changed_when")?),
                 "failed_when" => task.failed_when = Some(self.conditions(v, "failed_when")?),
-                "loop" | "with_items" | "with_list" | "with_dict" | "with_indexed_items" => {
+                k if LOOP_KEYWORDS.contains(&k) => {
                     if task.loop_.is_some() {
                         return Err(Diag::input("a task can have only one loop").at(&knode.loc));
                     }
-                    self.check_node_templates(v)?;
-                    let value = v.to_value();
-                    let value = match (k.as_str(), value) {
-                        ("with_items", Value::String(s)) if crate::template::is_template(&s) => {
-                            Value::String(wrap_expr(&s, "| flatten(levels=1)"))
-                        }
-                        ("with_items", Value::Array(a)) => Value::Array(flatten_once(a)),
-                        ("with_dict", Value::String(s)) => {
-                            Value::String(wrap_expr(&s, "| dict2items"))
-                        }
-                        ("with_indexed_items", _) => {
-                            return Err(unknown_key("with_indexed_items", knode, &[], "task")
-                                .hint("use loop with loop_control.index_var"));
-                        }
-                        (_, v2 @ (Value::Array(_) | Value::String(_))) => v2,
-                        (_, Value::Object(_)) if k == "with_dict" => {
-                            return Err(Diag::input(
-                                "`with_dict` with an inline mapping is not supported",
-                            )
-                            .at(&v.loc)
-                            .hint("use loop: \"{{ mapping | dict2items }}\""));
-                        }
-                        (_, other) => {
-                            return Err(Diag::input(format!(
-                                "`{k}` needs a list or a template that yields one, found {}",
-                                v.type_name()
-                            ))
-                            .at(&v.loc)
-                            .hint(format!("got {other}")));
-                        }
-                    };
-                    if let Value::String(s) = &value
-                        && !crate::template::is_template(s)
-                    {
-                        return Err(Diag::input(format!(
-                            "`{k}` needs a list, found the string `{s}`"
-                        ))
-                        .at(&v.loc)
-                        .hint(format!(
-                            "write `{k}: \"{{{{ {s} }}}}\"` to loop over a variable"
-                        )));
-                    }
-                    task.loop_ = Some(value);
-                }
-                "with_first_found" | "with_fileglob" => {
-                    if task.loop_.is_some() {
-                        return Err(Diag::input("a task can have only one loop").at(&knode.loc));
-                    }
-                    self.check_node_templates(v)?;
-                    // As ansible-core's `with_<lookup>`: the terms, templated, go to the
-                    // lookup, whose list is the loop. They ride in a task variable so
-                    // templates inside them render lazily like any other variable.
-                    task.vars.insert(LOOKUP_TERMS.into(), v.to_value());
-                    let lookup = &k["with_".len()..];
-                    task.loop_ = Some(Value::String(format!(
-                        "{{{{ query('{lookup}', {LOOKUP_TERMS}) }}}}"
-                    )));
+                    task.loop_ = Some(self.loop_keyword(k, knode, v, &mut task.vars)?);
                 }
                 "loop_control" => task.loop_control = loop_control(v, self)?,
-                "register" => {
-                    let r = string_of(v, k)?;
-                    if !modules::builtin::is_identifier(&r) {
-                        return Err(Diag::input(format!(
-                            "`{r}` is not a valid variable name for register"
-                        ))
-                        .at(&v.loc));
-                    }
-                    task.register = Some(r);
-                }
+                "register" => task.register = Some(register_name(v)?),
                 "vars" => {
                     self.check_node_templates(v)?;
                     task.vars.extend(vars_map(v, "vars")?);
@@ -983,22 +933,7 @@ impl Loader<'_> {
                     }
                 }
                 "retries" => task.retries = Some(v.to_value()),
-                "delay" => {
-                    // A literal is checked here; a template when it is rendered.
-                    let value = v.to_value();
-                    let literal = match &value {
-                        Value::Number(n) => n.as_f64(),
-                        Value::String(s) if !crate::template::is_template(s) => {
-                            s.trim().parse::<f64>().ok()
-                        }
-                        _ => None,
-                    };
-                    if let Some(secs) = literal {
-                        crate::value::seconds(secs.max(0.0), "delay")
-                            .map_err(|e| Diag::input(e).at(&v.loc))?;
-                    }
-                    task.delay = Some(value)
-                }
+                "delay" => task.delay = Some(delay_value(v)?),
                 "notify" => task.notify = string_list(v, "notify")?,
                 "listen" if handler => task.listen = string_list(v, "listen")?,
                 "block" | "rescue" | "always" => block_parts.push((k.clone(), v.clone())),
@@ -1018,15 +953,7 @@ impl Loader<'_> {
                     );
                 }
                 _ => {
-                    // `ansible.builtin.include_role` gets the message of `include_role`.
-                    let short = ["ansible.builtin.", "ansible.legacy."]
-                        .iter()
-                        .find_map(|ns| k.strip_prefix(ns))
-                        .filter(|s| matches!(*s, "include_role" | "import_role" | "include"))
-                        .unwrap_or(k);
-                    if UNSUPPORTED.iter().any(|(u, _)| *u == short) {
-                        return Err(unknown_key(short, knode, TASK_KEYWORDS, "task"));
-                    }
+                    refuse_unsupported_key(k, knode)?;
                     if action.is_some() {
                         return Err(two_actions(&action, k, knode));
                     }
@@ -1045,20 +972,7 @@ impl Loader<'_> {
                         .hint("move the module into a task inside `block:`"),
                 );
             }
-            let mut parts: [Vec<Task>; 3] = Default::default();
-            for (k, v) in block_parts {
-                let i = ["block", "rescue", "always"]
-                    .iter()
-                    .position(|x| *x == k)
-                    .unwrap_or(0);
-                parts[i] = self.task_list(&v, dir, &task.tags, handler)?;
-            }
-            let [block, rescue, always] = parts;
-            task.kind = TaskKind::Block {
-                block,
-                rescue,
-                always,
-            };
+            task.kind = self.block(block_parts, dir, &task.tags, handler)?;
             return Ok(task);
         }
         let Some((name, knode, args_node)) = action else {
@@ -1068,6 +982,90 @@ impl Loader<'_> {
         };
         self.action(&mut task, &name, &knode, &args_node, args_kw.as_ref())?;
         Ok(task)
+    }
+
+    /// A loop keyword's value as the loop the engine runs. `with_items` flattens one level,
+    /// `with_dict` goes through dict2items, and `with_<lookup>` queries the lookup with its
+    /// terms, which ride in a task variable (`vars`) so templates in them render lazily.
+    fn loop_keyword(
+        &mut self,
+        k: &str,
+        knode: &Node,
+        v: &Node,
+        vars: &mut serde_json::Map<String, Value>,
+    ) -> Result<Value> {
+        self.check_node_templates(v)?;
+        if let Some(lookup) = k.strip_prefix("with_")
+            && WITH_LOOKUPS.contains(&lookup)
+        {
+            vars.insert(LOOKUP_TERMS.into(), v.to_value());
+            return Ok(Value::String(format!(
+                "{{{{ query('{lookup}', {LOOKUP_TERMS}) }}}}"
+            )));
+        }
+        let value = match (k, v.to_value()) {
+            ("with_items", Value::String(s)) if crate::template::is_template(&s) => {
+                Value::String(wrap_expr(&s, "| flatten(levels=1)"))
+            }
+            ("with_items", Value::Array(a)) => Value::Array(flatten_once(a)),
+            ("with_dict", Value::String(s)) => Value::String(wrap_expr(&s, "| dict2items")),
+            ("with_indexed_items", _) => {
+                return Err(unknown_key("with_indexed_items", knode, &[], "task")
+                    .hint("use loop with loop_control.index_var"));
+            }
+            (_, v2 @ (Value::Array(_) | Value::String(_))) => v2,
+            ("with_dict", Value::Object(_)) => {
+                return Err(
+                    Diag::input("`with_dict` with an inline mapping is not supported")
+                        .at(&v.loc)
+                        .hint("use loop: \"{{ mapping | dict2items }}\""),
+                );
+            }
+            (_, other) => {
+                return Err(Diag::input(format!(
+                    "`{k}` needs a list or a template that yields one, found {}",
+                    v.type_name()
+                ))
+                .at(&v.loc)
+                .hint(format!("got {other}")));
+            }
+        };
+        if let Value::String(s) = &value
+            && !crate::template::is_template(s)
+        {
+            return Err(
+                Diag::input(format!("`{k}` needs a list, found the string `{s}`"))
+                    .at(&v.loc)
+                    .hint(format!(
+                        "write `{k}: \"{{{{ {s} }}}}\"` to loop over a variable"
+                    )),
+            );
+        }
+        Ok(value)
+    }
+
+    /// `block`, `rescue` and `always` as the task's kind.
+    fn block(
+        &mut self,
+        parts: Vec<(String, Node)>,
+        dir: &Path,
+        tags: &[String],
+        handler: bool,
+    ) -> Result<TaskKind> {
+        let mut lists: [Vec<Task>; 3] = Default::default();
+        for (k, v) in parts {
+            let i = ["block", "rescue", "always"]
+                .iter()
+                .position(|x| *x == k)
+                .unwrap_or(0);
+            lists[i] = self.task_list(&v, dir, tags, handler)?;
+        }
+        let [block, rescue, always] = lists;
+        Ok(TaskKind::Block {
+            block,
+            rescue,
+            always,
+        })
     }
 
     fn action(
@@ -1340,6 +1338,45 @@ fn check_vars_file(path: &Path, entry: &Node) -> Result<()> {
         ))
         .at(&doc.loc)),
     }
+}
+
+/// `register:`'s variable name.
+fn register_name(v: &Node) -> Result<String> {
+    let r = string_of(v, "register")?;
+    if !modules::builtin::is_identifier(&r) {
+        return Err(
+            Diag::input(format!("`{r}` is not a valid variable name for register")).at(&v.loc),
+        );
+    }
+    Ok(r)
+}
+
+/// `delay:` — a literal is checked here, a template when it is rendered.
+fn delay_value(v: &Node) -> Result<Value> {
+    let value = v.to_value();
+    let literal = match &value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if !crate::template::is_template(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    if let Some(secs) = literal {
+        crate::value::seconds(secs.max(0.0), "delay").map_err(|e| Diag::input(e).at(&v.loc))?;
+    }
+    Ok(value)
+}
+
+/// A task key that is no keyword is a module name, unless it is one of the Ansible keywords
+/// mixop refuses by name (`ansible.builtin.include_role` gets `include_role`'s message).
+fn refuse_unsupported_key(k: &str, knode: &Node) -> Result<()> {
+    let short = ["ansible.builtin.", "ansible.legacy."]
+        .iter()
+        .find_map(|ns| k.strip_prefix(ns))
+        .filter(|s| matches!(*s, "include_role" | "import_role" | "include"))
+        .unwrap_or(k);
+    if UNSUPPORTED.iter().any(|(u, _)| *u == short) {
+        return Err(unknown_key(short, knode, TASK_KEYWORDS, "task"));
+    }
+    Ok(())
 }
 
 fn two_actions(first: &Option<(String, Node, Node)>, second: &str, knode: &Node) -> Diag {
