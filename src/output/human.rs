@@ -189,127 +189,23 @@ impl Output for Human {
                 }
             }
             Event::HostResult {
-                host,
-                module,
-                status,
-                ignored,
-                item,
-                result,
-                delegated_to,
-                duration_ms,
-                ..
+                host, item, status, ..
             } => {
-                let target = match delegated_to {
-                    Some(d) if d != host => format!("[{host} -> {d}]"),
-                    _ => format!("[{host}]"),
-                };
-                // A `no_log` item arrives as null, shown as Ansible does: `(item=None)`.
-                let item_txt = item
-                    .as_ref()
-                    .map(|i| match i {
-                        Value::Null => " (item=None)".to_string(),
-                        i => format!(" (item={})", one_line(i)),
-                    })
-                    .unwrap_or_default();
                 if item.is_none()
                     && let Some(b) = st.bar(host)
                 {
-                    b.set_message(format!(
-                        "{} {}",
-                        st.task,
-                        match status {
-                            Status::Failed => "failed",
-                            Status::Unreachable => "unreachable",
-                            _ => "done",
-                        }
-                    ));
+                    let word = match status {
+                        Status::Failed => "failed",
+                        Status::Unreachable => "unreachable",
+                        _ => "done",
+                    };
+                    b.set_message(format!("{} {word}", st.task));
                 }
-                // Loop items are detailed at -v; the whole task's line is always shown.
-                if item.is_some()
-                    && self.verbosity == 0
-                    && !matches!(status, Status::Failed | Status::Unreachable)
-                {
-                    return;
-                }
-                let debug_msg = result
-                    .get("msg")
-                    .filter(|_| item.is_none() && result.get("censored").is_none());
-                // `debug: var=x` answers `{x: value}` beside the `changed`/`failed` flags.
-                let var_dump = result.as_object().and_then(|m| {
-                    let mut rest = m
-                        .iter()
-                        .filter(|(k, _)| !matches!(k.as_str(), "changed" | "failed"));
-                    match (rest.next(), rest.next()) {
-                        (Some(kv), None) => Some(kv),
-                        _ => None,
-                    }
-                });
-                match status {
-                    Status::Failed => {
-                        st.header();
-                        let word = if *ignored {
-                            "failed (ignored)"
-                        } else {
-                            "failed"
-                        };
-                        st.println(format!("{}: {target}{item_txt}", style(word).red().bold()));
-                        if item.is_none() || self.verbosity > 0 || !ignored {
-                            for l in failure_details(result) {
-                                st.println(format!("    {}", style(l).red()));
-                            }
-                        }
-                    }
-                    Status::Unreachable => {
-                        st.header();
-                        st.println(format!(
-                            "{}: {target} {}",
-                            style("unreachable").red().bold(),
-                            result.get("msg").map(one_line).unwrap_or_default()
-                        ));
-                    }
-                    Status::Changed => {
-                        st.header();
-                        st.println(format!("{}: {target}{item_txt}", style("changed").yellow()));
-                        if let Some(d) = result.get("diff") {
-                            for line in render_diff(d) {
-                                st.println(line);
-                            }
-                        }
-                        if self.verbosity > 0 {
-                            st.println(format!(
-                                "    {}",
-                                serde_json::to_string(result).unwrap_or_default()
-                            ));
-                        }
-                    }
-                    Status::Ok | Status::Skipped => {
-                        let is_debug = module.as_deref() == Some("debug");
-                        if self.verbosity > 0 {
-                            st.header();
-                            let word = if *status == Status::Ok {
-                                style("ok").green()
-                            } else {
-                                style("skipping").cyan()
-                            };
-                            st.println(format!("{word}: {target}{item_txt} ({duration_ms} ms)"));
-                            if *status == Status::Ok {
-                                st.println(format!(
-                                    "    {}",
-                                    serde_json::to_string(result).unwrap_or_default()
-                                ));
-                            }
-                        } else if *status == Status::Ok
-                            && is_debug
-                            && (debug_msg.is_some() || var_dump.is_some())
-                        {
-                            st.header();
-                            let text = match (debug_msg, var_dump) {
-                                (Some(m), _) => one_line(m),
-                                (None, Some((k, v))) => format!("{k} = {}", one_line(v)),
-                                _ => String::new(),
-                            };
-                            st.println(format!("{}: {target} {}", style("ok").green(), text));
-                        }
+                let lines = self.result_lines(event);
+                if !lines.is_empty() {
+                    st.header();
+                    for l in lines {
+                        st.println(l);
                     }
                 }
             }
@@ -336,54 +232,14 @@ impl Output for Human {
                     style("FAILED - RETRYING:").yellow()
                 ));
             }
-            Event::PlayEnded { reason } => {
-                let why = match reason {
-                    PlayEndReason::AnyErrorsFatal { task } => {
-                        format!("any_errors_fatal: task '{task}' failed")
-                    }
-                    PlayEndReason::MaxFailPercentage {
-                        percent,
-                        failed,
-                        hosts,
-                    } => format!(
-                        "max_fail_percentage {percent}% exceeded ({failed} of {hosts} hosts failed)"
-                    ),
-                };
-                st.println(format!(
-                    "{} {why}; ending the playbook for all hosts",
-                    style("[ERROR]:").red().bold()
-                ));
-            }
+            Event::PlayEnded { reason } => st.println(play_ended_line(reason)),
             Event::Warning { message } => {
                 st.println(format!("{} {message}", style("[WARNING]:").magenta()));
             }
             Event::Interrupted { running } => {
                 st.clear_bars();
-                st.println(format!(
-                    "\n{}",
-                    style("interrupted (SIGINT): stopping what was running")
-                        .red()
-                        .bold()
-                ));
-                if running.is_empty() {
-                    st.println("  no task was running".to_string());
-                }
-                // One line per task, with the hosts that were running it.
-                let mut tasks: Vec<(&str, &str, Vec<&str>)> = Vec::new();
-                for r in running {
-                    match tasks
-                        .iter_mut()
-                        .find(|(t, l, _)| *t == r.task && *l == r.location)
-                    {
-                        Some((_, _, hosts)) => hosts.push(&r.host),
-                        None => tasks.push((&r.task, &r.location, vec![&r.host])),
-                    }
-                }
-                for (task, location, hosts) in tasks {
-                    st.println(format!(
-                        "  TASK [{task}] ({location}) on {}",
-                        hosts.join(", ")
-                    ));
+                for l in interrupted_lines(running) {
+                    st.println(l);
                 }
             }
             Event::Recap {
@@ -392,23 +248,179 @@ impl Output for Human {
                 interrupted,
             } => {
                 st.clear_bars();
-                if *interrupted {
-                    st.println(format!(
-                        "\n{}",
-                        style("interrupted: the run was stopped before it finished")
-                            .red()
-                            .bold()
-                    ));
+                for l in recap_lines(hosts, *elapsed_ms, *interrupted) {
+                    st.println(l);
                 }
-                st.println(format!("\n{}", style("PLAY RECAP").bold()));
-                let width = hosts.keys().map(String::len).max().unwrap_or(0);
-                for (h, s) in hosts {
-                    st.println(recap_line(h, s, width));
-                }
-                st.println(format!("\nfinished in {:.2}s", *elapsed_ms as f64 / 1000.0));
             }
         }
     }
+}
+
+impl Human {
+    /// What a host's result shows under its task header: nothing for an ok task at the
+    /// default verbosity (except `debug`), loop items only at -v unless they failed.
+    fn result_lines(&self, event: &Event) -> Vec<String> {
+        let Event::HostResult {
+            host,
+            module,
+            status,
+            ignored,
+            item,
+            result,
+            delegated_to,
+            duration_ms,
+            ..
+        } = event
+        else {
+            return vec![];
+        };
+        let target = match delegated_to {
+            Some(d) if d != host => format!("[{host} -> {d}]"),
+            _ => format!("[{host}]"),
+        };
+        // A `no_log` item arrives as null, shown as Ansible does: `(item=None)`.
+        let item_txt = match item {
+            None => String::new(),
+            Some(Value::Null) => " (item=None)".to_string(),
+            Some(i) => format!(" (item={})", one_line(i)),
+        };
+        let failed_or_unreachable = matches!(status, Status::Failed | Status::Unreachable);
+        if item.is_some() && self.verbosity == 0 && !failed_or_unreachable {
+            return vec![];
+        }
+        let json = || format!("    {}", serde_json::to_string(result).unwrap_or_default());
+        let mut lines = Vec::new();
+        match status {
+            Status::Failed => {
+                let word = if *ignored {
+                    "failed (ignored)"
+                } else {
+                    "failed"
+                };
+                lines.push(format!("{}: {target}{item_txt}", style(word).red().bold()));
+                if item.is_none() || self.verbosity > 0 || !ignored {
+                    for l in failure_details(result) {
+                        lines.push(format!("    {}", style(l).red()));
+                    }
+                }
+            }
+            Status::Unreachable => {
+                let msg = result.get("msg").map(one_line).unwrap_or_default();
+                let word = style("unreachable").red().bold();
+                lines.push(format!("{word}: {target} {msg}"));
+            }
+            Status::Changed => {
+                lines.push(format!("{}: {target}{item_txt}", style("changed").yellow()));
+                if let Some(d) = result.get("diff") {
+                    lines.extend(render_diff(d));
+                }
+                if self.verbosity > 0 {
+                    lines.push(json());
+                }
+            }
+            Status::Ok | Status::Skipped if self.verbosity > 0 => {
+                let word = if *status == Status::Ok {
+                    style("ok").green()
+                } else {
+                    style("skipping").cyan()
+                };
+                lines.push(format!("{word}: {target}{item_txt} ({duration_ms} ms)"));
+                if *status == Status::Ok {
+                    lines.push(json());
+                }
+            }
+            Status::Ok if module.as_deref() == Some("debug") && item.is_none() => {
+                if let Some(text) = debug_text(result) {
+                    lines.push(format!("{}: {target} {text}", style("ok").green()));
+                }
+            }
+            Status::Ok | Status::Skipped => {}
+        }
+        lines
+    }
+}
+
+/// What `debug` says at the default verbosity: its `msg`, or `name = value` for `var=name`
+/// (the one key beside the `changed`/`failed` flags). None when censored or empty.
+fn debug_text(result: &Value) -> Option<String> {
+    let msg = result
+        .get("msg")
+        .filter(|_| result.get("censored").is_none());
+    msg.map(one_line)
+        .or_else(|| var_dump(result).map(|(k, v)| format!("{k} = {}", one_line(v))))
+}
+
+fn var_dump(result: &Value) -> Option<(&String, &Value)> {
+    let mut rest = result
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "changed" | "failed"));
+    match (rest.next(), rest.next()) {
+        (Some(kv), None) => Some(kv),
+        _ => None,
+    }
+}
+
+fn play_ended_line(reason: &PlayEndReason) -> String {
+    let why = match reason {
+        PlayEndReason::AnyErrorsFatal { task } => {
+            format!("any_errors_fatal: task '{task}' failed")
+        }
+        PlayEndReason::MaxFailPercentage {
+            percent,
+            failed,
+            hosts,
+        } => format!("max_fail_percentage {percent}% exceeded ({failed} of {hosts} hosts failed)"),
+    };
+    format!(
+        "{} {why}; ending the playbook for all hosts",
+        style("[ERROR]:").red().bold()
+    )
+}
+
+/// After Ctrl-C: one line per task that was running, with its hosts.
+fn interrupted_lines(running: &[crate::engine::RunningTask]) -> Vec<String> {
+    let title = style("interrupted (SIGINT): stopping what was running");
+    let mut lines = vec![format!("\n{}", title.red().bold())];
+    if running.is_empty() {
+        lines.push("  no task was running".to_string());
+    }
+    let mut tasks: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for r in running {
+        match tasks
+            .iter_mut()
+            .find(|(t, l, _)| *t == r.task && *l == r.location)
+        {
+            Some((_, _, hosts)) => hosts.push(&r.host),
+            None => tasks.push((&r.task, &r.location, vec![&r.host])),
+        }
+    }
+    for (task, location, hosts) in tasks {
+        lines.push(format!(
+            "  TASK [{task}] ({location}) on {}",
+            hosts.join(", ")
+        ));
+    }
+    lines
+}
+
+fn recap_lines(
+    hosts: &indexmap::IndexMap<String, Stats>,
+    elapsed_ms: u64,
+    interrupted: bool,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if interrupted {
+        let title = style("interrupted: the run was stopped before it finished");
+        lines.push(format!("\n{}", title.red().bold()));
+    }
+    lines.push(format!("\n{}", style("PLAY RECAP").bold()));
+    let width = hosts.keys().map(String::len).max().unwrap_or(0);
+    for (h, s) in hosts {
+        lines.push(recap_line(h, s, width));
+    }
+    lines.push(format!("\nfinished in {:.2}s", elapsed_ms as f64 / 1000.0));
+    lines
 }
 
 fn recap_line(host: &str, s: &Stats, width: usize) -> String {
@@ -484,4 +496,94 @@ fn render_diff(diff: &Value) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn result(status: Status, module: &str, item: Option<Value>, result: Value) -> Event {
+        Event::HostResult {
+            host: "web1".into(),
+            task: "t".into(),
+            module: Some(module.into()),
+            status,
+            changed: status == Status::Changed,
+            ignored: false,
+            duration_ms: 12,
+            item,
+            delegated_to: None,
+            result,
+        }
+    }
+
+    fn shown(verbosity: u8, event: &Event) -> Vec<String> {
+        console::set_colors_enabled(false);
+        Human::new(verbosity).result_lines(event)
+    }
+
+    #[test]
+    fn ok_results_are_quiet_unless_debug_or_verbose() {
+        let ok = result(Status::Ok, "command", None, json!({"rc": 0}));
+        assert!(shown(0, &ok).is_empty());
+        assert_eq!(shown(1, &ok), ["ok: [web1] (12 ms)", "    {\"rc\":0}"]);
+        let msg = result(
+            Status::Ok,
+            "debug",
+            None,
+            json!({"msg": "hi", "changed": false}),
+        );
+        assert_eq!(shown(0, &msg), ["ok: [web1] hi"]);
+        let var = result(
+            Status::Ok,
+            "debug",
+            None,
+            json!({"x": [1], "failed": false}),
+        );
+        assert_eq!(shown(0, &var), ["ok: [web1] x = [1]"]);
+        let hidden = json!({"msg": "s3cret", "censored": "the output has been hidden"});
+        let censored = result(Status::Ok, "debug", None, hidden);
+        assert!(!shown(0, &censored).concat().contains("s3cret"));
+        // A task merely named "debug…" is no debug.
+        let named = result(Status::Ok, "shell", None, json!({"msg": "m"}));
+        assert!(shown(0, &named).is_empty());
+    }
+
+    #[test]
+    fn items_show_at_v_or_when_they_fail() {
+        let item = result(Status::Changed, "file", Some(json!("a")), json!({}));
+        assert!(shown(0, &item).is_empty());
+        assert_eq!(shown(1, &item)[0], "changed: [web1] (item=a)");
+        let failed = json!({"msg": "boom", "rc": 2, "stderr": "e1\ne2"});
+        let bad = result(Status::Failed, "command", Some(Value::Null), failed);
+        assert_eq!(
+            shown(0, &bad),
+            [
+                "failed: [web1] (item=None)",
+                "    boom (rc=2)",
+                "    stderr:",
+                "      e1",
+                "      e2"
+            ]
+        );
+    }
+
+    #[test]
+    fn interrupts_and_recaps_read_as_lines() {
+        console::set_colors_enabled(false);
+        let running = |host: &str, task: &str| crate::engine::RunningTask {
+            host: host.into(),
+            task: task.into(),
+            location: "pb.yml:3:7".into(),
+        };
+        let lines = interrupted_lines(&[running("a", "wait"), running("b", "wait")]);
+        assert_eq!(lines[1], "  TASK [wait] (pb.yml:3:7) on a, b");
+        let mut hosts = indexmap::IndexMap::new();
+        hosts.insert("web1".to_string(), Stats::default());
+        let recap = recap_lines(&hosts, 1500, true);
+        assert!(recap[0].contains("interrupted"));
+        assert!(recap[2].starts_with("web1 : ok=0"), "{}", recap[2]);
+        assert_eq!(recap[3], "\nfinished in 1.50s");
+    }
 }
