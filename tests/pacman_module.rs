@@ -33,66 +33,83 @@ fn sh(cmd: &str, dir: &Path) {
     );
 }
 
-/// Writes `repo` (the host's `/opt/pacman/repo`): one `NAME-VER-any.pkg.tar.zst` per spec
-/// (one file, `/opt/NAME/version`) and the `mixoptest.db` sync database listing them.
-fn write_repo(repo: &Path, pkgs: &[Spec]) {
+/// Builds `NAME-VER-any.pkg.tar.zst` in `dir` (one file, `/opt/NAME/version`) and returns its
+/// sync database `desc` entry.
+fn build_pkg(dir: &Path, (name, ver, deps): Spec, groups: &[&str]) -> String {
+    let b = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(b.path().join("opt").join(name)).unwrap();
+    std::fs::write(
+        b.path().join("opt").join(name).join("version"),
+        format!("{ver}\n"),
+    )
+    .unwrap();
+    let meta: String = deps
+        .iter()
+        .map(|d| format!("depend = {d}\n"))
+        .chain(groups.iter().map(|g| format!("group = {g}\n")))
+        .collect();
+    std::fs::write(
+        b.path().join(".PKGINFO"),
+        format!(
+            "pkgname = {name}\npkgbase = {name}\npkgver = {ver}\npkgdesc = mixop test package\nbuilddate = 1700000000\npackager = mixop tests <t@example.invalid>\nsize = 8\narch = any\nlicense = MIT\n{meta}"
+        ),
+    )
+    .unwrap();
+    let file = format!("{name}-{ver}-any.pkg.tar.zst");
+    let out = dir.join(&file);
+    sh(
+        &format!(
+            "bsdtar --uid 0 --gid 0 --uname root --gname root -cf - .PKGINFO opt | zstd -q -o '{}'",
+            out.display()
+        ),
+        b.path(),
+    );
+    let size = std::fs::metadata(&out).unwrap().len();
+    let o = Command::new("sha256sum").arg(&out).output().unwrap();
+    let sha = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let list = |key: &str, items: &[&str]| {
+        if items.is_empty() {
+            String::new()
+        } else {
+            format!("%{key}%\n{}\n\n", items.join("\n"))
+        }
+    };
+    format!(
+        "%FILENAME%\n{file}\n\n%NAME%\n{name}\n\n%BASE%\n{name}\n\n%VERSION%\n{ver}\n\n%DESC%\nmixop test package\n\n{}%CSIZE%\n{size}\n\n%ISIZE%\n8\n\n%SHA256SUM%\n{sha}\n\n%ARCH%\nany\n\n%BUILDDATE%\n1700000000\n\n{}",
+        list("GROUPS", groups),
+        list("DEPENDS", deps)
+    )
+}
+
+/// Writes `repo` (the host's `/opt/pacman/repo`): the packages and the `mixoptest.db` sync
+/// database listing them; `groups` names (package, group) memberships.
+fn write_repo_with(repo: &Path, pkgs: &[Spec], groups: &[(&str, &str)]) {
     let _ = std::fs::remove_dir_all(repo);
     std::fs::create_dir_all(repo).unwrap();
     let db = tempfile::tempdir().unwrap();
-    for (name, ver, deps) in pkgs {
-        let b = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(b.path().join("opt").join(name)).unwrap();
-        std::fs::write(
-            b.path().join("opt").join(name).join("version"),
-            format!("{ver}\n"),
-        )
-        .unwrap();
-        let depends: String = deps.iter().map(|d| format!("depend = {d}\n")).collect();
-        std::fs::write(
-            b.path().join(".PKGINFO"),
-            format!(
-                "pkgname = {name}\npkgbase = {name}\npkgver = {ver}\npkgdesc = mixop test package\nbuilddate = 1700000000\npackager = mixop tests <t@example.invalid>\nsize = 8\narch = any\nlicense = MIT\n{depends}"
-            ),
-        )
-        .unwrap();
-        let file = format!("{name}-{ver}-any.pkg.tar.zst");
-        let out = repo.join(&file);
-        sh(
-            &format!(
-                "bsdtar --uid 0 --gid 0 --uname root --gname root -cf - .PKGINFO opt | zstd -q -o '{}'",
-                out.display()
-            ),
-            b.path(),
-        );
-        let bytes = std::fs::read(&out).unwrap();
-        let sha = {
-            let o = Command::new("sha256sum").arg(&out).output().unwrap();
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string()
-        };
-        let entry = db.path().join(format!("{name}-{ver}"));
+    for spec in pkgs {
+        let g: Vec<&str> = groups
+            .iter()
+            .filter(|(p, _)| *p == spec.0)
+            .map(|(_, g)| *g)
+            .collect();
+        let desc = build_pkg(repo, *spec, &g);
+        let entry = db.path().join(format!("{}-{}", spec.0, spec.1));
         std::fs::create_dir_all(&entry).unwrap();
-        let depends: String = if deps.is_empty() {
-            String::new()
-        } else {
-            format!("%DEPENDS%\n{}\n\n", deps.join("\n"))
-        };
-        std::fs::write(
-            entry.join("desc"),
-            format!(
-                "%FILENAME%\n{file}\n\n%NAME%\n{name}\n\n%BASE%\n{name}\n\n%VERSION%\n{ver}\n\n%DESC%\nmixop test package\n\n%CSIZE%\n{}\n\n%ISIZE%\n8\n\n%SHA256SUM%\n{sha}\n\n%ARCH%\nany\n\n%BUILDDATE%\n1700000000\n\n{depends}",
-                bytes.len()
-            ),
-        )
-        .unwrap();
+        std::fs::write(entry.join("desc"), desc).unwrap();
     }
     sh(
         &format!("bsdtar -czf '{}' *", repo.join("mixoptest.db").display()),
         db.path(),
     );
+}
+
+fn write_repo(repo: &Path, pkgs: &[Spec]) {
+    write_repo_with(repo, pkgs, &[]);
 }
 
 const PACMAN_CONF: &str = "[options]
@@ -472,4 +489,70 @@ fn pacman_arguments_are_checked_at_load() {
     );
     let c = w.mixop(&["check", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
     assert_eq!(c.code, 0, "{}", c.all());
+}
+
+#[test]
+fn pacman_expands_groups_and_installs_repo_qualified_names_and_package_files() {
+    let lab = pacman_lab();
+    let w = Work::new();
+    let opt = lab.host_dir("lab1", "opt").join("pacman");
+    write_repo_with(
+        &opt.join("repo"),
+        &[
+            ("mixop-hello", "1.0-1", &[]),
+            ("mixop-extra", "1.0-1", &[]),
+            ("mixop-dep", "1.0-1", &[]),
+        ],
+        &[("mixop-hello", "mixop-grp"), ("mixop-extra", "mixop-grp")],
+    );
+    std::fs::create_dir_all(opt.join("files")).unwrap();
+    build_pkg(&opt.join("files"), ("mixop-local", "3.0-1", &[]), &[]);
+
+    // A group stands for its members.
+    let group = "pacman: {name: mixop-grp, update_cache: true}";
+    let (_, r) = task(&lab, &w, group, &[]);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(
+        r["packages"],
+        serde_json::json!(["mixop-extra", "mixop-hello"]),
+        "{r}"
+    );
+    let (_, r) = task(&lab, &w, group, &[]);
+    assert_eq!(r["changed"], false, "{r}");
+    let (_, r) = task(&lab, &w, "pacman: {name: mixop-grp, state: absent}", &[]);
+    assert_eq!(r["changed"], true, "{r}");
+    // In pacman's order, as the collection reports them.
+    let mut removed: Vec<&str> = r["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    removed.sort();
+    assert_eq!(removed, ["mixop-extra-1.0-1", "mixop-hello-1.0-1"], "{r}");
+    assert_eq!(state(&lab), "");
+
+    // `repo/name`, resolved with `pacman -S --print-format %n`.
+    let qualified = "pacman: {name: mixoptest/mixop-dep}";
+    let (_, r) = task(&lab, &w, qualified, &[]);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["packages"], serde_json::json!(["mixop-dep"]), "{r}");
+    let (_, r) = task(&lab, &w, qualified, &[]);
+    assert_eq!(r["changed"], false, "{r}");
+
+    // A package file on the target goes through `pacman --upgrade`.
+    let file = "pacman: {name: /opt/pacman/files/mixop-local-3.0-1-any.pkg.tar.zst}";
+    let (_, r) = task(&lab, &w, file, &["--check"]);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["packages"], serde_json::json!(["mixop-local"]), "{r}");
+    assert_eq!(
+        state(&lab),
+        "mixop-dep 1.0-1 explicit\n/opt/pacman/root/opt/mixop-dep/version\n"
+    );
+    let (_, r) = task(&lab, &w, file, &[]);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["packages"], serde_json::json!(["mixop-local"]), "{r}");
+    assert!(state(&lab).contains("mixop-local 3.0-1 explicit\n"));
+    let (_, r) = task(&lab, &w, file, &[]);
+    assert_eq!(r["changed"], false, "{r}");
 }
