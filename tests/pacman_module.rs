@@ -405,7 +405,7 @@ fn pacman_installs_upgrades_removes_idempotently_and_check_mode_touches_nothing(
 }
 
 #[test]
-fn package_dispatches_to_pacman_and_a_debian_host_keeps_pkg_mgr_apt() {
+fn package_dispatches_to_pacman_and_pkg_mgr_is_pacman_only_on_arch_like_hosts() {
     let lab = pacman_lab();
     let w = Work::new();
     let pb = w.write(
@@ -425,6 +425,36 @@ fn package_dispatches_to_pacman_and_a_debian_host_keeps_pkg_mgr_apt() {
     run.ok();
     assert_eq!(run.recap("lab1").changed, 2, "{}", run.all());
     assert!(state(&lab).contains("mixop-hello 1.0-1 explicit\n"));
+
+    // The same host calling itself Arch-like (its own /etc): pkg_mgr is pacman, so `package`
+    // without `use` installs with pacman; a missing executable is named.
+    lab.exec(
+        "lab1",
+        "rm -f /etc/os-release && printf 'NAME=\"Mixop Arch\"\\nID=mixoparch\\nID_LIKE=arch\\n' > /etc/os-release",
+    );
+    let pb = w.write(
+        "pb.yml",
+        r#"
+- hosts: lab1
+  gather_facts: true
+  tasks:
+    - assert: {that: ["ansible_pkg_mgr == 'pacman'"]}
+    - package: {name: mixop-extra}
+      register: r
+    - assert: {that: ["r.changed", "r.packages == ['mixop-dep', 'mixop-extra']"]}
+    - pacman: {name: mixop-extra, executable: pacman-nosuch}
+      register: r
+      ignore_errors: true
+    - assert: {that: ["r.failed", "r.msg == 'Failed to find required executable \\\"pacman-nosuch\\\" in PATH'"]}
+"#,
+    );
+    let run = lab.run(&w, &pb, &[]);
+    run.ok();
+    assert!(
+        state(&lab).contains("mixop-extra 1.0-1 explicit\n"),
+        "{}",
+        state(&lab)
+    );
 }
 
 #[test]

@@ -288,12 +288,15 @@ impl Exit {
     fn success(self) -> ModResult {
         Ok(self.finish())
     }
-    fn fail(mut self, msg: &str, cmd: Option<&[String]>, out: &Run) -> ModError {
+    /// The collection's `fail`: `rc` only where it passes one.
+    fn fail(mut self, msg: &str, cmd: Option<&[String]>, out: &Run, rc: bool) -> ModError {
         self.info(msg, &out.stdout, &out.stderr);
         if let Some(cmd) = cmd {
             self.set("cmd", cmd.to_vec());
         }
-        self.set("rc", out.rc);
+        if rc {
+            self.set("rc", out.rc);
+        }
         let mut result = self.finish();
         let msg = match result.remove("msg") {
             Some(Value::String(s)) => s,
@@ -402,13 +405,9 @@ fn split_args(name: &str, text: &str) -> Result<Vec<String>, ModError> {
         .map_err(|e| ModError::msg(format!("{name}: cannot split `{text}`: {e}")))
 }
 
-/// A listing the collection runs with `check_rc=True`: its stdout, or the failure.
-fn listing(
-    reply: &Reply,
-    key: &str,
-    cmd: &[&str],
-    exit: &mut Option<Exit>,
-) -> Result<String, ModError> {
+/// A listing the collection runs with `check_rc=True`: its stdout, or the failure as
+/// `run_command` reports it (its own message, none of the module's earlier output).
+fn listing(reply: &Reply, key: &str, cmd: &[&str]) -> Result<String, ModError> {
     let run = Run::from_reply(reply, key).unwrap_or(Run {
         rc: -1,
         ..Run::default()
@@ -423,23 +422,35 @@ fn listing(
     } else {
         run.stderr.trim_end().to_string()
     };
-    Err(exit.take().unwrap_or_default().fail(&msg, Some(&cmd), &run))
+    let mut result = Outcome::new();
+    result.insert("cmd".into(), cmd.into());
+    result.insert("rc".into(), run.rc.into());
+    result.insert("stdout".into(), run.stdout.into());
+    result.insert("stderr".into(), run.stderr.into());
+    Err(ModError::Failed { msg, result })
 }
 
-fn parse_inventory(
-    reply: &Reply,
-    pm: &str,
-    exit: &mut Option<Exit>,
-) -> Result<Inventory, ModError> {
+/// Why the inventory could not be read: a listing failed, or the module fails (`-Qu`).
+enum InvError {
+    Listing(ModError),
+    Fail(String, Run, bool),
+}
+
+impl From<ModError> for InvError {
+    fn from(e: ModError) -> Self {
+        InvError::Listing(e)
+    }
+}
+
+fn parse_inventory(reply: &Reply, pm: &str) -> Result<Inventory, InvError> {
     let mut inv = Inventory {
-        installed: parse_versions(&listing(reply, "q", &[pm, "--query"], exit)?),
-        installed_groups: parse_groups(&listing(reply, "qg", &[pm, "--query", "--groups"], exit)?),
-        available: parse_sync_list(&listing(reply, "sl", &[pm, "--sync", "--list"], exit)?),
+        installed: parse_versions(&listing(reply, "q", &[pm, "--query"])?),
+        installed_groups: parse_groups(&listing(reply, "qg", &[pm, "--query", "--groups"])?),
+        available: parse_sync_list(&listing(reply, "sl", &[pm, "--sync", "--list"])?),
         available_groups: parse_groups(&listing(
             reply,
             "sgg",
             &[pm, "--sync", "--groups", "--groups"],
-            exit,
         )?),
         ..Inventory::default()
     };
@@ -447,26 +458,19 @@ fn parse_inventory(
     if qu.rc == 1 && qu.stdout.is_empty() {
         // nothing to upgrade
     } else if qu.rc == 0 {
-        inv.upgradable = match parse_upgrades(&qu.stdout) {
-            Ok(u) => u,
-            Err(msg) => {
-                return Err(exit
-                    .take()
-                    .unwrap_or_default()
-                    .fail(&msg, None, &Run::default()));
-            }
-        };
+        inv.upgradable =
+            parse_upgrades(&qu.stdout).map_err(|msg| InvError::Fail(msg, Run::default(), false))?;
     } else {
-        return Err(exit.take().unwrap_or_default().fail(
-            "Couldn't get list of packages available for upgrade",
-            None,
-            &qu,
+        return Err(InvError::Fail(
+            "Couldn't get list of packages available for upgrade".into(),
+            qu,
+            true,
         ));
     }
-    for w in words(&listing(reply, "qe", &[pm, "--query", "--explicit"], exit)?) {
+    for w in words(&listing(reply, "qe", &[pm, "--query", "--explicit"])?) {
         inv.reasons.insert(w[0].to_string(), "explicit".into());
     }
-    for w in words(&listing(reply, "qd", &[pm, "--query", "--deps"], exit)?) {
+    for w in words(&listing(reply, "qd", &[pm, "--query", "--deps"])?) {
         inv.reasons.insert(w[0].to_string(), "dependency".into());
     }
     Ok(inv)
@@ -505,28 +509,21 @@ impl Module for Pacman {
                 exit.changed = true;
                 exit.set("cache_updated", true);
             } else {
-                let mut slot = Some(exit);
                 let pre = if a.force {
                     None
                 } else {
-                    Some(listing(
-                        &reply,
-                        "pre",
-                        &[&pm, "--sync", "--list"],
-                        &mut slot,
-                    )?)
+                    Some(listing(&reply, "pre", &[&pm, "--sync", "--list"])?)
                 };
                 let run = Run::from_reply(&reply, "refresh").unwrap_or_default();
                 let updated = match &pre {
                     None => true,
                     Some(pre) => {
-                        let post = listing(&reply, "post", &[&pm, "--sync", "--list"], &mut slot)?;
+                        let post = listing(&reply, "post", &[&pm, "--sync", "--list"])?;
                         sorted_lines(pre) != sorted_lines(&post)
                     }
                 };
-                let mut e = slot.take().unwrap_or_default();
-                e.set("cache_updated", updated);
-                e.changed |= updated;
+                exit.set("cache_updated", updated);
+                exit.changed |= updated;
                 if run.rc != 0 {
                     let mut cmd: Vec<String> =
                         vec![pm.clone(), "--sync".into(), "--refresh".into()];
@@ -534,25 +531,26 @@ impl Module for Pacman {
                     if a.force {
                         cmd.push("--refresh".into());
                     }
-                    return Err(e.fail("could not update package db", Some(&cmd), &run));
+                    return Err(exit.fail("could not update package db", Some(&cmd), &run, false));
                 }
-                e.info("Updated package db", &run.stdout, &run.stderr);
-                exit = e;
+                exit.info("Updated package db", &run.stdout, &run.stderr);
             }
             if !need_inventory {
                 return exit.success();
             }
         }
 
-        let mut slot = Some(exit);
-        let inv = parse_inventory(&reply, &pm, &mut slot)?;
-        let exit = slot.take().unwrap_or_default();
+        let inv = match parse_inventory(&reply, &pm) {
+            Ok(inv) => inv,
+            Err(InvError::Listing(e)) => return Err(e),
+            Err(InvError::Fail(msg, run, rc)) => return Err(exit.fail(&msg, None, &run, rc)),
+        };
 
         if a.upgrade {
             return upgrade(ctx, &pm, &upgrade_extra, &inv, exit).await;
         }
         if !has_name {
-            return Err(exit.fail("This is a bug", None, &Run::default()));
+            return Err(exit.fail("This is a bug", None, &Run::default(), false));
         }
 
         // package_list: groups expand to their members, known names stay, the rest is asked.
@@ -594,6 +592,7 @@ impl Module for Pacman {
                         &format!("Failed to list package {n}"),
                         Some(&cmd),
                         &out,
+                        true,
                     ));
                 }
                 from_file = true;
@@ -656,7 +655,12 @@ async fn install(
         cmd.extend(list.iter().map(|p| p.source.clone()));
         let out = run_cmd(ctx, &cmd).await?;
         if out.rc != 0 {
-            return Err(exit.fail("Failed to list package(s) to install", Some(&cmd), &out));
+            return Err(exit.fail(
+                "Failed to list package(s) to install",
+                Some(&cmd),
+                &out,
+                false,
+            ));
         }
         let (n, b, af) = install_diff(&out.stdout, inv, &set_reason, reason);
         names.extend(n);
@@ -696,7 +700,7 @@ async fn install(
         cmd.extend(list.iter().map(|p| p.source.clone()));
         let out = run_cmd(ctx, &cmd).await?;
         if out.rc != 0 {
-            return Err(exit.fail("Failed to install package(s)", Some(&cmd), &out));
+            return Err(exit.fail("Failed to install package(s)", Some(&cmd), &out, false));
         }
         exit.info("", &out.stdout, &out.stderr);
     }
@@ -713,7 +717,7 @@ async fn install(
         cmd.extend(set_reason.iter().cloned());
         let out = run_cmd(ctx, &cmd).await?;
         if out.rc != 0 {
-            return Err(exit.fail("Failed to install package(s)", Some(&cmd), &out));
+            return Err(exit.fail("Failed to install package(s)", Some(&cmd), &out, false));
         }
         exit.info("", &out.stdout, &out.stderr);
     }
@@ -755,7 +759,12 @@ async fn remove(
     cmd.extend(names.iter().cloned());
     let out = run_cmd(ctx, &cmd).await?;
     if out.rc != 0 {
-        return Err(exit.fail("failed to list package(s) to remove", Some(&cmd), &out));
+        return Err(exit.fail(
+            "failed to list package(s) to remove",
+            Some(&cmd),
+            &out,
+            false,
+        ));
     }
     let removed: Vec<String> = out.stdout.split_whitespace().map(str::to_string).collect();
     exit.set("packages", removed.clone());
@@ -778,7 +787,7 @@ async fn remove(
     cmd.extend(names.iter().cloned());
     let out = run_cmd(ctx, &cmd).await?;
     if out.rc != 0 {
-        return Err(exit.fail("failed to remove package(s)", Some(&cmd), &out));
+        return Err(exit.fail("failed to remove package(s)", Some(&cmd), &out, false));
     }
     exit.info(
         &format!("Removed {} package(s)", removed.len()),
@@ -828,7 +837,7 @@ async fn upgrade(
     cmd.extend(extra.iter().cloned());
     let out = run_cmd(ctx, &cmd).await?;
     if out.rc != 0 {
-        return Err(exit.fail("Could not upgrade", Some(&cmd), &out));
+        return Err(exit.fail("Could not upgrade", Some(&cmd), &out, false));
     }
     exit.info("System upgraded", &out.stdout, &out.stderr);
     exit.success()
