@@ -10,7 +10,9 @@ cd "$root"
 # dnf rpm createrepo-c: the dnf/yum tests' rpm repository and installroot (rpm has rpmbuild);
 # python3-dnf: what ansible-playbook's dnf module needs on the target (dnf differential test);
 # ufw: the ufw module's tests run it inside a lab host's network namespace.
-apt_pkgs=(openssh-server openssh-client iproute2 nftables sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml dpkg-dev python3-apt dnf rpm createrepo-c python3-dnf ufw)
+# pacman-package-manager libarchive-tools zstd: the pacman module's tests (real pacman in a lab
+# host's private root; bsdtar + zstd build the test packages and repository database).
+apt_pkgs=(openssh-server openssh-client iproute2 nftables sudo hyperfine procps psmisc time util-linux python3-venv sshpass python3-cryptography python3-yaml dpkg-dev python3-apt dnf rpm createrepo-c python3-dnf ufw pacman-package-manager libarchive-tools zstd)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -952,10 +952,13 @@ static SETUP_DEF: ModuleDef = ModuleDef {
     required_one_of: &[],
 };
 
-/// Prints `pkg_mgr=NAME`: the first package manager found, named as Ansible's `pkg_mgr` fact.
+/// Prints `pkg_mgr=NAME`: the first package manager found, named as Ansible's `pkg_mgr` fact;
+/// `pacman` first on the Arch family (Ansible's last-match-wins list puts it after apt, dnf,
+/// yum and zypper, and only Debian/RedHat families override that), last elsewhere (so a Debian
+/// host with pacman installed stays `apt`, as in Ansible).
 macro_rules! pkg_mgr_probe {
     () => {
-        "pm=; for c in apt-get:apt dnf5:dnf5 dnf:dnf yum:yum zypper:zypper apk:apk pacman:pacman; do command -v ${c%%:*} >/dev/null 2>&1 && { pm=${c#*:}; break; }; done; echo \"pkg_mgr=$pm\"\n"
+        "pm=; case \" $(. /etc/os-release 2>/dev/null; echo \"$ID $ID_LIKE\") \" in *' arch '*|*' archlinux '*) [ -e /usr/bin/pacman ] && pm=pacman;; esac; [ -n \"$pm\" ] || for c in apt-get:apt dnf5:dnf5 dnf:dnf yum:yum zypper:zypper apk:apk pacman:pacman; do command -v ${c%%:*} >/dev/null 2>&1 && { pm=${c#*:}; break; }; done; echo \"pkg_mgr=$pm\"\n"
     };
 }
 /// Facts in one round trip: the script prints `key=value` lines.

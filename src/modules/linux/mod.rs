@@ -1,7 +1,7 @@
 //! Linux system modules over SSH: systemd_service/service, get_url, unarchive, reboot, apt,
 //! dnf/yum, ufw (community.general),
 //! package, package_facts, user, group, sysctl, pip, uri, git,
-//! service_facts, mount (ansible.posix), modprobe (community.general).
+//! service_facts, mount (ansible.posix), modprobe and pacman (community.general).
 //!
 //! Like the file modules, each one reads what it needs from the target in one `sh` round trip
 //! (scripts built with `files::remote`), decides on the controller, and changes the target in
@@ -15,6 +15,7 @@ mod git;
 mod modprobe;
 mod mount;
 mod package;
+mod pacman;
 mod pip;
 mod reboot;
 mod service_facts;
@@ -49,6 +50,7 @@ pub static MODULES: &[&dyn Module] = &[
     &ufw::Ufw,
     &mount::Mount,
     &modprobe::Modprobe,
+    &pacman::Pacman,
 ];
 
 pub use dnf::NOT_IMPLEMENTED as DNF_NOT_IMPLEMENTED;
