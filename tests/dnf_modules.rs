@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Lab, Work, parse_recap, venv};
+use common::{Lab, Work, parse_recap, sh};
 
 /// Builds `name-version-1.noarch.rpm` into `out`: one file `/opt/NAME/version`.
 fn build_rpm(out: &Path, name: &str, version: &str, requires: Option<&str>) {
@@ -46,32 +46,24 @@ fn build_rpm(out: &Path, name: &str, version: &str, requires: Option<&str>) {
 /// A lab whose hosts have an rpm repository `mixop` at /opt/repo (mixop-hello 1.0 and 2.0,
 /// mixop-extra 1.0 which requires mixop-dep 1.0) as their only dnf repository.
 fn dnf_lab(n: usize) -> Lab {
-    let lab = Lab::up(n, &[]);
-    for (host, _) in lab.hosts.clone() {
-        let repo = lab.host_dir(&host, "opt").join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        build_rpm(&repo, "mixop-hello", "1.0", None);
-        build_rpm(&repo, "mixop-hello", "2.0", None);
-        build_rpm(&repo, "mixop-extra", "1.0", Some("mixop-dep"));
-        build_rpm(&repo, "mixop-dep", "1.0", None);
-        // A package file outside the repository (installed by path).
-        let rpms = lab.host_dir(&host, "opt").join("rpms");
-        std::fs::create_dir_all(&rpms).unwrap();
-        build_rpm(&rpms, "mixop-local", "3.0", None);
-        let o = Command::new("createrepo_c")
-            .arg("-q")
-            .arg(&repo)
-            .output()
-            .expect("createrepo_c (Debian package `createrepo-c`, installed by scripts/setup.sh)");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        // Only this repository, in the host's /etc overlay; the installroot has no repos of
-        // its own, so dnf (and python3-dnf under Ansible) read the host's.
-        lab.exec(
-            &host,
-            "rm -rf /etc/yum.repos.d && mkdir -p /etc/yum.repos.d /opt/root && printf '[mixop]\\nname=mixop tests\\nbaseurl=file:///opt/repo\\ngpgcheck=0\\n' > /etc/yum.repos.d/mixop.repo",
-        );
-    }
-    lab
+    // The installroot has no repositories of its own, so dnf (and python3-dnf under Ansible)
+    // read the host's.
+    Lab::up(n, &[]).local_repos(
+        |opt| {
+            let (repo, rpms) = (opt.join("repo"), opt.join("rpms"));
+            std::fs::create_dir_all(&repo).unwrap();
+            std::fs::create_dir_all(&rpms).unwrap();
+            build_rpm(&repo, "mixop-hello", "1.0", None);
+            build_rpm(&repo, "mixop-hello", "2.0", None);
+            build_rpm(&repo, "mixop-extra", "1.0", Some("mixop-dep"));
+            build_rpm(&repo, "mixop-dep", "1.0", None);
+            // A package file outside the repository (installed by path).
+            build_rpm(&rpms, "mixop-local", "3.0", None);
+            // createrepo_c: Debian package `createrepo-c`, installed by scripts/setup.sh.
+            sh("createrepo_c -q .", &repo);
+        },
+        "rm -rf /etc/yum.repos.d && mkdir -p /etc/yum.repos.d /opt/root && printf '[mixop]\\nname=mixop tests\\nbaseurl=file:///opt/repo\\ngpgcheck=0\\n' > /etc/yum.repos.d/mixop.repo",
+    )
 }
 
 /// What the installroot holds: its rpm database's packages, then its files under /opt.
@@ -311,24 +303,6 @@ fn dnf_arguments_are_checked_before_any_host_is_contacted() {
     }
 }
 
-fn ansible(lab: &Lab, w: &Work, pb: &str, extra: &[&str]) -> (i32, String) {
-    let home = w.path().join("ansible-home");
-    let out = Command::new(venv().join("bin/ansible-playbook"))
-        .args(["-i", lab.inventory.to_str().unwrap(), pb])
-        .args(extra)
-        .current_dir(w.path())
-        .env("ANSIBLE_HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .env("ANSIBLE_PIPELINING", "1")
-        .output()
-        .expect("run ansible-playbook");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
-
 /// The same playbook through ansible-playbook (ansible.builtin.dnf with python3-dnf) on one
 /// lab and mixop on another, round after round (check mode, real, real again, then a
 /// play that upgrades, downgrades and removes): exit codes, recaps, the registered results
@@ -370,7 +344,7 @@ fn dnf_matches_ansible() {
     for (i, (pbf, extra)) in rounds.iter().enumerate() {
         let mut a_extra: Vec<&str> = extra.to_vec();
         a_extra.extend(["-e", "tag=a"]);
-        let (a_code, a_out) = ansible(&lab_a, &w, pbf, &a_extra);
+        let (a_code, a_out) = lab_a.ansible(&w, pbf, &a_extra);
         let mut args = vec!["run", pbf, "-i", lab_m.inventory.to_str().unwrap()];
         args.extend_from_slice(extra);
         args.extend(["-e", "tag=m"]);

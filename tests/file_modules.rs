@@ -5,15 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use mixop::connection::{ConnSpec, Transport};
-use mixop::modules::{self, ConnSlot, ModError, ModuleCtx, Outcome};
-use mixop::template::{Templar, TemplarOptions, Vars};
+use mixop::modules::{ModError, Outcome};
+
+mod common;
 
 struct Harness {
-    slot: ConnSlot,
-    templar: Templar,
-    vars: Vars,
-    search: Vec<PathBuf>,
+    direct: common::Direct,
     dir: tempfile::TempDir,
 }
 
@@ -21,18 +18,7 @@ impl Harness {
     fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         Harness {
-            slot: ConnSlot::new(ConnSpec {
-                host: "testhost".into(),
-                transport: Transport::Local,
-                address: "localhost".into(),
-                port: None,
-                user: None,
-                password: None,
-                vars: Default::default(),
-            }),
-            templar: Templar::new(TemplarOptions::default()),
-            vars: Vars::default(),
-            search: vec![dir.path().join("pb")],
+            direct: common::Direct::new(&dir.path().join("pb")),
             dir,
         }
     }
@@ -53,24 +39,7 @@ impl Harness {
         let base = self.dir.path().display().to_string();
         let text = args.to_string().replace("@/", &format!("{base}/"));
         let args: Value = serde_json::from_str(&text).unwrap();
-        let m = modules::lookup(module).unwrap_or_else(|| panic!("no module {module}"));
-        let args = modules::normalize_args(m.def(), args.as_object().unwrap().clone())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let ctx = ModuleCtx {
-            host: "testhost",
-            conn: &self.slot,
-            check_mode: check,
-            diff,
-            templar: &self.templar,
-            vars: &self.vars,
-            search_dirs: &self.search,
-            become_: None,
-            env: vec![],
-            timeout: None,
-            output: None,
-            task: format!("task '{module}' at test"),
-        };
-        m.run(&ctx, args).await
+        self.direct.run(module, args, check, diff).await
     }
     async fn run(&self, module: &str, args: Value) -> Outcome {
         self.run_with(module, args, false, false).await
@@ -438,10 +407,7 @@ async fn template_renders_then_copies() {
     let args = json!({"src": "motd.j2", "dest": "@/motd", "mode": "0644"});
     let r = h.run("template", args.clone()).await;
     assert!(changed(&r));
-    let expected = h
-        .templar
-        .render_file(&h.path("pb/templates/motd.j2"), &h.vars)
-        .unwrap();
+    let expected = h.direct.render_file(&h.path("pb/templates/motd.j2"));
     assert_eq!(h.read("motd"), expected);
     assert_eq!(r["checksum"], sha1(expected.as_bytes()));
     assert!(!changed(&h.run("template", args).await));
@@ -641,7 +607,7 @@ async fn stat_slurp_fetch() {
     let r = h.run("fetch", args.clone()).await;
     assert!(changed(&r));
     let local = h
-        .path("fetched/testhost")
+        .path("fetched/localhost")
         .join(h.p("data.txt").trim_start_matches('/'));
     assert_eq!(r["dest"], local.display().to_string());
     assert_eq!(std::fs::read_to_string(&local).unwrap(), "payload\n");

@@ -10,9 +10,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use mixop::connection::{ConnSpec, Transport};
-use mixop::modules::{self, ConnSlot, ModError, ModuleCtx};
-use mixop::template::{Templar, TemplarOptions, Vars};
+use mixop::modules::ModError;
+
+mod common;
 
 fn venv_bin(name: &str) -> PathBuf {
     let venv = std::env::var_os("MIXOP_VENV")
@@ -309,49 +309,16 @@ fn run_ansible(root: &Path, pb: &Path, work: &Path, cases: &[(&str, Value)]) -> 
 }
 
 async fn run_mixop(root: &Path, pb: &Path, cases: &[(&str, Value)]) -> Vec<(bool, bool)> {
-    let slot = ConnSlot::new(ConnSpec {
-        host: "localhost".into(),
-        transport: Transport::Local,
-        address: "localhost".into(),
-        port: None,
-        user: None,
-        password: None,
-        vars: Default::default(),
-    });
-    let templar = Templar::new(TemplarOptions::default());
-    let vars = Vars::default();
-    let search = vec![pb.to_path_buf()];
-    let ctx = ModuleCtx {
-        host: "localhost",
-        conn: &slot,
-        check_mode: false,
-        diff: false,
-        templar: &templar,
-        vars: &vars,
-        search_dirs: &search,
-        become_: None,
-        env: vec![],
-        timeout: None,
-        output: None,
-        task: "task at test".into(),
-    };
-    {
-        let mut flags = Vec::new();
-        for (m, args) in cases {
-            let module = modules::lookup(m).unwrap();
-            let args = modules::normalize_args(
-                module.def(),
-                subst(args, root).as_object().unwrap().clone(),
-            )
-            .unwrap();
-            flags.push(match module.run(&ctx, args).await {
-                Ok(r) => (r["changed"].as_bool().unwrap_or(false), false),
-                Err(ModError::Failed { .. }) => (false, true),
-                Err(ModError::Conn(e)) => panic!("{m}: connection error {e}"),
-            });
-        }
-        flags
+    let direct = common::Direct::new(pb);
+    let mut flags = Vec::new();
+    for (m, args) in cases {
+        flags.push(match direct.run(m, subst(args, root), false, false).await {
+            Ok(r) => (r["changed"].as_bool().unwrap_or(false), false),
+            Err(ModError::Failed { .. }) => (false, true),
+            Err(ModError::Conn(e)) => panic!("{m}: connection error {e}"),
+        });
     }
+    flags
 }
 
 /// A comparable description of a tree: path → (kind, content/link target, mode). Backup files

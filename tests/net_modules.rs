@@ -7,12 +7,11 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Lab, Work, parse_recap, venv};
+use common::{Lab, Work, parse_recap};
 use serde_json::Value;
 
 // ---------------------------------------------------------------- HTTP server
@@ -163,24 +162,6 @@ impl Drop for Http {
     }
 }
 
-fn ansible(lab: &Lab, w: &Work, pb: &str, extra: &[&str]) -> (i32, String) {
-    let home = w.path().join("ansible-home");
-    let out = Command::new(venv().join("bin/ansible-playbook"))
-        .args(["-i", lab.inventory.to_str().unwrap(), pb])
-        .args(extra)
-        .current_dir(w.path())
-        .env("ANSIBLE_HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .env("ANSIBLE_PIPELINING", "1")
-        .output()
-        .expect("run ansible-playbook");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
-
 fn read_json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -247,8 +228,7 @@ fn uri_matches_ansible_on_the_lab_host() {
     let pb = w.write("pb.yml", &uri_playbook(&http.addr));
     let a_out = w.out().join("ansible.json");
     let m_out = w.out().join("mixop.json");
-    let (a_code, a_text) = ansible(
-        &lab,
+    let (a_code, a_text) = lab.ansible(
         &w,
         "pb.yml",
         &["-e", &format!("out_file={}", a_out.display())],
@@ -470,7 +450,7 @@ fn git_matches_ansible_on_the_lab_host() {
         let mut a_args = vec!["-e".to_string(), format!("out_file={}", a_out.display())];
         a_args.extend(extra.iter().map(|s| s.to_string()));
         let a_refs: Vec<&str> = a_args.iter().map(String::as_str).collect();
-        let (a_code, a_text) = ansible(&lab_a, &w, "pb.yml", &a_refs);
+        let (a_code, a_text) = lab_a.ansible(&w, "pb.yml", &a_refs);
         let m_e = format!("out_file={}", m_out.display());
         let mut m_args = vec![
             "run",
@@ -571,8 +551,7 @@ fn service_facts_match_ansible_on_the_lab_host() {
     );
     let a_out = w.out().join("a.json");
     let m_out = w.out().join("m.json");
-    let (a_code, a_text) = ansible(
-        &lab,
+    let (a_code, a_text) = lab.ansible(
         &w,
         "pb.yml",
         &["-e", &format!("out_file={}", a_out.display())],

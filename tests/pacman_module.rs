@@ -12,26 +12,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Lab, Work};
+use common::{Lab, Work, sh};
 use serde_json::Value;
 
 /// A package: name, `pkgver-pkgrel`, dependencies.
 type Spec<'a> = (&'a str, &'a str, &'a [&'a str]);
-
-fn sh(cmd: &str, dir: &Path) {
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .output()
-        .expect("sh");
-    assert!(
-        o.status.success(),
-        "{cmd}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 /// Builds `NAME-VER-any.pkg.tar.zst` in `dir` (one file, `/opt/NAME/version`) and returns its
 /// sync database `desc` entry.
@@ -141,24 +126,28 @@ fn pacman_lab() -> Lab {
         "pacman, bsdtar and zstd are needed (scripts/setup.sh installs pacman-package-manager, libarchive-tools, zstd)"
     );
     let lab = Lab::up(1, &[]);
-    let opt = lab.host_dir("lab1", "opt").join("pacman");
-    for d in ["root/var/lib/pacman", "cache", "gnupg", "hooks"] {
-        std::fs::create_dir_all(opt.join(d)).unwrap();
-    }
-    std::fs::write(opt.join("pacman.conf"), PACMAN_CONF).unwrap();
     let bin = lab.host_dir("lab1", "usr-local-bin").join("pacman-log");
     std::fs::write(&bin, PACMAN_LOG).unwrap();
     sh(&format!("chmod 755 '{}'", bin.display()), Path::new("/"));
-    write_repo(
-        &opt.join("repo"),
-        &[
-            ("mixop-hello", "1.0-1", &[]),
-            ("mixop-extra", "1.0-1", &["mixop-dep"]),
-            ("mixop-dep", "1.0-1", &[]),
-        ],
-    );
     // The host's own /etc (an overlay): the controller's /etc/pacman.conf is not touched.
-    lab.exec("lab1", "cp /opt/pacman/pacman.conf /etc/pacman.conf");
+    let lab = lab.local_repos(
+        |opt| {
+            let opt = opt.join("pacman");
+            for d in ["root/var/lib/pacman", "cache", "gnupg", "hooks"] {
+                std::fs::create_dir_all(opt.join(d)).unwrap();
+            }
+            std::fs::write(opt.join("pacman.conf"), PACMAN_CONF).unwrap();
+            write_repo(
+                &opt.join("repo"),
+                &[
+                    ("mixop-hello", "1.0-1", &[]),
+                    ("mixop-extra", "1.0-1", &["mixop-dep"]),
+                    ("mixop-dep", "1.0-1", &[]),
+                ],
+            );
+        },
+        "cp /opt/pacman/pacman.conf /etc/pacman.conf",
+    );
     assert_eq!(
         lab.exec("lab1", "pacman-conf RootDir"),
         "/opt/pacman/root\n"

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Lab, Work, parse_recap, venv};
+use common::{Lab, Work, parse_recap, sh};
 
 /// Builds `name_version_all.deb` in `out`: one file `/opt/NAME/version`, and a conffile
 /// `/opt/NAME/NAME.conf` (so a plain remove leaves the package in `rc` state).
@@ -53,31 +53,19 @@ fn build_deb(out: &Path, name: &str, version: &str) -> PathBuf {
 /// A lab whose hosts each have a local apt repository at /opt/repo (mixop-hello 1.0 and 2.0,
 /// mixop-extra 1.0) as their only apt source, plus /opt/debs/mixop-local_3.0_all.deb.
 fn apt_lab(n: usize) -> Lab {
-    let lab = Lab::up(n, &[]);
-    for (host, _) in lab.hosts.clone() {
-        let opt = lab.host_dir(&host, "opt");
-        let repo = opt.join("repo");
-        let debs = opt.join("debs");
-        std::fs::create_dir_all(&repo).unwrap();
-        std::fs::create_dir_all(&debs).unwrap();
-        build_deb(&repo, "mixop-hello", "1.0");
-        build_deb(&repo, "mixop-hello", "2.0");
-        build_deb(&repo, "mixop-extra", "1.0");
-        build_deb(&debs, "mixop-local", "3.0");
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg("dpkg-scanpackages -m . /dev/null > Packages")
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        // Only this repository: the machine's sources are hidden in the host's /etc overlay.
-        lab.exec(
-            &host,
-            "rm -rf /etc/apt/sources.list /etc/apt/sources.list.d && mkdir -p /etc/apt/sources.list.d && echo 'deb [trusted=yes] file:/opt/repo ./' > /etc/apt/sources.list.d/mixop.list",
-        );
-    }
-    lab
+    Lab::up(n, &[]).local_repos(
+        |opt| {
+            let (repo, debs) = (opt.join("repo"), opt.join("debs"));
+            std::fs::create_dir_all(&repo).unwrap();
+            std::fs::create_dir_all(&debs).unwrap();
+            build_deb(&repo, "mixop-hello", "1.0");
+            build_deb(&repo, "mixop-hello", "2.0");
+            build_deb(&repo, "mixop-extra", "1.0");
+            build_deb(&debs, "mixop-local", "3.0");
+            sh("dpkg-scanpackages -m . /dev/null > Packages", &repo);
+        },
+        "rm -rf /etc/apt/sources.list /etc/apt/sources.list.d && mkdir -p /etc/apt/sources.list.d && echo 'deb [trusted=yes] file:/opt/repo ./' > /etc/apt/sources.list.d/mixop.list",
+    )
 }
 
 /// `name status version` of the mixop test packages dpkg knows on a host.
@@ -243,25 +231,6 @@ fn deb_package_and_package_facts() {
     );
 }
 
-fn ansible(lab: &Lab, w: &Work, pb: &str, extra: &[&str]) -> (i32, String) {
-    let venv = venv();
-    let home = w.path().join("ansible-home");
-    let out = Command::new(venv.join("bin/ansible-playbook"))
-        .args(["-i", lab.inventory.to_str().unwrap(), pb])
-        .args(extra)
-        .current_dir(w.path())
-        .env("ANSIBLE_HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .env("ANSIBLE_PIPELINING", "1")
-        .output()
-        .expect("run ansible-playbook");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
-
 /// Runs `pb` on two fresh labs prepared by `prepare` — ansible-playbook on one, mixop on the
 /// other — `rounds` times with `extra` arguments each; recaps, exit codes and `state(lab)`
 /// must match after every round.
@@ -275,7 +244,7 @@ fn differential(
     let w = Work::new();
     w.write("pb.yml", pb);
     for (i, extra) in rounds.iter().enumerate() {
-        let (a_code, a_out) = ansible(&lab_a, &w, "pb.yml", extra);
+        let (a_code, a_out) = lab_a.ansible(&w, "pb.yml", extra);
         let mut args = vec!["run", "pb.yml", "-i", lab_m.inventory.to_str().unwrap()];
         args.extend_from_slice(extra);
         let m = w.mixop(&args);

@@ -22,9 +22,7 @@ use serde_json::{Value, json};
 
 use common::{Lab, Session};
 
-use mixop::connection::{ConnSpec, Transport};
-use mixop::modules::{self, ConnSlot, ModError, ModuleCtx};
-use mixop::template::{Templar, TemplarOptions, Vars};
+use mixop::modules::ModError;
 
 const BEGIN: &str = "# BEGIN ANSIBLE MANAGED BLOCK\n";
 const END: &str = "# END ANSIBLE MANAGED BLOCK\n";
@@ -195,43 +193,19 @@ fn run_ansible(root: &Path, work: &Path, cases: &[Value], check: bool) -> Vec<Va
 }
 
 async fn run_mixop(root: &Path, cases: &[Value], check: bool) -> Vec<Value> {
-    let slot = ConnSlot::new(ConnSpec {
-        host: "localhost".into(),
-        transport: Transport::Local,
-        address: "localhost".into(),
-        port: None,
-        user: None,
-        password: None,
-        vars: Default::default(),
-    });
-    let templar = Templar::new(TemplarOptions::default());
-    let vars = Vars::default();
-    let search = vec![root.to_path_buf()];
-    let ctx = ModuleCtx {
-        host: "localhost",
-        conn: &slot,
-        check_mode: check,
-        diff: check,
-        templar: &templar,
-        vars: &vars,
-        search_dirs: &search,
-        become_: None,
-        env: vec![],
-        timeout: None,
-        output: None,
-        task: "task 'blockinfile' at test".into(),
-    };
-    let module = modules::lookup("blockinfile").unwrap();
+    let direct = common::Direct::new(root);
     let mut out = Vec::new();
     for args in cases {
-        let args =
-            modules::normalize_args(module.def(), subst(args, root).as_object().unwrap().clone())
-                .unwrap();
-        out.push(match module.run(&ctx, args).await {
-            Ok(r) => summary(&Value::Object(r), check),
-            Err(ModError::Failed { .. }) => json!({"changed": false, "failed": true}),
-            Err(ModError::Conn(e)) => panic!("connection error {e}"),
-        });
+        out.push(
+            match direct
+                .run("blockinfile", subst(args, root), check, check)
+                .await
+            {
+                Ok(r) => summary(&Value::Object(r), check),
+                Err(ModError::Failed { .. }) => json!({"changed": false, "failed": true}),
+                Err(ModError::Conn(e)) => panic!("connection error {e}"),
+            },
+        );
     }
     // Results carry the run's root in messages and diffs: compare without it.
     let text = serde_json::to_string(&out)

@@ -3,33 +3,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Lab, Work, parse_recap, venv};
+use common::{Lab, Work, parse_recap};
 
 const HOSTS: [&str; 3] = ["lab1", "lab2", "lab3"];
 
 fn snapshot(lab: &Lab, host: &str) -> String {
     lab.exec(host, "cd /opt/diff 2>/dev/null && find . -type f -o -type d | sort | while read f; do stat -c '%n %a %F' \"$f\"; [ -f \"$f\" ] && cat \"$f\"; done")
-}
-
-fn ansible(lab: &Lab, w: &Work) -> (i32, String) {
-    let venv = venv();
-    let home = w.path().join("ansible-home");
-    let out = Command::new(venv.join("bin/ansible-playbook"))
-        .args(["-i", lab.inventory.to_str().unwrap(), "site.yml"])
-        .current_dir(w.path())
-        .env("ANSIBLE_HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .env("ANSIBLE_PIPELINING", "1")
-        .env("ANSIBLE_FORKS", "10")
-        .output()
-        .expect("run ansible-playbook");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]
@@ -42,7 +21,7 @@ fn same_playbook_same_results_as_ansible() {
         w.write(f, &text);
     }
     for round in 1..=2 {
-        let (a_code, a_out) = ansible(&lab_a, &w);
+        let (a_code, a_out) = lab_a.ansible(&w, "site.yml", &[]);
         let m = w.mixop(&["run", "site.yml", "-i", lab_m.inventory.to_str().unwrap()]);
         let ctx = format!(
             "round {round}\n--- ansible (exit {a_code})\n{a_out}\n--- mixop\n{}",

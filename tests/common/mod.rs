@@ -25,6 +25,23 @@ pub fn venv_python() -> Command {
     Command::new(venv().join("bin/python"))
 }
 
+/// Runs `cmd` with `sh -c` in `dir` on the controller; panics with its output unless it succeeds.
+pub fn sh(cmd: &str, dir: &Path) {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("sh -c {cmd}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd} (in {}) failed:\n{}{}",
+        dir.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 pub fn mixop_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mixop"))
 }
@@ -407,6 +424,40 @@ impl Lab {
         ];
         args.extend_from_slice(extra);
         w.mixop(&args)
+    }
+
+    /// Gives every host a package repository of its own: `build` writes the packages and their
+    /// index under the host's /opt (the directory given, as the controller sees it), then
+    /// `configure` runs on the host to make it the only source — in the host's /etc overlay, so
+    /// the machine's own package sources are hidden from the host and never changed.
+    pub fn local_repos(self, build: impl Fn(&Path), configure: &str) -> Lab {
+        for (host, _) in self.hosts.clone() {
+            build(&self.host_dir(&host, "opt"));
+            self.exec(&host, configure);
+        }
+        self
+    }
+
+    /// The oracle: `ansible-playbook -i <this lab's inventory> PLAYBOOK EXTRA...` from the venv,
+    /// run in the workspace with its own ANSIBLE_HOME and pipelining on (as mixop runs its
+    /// scripts); the exit code and stdout+stderr.
+    pub fn ansible(&self, w: &Work, pb: &str, extra: &[&str]) -> (i32, String) {
+        let home = w.path().join("ansible-home");
+        let out = Command::new(venv().join("bin/ansible-playbook"))
+            .args(["-i", self.inventory.to_str().unwrap(), pb])
+            .args(extra)
+            .current_dir(w.path())
+            .env("ANSIBLE_HOME", &home)
+            .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+            .env("ANSIBLE_PIPELINING", "1")
+            .env("ANSIBLE_FORKS", "10")
+            .output()
+            .expect("run ansible-playbook");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
     }
 
     /// A host's private directory as the controller sees it (`usr-local-bin`, `run`, `opt`, ...).
@@ -1264,5 +1315,70 @@ impl Played {
     pub fn ok(&self) -> &Self {
         assert_eq!(self.code, 0, "mixop failed:\n{}", self.all);
         self
+    }
+}
+
+/// Runs modules directly through the library, without the engine, on the controller
+/// (connection local), with the engine's defaults (no become, environment, timeout or live
+/// output): for module tests that compare case by case with ansible-playbook's modules.
+pub struct Direct {
+    slot: mixop::modules::ConnSlot,
+    templar: mixop::template::Templar,
+    vars: mixop::template::Vars,
+    search: Vec<PathBuf>,
+}
+
+impl Direct {
+    /// Relative `src` paths are looked up in `search` (as a playbook's directory).
+    pub fn new(search: &Path) -> Direct {
+        use mixop::connection::{ConnSpec, Transport};
+        Direct {
+            slot: mixop::modules::ConnSlot::new(ConnSpec {
+                host: "localhost".into(),
+                transport: Transport::Local,
+                address: "localhost".into(),
+                port: None,
+                user: None,
+                password: None,
+                vars: Default::default(),
+            }),
+            templar: mixop::template::Templar::new(Default::default()),
+            vars: Default::default(),
+            search: vec![search.to_path_buf()],
+        }
+    }
+
+    /// A template file rendered as modules render it (no variables).
+    pub fn render_file(&self, path: &Path) -> String {
+        self.templar.render_file(path, &self.vars).unwrap()
+    }
+
+    /// Runs `module` with `args` (checked and normalized as the loader would; a refusal panics).
+    pub async fn run(
+        &self,
+        module: &str,
+        args: serde_json::Value,
+        check: bool,
+        diff: bool,
+    ) -> mixop::modules::ModResult {
+        use mixop::modules;
+        let m = modules::lookup(module).unwrap_or_else(|| panic!("no module {module}"));
+        let args = args.as_object().expect("arguments are a mapping").clone();
+        let args = modules::normalize_args(m.def(), args).unwrap_or_else(|e| panic!("{e}"));
+        let ctx = modules::ModuleCtx {
+            host: "localhost",
+            conn: &self.slot,
+            check_mode: check,
+            diff,
+            templar: &self.templar,
+            vars: &self.vars,
+            search_dirs: &self.search,
+            become_: None,
+            env: vec![],
+            timeout: None,
+            output: None,
+            task: format!("task '{module}' at test"),
+        };
+        m.run(&ctx, args).await
     }
 }
