@@ -119,20 +119,24 @@ fn failed_task(task: &Task, opts: &TaskOpts, args: Option<&Map<String, Value>>) 
     })
 }
 
-fn template_failure(task: &Task, what: &str, e: &TemplateError, limited: bool) -> Outcome {
-    let mut msg = format!(
-        "task '{}' at {}: {what}: {}",
+/// A task failure that names the task and where it is: `task 'NAME' at FILE:LINE: msg`.
+fn failed_at(task: &Task, msg: impl std::fmt::Display) -> Outcome {
+    Outcome::failed(format!(
+        "task '{}' at {}: {msg}",
         task.display_name(),
-        task.loc,
-        e.message
-    );
+        task.loc
+    ))
+}
+
+fn template_failure(task: &Task, what: &str, e: &TemplateError, limited: bool) -> Outcome {
+    let mut msg = format!("{what}: {}", e.message);
     if let Some(var) = &e.undefined
         && var.contains("hostvars")
         && limited
     {
         msg.push_str(" (the host that sets this variable may be excluded by --limit; run without --limit or include that host)");
     }
-    Outcome::failed(msg)
+    failed_at(task, msg)
 }
 
 impl Engine {
@@ -470,12 +474,8 @@ impl Engine {
             Value::String(s) => match self.templar.render(s, vars) {
                 Ok(Value::Array(a)) => a,
                 Ok(other) => {
-                    return Outcome::failed(format!(
-                        "task '{}' at {}: loop needs a list, but `{s}` gave {}",
-                        task.display_name(),
-                        task.loc,
-                        type_name(&other)
-                    ));
+                    let got = type_name(&other);
+                    return failed_at(task, format!("loop needs a list, but `{s}` gave {got}"));
                 }
                 Err(e) => return template_failure(task, "loop", &e, self.opts.limit.is_some()),
             },
@@ -596,11 +596,7 @@ impl Engine {
         let args = match modules::normalize_args(def, rendered) {
             Ok(a) => a,
             Err(msg) => {
-                return Outcome::failed(format!(
-                    "task '{}' at {}: {msg}",
-                    task.display_name(),
-                    task.loc
-                ));
+                return failed_at(task, msg);
             }
         };
         let delegate = match &opts.delegate_to {
@@ -616,13 +612,7 @@ impl Engine {
         } else {
             match self.slot_for(host, &target, opts, vars).await {
                 Ok(s) => Some(s),
-                Err(msg) => {
-                    return Outcome::failed(format!(
-                        "task '{}' at {}: {msg}",
-                        task.display_name(),
-                        task.loc
-                    ));
-                }
+                Err(msg) => return failed_at(task, msg),
             }
         };
         let become_ = match self.become_for(opts, vars) {
@@ -632,11 +622,7 @@ impl Engine {
         let env = match self.environment_for(opts, vars) {
             Ok(e) => e,
             Err(msg) => {
-                return Outcome::failed(format!(
-                    "task '{}' at {}: {msg}",
-                    task.display_name(),
-                    task.loc
-                ));
+                return failed_at(task, msg);
             }
         };
         if let Some(s) = &slot
@@ -677,40 +663,9 @@ impl Engine {
             output: live_tx,
             task: format!("task '{}' at {}", task.display_name(), task.loc),
         };
-        let retries = match &task.retries {
-            Some(v) => match self.templar.render_deep(v, vars).ok().and_then(|v| {
-                v.as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            }) {
-                Some(n) => n,
-                None => {
-                    return Outcome::failed(format!(
-                        "task '{}' at {}: retries must be a number",
-                        task.display_name(),
-                        task.loc
-                    ));
-                }
-            },
-            None => 3,
-        };
-        let delay = task
-            .delay
-            .as_ref()
-            .and_then(|v| self.templar.render_deep(v, vars).ok())
-            .and_then(|v| {
-                v.as_f64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-            .unwrap_or(5.0);
-        let delay = match crate::value::seconds(delay.max(0.0), "delay") {
-            Ok(d) => d,
-            Err(msg) => {
-                return Outcome::failed(format!(
-                    "task '{}' at {}: {msg}",
-                    task.display_name(),
-                    task.loc
-                ));
-            }
+        let (retries, delay) = match self.retry_policy(task, vars) {
+            Ok(p) => p,
+            Err(msg) => return failed_at(task, msg),
         };
         let mut attempt = 0u64;
         loop {
@@ -720,39 +675,9 @@ impl Engine {
                 Some(rx) => self.streaming(run, rx, host, task).await,
                 None => run.await,
             };
-            let mut result = match outcome {
-                // As ansible-core's TaskExecutor: every module result says `failed` and `changed`.
-                Ok(mut m) => {
-                    m.entry("failed").or_insert(false.into());
-                    m.entry("changed").or_insert(false.into());
-                    // Module warnings are shown as ansible-core shows them.
-                    if let Some(Value::Array(ws)) = m.get("warnings") {
-                        for w in ws.iter().filter_map(Value::as_str) {
-                            self.emit(Event::Warning {
-                                message: format!("{host}: {w}"),
-                            });
-                        }
-                    }
-                    m
-                }
-                Err(ModError::Failed { msg, mut result }) => {
-                    result.insert("failed".into(), true.into());
-                    result.insert("msg".into(), msg.into());
-                    result.entry("changed").or_insert(false.into());
-                    result
-                }
-                Err(ModError::Conn(e)) => {
-                    let mut result = Map::new();
-                    let key = if e.kind == crate::connection::ConnErrorKind::Unreachable {
-                        "unreachable"
-                    } else {
-                        "failed"
-                    };
-                    result.insert(key.into(), true.into());
-                    result.insert("changed".into(), false.into());
-                    result.insert("msg".into(), e.message.into());
-                    return Outcome::of(result);
-                }
+            let mut result = match self.module_result(host, outcome) {
+                Ok(result) => result,
+                Err(unreachable) => return unreachable,
             };
             if let Err(msg) = self.apply_inventory_change(host, &mut result) {
                 result.insert("failed".into(), true.into());
@@ -789,6 +714,72 @@ impl Engine {
                 retries_left: retries + 1 - attempt,
             });
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// `retries` (default 3) and `delay` (default 5 s) of an `until` loop, rendered.
+    fn retry_policy(&self, task: &Task, vars: &Vars) -> Result<(u64, Duration), String> {
+        let number = |v: &Value| -> Option<Value> { self.templar.render_deep(v, vars).ok() };
+        let retries = match &task.retries {
+            Some(v) => number(v)
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+                .ok_or("retries must be a number")?,
+            None => 3,
+        };
+        let delay = task
+            .delay
+            .as_ref()
+            .and_then(number)
+            .and_then(|v| {
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or(5.0);
+        Ok((retries, crate::value::seconds(delay.max(0.0), "delay")?))
+    }
+
+    /// A module's answer as the registered result: every result says `failed` and `changed`
+    /// (as ansible-core's TaskExecutor), a failure carries its `msg`, and module `warnings`
+    /// are shown. A broken connection ends the task at once (Err: the finished outcome).
+    fn module_result(
+        &self,
+        host: &str,
+        answer: Result<Map<String, Value>, ModError>,
+    ) -> Result<Map<String, Value>, Outcome> {
+        match answer {
+            Ok(mut m) => {
+                m.entry("failed").or_insert(false.into());
+                m.entry("changed").or_insert(false.into());
+                if let Some(Value::Array(ws)) = m.get("warnings") {
+                    for w in ws.iter().filter_map(Value::as_str) {
+                        self.emit(Event::Warning {
+                            message: format!("{host}: {w}"),
+                        });
+                    }
+                }
+                Ok(m)
+            }
+            Err(ModError::Failed { msg, mut result }) => {
+                result.insert("failed".into(), true.into());
+                result.insert("msg".into(), msg.into());
+                result.entry("changed").or_insert(false.into());
+                Ok(result)
+            }
+            Err(ModError::Conn(e)) => {
+                let mut result = Map::new();
+                let key = if e.kind == crate::connection::ConnErrorKind::Unreachable {
+                    "unreachable"
+                } else {
+                    "failed"
+                };
+                result.insert(key.into(), true.into());
+                result.insert("changed".into(), false.into());
+                result.insert("msg".into(), e.message.into());
+                Err(Outcome::of(result))
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::file_params;
-use super::remote::{self, FileStat, Install, Kind, ProbeOpts, Staged};
+use super::remote::{self, AttrChange, FileStat, Install, Kind, ProbeOpts, Staged};
 use super::{AttrArgs, BUILTIN, ModeSpec, Wanted, add_path_info, content_diff, validate_command};
 use crate::modules::ParamType::*;
 use crate::modules::source::{
@@ -87,20 +87,6 @@ pub struct PutRequest {
     pub expect_checksum: Option<String>,
 }
 
-/// The source's permission bits, for `mode: preserve`.
-fn preserve_mode(c: &Content, remote_mode: Option<u32>) -> Option<u32> {
-    match c {
-        Content::Local(p) => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| m.permissions().mode() & 0o7777)
-        }
-        Content::Remote(_) => remote_mode,
-        Content::Bytes(_) => None,
-    }
-}
-
 /// `dest` with `name` joined when it ends with `/` (Ansible's trailing-slash rule).
 pub fn join_dest(dest: &str, name: Option<&str>) -> String {
     match name {
@@ -109,7 +95,21 @@ pub fn join_dest(dest: &str, name: Option<&str>) -> String {
     }
 }
 
-pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult {
+/// The source as probed: sha1, size, and its permission bits (for `mode: preserve` and, with
+/// `remote_src`, the new file's mode); inline content has none.
+#[derive(Debug, Clone)]
+struct Source {
+    sum: String,
+    size: u64,
+    mode: Option<u32>,
+}
+
+/// Round trip 1 (or direct file-system calls): the source's checksum and what is at dest.
+async fn probe_put(
+    ctx: &ModuleCtx<'_>,
+    req: &PutRequest,
+    fs: Option<&dyn crate::connection::RemoteFs>,
+) -> Result<(Source, remote::Probe), ModError> {
     let diff_max = ctx.diff.then_some(MAX_DIFF_BYTES);
     let dest_opts = ProbeOpts {
         follow: req.follow,
@@ -119,21 +119,23 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         ..Default::default()
     };
     let first = join_dest(&req.dest, req.basename.as_deref());
-    // Direct file-system calls (SFTP) for content from the controller: a destination that
-    // does not exist yet is found, and any new file installed, without a process on the target.
-    let fs = match &req.content {
-        Content::Remote(_) => None,
-        _ => remote::direct_fs(ctx).await?,
-    };
-    // Source checksum and the destination probe.
-    let (src_sum, src_size, src_mode, probe) = match &req.content {
+    match &req.content {
         Content::Bytes(_) | Content::Local(_) => {
             let (sum, size) = req.content.digest()?.unwrap_or_default();
+            let mode = match &req.content {
+                Content::Local(p) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::metadata(p)
+                        .ok()
+                        .map(|m| m.permissions().mode() & 0o7777)
+                }
+                _ => None,
+            };
             // A symbolic mode needs the target's umask, which only the probe script reports.
-            let direct = match &fs {
+            let direct = match fs {
                 Some(fs) if !matches!(req.wanted.mode, Some(ModeSpec::Symbolic(_))) => {
                     let join = req.basename.as_deref();
-                    remote::probe_direct(fs.as_ref(), &first, join, diff_max).await?
+                    remote::probe_direct(fs, &first, join, diff_max).await?
                 }
                 _ => None,
             };
@@ -141,7 +143,7 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
                 Some(p) => p,
                 None => remote::probe(ctx, &first, &dest_opts).await?,
             };
-            (sum, size, None, probe)
+            Ok((Source { sum, size, mode }, probe))
         }
         Content::Remote(src) => {
             let src_opts = ProbeOpts {
@@ -163,29 +165,65 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
                 .checksum
                 .clone()
                 .ok_or_else(|| ModError::msg(format!("Source {src} not readable")))?;
-            (sum, st.size, Some(st.perm()), dp)
+            let source = Source {
+                sum,
+                size: st.size,
+                mode: Some(st.perm()),
+            };
+            Ok((source, dp))
         }
-    };
+    }
+}
+
+/// What `put_content` does about dest.
+#[derive(Debug)]
+enum PutPlan {
+    /// dest exists and `force` is off: leave it alone.
+    Keep,
+    /// dest (`real`, the file a followed link points to) has the content; only these
+    /// attributes change, maybe none.
+    Same {
+        real: String,
+        stat: FileStat,
+        attrs: AttrChange,
+    },
+    /// New content, installed at `install.dest`.
+    Write {
+        install: Install,
+        /// Where the content goes first (`Staged::Moved`'s path, or the temporary file for
+        /// `Staged::InPlace`); None when it is copied on the target.
+        upload: Option<String>,
+    },
+}
+
+/// Decide from the request, the probed source and dest. `staging_needed`: the content cannot
+/// be written beside dest by the connecting user (become). A pure function apart from the
+/// random temporary names.
+fn plan_put(
+    req: &PutRequest,
+    src: &Source,
+    probe: &remote::Probe,
+    staging_needed: bool,
+) -> Result<PutPlan, ModError> {
     if let Some(want) = &req.expect_checksum
-        && want != &src_sum
+        && want != &src.sum
     {
         let mut result = Outcome::new();
-        result.insert("checksum".into(), src_sum.clone().into());
+        result.insert("checksum".into(), src.sum.clone().into());
         result.insert("expected_checksum".into(), want.clone().into());
         return Err(ModError::Failed {
             msg: "Copied file does not match the expected checksum. Transfer failed.".into(),
             result,
         });
     }
-    if req.wanted.mode == Some(ModeSpec::Preserve) {
-        req.wanted.mode = preserve_mode(&req.content, src_mode).map(ModeSpec::Octal);
+    let mut wanted = req.wanted.clone();
+    if wanted.mode == Some(ModeSpec::Preserve) {
+        wanted.mode = src.mode.map(ModeSpec::Octal);
     }
-
-    let path = probe.path.clone();
-    let lstat = probe.lstat.clone();
-    let is_link = lstat.as_ref().is_some_and(|s| s.kind() == Kind::Link);
-    let current = probe.effective(req.follow).cloned();
-    if current.as_ref().is_some_and(|s| s.kind() == Kind::Dir) {
+    let path = &probe.path;
+    let is_link = probe.lstat.as_ref().is_some_and(|s| s.kind() == Kind::Link);
+    let current = probe.effective(req.follow);
+    if current.is_some_and(|s| s.kind() == Kind::Dir) {
         return Err(ModError::msg(if req.basename.is_none() {
             "can not use content with a dir as dest".to_string()
         } else {
@@ -196,12 +234,9 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
     let comparable = (req.follow || !is_link)
         .then_some(probe.checksum.as_deref())
         .flatten();
-    let decision = source::decide(lstat.is_some(), comparable, &src_sum, req.force);
+    let decision = source::decide(probe.lstat.is_some(), comparable, &src.sum, req.force);
     if decision == Decision::KeepExisting {
-        let mut r = outcome(false);
-        r.insert("dest".into(), req.dest.clone().into());
-        r.insert("src".into(), req.src_label.clone().into());
-        return Ok(r);
+        return Ok(PutPlan::Keep);
     }
     let make_parents = !probe.parent_exists;
     if make_parents && !req.dest.ends_with('/') {
@@ -216,53 +251,16 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
         _ => path.clone(),
     };
     if decision == Decision::Same {
-        let st = current.ok_or_else(|| ModError::msg(format!("{path}: cannot read it")))?;
-        let ch = req.wanted.change_for(&st, probe.umask)?;
-        let changed = !ch.is_empty();
-        let st = if changed && !ctx.check_mode {
-            remote::apply_attrs(ctx, &real, &ch, false).await?.0
-        } else {
-            st
-        };
-        let mut r = outcome(changed);
-        r.insert("dest".into(), real.clone().into());
-        r.insert("path".into(), real.into());
-        r.insert("checksum".into(), src_sum.into());
-        add_path_info(&mut r, &st);
-        return Ok(r);
+        let stat = current
+            .cloned()
+            .ok_or_else(|| ModError::msg(format!("{path}: cannot read it")))?;
+        let attrs = wanted.change_for(&stat, probe.umask)?;
+        return Ok(PutPlan::Same { real, stat, attrs });
     }
-
-    let mut r = outcome(true);
-    if ctx.diff {
-        let before_size = current.as_ref().map(|s| s.size).unwrap_or(0);
-        let before = if current.is_some() {
-            probe.content.as_deref()
-        } else {
-            Some(&b""[..])
-        };
-        let after = req.content.diff_bytes(src_size);
-        r.insert(
-            "diff".into(),
-            content_diff(
-                &real,
-                before,
-                before_size,
-                &req.src_label,
-                after.as_deref(),
-                src_size,
-            ),
-        );
-    }
-    r.insert("dest".into(), real.clone().into());
-    r.insert("checksum".into(), src_sum.clone().into());
-    if ctx.check_mode {
-        return Ok(r);
-    }
-
     let tmp = remote::tmp_beside(&real);
     let staged = match &req.content {
         Content::Remote(src) => Staged::Copied(src.clone()),
-        _ if ctx.become_.is_none() && !make_parents => Staged::InPlace,
+        _ if !staging_needed && !make_parents => Staged::InPlace,
         _ => Staged::Moved(remote::tmp_staging()),
     };
     let upload = match &staged {
@@ -272,33 +270,91 @@ pub async fn put_content(ctx: &ModuleCtx<'_>, mut req: PutRequest) -> ModResult 
     };
     // Replacing keeps the old file's mode and owner (Ansible's atomic_move); remote_src takes
     // the source's mode instead (copystat).
-    let base_mode = match &req.content {
-        Content::Remote(_) => src_mode,
-        _ => current.as_ref().map(FileStat::perm),
+    let remote_src = matches!(req.content, Content::Remote(_));
+    let base_mode = if remote_src {
+        src.mode
+    } else {
+        current.map(FileStat::perm)
     };
-    let keep_owner = match &req.content {
+    let keep_owner = current
+        .filter(|_| !remote_src)
+        .map(|s| format!("{}:{}", s.uid, s.gid));
+    let attrs = wanted.for_new(base_mode.unwrap_or(0o666 & !probe.umask), probe.umask)?;
+    let validate = req.validate.as_deref();
+    Ok(PutPlan::Write {
+        install: Install {
+            dest: real,
+            validate: validate.map(|v| validate_command(v, &tmp)).transpose()?,
+            tmp,
+            staged,
+            base_mode,
+            keep_owner,
+            attrs,
+            backup: req.backup,
+            make_parents,
+            dir_mode: req.directory_mode,
+        },
+        upload,
+    })
+}
+
+/// Put the request's content at its destination: probe, plan, then change only what differs.
+pub async fn put_content(ctx: &ModuleCtx<'_>, req: PutRequest) -> ModResult {
+    // Direct file-system calls (SFTP) for content from the controller: a destination that
+    // does not exist yet is found, and any new file installed, without a process on the target.
+    let fs = match &req.content {
         Content::Remote(_) => None,
-        _ => current.as_ref().map(|s| format!("{}:{}", s.uid, s.gid)),
+        _ => remote::direct_fs(ctx).await?,
     };
-    let attrs = req
-        .wanted
-        .for_new(base_mode.unwrap_or(0o666 & !probe.umask), probe.umask)?;
-    let install = Install {
-        dest: real.clone(),
-        tmp: tmp.clone(),
-        staged,
-        base_mode,
-        keep_owner,
-        attrs,
-        backup: req.backup,
-        validate: req
-            .validate
-            .as_deref()
-            .map(|v| validate_command(v, &tmp))
-            .transpose()?,
-        make_parents,
-        dir_mode: req.directory_mode,
+    let (src, probe) = probe_put(ctx, &req, fs.as_deref()).await?;
+    let (install, upload) = match plan_put(&req, &src, &probe, ctx.become_.is_some())? {
+        PutPlan::Keep => {
+            let mut r = outcome(false);
+            r.insert("dest".into(), req.dest.clone().into());
+            r.insert("src".into(), req.src_label.clone().into());
+            return Ok(r);
+        }
+        PutPlan::Same { real, stat, attrs } => {
+            let changed = !attrs.is_empty();
+            let stat = if changed && !ctx.check_mode {
+                remote::apply_attrs(ctx, &real, &attrs, false).await?.0
+            } else {
+                stat
+            };
+            let mut r = outcome(changed);
+            r.insert("dest".into(), real.clone().into());
+            r.insert("path".into(), real.into());
+            r.insert("checksum".into(), src.sum.into());
+            add_path_info(&mut r, &stat);
+            return Ok(r);
+        }
+        PutPlan::Write { install, upload } => (install, upload),
     };
+    let real = &install.dest;
+    let mut r = outcome(true);
+    if ctx.diff {
+        let current = probe.effective(req.follow);
+        let before_size = current.map(|s| s.size).unwrap_or(0);
+        let before = match current {
+            Some(_) => probe.content.as_deref(),
+            None => Some(&b""[..]),
+        };
+        let after = req.content.diff_bytes(src.size);
+        let diff = content_diff(
+            real,
+            before,
+            before_size,
+            &req.src_label,
+            after.as_deref(),
+            src.size,
+        );
+        r.insert("diff".into(), diff);
+    }
+    r.insert("dest".into(), real.clone().into());
+    r.insert("checksum".into(), src.sum.clone().into());
+    if ctx.check_mode {
+        return Ok(r);
+    }
     let direct = match (&fs, &req.content) {
         (Some(fs), Content::Bytes(b)) => {
             remote::install_direct(fs.as_ref(), FsContent::Bytes(b), &install).await?
@@ -796,6 +852,137 @@ async fn copy_remote(ctx: &ModuleCtx<'_>, src: &str, req: PutRequest) -> ModResu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn put(dest: &str, force: bool, mode: Option<ModeSpec>) -> PutRequest {
+        PutRequest {
+            dest: dest.into(),
+            basename: None,
+            content: Content::Bytes(b"new\n".to_vec()),
+            src_label: String::new(),
+            wanted: Wanted {
+                mode,
+                ..Wanted::default()
+            },
+            force,
+            backup: false,
+            validate: Some("visudo -cf %s".into()),
+            follow: false,
+            directory_mode: None,
+            expect_checksum: None,
+        }
+    }
+
+    fn dest(file: Option<(u32, &str)>) -> remote::Probe {
+        remote::Probe {
+            path: "/etc/app.conf".into(),
+            lstat: file.map(|(mode, _)| FileStat::for_test(0o100000 | mode, 1)),
+            checksum: file.map(|(_, sum)| sum.to_string()),
+            parent_exists: true,
+            umask: 0o022,
+            ..remote::Probe::default()
+        }
+    }
+
+    fn source(sum: &str) -> Source {
+        Source {
+            sum: sum.into(),
+            size: 4,
+            mode: Some(0o750),
+        }
+    }
+
+    #[test]
+    fn same_content_changes_only_attributes_and_force_off_keeps_any_file() {
+        let there = dest(Some((0o644, "aa")));
+        match plan_put(
+            &put("/etc/app.conf", true, None),
+            &source("aa"),
+            &there,
+            false,
+        ) {
+            Ok(PutPlan::Same { real, attrs, .. }) => {
+                assert_eq!(real, "/etc/app.conf");
+                assert!(attrs.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        let preserve = put("/etc/app.conf", true, Some(ModeSpec::Preserve));
+        match plan_put(&preserve, &source("aa"), &there, false) {
+            Ok(PutPlan::Same { attrs, .. }) => assert_eq!(attrs.mode, Some(0o750)),
+            other => panic!("{other:?}"),
+        }
+        let keep = plan_put(
+            &put("/etc/app.conf", false, None),
+            &source("bb"),
+            &there,
+            false,
+        );
+        assert!(matches!(keep, Ok(PutPlan::Keep)));
+        let mut expect = put("/etc/app.conf", true, None);
+        expect.expect_checksum = Some("cc".into());
+        let e = plan_put(&expect, &source("aa"), &there, false).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("does not match the expected checksum")
+        );
+    }
+
+    #[test]
+    fn new_content_is_staged_beside_dest_unless_become_or_missing_parents() {
+        let there = dest(Some((0o640, "aa")));
+        match plan_put(
+            &put("/etc/app.conf", true, None),
+            &source("bb"),
+            &there,
+            false,
+        ) {
+            Ok(PutPlan::Write { install, upload }) => {
+                assert!(matches!(install.staged, Staged::InPlace));
+                assert_eq!(upload.as_deref(), Some(install.tmp.as_str()));
+                assert!(install.tmp.starts_with("/etc/"), "{}", install.tmp);
+                assert_eq!(install.base_mode, Some(0o640));
+                assert_eq!(install.keep_owner.as_deref(), Some("0:0"));
+                let v = install.validate.unwrap();
+                assert!(
+                    v.starts_with("visudo -cf ") && v.contains(&install.tmp),
+                    "{v}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match plan_put(
+            &put("/etc/app.conf", true, None),
+            &source("bb"),
+            &there,
+            true,
+        ) {
+            Ok(PutPlan::Write { install, upload }) => {
+                assert!(matches!(install.staged, Staged::Moved(ref up) if up.starts_with("/tmp/")));
+                assert!(upload.unwrap().starts_with("/tmp/"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut orphan = dest(None);
+        orphan.parent_exists = false;
+        let e = plan_put(
+            &put("/etc/app.conf", true, None),
+            &source("bb"),
+            &orphan,
+            false,
+        );
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "Destination directory /etc does not exist"
+        );
+        let into_dir = plan_put(&put("/etc/new/", true, None), &source("bb"), &orphan, false);
+        match into_dir {
+            Ok(PutPlan::Write { install, .. }) => {
+                assert!(install.make_parents);
+                assert_eq!(install.base_mode, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn dest_resolution() {
