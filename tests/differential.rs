@@ -363,3 +363,53 @@ fn registered_results_carry_failed_and_changed() {
 fn kv_jinja_words_pause_prompt_and_omitted_hosts() {
     compare("kv_pause_omit.yml");
 }
+
+#[test]
+fn with_lookups_nested_together_subelements_sequence_lines_dict_indexed() {
+    compare("with_lookups.yml");
+}
+
+#[test]
+fn unknown_with_lookup_is_refused_at_load_naming_it() {
+    let w = Work::new();
+    w.local_inventory(1);
+    w.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - debug: msg={{ item }}\n      with_foo: [1]\n",
+    );
+    w.mixop(&["check", "pb.yml", "-i", "inventory.yml"])
+        .exits(3)
+        .says("pb.yml:4:7")
+        .says("the lookup plugin `foo` is not supported by mixop");
+}
+
+#[test]
+fn sequence_errors_match_ansible() {
+    // ansible-core 2.19 types sequence's numbers as integers through its config layer:
+    // hexadecimal is refused, `010` is ten; a backwards range needs a negative stride.
+    let w = Work::new();
+    w.local_inventory(1);
+    for (term, says) in [
+        (
+            "start=0x10 count=2",
+            "Invalid value provided for 'integer': '0x10'",
+        ),
+        ("start=5 end=1", "to count backwards make stride negative"),
+        (
+            "end=3 foo=1",
+            "unrecognized arguments to with_sequence: ['foo']",
+        ),
+        ("start=1", "must specify count or end in with_sequence"),
+        ("end=3 format=%d%d", "bad formatting string: %d%d"),
+    ] {
+        w.write(
+            "pb.yml",
+            &format!(
+                "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg={{{{ item }}}}\n      with_sequence: {term}\n"
+            ),
+        );
+        w.mixop(&["run", "pb.yml", "-i", "inventory.yml"])
+            .exits(2)
+            .says(says);
+    }
+}

@@ -110,14 +110,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "set facts on the delegated host with a task of its own",
     ),
     ("order", "order hosts in the inventory"),
-    ("with_sequence", "use loop: \"{{ range(...) | list }}\""),
-    ("with_nested", "use loop with the product filter"),
-    ("with_subelements", "use loop with the subelements filter"),
-    ("with_together", "use loop with the zip filter"),
-    (
-        "with_lines",
-        "register a command and loop over stdout_lines",
-    ),
     ("become_flags", "not supported"),
     ("become_exe", "not supported"),
 ];
@@ -125,20 +117,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 /// The task variable that carries a `with_<lookup>` loop's terms to its lookup.
 const LOOKUP_TERMS: &str = "_mixop_lookup_terms";
 
-/// Lookups that `with_<lookup>` loops over (the other `with_*` keywords are in
-/// `LOOP_KEYWORDS` or refused by name in `UNSUPPORTED`).
-const WITH_LOOKUPS: &[&str] = &["first_found", "fileglob"];
-
-/// The keywords that give a task its loop.
-const LOOP_KEYWORDS: &[&str] = &[
-    "loop",
-    "with_items",
-    "with_list",
-    "with_dict",
-    "with_indexed_items",
-    "with_first_found",
-    "with_fileglob",
-];
+/// Whether `k` gives a task its loop: `loop`, or `with_<name>` for any name (a lookup mixop
+/// lacks is refused by `loop_keyword`, naming it).
+fn is_loop_keyword(k: &str) -> bool {
+    k == "loop" || k.strip_prefix("with_").is_some_and(|l| !l.is_empty())
+}
 
 pub struct Loader<'t> {
     templar: &'t Templar,
@@ -913,7 +896,7 @@ impl Loader<'_> {
                 "until" => task.until = self.conditions(v, "until")?,
                 "changed_when" => task.changed_when = Some(self.conditions(v, "changed_when")?),
                 "failed_when" => task.failed_when = Some(self.conditions(v, "failed_when")?),
-                k if LOOP_KEYWORDS.contains(&k) => {
+                k if is_loop_keyword(k) => {
                     if task.loop_.is_some() {
                         return Err(Diag::input("a task can have only one loop").at(&knode.loc));
                     }
@@ -996,11 +979,25 @@ impl Loader<'_> {
     ) -> Result<Value> {
         self.check_node_templates(v)?;
         if let Some(lookup) = k.strip_prefix("with_")
-            && WITH_LOOKUPS.contains(&lookup)
+            && lookup != "items"
         {
+            if !crate::template::lookups::is_supported(lookup) {
+                return Err(Diag::input(format!(
+                    "`{k}`: the lookup plugin `{lookup}` is not supported by mixop"
+                ))
+                .at(&knode.loc)
+                .label("unknown lookup")
+                .hint(format!(
+                    "mixop's lookups: {}",
+                    crate::template::lookups::SUPPORTED.join(", ")
+                )));
+            }
+            // ansible-core: `with_X: terms` runs lookup X with `terms` as its list of terms
+            // (a string is templated first, a non-list is one term).
             vars.insert(LOOKUP_TERMS.into(), v.to_value());
             return Ok(Value::String(format!(
-                "{{{{ query('{lookup}', {LOOKUP_TERMS}) }}}}"
+                "{{{{ {}('{lookup}', {LOOKUP_TERMS}) }}}}",
+                crate::template::lookups::WITH_FUNCTION
             )));
         }
         let value = match (k, v.to_value()) {
@@ -1008,19 +1005,7 @@ impl Loader<'_> {
                 Value::String(wrap_expr(&s, "| flatten(levels=1)"))
             }
             ("with_items", Value::Array(a)) => Value::Array(flatten_once(a)),
-            ("with_dict", Value::String(s)) => Value::String(wrap_expr(&s, "| dict2items")),
-            ("with_indexed_items", _) => {
-                return Err(unknown_key("with_indexed_items", knode, &[], "task")
-                    .hint("use loop with loop_control.index_var"));
-            }
             (_, v2 @ (Value::Array(_) | Value::String(_))) => v2,
-            ("with_dict", Value::Object(_)) => {
-                return Err(
-                    Diag::input("`with_dict` with an inline mapping is not supported")
-                        .at(&v.loc)
-                        .hint("use loop: \"{{ mapping | dict2items }}\""),
-                );
-            }
             (_, other) => {
                 return Err(Diag::input(format!(
                     "`{k}` needs a list or a template that yields one, found {}",
