@@ -413,3 +413,23 @@ fn sequence_errors_match_ansible() {
             .says(says);
     }
 }
+
+#[test]
+fn pause_runs_once_per_play_on_the_first_host() {
+    compare("pause_once.yml");
+    // One wait, not one per host: with one fork, three waits would take three seconds.
+    let w = Work::new();
+    inventory(&w, &venv().join("bin/python"));
+    w.write(
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - pause: seconds=1\n",
+    );
+    let t0 = std::time::Instant::now();
+    w.mixop(&["run", "pb.yml", "-i", "inventory.yml", "--forks", "1"])
+        .ok();
+    let took = t0.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1900),
+        "pause took {took:?} for 3 hosts with one fork"
+    );
+}
