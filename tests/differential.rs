@@ -99,6 +99,11 @@ fn fixture_dir(name: &str) -> (String, Vec<(String, String)>) {
 
 /// Runs both tools on a fixture and compares exit codes, recaps and files; returns both stdouts.
 fn compare_runs(fixture_name: &str) -> (String, String) {
+    compare_runs_with(fixture_name, &[])
+}
+
+/// `compare_runs` with the same extra command-line arguments given to both tools.
+fn compare_runs_with(fixture_name: &str, args: &[&str]) -> (String, String) {
     let (text, files) = if fixture_name.ends_with(".yml") {
         (fixture(fixture_name), Vec::new())
     } else {
@@ -111,13 +116,15 @@ fn compare_runs(fixture_name: &str) -> (String, String) {
         a.write(rel, content);
         m.write(rel, content);
     }
-    let out = ansible(&a, &text, &[]);
+    let out = ansible(&a, &text, args);
     let ansible_stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let ansible_code = out.status.code().unwrap_or(-1);
     // mixop's run.
     inventory(&m, &venv.join("bin/python"));
     m.write("pb.yml", &text);
-    let r = m.mixop(&["run", "pb.yml", "-i", "inventory.yml"]);
+    let mut margs = vec!["run", "pb.yml", "-i", "inventory.yml"];
+    margs.extend_from_slice(args);
+    let r = m.mixop(&margs);
     let ctx = format!(
         "--- ansible (exit {ansible_code})\n{ansible_stdout}\n--- mixop\n{}",
         r.all()
@@ -431,5 +438,16 @@ fn pause_runs_once_per_play_on_the_first_host() {
     assert!(
         took < std::time::Duration::from_millis(1900),
         "pause took {took:?} for 3 hosts with one fork"
+    );
+}
+
+#[test]
+fn vars_prompt_without_a_terminal_takes_defaults_and_extra_vars() {
+    let (ansible, mixop) = compare_runs_with("vars_prompt.yml", &["-e", "given=G"]);
+    // Both say why nothing was asked (ansible-playbook on stderr, which compare_runs does
+    // not keep; mixop's warnings go to stdout).
+    assert!(
+        mixop.contains("Not prompting as we are not in interactive mode"),
+        "--- ansible\n{ansible}\n--- mixop\n{mixop}"
     );
 }

@@ -17,6 +17,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "name",
     "hosts",
     "vars",
+    "vars_prompt",
     "vars_files",
     "gather_facts",
     "serial",
@@ -103,7 +104,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "use short module names or fully qualified ones",
     ),
     ("module_defaults", "set the arguments on each task"),
-    ("vars_prompt", "pass values with -e"),
     ("include", "use include_tasks or import_tasks"),
     (
         "delegate_facts",
@@ -447,6 +447,7 @@ impl Loader<'_> {
         let mut play = Play {
             named: false,
             loc: node.loc.clone(),
+            vars_prompt: Vec::new(),
             name: String::new(),
             hosts: String::new(),
             dir: dir.to_path_buf(),
@@ -484,6 +485,11 @@ impl Loader<'_> {
                     }
                 }
                 "vars" => crate::value::merge(&mut play.vars, &vars_map(v, "vars")?, false),
+                "vars_prompt" => {
+                    for entry in v.expect_seq("vars_prompt")? {
+                        play.vars_prompt.push(self.var_prompt(entry)?);
+                    }
+                }
                 "vars_files" => {
                     for f in v.expect_seq("vars_files")? {
                         let candidates = match &f.kind {
@@ -965,6 +971,73 @@ impl Loader<'_> {
         };
         self.action(&mut task, &name, &knode, &args_node, args_kw.as_ref())?;
         Ok(task)
+    }
+
+    /// One `vars_prompt` entry. `encrypt` (and its `salt`/`salt_size`) is refused: mixop has
+    /// no passlib-compatible hashing to give the same result Ansible would.
+    fn var_prompt(&mut self, entry: &Node) -> Result<crate::playbook::VarPrompt> {
+        let mut vp = crate::playbook::VarPrompt {
+            name: String::new(),
+            prompt: String::new(),
+            default: None,
+            private: true,
+            confirm: false,
+            unsafe_: false,
+        };
+        let mut prompt = None;
+        for (k, knode, v) in keys_of(entry, "a vars_prompt entry")? {
+            match k.as_str() {
+                "name" => vp.name = string_of(&v, "name")?,
+                "prompt" => {
+                    let s = string_of(&v, "prompt")?;
+                    self.check_template(&s, &v.loc)?;
+                    prompt = Some(s);
+                }
+                "default" => {
+                    self.check_node_templates(&v)?;
+                    vp.default = Some(v.to_value());
+                }
+                "private" => vp.private = bool_of(&v, "private")?,
+                "confirm" => vp.confirm = bool_of(&v, "confirm")?,
+                "unsafe" => vp.unsafe_ = bool_of(&v, "unsafe")?,
+                "encrypt" | "salt" | "salt_size" => {
+                    return Err(Diag::input(format!(
+                        "vars_prompt: `{k}` is not supported by mixop"
+                    ))
+                    .at(&knode.loc)
+                    .label("not supported")
+                    .hint(
+                        "mixop cannot hash the answer as Ansible's passlib would; prompt for \
+                         the plain value and hash it in a task (or pass the hash with -e)",
+                    ));
+                }
+                other => {
+                    let known = [
+                        "name",
+                        "prompt",
+                        "default",
+                        "private",
+                        "confirm",
+                        "unsafe",
+                        "encrypt",
+                        "salt",
+                        "salt_size",
+                    ];
+                    let mut d = Diag::input(format!("unknown vars_prompt key `{other}`"))
+                        .at(&knode.loc)
+                        .label("unknown key");
+                    if let Some(s) = did_you_mean(other, &known) {
+                        d = d.hint(format!("did you mean `{s}`?"));
+                    }
+                    return Err(d);
+                }
+            }
+        }
+        if vp.name.is_empty() {
+            return Err(Diag::input("a vars_prompt entry needs `name`").at(&entry.loc));
+        }
+        vp.prompt = prompt.unwrap_or_else(|| vp.name.clone());
+        Ok(vp)
     }
 
     /// A loop keyword's value as the loop the engine runs. `with_items` flattens one level,
