@@ -186,6 +186,19 @@ pub fn mask_value(v: &mut Value) {
 /// Reads the controlling terminal a byte at a time: a buffered reader would swallow what was
 /// typed ahead for the next question (`-k` then `-K`).
 pub fn ask(prompt: &str, what: &str, hint: &str) -> Result<String, crate::diag::Diag> {
+    let line = ask_tty(prompt, what, hint, false)?;
+    register(&line);
+    Ok(line)
+}
+
+/// Asks on the controlling terminal, echoing what is typed when `echo` (nothing is
+/// registered as a secret).
+pub fn ask_tty(
+    prompt: &str,
+    what: &str,
+    hint: &str,
+    echo: bool,
+) -> Result<String, crate::diag::Diag> {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let no_tty = || {
@@ -206,7 +219,11 @@ pub fn ask(prompt: &str, what: &str, hint: &str) -> Result<String, crate::diag::
         return Err(no_tty());
     }
     let mut quiet = saved;
-    quiet.c_lflag &= !libc::ECHO;
+    if echo {
+        quiet.c_lflag |= libc::ECHO;
+    } else {
+        quiet.c_lflag &= !libc::ECHO;
+    }
     tty.write_all(prompt.as_bytes()).map_err(|_| no_tty())?;
     // SAFETY: `quiet` is the terminal's own settings with echo off.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
@@ -224,12 +241,12 @@ pub fn ask(prompt: &str, what: &str, hint: &str) -> Result<String, crate::diag::
     // SAFETY: puts back the settings read above.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
     read.map_err(|_| no_tty())?;
-    let _ = tty.write_all(b"\n");
-    let line = String::from_utf8_lossy(&line)
+    if !echo {
+        let _ = tty.write_all(b"\n");
+    }
+    Ok(String::from_utf8_lossy(&line)
         .trim_end_matches('\r')
-        .to_string();
-    register(&line);
-    Ok(line)
+        .to_string())
 }
 
 #[cfg(test)]

@@ -253,6 +253,8 @@ impl Engine {
 
     async fn run_play(&self, play: &Play) -> Result<(), Diag> {
         let extra = &self.opts.extra_vars;
+        // ansible-core asks before it looks at the play's hosts.
+        let prompted = self.prompt_vars(play)?;
         let (pattern, mut hosts) = play_hosts(
             &self.inv(),
             &self.templar,
@@ -277,7 +279,7 @@ impl Engine {
             });
             return Ok(());
         }
-        let (play_vars, warnings) = play_vars(&self.templar, play, extra)?;
+        let (play_vars, warnings) = play_vars_with(&self.templar, play, extra, &prompted)?;
         for message in warnings {
             self.emit(Event::Warning { message });
         }
@@ -309,6 +311,87 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// `vars_prompt`: each variable not given with `-e`, asked on the terminal (prompt and
+    /// default templated with the play's variables). Without an interactive stdin nothing is
+    /// asked, as in ansible-core 2.19: a warning, and the default, or the string `None` when
+    /// there is no default (Python's `str(None)`, which is what 2.19 stores).
+    fn prompt_vars(&self, play: &Play) -> Result<Map<String, Value>, Diag> {
+        use std::io::IsTerminal;
+        let mut answers = Map::new();
+        if play.vars_prompt.is_empty() {
+            return Ok(answers);
+        }
+        let extra = &self.opts.extra_vars;
+        let (mut ctx, _) = play_vars(&self.templar, play, extra)?;
+        crate::value::merge(&mut ctx, extra, false);
+        let interactive = std::io::stdin().is_terminal();
+        for vp in &play.vars_prompt {
+            if extra.contains_key(&vp.name) {
+                continue;
+            }
+            let render = |s: &str| {
+                self.templar.render_str(s, &extra_only(&ctx)).map_err(|e| {
+                    Diag::input(format!("vars_prompt `{}`: {}", vp.name, e.message)).at(&play.loc)
+                })
+            };
+            let prompt = render(&vp.prompt)?;
+            let default = match &vp.default {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(render(s)?),
+                Some(other) => Some(crate::template::pyfmt::py_repr_json(other)),
+            };
+            let mut answer = if interactive {
+                let msg = match (&default, prompt.is_empty()) {
+                    (Some(d), false) => format!("{prompt} [{d}]: "),
+                    (None, false) => format!("{prompt}: "),
+                    (_, true) => format!("input for {}: ", vp.name),
+                };
+                let what = format!("`{}` (vars_prompt)", vp.name);
+                let hint = format!("give it with -e {}=...", vp.name);
+                let ask = |m: &str| crate::secret::ask_tty(m, &what, &hint, !vp.private);
+                loop {
+                    let first = ask(&msg)?;
+                    if !vp.confirm || ask(&format!("confirm {msg}"))? == first {
+                        break first;
+                    }
+                    let _ = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/tty")
+                        .and_then(|mut t| {
+                            std::io::Write::write_all(
+                                &mut t,
+                                b"***** VALUES ENTERED DO NOT MATCH ****\n",
+                            )
+                        });
+                }
+            } else {
+                self.emit(Event::Warning {
+                    message: "Not prompting as we are not in interactive mode".into(),
+                });
+                String::new()
+            };
+            // A private answer that was typed is kept out of mixop's output (ansible-core
+            // would print it if a task showed it); defaults are not secrets.
+            if vp.private && !answer.is_empty() {
+                crate::secret::register(&answer);
+            }
+            if answer.is_empty() {
+                answer = default.unwrap_or_else(|| {
+                    if interactive {
+                        String::new()
+                    } else {
+                        "None".into()
+                    }
+                });
+            }
+            answers.insert(
+                vp.name.clone(),
+                Value::String(untemplated(&answer, vp.unsafe_)?),
+            );
+        }
+        Ok(answers)
     }
 
     /// The hosts of the batch whose facts the play gathers first: `gather_facts` when the play
@@ -556,6 +639,20 @@ impl Engine {
     }
 }
 
+/// A `vars_prompt` answer as a play variable: as typed, or with `unsafe` kept from being
+/// templated (a raw block around it; an answer that would end the block is refused).
+fn untemplated(answer: &str, unsafe_: bool) -> Result<String, Diag> {
+    if !unsafe_ || !crate::template::is_template(answer) {
+        return Ok(answer.to_string());
+    }
+    if answer.contains("endraw") {
+        return Err(Diag::input(
+            "vars_prompt: an `unsafe` answer containing `endraw` cannot be kept untemplated",
+        ));
+    }
+    Ok(format!("{{% raw %}}{answer}{{% endraw %}}"))
+}
+
 /// Extra vars alone, for what is templated before a play has variables of its own.
 fn extra_only(extra_vars: &Map<String, Value>) -> Vars {
     Vars {
@@ -598,7 +695,18 @@ pub(crate) fn play_vars(
     play: &Play,
     extra_vars: &Map<String, Value>,
 ) -> Result<(Map<String, Value>, Vec<String>), Diag> {
+    play_vars_with(templar, play, extra_vars, &Map::new())
+}
+
+/// `play_vars` with the `vars_prompt` answers, which are play vars (below `vars_files`).
+fn play_vars_with(
+    templar: &Templar,
+    play: &Play,
+    extra_vars: &Map<String, Value>,
+    prompted: &Map<String, Value>,
+) -> Result<(Map<String, Value>, Vec<String>), Diag> {
     let mut vars = play.vars.clone();
+    crate::value::merge(&mut vars, prompted, false);
     let mut warnings = Vec::new();
     for (candidates, loc) in &play.vars_files {
         let mut ctx_map = vars.clone();

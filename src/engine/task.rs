@@ -190,8 +190,11 @@ impl Engine {
             }
             TaskKind::Module { .. } => {}
         }
-        // add_host runs once per task, for the first host (ansible-core's BYPASS_HOST_LOOP).
-        let bypass = matches!(&task.kind, TaskKind::Module { module, .. } if module.def().name == "add_host");
+        // add_host and pause run once per task, for the first host (ansible-core's
+        // BYPASS_HOST_LOOP). Unlike run_once's, their result is only the first host's: 2.19
+        // registers it (and counts it in the recap) for that host alone.
+        let bypass = matches!(&task.kind, TaskKind::Module { module, .. }
+            if matches!(module.def().name, "add_host" | "pause"));
         let run_once = opts.run_once.unwrap_or(false) || bypass;
         let run_hosts = if run_once { &hosts[..1] } else { hosts };
         let futs = run_hosts.iter().map(|h| {

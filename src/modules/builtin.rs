@@ -695,7 +695,21 @@ impl Module for Pause {
             (t0.elapsed().as_secs_f64().round() as i64).into(),
         );
         r.insert("echo".into(), true.into());
-        r.insert("stdout".into(), format!("Paused for {secs} seconds").into());
+        // ansible-core: `Paused for <round(elapsed, 2)> seconds` (minutes for `minutes`).
+        let elapsed = t0.elapsed().as_secs_f64();
+        let shown = if what == "minutes" {
+            elapsed / 60.0
+        } else {
+            elapsed
+        };
+        r.insert(
+            "stdout".into(),
+            format!(
+                "Paused for {} {what}",
+                crate::template::pyfmt::py_float((shown * 100.0).round() / 100.0)
+            )
+            .into(),
+        );
         Ok(r)
     }
 }

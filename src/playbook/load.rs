@@ -17,6 +17,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "name",
     "hosts",
     "vars",
+    "vars_prompt",
     "vars_files",
     "gather_facts",
     "serial",
@@ -103,21 +104,12 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "use short module names or fully qualified ones",
     ),
     ("module_defaults", "set the arguments on each task"),
-    ("vars_prompt", "pass values with -e"),
     ("include", "use include_tasks or import_tasks"),
     (
         "delegate_facts",
         "set facts on the delegated host with a task of its own",
     ),
     ("order", "order hosts in the inventory"),
-    ("with_sequence", "use loop: \"{{ range(...) | list }}\""),
-    ("with_nested", "use loop with the product filter"),
-    ("with_subelements", "use loop with the subelements filter"),
-    ("with_together", "use loop with the zip filter"),
-    (
-        "with_lines",
-        "register a command and loop over stdout_lines",
-    ),
     ("become_flags", "not supported"),
     ("become_exe", "not supported"),
 ];
@@ -125,20 +117,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 /// The task variable that carries a `with_<lookup>` loop's terms to its lookup.
 const LOOKUP_TERMS: &str = "_mixop_lookup_terms";
 
-/// Lookups that `with_<lookup>` loops over (the other `with_*` keywords are in
-/// `LOOP_KEYWORDS` or refused by name in `UNSUPPORTED`).
-const WITH_LOOKUPS: &[&str] = &["first_found", "fileglob"];
-
-/// The keywords that give a task its loop.
-const LOOP_KEYWORDS: &[&str] = &[
-    "loop",
-    "with_items",
-    "with_list",
-    "with_dict",
-    "with_indexed_items",
-    "with_first_found",
-    "with_fileglob",
-];
+/// Whether `k` gives a task its loop: `loop`, or `with_<name>` for any name (a lookup mixop
+/// lacks is refused by `loop_keyword`, naming it).
+fn is_loop_keyword(k: &str) -> bool {
+    k == "loop" || k.strip_prefix("with_").is_some_and(|l| !l.is_empty())
+}
 
 pub struct Loader<'t> {
     templar: &'t Templar,
@@ -464,6 +447,7 @@ impl Loader<'_> {
         let mut play = Play {
             named: false,
             loc: node.loc.clone(),
+            vars_prompt: Vec::new(),
             name: String::new(),
             hosts: String::new(),
             dir: dir.to_path_buf(),
@@ -501,6 +485,11 @@ impl Loader<'_> {
                     }
                 }
                 "vars" => crate::value::merge(&mut play.vars, &vars_map(v, "vars")?, false),
+                "vars_prompt" => {
+                    for entry in v.expect_seq("vars_prompt")? {
+                        play.vars_prompt.push(self.var_prompt(entry)?);
+                    }
+                }
                 "vars_files" => {
                     for f in v.expect_seq("vars_files")? {
                         let candidates = match &f.kind {
@@ -913,7 +902,7 @@ impl Loader<'_> {
                 "until" => task.until = self.conditions(v, "until")?,
                 "changed_when" => task.changed_when = Some(self.conditions(v, "changed_when")?),
                 "failed_when" => task.failed_when = Some(self.conditions(v, "failed_when")?),
-                k if LOOP_KEYWORDS.contains(&k) => {
+                k if is_loop_keyword(k) => {
                     if task.loop_.is_some() {
                         return Err(Diag::input("a task can have only one loop").at(&knode.loc));
                     }
@@ -984,6 +973,73 @@ impl Loader<'_> {
         Ok(task)
     }
 
+    /// One `vars_prompt` entry. `encrypt` (and its `salt`/`salt_size`) is refused: mixop has
+    /// no passlib-compatible hashing to give the same result Ansible would.
+    fn var_prompt(&mut self, entry: &Node) -> Result<crate::playbook::VarPrompt> {
+        let mut vp = crate::playbook::VarPrompt {
+            name: String::new(),
+            prompt: String::new(),
+            default: None,
+            private: true,
+            confirm: false,
+            unsafe_: false,
+        };
+        let mut prompt = None;
+        for (k, knode, v) in keys_of(entry, "a vars_prompt entry")? {
+            match k.as_str() {
+                "name" => vp.name = string_of(&v, "name")?,
+                "prompt" => {
+                    let s = string_of(&v, "prompt")?;
+                    self.check_template(&s, &v.loc)?;
+                    prompt = Some(s);
+                }
+                "default" => {
+                    self.check_node_templates(&v)?;
+                    vp.default = Some(v.to_value());
+                }
+                "private" => vp.private = bool_of(&v, "private")?,
+                "confirm" => vp.confirm = bool_of(&v, "confirm")?,
+                "unsafe" => vp.unsafe_ = bool_of(&v, "unsafe")?,
+                "encrypt" | "salt" | "salt_size" => {
+                    return Err(Diag::input(format!(
+                        "vars_prompt: `{k}` is not supported by mixop"
+                    ))
+                    .at(&knode.loc)
+                    .label("not supported")
+                    .hint(
+                        "mixop cannot hash the answer as Ansible's passlib would; prompt for \
+                         the plain value and hash it in a task (or pass the hash with -e)",
+                    ));
+                }
+                other => {
+                    let known = [
+                        "name",
+                        "prompt",
+                        "default",
+                        "private",
+                        "confirm",
+                        "unsafe",
+                        "encrypt",
+                        "salt",
+                        "salt_size",
+                    ];
+                    let mut d = Diag::input(format!("unknown vars_prompt key `{other}`"))
+                        .at(&knode.loc)
+                        .label("unknown key");
+                    if let Some(s) = did_you_mean(other, &known) {
+                        d = d.hint(format!("did you mean `{s}`?"));
+                    }
+                    return Err(d);
+                }
+            }
+        }
+        if vp.name.is_empty() {
+            return Err(Diag::input("a vars_prompt entry needs `name`").at(&entry.loc));
+        }
+        vp.prompt = prompt.unwrap_or_else(|| vp.name.clone());
+        Ok(vp)
+    }
+
     /// A loop keyword's value as the loop the engine runs. `with_items` flattens one level,
     /// `with_dict` goes through dict2items, and `with_<lookup>` queries the lookup with its
     /// terms, which ride in a task variable (`vars`) so templates in them render lazily.
@@ -996,11 +1052,25 @@ impl Loader<'_> {
     ) -> Result<Value> {
         self.check_node_templates(v)?;
         if let Some(lookup) = k.strip_prefix("with_")
-            && WITH_LOOKUPS.contains(&lookup)
+            && lookup != "items"
         {
+            if !crate::template::lookups::is_supported(lookup) {
+                return Err(Diag::input(format!(
+                    "`{k}`: the lookup plugin `{lookup}` is not supported by mixop"
+                ))
+                .at(&knode.loc)
+                .label("unknown lookup")
+                .hint(format!(
+                    "mixop's lookups: {}",
+                    crate::template::lookups::SUPPORTED.join(", ")
+                )));
+            }
+            // ansible-core: `with_X: terms` runs lookup X with `terms` as its list of terms
+            // (a string is templated first, a non-list is one term).
             vars.insert(LOOKUP_TERMS.into(), v.to_value());
             return Ok(Value::String(format!(
-                "{{{{ query('{lookup}', {LOOKUP_TERMS}) }}}}"
+                "{{{{ {}('{lookup}', {LOOKUP_TERMS}) }}}}",
+                crate::template::lookups::WITH_FUNCTION
             )));
         }
         let value = match (k, v.to_value()) {
@@ -1008,19 +1078,7 @@ impl Loader<'_> {
                 Value::String(wrap_expr(&s, "| flatten(levels=1)"))
             }
             ("with_items", Value::Array(a)) => Value::Array(flatten_once(a)),
-            ("with_dict", Value::String(s)) => Value::String(wrap_expr(&s, "| dict2items")),
-            ("with_indexed_items", _) => {
-                return Err(unknown_key("with_indexed_items", knode, &[], "task")
-                    .hint("use loop with loop_control.index_var"));
-            }
             (_, v2 @ (Value::Array(_) | Value::String(_))) => v2,
-            ("with_dict", Value::Object(_)) => {
-                return Err(
-                    Diag::input("`with_dict` with an inline mapping is not supported")
-                        .at(&v.loc)
-                        .hint("use loop: \"{{ mapping | dict2items }}\""),
-                );
-            }
             (_, other) => {
                 return Err(Diag::input(format!(
                     "`{k}` needs a list or a template that yields one, found {}",

@@ -24,8 +24,25 @@ pub enum Serial {
     Percent(f64),
 }
 
+/// One `vars_prompt` entry of a play.
+#[derive(Debug, Clone)]
+pub struct VarPrompt {
+    pub name: String,
+    /// The question (templated with the play's variables); Ansible's default is the name.
+    pub prompt: String,
+    /// Templated like the prompt; the answer when none is given.
+    pub default: Option<Value>,
+    /// No echo while typing (Ansible's default); the answer is also kept out of all output.
+    pub private: bool,
+    pub confirm: bool,
+    /// The answer is never templated (otherwise `{{ }}` in it is rendered, as in Ansible).
+    pub unsafe_: bool,
+}
+
 pub struct Play {
     pub loc: Loc,
+    /// `vars_prompt`: asked once when the play starts, unless given with `-e`.
+    pub vars_prompt: Vec<VarPrompt>,
     pub name: String,
     /// `name:` was given (otherwise `name` is the host pattern).
     pub named: bool,

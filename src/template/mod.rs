@@ -35,7 +35,7 @@
 mod filters;
 mod fqcn;
 mod ipaddr;
-mod lookups;
+pub(crate) mod lookups;
 mod objects;
 pub(crate) mod pyfmt;
 pub(crate) use pyfmt::py_repr_json;
